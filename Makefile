@@ -1,0 +1,215 @@
+# libvrev — plain GNU make build.
+#
+#   make [all]            libvrev.a, libvrev.so.0 and the vrev binary (in $(BUILD)/)
+#   make check            build and run every test (cmocka units, fuzz corpus replays, CLI tests)
+#   make asan             the same under ASan+UBSan (clang), in build/asan
+#   make fuzz             libFuzzer targets (clang) in build/fuzz
+#   make install          PREFIX=/usr/local DESTDIR= ; make uninstall
+#   make clean
+#
+# Options: CRYPTO=auto|openssl|mbedtls (auto prefers OpenSSL), BUILD=dir, CC=..., V=1
+
+VERSION_H := include/vrev/version.h
+VERSION_MAJOR := $(shell sed -n 's/^\#define VREV_VERSION_MAJOR \([0-9]*\).*/\1/p' $(VERSION_H))
+VERSION_MINOR := $(shell sed -n 's/^\#define VREV_VERSION_MINOR \([0-9]*\).*/\1/p' $(VERSION_H))
+VERSION_PATCH := $(shell sed -n 's/^\#define VREV_VERSION_PATCH \([0-9]*\).*/\1/p' $(VERSION_H))
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+BINDIR ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+BUILD ?= build
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+
+# --- crypto backend (DESIGN.md §7) -------------------------------------------------------------
+CRYPTO ?= auto
+ifeq ($(CRYPTO),auto)
+  ifeq ($(shell $(PKG_CONFIG) --exists libcrypto libssl && echo yes),yes)
+    override CRYPTO := openssl
+  else
+    override CRYPTO := mbedtls
+  endif
+endif
+ifeq ($(CRYPTO),openssl)
+  CRYPTO_CFLAGS := -DVREV_CRYPTO_OPENSSL $(shell $(PKG_CONFIG) --cflags libcrypto libssl 2>/dev/null)
+  CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libssl libcrypto 2>/dev/null || echo -lssl -lcrypto)
+  PC_REQUIRES_PRIVATE := libssl libcrypto
+  PC_LIBS_PRIVATE :=
+else ifeq ($(CRYPTO),mbedtls)
+  CRYPTO_CFLAGS := -DVREV_CRYPTO_MBEDTLS
+  CRYPTO_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto
+  PC_REQUIRES_PRIVATE :=
+  PC_LIBS_PRIVATE := -lmbedtls -lmbedx509 -lmbedcrypto
+else
+  $(error CRYPTO must be auto, openssl or mbedtls (got '$(CRYPTO)'))
+endif
+
+EVENT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
+EVENT_LIBS := $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null || echo -levent)
+JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+# --- flags -------------------------------------------------------------------------------------
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings -Wformat=2 -Werror
+OPT ?= -O2 -g
+SAN_FLAGS :=
+ifeq ($(SANITIZE),1)
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  OPT := -O1 -g
+endif
+CPPFLAGS_ALL := -Iinclude -Ilib -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(CRYPTO_CFLAGS) \
+	$(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(CPPFLAGS)
+CFLAGS_ALL := -std=c11 $(WARN) $(OPT) -fPIC -fvisibility=hidden $(SAN_FLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SAN_FLAGS) $(LDFLAGS)
+LIBS_ALL := $(CRYPTO_LIBS) $(EVENT_LIBS) $(JANSSON_LIBS)
+
+ifneq ($(V),1)
+  Q := @
+endif
+
+# --- sources -----------------------------------------------------------------------------------
+LIB_SRCS := $(sort $(wildcard lib/*/*.c))
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_HELPERS := $(filter-out $(UNIT_SRCS),$(wildcard tests/unit/*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
+REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+STATIC_LIB := $(BUILD)/libvrev.a
+SONAME := libvrev.so.$(VERSION_MAJOR)
+SHARED_LIB := $(BUILD)/libvrev.so.$(VERSION)
+VREV_BIN := $(BUILD)/vrev
+
+.PHONY: all lib cli examples check unit replay clitest asan fuzz install uninstall clean bench
+
+all: lib cli
+
+lib: $(STATIC_LIB) $(BUILD)/$(SONAME) $(BUILD)/libvrev.so
+
+cli: $(VREV_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(STATIC_LIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJS) lib/libvrev.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libvrev.map \
+		-Wl,-z,relro,-z,now -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $(LIB_OBJS) $(LIBS_ALL)
+
+$(BUILD)/$(SONAME): $(SHARED_LIB)
+	$(Q)ln -sf $(notdir $<) $@
+
+$(BUILD)/libvrev.so: $(BUILD)/$(SONAME)
+	$(Q)ln -sf $(notdir $<) $@
+
+$(VREV_BIN): $(CLI_OBJS) $(STATIC_LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LIBS_ALL)
+
+# --- tests -------------------------------------------------------------------------------------
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJS) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_HELPER_OBJS) $(STATIC_LIB) $(LIBS_ALL) $(CMOCKA_LIBS)
+
+$(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+check: unit replay clitest exports headers
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; \
+		VREV_VECTORS=tests/vectors $$t; done
+
+replay: $(REPLAY_BINS)
+	@set -e; for t in $(REPLAY_BINS); do name=$${t##*/replay_}; \
+		$$t tests/fuzz/corpus/$$name; done
+
+clitest: $(VREV_BIN)
+	VREV_BIN=$(VREV_BIN) VREV_BUILD=$(BUILD) CRYPTO=$(CRYPTO) $(PYTHON) -m pytest -q tests/cli
+
+# Only vrev_* may be exported from the shared library.
+exports: $(BUILD)/$(SONAME)
+	@bad=$$(nm -D --defined-only $(BUILD)/$(SONAME) | awk '{print $$3}' | grep -v '^vrev_' || true); \
+	if [ -n "$$bad" ]; then echo "exports: non-vrev_ symbols exported:"; echo "$$bad"; exit 1; fi; \
+	echo "exports: $$(nm -D --defined-only $(BUILD)/$(SONAME) | wc -l) symbols, all vrev_*"
+
+# Public headers compile alone, as C and C++-free C11, without libevent on the include path.
+headers:
+	@set -e; for h in include/vrev.h include/vrev/*.h; do \
+		echo "#include \"$$h\"" | $(CC) -std=c11 $(WARN) -Iinclude -fsyntax-only -xc - ; done; \
+	echo "headers: all public headers compile standalone"
+
+asan:
+	$(MAKE) BUILD=build/asan CC=clang SANITIZE=1 check
+
+# --- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZ_BINS)
+	@echo "fuzz targets in build/fuzz; run e.g. build/fuzz/fuzz_mux tests/fuzz/corpus/fuzz_mux"
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=c11 $(CPPFLAGS_ALL) -DVREV_FUZZING $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS_ALL)
+
+# --- install -----------------------------------------------------------------------------------
+$(BUILD)/libvrev.pc: pkgconfig/libvrev.pc.in $(VERSION_H)
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
+		-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		-e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE) libevent jansson|g' \
+		-e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' $< > $@
+
+install: all $(BUILD)/libvrev.pc
+	install -d $(DESTDIR)$(INCLUDEDIR)/vrev $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+		$(DESTDIR)$(BINDIR)
+	install -m 644 include/vrev.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/vrev/*.h $(DESTDIR)$(INCLUDEDIR)/vrev/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libvrev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvrev.so
+	install -m 644 $(BUILD)/libvrev.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 755 $(VREV_BIN) $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/vrev
+	rm -f $(DESTDIR)$(INCLUDEDIR)/vrev.h $(DESTDIR)$(LIBDIR)/libvrev.a \
+		$(DESTDIR)$(LIBDIR)/libvrev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+		$(DESTDIR)$(LIBDIR)/libvrev.so $(DESTDIR)$(PKGCONFIGDIR)/libvrev.pc \
+		$(DESTDIR)$(BINDIR)/vrev
+
+examples: lib
+	$(MAKE) -C examples VREV_BUILD=$(abspath $(BUILD))
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

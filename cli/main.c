@@ -1,0 +1,48 @@
+/* vrev: the command-line front end of libvrev. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vrev.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: vrev <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  mux-dump [--from-client|--from-server] [--skip N] FILE\n"
+            "                 print the frames of a raw Mux.Cool byte stream, one per line\n"
+            "  version        print the version and the backends in use\n"
+            "  help           print this help\n"
+            "\n"
+            "Run 'vrev <command> --help' for a command's options.\n");
+}
+
+static int version(void)
+{
+    printf("vrev %s (libvrev %s, crypto %s, libevent %s)\n", vrev_version_string(),
+           vrev_version_string(), vrev_crypto_backend(), event_get_version());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-version"))
+        return version();
+    if (!strcmp(cmd, "mux-dump"))
+        return vrev_cli_mux_dump(argc - 1, argv + 1);
+    fprintf(stderr, "vrev: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,76 @@
+/* libvrev context: allocator, logging, event loop.
+ *
+ * A vrev_ctx holds everything that other libraries keep in globals: the allocator, the log
+ * callback and (later) the transport registry. libvrev has no global mutable state, so any
+ * number of contexts may coexist in one process.
+ *
+ * Thread safety: a context and every object created from it belong to the thread that runs
+ * its event_base. Distinct contexts may be used from distinct threads concurrently.
+ */
+#ifndef VREV_CTX_H
+#define VREV_CTX_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct event_base;
+
+typedef struct vrev_ctx vrev_ctx;
+
+/** Log levels, most severe first. */
+enum vrev_log_level {
+    VREV_LOG_ERROR = 0,
+    VREV_LOG_WARN = 1,
+    VREV_LOG_INFO = 2,
+    VREV_LOG_DEBUG = 3
+};
+
+/** ABI version of struct vrev_allocator; set .abi to this value. */
+#define VREV_ALLOCATOR_ABI 1
+
+/** Caller-supplied allocator. All three functions are required. Each receives .user as its
+ *  last argument. realloc(NULL, n) must behave as malloc(n); free(NULL) must be a no-op.
+ *  The struct is copied by vrev_ctx_new2(); it need not outlive the call. */
+typedef struct vrev_allocator {
+    unsigned abi;
+    void *(*malloc)(size_t size, void *user);
+    void *(*realloc)(void *ptr, size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+} vrev_allocator;
+
+/** Log callback: one call per line, without a trailing newline. `component` names the
+ *  module ("mux", "bridge", ...). Both strings are valid during the call only. */
+typedef void (*vrev_log_cb)(int level, const char *component, const char *message, void *user);
+
+/** Create a context that runs inside `base` (borrowed; it must outlive the context).
+ *  `base` may be NULL for a context that does no I/O (codecs only); event-driven objects
+ *  then fail with VREV_ERR_STATE.
+ *  Returns 0, VREV_ERR_INVAL (out is NULL) or VREV_ERR_NOMEM. */
+VREV_API int vrev_ctx_new(vrev_ctx **out, struct event_base *base);
+
+/** Like vrev_ctx_new(), with a custom allocator (NULL: the C library's).
+ *  Returns 0, VREV_ERR_INVAL (out is NULL, or the allocator is incomplete or has an unknown
+ *  abi) or VREV_ERR_NOMEM. */
+VREV_API int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator *alloc);
+
+/** Free a context. Every object created from it must have been freed first. NULL is a no-op. */
+VREV_API void vrev_ctx_free(vrev_ctx *ctx);
+
+/** The event_base given at creation (borrowed), or NULL. */
+VREV_API struct event_base *vrev_ctx_base(const vrev_ctx *ctx);
+
+/** Install a log callback; lines more verbose than `max_level` are not formatted at all.
+ *  cb NULL disables logging (the default). */
+VREV_API void vrev_ctx_set_log(vrev_ctx *ctx, int max_level, vrev_log_cb cb, void *user);
+
+/** The name of a log level ("error", "warn", "info", "debug"), or "?". Static string. */
+VREV_API const char *vrev_log_level_name(int level);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+/* libvrev error codes.
+ *
+ * Every fallible function returns 0 on success or one of the negative VREV_ERR_* codes below.
+ * The table is an X-macro so that the enum, vrev_strerror() and vrev_err_name() cannot drift
+ * apart. Codes are stable once released: new ones are appended.
+ *
+ * Thread safety: all functions here are pure and may be called from any thread.
+ */
+#ifndef VREV_ERROR_H
+#define VREV_ERROR_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* XX(name, value, message) */
+#define VREV_ERRNO_MAP(XX)                                                                         \
+    XX(NOMEM, -1, "out of memory")                                                                 \
+    XX(INVAL, -2, "invalid argument")                                                              \
+    XX(RANGE, -3, "value out of range")                                                            \
+    XX(TRUNCATED, -4, "input truncated")                                                           \
+    XX(NOSPACE, -5, "output buffer too small")                                                     \
+    XX(STATE, -6, "operation not valid in the current state")                                      \
+    XX(UNSUPPORTED, -7, "not supported")                                                           \
+    XX(IO, -8, "input/output error")                                                               \
+    XX(CRYPTO, -9, "cryptographic backend failure")                                                \
+    XX(AUTH, -10, "authentication failed")                                                         \
+    XX(ADDR_TYPE, -20, "unknown address type")                                                     \
+    XX(ADDR_DOMAIN, -21, "invalid domain name")                                                    \
+    XX(ADDR_TRUNCATED, -22, "truncated address")                                                   \
+    XX(ADDR_SYNTAX, -23, "invalid host address syntax")                                            \
+    XX(MUX_META_LEN, -40, "mux metadata length out of range (4..512)")                             \
+    XX(MUX_STATUS, -41, "unknown mux frame status")                                                \
+    XX(MUX_NETWORK, -42, "unknown mux network type")                                               \
+    XX(MUX_NEW_SHORT, -43, "mux New frame too short for its target")                               \
+    XX(MUX_PACKET_SIZE, -44, "mux packet larger than 2048 bytes")                                  \
+    XX(MUX_DUP_SESSION, -45, "mux New for a session id already in use")                            \
+    XX(MUX_SESSION_ID, -46, "invalid mux session id")                                              \
+    XX(MUX_NO_SESSION, -47, "no such mux session")                                                 \
+    XX(MUX_IDS_EXHAUSTED, -48, "no free mux session id")                                           \
+    XX(MUX_TOO_MANY, -49, "too many concurrent mux sessions")                                      \
+    XX(MUX_ROLE, -50, "operation not allowed for this mux role")                                   \
+    XX(MUX_CLOSED, -51, "mux connection failed earlier and is closed")                             \
+    XX(MUX_DATA_LEN, -52, "mux data too long for one frame")                                       \
+    XX(PROTO_VARINT, -60, "malformed protobuf varint")                                             \
+    XX(PROTO_WIRETYPE, -61, "unsupported protobuf wire type")                                      \
+    XX(PROTO_TRUNCATED, -62, "protobuf field runs past the end of the message")                    \
+    XX(PROTO_TOO_LARGE, -63, "protobuf message too large")
+
+enum vrev_errno {
+#define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),
+    VREV_ERRNO_MAP(VREV_ERR_ENUM_)
+#undef VREV_ERR_ENUM_
+};
+
+/** A human-readable message for an error code ("unknown error" for unknown codes, "success"
+ *  for 0). The returned string is static; never NULL. */
+VREV_API const char *vrev_strerror(int err);
+
+/** The symbolic name of an error code without the prefix, e.g. "NOMEM" for VREV_ERR_NOMEM
+ *  ("OK" for 0, "UNKNOWN" for unknown codes). The returned string is static; never NULL. */
+VREV_API const char *vrev_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,109 @@
+/* Mux.Cool frame parsing and header encoding.
+ *
+ *   off  size  field
+ *   0    2     metaLen (4..512, counts the bytes after itself)
+ *   2    2     session id
+ *   4    1     status   1 New, 2 Keep, 3 End, 4 KeepAlive
+ *   5    1     option   0x01 Data, 0x02 Error
+ *   6    1     network  1 TCP, 2 UDP                      } New only
+ *   7    3+    port-first address (see addr.h)            }
+ *   2+metaLen  2  dataLen, then dataLen bytes              (only if option & Data)
+ */
+#include <string.h>
+
+#include "core/core.h"
+#include "mux_frame.h"
+
+static int parse_meta(const uint8_t *meta, size_t mlen, struct vrev_mux_frame *f)
+{
+    f->sid = vrev__get_u16(meta);
+    f->status = meta[2];
+    f->option = meta[3];
+    f->network = 0;
+    memset(&f->target, 0, sizeof(f->target));
+    switch (f->status) {
+    case VREV_MUX_KEEP:
+    case VREV_MUX_END:
+    case VREV_MUX_KEEPALIVE:
+        return 0; /* bytes past the first 4 are ignored, as V2Ray does */
+    case VREV_MUX_NEW:
+        break;
+    default:
+        return VREV_ERR_MUX_STATUS;
+    }
+    if (mlen < 8)
+        return VREV_ERR_MUX_NEW_SHORT;
+    f->network = meta[4];
+    if (f->network != VREV_NET_TCP && f->network != VREV_NET_UDP)
+        return VREV_ERR_MUX_NETWORK;
+    size_t used;
+    int rc = vrev__addr_decode(meta + 5, mlen - 5, &f->target, &used);
+    if (rc == VREV_ERR_ADDR_TRUNCATED)
+        return VREV_ERR_MUX_NEW_SHORT;
+    return rc;
+}
+
+int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need)
+{
+    if (n < 2) {
+        *need = 2;
+        return 0;
+    }
+    size_t mlen = vrev__get_u16(p);
+    if (mlen < VREV_MUX_META_MIN || mlen > VREV_MUX_META_MAX)
+        return VREV_ERR_MUX_META_LEN;
+    size_t total = 2 + mlen;
+    if (n < total) {
+        *need = total;
+        return 0;
+    }
+    int rc = parse_meta(p + 2, mlen, f);
+    if (rc < 0)
+        return rc;
+    f->data = NULL;
+    f->data_len = 0;
+    if (f->option & VREV_MUX_OPT_DATA) {
+        if (n < total + 2) {
+            *need = total + 2;
+            return 0;
+        }
+        size_t dlen = vrev__get_u16(p + total);
+        total += 2;
+        if (n < total + dlen) {
+            *need = total + dlen;
+            return 0;
+        }
+        f->data = p + total;
+        f->data_len = dlen;
+        total += dlen;
+    }
+    return (int)total;
+}
+
+int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status,
+                            uint8_t option, uint8_t network, const struct vrev__addr *target,
+                            int with_data, size_t data_len)
+{
+    size_t mlen = 4;
+    if (status == VREV_MUX_NEW)
+        mlen += 1 + vrev__addr_encoded_len(target);
+    size_t total = 2 + mlen + (with_data ? 2 : 0);
+    if (with_data && data_len > 0xffff)
+        return VREV_ERR_RANGE;
+    if (cap < total)
+        return VREV_ERR_NOSPACE;
+    option = (uint8_t)(with_data ? (option | VREV_MUX_OPT_DATA) : (option & ~VREV_MUX_OPT_DATA));
+    vrev__put_u16(out, (uint16_t)mlen);
+    vrev__put_u16(out + 2, sid);
+    out[4] = status;
+    out[5] = option;
+    if (status == VREV_MUX_NEW) {
+        out[6] = network;
+        int rc = vrev__addr_encode(target, out + 7, cap - 7);
+        if (rc < 0)
+            return rc;
+    }
+    if (with_data)
+        vrev__put_u16(out + 2 + mlen, (uint16_t)data_len);
+    return (int)total;
+}

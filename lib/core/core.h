@@ -1,0 +1,55 @@
+/* Internal core services shared by every module: allocation through the context's allocator,
+ * logging through the context's callback, checked size arithmetic. */
+#ifndef VREV_CORE_CORE_H
+#define VREV_CORE_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vrev/ctx.h"
+#include "vrev/error.h"
+
+struct vrev_ctx {
+    struct event_base *base;
+    vrev_allocator alloc;
+    vrev_log_cb log_cb;
+    void *log_user;
+    int log_level;
+};
+
+void *vrev__malloc(vrev_ctx *ctx, size_t size);
+void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);
+void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size);
+void vrev__free(vrev_ctx *ctx, void *ptr);
+
+/* Overwrite memory in a way the compiler may not elide (for secrets). */
+void vrev__wipe(void *ptr, size_t len);
+
+static inline bool vrev__log_enabled(const vrev_ctx *ctx, int level)
+{
+    return ctx && ctx->log_cb && level <= ctx->log_level;
+}
+
+void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* a + b into *out; false on overflow. */
+static inline bool vrev__add_size(size_t a, size_t b, size_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+
+static inline uint16_t vrev__get_u16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline void vrev__put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+#endif
