@@ -94,7 +94,9 @@ SONAME := libvrev.so.$(VERSION_MAJOR)
 SHARED_LIB := $(BUILD)/libvrev.so.$(VERSION)
 VREV_BIN := $(BUILD)/vrev
 
-.PHONY: all lib cli examples check unit replay clitest asan fuzz install uninstall clean bench
+.SECONDARY:
+.PHONY: all lib cli examples check unit replay clitest exports headers asan fuzz install \
+	uninstall clean bench-micro FORCE
 
 all: lib cli
 
@@ -102,12 +104,19 @@ lib: $(STATIC_LIB) $(BUILD)/$(SONAME) $(BUILD)/libvrev.so
 
 cli: $(VREV_BIN)
 
-$(BUILD)/obj/%.o: %.c
+# Rebuild everything when the configuration changes within one BUILD directory.
+CONFIG_ID := CRYPTO=$(CRYPTO) SANITIZE=$(SANITIZE) CC=$(CC) OPT=$(OPT)
+$(BUILD)/config.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG_ID)" ]; then echo "$(CONFIG_ID)" > $@; fi
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/config.stamp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
-$(BUILD)/obj/tests/%.o: tests/%.c
+$(BUILD)/obj/tests/%.o: tests/%.c $(BUILD)/config.stamp
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
@@ -178,6 +187,16 @@ fuzz: $(FUZZ_BINS)
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 $(CPPFLAGS_ALL) -DVREV_FUZZING $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS_ALL)
+
+# --- benchmarks (not part of check) ------------------------------------------------------------
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(LIBS_ALL)
+
+bench-micro: $(BENCH_BINS)
+	@set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
 
 # --- install -----------------------------------------------------------------------------------
 $(BUILD)/libvrev.pc: pkgconfig/libvrev.pc.in $(VERSION_H)
