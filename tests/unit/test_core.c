@@ -1,0 +1,159 @@
+/* lib/core: error table, version, context, allocator and log hooks, byte queue. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/buf.h"
+#include "core/core.h"
+#include "testutil.h"
+#include "vrev.h"
+
+static void test_error_table(void **state)
+{
+    (void)state;
+    assert_string_equal(vrev_strerror(0), "success");
+    assert_string_equal(vrev_err_name(0), "OK");
+    assert_string_equal(vrev_err_name(VREV_ERR_NOMEM), "NOMEM");
+    assert_string_equal(vrev_strerror(VREV_ERR_NOMEM), "out of memory");
+    assert_string_equal(vrev_err_name(VREV_ERR_MUX_META_LEN), "MUX_META_LEN");
+    assert_string_equal(vrev_strerror(-9999), "unknown error");
+    assert_string_equal(vrev_err_name(-9999), "UNKNOWN");
+    assert_string_equal(vrev_err_name(1), "UNKNOWN");
+    /* every code is negative, distinct and named */
+    static const int codes[] = {
+#define CODE_(name, value, msg) value,
+        VREV_ERRNO_MAP(CODE_)
+#undef CODE_
+    };
+    size_t n = sizeof(codes) / sizeof(codes[0]);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(codes[i] < 0);
+        assert_string_not_equal(vrev_err_name(codes[i]), "UNKNOWN");
+        for (size_t j = i + 1; j < n; j++)
+            assert_int_not_equal(codes[i], codes[j]);
+    }
+}
+
+static void test_version(void **state)
+{
+    (void)state;
+    char want[32];
+    snprintf(want, sizeof(want), "%d.%d.%d", VREV_VERSION_MAJOR, VREV_VERSION_MINOR,
+             VREV_VERSION_PATCH);
+    assert_string_equal(vrev_version_string(), want);
+    assert_int_equal(vrev_version(), VREV_VERSION_NUMBER);
+    const char *b = vrev_crypto_backend();
+    assert_true(!strcmp(b, "openssl") || !strcmp(b, "mbedtls"));
+}
+
+static void test_ctx_args(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = (vrev_ctx *)1;
+    assert_int_equal(vrev_ctx_new(NULL, NULL), VREV_ERR_INVAL);
+    vrev_allocator bad = {VREV_ALLOCATOR_ABI + 1, NULL, NULL, NULL, NULL};
+    assert_int_equal(vrev_ctx_new2(&ctx, NULL, &bad), VREV_ERR_INVAL);
+    assert_null(ctx);
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    assert_null(vrev_ctx_base(ctx));
+    vrev_ctx_free(ctx);
+    vrev_ctx_free(NULL);
+}
+
+static void test_ctx_allocator(void **state)
+{
+    (void)state;
+    struct tu_failing_alloc fa = {1, 0, 0};
+    vrev_allocator a;
+    tu_failing_allocator(&a, &fa);
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new2(&ctx, NULL, &a), VREV_ERR_NOMEM);
+    fa.fail_at = 0;
+    assert_int_equal(vrev_ctx_new2(&ctx, NULL, &a), 0);
+    assert_int_equal(fa.live, 1);
+    void *p = vrev__malloc(ctx, 10);
+    assert_int_equal(fa.live, 2);
+    vrev__free(ctx, p);
+    assert_null(vrev__calloc(ctx, SIZE_MAX / 2, 4)); /* overflow caught, no call */
+    vrev_ctx_free(ctx);
+    assert_int_equal(fa.live, 0);
+}
+
+struct log_capture {
+    int calls;
+    int level;
+    char component[32];
+    char message[128];
+};
+
+static void capture(int level, const char *component, const char *message, void *user)
+{
+    struct log_capture *c = user;
+    c->calls++;
+    c->level = level;
+    snprintf(c->component, sizeof(c->component), "%s", component);
+    snprintf(c->message, sizeof(c->message), "%s", message);
+}
+
+static void test_log(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    struct log_capture c = {0};
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    vrev__log(ctx, VREV_LOG_ERROR, "t", "dropped %d", 1); /* no callback: nothing */
+    vrev_ctx_set_log(ctx, VREV_LOG_WARN, capture, &c);
+    vrev__log(ctx, VREV_LOG_INFO, "t", "too verbose");
+    assert_int_equal(c.calls, 0);
+    vrev__log(ctx, VREV_LOG_WARN, "mux", "value %d", 42);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.level, VREV_LOG_WARN);
+    assert_string_equal(c.component, "mux");
+    assert_string_equal(c.message, "value 42");
+    assert_string_equal(vrev_log_level_name(VREV_LOG_DEBUG), "debug");
+    assert_string_equal(vrev_log_level_name(99), "?");
+    vrev_ctx_free(ctx);
+}
+
+static void test_buf(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    struct vrev__buf b = {0};
+    uint8_t chunk[100];
+    size_t total = 0;
+    for (int i = 0; i < 50; i++) {
+        memset(chunk, i, sizeof(chunk));
+        assert_int_equal(vrev__buf_append(ctx, &b, chunk, sizeof(chunk)), 0);
+        total += sizeof(chunk);
+        vrev__buf_consume(&b, 60); /* consume faster than nothing, slower than append */
+        total -= 60;
+        assert_int_equal(vrev__buf_len(&b), total);
+    }
+    /* content is the tail of the appended sequence */
+    assert_int_equal(b.data[b.end - 1], 49);
+    size_t mark = vrev__buf_len(&b);
+    assert_int_equal(vrev__buf_append(ctx, &b, chunk, 10), 0);
+    vrev__buf_truncate(&b, mark);
+    assert_int_equal(vrev__buf_len(&b), mark);
+    vrev__buf_consume(&b, SIZE_MAX);
+    assert_int_equal(vrev__buf_len(&b), 0);
+    vrev__buf_free(ctx, &b);
+    vrev_ctx_free(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_table), cmocka_unit_test(test_version),
+        cmocka_unit_test(test_ctx_args),    cmocka_unit_test(test_ctx_allocator),
+        cmocka_unit_test(test_log),         cmocka_unit_test(test_buf),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}

@@ -1,0 +1,117 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "vrev.h"
+
+uint8_t *tu_dup(const void *p, size_t len)
+{
+    uint8_t *b = malloc(len ? len : 1);
+    assert_non_null(b);
+    if (len)
+        memcpy(b, p, len);
+    return b;
+}
+
+uint8_t *tu_load(const char *relpath, size_t *len)
+{
+    const char *dir = getenv("VREV_VECTORS");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "tests/vectors", relpath);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open vector %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    assert_true(n >= 0);
+    uint8_t *b = malloc(n ? (size_t)n : 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+uint8_t *tu_hex(const char *hex, size_t *len)
+{
+    size_t digits = 0;
+    for (const char *p = hex; *p; p++)
+        if (*p != ' ' && *p != '\n')
+            digits++;
+    assert_int_equal(digits % 2, 0);
+    uint8_t *b = malloc(digits / 2 ? digits / 2 : 1);
+    assert_non_null(b);
+    size_t n = 0;
+    int hi = -1;
+    for (const char *p = hex; *p; p++) {
+        if (*p == ' ' || *p == '\n')
+            continue;
+        int v = nibble(*p);
+        assert_true(v >= 0);
+        if (hi < 0) {
+            hi = v;
+        } else {
+            b[n++] = (uint8_t)(hi << 4 | v);
+            hi = -1;
+        }
+    }
+    *len = n;
+    return b;
+}
+
+static void *fa_malloc(size_t size, void *user)
+{
+    struct tu_failing_alloc *s = user;
+    if (++s->calls == s->fail_at)
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        s->live++;
+    return p;
+}
+
+static void *fa_realloc(void *ptr, size_t size, void *user)
+{
+    struct tu_failing_alloc *s = user;
+    if (++s->calls == s->fail_at)
+        return NULL;
+    void *p = realloc(ptr, size);
+    if (p && !ptr)
+        s->live++;
+    return p;
+}
+
+static void fa_free(void *ptr, void *user)
+{
+    struct tu_failing_alloc *s = user;
+    if (ptr)
+        s->live--;
+    free(ptr);
+}
+
+void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *state)
+{
+    a->abi = VREV_ALLOCATOR_ABI;
+    a->malloc = fa_malloc;
+    a->realloc = fa_realloc;
+    a->free = fa_free;
+    a->user = state;
+}

@@ -1,0 +1,27 @@
+/* Helpers shared by the unit tests (linked into every test binary). */
+#ifndef VREV_TESTUTIL_H
+#define VREV_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read a file under $VREV_VECTORS (default "tests/vectors") into an exactly-sized malloc'd
+ * buffer (reads past the end are caught by ASan). Fails the test if missing. */
+uint8_t *tu_load(const char *relpath, size_t *len);
+
+/* Decode a hex string (spaces ignored) into an exactly-sized malloc'd buffer. */
+uint8_t *tu_hex(const char *hex, size_t *len);
+
+/* An exactly-sized malloc'd copy of p[0..len). */
+uint8_t *tu_dup(const void *p, size_t len);
+
+/* An allocator that fails the N-th allocation (1-based; 0 = never) and counts live blocks. */
+struct tu_failing_alloc {
+    unsigned fail_at;
+    unsigned calls;
+    long live;
+};
+struct vrev_allocator;
+void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *state);
+
+#endif
