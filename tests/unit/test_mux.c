@@ -455,7 +455,7 @@ static void test_malformed(void **state)
     expect_fatal(S, "000400020300 0201", VREV_ERR_MUX_META_LEN, 6);
     expect_fatal(C, "ffff", VREV_ERR_MUX_META_LEN, 0);
     /* 512 is the largest accepted: metadata beyond what is understood is ignored */
-    char ok512[2 * 514 + 1];
+    char ok512[2 * 514 + 16];
     strcpy(ok512, "0200 0002 03 00");
     for (int i = 0; i < 508; i++)
         strcat(ok512, "00");
