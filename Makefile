@@ -95,7 +95,7 @@ SHARED_LIB := $(BUILD)/libvrev.so.$(VERSION)
 VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
-.PHONY: all lib cli examples check unit replay clitest exports headers asan fuzz install \
+.PHONY: all lib cli examples deps check check-run unit replay clitest exports headers run-examples asan fuzz install \
 	uninstall clean bench-micro FORCE
 
 all: lib cli
@@ -151,7 +151,19 @@ $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/rep
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
-check: unit replay clitest exports headers
+# Install what is missing (apt-get; a no-op when everything is there). VREV_NO_DEPS=1 skips it.
+deps:
+ifneq ($(VREV_NO_DEPS),1)
+	@bash scripts/install-deps.sh
+endif
+
+# Build in parallel, then run the suites one after another so their reports stay readable.
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: $(UNIT_BINS) $(REPLAY_BINS) $(VREV_BIN) $(EXAMPLE_BINS) $(BUILD)/$(SONAME)
+	@$(MAKE) --no-print-directory -j1 unit replay clitest exports headers run-examples
+	@echo "check: all suites passed ($(CRYPTO) backend)"
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; \
@@ -162,7 +174,8 @@ replay: $(REPLAY_BINS)
 		$$t tests/fuzz/corpus/$$name; done
 
 clitest: $(VREV_BIN)
-	VREV_BIN=$(VREV_BIN) VREV_BUILD=$(BUILD) CRYPTO=$(CRYPTO) $(PYTHON) -m pytest -q tests/cli
+	VREV_BIN=$(VREV_BIN) VREV_BUILD=$(BUILD) CRYPTO=$(CRYPTO) VREV_CC="$(CC)" \
+		VREV_SAN_FLAGS="$(SAN_FLAGS)" $(PYTHON) -m pytest -q tests/cli
 
 # Only vrev_* may be exported from the shared library.
 exports: $(BUILD)/$(SONAME)
@@ -176,8 +189,8 @@ headers:
 		echo "#include \"$$h\"" | $(CC) -std=c11 $(WARN) -Iinclude -fsyntax-only -xc - ; done; \
 	echo "headers: all public headers compile standalone"
 
-asan:
-	$(MAKE) BUILD=build/asan CC=clang SANITIZE=1 check
+asan: deps
+	$(MAKE) BUILD=build/asan CC=clang SANITIZE=1 VREV_NO_DEPS=1 check
 
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -225,8 +238,18 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libvrev.so $(DESTDIR)$(PKGCONFIGDIR)/libvrev.pc \
 		$(DESTDIR)$(BINDIR)/vrev
 
-examples: lib
-	$(MAKE) -C examples VREV_BUILD=$(abspath $(BUILD))
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+$(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(LIBS_ALL)
+
+examples: $(EXAMPLE_BINS)
+
+# The examples run as smoke tests of the public API.
+run-examples: examples
+	@set -e; for e in $(EXAMPLE_BINS); do echo "== $$e"; $$e; done
 
 clean:
 	rm -rf build

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install what libvrev needs to build, test and fuzz, with apt-get, and only what is missing.
+# Idempotent: a second run installs nothing. Works as root or through sudo.
+#
+#   scripts/install-deps.sh            build + test + fuzz dependencies and the V2Ray test peer
+#   scripts/install-deps.sh --build    only what building the library and the CLI needs
+set -euo pipefail
+
+BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev)
+TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray)
+
+pkgs=("${BUILD_PKGS[@]}")
+if [ "${1:-}" != "--build" ]; then
+    pkgs+=("${TEST_PKGS[@]}")
+fi
+
+say() { printf 'install-deps: %s\n' "$*"; }
+
+if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-query >/dev/null 2>&1; then
+    say "this script needs a Debian or Ubuntu system (apt-get and dpkg-query were not found)."
+    say "install these packages (or your system's equivalents) by hand: ${pkgs[*]}"
+    exit 1
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    say "all ${#pkgs[@]} packages already installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+else
+    say "missing packages: ${missing[*]}"
+    say "run this script as root, or install sudo"
+    exit 1
+fi
+
+say "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+say "done"
