@@ -61,7 +61,11 @@ CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings -Wformat=2 -Werror
 OPT ?= -O2 -g
 SAN_FLAGS :=
+# The shared library must resolve everything itself, except under a sanitizer, whose runtime
+# clang links into executables only.
+NO_UNDEFINED := -Wl,--no-undefined
 ifeq ($(SANITIZE),1)
+  NO_UNDEFINED :=
   SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
   OPT := -O1 -g
 endif
@@ -128,7 +132,7 @@ $(STATIC_LIB): $(LIB_OBJS)
 $(SHARED_LIB): $(LIB_OBJS) lib/libvrev.map
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/libvrev.map \
-		-Wl,-z,relro,-z,now -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $(LIB_OBJS) $(LIBS_ALL)
+		-Wl,-z,relro,-z,now $(NO_UNDEFINED) $(LDFLAGS_ALL) -o $@ $(LIB_OBJS) $(LIBS_ALL)
 
 $(BUILD)/$(SONAME): $(SHARED_LIB)
 	$(Q)ln -sf $(notdir $<) $@
