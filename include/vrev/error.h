@@ -27,6 +27,11 @@ extern "C" {
     XX(IO, -8, "input/output error")                                                               \
     XX(CRYPTO, -9, "cryptographic backend failure")                                                \
     XX(AUTH, -10, "authentication failed")                                                         \
+    XX(TIMEOUT, -11, "timed out")                                                                  \
+    XX(CONNREFUSED, -12, "connection refused")                                                     \
+    XX(NETUNREACH, -13, "network or host unreachable")                                             \
+    XX(RESOLVE, -14, "host name resolution failed")                                                \
+    XX(ADDRINUSE, -15, "address already in use")                                                   \
     XX(ADDR_TYPE, -20, "unknown address type")                                                     \
     XX(ADDR_DOMAIN, -21, "invalid domain name")                                                    \
     XX(ADDR_TRUNCATED, -22, "truncated address")                                                   \
@@ -47,7 +52,32 @@ extern "C" {
     XX(PROTO_VARINT, -60, "malformed protobuf varint")                                             \
     XX(PROTO_WIRETYPE, -61, "unsupported protobuf wire type")                                      \
     XX(PROTO_TRUNCATED, -62, "protobuf field runs past the end of the message")                    \
-    XX(PROTO_TOO_LARGE, -63, "protobuf message too large")
+    XX(PROTO_TOO_LARGE, -63, "protobuf message too large")                                         \
+    XX(VLESS_VERSION, -80, "unsupported VLESS version (only 0 exists)")                            \
+    XX(VLESS_USER, -81, "VLESS user id not allowed")                                               \
+    XX(VLESS_ADDONS, -82, "malformed VLESS header addons")                                         \
+    XX(VLESS_COMMAND, -83, "unknown VLESS command")                                                \
+    XX(SOCKS_VERSION, -90, "unsupported SOCKS version (only 5 is handled)")                        \
+    XX(SOCKS_AUTH_VERSION, -91, "unsupported SOCKS username/password version (must be 1)")         \
+    XX(SOCKS_COMMAND, -92, "unknown SOCKS command")                                                \
+    XX(SOCKS_NO_METHOD, -93, "SOCKS server accepted none of the offered methods")                  \
+    XX(SOCKS_REFUSED, -94, "SOCKS server refused the request")                                     \
+    XX(SOCKS_FRAGMENT, -95, "fragmented SOCKS UDP datagram (not supported)")                       \
+    XX(VMESS_UUID, -100, "invalid VMess user id (need 8-4-4-4-12 or 32 hex digits)")               \
+    XX(VMESS_AUTH, -101, "VMess authentication failed (unknown user, clock skew, forgery)")        \
+    XX(VMESS_REPLAY, -102, "VMess handshake replayed (auth id or body key/IV seen before)")        \
+    XX(VMESS_REPLAY_FULL, -103, "VMess replay filter full: new handshakes refused")                \
+    XX(VMESS_LEGACY, -104, "legacy (alterId > 0) VMess header refused: use alterId 0")             \
+    XX(VMESS_HEADER_LEN, -105, "VMess request header length invalid")                              \
+    XX(VMESS_CHECKSUM, -106, "VMess request header checksum mismatch")                             \
+    XX(VMESS_COMMAND, -107, "unknown VMess request command")                                       \
+    XX(VMESS_ADDRESS, -108, "invalid VMess request target address")                                \
+    XX(VMESS_SECURITY, -109, "unsupported VMess security (need aes-128-gcm, chacha20, none)")      \
+    XX(VMESS_OPTIONS, -110, "unsupported VMess options (padding without masking, or 0x10)")        \
+    XX(VMESS_RESPONSE, -111, "invalid or unauthenticated VMess response header")                   \
+    XX(VMESS_CHUNK_AUTH, -112, "VMess body chunk failed authentication")                           \
+    XX(VMESS_CHUNK_LEN, -113, "VMess body chunk length invalid")                                   \
+    XX(VMESS_PACKET_SIZE, -114, "datagram too large for one VMess chunk")
 
 enum vrev_errno {
 #define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),

@@ -1,0 +1,100 @@
+/* lib/net: the libevent glue (with cli/, the only code that includes the event2 headers).
+ *
+ * Everything that carries bytes is a struct bufferevent: a TCP socket, a TLS or VMess layer
+ * stacked on one (a filter), or one end of an in-process pair (a mux session, a bridge's
+ * tunnel link). Connections are joined by a relay with bounded buffering.
+ */
+#ifndef VREV_NET_NET_H
+#define VREV_NET_NET_H
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdint.h>
+
+#include "codec/addr.h"
+#include "core/core.h"
+
+/* --- policy (V2Ray "policy.levels.N", WIRE-SPEC §3.6/§4.9) ---------------------------------- */
+
+struct vrev__policy {
+    uint32_t handshake_ms;     /* proxy header read deadline */
+    uint32_t conn_idle_ms;     /* no data either way for this long: close */
+    uint32_t uplink_only_ms;   /* after the downlink ended: allowed uplink inactivity */
+    uint32_t downlink_only_ms; /* after the uplink ended: allowed downlink inactivity */
+    uint32_t buffer_bytes;     /* per-direction high-water mark of a relay */
+};
+
+/* V2Ray 4.34 level-0 defaults: handshake 60 s (source), connIdle 300 s, uplinkOnly 1 s,
+ * downlinkOnly 1 s, 512 KiB per connection (amd64). */
+void vrev__policy_default(struct vrev__policy *p);
+
+/* --- TCP ------------------------------------------------------------------------------------ */
+
+/* Called once with a connected bufferevent (owned by the callee from then on) or with NULL
+ * and a negative VREV_ERR_* (the dial failed; `sys_errno` holds the socket error if any). */
+typedef void (*vrev__dial_cb)(struct bufferevent *bev, int err, int sys_errno, void *user);
+
+struct vrev__dial;
+
+/* Connect to target (IP, or domain resolved with `dns`, which may be NULL for IP targets).
+ * The socket gets TCP_NODELAY and keepalive. On success *out (may be NULL) can cancel the
+ * dial before the callback runs. Returns 0 or VREV_ERR_* (callback will not run). */
+int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__addr *target,
+                   uint32_t timeout_ms, vrev__dial_cb cb, void *user, struct vrev__dial **out);
+void vrev__tcp_dial_cancel(struct vrev__dial *d);
+
+/* Set TCP_NODELAY and keepalive (idle 30 s, 3 probes every 10 s) on a connected socket. */
+void vrev__tcp_tune(evutil_socket_t fd);
+
+/* A bufferevent for an accepted or connected socket, with the options every libvrev socket
+ * gets (close on free, deferred callbacks). NULL on failure (the fd is then closed). */
+struct bufferevent *vrev__bev_socket(vrev_ctx *ctx, evutil_socket_t fd);
+
+/* Accepting listener. On EMFILE/ENFILE it pauses accepting for a moment instead of spinning. */
+typedef void (*vrev__accept_cb)(evutil_socket_t fd, const struct sockaddr *peer, int peer_len,
+                                void *user);
+struct vrev__listener;
+int vrev__listener_new(vrev_ctx *ctx, const char *host, uint16_t port, vrev__accept_cb cb,
+                       void *user, struct vrev__listener **out);
+void vrev__listener_free(struct vrev__listener *l);
+/* The bound port (useful with port 0). */
+uint16_t vrev__listener_port(const struct vrev__listener *l);
+
+/* Fill a vrev__addr (IP + port) from a socket address. */
+void vrev__addr_from_sockaddr(struct vrev__addr *a, const struct sockaddr *sa);
+
+/* --- closing -------------------------------------------------------------------------------- */
+
+/* End the write direction of `bev` (call it once its output buffer has drained):
+ * shutdown(SHUT_WR) for a socket, an end of stream for a pair or filter. */
+void vrev__bev_shutdown_write(struct bufferevent *bev);
+
+/* Free a bufferevent; when `abort` is set and it is a TCP socket, close with RST (SO_LINGER 0)
+ * so that the peer sees an error rather than a clean end. */
+void vrev__bev_close(struct bufferevent *bev, int abort);
+
+/* --- relay ---------------------------------------------------------------------------------- */
+
+struct vrev__relay;
+
+/* Called once when the relay has ended, with 0 (both directions ended cleanly) or an error
+ * (VREV_ERR_IO: a side failed; VREV_ERR_TIMEOUT: an idle timer fired). Byte counts are the
+ * bytes moved a->b (uplink) and b->a (downlink). Both bufferevents are already freed. */
+typedef void (*vrev__relay_done_cb)(int result, uint64_t up_bytes, uint64_t down_bytes,
+                                    void *user);
+
+/* Join a (the client side: inbound) and b (the target side: outbound). The relay owns both
+ * from now on: data moves between them without copies (evbuffer chains), each direction
+ * buffers at most policy->buffer_bytes before it stops reading its source, half-close is
+ * passed through, and V2Ray's idle timeouts apply. Returns 0 or VREV_ERR_NOMEM (then the
+ * bufferevents are freed). `done` may be NULL. */
+int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *b,
+                      const struct vrev__policy *policy, vrev__relay_done_cb done, void *user,
+                      struct vrev__relay **out);
+
+/* Stop a relay now (both sides closed, with RST when abort is set); `done` is not called. */
+void vrev__relay_abort(struct vrev__relay *r, int abort);
+
+#endif

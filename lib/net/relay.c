@@ -1,0 +1,195 @@
+/* Relay: join two bufferevents, moving evbuffer chains (no copies), with bounded buffering,
+ * half-close passed through, and V2Ray's idle timeouts (connIdle, then uplinkOnly /
+ * downlinkOnly once one direction has ended).
+ *
+ * Side 0 is the client side (inbound), side 1 the target side (outbound). Direction i moves
+ * bytes from side i to side !i: direction 0 is the uplink, direction 1 the downlink. */
+#include <stdbool.h>
+#include <sys/time.h>
+
+#include "net.h"
+
+struct side {
+    struct bufferevent *bev;
+    bool eof;    /* no more input from this side */
+    bool shut;   /* the other side's end of stream has been passed to this side */
+    bool paused; /* reading stopped: the other side's output is full */
+};
+
+struct vrev__relay {
+    vrev_ctx *ctx;
+    struct side s[2];
+    struct vrev__policy policy;
+    vrev__relay_done_cb done;
+    void *user;
+    struct event *timer;
+    struct timeval last; /* last byte moved */
+    uint64_t bytes[2];
+};
+
+static void finish(struct vrev__relay *r, int result, int abort)
+{
+    vrev__relay_done_cb done = r->done;
+    void *user = r->user;
+    uint64_t up = r->bytes[0], down = r->bytes[1];
+    vrev__relay_abort(r, abort);
+    if (done)
+        done(result, up, down, user);
+}
+
+static int which(const struct vrev__relay *r, const struct bufferevent *bev)
+{
+    return r->s[0].bev == bev ? 0 : 1;
+}
+
+static uint32_t current_timeout(const struct vrev__relay *r)
+{
+    if (r->s[0].eof) /* uplink ended: only the downlink may continue */
+        return r->policy.downlink_only_ms;
+    if (r->s[1].eof)
+        return r->policy.uplink_only_ms;
+    return r->policy.conn_idle_ms;
+}
+
+static void arm(struct vrev__relay *r)
+{
+    uint32_t ms = current_timeout(r);
+    struct timeval now, tv = {ms / 1000, (ms % 1000) * 1000}, deadline, left;
+    event_base_gettimeofday_cached(r->ctx->base, &now);
+    timeradd(&r->last, &tv, &deadline);
+    if (timercmp(&deadline, &now, <))
+        timerclear(&left);
+    else
+        timersub(&deadline, &now, &left);
+    evtimer_add(r->timer, &left);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__relay *r = arg;
+    uint32_t ms = current_timeout(r);
+    struct timeval now, tv = {ms / 1000, (ms % 1000) * 1000}, deadline;
+    event_base_gettimeofday_cached(r->ctx->base, &now);
+    timeradd(&r->last, &tv, &deadline);
+    if (!timercmp(&now, &deadline, <)) {
+        finish(r, VREV_ERR_TIMEOUT, 1);
+        return;
+    }
+    arm(r);
+}
+
+/* Pass the end of stream of side i to the other side once the other side's output is empty;
+ * finish when both ways have ended. Returns true if the relay is gone. */
+static bool pass_eof(struct vrev__relay *r, int i)
+{
+    struct side *to = &r->s[!i];
+    if (!r->s[i].eof || to->shut)
+        return false;
+    if (evbuffer_get_length(bufferevent_get_output(to->bev)) > 0)
+        return false; /* the write callback comes back here once it has drained */
+    vrev__bev_shutdown_write(to->bev);
+    to->shut = true;
+    if (r->s[0].shut && r->s[1].shut) {
+        finish(r, 0, 0);
+        return true;
+    }
+    return false;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct vrev__relay *r = arg;
+    int i = which(r, bev);
+    struct bufferevent *to = r->s[!i].bev;
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(to);
+    size_t n = evbuffer_get_length(in);
+    if (n == 0)
+        return;
+    evbuffer_add_buffer(out, in);
+    r->bytes[i] += n;
+    event_base_gettimeofday_cached(r->ctx->base, &r->last);
+    if (evbuffer_get_length(out) >= r->policy.buffer_bytes) {
+        /* Backpressure: stop reading this side until the other has written half of it. */
+        bufferevent_disable(bev, EV_READ);
+        r->s[i].paused = true;
+        bufferevent_setwatermark(to, EV_WRITE, r->policy.buffer_bytes / 2, 0);
+    }
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    struct vrev__relay *r = arg;
+    int j = which(r, bev); /* bytes of direction !j were written to side j */
+    struct side *from = &r->s[!j];
+    if (from->paused) {
+        from->paused = false;
+        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+        bufferevent_enable(from->bev, EV_READ);
+    }
+    pass_eof(r, !j);
+}
+
+static void on_event(struct bufferevent *bev, short events, void *arg)
+{
+    struct vrev__relay *r = arg;
+    int i = which(r, bev);
+    if (events & BEV_EVENT_ERROR || (events & BEV_EVENT_EOF && events & BEV_EVENT_WRITING)) {
+        finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
+        return;
+    }
+    if (events & BEV_EVENT_EOF) {
+        on_read(bev, r); /* whatever arrived with the end of stream */
+        r->s[i].eof = true;
+        if (!pass_eof(r, i))
+            arm(r); /* the idle limit for the remaining direction is shorter */
+    }
+}
+
+int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *b,
+                      const struct vrev__policy *policy, vrev__relay_done_cb done, void *user,
+                      struct vrev__relay **out)
+{
+    struct vrev__relay *r = vrev__calloc(ctx, 1, sizeof(*r));
+    if (r)
+        r->timer = evtimer_new(ctx->base, on_timer, r);
+    if (!r || !r->timer) {
+        if (r)
+            vrev__free(ctx, r);
+        bufferevent_free(a);
+        bufferevent_free(b);
+        return VREV_ERR_NOMEM;
+    }
+    r->ctx = ctx;
+    r->s[0].bev = a;
+    r->s[1].bev = b;
+    r->policy = *policy;
+    if (r->policy.buffer_bytes < 16384)
+        r->policy.buffer_bytes = 16384;
+    r->done = done;
+    r->user = user;
+    event_base_gettimeofday_cached(ctx->base, &r->last);
+    for (int i = 0; i < 2; i++) {
+        bufferevent_setcb(r->s[i].bev, on_read, on_write, on_event, r);
+        bufferevent_setwatermark(r->s[i].bev, EV_WRITE, 0, 0);
+        bufferevent_enable(r->s[i].bev, EV_READ | EV_WRITE);
+    }
+    arm(r);
+    if (out)
+        *out = r;
+    /* Bytes that arrived before the relay existed (e.g. after a proxy header) move now. */
+    for (int i = 0; i < 2; i++)
+        if (evbuffer_get_length(bufferevent_get_input(r->s[i].bev)))
+            on_read(r->s[i].bev, r);
+    return 0;
+}
+
+void vrev__relay_abort(struct vrev__relay *r, int abort)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < 2; i++)
+        vrev__bev_close(r->s[i].bev, abort);
+    event_free(r->timer);
+    vrev__free(r->ctx, r);
+}

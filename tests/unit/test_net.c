@@ -1,0 +1,317 @@
+/* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
+ * refused dials). Every test runs its own event_base with a hard deadline. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "net/net.h"
+#include "testutil.h"
+
+#define BULK (4u << 20)
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    struct vrev__listener *echo, *proxy;
+    struct vrev__policy policy;
+    int relay_result, relay_done;
+    uint64_t up, down;
+    /* client */
+    struct bufferevent *client;
+    size_t sent, received;
+    int client_eof;
+    int dial_err;
+};
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i * 7 + (i >> 12));
+}
+
+/* --- echo server: writes back what it reads, ends when its peer has ended ------------------- */
+
+static void echo_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void echo_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!(bufferevent_get_enabled(bev) & EV_READ)) /* peer ended and all is echoed */
+        bufferevent_free(bev);
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)arg;
+    if (what & BEV_EVENT_EOF) {
+        echo_read(bev, arg);
+        bufferevent_disable(bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            bufferevent_free(bev);
+        return;
+    }
+    bufferevent_free(bev);
+}
+
+static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    struct world *w = arg;
+    struct bufferevent *bev = vrev__bev_socket(w->ctx, fd);
+    assert_non_null(bev);
+    bufferevent_setcb(bev, echo_read, echo_write, echo_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* --- proxy: accept, dial the echo server, relay -------------------------------------------- */
+
+struct pending {
+    struct world *w;
+    struct bufferevent *inbound;
+};
+
+static void relay_done(int result, uint64_t up, uint64_t down, void *arg)
+{
+    struct world *w = arg;
+    w->relay_done++;
+    w->relay_result = result;
+    w->up = up;
+    w->down = down;
+}
+
+static void proxy_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct pending *p = arg;
+    struct world *w = p->w;
+    if (err) {
+        w->dial_err = err;
+        bufferevent_free(p->inbound);
+    } else {
+        assert_int_equal(vrev__relay_start(w->ctx, p->inbound, bev, &w->policy, relay_done, w,
+                                           NULL),
+                         0);
+    }
+    free(p);
+}
+
+static uint16_t target_port;
+
+static void proxy_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    struct world *w = arg;
+    struct pending *p = malloc(sizeof(*p));
+    p->w = w;
+    p->inbound = vrev__bev_socket(w->ctx, fd);
+    struct vrev__addr t;
+    assert_int_equal(vrev__addr_from_text(&t, "127.0.0.1", target_port), 0);
+    assert_int_equal(vrev__tcp_dial(w->ctx, NULL, &t, 2000, proxy_dialed, p, NULL), 0);
+}
+
+/* --- client: send BULK bytes, half-close, read everything back ---------------------------- */
+
+static void client_fill(struct world *w)
+{
+    struct evbuffer *out = bufferevent_get_output(w->client);
+    uint8_t chunk[16384];
+    while (w->sent < BULK && evbuffer_get_length(out) < 256 * 1024) {
+        size_t n = BULK - w->sent < sizeof(chunk) ? BULK - w->sent : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = pattern(w->sent + i);
+        evbuffer_add(out, chunk, n);
+        w->sent += n;
+    }
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint8_t chunk[16384];
+    size_t n;
+    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0 && n != (size_t)-1) {
+        for (size_t i = 0; i < n; i++)
+            if (chunk[i] != pattern(w->received + i))
+                fail_msg("byte %zu differs", w->received + i);
+        w->received += n;
+    }
+}
+
+static void client_write(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    if (w->sent < BULK) {
+        client_fill(w);
+    } else if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && w->sent == BULK) {
+        vrev__bev_shutdown_write(bev);
+        w->sent++; /* shut once */
+    }
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct world *w = arg;
+    if (what & BEV_EVENT_EOF) {
+        client_read(bev, arg);
+        w->client_eof = 1;
+    } else {
+        w->client_eof = -1;
+    }
+    event_base_loopexit(w->base, NULL);
+}
+
+static void client_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    if (err) {
+        w->dial_err = err;
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    w->client = bev;
+    bufferevent_setcb(bev, client_read, client_write, client_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    client_fill(w);
+}
+
+static void world_init(struct world *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->base = event_base_new();
+    assert_non_null(w->base);
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    vrev__policy_default(&w->policy);
+    assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
+    assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, proxy_accept, w, &w->proxy), 0);
+    target_port = vrev__listener_port(w->echo);
+    assert_int_not_equal(target_port, 0);
+}
+
+static void world_run(struct world *w, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+static void world_done(struct world *w)
+{
+    if (w->client)
+        bufferevent_free(w->client);
+    vrev__listener_free(w->echo);
+    vrev__listener_free(w->proxy);
+    vrev_ctx_free(w->ctx);
+    event_base_free(w->base);
+}
+
+static void test_relay_bulk_and_half_close(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    w.policy.buffer_bytes = 64 * 1024; /* small, to exercise backpressure */
+    struct vrev__addr p;
+    assert_int_equal(vrev__addr_from_text(&p, "127.0.0.1", vrev__listener_port(w.proxy)), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &p, 2000, client_dialed, &w, NULL), 0);
+    world_run(&w, 20);
+    assert_int_equal(w.dial_err, 0);
+    assert_int_equal(w.client_eof, 1);
+    assert_int_equal(w.received, BULK); /* everything, after our half-close */
+    /* let the relay see both ends */
+    world_run(&w, 1);
+    assert_int_equal(w.relay_done, 1);
+    assert_int_equal(w.relay_result, 0);
+    assert_int_equal(w.up, BULK);
+    assert_int_equal(w.down, BULK);
+    world_done(&w);
+}
+
+static void test_dial_refused(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    /* a port that was just free: bind, read the port, close */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    getsockname(fd, (struct sockaddr *)&sin, &sl);
+    close(fd);
+    struct vrev__addr t;
+    assert_int_equal(vrev__addr_from_text(&t, "127.0.0.1", ntohs(sin.sin_port)), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &t, 2000, client_dialed, &w, NULL), 0);
+    world_run(&w, 5);
+    assert_int_equal(w.dial_err, VREV_ERR_CONNREFUSED);
+    /* a domain needs a resolver */
+    assert_int_equal(vrev__addr_from_text(&t, "example.invalid", 80), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &t, 2000, client_dialed, &w, NULL),
+                     VREV_ERR_INVAL);
+    world_done(&w);
+}
+
+static void idle_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    assert_int_equal(err, 0);
+    w->client = bev; /* connected, never sends */
+    bufferevent_setcb(bev, NULL, NULL, client_event, w);
+    bufferevent_enable(bev, EV_READ);
+}
+
+static void test_relay_idle_timeout(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    w.policy.conn_idle_ms = 200;
+    struct vrev__addr p;
+    assert_int_equal(vrev__addr_from_text(&p, "127.0.0.1", vrev__listener_port(w.proxy)), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &p, 2000, idle_dialed, &w, NULL), 0);
+    world_run(&w, 5);
+    assert_int_equal(w.relay_done, 1);
+    assert_int_equal(w.relay_result, VREV_ERR_TIMEOUT);
+    assert_int_equal(w.client_eof, -1); /* closed with RST: an error, not a clean end */
+    world_done(&w);
+}
+
+static void test_listener_errors(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    struct vrev__listener *l;
+    assert_int_equal(vrev__listener_new(w.ctx, "127.0.0.1", vrev__listener_port(w.echo), NULL,
+                                        NULL, &l),
+                     VREV_ERR_ADDRINUSE);
+    assert_int_equal(vrev__listener_new(w.ctx, "localhost", 0, NULL, NULL, &l),
+                     VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__listener_new(w.ctx, "::1", 0, echo_accept, &w, &l), 0);
+    assert_int_not_equal(vrev__listener_port(l), 0);
+    vrev__listener_free(l);
+    world_done(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relay_bulk_and_half_close),
+        cmocka_unit_test(test_dial_refused),
+        cmocka_unit_test(test_relay_idle_timeout),
+        cmocka_unit_test(test_listener_errors),
+    };
+    return cmocka_run_group_tests_name("net", tests, NULL, NULL);
+}
