@@ -88,4 +88,24 @@ bool vrev__ct_equal(const void *a, const void *b, size_t len);
 /* The backend's name: "openssl" or "mbedtls". */
 const char *vrev__crypto_backend_name(void);
 
+/* --- additions for the legacy (alterId > 0) envelope and Trojan (WIRE-SPEC §4.10) ---------- */
+
+/* SHA-224 of the concatenation of n pieces (Trojan password hash). */
+int vrev__sha224(const struct vrev__iov *v, size_t n, uint8_t out[28]);
+/* HMAC-MD5(key, concatenation of n pieces) (legacy VMess auth, §4.4). */
+int vrev__hmac_md5(const uint8_t *key, size_t key_len, const struct vrev__iov *v, size_t n,
+                   uint8_t out[16]);
+
+/* AES-128-CFB128 as one stream per direction (legacy header and LEGACY body, §4.8): calls to
+ * _update continue the stream, so any split of the input gives the same output. */
+struct vrev__aes_cfb;
+
+/* Returns 0, VREV_ERR_INVAL (a NULL argument), VREV_ERR_NOMEM or VREV_ERR_CRYPTO. `encrypt`
+ * picks the direction. */
+int vrev__aes128_cfb_new(vrev_ctx *ctx, struct vrev__aes_cfb **out, const uint8_t key[16],
+                         const uint8_t iv[16], bool encrypt);
+void vrev__aes128_cfb_free(vrev_ctx *ctx, struct vrev__aes_cfb *c); /* wipes the key; NULL ok */
+/* Encrypt or decrypt buf[0..len) in place. Returns 0 or VREV_ERR_CRYPTO. */
+int vrev__aes128_cfb_update(struct vrev__aes_cfb *c, uint8_t *buf, size_t len);
+
 #endif
