@@ -210,6 +210,9 @@ static void test_auth_id_vector(void **state)
     uint8_t id[16];
     assert_int_equal(vrev__vmess_auth_id_create(&f->user, T0, auth_rand, id), 0);
     expect_hex(id, 16, "6868c12572a3ce177baac5f08cc54ec3");
+    uint8_t plain[16];
+    assert_int_equal(vrev__aes128_decrypt_block(f->user.auth_key, id, plain), 0);
+    expect_hex(plain, 16, "000000006553f100 01020304 b85575f7");
     size_t which = 99;
     int64_t ts = 0;
     assert_int_equal(vrev__vmess_auth_id_match(&f->user, 1, id, T0, &which, &ts), 0);
@@ -292,7 +295,9 @@ static void test_request_plain_vectors(void **state)
     vector_request(&req);
     int n = vrev__vmess_request_encode(&req, out, sizeof(out));
     assert_int_equal(n, 60);
-    expect_hex(out + 33, 27, "5a0d030001 0000020e746573742e7632666c792e6f7267 4bf17096");
+    expect_hex(out, 60,
+               "01 000102030405060708090a0b0c0d0e0f 101112131415161718191a1b1c1d1e1f"
+               "5a0d030001 0000020e746573742e7632666c792e6f7267 4bf17096");
     /* P = 3 (aabbcc), tcp:127.0.0.1:80 */
     req.padding_len = 3;
     memcpy(req.padding, "\xaa\xbb\xcc", 3);
@@ -735,6 +740,37 @@ static void test_request_randomize(void **state)
     assert_true(req.padding_len <= 15);
 }
 
+/* Every allocation of a client seal and a server read failing in turn: a clean NOMEM. */
+static void test_header_alloc_failure(void **state)
+{
+    struct fixture *f = *state;
+    struct vrev__vmess_request req, got;
+    vector_request(&req);
+    for (unsigned fail = 1; fail < 12; fail++) {
+        struct tu_failing_alloc fa = {0, 0, 0};
+        vrev_allocator a;
+        vrev_ctx *ctx;
+        tu_failing_allocator(&a, &fa);
+        assert_int_equal(vrev_ctx_new2(&ctx, NULL, &a), 0);
+        fa.fail_at = fa.calls + fail;
+        uint8_t out[VREV_VMESS_REQUEST_MAX];
+        int n = vrev__vmess_request_seal(ctx, &f->user, T0, auth_rand, conn_nonce, &req, out,
+                                         sizeof(out));
+        if (n > 0) {
+            reset_filters(f);
+            struct vrev__vmess_hdr_reader r;
+            size_t used;
+            vrev__vmess_hdr_reader_init(&r, ctx, &f->user, 1, f->auth_ids, f->sessions);
+            n = vrev__vmess_hdr_reader_feed(&r, T0, out, (size_t)n, &used, &got);
+            assert_true(n == 1 || n == VREV_ERR_NOMEM);
+        } else {
+            assert_int_equal(n, VREV_ERR_NOMEM);
+        }
+        vrev_ctx_free(ctx);
+        assert_int_equal(fa.live, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -761,6 +797,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_server_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_round_trips, setup, teardown),
         cmocka_unit_test(test_request_randomize),
+        cmocka_unit_test_setup_teardown(test_header_alloc_failure, setup, teardown),
     };
     return cmocka_run_group_tests_name("vmess", tests, NULL, NULL);
 }

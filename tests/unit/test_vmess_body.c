@@ -225,6 +225,26 @@ static void test_none_vector(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* The masking streams of §10.6: SHAKE128 of each direction's IV. */
+static void test_shake_streams(void **state)
+{
+    (void)state;
+    uint8_t key[16], iv[16], out[16];
+    struct vrev__shake128 sh;
+    vrev__shake128_init(&sh, req_iv, 16);
+    vrev__shake128_squeeze(&sh, out, 16);
+    size_t n;
+    uint8_t *want = tu_hex("98481946de85c670a7a84432ab4091a8", &n);
+    assert_memory_equal(out, want, 16);
+    free(want);
+    assert_int_equal(vrev__vmess_response_keys(req_key, req_iv, key, iv), 0);
+    vrev__shake128_init(&sh, iv, 16);
+    vrev__shake128_squeeze(&sh, out, 16);
+    want = tu_hex("1a5a93f79db6916dfb99b094de46cc59", &n);
+    assert_memory_equal(out, want, 16);
+    free(want);
+}
+
 /* ---- round trips -------------------------------------------------------------------------- */
 
 static uint8_t *pattern(size_t n, unsigned seed)
@@ -585,10 +605,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_vector), cmocka_unit_test(test_response_vector),
         cmocka_unit_test(test_chacha_vector),  cmocka_unit_test(test_none_vector),
-        cmocka_unit_test(test_round_trips),    cmocka_unit_test(test_every_split),
-        cmocka_unit_test(test_bit_flips),      cmocka_unit_test(test_bad_lengths),
-        cmocka_unit_test(test_init_refusals),  cmocka_unit_test(test_raw_mode),
-        cmocka_unit_test(test_limits),         cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_shake_streams),  cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_every_split),    cmocka_unit_test(test_bit_flips),
+        cmocka_unit_test(test_bad_lengths),    cmocka_unit_test(test_init_refusals),
+        cmocka_unit_test(test_raw_mode),       cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests_name("vmess_body", tests, NULL, NULL);
 }
