@@ -28,9 +28,9 @@ static int server_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t 
     return vrev_mux_send(mux, sid, (const uint8_t *)reply, sizeof(reply) - 1);
 }
 
-static int server_close(vrev_mux *mux, uint16_t sid, int error, void *user)
+static int server_close(vrev_mux *mux, uint16_t sid, int error, void *session_user, void *user)
 {
-    (void)mux, (void)user;
+    (void)mux, (void)session_user, (void)user;
     printf("server: session %u ended%s\n", sid, error ? " with error" : "");
     return 0;
 }

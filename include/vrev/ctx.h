@@ -57,7 +57,11 @@ VREV_API int vrev_ctx_new(vrev_ctx **out, struct event_base *base);
  *  abi) or VREV_ERR_NOMEM. */
 VREV_API int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator *alloc);
 
-/** Free a context. Every object created from it must have been freed first. NULL is a no-op. */
+/** Free a context. Every object created from it must have been freed first. libevent
+ *  finishes closing connections from inside the event_base (deferred callbacks and
+ *  finalizers, which may still use the context's allocator), so after freeing the objects run
+ *  the loop once more (event_base_loop(base, EVLOOP_NONBLOCK)) and free the event_base before
+ *  freeing the context. NULL is a no-op. */
 VREV_API void vrev_ctx_free(vrev_ctx *ctx);
 
 /** The event_base given at creation (borrowed), or NULL. */

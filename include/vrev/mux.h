@@ -116,8 +116,9 @@ typedef struct vrev_mux_callbacks {
     /** Data for a live session: a stream chunk (TCP) or exactly one datagram (UDP). */
     int (*on_data)(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len, void *user);
     /** The peer ended session `sid` (error: 1 if it set the Error option). The session is
-     *  already gone from the table when this runs. */
-    int (*on_close)(vrev_mux *mux, uint16_t sid, int error, void *user);
+     *  already gone from the table when this runs; `session_user` is the pointer that was set
+     *  with vrev_mux_session_set_user() (or NULL). */
+    int (*on_close)(vrev_mux *mux, uint16_t sid, int error, void *session_user, void *user);
 } vrev_mux_callbacks;
 
 /* --- Lifecycle ------------------------------------------------------------------------------ */

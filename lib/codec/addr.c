@@ -130,6 +130,31 @@ int vrev__addr_from_text(struct vrev__addr *a, const char *host, uint16_t port)
     return vrev__addr_set_domain(a, (const uint8_t *)host, len);
 }
 
+int vrev__addr_from_hostport(struct vrev__addr *a, const char *text)
+{
+    if (!a || !text)
+        return VREV_ERR_INVAL;
+    const char *colon = strrchr(text, ':');
+    if (!colon || colon == text || !colon[1] || strlen(colon + 1) > 5)
+        return VREV_ERR_ADDR_SYNTAX;
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return VREV_ERR_ADDR_SYNTAX;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    size_t hl = (size_t)(colon - text);
+    if (port > 0xffff || hl > VREV_ADDR_DOMAIN_MAX + 2)
+        return VREV_ERR_ADDR_SYNTAX;
+    char host[VREV_ADDR_DOMAIN_MAX + 3];
+    memcpy(host, text, hl);
+    host[hl] = '\0';
+    /* an IPv6 literal needs its brackets here, or its last group would read as the port */
+    if (memchr(host, ':', hl) && host[0] != '[')
+        return VREV_ERR_ADDR_SYNTAX;
+    return vrev__addr_from_text(a, host, (uint16_t)port);
+}
+
 int vrev__addr_host_text(const struct vrev__addr *a, char *buf, size_t cap)
 {
     char tmp[VREV_ADDR_DOMAIN_MAX + 1];

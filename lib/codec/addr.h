@@ -42,6 +42,10 @@ int vrev__addr_encode(const struct vrev__addr *a, uint8_t *out, size_t cap);
  * same rules as decoding. Returns 0, VREV_ERR_INVAL or VREV_ERR_ADDR_*. */
 int vrev__addr_from_text(struct vrev__addr *a, const char *host, uint16_t port);
 
+/* Parse "host:port" ("[v6]:port" for IPv6) with the rules of vrev__addr_from_text(); the
+ * port is required (0..65535). Returns 0, VREV_ERR_INVAL or VREV_ERR_ADDR_*. */
+int vrev__addr_from_hostport(struct vrev__addr *a, const char *text);
+
 /* Validate and classify a domain given as bytes (the rules above). */
 int vrev__addr_set_domain(struct vrev__addr *a, const uint8_t *name, size_t len);
 

@@ -443,10 +443,13 @@ static int on_keep(vrev_mux *m, const struct vrev_mux_frame *f)
 static int on_end(vrev_mux *m, const struct vrev_mux_frame *f)
 {
     int rc = 0;
-    if (!vrev__mux_table_remove(&m->sessions, f->sid))
+    struct vrev__mux_session *s = vrev__mux_table_find(&m->sessions, f->sid);
+    if (!s)
         return 0;
+    void *session_user = s->user;
+    vrev__mux_table_remove(&m->sessions, f->sid);
     if (m->cb.on_close)
-        CALL(m, rc, on_close, f->sid, (f->option & VREV_MUX_OPT_ERROR) ? 1 : 0);
+        CALL(m, rc, on_close, f->sid, (f->option & VREV_MUX_OPT_ERROR) ? 1 : 0, session_user);
     return rc;
 }
 

@@ -214,5 +214,13 @@ void vrev__bev_close(struct bufferevent *bev, int abort)
         struct linger lg = {1, 0};
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
+    /* Freeing one end of a pair tells the other end nothing: say it explicitly, as an error
+     * for an abort, as an end of stream otherwise. */
+    struct bufferevent *partner = fd < 0 ? bufferevent_pair_get_partner(bev) : NULL;
+    if (partner && abort)
+        bufferevent_trigger_event(partner, BEV_EVENT_ERROR | BEV_EVENT_READING,
+                                  BEV_TRIG_DEFER_CALLBACKS);
+    else if (partner)
+        bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
     bufferevent_free(bev);
 }

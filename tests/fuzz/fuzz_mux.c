@@ -55,9 +55,9 @@ static int on_data(vrev_mux *m, uint16_t sid, const uint8_t *d, size_t n, void *
     return 0;
 }
 
-static int on_close(vrev_mux *m, uint16_t sid, int error, void *user)
+static int on_close(vrev_mux *m, uint16_t sid, int error, void *session_user, void *user)
 {
-    (void)m;
+    (void)m, (void)session_user;
     uint8_t e = (uint8_t)error;
     mix(user, &sid, sizeof(sid));
     mix(user, &e, 1);

@@ -135,12 +135,34 @@ static void test_from_text(void **state)
     assert_int_equal(vrev__addr_target_text(&a, text, 14), 13);
 }
 
+static void test_from_hostport(void **state)
+{
+    (void)state;
+    struct vrev__addr a;
+    char text[64];
+    assert_int_equal(vrev__addr_from_hostport(&a, "127.0.0.1:80"), 0);
+    vrev__addr_target_text(&a, text, sizeof(text));
+    assert_string_equal(text, "127.0.0.1:80");
+    assert_int_equal(vrev__addr_from_hostport(&a, "[::1]:8080"), 0);
+    assert_int_equal(a.type, VREV_ADDR_IPV6);
+    assert_int_equal(a.port, 8080);
+    assert_int_equal(vrev__addr_from_hostport(&a, "example.com:65535"), 0);
+    assert_int_equal(a.type, VREV_ADDR_DOMAIN);
+    assert_int_equal(vrev__addr_from_hostport(&a, "example.com:65536"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, "example.com"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, "example.com:"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, ":80"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, "::1:80"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, "a:8x"), VREV_ERR_ADDR_SYNTAX);
+    assert_int_equal(vrev__addr_from_hostport(&a, "a b:80"), VREV_ERR_ADDR_DOMAIN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_types),   cmocka_unit_test(test_decode_normalises_like_v2ray),
         cmocka_unit_test(test_decode_errors),  cmocka_unit_test(test_domain_lengths),
-        cmocka_unit_test(test_from_text),
+        cmocka_unit_test(test_from_text),      cmocka_unit_test(test_from_hostport),
     };
     return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }

@@ -350,6 +350,7 @@ struct harness {
     int free_in_close;
     int end_in_open;
     int pause_in_data;
+    void *close_user;
 };
 
 static int h_open(vrev_mux *m, uint16_t sid, const vrev_mux_frame *f, void *user)
@@ -375,9 +376,10 @@ static int h_data(vrev_mux *m, uint16_t sid, const uint8_t *d, size_t n, void *u
     return 0;
 }
 
-static int h_close(vrev_mux *m, uint16_t sid, int error, void *user)
+static int h_close(vrev_mux *m, uint16_t sid, int error, void *session_user, void *user)
 {
     struct harness *h = user;
+    h->close_user = session_user;
     h->closes++;
     h->close_error = error;
     h->last_sid = sid;
@@ -516,8 +518,11 @@ static void test_server_sessions(void **state)
     assert_int_equal(h_feed_hex(&h, "000400090300 000400000401 0002 0102"), 0);
     assert_int_equal(vrev_mux_pending(h.mux, NULL), 0);
     assert_int_equal(h.closes, 0);
-    /* End|Error for the live session: closed with the error flag, data discarded */
+    /* End|Error for the live session: closed with the error flag, data discarded, and the
+     * session's user pointer handed to on_close */
+    assert_int_equal(vrev_mux_session_set_user(h.mux, 2, &h), 0);
     assert_int_equal(h_feed_hex(&h, "000400020303 0001 ff"), 0);
+    assert_ptr_equal(h.close_user, &h);
     assert_int_equal(h.closes, 1);
     assert_int_equal(h.close_error, 1);
     assert_int_equal(h.data_bytes, 5);

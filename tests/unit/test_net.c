@@ -212,8 +212,9 @@ static void world_done(struct world *w)
         bufferevent_free(w->client);
     vrev__listener_free(w->echo);
     vrev__listener_free(w->proxy);
+    event_base_loop(w->base, EVLOOP_NONBLOCK); /* deferred callbacks release their refs */
+    event_base_free(w->base); /* runs libevent's deferred frees, which may use the ctx */
     vrev_ctx_free(w->ctx);
-    event_base_free(w->base);
 }
 
 static void test_relay_bulk_and_half_close(void **state)

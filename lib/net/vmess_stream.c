@@ -1,0 +1,246 @@
+/* VMess body as a bufferevent filter over the connection below it (tcp, or tls).
+ *
+ *   user side  <-- plaintext -->  [ filter: body chunks, response header ]  <-- wire --> lower
+ *
+ * Client: the request header was written to `lower` before the filter exists; the filter
+ * reads the response header before the first response chunk (and never waits for it before
+ * sending). Server: the request header has been read; the response header goes out in front
+ * of the first response bytes, as 4.34 servers do. An end of stream from the user side
+ * (BEV_FINISHED) becomes the end-of-stream chunk; the peer's end-of-stream chunk becomes an
+ * EOF event on the filter. A bad chunk is an error event (the connection must be dropped). */
+#include <event2/bufferevent.h>
+#include <string.h>
+
+#include "codec/vmess_body.h"
+#include "net.h"
+#include "vmess_stream.h"
+
+struct vstream {
+    vrev_ctx *ctx;
+    struct bufferevent *self;
+    struct vrev__vmess_body enc; /* our direction */
+    struct vrev__vmess_body dec; /* the peer's direction */
+    bool client;
+    bool resp_read;   /* client: response header done */
+    bool resp_sent;   /* server: response header sent */
+    bool eof_in;      /* peer's end-of-stream chunk seen */
+    bool eof_out;     /* our end-of-stream chunk sent */
+    struct vrev__vmess_resp_reader resp;
+    uint8_t resp_hdr[VREV_VMESS_RESPONSE_LEN];
+};
+
+static void vstream_free(void *arg)
+{
+    struct vstream *v = arg;
+    vrev__vmess_body_cleanup(&v->enc);
+    vrev__vmess_body_cleanup(&v->dec);
+    vrev__vmess_resp_reader_wipe(&v->resp);
+    vrev__wipe(v->resp_hdr, sizeof(v->resp_hdr));
+    vrev__free(v->ctx, v);
+}
+
+/* Feed the first contiguous segment of src to a reader-style function. */
+static int first_segment(struct evbuffer *src, const uint8_t **p, size_t *n)
+{
+    struct evbuffer_iovec vec;
+    if (evbuffer_peek(src, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
+        return 0;
+    *p = vec.iov_base;
+    *n = vec.iov_len;
+    return 1;
+}
+
+static enum bufferevent_filter_result read_response_header(struct vstream *v,
+                                                           struct evbuffer *src)
+{
+    const uint8_t *p;
+    size_t n, used;
+    while (!v->resp_read && first_segment(src, &p, &n)) {
+        int rc = vrev__vmess_resp_reader_feed(&v->resp, p, n, &used);
+        evbuffer_drain(src, used);
+        if (rc < 0)
+            return BEV_ERROR;
+        v->resp_read = rc == 1;
+    }
+    return v->resp_read ? BEV_OK : BEV_NEED_MORE;
+}
+
+static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
+                                               ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                               void *arg)
+{
+    (void)limit, (void)mode;
+    struct vstream *v = arg;
+    if (v->client && !v->resp_read) {
+        enum bufferevent_filter_result r = read_response_header(v, src);
+        if (r != BEV_OK)
+            return r;
+    }
+    const uint8_t *p, *out;
+    size_t n, used, out_len;
+    bool produced = false;
+    while (!v->eof_in && first_segment(src, &p, &n)) {
+        int rc = vrev__vmess_body_open(&v->dec, p, n, &used, &out, &out_len);
+        if (rc < 0)
+            return BEV_ERROR;
+        if (rc == VREV_VMESS_BODY_CHUNK) {
+            evbuffer_add(dst, out, out_len); /* before draining: out may point into src */
+            produced = true;
+        }
+        evbuffer_drain(src, used);
+        if (rc == VREV_VMESS_BODY_EOF) {
+            v->eof_in = true;
+            bufferevent_trigger_event(v->self, BEV_EVENT_EOF | BEV_EVENT_READING,
+                                      BEV_TRIG_DEFER_CALLBACKS);
+        }
+    }
+    if (v->eof_in) /* anything after the end-of-stream chunk is ignored */
+        evbuffer_drain(src, evbuffer_get_length(src));
+    return produced ? BEV_OK : BEV_NEED_MORE;
+}
+
+static int seal_into(struct vstream *v, struct evbuffer *dst, const uint8_t *p, size_t n)
+{
+    struct evbuffer_iovec vec;
+    size_t cap = n + VREV_VMESS_BODY_OVERHEAD_MAX;
+    if (evbuffer_reserve_space(dst, (ev_ssize_t)cap, &vec, 1) < 1)
+        return VREV_ERR_NOMEM;
+    int w = vrev__vmess_body_seal_chunk(&v->enc, p, n, vec.iov_base, vec.iov_len);
+    if (w < 0)
+        return w;
+    vec.iov_len = (size_t)w;
+    return evbuffer_commit_space(dst, &vec, 1) == 0 ? 0 : VREV_ERR_NOMEM;
+}
+
+static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct evbuffer *dst,
+                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                void *arg)
+{
+    (void)limit;
+    struct vstream *v = arg;
+    size_t max = vrev__vmess_body_max_payload(&v->enc);
+    size_t left = evbuffer_get_length(src);
+    if (v->eof_out) {
+        evbuffer_drain(src, left);
+        return BEV_OK;
+    }
+    if (!v->client && !v->resp_sent && (left || mode == BEV_FINISHED)) {
+        evbuffer_add(dst, v->resp_hdr, sizeof(v->resp_hdr));
+        v->resp_sent = true;
+    }
+    while (left) {
+        size_t n = left < max ? left : max;
+        const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
+        if (!p || seal_into(v, dst, p, n) < 0)
+            return BEV_ERROR;
+        evbuffer_drain(src, n);
+        left -= n;
+    }
+    if (mode == BEV_FINISHED) {
+        if (v->enc.mode != VREV_VMESS_BODY_RAW && seal_into(v, dst, NULL, 0) < 0)
+            return BEV_ERROR;
+        v->eof_out = true;
+    }
+    return BEV_OK;
+}
+
+static struct bufferevent *wrap(vrev_ctx *ctx, struct bufferevent *lower, struct vstream *v)
+{
+    v->self = bufferevent_filter_new(lower, filter_in, filter_out,
+                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                                     vstream_free, v);
+    if (!v->self) {
+        vstream_free(v);
+        bufferevent_free(lower);
+        return NULL;
+    }
+    (void)ctx;
+    return v->self;
+}
+
+static struct vstream *vstream_new(vrev_ctx *ctx, const struct vrev__vmess_request *req,
+                                   bool client, int *err)
+{
+    uint8_t resp_key[16], resp_iv[16];
+    struct vstream *v = vrev__calloc(ctx, 1, sizeof(*v));
+    if (!v) {
+        *err = VREV_ERR_NOMEM;
+        return NULL;
+    }
+    v->ctx = ctx;
+    v->client = client;
+    int rc = vrev__vmess_response_keys(req->body_key, req->body_iv, resp_key, resp_iv);
+    const uint8_t *ek = client ? req->body_key : resp_key, *ei = client ? req->body_iv : resp_iv;
+    const uint8_t *dk = client ? resp_key : req->body_key, *di = client ? resp_iv : req->body_iv;
+    if (rc == 0)
+        rc = vrev__vmess_body_init(&v->enc, ctx, req->security, req->options, req->command, ek,
+                                   ei);
+    if (rc == 0) {
+        rc = vrev__vmess_body_init(&v->dec, ctx, req->security, req->options, req->command, dk,
+                                   di);
+        if (rc < 0)
+            vrev__vmess_body_cleanup(&v->enc);
+    }
+    if (rc == 0 && client)
+        vrev__vmess_resp_reader_init(&v->resp, ctx, resp_key, resp_iv, req->resp_v);
+    if (rc == 0 && !client) {
+        rc = vrev__vmess_response_seal(ctx, resp_key, resp_iv, req->resp_v, v->resp_hdr,
+                                       sizeof(v->resp_hdr));
+        if (rc > 0)
+            rc = 0;
+        else {
+            vrev__vmess_body_cleanup(&v->enc);
+            vrev__vmess_body_cleanup(&v->dec);
+        }
+    }
+    vrev__wipe(resp_key, sizeof(resp_key));
+    vrev__wipe(resp_iv, sizeof(resp_iv));
+    if (rc < 0) {
+        vrev__free(ctx, v);
+        *err = rc;
+        return NULL;
+    }
+    return v;
+}
+
+struct bufferevent *vrev__vmess_stream_client(vrev_ctx *ctx, struct bufferevent *lower,
+                                              const struct vrev__vmess_user *user,
+                                              const struct vrev__vmess_request *req, int64_t now,
+                                              int *err)
+{
+    uint8_t flight[VREV_VMESS_REQUEST_MAX], rnd[4 + 8];
+    int rc = vrev__random_bytes(rnd, sizeof(rnd));
+    if (rc == 0)
+        rc = vrev__vmess_request_seal(ctx, user, now, rnd, rnd + 4, req, flight, sizeof(flight));
+    struct vstream *v = NULL;
+    if (rc > 0) {
+        v = vstream_new(ctx, req, true, &rc);
+        if (v && bufferevent_write(lower, flight, (size_t)rc) < 0) {
+            vstream_free(v);
+            v = NULL;
+            rc = VREV_ERR_NOMEM;
+        }
+    }
+    vrev__wipe(flight, sizeof(flight));
+    if (!v) {
+        bufferevent_free(lower);
+        *err = rc < 0 ? rc : VREV_ERR_CRYPTO;
+        return NULL;
+    }
+    struct bufferevent *bev = wrap(ctx, lower, v);
+    *err = bev ? 0 : VREV_ERR_NOMEM;
+    return bev;
+}
+
+struct bufferevent *vrev__vmess_stream_server(vrev_ctx *ctx, struct bufferevent *lower,
+                                              const struct vrev__vmess_request *req, int *err)
+{
+    struct vstream *v = vstream_new(ctx, req, false, err);
+    if (!v) {
+        bufferevent_free(lower);
+        return NULL;
+    }
+    struct bufferevent *bev = wrap(ctx, lower, v);
+    *err = bev ? 0 : VREV_ERR_NOMEM;
+    return bev;
+}
