@@ -14,12 +14,13 @@
 #      server-<security>.req.bin / .resp.bin / .json
 #
 # Only bash and python3's standard library; only 127.0.0.1, ephemeral ports; every process
-# started here is bounded by `timeout` and killed by its PID.
+# started here is bounded (30 s timer, parent-death signal, `timeout` on the script) and killed
+# by its PID.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out="$here/vmess"
+out=${VMESS_OUT:-$here/vmess}
 v2ray=${V2RAY:-/usr/bin/v2ray}
 build=${VREV_BUILD:-$root/build/h-vmess}
 mkdir -p "$out"
@@ -41,7 +42,7 @@ fi
 [ -n "$mkreq" ] || echo "gen-vmess: no $build/libvrev.a: skipping the server-side capture" >&2
 
 V2RAY="$v2ray" WORK="$work" OUT="$out" MKREQ="$mkreq" timeout 120 python3 - <<'PY'
-import json, os, socket, subprocess, threading, time
+import ctypes, json, os, signal, socket, subprocess, threading, time
 
 V2RAY, WORK, OUT, MKREQ = (os.environ[k] for k in ("V2RAY", "WORK", "OUT", "MKREQ"))
 UUID = "27848739-7e62-4138-9fd3-098a63964b6b"
@@ -57,18 +58,30 @@ def free_port():
     return port
 
 
+def die_with_parent():
+    # PR_SET_PDEATHSIG(SIGKILL): v2ray dies with this script, whatever happens to it.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+
+
 def start_v2ray(cfg, name):
     path = os.path.join(WORK, name + ".json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)
     log = open(os.path.join(WORK, name + ".log"), "wb")
-    # `timeout` bounds the process even if this script dies; we kill it by PID below.
-    return subprocess.Popen(["timeout", "30", V2RAY, "-config", path], stdout=log, stderr=log)
+    # v2ray itself is the child (not a `timeout` wrapper, whose death would orphan it), so
+    # its PID is the one we kill; a timer bounds it to 30 s in any case.
+    proc = subprocess.Popen([V2RAY, "-config", path], stdout=log, stderr=log,
+                            preexec_fn=die_with_parent)
+    proc.bound = threading.Timer(30, proc.kill)
+    proc.bound.daemon = True
+    proc.bound.start()
+    return proc
 
 
 def stop(proc):
+    proc.bound.cancel()
     if proc.poll() is None:
-        proc.kill()  # by PID (Popen object)
+        proc.kill()  # by PID
     proc.wait(timeout=10)
 
 
