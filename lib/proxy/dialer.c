@@ -1,0 +1,108 @@
+/* Dialing on behalf of a link, with V2Ray's retries: 5 attempts in all, the k-th retry after
+ * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms). Until the
+ * callback runs, the engine owns the link: stopping the engine closes it. */
+#include <string.h>
+
+#include "proxy.h"
+
+#define DIAL_ATTEMPTS 5
+#define DIAL_TIMEOUT_MS 4000
+
+struct link_dial {
+    struct vrev__conn conn; /* first */
+    struct vrev__engine *engine;
+    struct bufferevent *link;
+    struct vrev__addr target;
+    uint32_t step_ms;
+    int attempt;
+    struct vrev__dial *dial;
+    struct event *retry;
+    vrev__link_dialed_fn done;
+    void *user;
+};
+
+static void link_dial_free(struct link_dial *d, bool close_link)
+{
+    vrev_ctx *ctx = d->engine->ctx;
+    vrev__tcp_dial_cancel(d->dial);
+    if (d->retry)
+        event_free(d->retry);
+    if (close_link)
+        vrev__bev_close(d->link, 1);
+    vrev__free(ctx, d);
+}
+
+static void link_dial_close(struct vrev__conn *c)
+{
+    link_dial_free((struct link_dial *)c, true);
+}
+
+static void attempt(struct link_dial *d);
+
+static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
+{
+    struct link_dial *d = user;
+    d->dial = NULL;
+    if (err && ++d->attempt < DIAL_ATTEMPTS) {
+        struct timeval tv = {0, 0};
+        uint32_t ms = (uint32_t)d->attempt * d->step_ms;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        evtimer_add(d->retry, &tv);
+        return;
+    }
+    struct vrev__engine *e = d->engine;
+    struct bufferevent *link = d->link;
+    vrev__link_dialed_fn done = d->done;
+    void *cb_user = d->user;
+    if (err) {
+        char t[VREV_MUX_TARGET_MAX];
+        vrev__addr_target_text(&d->target, t, sizeof(t));
+        vrev__log(e->ctx, VREV_LOG_INFO, "dial", "%s: gave up after %d attempts: %s%s%s", t,
+                  DIAL_ATTEMPTS, vrev_strerror(err), sys ? ": " : "", sys ? strerror(sys) : "");
+        e->stats.dial_failures++;
+    }
+    vrev__engine_untrack(e, &d->conn);
+    link_dial_free(d, false);
+    done(link, bev, err, cb_user);
+}
+
+static void attempt(struct link_dial *d)
+{
+    struct vrev__engine *e = d->engine;
+    struct evdns_base *dns = d->target.type == VREV_ADDR_DOMAIN ? vrev__engine_dns(e) : NULL;
+    int rc = vrev__tcp_dial(e->ctx, dns, &d->target, DIAL_TIMEOUT_MS, on_dialed, d, &d->dial);
+    if (rc < 0) {
+        d->dial = NULL;
+        on_dialed(NULL, rc, 0, d);
+    }
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    attempt(arg);
+}
+
+int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
+                          const struct vrev__addr *target, uint32_t step_ms,
+                          vrev__link_dialed_fn done, void *user)
+{
+    struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
+    if (d)
+        d->retry = evtimer_new(e->ctx->base, on_retry, d);
+    if (!d || !d->retry) {
+        vrev__free(e->ctx, d);
+        vrev__bev_close(link, 1);
+        return VREV_ERR_NOMEM;
+    }
+    d->engine = e;
+    d->link = link;
+    d->target = *target;
+    d->step_ms = step_ms;
+    d->done = done;
+    d->user = user;
+    vrev__engine_track(e, &d->conn, link_dial_close);
+    attempt(d);
+    return 0;
+}

@@ -1,0 +1,190 @@
+/* The engine: outbounds, router, dispatcher, resolver, and the list of live connections. */
+#include <event2/dns.h>
+#include <string.h>
+
+#include "proxy.h"
+
+#define LOG_COMPONENT "engine"
+
+int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
+{
+    memset(e, 0, sizeof(*e));
+    if (!ctx || !ctx->base)
+        return VREV_ERR_STATE;
+    e->ctx = ctx;
+    e->live.next = e->live.prev = &e->live;
+    vrev__policy_default(&e->policy);
+    return 0;
+}
+
+void vrev__engine_track(struct vrev__engine *e, struct vrev__conn *c, vrev__conn_close_fn close)
+{
+    c->close = close;
+    c->next = e->live.next;
+    c->prev = &e->live;
+    e->live.next->prev = c;
+    e->live.next = c;
+}
+
+void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c)
+{
+    (void)e;
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    c->next = c->prev = c;
+}
+
+void vrev__engine_cleanup(struct vrev__engine *e)
+{
+    if (!e->ctx)
+        return;
+    while (e->live.next != &e->live) {
+        struct vrev__conn *c = e->live.next;
+        vrev__engine_untrack(e, c);
+        c->close(c);
+    }
+    for (size_t i = 0; i < e->n_outbounds; i++)
+        e->outbounds[i]->ops->destroy(e->outbounds[i]);
+    vrev__free(e->ctx, e->outbounds);
+    vrev__router_free(e->router);
+    if (e->dns)
+        evdns_base_free(e->dns, 0);
+    memset(e, 0, sizeof(*e));
+}
+
+int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob)
+{
+    struct vrev__outbound **v =
+        vrev__realloc(e->ctx, e->outbounds, (e->n_outbounds + 1) * sizeof(*v));
+    if (!v) {
+        ob->ops->destroy(ob);
+        return VREV_ERR_NOMEM;
+    }
+    e->outbounds = v;
+    v[e->n_outbounds++] = ob;
+    return 0;
+}
+
+struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag)
+{
+    for (size_t i = 0; i < e->n_outbounds; i++)
+        if (e->outbounds[i]->tag && tag && !strcmp(e->outbounds[i]->tag, tag))
+            return e->outbounds[i];
+    return NULL;
+}
+
+struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
+{
+    if (!e->dns) {
+        e->dns = evdns_base_new(e->ctx->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                                  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!e->dns)
+            vrev__log(e->ctx, VREV_LOG_ERROR, LOG_COMPONENT, "cannot start the DNS resolver");
+    }
+    return e->dns;
+}
+
+int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
+                   struct bufferevent *link)
+{
+    if (e->n_outbounds == 0) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_STATE;
+    }
+    size_t idx = 0;
+    if (e->router) {
+        struct vrev__route_ctx rc = {
+            info->inbound_tag,
+            info->network == VREV_NET_UDP ? VREV_ROUTE_UDP : VREV_ROUTE_TCP,
+            &info->target,
+            info->has_source ? &info->source : NULL,
+            info->user,
+            NULL,
+        };
+        uint32_t random = (uint32_t)(e->stats.links * 2654435761u);
+        idx = vrev__router_pick(e->router, &rc, random);
+        if (idx >= e->n_outbounds)
+            idx = 0;
+    }
+    e->stats.links++;
+    struct vrev__outbound *ob = e->outbounds[idx];
+    if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
+        char t[VREV_MUX_TARGET_MAX];
+        vrev__addr_target_text(&info->target, t, sizeof(t));
+        vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "[%s] %s:%s -> [%s]",
+                  info->inbound_tag ? info->inbound_tag : "",
+                  info->network == VREV_NET_UDP ? "udp" : "tcp", t, ob->tag ? ob->tag : "");
+    }
+    return ob->ops->handle(ob, info, link);
+}
+
+/* --- relays tracked by the engine ------------------------------------------------------------ */
+
+struct tracked_relay {
+    struct vrev__conn conn; /* first */
+    struct vrev__engine *engine;
+    struct vrev__relay *relay;
+};
+
+static void relay_done(int result, uint64_t up, uint64_t down, void *user)
+{
+    struct tracked_relay *t = user;
+    struct vrev__engine *e = t->engine;
+    e->stats.bytes_up += up;
+    e->stats.bytes_down += down;
+    if (result == 0)
+        e->stats.relays_ok++;
+    else
+        e->stats.relays_failed++;
+    vrev__engine_untrack(e, &t->conn);
+    vrev__free(e->ctx, t);
+}
+
+static void relay_close(struct vrev__conn *c)
+{
+    struct tracked_relay *t = (struct tracked_relay *)c;
+    vrev__relay_abort(t->relay, 1);
+    vrev__free(t->engine->ctx, t);
+}
+
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
+                       struct bufferevent *target)
+{
+    struct tracked_relay *t = vrev__calloc(e->ctx, 1, sizeof(*t));
+    if (!t) {
+        vrev__bev_close(link, 1);
+        vrev__bev_close(target, 1);
+        return VREV_ERR_NOMEM;
+    }
+    t->engine = e;
+    int rc = vrev__relay_start(e->ctx, link, target, &e->policy, relay_done, t, &t->relay);
+    if (rc < 0) {
+        vrev__free(e->ctx, t);
+        return rc;
+    }
+    vrev__engine_track(e, &t->conn, relay_close);
+    return 0;
+}
+
+/* --- outbound helpers ------------------------------------------------------------------------ */
+
+int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
+                        const struct vrev__outbound_ops *ops, const char *tag)
+{
+    ob->ops = ops;
+    ob->engine = e;
+    ob->tag = NULL;
+    if (tag) {
+        size_t n = strlen(tag) + 1;
+        ob->tag = vrev__malloc(e->ctx, n);
+        if (!ob->tag)
+            return VREV_ERR_NOMEM;
+        memcpy(ob->tag, tag, n);
+    }
+    return 0;
+}
+
+void vrev__outbound_cleanup(struct vrev__outbound *ob)
+{
+    vrev__free(ob->engine->ctx, ob->tag);
+}

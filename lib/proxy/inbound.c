@@ -1,0 +1,106 @@
+/* Inbounds: a listener plus what to do with each accepted connection. dokodemo-door sends
+ * every connection to one fixed target (WIRE-SPEC §6.1); vmess lives in vmess_in.c. */
+#include <string.h>
+
+#include "inbound.h"
+
+#define LOG_COMPONENT "inbound"
+
+char *vrev__strdup(vrev_ctx *ctx, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = vrev__malloc(ctx, n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *tag)
+{
+    struct vrev__inbound *in = vrev__calloc(e->ctx, 1, sizeof(*in));
+    if (!in)
+        return NULL;
+    in->engine = e;
+    if (tag && !(in->tag = vrev__strdup(e->ctx, tag))) {
+        vrev__free(e->ctx, in);
+        return NULL;
+    }
+    return in;
+}
+
+int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
+                         vrev__accept_cb accept)
+{
+    return vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
+}
+
+static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len,
+                            void *user)
+{
+    (void)len;
+    struct vrev__inbound *in = user;
+    struct vrev__engine *e = in->engine;
+    struct bufferevent *bev = vrev__bev_socket(e->ctx, fd);
+    if (!bev)
+        return;
+    vrev__tcp_tune(fd);
+    struct vrev__link_info info;
+    memset(&info, 0, sizeof(info));
+    info.inbound_tag = in->tag;
+    info.network = VREV_NET_TCP;
+    info.target = in->target;
+    vrev__addr_from_sockaddr(&info.source, peer);
+    info.has_source = true;
+    vrev__dispatch(e, &info, bev);
+}
+
+int vrev__dokodemo_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__dokodemo_opts *opts, struct vrev__inbound **out)
+{
+    *out = NULL;
+    if (!opts || !opts->address)
+        return VREV_ERR_INVAL;
+    struct vrev__inbound *in = vrev__inbound_alloc(e, tag);
+    if (!in)
+        return VREV_ERR_NOMEM;
+    in->networks = opts->networks ? opts->networks : VREV_ROUTE_TCP;
+    int rc = vrev__addr_from_text(&in->target, opts->address, opts->target_port);
+    if (rc == 0 && (in->networks & VREV_ROUTE_UDP))
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] dokodemo-door over UDP is not supported yet; listening on TCP only",
+                  tag ? tag : "");
+    if (rc == 0)
+        rc = vrev__inbound_listen(in, opts->listen, opts->port, dokodemo_accept);
+    if (rc < 0) {
+        vrev__inbound_free(in);
+        return rc;
+    }
+    *out = in;
+    return 0;
+}
+
+void vrev__inbound_free(struct vrev__inbound *in)
+{
+    if (!in)
+        return;
+    vrev_ctx *ctx = in->engine->ctx;
+    vrev__listener_free(in->listener);
+    for (size_t i = 0; i < in->n_users; i++) {
+        vrev__vmess_user_wipe(&in->users[i]);
+        if (in->emails)
+            vrev__free(ctx, in->emails[i]);
+    }
+    vrev__free(ctx, in->users);
+    vrev__free(ctx, in->emails);
+    vrev__vmess_replay_free(in->auth_ids);
+    vrev__vmess_replay_free(in->sessions);
+    vrev__free(ctx, in->tag);
+    vrev__free(ctx, in);
+}
+
+uint16_t vrev__inbound_port(const struct vrev__inbound *in)
+{
+    return in->listener ? vrev__listener_port(in->listener) : 0;
+}

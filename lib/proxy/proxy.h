@@ -1,0 +1,176 @@
+/* lib/proxy: the engine's moving parts. An inbound accepts connections and describes each as a
+ * link (struct vrev__link_info + a bufferevent carrying the client's bytes); the dispatcher
+ * routes it to an outbound, which takes the bufferevent over and carries it to its target.
+ * This is V2Ray's model (inbound -> dispatcher -> router -> outbound) with bufferevents as
+ * links; a reverse bridge or portal plugs in as just another inbound or outbound. */
+#ifndef VREV_PROXY_PROXY_H
+#define VREV_PROXY_PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec/addr.h"
+#include "net/net.h"
+#include "route/router.h"
+
+struct vrev__engine;
+struct vrev__outbound;
+
+/* What the router sees of one connection. */
+struct vrev__link_info {
+    const char *inbound_tag; /* may be NULL */
+    int network;             /* VREV_NET_TCP or VREV_NET_UDP */
+    struct vrev__addr target;
+    struct vrev__addr source; /* valid when has_source */
+    bool has_source;
+    const char *user; /* may be NULL */
+};
+
+struct vrev__outbound_ops {
+    const char *protocol;
+    /* Take ownership of `link` and carry it to info->target. On an error return the outbound
+     * has already closed the link. */
+    int (*handle)(struct vrev__outbound *ob, const struct vrev__link_info *info,
+                  struct bufferevent *link);
+    void (*destroy)(struct vrev__outbound *ob);
+};
+
+/* Outbound implementations embed this as their first member. */
+struct vrev__outbound {
+    const struct vrev__outbound_ops *ops;
+    struct vrev__engine *engine;
+    char *tag;
+};
+
+/* --- connections tracked by the engine (so that stopping it frees everything) ------------- */
+
+struct vrev__conn;
+typedef void (*vrev__conn_close_fn)(struct vrev__conn *c);
+struct vrev__conn {
+    struct vrev__conn *prev, *next;
+    vrev__conn_close_fn close; /* abort and free; called when the engine stops */
+};
+
+void vrev__engine_track(struct vrev__engine *e, struct vrev__conn *c, vrev__conn_close_fn close);
+void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c);
+
+/* --- the engine ---------------------------------------------------------------------------- */
+
+struct vrev__engine_stats {
+    uint64_t links;          /* links dispatched */
+    uint64_t relays_ok;      /* relays that ended cleanly */
+    uint64_t relays_failed;  /* relays that ended with an error or timeout */
+    uint64_t dial_failures;  /* outbound dials that gave up */
+    uint64_t bytes_up;
+    uint64_t bytes_down;
+};
+
+struct vrev__engine {
+    vrev_ctx *ctx;
+    struct evdns_base *dns; /* created on first use */
+    struct vrev__router *router; /* NULL: everything goes to outbound 0 */
+    struct vrev__outbound **outbounds;
+    size_t n_outbounds;
+    struct vrev__policy policy;
+    struct vrev__conn live; /* list head */
+    struct vrev__engine_stats stats;
+};
+
+int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
+/* Close every live connection, free the outbounds, the router and the resolver. */
+void vrev__engine_cleanup(struct vrev__engine *e);
+/* Append an outbound (the engine owns it from now on, even on failure). */
+int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob);
+struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag);
+/* The resolver for configured host names, created on first use (NULL if out of memory). */
+struct evdns_base *vrev__engine_dns(struct vrev__engine *e);
+
+/* Route a link and hand it to its outbound (which owns it from then on, even on failure). */
+int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
+                   struct bufferevent *link);
+
+/* Relay `link` and `target` under the engine's policy, tracked and counted. */
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
+                       struct bufferevent *target);
+
+/* Dial `target` for `link` with V2Ray's retries (5 attempts, the k-th retry after k * step_ms).
+ * `done` gets the link back with the connected bufferevent, or with NULL and the last error
+ * (then it must close the link). Until then the engine owns the link. Returns 0 or
+ * VREV_ERR_NOMEM (link closed, done not called). */
+typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct bufferevent *bev, int err,
+                                     void *user);
+int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
+                          const struct vrev__addr *target, uint32_t step_ms,
+                          vrev__link_dialed_fn done, void *user);
+
+/* Common outbound setup: tag copy and ops. */
+int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
+                        const struct vrev__outbound_ops *ops, const char *tag);
+void vrev__outbound_cleanup(struct vrev__outbound *ob);
+
+/* --- outbounds ----------------------------------------------------------------------------- */
+
+enum vrev__domain_strategy {
+    VREV_DS_AS_IS = 0,
+    VREV_DS_USE_IP,
+    VREV_DS_USE_IPV4,
+    VREV_DS_USE_IPV6,
+};
+
+struct vrev__freedom_opts {
+    const char *redirect_host; /* NULL or "": keep the target's address */
+    uint16_t redirect_port;    /* 0: keep the target's port */
+    int domain_strategy;       /* enum vrev__domain_strategy */
+};
+
+int vrev__freedom_new(struct vrev__engine *e, const char *tag,
+                      const struct vrev__freedom_opts *opts, struct vrev__outbound **out);
+
+/* blackhole: closes every link; with http_response set, first answers "403 Forbidden". */
+int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,
+                        struct vrev__outbound **out);
+
+struct vrev__vmess_out_opts {
+    const char *address; /* server host */
+    uint16_t port;
+    uint8_t uuid[16];
+    int security; /* VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE */
+};
+
+int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
+                        const struct vrev__vmess_out_opts *opts, struct vrev__outbound **out);
+
+/* --- inbounds ------------------------------------------------------------------------------ */
+
+struct vrev__inbound;
+
+struct vrev__dokodemo_opts {
+    const char *listen; /* IP literal; NULL: 0.0.0.0 */
+    uint16_t port;      /* 0: any free port */
+    const char *address; /* target host */
+    uint16_t target_port;
+    unsigned networks; /* VREV_ROUTE_TCP | VREV_ROUTE_UDP */
+};
+
+struct vrev__vmess_in_user {
+    uint8_t uuid[16];
+    const char *email; /* may be NULL */
+};
+
+struct vrev__vmess_in_opts {
+    const char *listen;
+    uint16_t port;
+    const struct vrev__vmess_in_user *users;
+    size_t n_users;
+};
+
+int vrev__vmess_in_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__vmess_in_opts *opts, struct vrev__inbound **out);
+
+int vrev__dokodemo_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__dokodemo_opts *opts, struct vrev__inbound **out);
+void vrev__inbound_free(struct vrev__inbound *in);
+/* The TCP port an inbound listens on (after binding port 0). */
+uint16_t vrev__inbound_port(const struct vrev__inbound *in);
+
+#endif

@@ -1,0 +1,198 @@
+/* vmess inbound: read and authenticate the AEAD request header, then dispatch the body stream
+ * to its target (WIRE-SPEC §4).
+ *
+ * Anti-probing (RELIABILITY.md §2.1): a connection whose header fails (unknown user, replay,
+ * clock skew, garbage) gets no answer and no early close: its input is read and dropped until
+ * the handshake deadline, which does not move with traffic, then it is closed. So neither the
+ * timing nor the byte count at which we close tells a prober anything. */
+#include <string.h>
+#include <time.h>
+
+#include "inbound.h"
+#include "net/vmess_stream.h"
+
+#define LOG_COMPONENT "vmess"
+
+struct handshake {
+    struct vrev__conn conn; /* first */
+    struct vrev__inbound *in;
+    struct bufferevent *bev;
+    struct event *deadline;
+    struct vrev__addr source;
+    bool rejected;
+    struct vrev__vmess_hdr_reader rd;
+};
+
+static void handshake_free(struct handshake *h, bool close_bev)
+{
+    vrev_ctx *ctx = h->in->engine->ctx;
+    vrev__vmess_hdr_reader_wipe(&h->rd);
+    if (h->deadline)
+        event_free(h->deadline);
+    if (close_bev && h->bev)
+        vrev__bev_close(h->bev, 0);
+    vrev__free(ctx, h);
+}
+
+static void handshake_close(struct vrev__conn *c)
+{
+    handshake_free((struct handshake *)c, true);
+}
+
+static void handshake_end(struct handshake *h)
+{
+    vrev__engine_untrack(h->in->engine, &h->conn);
+    handshake_free(h, true);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    handshake_end(arg);
+}
+
+static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
+{
+    struct vrev__inbound *in = h->in;
+    struct vrev__engine *e = in->engine;
+    struct bufferevent *lower = h->bev;
+    struct vrev__link_info info;
+    memset(&info, 0, sizeof(info));
+    info.inbound_tag = in->tag;
+    info.network = req->command == VREV_VMESS_CMD_UDP ? VREV_NET_UDP : VREV_NET_TCP;
+    info.target = req->target;
+    info.source = h->source;
+    info.has_source = true;
+    info.user = in->emails ? in->emails[h->rd.user] : NULL;
+    if (req->command == VREV_VMESS_CMD_MUX) {
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] VMess Mux command (outbound mux) is not supported; closed",
+                  in->tag ? in->tag : "");
+        handshake_end(h);
+        return;
+    }
+    h->bev = NULL;
+    vrev__engine_untrack(e, &h->conn);
+    handshake_free(h, false);
+    bufferevent_setcb(lower, NULL, NULL, NULL, NULL);
+    int err;
+    struct bufferevent *stream = vrev__vmess_stream_server(e->ctx, lower, req, &err);
+    if (!stream) {
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s", in->tag ? in->tag : "",
+                  vrev_strerror(err));
+        return;
+    }
+    vrev__dispatch(e, &info, stream);
+}
+
+static void reject(struct handshake *h, int err)
+{
+    char src[VREV_MUX_TARGET_MAX];
+    vrev__addr_target_text(&h->source, src, sizeof(src));
+    vrev__log(h->in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
+              h->in->tag ? h->in->tag : "", src, vrev_strerror(err));
+    h->rejected = true;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct handshake *h = arg;
+    struct evbuffer *input = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec;
+    while (!h->rejected && evbuffer_peek(input, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
+        struct vrev__vmess_request req;
+        size_t used = 0;
+        int rc = vrev__vmess_hdr_reader_feed(&h->rd, (int64_t)time(NULL), vec.iov_base,
+                                             vec.iov_len, &used, &req);
+        evbuffer_drain(input, used);
+        if (rc == 1) {
+            accepted(h, &req);
+            vrev__wipe(&req, sizeof(req));
+            return;
+        }
+        if (rc < 0)
+            reject(h, rc);
+    }
+    if (h->rejected) /* keep reading, keep quiet, wait for the deadline */
+        evbuffer_drain(input, evbuffer_get_length(input));
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    handshake_end(arg); /* the client went away during the handshake */
+}
+
+static void vmess_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
+{
+    (void)len;
+    struct vrev__inbound *in = user;
+    struct vrev__engine *e = in->engine;
+    struct handshake *h = vrev__calloc(e->ctx, 1, sizeof(*h));
+    if (!h) {
+        evutil_closesocket(fd);
+        return;
+    }
+    h->in = in;
+    vrev__addr_from_sockaddr(&h->source, peer);
+    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
+    h->bev = h->deadline ? vrev__bev_socket(e->ctx, fd) : NULL;
+    if (!h->bev) {
+        if (!h->deadline)
+            evutil_closesocket(fd);
+        handshake_free(h, false);
+        return;
+    }
+    vrev__tcp_tune(fd);
+    vrev__vmess_hdr_reader_init(&h->rd, e->ctx, in->users, in->n_users, in->auth_ids,
+                                in->sessions);
+    vrev__engine_track(e, &h->conn, handshake_close);
+    uint32_t ms = e->policy.handshake_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(h->deadline, &tv);
+    bufferevent_setcb(h->bev, on_read, NULL, on_event, h);
+    bufferevent_enable(h->bev, EV_READ);
+}
+
+static int add_users(struct vrev__inbound *in, const struct vrev__vmess_in_opts *opts)
+{
+    vrev_ctx *ctx = in->engine->ctx;
+    in->users = vrev__calloc(ctx, opts->n_users, sizeof(*in->users));
+    in->emails = vrev__calloc(ctx, opts->n_users, sizeof(*in->emails));
+    if (!in->users || !in->emails)
+        return VREV_ERR_NOMEM;
+    for (size_t i = 0; i < opts->n_users; i++) {
+        int rc = vrev__vmess_user_init(&in->users[i], opts->users[i].uuid);
+        in->n_users = i + 1;
+        if (rc < 0)
+            return rc;
+        const char *email = opts->users[i].email;
+        if (email && !(in->emails[i] = vrev__strdup(ctx, email)))
+            return VREV_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int vrev__vmess_in_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__vmess_in_opts *opts, struct vrev__inbound **out)
+{
+    *out = NULL;
+    if (!opts || opts->n_users == 0)
+        return VREV_ERR_INVAL;
+    struct vrev__inbound *in = vrev__inbound_alloc(e, tag);
+    if (!in)
+        return VREV_ERR_NOMEM;
+    int rc = add_users(in, opts);
+    if (rc == 0)
+        rc = vrev__vmess_replay_new(e->ctx, &in->auth_ids, VREV_VMESS_REPLAY_DEFAULT_MAX);
+    if (rc == 0)
+        rc = vrev__vmess_replay_new(e->ctx, &in->sessions, VREV_VMESS_REPLAY_DEFAULT_MAX);
+    if (rc == 0)
+        rc = vrev__inbound_listen(in, opts->listen, opts->port, vmess_accept);
+    if (rc < 0) {
+        vrev__inbound_free(in);
+        return rc;
+    }
+    *out = in;
+    return 0;
+}

@@ -1,0 +1,326 @@
+/* Bridge (WIRE-SPEC §3.4): keeps tunnels to the portal open. A tunnel is a link to
+ * TCP <domain>:0 handed to the bridge's own dispatcher (routing sends it to the proxy outbound
+ * that reaches the portal); the bridge is the mux server on it. New sessions for an internal
+ * control domain feed the control handler; all others are dispatched with the bridge tag as
+ * inbound tag.
+ *
+ * Beyond V2Ray, still wire-compatible: a tunnel that has heard nothing (heartbeats come every
+ * 2 s) for dead_after_ms is closed, and a tunnel that dies is redialled after a short jittered
+ * exponential backoff instead of at the next 2 s tick, so start order does not matter and a
+ * restarted portal is served again within about a second. */
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "muxconn.h"
+#include "reverse.h"
+#include "vrev/control.h"
+
+#define LOG_COMPONENT "bridge"
+
+struct bworker {
+    struct bworker *prev, *next;
+    struct vrev__bridge *bridge;
+    struct vrev__muxconn *mc;
+    struct timeval last_rx;
+    bool active;  /* not drained, not closed */
+    bool heard;   /* received at least one frame */
+};
+
+struct vrev__bridge {
+    struct vrev__engine *engine;
+    char *tag;
+    char *domain;
+    struct vrev__bridge_opts opts;
+    struct vrev__addr *allowed;
+    size_t n_allowed;
+    struct bworker workers; /* list head */
+    struct event *monitor;
+    uint32_t backoff_ms; /* next redial delay after a failure */
+    struct vrev__bridge_stats stats;
+};
+
+bool vrev__is_control_domain(const char *host, size_t len)
+{
+    static const char *const names[] = {VREV_CONTROL_DOMAIN_V2RAY, VREV_CONTROL_DOMAIN_V2FLY,
+                                        VREV_CONTROL_DOMAIN_XRAY};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && !memcmp(names[i], host, len))
+            return true;
+    return false;
+}
+
+static void worker_free(struct bworker *w)
+{
+    struct vrev__bridge *b = w->bridge;
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    vrev__muxconn_free(w->mc);
+    b->stats.tunnels_closed++;
+    vrev__free(b->engine->ctx, w);
+}
+
+static void schedule(struct vrev__bridge *b, uint32_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(b->monitor, &tv);
+}
+
+/* A jittered exponential backoff: the delay grows x2 per failure, +-20 %. */
+static uint32_t next_backoff(struct vrev__bridge *b)
+{
+    uint32_t base = b->backoff_ms;
+    uint8_t r = 0;
+    vrev__random_bytes(&r, 1);
+    uint32_t jitter = base / 5;
+    uint32_t delay = base - jitter + (jitter ? (uint32_t)r * 2 * jitter / 255 : 0);
+    b->backoff_ms = base * 2 > b->opts.backoff_max_ms ? b->opts.backoff_max_ms : base * 2;
+    return delay;
+}
+
+/* --- sessions ------------------------------------------------------------------------------ */
+
+static bool allowed(const struct vrev__bridge *b, const struct vrev__addr *t)
+{
+    if (!b->n_allowed)
+        return true;
+    for (size_t i = 0; i < b->n_allowed; i++)
+        if (vrev__addr_equal(&b->allowed[i], t))
+            return true;
+    return false;
+}
+
+static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
+                                   const vrev_mux_frame *f, void *user)
+{
+    struct bworker *w = user;
+    struct vrev__bridge *b = w->bridge;
+    char host[VREV_MUX_TARGET_MAX];
+    int n = vrev_mux_frame_host(f, host, sizeof(host));
+    if (n > 0 && vrev_mux_frame_addr_type(f) == VREV_ADDR_DOMAIN &&
+        vrev__is_control_domain(host, (size_t)n)) {
+        vrev__muxconn_keep_internal(mc, sid);
+        return NULL;
+    }
+    struct vrev__link_info info;
+    memset(&info, 0, sizeof(info));
+    info.inbound_tag = b->tag;
+    info.network = vrev_mux_frame_network(f);
+    if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
+        return NULL;
+    if (!allowed(b, &info.target)) {
+        b->stats.refused++;
+        char t[VREV_MUX_TARGET_MAX];
+        vrev__addr_target_text(&info.target, t, sizeof(t));
+        vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] refused session to %s: not an allowed target", b->tag ? b->tag : "", t);
+        return NULL;
+    }
+    struct bufferevent *pair[2];
+    if (bufferevent_pair_new(b->engine->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                             pair) < 0)
+        return NULL;
+    b->stats.sessions++;
+    vrev__dispatch(b->engine, &info, pair[0]);
+    return pair[1];
+}
+
+static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *data, size_t len,
+                       void *user)
+{
+    (void)mc, (void)sid;
+    struct bworker *w = user;
+    int state;
+    int rc = vrev_control_decode(data, len, &state);
+    if (rc < 0) { /* logged and skipped, as V2Ray does; the control session goes on */
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "bad control message: %s", vrev_strerror(rc));
+        return;
+    }
+    if (state != VREV_CONTROL_ACTIVE && w->active) {
+        w->active = false;
+        w->bridge->stats.drains++;
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  "tunnel drained by the portal; opening a replacement");
+        schedule(w->bridge, 0);
+    }
+}
+
+static void on_frame(struct vrev__muxconn *mc, void *user)
+{
+    (void)mc;
+    struct bworker *w = user;
+    event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
+    if (!w->heard) {
+        w->heard = true;
+        w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up",
+                  w->bridge->tag ? w->bridge->tag : "");
+    }
+}
+
+static void on_closed(struct vrev__muxconn *mc, int err, void *user)
+{
+    (void)mc, (void)err;
+    struct bworker *w = user;
+    struct vrev__bridge *b = w->bridge;
+    bool was_active = w->active;
+    worker_free(w);
+    if (was_active) /* redial soon, not at the next tick */
+        schedule(b, next_backoff(b));
+}
+
+/* --- the monitor --------------------------------------------------------------------------- */
+
+static int new_tunnel(struct vrev__bridge *b)
+{
+    vrev_ctx *ctx = b->engine->ctx;
+    struct bufferevent *pair[2];
+    struct bworker *w = vrev__calloc(ctx, 1, sizeof(*w));
+    if (!w)
+        return VREV_ERR_NOMEM;
+    if (bufferevent_pair_new(ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) <
+        0) {
+        vrev__free(ctx, w);
+        return VREV_ERR_NOMEM;
+    }
+    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_closed};
+    w->bridge = b;
+    w->active = true;
+    event_base_gettimeofday_cached(ctx->base, &w->last_rx);
+    w->next = b->workers.next;
+    w->prev = &b->workers;
+    b->workers.next->prev = w;
+    b->workers.next = w;
+    b->stats.tunnels_opened++;
+    int rc = vrev__muxconn_new(ctx, VREV_MUX_SERVER, pair[1], &b->engine->policy, &cbs, w,
+                               &w->mc);
+    if (rc < 0) {
+        bufferevent_free(pair[0]);
+        worker_free(w);
+        return rc;
+    }
+    struct vrev__link_info info;
+    memset(&info, 0, sizeof(info));
+    info.inbound_tag = b->tag;
+    info.network = VREV_NET_TCP;
+    vrev__addr_from_text(&info.target, b->domain, 0);
+    vrev__dispatch(b->engine, &info, pair[0]);
+    return 0;
+}
+
+static bool dead(struct vrev__bridge *b, struct bworker *w, const struct timeval *now)
+{
+    struct timeval idle;
+    timersub(now, &w->last_rx, &idle);
+    uint64_t ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
+    return ms >= b->opts.dead_after_ms;
+}
+
+static void on_monitor(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__bridge *b = arg;
+    struct timeval now;
+    event_base_gettimeofday_cached(b->engine->ctx->base, &now);
+    unsigned workers = 0, sessions = 0;
+    for (struct bworker *w = b->workers.next, *next; w != &b->workers; w = next) {
+        next = w->next;
+        if (w->active && dead(b, w, &now)) {
+            vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                      "[%s] tunnel silent for %u ms: closing it", b->tag ? b->tag : "",
+                      b->opts.dead_after_ms);
+            b->stats.tunnels_dead++;
+            worker_free(w);
+            continue;
+        }
+        if (!w->active)
+            continue; /* a drained tunnel serves its sessions until the portal closes it */
+        workers++;
+        sessions += vrev__muxconn_active(w->mc);
+    }
+    b->stats.tunnels_active = workers;
+    if (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel)
+        new_tunnel(b);
+    schedule(b, b->opts.monitor_ms);
+}
+
+/* --- API ----------------------------------------------------------------------------------- */
+
+static int copy_opts(struct vrev__bridge *b, const char *tag, const struct vrev__bridge_opts *o)
+{
+    vrev_ctx *ctx = b->engine->ctx;
+    b->opts = *o;
+    b->opts.allowed_targets = NULL;
+    b->opts.monitor_ms = o->monitor_ms ? o->monitor_ms : 2000;
+    b->opts.sessions_per_tunnel = o->sessions_per_tunnel ? o->sessions_per_tunnel : 16;
+    b->opts.dead_after_ms = o->dead_after_ms ? o->dead_after_ms : 7000;
+    b->opts.backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 100;
+    b->opts.backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 1000;
+    b->backoff_ms = b->opts.backoff_min_ms;
+    size_t tl = tag ? strlen(tag) + 1 : 0, dl = strlen(o->domain) + 1;
+    if ((tag && !(b->tag = vrev__malloc(ctx, tl))) || !(b->domain = vrev__malloc(ctx, dl)))
+        return VREV_ERR_NOMEM;
+    if (tag)
+        memcpy(b->tag, tag, tl);
+    memcpy(b->domain, o->domain, dl);
+    if (o->n_allowed_targets) {
+        b->allowed = vrev__calloc(ctx, o->n_allowed_targets, sizeof(*b->allowed));
+        if (!b->allowed)
+            return VREV_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < o->n_allowed_targets; i++, b->n_allowed++) {
+        int rc = vrev__addr_from_hostport(&b->allowed[i], o->allowed_targets[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int vrev__bridge_new(struct vrev__engine *e, const char *tag,
+                     const struct vrev__bridge_opts *opts, struct vrev__bridge **out)
+{
+    struct vrev__addr check;
+    *out = NULL;
+    if (!opts || !opts->domain || vrev__addr_from_text(&check, opts->domain, 0) < 0 ||
+        check.type != VREV_ADDR_DOMAIN)
+        return VREV_ERR_ADDR_DOMAIN;
+    struct vrev__bridge *b = vrev__calloc(e->ctx, 1, sizeof(*b));
+    if (!b)
+        return VREV_ERR_NOMEM;
+    b->engine = e;
+    b->workers.next = b->workers.prev = &b->workers;
+    b->monitor = evtimer_new(e->ctx->base, on_monitor, b);
+    int rc = b->monitor ? copy_opts(b, tag, opts) : VREV_ERR_NOMEM;
+    if (rc < 0) {
+        vrev__bridge_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int vrev__bridge_start(struct vrev__bridge *b)
+{
+    schedule(b, 0);
+    return 0;
+}
+
+void vrev__bridge_free(struct vrev__bridge *b)
+{
+    if (!b)
+        return;
+    vrev_ctx *ctx = b->engine->ctx;
+    while (b->workers.next != &b->workers)
+        worker_free(b->workers.next);
+    if (b->monitor)
+        event_free(b->monitor);
+    vrev__free(ctx, b->allowed);
+    vrev__free(ctx, b->tag);
+    vrev__free(ctx, b->domain);
+    vrev__free(ctx, b);
+}
+
+void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st)
+{
+    *st = b->stats;
+}

@@ -1,0 +1,64 @@
+/* muxconn: a Mux.Cool codec (vrev_mux) bound to a transport bufferevent, with each session
+ * bound to a local bufferevent. It is the glue both reverse roles share: the portal (mux
+ * client) opens sessions for public connections; the bridge (mux server) accepts sessions
+ * and hands each to its router.
+ *
+ * Flow control: a session whose local side does not drain stops the whole transport from
+ * being read (Mux.Cool has no per-session flow control; V2Ray 4.34 blocks the same way), and a
+ * transport that does not drain stops every session's local side from being read. Memory is
+ * therefore bounded by the high-water marks, not by the peer. */
+#ifndef VREV_REVERSE_MUXCONN_H
+#define VREV_REVERSE_MUXCONN_H
+
+#include <stdbool.h>
+
+#include "net/net.h"
+#include "vrev/mux.h"
+
+struct vrev__muxconn;
+
+struct vrev__muxconn_cbs {
+    /* SERVER: the peer opened `sid` (frame = its New frame). Return a local bufferevent to
+     * bind it to (the muxconn owns it from then on), or NULL to refuse it (End|Error), or
+     * call vrev__muxconn_keep_internal() for a session handled in-process (control). */
+    struct bufferevent *(*on_open)(struct vrev__muxconn *mc, uint16_t sid,
+                                   const vrev_mux_frame *frame, void *user);
+    /* A datagram on an internal session (the control session). */
+    void (*on_internal_data)(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *data,
+                             size_t len, void *user);
+    /* Every frame received (liveness bookkeeping); may be NULL. */
+    void (*on_frame)(struct vrev__muxconn *mc, void *user);
+    /* The transport ended (err 0: clean EOF) or failed; every session has been aborted. The
+     * muxconn is still allocated: free it from here or later. */
+    void (*on_closed)(struct vrev__muxconn *mc, int err, void *user);
+};
+
+/* Take over `transport` (freed with the muxconn). */
+int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
+                      const struct vrev__policy *policy, const struct vrev__muxconn_cbs *cbs,
+                      void *user, struct vrev__muxconn **out);
+/* Abort every session and free (the transport is closed without End frames, as V2Ray does on
+ * shutdown). Safe from inside a callback. */
+void vrev__muxconn_free(struct vrev__muxconn *mc);
+
+/* CLIENT: open a session to target over network, bound to `local` (owned from now on, even on
+ * failure). `local` may be NULL for an internal session (its datagrams go through
+ * vrev__muxconn_send_internal). */
+int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
+                       struct bufferevent *local, const uint8_t *first, size_t first_len,
+                       uint16_t *sid);
+
+/* SERVER, from on_open: keep `sid` inside the process (its data goes to on_internal_data). */
+void vrev__muxconn_keep_internal(struct vrev__muxconn *mc, uint16_t sid);
+
+/* Send one datagram (or chunk) on an internal session / end it. */
+int vrev__muxconn_send_internal(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *data,
+                                size_t len);
+int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error);
+
+bool vrev__muxconn_closed(const struct vrev__muxconn *mc);
+unsigned vrev__muxconn_active(const struct vrev__muxconn *mc);
+uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc);
+vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc);
+
+#endif

@@ -1,0 +1,237 @@
+/* Portal (WIRE-SPEC §3.5): an outbound. A link whose target is the portal's domain becomes a
+ * tunnel: a mux client with the control session (id 1) and a heartbeat every 2 s, DRAIN once
+ * more than 256 sessions have been opened on it. Any other link becomes a session on the
+ * tunnel with the fewest live sessions, preferring tunnels that are not draining and never
+ * picking a closed one (the 4.34 picker does, for up to 30 s: §3.7). */
+#include <string.h>
+
+#include "crypto/crypto.h"
+#include "muxconn.h"
+#include "reverse.h"
+#include "vrev/control.h"
+
+#define LOG_COMPONENT "portal"
+#define DRAIN_CHECK_MS 16000 /* V2Ray's idle ticker for a drained tunnel */
+
+struct pworker {
+    struct pworker *prev, *next;
+    struct portal *portal;
+    struct vrev__muxconn *mc;
+    struct event *timer; /* heartbeat, then (draining) the idle check */
+    uint16_t control_sid;
+    bool draining;
+};
+
+struct portal {
+    struct vrev__outbound base; /* first */
+    char *domain;
+    char *control_domain;
+    uint32_t heartbeat_ms;
+    uint32_t drain_after;
+    struct pworker workers; /* list head */
+    struct vrev__portal_stats stats;
+};
+
+static void worker_free(struct pworker *w)
+{
+    struct portal *p = w->portal;
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    if (w->timer)
+        event_free(w->timer);
+    vrev__muxconn_free(w->mc);
+    p->stats.tunnels_closed++;
+    p->stats.tunnels_live--;
+    vrev__free(p->base.engine->ctx, w);
+}
+
+static void arm(struct pworker *w, uint32_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(w->timer, &tv);
+}
+
+/* One Control message: state plus 0..63 random bytes, as a 4.34 portal sends. */
+static int control_message(int state, uint8_t *out, size_t cap)
+{
+    uint8_t rnd[64];
+    if (vrev__random_bytes(rnd, sizeof(rnd)) < 0)
+        return VREV_ERR_CRYPTO;
+    return vrev_control_encode(out, cap, state, rnd + 1, rnd[0] % 64);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct pworker *w = arg;
+    struct portal *p = w->portal;
+    if (w->draining) { /* idle check: a drained tunnel closes once it carries nothing */
+        if (vrev__muxconn_active(w->mc) == 0)
+            worker_free(w);
+        else
+            arm(w, DRAIN_CHECK_MS);
+        return;
+    }
+    uint8_t msg[128];
+    bool drain = vrev__muxconn_total(w->mc) > p->drain_after;
+    int n = control_message(drain ? VREV_CONTROL_DRAIN : VREV_CONTROL_ACTIVE, msg, sizeof(msg));
+    if (n > 0) /* an empty ACTIVE message is not sent at all, as in V2Ray */
+        vrev__muxconn_send_internal(w->mc, w->control_sid, msg, (size_t)n);
+    if (drain) {
+        w->draining = true;
+        vrev__muxconn_end(w->mc, w->control_sid, 0);
+        vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  "[%s] tunnel drained after %llu sessions", p->base.tag ? p->base.tag : "",
+                  (unsigned long long)vrev__muxconn_total(w->mc));
+        arm(w, DRAIN_CHECK_MS);
+        return;
+    }
+    arm(w, p->heartbeat_ms);
+}
+
+static void on_closed(struct vrev__muxconn *mc, int err, void *user)
+{
+    (void)mc;
+    struct pworker *w = user;
+    vrev__log(w->portal->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel closed%s%s",
+              w->portal->base.tag ? w->portal->base.tag : "", err ? ": " : "",
+              err ? vrev_strerror(err) : "");
+    worker_free(w);
+}
+
+static int new_tunnel(struct portal *p, struct bufferevent *link)
+{
+    vrev_ctx *ctx = p->base.engine->ctx;
+    struct pworker *w = vrev__calloc(ctx, 1, sizeof(*w));
+    if (w)
+        w->timer = evtimer_new(ctx->base, on_timer, w);
+    if (!w || !w->timer) {
+        vrev__free(ctx, w);
+        vrev__bev_close(link, 1);
+        return VREV_ERR_NOMEM;
+    }
+    static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_closed};
+    w->portal = p;
+    w->next = p->workers.next;
+    w->prev = &p->workers;
+    p->workers.next->prev = w;
+    p->workers.next = w;
+    p->stats.tunnels_opened++;
+    p->stats.tunnels_live++;
+    int rc = vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w,
+                               &w->mc);
+    struct vrev__addr control;
+    uint8_t msg[128];
+    int n = rc < 0 ? rc : control_message(VREV_CONTROL_ACTIVE, msg, sizeof(msg));
+    if (n >= 0)
+        rc = vrev__addr_from_text(&control, p->control_domain, 0);
+    if (n >= 0 && rc == 0) /* the first heartbeat rides in the New frame */
+        rc = vrev__muxconn_open(w->mc, VREV_NET_UDP, &control, NULL, msg, (size_t)n,
+                                &w->control_sid);
+    if (n < 0 || rc < 0) {
+        worker_free(w);
+        return n < 0 ? n : rc;
+    }
+    vrev__log(ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up (%u live)",
+              p->base.tag ? p->base.tag : "", p->stats.tunnels_live);
+    arm(w, p->heartbeat_ms);
+    return 0;
+}
+
+static struct pworker *pick(struct portal *p)
+{
+    struct pworker *best = NULL;
+    unsigned best_count = 0;
+    for (int pass = 0; pass < 2 && !best; pass++)
+        for (struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
+            if (vrev__muxconn_closed(w->mc) || (pass == 0 && w->draining))
+                continue;
+            unsigned n = vrev__muxconn_active(w->mc);
+            if (!best || n < best_count) {
+                best = w;
+                best_count = n;
+            }
+        }
+    return best;
+}
+
+static bool is_portal_domain(const struct portal *p, const struct vrev__addr *t)
+{
+    return t->type == VREV_ADDR_DOMAIN && t->len == strlen(p->domain) &&
+           memcmp(t->host, p->domain, t->len) == 0;
+}
+
+static int portal_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
+                         struct bufferevent *link)
+{
+    struct portal *p = (struct portal *)ob;
+    if (is_portal_domain(p, &info->target))
+        return new_tunnel(p, link);
+    struct pworker *w = pick(p);
+    if (!w) {
+        p->stats.no_tunnel++;
+        vrev__log(ob->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  "[%s] no tunnel available; connection refused", ob->tag ? ob->tag : "");
+        vrev__bev_close(link, 1);
+        return VREV_ERR_STATE;
+    }
+    uint16_t sid;
+    int rc = vrev__muxconn_open(w->mc, info->network, &info->target, link, NULL, 0, &sid);
+    if (rc == 0)
+        p->stats.sessions++;
+    return rc;
+}
+
+static void portal_destroy(struct vrev__outbound *ob)
+{
+    struct portal *p = (struct portal *)ob;
+    while (p->workers.next != &p->workers)
+        worker_free(p->workers.next);
+    vrev_ctx *ctx = ob->engine->ctx;
+    vrev__free(ctx, p->domain);
+    vrev__free(ctx, p->control_domain);
+    vrev__outbound_cleanup(ob);
+    vrev__free(ctx, p);
+}
+
+static const struct vrev__outbound_ops portal_ops = {"portal", portal_handle, portal_destroy};
+
+static char *copy(vrev_ctx *ctx, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = vrev__malloc(ctx, n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int vrev__portal_new(struct vrev__engine *e, const char *tag,
+                     const struct vrev__portal_opts *opts, struct vrev__outbound **out)
+{
+    struct vrev__addr check;
+    if (!opts || !opts->domain || vrev__addr_from_text(&check, opts->domain, 0) < 0 ||
+        check.type != VREV_ADDR_DOMAIN)
+        return VREV_ERR_ADDR_DOMAIN;
+    struct portal *p = vrev__calloc(e->ctx, 1, sizeof(*p));
+    if (!p)
+        return VREV_ERR_NOMEM;
+    p->workers.next = p->workers.prev = &p->workers;
+    int rc = vrev__outbound_init(&p->base, e, &portal_ops, tag);
+    const char *cd = opts->control_domain ? opts->control_domain : VREV_CONTROL_DOMAIN_V2RAY;
+    if (rc == 0 && (!(p->domain = copy(e->ctx, opts->domain)) ||
+                    !(p->control_domain = copy(e->ctx, cd))))
+        rc = VREV_ERR_NOMEM;
+    if (rc < 0) {
+        portal_destroy(&p->base);
+        return rc;
+    }
+    p->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 2000;
+    p->drain_after = opts->drain_after ? opts->drain_after : 256;
+    *out = &p->base;
+    return 0;
+}
+
+void vrev__portal_get_stats(const struct vrev__outbound *ob, struct vrev__portal_stats *st)
+{
+    *st = ((const struct portal *)ob)->stats;
+}

@@ -1,0 +1,69 @@
+/* Reverse proxy (WIRE-SPEC §3): the portal is an outbound that turns links addressed to its
+ * domain into tunnels and carries every other link as a session over one of them; the bridge
+ * keeps tunnels open to the portal through its own dispatcher and hands the sessions the
+ * portal opens to that dispatcher. Both are wire-compatible with V2Ray 4.34. */
+#ifndef VREV_REVERSE_REVERSE_H
+#define VREV_REVERSE_REVERSE_H
+
+#include "proxy/proxy.h"
+
+/* The internal control domain of V2Ray <= 4.34 (a portal's default), of v2fly >= 4.35 and
+ * Xray >= 1.5.4, and of Xray 1.0-1.5.3. A bridge accepts all three. */
+#define VREV_CONTROL_DOMAIN_V2RAY "reverse.internal.v2ray.com"
+#define VREV_CONTROL_DOMAIN_V2FLY "reverse.internal.v2fly.org"
+#define VREV_CONTROL_DOMAIN_XRAY "reverse.internal.example.com"
+
+struct vrev__portal_opts {
+    const char *domain;         /* required */
+    const char *control_domain; /* NULL: VREV_CONTROL_DOMAIN_V2RAY */
+    uint32_t heartbeat_ms;      /* 0: 2000 */
+    uint32_t drain_after;       /* lifetime sessions before DRAIN; 0: 256 */
+};
+
+struct vrev__portal_stats {
+    uint64_t tunnels_opened;
+    uint64_t tunnels_closed;
+    uint64_t sessions;     /* sessions opened for user links */
+    uint64_t no_tunnel;    /* user links refused: no usable tunnel */
+    unsigned tunnels_live; /* tunnels currently open (draining included) */
+};
+
+int vrev__portal_new(struct vrev__engine *e, const char *tag,
+                     const struct vrev__portal_opts *opts, struct vrev__outbound **out);
+void vrev__portal_get_stats(const struct vrev__outbound *portal, struct vrev__portal_stats *st);
+
+struct vrev__bridge_opts {
+    const char *domain;            /* required */
+    uint32_t monitor_ms;           /* 0: 2000 (V2Ray's worker check period) */
+    unsigned sessions_per_tunnel;  /* open another tunnel above this average; 0: 16 */
+    uint32_t dead_after_ms;        /* nothing heard for this long: tunnel dead; 0: 7000 */
+    uint32_t backoff_min_ms;       /* redial delay after a failed tunnel; 0: 100 */
+    uint32_t backoff_max_ms;       /* 0: 1000 */
+    /* If set, the only targets sessions may reach ("host:port" strings as vrev__addr text);
+     * others are refused with End|Error and counted. NULL: route everything. */
+    const char *const *allowed_targets;
+    size_t n_allowed_targets;
+};
+
+struct vrev__bridge_stats {
+    uint64_t tunnels_opened;
+    uint64_t tunnels_closed;
+    uint64_t tunnels_dead; /* closed for missed heartbeats */
+    uint64_t sessions;
+    uint64_t refused;      /* sessions to targets outside allowed_targets */
+    uint64_t drains;       /* DRAIN messages received */
+    unsigned tunnels_active;
+};
+
+struct vrev__bridge;
+int vrev__bridge_new(struct vrev__engine *e, const char *tag,
+                     const struct vrev__bridge_opts *opts, struct vrev__bridge **out);
+/* Start the monitor (the first tunnel is dialled at once). */
+int vrev__bridge_start(struct vrev__bridge *b);
+void vrev__bridge_free(struct vrev__bridge *b);
+void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
+
+/* Is `host` one of the internal control domains? */
+bool vrev__is_control_domain(const char *host, size_t len);
+
+#endif

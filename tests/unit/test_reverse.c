@@ -1,0 +1,296 @@
+/* lib/reverse on loopback: a portal engine and a bridge engine in one event loop, joined by
+ * VMess over TCP, configured like WIRE-SPEC §8.7. A client of the portal's dokodemo-door
+ * reaches an echo server next to the bridge. Also: drain and replacement tunnels, and the
+ * bridge coming back after the portal restarts. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "proxy/inbound.h"
+#include "reverse/reverse.h"
+#include "testutil.h"
+
+#define DOMAIN "test.v2fly.org"
+
+static const uint8_t uuid[16] = {0x27, 0x84, 0x87, 0x39, 0x7e, 0x62, 0x41, 0x38,
+                                 0x9f, 0xd3, 0x09, 0x8a, 0x63, 0x96, 0x4b, 0x6b};
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    struct vrev__listener *echo;
+    struct bufferevent *echo_conns[64];
+    int n_echo;
+    /* portal side */
+    struct vrev__engine portal_engine;
+    struct vrev__outbound *portal;
+    struct vrev__inbound *external, *interconn;
+    uint16_t interconn_port;
+    uint32_t drain_after, heartbeat_ms;
+    /* bridge side */
+    struct vrev__engine bridge_engine;
+    struct vrev__bridge *bridge;
+    /* client */
+    struct bufferevent *client;
+    struct evbuffer *got;
+    size_t want;
+    int client_eof;
+};
+
+static void echo_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    struct world *w = arg;
+    for (int i = 0; i < w->n_echo; i++)
+        if (w->echo_conns[i] == bev)
+            w->echo_conns[i] = NULL;
+    bufferevent_free(bev);
+}
+
+static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    struct world *w = arg;
+    struct bufferevent *bev = vrev__bev_socket(w->ctx, fd);
+    bufferevent_setcb(bev, echo_read, NULL, echo_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    assert_true(w->n_echo < 64);
+    w->echo_conns[w->n_echo++] = bev;
+}
+
+static void portal_up(struct world *w)
+{
+    assert_int_equal(vrev__engine_init(&w->portal_engine, w->ctx), 0);
+    struct vrev__portal_opts po = {DOMAIN, NULL, w->heartbeat_ms, w->drain_after};
+    assert_int_equal(vrev__portal_new(&w->portal_engine, "portal", &po, &w->portal), 0);
+    assert_int_equal(vrev__engine_add_outbound(&w->portal_engine, w->portal), 0);
+    /* the target the portal puts in its New frames; the bridge's freedom redirects anyway */
+    struct vrev__dokodemo_opts d = {"127.0.0.1", 0, "127.0.0.1", 18000, VREV_ROUTE_TCP};
+    assert_int_equal(vrev__dokodemo_new(&w->portal_engine, "external", &d, &w->external), 0);
+    struct vrev__vmess_in_user u = {{0}, NULL};
+    memcpy(u.uuid, uuid, 16);
+    struct vrev__vmess_in_opts vi = {"127.0.0.1", w->interconn_port, &u, 1};
+    assert_int_equal(vrev__vmess_in_new(&w->portal_engine, "interconn", &vi, &w->interconn), 0);
+    w->interconn_port = vrev__inbound_port(w->interconn);
+}
+
+static void portal_down(struct world *w)
+{
+    vrev__inbound_free(w->external);
+    vrev__inbound_free(w->interconn);
+    vrev__engine_cleanup(&w->portal_engine);
+    w->portal = NULL;
+}
+
+#define LIST(...)                                                                                 \
+    ((struct vrev__strlist){(const char *const[]){__VA_ARGS__},                                    \
+                            sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)})
+
+static void bridge_up(struct world *w)
+{
+    struct vrev__engine *e = &w->bridge_engine;
+    assert_int_equal(vrev__engine_init(e, w->ctx), 0);
+    struct vrev__outbound *ob;
+    struct vrev__freedom_opts f = {"127.0.0.1", vrev__listener_port(w->echo), VREV_DS_AS_IS};
+    assert_int_equal(vrev__freedom_new(e, "out", &f, &ob), 0);
+    assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
+    struct vrev__vmess_out_opts vo = {"127.0.0.1", w->interconn_port, {0},
+                                      VREV_VMESS_SEC_AES_128_GCM};
+    memcpy(vo.uuid, uuid, 16);
+    assert_int_equal(vrev__vmess_out_new(e, "interconn", &vo, &ob), 0);
+    assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
+    char err[256];
+    assert_int_equal(vrev__router_new(w->ctx, &e->router), 0);
+    struct vrev__rule_spec tunnel = {0}, rest = {0};
+    tunnel.inbound_tags = LIST("bridge");
+    tunnel.domains = LIST("full:" DOMAIN);
+    tunnel.outbound_tag = "interconn";
+    rest.inbound_tags = LIST("bridge");
+    rest.outbound_tag = "out";
+    assert_int_equal(vrev__router_add_rule(e->router, &tunnel, err, sizeof(err)), 0);
+    assert_int_equal(vrev__router_add_rule(e->router, &rest, err, sizeof(err)), 0);
+    assert_int_equal(vrev__router_finish(e->router, &LIST("out", "interconn"), err, sizeof(err)),
+                     0);
+    struct vrev__bridge_opts bo = {0};
+    bo.domain = DOMAIN;
+    assert_int_equal(vrev__bridge_new(e, "bridge", &bo, &w->bridge), 0);
+    assert_int_equal(vrev__bridge_start(w->bridge), 0);
+}
+
+static void world_init(struct world *w, uint32_t drain_after, uint32_t heartbeat_ms)
+{
+    memset(w, 0, sizeof(*w));
+    w->drain_after = drain_after;
+    w->heartbeat_ms = heartbeat_ms;
+    w->base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
+    w->got = evbuffer_new();
+    portal_up(w);
+    bridge_up(w);
+}
+
+static void world_done(struct world *w)
+{
+    if (w->client)
+        bufferevent_free(w->client);
+    vrev__bridge_free(w->bridge);
+    vrev__engine_cleanup(&w->bridge_engine);
+    if (w->portal)
+        portal_down(w);
+    for (int i = 0; i < w->n_echo; i++)
+        if (w->echo_conns[i])
+            bufferevent_free(w->echo_conns[i]);
+    vrev__listener_free(w->echo);
+    evbuffer_free(w->got);
+    event_base_loop(w->base, EVLOOP_NONBLOCK); /* deferred callbacks release their refs */
+    event_base_free(w->base);
+    vrev_ctx_free(w->ctx);
+}
+
+/* Run the loop until cond(w) holds or `ms` pass; returns cond(w). */
+static bool run_until(struct world *w, bool (*cond)(struct world *), int ms)
+{
+    for (int t = 0; t < ms && !cond(w); t += 10) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(w->base, &tv);
+        event_base_dispatch(w->base);
+    }
+    return cond(w);
+}
+
+static bool tunnel_live(struct world *w)
+{
+    struct vrev__portal_stats st;
+    vrev__portal_get_stats(w->portal, &st);
+    return st.tunnels_live >= 1;
+}
+
+static bool got_all(struct world *w)
+{
+    return evbuffer_get_length(w->got) >= w->want || w->client_eof;
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    evbuffer_add_buffer(w->got, bufferevent_get_input(bev));
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct world *w = arg;
+    client_read(bev, arg);
+    w->client_eof = (what & BEV_EVENT_EOF) ? 1 : -1;
+}
+
+static void client_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    assert_int_equal(err, 0);
+    w->client = bev;
+    bufferevent_setcb(bev, client_read, NULL, client_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_write(bev, "hello through the tunnel", 24);
+}
+
+static void roundtrip(struct world *w)
+{
+    if (w->client)
+        bufferevent_free(w->client);
+    w->client = NULL;
+    w->client_eof = 0;
+    evbuffer_drain(w->got, evbuffer_get_length(w->got));
+    w->want = 24;
+    struct vrev__addr a;
+    assert_int_equal(vrev__addr_from_text(&a, "127.0.0.1", vrev__inbound_port(w->external)), 0);
+    assert_int_equal(vrev__tcp_dial(w->ctx, NULL, &a, 2000, client_dialed, w, NULL), 0);
+    assert_true(run_until(w, got_all, 5000));
+    assert_int_equal(evbuffer_get_length(w->got), 24);
+    assert_memory_equal(evbuffer_pullup(w->got, -1), "hello through the tunnel", 24);
+}
+
+static void test_reverse_roundtrip(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 0, 0);
+    assert_true(run_until(&w, tunnel_live, 3000));
+    roundtrip(&w);
+    roundtrip(&w);
+    struct vrev__bridge_stats bs;
+    vrev__bridge_get_stats(w.bridge, &bs);
+    assert_int_equal(bs.sessions, 2);
+    assert_int_equal(bs.tunnels_opened, 1);
+    world_done(&w);
+}
+
+static bool two_tunnels_opened(struct world *w)
+{
+    struct vrev__portal_stats st;
+    vrev__portal_get_stats(w->portal, &st);
+    return st.tunnels_opened >= 2;
+}
+
+static void test_reverse_drain(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 3, 100); /* DRAIN once more than 3 sessions were opened */
+    assert_true(run_until(&w, tunnel_live, 3000));
+    for (int i = 0; i < 3; i++)
+        roundtrip(&w);
+    /* control session + 3 = 4 > 3: the next heartbeat drains, the bridge opens another */
+    assert_true(run_until(&w, two_tunnels_opened, 3000));
+    struct vrev__bridge_stats bs;
+    vrev__bridge_get_stats(w.bridge, &bs);
+    assert_int_equal(bs.drains, 1);
+    roundtrip(&w); /* served by the new tunnel */
+    world_done(&w);
+}
+
+static void test_reverse_portal_restart(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 0, 0);
+    assert_true(run_until(&w, tunnel_live, 3000));
+    roundtrip(&w);
+    portal_down(&w);
+    /* the portal is gone for a while; the bridge keeps trying */
+    struct timeval tv = {1, 500000};
+    event_base_loopexit(w.base, &tv);
+    event_base_dispatch(w.base);
+    portal_up(&w); /* same port */
+    struct timeval t0, t1;
+    evutil_gettimeofday(&t0, NULL);
+    assert_true(run_until(&w, tunnel_live, 3000));
+    evutil_gettimeofday(&t1, NULL);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    print_message("tunnel back %ld ms after the portal restarted\n", ms);
+    assert_true(ms <= 1500);
+    roundtrip(&w);
+    world_done(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reverse_roundtrip),
+        cmocka_unit_test(test_reverse_drain),
+        cmocka_unit_test(test_reverse_portal_restart),
+    };
+    return cmocka_run_group_tests_name("reverse", tests, NULL, NULL);
+}
