@@ -77,7 +77,11 @@ extern "C" {
     XX(VMESS_RESPONSE, -111, "invalid or unauthenticated VMess response header")                   \
     XX(VMESS_CHUNK_AUTH, -112, "VMess body chunk failed authentication")                           \
     XX(VMESS_CHUNK_LEN, -113, "VMess body chunk length invalid")                                   \
-    XX(VMESS_PACKET_SIZE, -114, "datagram too large for one VMess chunk")
+    XX(VMESS_PACKET_SIZE, -114, "datagram too large for one VMess chunk")                          \
+    XX(CONFIG_SYNTAX, -200, "config is not valid JSON (after comment removal)")                    \
+    XX(CONFIG_INVALID, -201, "invalid config value")                                               \
+    XX(CONFIG_UNSUPPORTED, -202, "config uses a feature libvrev does not support")                 \
+    XX(CONFIG_LIMIT, -203, "config larger than 1 MiB or nested deeper than 64 levels")
 
 enum vrev_errno {
 #define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),
