@@ -179,7 +179,7 @@ replay: $(REPLAY_BINS)
 
 clitest: $(VREV_BIN)
 	VREV_BIN=$(VREV_BIN) VREV_BUILD=$(BUILD) CRYPTO=$(CRYPTO) VREV_CC="$(CC)" \
-		VREV_SAN_FLAGS="$(SAN_FLAGS)" $(PYTHON) -m pytest -q tests/cli
+		VREV_SAN_FLAGS="$(SAN_FLAGS)" $(PYTHON) -m pytest -q tests/cli tests/e2e
 
 # Only vrev_* may be exported from the shared library.
 exports: $(BUILD)/$(SONAME)

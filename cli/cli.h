@@ -3,5 +3,9 @@
 #define VREV_CLI_H
 
 int vrev_cli_mux_dump(int argc, char **argv);
+int vrev_cli_run(int argc, char **argv);
+int vrev_cli_test(int argc, char **argv);
+/* "error", "warning"/"warn", "info", "debug" -> VREV_LOG_*; "none" -> -1; else -3. */
+int vrev_cli_parse_log_level(const char *s);
 
 #endif

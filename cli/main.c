@@ -12,6 +12,8 @@ static void usage(FILE *out)
             "usage: vrev <command> [options]\n"
             "\n"
             "commands:\n"
+            "  run -c FILE    run a V2Ray v4 JSON configuration (also -config FILE)\n"
+            "  test -c FILE   check a configuration and exit\n"
             "  mux-dump [--from-client|--from-server] [--skip N] FILE\n"
             "                 print the frames of a raw Mux.Cool byte stream, one per line\n"
             "  version        print the version and the backends in use\n"
@@ -40,6 +42,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-version"))
         return version();
+    if (!strcmp(cmd, "run"))
+        return vrev_cli_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "test"))
+        return vrev_cli_test(argc - 1, argv + 1);
     if (!strcmp(cmd, "mux-dump"))
         return vrev_cli_mux_dump(argc - 1, argv + 1);
     fprintf(stderr, "vrev: unknown command '%s'\n\n", cmd);

@@ -7,6 +7,7 @@
 #include "vrev/control.h"
 #include "vrev/ctx.h"
 #include "vrev/error.h"
+#include "vrev/instance.h"
 #include "vrev/mux.h"
 #include "vrev/version.h"
 

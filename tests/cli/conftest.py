@@ -1,9 +1,8 @@
 import os
-import subprocess
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from cliutil import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +18,3 @@ def vrev():
 def vectors():
     return os.path.join(ROOT, "tests", "vectors", "v2ray-4.34")
 
-
-def run(*args, timeout=30, **kw):
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kw)

@@ -2,7 +2,7 @@
 import os
 import subprocess
 
-from conftest import ROOT, run
+from cliutil import ROOT, run
 
 
 def test_install_and_build_example(tmp_path):

@@ -3,7 +3,7 @@ import os
 import re
 import shutil
 
-from conftest import ROOT, run
+from cliutil import ROOT, run
 
 LINE = re.compile(
     r"^sid=(\d+) status=(New|Keep|End|KeepAlive) opt=0x([0-9a-f]{2})"

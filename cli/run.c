@@ -1,0 +1,179 @@
+/* vrev run / vrev test: run (or only check) a V2Ray v4 JSON configuration. */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "vrev.h"
+
+/* Config files larger than this are refused by the loader anyway (1 MiB). */
+#define CONFIG_READ_MAX ((size_t)1 << 20)
+
+struct run_opts {
+    const char *config;
+    int log_level; /* -2: as the config says */
+};
+
+static void log_to_stderr(int level, const char *component, const char *message, void *user)
+{
+    (void)user;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y/%m/%d %H:%M:%S", &tm);
+    fprintf(stderr, "%s [%s] %s: %s\n", stamp, vrev_log_level_name(level), component, message);
+}
+
+int vrev_cli_parse_log_level(const char *s)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i]) || (i == 1 && !strcmp(s, "warn")))
+            return i;
+    if (!strcmp(s, "none"))
+        return -1;
+    return -3;
+}
+
+static int usage(const char *cmd, FILE *out)
+{
+    fprintf(out,
+            "usage: vrev %s -c FILE [--log-level error|warning|info|debug|none]\n"
+            "  -c, -config, --config FILE   a V2Ray v4 JSON configuration (comments allowed)\n"
+            "%s",
+            cmd,
+            !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM.\n"
+                                : "Checks the configuration and exits 0 if it is valid.\n");
+    return out == stdout ? 0 : 2;
+}
+
+static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
+{
+    o->config = NULL;
+    o->log_level = -2;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return usage(cmd, stdout) + 100;
+        if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) &&
+            i + 1 < argc) {
+            o->config = argv[++i];
+        } else if (!strcmp(a, "--log-level") && i + 1 < argc) {
+            o->log_level = vrev_cli_parse_log_level(argv[++i]);
+            if (o->log_level < -1) {
+                fprintf(stderr, "vrev %s: unknown log level '%s'\n", cmd, argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "vrev %s: unexpected argument '%s'\n", cmd, a);
+            return usage(cmd, stderr);
+        }
+    }
+    if (!o->config) {
+        fprintf(stderr, "vrev %s: no configuration given (-c FILE)\n", cmd);
+        return usage(cmd, stderr);
+    }
+    return 0;
+}
+
+/* Read the whole file (one byte more than the limit, so the loader sees it is too big). */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "vrev: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_READ_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CONFIG_READ_MAX + 1, f) : 0;
+    int failed = !buf || ferror(f);
+    if (f != stdin)
+        fclose(f);
+    if (failed) {
+        fprintf(stderr, "vrev: %s: cannot read\n", path);
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    fprintf(stderr, "vrev: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(arg);
+}
+
+static int serve(struct event_base *base, vrev_instance *inst)
+{
+    struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
+    struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+        fprintf(stderr, "vrev: cannot install signal handlers\n");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    vrev_instance_start(inst);
+    fprintf(stderr, "vrev %s started\n", vrev_version_string());
+    event_base_dispatch(base);
+    event_free(sigint);
+    event_free(sigterm);
+    return 0;
+}
+
+static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
+{
+    struct run_opts o;
+    int rc = parse(cmd, argc, argv, &o);
+    if (rc)
+        return rc >= 100 ? rc - 100 : rc;
+    size_t len;
+    char *text = read_file(o.config, &len);
+    if (!text)
+        return 1;
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx = NULL;
+    vrev_instance *inst = NULL;
+    char err[1024];
+    rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
+    if (rc == 0) {
+        vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, log_to_stderr,
+                         NULL);
+        rc = vrev_instance_new_json(&inst, ctx, text, len, o.config, err, sizeof(err));
+    }
+    free(text);
+    int status = 0;
+    if (rc < 0) {
+        fprintf(stderr, "vrev: %s\n", err[0] ? err : vrev_strerror(rc));
+        status = 1;
+    } else if (only_test) {
+        printf("Configuration OK.\n");
+    } else {
+        if (o.log_level < -1) /* no --log-level: the config's "log.loglevel" decides */
+            vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), log_to_stderr, NULL);
+        status = serve(base, inst);
+    }
+    vrev_instance_free(inst);
+    if (base) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        event_base_free(base);
+    }
+    vrev_ctx_free(ctx);
+    return status;
+}
+
+int vrev_cli_run(int argc, char **argv)
+{
+    return run_or_test("run", argc, argv, 0);
+}
+
+int vrev_cli_test(int argc, char **argv)
+{
+    return run_or_test("test", argc, argv, 1);
+}

@@ -1,0 +1,315 @@
+/* vrev_instance: a loaded config (lib/config) assembled into an engine (lib/proxy) with its
+ * router, inbounds, outbounds, portals and bridges. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "proxy/inbound.h"
+#include "reverse/reverse.h"
+#include "vrev/instance.h"
+
+#define LOG_COMPONENT "instance"
+
+struct vrev_instance {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__inbound **inbounds;
+    char **inbound_tags;
+    size_t n_inbounds;
+    struct vrev__bridge **bridges;
+    size_t n_bridges;
+    int log_level;
+};
+
+/* A build error: the message names the config element (no line: the loader has checked the
+ * syntax and types; these are the things the engine cannot do). */
+static int fail(char *err, size_t len, int rc, const char *what, size_t idx, const char *msg)
+{
+    if (err && len)
+        snprintf(err, len, "%s[%zu]: %s", what, idx, msg ? msg : vrev_strerror(rc));
+    return rc;
+}
+
+static int check_stream(const struct vrev__cfg_stream *s)
+{
+    return s->security == VREV_CFG_SECURITY_NONE ? 0 : VREV_ERR_UNSUPPORTED;
+}
+
+static int vmess_security(int cfg)
+{
+    return cfg == VREV_CFG_VMESS_AUTO ? VREV_VMESS_SEC_AES_128_GCM : cfg;
+}
+
+static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
+                        struct vrev__outbound **ob, const char **why)
+{
+    struct vrev__engine *e = &inst->engine;
+    if (check_stream(&o->stream) < 0) {
+        *why = "TLS (streamSettings.security) is not supported yet";
+        return VREV_ERR_UNSUPPORTED;
+    }
+    switch (o->protocol) {
+    case VREV_CFG_OUT_FREEDOM: {
+        const struct vrev__cfg_freedom *f = &o->settings.freedom;
+        struct vrev__freedom_opts fo = {f->redirect ? f->redirect_host : NULL,
+                                        f->redirect ? f->redirect_port : 0, f->domain_strategy};
+        return vrev__freedom_new(e, o->tag, &fo, ob);
+    }
+    case VREV_CFG_OUT_BLACKHOLE:
+        return vrev__blackhole_new(e, o->tag,
+                                   o->settings.blackhole.response == VREV_CFG_BLACKHOLE_HTTP, ob);
+    case VREV_CFG_OUT_VMESS: {
+        const struct vrev__cfg_vmess_server *s = &o->settings.vmess.servers[0];
+        if (o->settings.vmess.n_servers > 1 || s->n_users > 1)
+            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                      "[%s] only the first vnext server and user are used", o->tag);
+        struct vrev__vmess_out_opts vo = {s->address, s->port, {0},
+                                          vmess_security(s->users[0].security)};
+        memcpy(vo.uuid, s->users[0].id.bytes, 16);
+        int rc = vrev__vmess_out_new(e, o->tag, &vo, ob);
+        vrev__wipe(vo.uuid, sizeof(vo.uuid));
+        return rc;
+    }
+    default:
+        *why = "this outbound protocol is not supported yet (vless and socks come next)";
+        return VREV_ERR_UNSUPPORTED;
+    }
+}
+
+static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, char *err,
+                           size_t len)
+{
+    for (size_t i = 0; i < cfg->n_outbounds; i++) {
+        struct vrev__outbound *ob = NULL;
+        const char *why = NULL;
+        int rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
+        if (rc == 0)
+            rc = vrev__engine_add_outbound(&inst->engine, ob);
+        if (rc < 0)
+            return fail(err, len, rc, "outbounds", i, why);
+    }
+    /* portals come after the configured outbounds, as 4.34 registers them */
+    for (size_t i = 0; i < cfg->reverse.n_portals; i++) {
+        const struct vrev__cfg_reverse_entry *p = &cfg->reverse.portals[i];
+        struct vrev__portal_opts po = {p->domain, NULL, 0, 0};
+        struct vrev__outbound *ob = NULL;
+        int rc = vrev__portal_new(&inst->engine, p->tag, &po, &ob);
+        if (rc == 0)
+            rc = vrev__engine_add_outbound(&inst->engine, ob);
+        if (rc < 0)
+            return fail(err, len, rc, "reverse.portals", i, NULL);
+    }
+    return 0;
+}
+
+static int build_router(vrev_instance *inst, const struct vrev__config *cfg, char *err,
+                        size_t len)
+{
+    const struct vrev__cfg_routing *r = &cfg->routing;
+    if (r->n_rules == 0 && r->n_balancers == 0)
+        return 0;
+    char msg[256] = "";
+    int rc = vrev__router_new(inst->ctx, &inst->engine.router);
+    for (size_t i = 0; rc == 0 && i < r->n_balancers; i++) {
+        rc = vrev__router_add_balancer(inst->engine.router, r->balancers[i].tag,
+                                       &r->balancers[i].selectors, msg, sizeof(msg));
+        if (rc < 0)
+            return fail(err, len, rc, "routing.balancers", i, msg);
+    }
+    for (size_t i = 0; rc == 0 && i < r->n_rules; i++) {
+        rc = vrev__router_add_rule(inst->engine.router, &r->rules[i], msg, sizeof(msg));
+        if (rc < 0)
+            return fail(err, len, rc, "routing.rules", i, msg);
+    }
+    if (rc == 0)
+        rc = vrev__router_finish(inst->engine.router, &cfg->outbound_tags, msg, sizeof(msg));
+    if (rc < 0 && err && len)
+        snprintf(err, len, "routing: %s", msg[0] ? msg : vrev_strerror(rc));
+    return rc;
+}
+
+static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
+                       struct vrev__inbound **in, const char **why)
+{
+    struct vrev__engine *e = &inst->engine;
+    if (c->port.from != c->port.to) {
+        *why = "port ranges are not supported; give one port";
+        return VREV_ERR_UNSUPPORTED;
+    }
+    if (check_stream(&c->stream) < 0) {
+        *why = "TLS (streamSettings.security) is not supported yet";
+        return VREV_ERR_UNSUPPORTED;
+    }
+    switch (c->protocol) {
+    case VREV_CFG_IN_DOKODEMO: {
+        const struct vrev__cfg_dokodemo *d = &c->settings.dokodemo;
+        if (!d->address) {
+            *why = "followRedirect without an address is not supported";
+            return VREV_ERR_UNSUPPORTED;
+        }
+        struct vrev__dokodemo_opts o = {c->listen, c->port.from, d->address, d->port,
+                                        d->networks};
+        return vrev__dokodemo_new(e, c->tag, &o, in);
+    }
+    case VREV_CFG_IN_VMESS: {
+        const struct vrev__cfg_vmess_inbound *v = &c->settings.vmess;
+        struct vrev__vmess_in_user *users = vrev__calloc(inst->ctx, v->n_clients, sizeof(*users));
+        if (!users)
+            return VREV_ERR_NOMEM;
+        for (size_t i = 0; i < v->n_clients; i++) {
+            memcpy(users[i].uuid, v->clients[i].id.bytes, 16);
+            users[i].email = v->clients[i].email;
+        }
+        struct vrev__vmess_in_opts o = {c->listen, c->port.from, users, v->n_clients};
+        int rc = vrev__vmess_in_new(e, c->tag, &o, in);
+        vrev__wipe(users, v->n_clients * sizeof(*users));
+        vrev__free(inst->ctx, users);
+        return rc;
+    }
+    default:
+        *why = "this inbound protocol is not supported yet (vless and socks come next)";
+        return VREV_ERR_UNSUPPORTED;
+    }
+}
+
+static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, char *err,
+                          size_t len)
+{
+    inst->inbounds = vrev__calloc(inst->ctx, cfg->n_inbounds, sizeof(*inst->inbounds));
+    inst->inbound_tags = vrev__calloc(inst->ctx, cfg->n_inbounds, sizeof(*inst->inbound_tags));
+    if (!inst->inbounds || !inst->inbound_tags)
+        return VREV_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->n_inbounds; i++) {
+        const char *why = NULL;
+        int rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
+        if (rc == 0) {
+            inst->n_inbounds = i + 1;
+            if (!(inst->inbound_tags[i] = vrev__strdup(inst->ctx, cfg->inbounds[i].tag)))
+                rc = VREV_ERR_NOMEM;
+        }
+        if (rc < 0) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "%s (listen %s:%u)", why ? why : vrev_strerror(rc),
+                     cfg->inbounds[i].listen, cfg->inbounds[i].port.from);
+            return fail(err, len, rc, "inbounds", i, msg);
+        }
+    }
+    return 0;
+}
+
+static int build_bridges(vrev_instance *inst, const struct vrev__config *cfg, char *err,
+                         size_t len)
+{
+    inst->bridges = vrev__calloc(inst->ctx, cfg->reverse.n_bridges, sizeof(*inst->bridges));
+    if (!inst->bridges && cfg->reverse.n_bridges)
+        return VREV_ERR_NOMEM;
+    for (size_t i = 0; i < cfg->reverse.n_bridges; i++) {
+        const struct vrev__cfg_reverse_entry *b = &cfg->reverse.bridges[i];
+        struct vrev__bridge_opts bo;
+        memset(&bo, 0, sizeof(bo));
+        bo.domain = b->domain;
+        int rc = vrev__bridge_new(&inst->engine, b->tag, &bo, &inst->bridges[i]);
+        if (rc < 0)
+            return fail(err, len, rc, "reverse.bridges", i, NULL);
+        inst->n_bridges = i + 1;
+    }
+    return 0;
+}
+
+static void apply_policy(vrev_instance *inst, const struct vrev__config *cfg)
+{
+    struct vrev__cfg_level_policy lp;
+    vrev__config_policy_for_level(cfg, 0, &lp);
+    struct vrev__policy *p = &inst->engine.policy;
+    p->handshake_ms = lp.handshake * 1000;
+    p->conn_idle_ms = lp.conn_idle * 1000;
+    p->uplink_only_ms = lp.uplink_only * 1000;
+    p->downlink_only_ms = lp.downlink_only * 1000;
+    if (lp.buffer_size > 0)
+        p->buffer_bytes = lp.buffer_size > UINT32_MAX ? UINT32_MAX : (uint32_t)lp.buffer_size;
+}
+
+int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
+                           const char *filename, char *err, size_t err_len)
+{
+    if (err && err_len)
+        err[0] = '\0';
+    if (!out || !ctx || (!text && len))
+        return VREV_ERR_INVAL;
+    *out = NULL;
+    if (!ctx->base)
+        return VREV_ERR_STATE;
+    struct vrev__config *cfg = NULL;
+    struct vrev__config_error ce;
+    int rc = vrev__config_load(ctx, text, len, filename, &cfg, &ce);
+    if (rc < 0) {
+        if (err && err_len)
+            vrev__config_error_format(&ce, err, err_len);
+        return rc;
+    }
+    vrev_instance *inst = vrev__calloc(ctx, 1, sizeof(*inst));
+    if (!inst) {
+        vrev__config_free(cfg);
+        return VREV_ERR_NOMEM;
+    }
+    inst->ctx = ctx;
+    inst->log_level = cfg->log.error_type == VREV_CFG_LOG_NONE ? -1 : cfg->log.level;
+    rc = vrev__engine_init(&inst->engine, ctx);
+    if (rc == 0) {
+        apply_policy(inst, cfg);
+        rc = build_outbounds(inst, cfg, err, err_len);
+    }
+    if (rc == 0)
+        rc = build_router(inst, cfg, err, err_len);
+    if (rc == 0)
+        rc = build_inbounds(inst, cfg, err, err_len);
+    if (rc == 0)
+        rc = build_bridges(inst, cfg, err, err_len);
+    vrev__config_free(cfg);
+    if (rc < 0) {
+        if (err && err_len && !err[0])
+            snprintf(err, err_len, "%s", vrev_strerror(rc));
+        vrev_instance_free(inst);
+        return rc;
+    }
+    *out = inst;
+    return 0;
+}
+
+int vrev_instance_start(vrev_instance *inst)
+{
+    for (size_t i = 0; i < inst->n_bridges; i++)
+        vrev__bridge_start(inst->bridges[i]);
+    return 0;
+}
+
+void vrev_instance_free(vrev_instance *inst)
+{
+    if (!inst)
+        return;
+    vrev_ctx *ctx = inst->ctx;
+    for (size_t i = 0; i < inst->n_bridges; i++)
+        vrev__bridge_free(inst->bridges[i]);
+    for (size_t i = 0; i < inst->n_inbounds; i++) {
+        vrev__inbound_free(inst->inbounds[i]);
+        vrev__free(ctx, inst->inbound_tags[i]);
+    }
+    vrev__engine_cleanup(&inst->engine);
+    vrev__free(ctx, inst->bridges);
+    vrev__free(ctx, inst->inbounds);
+    vrev__free(ctx, inst->inbound_tags);
+    vrev__free(ctx, inst);
+}
+
+int vrev_instance_log_level(const vrev_instance *inst)
+{
+    return inst ? inst->log_level : VREV_LOG_WARN;
+}
+
+unsigned vrev_instance_inbound_port(const vrev_instance *inst, const char *tag)
+{
+    for (size_t i = 0; inst && tag && i < inst->n_inbounds; i++)
+        if (inst->inbound_tags[i] && !strcmp(inst->inbound_tags[i], tag))
+            return vrev__inbound_port(inst->inbounds[i]);
+    return 0;
+}

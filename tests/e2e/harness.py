@@ -1,0 +1,254 @@
+"""Process-level test harness: vrev and Debian's V2Ray 4.34 as real processes on 127.0.0.1.
+
+Every process is started by a fixture and ended by PID at teardown; every wait is bounded.
+"""
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UUID = "5783a3e7-e373-51cd-8642-c83782b807c5"
+DOMAIN = "tunnel.vrev.test"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(cond, timeout=10.0, step=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def vrev_bin():
+    path = os.environ.get("VREV_BIN", os.path.join(ROOT, "build", "vrev"))
+    path = path if os.path.isabs(path) else os.path.join(ROOT, path)
+    assert os.access(path, os.X_OK), "build vrev first (make), or set VREV_BIN"
+    return path
+
+
+@pytest.fixture(scope="session")
+def v2ray_bin():
+    path = shutil.which("v2ray")
+    if not path:
+        pytest.fail("v2ray (Debian package v2ray 4.34) is not installed: run scripts/install-deps.sh")
+    return path
+
+
+class Procs:
+    """Starts processes with their config in tmp_path and stops them by PID."""
+
+    def __init__(self, tmp_path, vrev_bin, v2ray_bin):
+        self.tmp = tmp_path
+        self.vrev_bin = vrev_bin
+        self.v2ray_bin = v2ray_bin
+        self.procs = []
+
+    def start(self, kind, name, config):
+        path = self.tmp / ("%s.json" % name)
+        path.write_text(json.dumps(config, indent=1))
+        log = open(self.tmp / ("%s.log" % name), "w")
+        if kind == "vrev":
+            argv = [self.vrev_bin, "run", "-c", str(path), "--log-level", "info"]
+        else:
+            argv = [self.v2ray_bin, "-config", str(path)]
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p.name, p.log_path = name, self.tmp / ("%s.log" % name)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        return p.returncode
+
+    def log(self, p):
+        return p.log_path.read_text(errors="replace")
+
+    def stop_all(self):
+        for p in self.procs:
+            self.stop(p)
+
+
+@pytest.fixture
+def procs(tmp_path, vrev_bin, v2ray_bin):
+    ps = Procs(tmp_path, vrev_bin, v2ray_bin)
+    yield ps
+    ps.stop_all()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path.startswith("/bytes/"):
+            n = int(self.path.split("/")[2])
+            body = pattern(n)
+        else:
+            body = b"hello from the backend\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        digest = hashlib.sha256()
+        while n:
+            chunk = self.rfile.read(min(n, 1 << 16))
+            if not chunk:
+                break
+            digest.update(chunk)
+            n -= len(chunk)
+        body = digest.hexdigest().encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def pattern(n):
+    block = hashlib.sha256(b"vrev").digest() * 2048  # 64 KiB
+    return (block * (n // len(block) + 1))[:n]
+
+
+@pytest.fixture
+def backend():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def read_response(s):
+    """Read one HTTP response as a client like curl does: headers, then Content-Length bytes
+    (not until EOF: a V2Ray 4.34 portal keeps the client's connection open for its 1 s
+    uplinkOnly timer after the response has ended)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while length is None or len(body) < length:
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            break
+        body += chunk
+    return head, body
+
+
+def http_get(port, path="/hello", timeout=10):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        return read_response(s)
+
+
+def http_post(port, payload, timeout=30):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(payload))
+                  .encode())
+        s.sendall(payload)
+        return read_response(s)[1]
+
+
+# ---- configs in V2Ray's own format (both programs read the same files) ---------------------
+
+def portal_config(external_port, tunnel_port, security_clients=None):
+    return {
+        "log": {"loglevel": "info"},
+        "reverse": {"portals": [{"tag": "portal", "domain": DOMAIN}]},
+        "inbounds": [
+            {"tag": "external", "listen": "127.0.0.1", "port": external_port,
+             "protocol": "dokodemo-door",
+             "settings": {"address": "127.0.0.1", "port": 80, "network": "tcp"}},
+            {"tag": "interconn", "listen": "127.0.0.1", "port": tunnel_port, "protocol": "vmess",
+             "settings": {"clients": security_clients or [{"id": UUID, "alterId": 0}]}},
+        ],
+        "outbounds": [{"tag": "block", "protocol": "blackhole", "settings": {}}],
+        "routing": {"rules": [
+            {"type": "field", "inboundTag": ["external"], "outboundTag": "portal"},
+            {"type": "field", "inboundTag": ["interconn"], "outboundTag": "portal"},
+        ]},
+    }
+
+
+def bridge_config(tunnel_port, backend_port, security="aes-128-gcm"):
+    return {
+        "log": {"loglevel": "info"},
+        "reverse": {"bridges": [{"tag": "bridge", "domain": DOMAIN}]},
+        "outbounds": [
+            {"tag": "out", "protocol": "freedom",
+             "settings": {"redirect": "127.0.0.1:%d" % backend_port}},
+            {"tag": "interconn", "protocol": "vmess",
+             "settings": {"vnext": [{"address": "127.0.0.1", "port": tunnel_port,
+                                     "users": [{"id": UUID, "alterId": 0,
+                                                "security": security}]}]}},
+        ],
+        "routing": {"rules": [
+            {"type": "field", "inboundTag": ["bridge"], "domain": ["full:" + DOMAIN],
+             "outboundTag": "interconn"},
+            {"type": "field", "inboundTag": ["bridge"], "outboundTag": "out"},
+        ]},
+    }
+
+
+@pytest.fixture(autouse=True)
+def time_limit(request):
+    """Every test has a hard limit (default 120 s; @pytest.mark.limit(seconds) to change)."""
+    import signal
+    mark = request.node.get_closest_marker("limit")
+    seconds = mark.args[0] if mark else 120
+
+    def expired(signum, frame):
+        raise TimeoutError("test exceeded its %d s limit" % seconds)
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "limit(seconds): hard time limit for one test")
