@@ -5,6 +5,9 @@
 int vrev_cli_mux_dump(int argc, char **argv);
 int vrev_cli_run(int argc, char **argv);
 int vrev_cli_test(int argc, char **argv);
+int vrev_cli_portal(int argc, char **argv);
+int vrev_cli_bridge(int argc, char **argv);
+int vrev_cli_uuid(void);
 /* "error", "warning"/"warn", "info", "debug" -> VREV_LOG_*; "none" -> -1; else -3. */
 int vrev_cli_parse_log_level(const char *s);
 

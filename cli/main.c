@@ -12,6 +12,9 @@ static void usage(FILE *out)
             "usage: vrev <command> [options]\n"
             "\n"
             "commands:\n"
+            "  portal ...     run a portal: public listeners, tunnels from bridges\n"
+            "  bridge ...     run a bridge: keeps a tunnel to the portal, serves local targets\n"
+            "  uuid           print a new random UUID (a shared id for --id)\n"
             "  run -c FILE    run a V2Ray v4 JSON configuration (also -config FILE)\n"
             "  test -c FILE   check a configuration and exit\n"
             "  mux-dump [--from-client|--from-server] [--skip N] FILE\n"
@@ -42,6 +45,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-version"))
         return version();
+    if (!strcmp(cmd, "portal"))
+        return vrev_cli_portal(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bridge"))
+        return vrev_cli_bridge(argc - 1, argv + 1);
+    if (!strcmp(cmd, "uuid"))
+        return vrev_cli_uuid();
     if (!strcmp(cmd, "run"))
         return vrev_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "test"))

@@ -14,6 +14,7 @@
 #include "muxconn.h"
 #include "reverse.h"
 #include "vrev/control.h"
+#include "vrev/tunnel.h"
 
 #define LOG_COMPONENT "bridge"
 
@@ -24,6 +25,7 @@ struct bworker {
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
+    bool control; /* the portal opened its control session */
 };
 
 struct vrev__bridge {
@@ -37,7 +39,15 @@ struct vrev__bridge {
     struct event *monitor;
     uint32_t backoff_ms; /* next redial delay after a failure */
     struct vrev__bridge_stats stats;
+    vrev__reverse_notify_fn notify;
+    void *notify_user;
 };
+
+static void notify(struct vrev__bridge *b, int event)
+{
+    if (b->notify)
+        b->notify(event, b->notify_user);
+}
 
 bool vrev__is_control_domain(const char *host, size_t len)
 {
@@ -52,11 +62,18 @@ bool vrev__is_control_domain(const char *host, size_t len)
 static void worker_free(struct bworker *w)
 {
     struct vrev__bridge *b = w->bridge;
+    bool was_up = w->heard;
     w->prev->next = w->next;
     w->next->prev = w->prev;
+    uint64_t rx, tx;
+    vrev__muxconn_bytes(w->mc, &rx, &tx);
+    b->stats.bytes_up += rx;
+    b->stats.bytes_down += tx;
     vrev__muxconn_free(w->mc);
     b->stats.tunnels_closed++;
     vrev__free(b->engine->ctx, w);
+    if (was_up)
+        notify(b, VREV_EVENT_TUNNEL_DOWN);
 }
 
 static void schedule(struct vrev__bridge *b, uint32_t ms)
@@ -99,6 +116,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
     if (n > 0 && vrev_mux_frame_addr_type(f) == VREV_ADDR_DOMAIN &&
         vrev__is_control_domain(host, (size_t)n)) {
         vrev__muxconn_keep_internal(mc, sid);
+        w->control = true;
         return NULL;
     }
     struct vrev__link_info info;
@@ -109,6 +127,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
         return NULL;
     if (!allowed(b, &info.target)) {
         b->stats.refused++;
+        notify(b, VREV_EVENT_SESSION_REFUSED);
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info.target, t, sizeof(t));
         vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
@@ -155,6 +174,7 @@ static void on_frame(struct vrev__muxconn *mc, void *user)
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
         vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up",
                   w->bridge->tag ? w->bridge->tag : "");
+        notify(w->bridge, VREV_EVENT_TUNNEL_UP);
     }
 }
 
@@ -323,4 +343,19 @@ void vrev__bridge_free(struct vrev__bridge *b)
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st)
 {
     *st = b->stats;
+    st->sessions_active = 0;
+    for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next) {
+        uint64_t rx, tx;
+        vrev__muxconn_bytes(w->mc, &rx, &tx);
+        st->bytes_up += rx;
+        st->bytes_down += tx;
+        unsigned n = vrev__muxconn_active(w->mc);
+        st->sessions_active += n - (n && w->control ? 1 : 0);
+    }
+}
+
+void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn, void *user)
+{
+    b->notify = fn;
+    b->notify_user = user;
 }

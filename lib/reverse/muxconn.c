@@ -27,6 +27,8 @@ struct vrev__muxconn {
     struct msession *blocked; /* the session whose local output stopped the transport */
     bool tx_paused;           /* locals stopped: the transport's output is full */
     bool closed;
+    uint64_t rx_bytes; /* session payload delivered to local sides */
+    uint64_t tx_bytes; /* session payload read from local sides and sent */
     int busy;
     bool free_pending;
 };
@@ -213,6 +215,7 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
         return 0;
     }
     struct evbuffer *out = bufferevent_get_output(s->local);
+    mc->rx_bytes += len;
     if (s->udp) {
         uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
         evbuffer_add(out, hdr, 2);
@@ -291,6 +294,7 @@ static int send_datagrams(struct msession *s, struct evbuffer *in)
             break;
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(2 + len));
         int rc = len <= VREV_MUX_PACKET_MAX ? vrev_mux_send(s->mc->mux, s->sid, p + 2, len) : 0;
+        s->mc->tx_bytes += len <= VREV_MUX_PACKET_MAX ? len : 0;
         evbuffer_drain(in, 2 + len); /* oversized datagrams are dropped, as V2Ray does */
         if (rc < 0)
             return rc;
@@ -303,6 +307,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
     struct evbuffer_iovec vec;
     while (evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         int rc = vrev_mux_send(s->mc->mux, s->sid, vec.iov_base, vec.iov_len);
+        s->mc->tx_bytes += vec.iov_len;
         evbuffer_drain(in, vec.iov_len);
         if (rc < 0)
             return rc;
@@ -473,6 +478,12 @@ unsigned vrev__muxconn_active(const struct vrev__muxconn *mc)
 uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc)
 {
     return vrev_mux_total_sessions(mc->mux);
+}
+
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx)
+{
+    *rx = mc ? mc->rx_bytes : 0;
+    *tx = mc ? mc->tx_bytes : 0;
 }
 
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc)

@@ -60,5 +60,8 @@ bool vrev__muxconn_closed(const struct vrev__muxconn *mc);
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc);
 uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc);
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc);
+/* Session payload delivered to local sides (rx) and sent from them (tx), internal sessions
+ * excluded. */
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx);
 
 #endif

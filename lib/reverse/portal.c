@@ -9,6 +9,7 @@
 #include "muxconn.h"
 #include "reverse.h"
 #include "vrev/control.h"
+#include "vrev/tunnel.h"
 
 #define LOG_COMPONENT "portal"
 #define DRAIN_CHECK_MS 16000 /* V2Ray's idle ticker for a drained tunnel */
@@ -20,6 +21,7 @@ struct pworker {
     struct event *timer; /* heartbeat, then (draining) the idle check */
     uint16_t control_sid;
     bool draining;
+    bool announced; /* TUNNEL_UP was reported */
 };
 
 struct portal {
@@ -30,7 +32,15 @@ struct portal {
     uint32_t drain_after;
     struct pworker workers; /* list head */
     struct vrev__portal_stats stats;
+    vrev__reverse_notify_fn notify;
+    void *notify_user;
 };
+
+static void notify(struct portal *p, int event)
+{
+    if (p->notify)
+        p->notify(event, p->notify_user);
+}
 
 static void worker_free(struct pworker *w)
 {
@@ -39,10 +49,17 @@ static void worker_free(struct pworker *w)
     w->next->prev = w->prev;
     if (w->timer)
         event_free(w->timer);
+    uint64_t rx, tx;
+    vrev__muxconn_bytes(w->mc, &rx, &tx);
+    p->stats.bytes_up += tx;
+    p->stats.bytes_down += rx;
     vrev__muxconn_free(w->mc);
     p->stats.tunnels_closed++;
     p->stats.tunnels_live--;
+    bool announced = w->announced;
     vrev__free(p->base.engine->ctx, w);
+    if (announced)
+        notify(p, VREV_EVENT_TUNNEL_DOWN);
 }
 
 static void arm(struct pworker *w, uint32_t ms)
@@ -135,6 +152,8 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     vrev__log(ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up (%u live)",
               p->base.tag ? p->base.tag : "", p->stats.tunnels_live);
     arm(w, p->heartbeat_ms);
+    w->announced = true;
+    notify(p, VREV_EVENT_TUNNEL_UP);
     return 0;
 }
 
@@ -170,6 +189,7 @@ static int portal_handle(struct vrev__outbound *ob, const struct vrev__link_info
     struct pworker *w = pick(p);
     if (!w) {
         p->stats.no_tunnel++;
+        notify(p, VREV_EVENT_SESSION_REFUSED);
         vrev__log(ob->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
                   "[%s] no tunnel available; connection refused", ob->tag ? ob->tag : "");
         vrev__bev_close(link, 1);
@@ -233,5 +253,22 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
 
 void vrev__portal_get_stats(const struct vrev__outbound *ob, struct vrev__portal_stats *st)
 {
-    *st = ((const struct portal *)ob)->stats;
+    const struct portal *p = (const struct portal *)ob;
+    *st = p->stats;
+    st->sessions_active = 0;
+    for (const struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
+        uint64_t rx, tx;
+        vrev__muxconn_bytes(w->mc, &rx, &tx);
+        st->bytes_up += tx;
+        st->bytes_down += rx;
+        unsigned n = vrev__muxconn_active(w->mc);
+        st->sessions_active += n - (n && !w->draining ? 1 : 0); /* not the control session */
+    }
+}
+
+void vrev__portal_set_notify(struct vrev__outbound *ob, vrev__reverse_notify_fn fn, void *user)
+{
+    struct portal *p = (struct portal *)ob;
+    p->notify = fn;
+    p->notify_user = user;
 }

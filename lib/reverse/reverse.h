@@ -26,6 +26,9 @@ struct vrev__portal_stats {
     uint64_t sessions;     /* sessions opened for user links */
     uint64_t no_tunnel;    /* user links refused: no usable tunnel */
     unsigned tunnels_live; /* tunnels currently open (draining included) */
+    uint64_t bytes_up;     /* public clients -> bridge */
+    uint64_t bytes_down;   /* bridge -> public clients */
+    unsigned sessions_active;
 };
 
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
@@ -53,6 +56,9 @@ struct vrev__bridge_stats {
     uint64_t refused;      /* sessions to targets outside allowed_targets */
     uint64_t drains;       /* DRAIN messages received */
     unsigned tunnels_active;
+    uint64_t bytes_up;     /* portal -> local services */
+    uint64_t bytes_down;   /* local services -> portal */
+    unsigned sessions_active;
 };
 
 struct vrev__bridge;
@@ -62,6 +68,12 @@ int vrev__bridge_new(struct vrev__engine *e, const char *tag,
 int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
+
+/* Tunnel events for the public API: VREV_EVENT_TUNNEL_UP/DOWN, VREV_EVENT_SESSION_REFUSED. */
+typedef void (*vrev__reverse_notify_fn)(int event, void *user);
+void vrev__portal_set_notify(struct vrev__outbound *portal, vrev__reverse_notify_fn fn,
+                             void *user);
+void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn, void *user);
 
 /* Is `host` one of the internal control domains? */
 bool vrev__is_control_domain(const char *host, size_t len);

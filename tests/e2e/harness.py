@@ -80,6 +80,23 @@ class Procs:
         self.procs.append(p)
         return p
 
+    def start_argv(self, name, argv, env=None):
+        """Start any command (argv[0] "vrev" means the vrev under test)."""
+        if argv[0] == "vrev":
+            argv = [self.vrev_bin] + list(argv[1:])
+        log = open(self.tmp / ("%s.log" % name), "w")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env=env)
+        p.name, p.log_path = name, self.tmp / ("%s.log" % name)
+        self.procs.append(p)
+        return p
+
+    def start_file(self, kind, name, path):
+        """Run a config file as it is (comments and all)."""
+        argv = (["vrev", "run", "-c", str(path)] if kind == "vrev"
+                else [self.v2ray_bin, "-config", str(path)])
+        return self.start_argv(name, argv)
+
     def stop(self, p):
         if p.poll() is None:
             p.terminate()

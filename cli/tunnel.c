@@ -1,0 +1,248 @@
+/* vrev portal / vrev bridge / vrev uuid: the easy path, no JSON (include/vrev/tunnel.h). */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "cli.h"
+#include "vrev.h"
+
+struct cli_opts {
+    vrev_tunnel_opts *t;
+    int print_config;
+    int log_level;
+};
+
+static int usage(int portal, FILE *out)
+{
+    if (portal)
+        fprintf(out,
+                "usage: vrev portal --listen HOST:PORT --public HOST:PORT[=NAME] [...] --id UUID\n"
+                "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
+                "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
+                "  --listen   where bridges connect (the tunnel)\n"
+                "  --public   a public listener; its connections go to the bridge target NAME\n"
+                "             (default \"%s\"); repeat for more\n",
+                VREV_TUNNEL_DEFAULT_NAME);
+    else
+        fprintf(out,
+                "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
+                "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
+                "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
+                "  --portal   the portal's tunnel address\n"
+                "  --to       a local service for target NAME (default \"%s\"); the bridge\n"
+                "             reaches nothing but these\n",
+                VREV_TUNNEL_DEFAULT_NAME);
+    fprintf(out, "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
+                 "  --domain   the tunnel's name on both sides (default %s)\n"
+                 "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
+            VREV_TUNNEL_DEFAULT_DOMAIN);
+    return out == stdout ? 0 : 2;
+}
+
+/* One option with its value. Returns 1 if consumed, 0 if unknown, -1 on a bad value. */
+static int option(struct cli_opts *c, int portal, const char *opt, const char *val)
+{
+    vrev_tunnel_opts *t = c->t;
+    int rc;
+    if (!strcmp(opt, "--id"))
+        rc = vrev_tunnel_opts_set_id(t, val);
+    else if (!strcmp(opt, "--security"))
+        rc = vrev_tunnel_opts_set_security(t, val);
+    else if (!strcmp(opt, "--domain"))
+        rc = vrev_tunnel_opts_set_domain(t, val);
+    else if (!strcmp(opt, "--log-level"))
+        rc = (c->log_level = vrev_cli_parse_log_level(val)) < -1 ? VREV_ERR_INVAL : 0;
+    else if (portal && !strcmp(opt, "--listen"))
+        rc = vrev_tunnel_opts_set_listen(t, val);
+    else if (portal && !strcmp(opt, "--public")) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", val);
+        char *eq = strrchr(buf, '=');
+        if (eq)
+            *eq = '\0';
+        rc = vrev_tunnel_opts_add_public(t, buf, eq ? eq + 1 : NULL);
+    } else if (!portal && !strcmp(opt, "--portal"))
+        rc = vrev_tunnel_opts_set_portal(t, val);
+    else if (!portal && !strcmp(opt, "--to")) {
+        char buf[512];
+        snprintf(buf, sizeof(buf), "%s", val);
+        char *eq = strchr(buf, '=');
+        if (eq)
+            *eq = '\0';
+        rc = vrev_tunnel_opts_add_target(t, eq ? buf : NULL, eq ? eq + 1 : buf);
+    } else
+        return 0;
+    if (rc < 0) {
+        const char *why = vrev_tunnel_opts_error(t);
+        fprintf(stderr, "vrev: %s: %s\n", opt, why[0] ? why : "invalid value");
+        return -1;
+    }
+    return 1;
+}
+
+static int parse(struct cli_opts *c, int portal, int argc, char **argv)
+{
+    c->log_level = VREV_LOG_INFO;
+    c->print_config = 0;
+    const char *env_id = getenv("VREV_ID");
+    if (env_id && option(c, portal, "--id", env_id) < 0)
+        return 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return usage(portal, stdout) + 100;
+        if (!strcmp(argv[i], "--print-config")) {
+            c->print_config = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "vrev %s: '%s' needs a value\n", portal ? "portal" : "bridge",
+                    argv[i]);
+            return usage(portal, stderr);
+        }
+        int r = option(c, portal, argv[i], argv[i + 1]);
+        if (r < 0)
+            return 2;
+        if (r == 0) {
+            fprintf(stderr, "vrev %s: unknown option '%s'\n", portal ? "portal" : "bridge",
+                    argv[i]);
+            return usage(portal, stderr);
+        }
+        i++;
+    }
+    return 0;
+}
+
+static void on_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    (void)name, (void)up, (void)down;
+    const char *who = user;
+    const char *what = event == VREV_EVENT_TUNNEL_UP         ? "tunnel up"
+                       : event == VREV_EVENT_TUNNEL_DOWN     ? "tunnel down"
+                       : event == VREV_EVENT_SESSION_REFUSED ? "session refused"
+                                                             : NULL;
+    if (what)
+        fprintf(stderr, "vrev %s: %s\n", who, what);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    fprintf(stderr, "vrev: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    event_base_loopbreak(arg);
+}
+
+static void log_line(int level, const char *component, const char *message, void *user)
+{
+    (void)user;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y/%m/%d %H:%M:%S", &tm);
+    fprintf(stderr, "%s [%s] %s: %s\n", stamp, vrev_log_level_name(level), component, message);
+}
+
+static int print_config(const vrev_tunnel_opts *t, int portal)
+{
+    int n = vrev_tunnel_opts_print_config(t, portal, NULL, 0);
+    char *buf = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (!buf || vrev_tunnel_opts_print_config(t, portal, buf, (size_t)n + 1) < 0) {
+        fprintf(stderr, "vrev: cannot print the configuration: options missing (see --help)\n");
+        free(buf);
+        return 2;
+    }
+    fputs(buf, stdout);
+    free(buf);
+    return 0;
+}
+
+static int serve(struct cli_opts *c, int portal)
+{
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx = NULL;
+    vrev_portal *p = NULL;
+    vrev_bridge *b = NULL;
+    char err[512] = "";
+    int rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
+    if (rc == 0) {
+        vrev_ctx_set_log(ctx, c->log_level, log_line, NULL);
+        rc = portal ? vrev_portal_new(&p, ctx, c->t, err, sizeof(err))
+                    : vrev_bridge_new(&b, ctx, c->t, err, sizeof(err));
+    }
+    int status = 0;
+    if (rc < 0) {
+        fprintf(stderr, "vrev %s: %s\n", portal ? "portal" : "bridge",
+                err[0] ? err : vrev_strerror(rc));
+        status = 1;
+    } else {
+        struct event *si = evsignal_new(base, SIGINT, on_signal, base);
+        struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
+        evsignal_add(si, NULL);
+        evsignal_add(st, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if (p) {
+            static char who[] = "portal";
+            vrev_portal_set_event_cb(p, on_event, who);
+            fprintf(stderr, "vrev portal: tunnel on port %u\n", vrev_portal_tunnel_port(p));
+        } else {
+            static char who[] = "bridge";
+            vrev_bridge_set_event_cb(b, on_event, who);
+            vrev_bridge_start(b);
+            fprintf(stderr, "vrev bridge: started\n");
+        }
+        event_base_dispatch(base);
+        event_free(si);
+        event_free(st);
+    }
+    vrev_portal_free(p);
+    vrev_bridge_free(b);
+    if (base) {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        event_base_free(base);
+    }
+    vrev_ctx_free(ctx);
+    return status;
+}
+
+static int tunnel_main(int portal, int argc, char **argv)
+{
+    struct cli_opts c;
+    if (vrev_tunnel_opts_new(&c.t) < 0)
+        return 1;
+    int rc = parse(&c, portal, argc, argv);
+    if (rc == 0)
+        rc = c.print_config ? print_config(c.t, portal) : serve(&c, portal);
+    else if (rc >= 100)
+        rc -= 100;
+    vrev_tunnel_opts_free(c.t);
+    return rc;
+}
+
+int vrev_cli_portal(int argc, char **argv)
+{
+    return tunnel_main(1, argc, argv);
+}
+
+int vrev_cli_bridge(int argc, char **argv)
+{
+    return tunnel_main(0, argc, argv);
+}
+
+int vrev_cli_uuid(void)
+{
+    uint8_t u[16];
+    if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u)) {
+        fprintf(stderr, "vrev uuid: no random bytes\n");
+        return 1;
+    }
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    for (int i = 0; i < 16; i++)
+        printf("%s%02x", (i == 4 || i == 6 || i == 8 || i == 10) ? "-" : "", u[i]);
+    putchar('\n');
+    return 0;
+}

@@ -1,0 +1,139 @@
+/* Reverse tunnels without JSON: a portal and a bridge built from a small options object.
+ *
+ * A portal listens for its bridges on one address (the tunnel listener) and for the public on
+ * any number of public listeners, each tied to a target name. A bridge dials the portal and
+ * delivers each public connection to the local address registered under that name, and to
+ * nothing else: a portal cannot make a bridge reach any other host (such sessions are ended
+ * with the error flag and counted).
+ *
+ * On the wire this is V2Ray's reverse proxy over VMess AEAD (aes-128-gcm unless told
+ * otherwise): the session target is the name as a domain with port 0, so a V2Ray bridge or
+ * portal configured as vrev_tunnel_opts_print_config() prints interoperates with these.
+ *
+ * Typical use (error checks omitted):
+ *
+ *     vrev_tunnel_opts *o;
+ *     vrev_tunnel_opts_new(&o);
+ *     vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5");
+ *     vrev_tunnel_opts_set_portal(o, "portal.example.net:443");
+ *     vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080");
+ *     vrev_bridge *b;
+ *     vrev_bridge_new(&b, ctx, o, err, sizeof(err));
+ *     vrev_tunnel_opts_free(o);
+ *     vrev_bridge_start(b);
+ *     event_base_dispatch(base);
+ *
+ * Thread safety: options objects may be used from any one thread at a time; portals and
+ * bridges belong to the thread that runs their context's event_base.
+ */
+#ifndef VREV_TUNNEL_H
+#define VREV_TUNNEL_H
+
+#include "common.h"
+#include "ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vrev_tunnel_opts vrev_tunnel_opts;
+typedef struct vrev_portal vrev_portal;
+typedef struct vrev_bridge vrev_bridge;
+
+/** The domain both sides use for the tunnel when none is set (any name works, if both sides
+ *  agree; it never needs to resolve). */
+#define VREV_TUNNEL_DEFAULT_DOMAIN "tunnel.vrev.internal"
+/** The target name of a public listener or local target given without a name. */
+#define VREV_TUNNEL_DEFAULT_NAME "default"
+
+/* --- options --------------------------------------------------------------------------------
+ * Setters copy their arguments and return 0, VREV_ERR_INVAL (NULL or malformed; the message
+ * from vrev_tunnel_opts_error() says what) or VREV_ERR_NOMEM. */
+
+VREV_API int vrev_tunnel_opts_new(vrev_tunnel_opts **out);
+VREV_API void vrev_tunnel_opts_free(vrev_tunnel_opts *o);
+/** The last setter's error message ("" if none). Valid until the next call on o. */
+VREV_API const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o);
+
+/** Both: the VMess user id shared by portal and bridge (a UUID; "vrev uuid" makes one). */
+VREV_API int vrev_tunnel_opts_set_id(vrev_tunnel_opts *o, const char *uuid);
+/** Both: "aes-128-gcm" (default), "chacha20-poly1305" or "none". */
+VREV_API int vrev_tunnel_opts_set_security(vrev_tunnel_opts *o, const char *name);
+/** Both: the tunnel domain (default VREV_TUNNEL_DEFAULT_DOMAIN). */
+VREV_API int vrev_tunnel_opts_set_domain(vrev_tunnel_opts *o, const char *domain);
+
+/** Portal: where bridges connect ("HOST:PORT"; port 0 picks a free one). */
+VREV_API int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostport);
+/** Portal: a public listener ("HOST:PORT", port 0 allowed) whose connections go to the
+ *  bridge target `name` (NULL: VREV_TUNNEL_DEFAULT_NAME). Names are 1..63 characters of
+ *  [A-Za-z0-9._-]. */
+VREV_API int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport,
+                                         const char *name);
+
+/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing). */
+VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport);
+/** Bridge: deliver sessions for `name` (NULL: VREV_TUNNEL_DEFAULT_NAME) to "HOST:PORT". */
+VREV_API int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name,
+                                         const char *hostport);
+
+/** Print the equivalent V2Ray 4.34 JSON configuration of a portal (as_portal = 1) or a bridge
+ *  into buf (NUL-terminated). Returns the length the whole text needs (like snprintf), or a
+ *  negative VREV_ERR_* (VREV_ERR_INVAL if a required option is missing). */
+VREV_API int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *o, int as_portal, char *buf,
+                                           size_t cap);
+
+/* --- events and counters -------------------------------------------------------------------- */
+
+enum vrev_tunnel_event {
+    VREV_EVENT_TUNNEL_UP = 1,
+    VREV_EVENT_TUNNEL_DOWN = 2,
+    VREV_EVENT_SESSION_OPEN = 3,
+    VREV_EVENT_SESSION_CLOSE = 4, /* bytes_up/bytes_down are the session's totals */
+    VREV_EVENT_SESSION_REFUSED = 5,
+};
+
+/** Event callback: `name` is the session's target name (NULL for tunnel events); bytes_up is
+ *  client -> service, bytes_down service -> client. */
+typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,
+                                     uint64_t bytes_down, void *user);
+
+enum vrev_tunnel_counter {
+    VREV_COUNTER_TUNNELS = 1,        /* tunnels open now */
+    VREV_COUNTER_TUNNELS_OPENED = 2, /* since creation */
+    VREV_COUNTER_SESSIONS = 3,       /* sessions opened since creation */
+    VREV_COUNTER_SESSIONS_ACTIVE = 4,
+    VREV_COUNTER_REFUSED = 5,        /* sessions refused (bridge: unknown target; portal: no
+                                        tunnel) */
+    VREV_COUNTER_BYTES_UP = 6,
+    VREV_COUNTER_BYTES_DOWN = 7,
+};
+
+/* --- portal --------------------------------------------------------------------------------- */
+
+/** Create a portal and bind its listeners. Needs: id, listen, at least one public listener.
+ *  On failure err (if not NULL) gets a message. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE
+ *  (ctx without event_base), VREV_ERR_NOMEM or a listener error (VREV_ERR_ADDRINUSE...). */
+VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                             char *err, size_t err_len);
+VREV_API void vrev_portal_free(vrev_portal *p);
+VREV_API void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *user);
+VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
+/** The bound port of the tunnel listener, and of the i-th public listener (0 if none). */
+VREV_API unsigned vrev_portal_tunnel_port(const vrev_portal *p);
+VREV_API unsigned vrev_portal_public_port(const vrev_portal *p, size_t i);
+
+/* --- bridge --------------------------------------------------------------------------------- */
+
+/** Create a bridge. Needs: id, portal, at least one target. Returns as vrev_portal_new(). */
+VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                             char *err, size_t err_len);
+/** Start dialing the portal (and keep a tunnel up from now on). Returns 0. */
+VREV_API int vrev_bridge_start(vrev_bridge *b);
+VREV_API void vrev_bridge_free(vrev_bridge *b);
+VREV_API void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *user);
+VREV_API uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,350 @@
+/* vrev_portal / vrev_bridge: a reverse tunnel assembled directly from options, without JSON.
+ *
+ * Portal engine: outbound 0 = the portal; a VMess inbound for the bridges; one dokodemo-door
+ * inbound per public listener, whose target is the listener's name as a domain, port 0.
+ * Bridge engine: outbound "interconn" (VMess to the portal) and one freedom outbound per
+ * target; the router sends the tunnel (domain full:<domain>) to interconn and each name to
+ * its freedom; the bridge refuses every other target before routing. */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/inbound.h"
+#include "reverse/reverse.h"
+#include "tunnel_internal.h"
+
+struct events {
+    vrev_tunnel_event_cb cb;
+    void *user;
+};
+
+struct vrev_portal {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__outbound *portal; /* owned by the engine */
+    struct vrev__inbound *tunnel;
+    struct vrev__inbound **publics;
+    size_t n_publics;
+    struct events ev;
+};
+
+struct vrev_bridge {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__bridge *bridge;
+    struct events ev;
+};
+
+static void forward_event(int event, void *user)
+{
+    struct events *ev = user;
+    if (ev->cb)
+        ev->cb(event, NULL, 0, 0, ev->user);
+}
+
+static int fail(char *err, size_t len, int rc, const char *msg)
+{
+    if (err && len)
+        snprintf(err, len, "%s", msg ? msg : vrev_strerror(rc));
+    return rc;
+}
+
+/* Split "HOST:PORT" (checked by the options) into a host text and a port. */
+static void split_hostport(const char *hp, char *host, size_t cap, uint16_t *port)
+{
+    struct vrev__addr a;
+    vrev__addr_from_hostport(&a, hp);
+    vrev__addr_host_text(&a, host, cap);
+    *port = a.port;
+}
+
+/* --- portal -------------------------------------------------------------------------------- */
+
+static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    struct vrev__engine *e = &p->engine;
+    struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, 0, 0};
+    int rc = vrev__portal_new(e, "portal", &po, &p->portal);
+    if (rc == 0)
+        rc = vrev__engine_add_outbound(e, p->portal);
+    if (rc < 0)
+        return fail(err, len, rc, NULL);
+    vrev__portal_set_notify(p->portal, forward_event, &p->ev);
+    char host[VREV_MUX_TARGET_MAX], msg[300];
+    uint16_t port;
+    split_hostport(o->listen, host, sizeof(host), &port);
+    struct vrev__vmess_in_user u = {{0}, NULL};
+    memcpy(u.uuid, o->uuid, 16);
+    struct vrev__vmess_in_opts vi = {host, port, &u, 1};
+    rc = vrev__vmess_in_new(e, "tunnel", &vi, &p->tunnel);
+    vrev__wipe(&u, sizeof(u));
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "tunnel listener %s: %s", o->listen, vrev_strerror(rc));
+        return fail(err, len, rc, msg);
+    }
+    p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
+    if (!p->publics)
+        return fail(err, len, VREV_ERR_NOMEM, NULL);
+    for (size_t i = 0; i < o->n_publics; i++) {
+        split_hostport(o->publics[i].hostport, host, sizeof(host), &port);
+        struct vrev__dokodemo_opts d = {host, port, o->publics[i].name, 0, VREV_ROUTE_TCP};
+        rc = vrev__dokodemo_new(e, "public", &d, &p->publics[i]);
+        if (rc < 0) {
+            snprintf(msg, sizeof(msg), "public listener %s: %s", o->publics[i].hostport,
+                     vrev_strerror(rc));
+            return fail(err, len, rc, msg);
+        }
+        p->n_publics = i + 1;
+    }
+    return 0;
+}
+
+int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    if (!out || !ctx || !o)
+        return fail(err, err_len, VREV_ERR_INVAL, NULL);
+    *out = NULL;
+    if (!o->has_id || !o->listen || !o->n_publics)
+        return fail(err, err_len, VREV_ERR_INVAL,
+                    !o->has_id    ? "a portal needs an id (--id UUID)"
+                    : !o->listen ? "a portal needs a tunnel listener (--listen HOST:PORT)"
+                                 : "a portal needs a public listener (--public HOST:PORT)");
+    vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
+    if (!p)
+        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+    p->ctx = ctx;
+    int rc = vrev__engine_init(&p->engine, ctx);
+    if (rc < 0)
+        fail(err, err_len, rc, "the context has no event_base");
+    else
+        rc = portal_build(p, o, err, err_len);
+    if (rc < 0) {
+        vrev_portal_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void vrev_portal_free(vrev_portal *p)
+{
+    if (!p)
+        return;
+    p->ev.cb = NULL; /* no events while tearing down */
+    for (size_t i = 0; i < p->n_publics; i++)
+        vrev__inbound_free(p->publics[i]);
+    vrev__inbound_free(p->tunnel);
+    vrev__engine_cleanup(&p->engine);
+    vrev__free(p->ctx, p->publics);
+    vrev__free(p->ctx, p);
+}
+
+void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *user)
+{
+    p->ev.cb = cb;
+    p->ev.user = user;
+}
+
+uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
+{
+    struct vrev__portal_stats st;
+    vrev__portal_get_stats(p->portal, &st);
+    switch (counter) {
+    case VREV_COUNTER_TUNNELS:
+        return st.tunnels_live;
+    case VREV_COUNTER_TUNNELS_OPENED:
+        return st.tunnels_opened;
+    case VREV_COUNTER_SESSIONS:
+        return st.sessions;
+    case VREV_COUNTER_SESSIONS_ACTIVE:
+        return st.sessions_active;
+    case VREV_COUNTER_REFUSED:
+        return st.no_tunnel;
+    case VREV_COUNTER_BYTES_UP:
+        return st.bytes_up;
+    case VREV_COUNTER_BYTES_DOWN:
+        return st.bytes_down;
+    default:
+        return 0;
+    }
+}
+
+unsigned vrev_portal_tunnel_port(const vrev_portal *p)
+{
+    return p && p->tunnel ? vrev__inbound_port(p->tunnel) : 0;
+}
+
+unsigned vrev_portal_public_port(const vrev_portal *p, size_t i)
+{
+    return p && i < p->n_publics ? vrev__inbound_port(p->publics[i]) : 0;
+}
+
+/* --- bridge -------------------------------------------------------------------------------- */
+
+#define LIST1(x) ((struct vrev__strlist){(const char *const[]){x}, 1})
+
+static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
+                         char *full, char *err, size_t len)
+{
+    struct vrev__engine *e = &b->engine;
+    char msg[256];
+    int rc = vrev__router_new(b->ctx, &e->router);
+    snprintf(full, 300, "full:%s", vrev__tunnel_domain(o));
+    struct vrev__rule_spec r;
+    memset(&r, 0, sizeof(r));
+    r.inbound_tags = LIST1("bridge");
+    r.domains = LIST1(full);
+    r.outbound_tag = "interconn";
+    if (rc == 0)
+        rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
+    for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
+        char name[80];
+        snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
+        r.domains = LIST1(name);
+        r.outbound_tag = tags[i + 1];
+        rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
+    }
+    struct vrev__strlist all = {tags, o->n_targets + 1};
+    if (rc == 0)
+        rc = vrev__router_finish(e->router, &all, msg, sizeof(msg));
+    return rc < 0 ? fail(err, len, rc, msg) : 0;
+}
+
+static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
+                            char *err, size_t len)
+{
+    struct vrev__engine *e = &b->engine;
+    char host[VREV_MUX_TARGET_MAX];
+    uint16_t port;
+    split_hostport(o->portal, host, sizeof(host), &port);
+    struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
+    memcpy(vo.uuid, o->uuid, 16);
+    struct vrev__outbound *ob;
+    int rc = vrev__vmess_out_new(e, tags[0], &vo, &ob);
+    vrev__wipe(vo.uuid, sizeof(vo.uuid));
+    if (rc == 0)
+        rc = vrev__engine_add_outbound(e, ob);
+    for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
+        split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
+        struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
+        rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+        if (rc == 0)
+            rc = vrev__engine_add_outbound(e, ob);
+    }
+    return rc < 0 ? fail(err, len, rc, NULL) : 0;
+}
+
+/* Outbound tags: "interconn", then "target-<i>"; allowed targets: "<name>:0". */
+static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    size_t n = o->n_targets;
+    const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
+    char (*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
+    const char **allowed = vrev__calloc(b->ctx, n, sizeof(*allowed));
+    char (*allowed_buf)[80] = vrev__calloc(b->ctx, n, sizeof(*allowed_buf));
+    char full[300];
+    int rc = tags && tag_buf && allowed && allowed_buf ? 0 : VREV_ERR_NOMEM;
+    for (size_t i = 0; rc == 0 && i <= n; i++) {
+        snprintf(tag_buf[i], sizeof(tag_buf[i]), i ? "target-%zu" : "interconn", i - 1);
+        tags[i] = tag_buf[i];
+        if (i) {
+            snprintf(allowed_buf[i - 1], sizeof(allowed_buf[i - 1]), "%s:0",
+                     o->targets[i - 1].name);
+            allowed[i - 1] = allowed_buf[i - 1];
+        }
+    }
+    if (rc == 0)
+        rc = bridge_outbounds(b, o, tags, err, len);
+    if (rc == 0)
+        rc = bridge_routes(b, o, tags, full, err, len);
+    if (rc == 0) {
+        struct vrev__bridge_opts bo;
+        memset(&bo, 0, sizeof(bo));
+        bo.domain = vrev__tunnel_domain(o);
+        bo.allowed_targets = allowed;
+        bo.n_allowed_targets = n;
+        rc = vrev__bridge_new(&b->engine, "bridge", &bo, &b->bridge);
+        if (rc < 0)
+            fail(err, len, rc, NULL);
+        else
+            vrev__bridge_set_notify(b->bridge, forward_event, &b->ev);
+    }
+    vrev__free(b->ctx, tags);
+    vrev__free(b->ctx, tag_buf);
+    vrev__free(b->ctx, allowed);
+    vrev__free(b->ctx, allowed_buf);
+    return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
+}
+
+int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    if (!out || !ctx || !o)
+        return fail(err, err_len, VREV_ERR_INVAL, NULL);
+    *out = NULL;
+    if (!o->has_id || !o->portal || !o->n_targets)
+        return fail(err, err_len, VREV_ERR_INVAL,
+                    !o->has_id    ? "a bridge needs an id (--id UUID)"
+                    : !o->portal ? "a bridge needs the portal's address (--portal HOST:PORT)"
+                                 : "a bridge needs a local target (--to HOST:PORT)");
+    vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));
+    if (!b)
+        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+    b->ctx = ctx;
+    int rc = vrev__engine_init(&b->engine, ctx);
+    if (rc < 0)
+        fail(err, err_len, rc, "the context has no event_base");
+    else
+        rc = bridge_build(b, o, err, err_len);
+    if (rc < 0) {
+        vrev_bridge_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+int vrev_bridge_start(vrev_bridge *b)
+{
+    return b ? vrev__bridge_start(b->bridge) : VREV_ERR_INVAL;
+}
+
+void vrev_bridge_free(vrev_bridge *b)
+{
+    if (!b)
+        return;
+    b->ev.cb = NULL;
+    vrev__bridge_free(b->bridge);
+    vrev__engine_cleanup(&b->engine);
+    vrev__free(b->ctx, b);
+}
+
+void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *user)
+{
+    b->ev.cb = cb;
+    b->ev.user = user;
+}
+
+uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
+{
+    struct vrev__bridge_stats st;
+    vrev__bridge_get_stats(b->bridge, &st);
+    switch (counter) {
+    case VREV_COUNTER_TUNNELS:
+        return st.tunnels_opened - st.tunnels_closed;
+    case VREV_COUNTER_TUNNELS_OPENED:
+        return st.tunnels_opened;
+    case VREV_COUNTER_SESSIONS:
+        return st.sessions;
+    case VREV_COUNTER_SESSIONS_ACTIVE:
+        return st.sessions_active;
+    case VREV_COUNTER_REFUSED:
+        return st.refused;
+    case VREV_COUNTER_BYTES_UP:
+        return st.bytes_up;
+    case VREV_COUNTER_BYTES_DOWN:
+        return st.bytes_down;
+    default:
+        return 0;
+    }
+}

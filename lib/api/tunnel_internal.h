@@ -1,0 +1,32 @@
+/* Internals shared by the files of lib/api (the JSON-free tunnel API). */
+#ifndef VREV_API_TUNNEL_INTERNAL_H
+#define VREV_API_TUNNEL_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "core/core.h"
+#include "vrev/tunnel.h"
+
+struct vrev__tunnel_pair {
+    char *name;
+    char *hostport;
+};
+
+struct vrev_tunnel_opts {
+    char err[256];
+    uint8_t uuid[16];
+    bool has_id;
+    int security; /* VREV_VMESS_SEC_* */
+    char *domain; /* NULL: the default */
+    char *listen; /* portal */
+    struct vrev__tunnel_pair *publics;
+    size_t n_publics;
+    char *portal; /* bridge */
+    struct vrev__tunnel_pair *targets;
+    size_t n_targets;
+};
+
+long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
+const char *vrev__tunnel_domain(const vrev_tunnel_opts *o);
+
+#endif

@@ -1,0 +1,134 @@
+/* vrev_tunnel_opts_print_config(): the V2Ray 4.34 JSON equivalent of a CLI portal or bridge
+ * (it runs under both `vrev run -c` and V2Ray). Every string in it was validated by the
+ * setters (names, domains, host:port, UUID), so none needs JSON escaping. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec/addr.h"
+#include "codec/vmess.h"
+#include "tunnel_internal.h"
+
+struct out {
+    char *buf;
+    size_t cap;
+    size_t len; /* as if the buffer were large enough */
+};
+
+static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct out *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = o->len < o->cap ? o->cap - o->len : 0;
+    int n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->len += (size_t)n;
+}
+
+static void uuid_text(const uint8_t u[16], char text[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t t = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text[t++] = '-';
+        text[t++] = hex[u[i] >> 4];
+        text[t++] = hex[u[i] & 15];
+    }
+    text[t] = '\0';
+}
+
+static const char *security_name(int s)
+{
+    return s == VREV_VMESS_SEC_CHACHA20_POLY1305 ? "chacha20-poly1305"
+           : s == VREV_VMESS_SEC_NONE            ? "none"
+                                                 : "aes-128-gcm";
+}
+
+static void listen_fields(struct out *o, const char *hostport)
+{
+    struct vrev__addr a;
+    char host[64];
+    vrev__addr_from_hostport(&a, hostport);
+    vrev__addr_host_text(&a, host, sizeof(host));
+    put(o, "\"listen\": \"%s\", \"port\": %u", host, (unsigned)a.port);
+}
+
+static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
+{
+    put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n");
+    put(o, "  \"reverse\": { \"portals\": [ { \"tag\": \"portal\", \"domain\": \"%s\" } ] },\n",
+        vrev__tunnel_domain(t));
+    put(o, "  \"inbounds\": [\n    { \"tag\": \"tunnel\", ");
+    listen_fields(o, t->listen);
+    put(o, ", \"protocol\": \"vmess\",\n      \"settings\": { \"clients\": [ { \"id\": \"%s\", "
+           "\"alterId\": 0 } ] } }",
+        id);
+    for (size_t i = 0; i < t->n_publics; i++) {
+        put(o, ",\n    { \"tag\": \"public-%zu\", ", i);
+        listen_fields(o, t->publics[i].hostport);
+        put(o, ", \"protocol\": \"dokodemo-door\",\n      \"settings\": { \"address\": \"%s\", "
+               "\"port\": 0, \"network\": \"tcp\" } }",
+            t->publics[i].name);
+    }
+    put(o, "\n  ],\n  \"outbounds\": [ { \"tag\": \"block\", \"protocol\": \"blackhole\", "
+           "\"settings\": {} } ],\n");
+    put(o, "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
+           "[ \"tunnel\"");
+    for (size_t i = 0; i < t->n_publics; i++)
+        put(o, ", \"public-%zu\"", i);
+    put(o, " ], \"outboundTag\": \"portal\" }\n  ] }\n}\n");
+}
+
+static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
+{
+    struct vrev__addr a;
+    char host[VREV_ADDR_DOMAIN_MAX + 1];
+    vrev__addr_from_hostport(&a, t->portal);
+    vrev__addr_host_text(&a, host, sizeof(host));
+    const char *d = vrev__tunnel_domain(t);
+    put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n");
+    put(o, "  \"reverse\": { \"bridges\": [ { \"tag\": \"bridge\", \"domain\": \"%s\" } ] },\n", d);
+    put(o, "  \"outbounds\": [\n    { \"tag\": \"interconn\", \"protocol\": \"vmess\",\n"
+           "      \"settings\": { \"vnext\": [ { \"address\": \"%s\", \"port\": %u, \"users\": "
+           "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] } }",
+        host, (unsigned)a.port, id, security_name(t->security));
+    for (size_t i = 0; i < t->n_targets; i++)
+        put(o, ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
+               "{ \"redirect\": \"%s\" } }",
+            i, t->targets[i].hostport);
+    put(o, ",\n    { \"tag\": \"deny\", \"protocol\": \"blackhole\", \"settings\": {} }\n  ],\n");
+    put(o, "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
+           "[ \"bridge\" ], \"domain\": [ \"full:%s\" ], \"outboundTag\": \"interconn\" }",
+        d);
+    for (size_t i = 0; i < t->n_targets; i++)
+        put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"domain\": "
+               "[ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
+            t->targets[i].name, i);
+    /* nothing else: a portal cannot make this bridge reach other hosts */
+    put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"outboundTag\": "
+           "\"deny\" }\n  ] }\n}\n");
+}
+
+int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char *buf,
+                                  size_t cap)
+{
+    if (!t || (cap && !buf) || !t->has_id)
+        return VREV_ERR_INVAL;
+    if (as_portal ? (!t->listen || !t->n_publics) : (!t->portal || !t->n_targets))
+        return VREV_ERR_INVAL;
+    char id[37];
+    uuid_text(t->uuid, id);
+    struct out o = {buf, cap, 0};
+    if (as_portal)
+        portal_json(&o, t, id);
+    else
+        bridge_json(&o, t, id);
+    vrev__wipe(id, sizeof(id));
+    if (cap)
+        buf[o.len < cap ? o.len : cap - 1] = '\0';
+    return o.len > INT32_MAX ? VREV_ERR_RANGE : (int)o.len;
+}

@@ -1,0 +1,219 @@
+/* vrev_tunnel_opts: the options of a portal or bridge, validated as they are set. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/vmess.h"
+#include "tunnel_internal.h"
+
+static int set_err(vrev_tunnel_opts *o, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int set_err(vrev_tunnel_opts *o, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->err, sizeof(o->err), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+int vrev_tunnel_opts_new(vrev_tunnel_opts **out)
+{
+    if (!out)
+        return VREV_ERR_INVAL;
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return VREV_ERR_NOMEM;
+    (*out)->security = VREV_VMESS_SEC_AES_128_GCM;
+    return 0;
+}
+
+void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n_publics; i++) {
+        free(o->publics[i].hostport);
+        free(o->publics[i].name);
+    }
+    for (size_t i = 0; i < o->n_targets; i++) {
+        free(o->targets[i].hostport);
+        free(o->targets[i].name);
+    }
+    free(o->publics);
+    free(o->targets);
+    free(o->domain);
+    free(o->listen);
+    free(o->portal);
+    vrev__wipe(o, sizeof(*o)); /* the UUID is the shared secret */
+    free(o);
+}
+
+const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o)
+{
+    return o ? o->err : "";
+}
+
+int vrev_tunnel_opts_set_id(vrev_tunnel_opts *o, const char *uuid)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    static const uint8_t nil[16] = {0};
+    if (!uuid || vrev__vmess_uuid_parse(uuid, strlen(uuid), o->uuid) < 0 ||
+        !memcmp(o->uuid, nil, 16)) {
+        o->has_id = false;
+        return set_err(o, VREV_ERR_INVAL,
+                       "invalid id: need a UUID like 5783a3e7-e373-51cd-8642-c83782b807c5 "
+                       "(vrev uuid prints a new one)");
+    }
+    o->has_id = true;
+    o->err[0] = '\0';
+    return 0;
+}
+
+int vrev_tunnel_opts_set_security(vrev_tunnel_opts *o, const char *name)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (name && !strcmp(name, "aes-128-gcm"))
+        o->security = VREV_VMESS_SEC_AES_128_GCM;
+    else if (name && !strcmp(name, "chacha20-poly1305"))
+        o->security = VREV_VMESS_SEC_CHACHA20_POLY1305;
+    else if (name && !strcmp(name, "none"))
+        o->security = VREV_VMESS_SEC_NONE;
+    else
+        return set_err(o, VREV_ERR_INVAL,
+                       "unknown security '%s' (aes-128-gcm, chacha20-poly1305 or none)",
+                       name ? name : "");
+    return 0;
+}
+
+static bool name_ok(const char *s, size_t max)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    /* a name that reads as an IP literal would be sent as an IP: keep names symbolic */
+    struct vrev__addr a;
+    return vrev__addr_from_text(&a, s, 0) == 0 && a.type == VREV_ADDR_DOMAIN;
+}
+
+int vrev_tunnel_opts_set_domain(vrev_tunnel_opts *o, const char *domain)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!name_ok(domain, 255))
+        return set_err(o, VREV_ERR_INVAL, "invalid domain '%s': use letters, digits, '.', '-', '_'",
+                       domain ? domain : "");
+    char *d = dup_str(domain);
+    if (!d)
+        return VREV_ERR_NOMEM;
+    free(o->domain);
+    o->domain = d;
+    return 0;
+}
+
+static int check_hostport(vrev_tunnel_opts *o, const char *hp, bool listen)
+{
+    struct vrev__addr a;
+    if (!hp || vrev__addr_from_hostport(&a, hp) < 0)
+        return set_err(o, VREV_ERR_INVAL, "invalid address '%s': need HOST:PORT ([v6]:PORT)",
+                       hp ? hp : "");
+    if (listen && a.type == VREV_ADDR_DOMAIN)
+        return set_err(o, VREV_ERR_INVAL, "listen address '%s' must be an IP address", hp);
+    return 0;
+}
+
+static int set_addr(vrev_tunnel_opts *o, char **slot, const char *hp, bool listen)
+{
+    int rc = o ? check_hostport(o, hp, listen) : VREV_ERR_INVAL;
+    if (rc < 0)
+        return rc;
+    char *d = dup_str(hp);
+    if (!d)
+        return VREV_ERR_NOMEM;
+    free(*slot);
+    *slot = d;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostport)
+{
+    return set_addr(o, o ? &o->listen : NULL, hostport, true);
+}
+
+int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport)
+{
+    return set_addr(o, o ? &o->portal : NULL, hostport, false);
+}
+
+static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n,
+                    const char *name, const char *hostport, bool listen)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!name)
+        name = VREV_TUNNEL_DEFAULT_NAME;
+    if (!name_ok(name, 63))
+        return set_err(o, VREV_ERR_INVAL,
+                       "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'",
+                       name);
+    int rc = check_hostport(o, hostport, listen);
+    if (rc < 0)
+        return rc;
+    struct vrev__tunnel_pair *nv = realloc(*v, (*n + 1) * sizeof(**v));
+    if (!nv)
+        return VREV_ERR_NOMEM;
+    *v = nv;
+    nv[*n].name = dup_str(name);
+    nv[*n].hostport = dup_str(hostport);
+    if (!nv[*n].name || !nv[*n].hostport) {
+        free(nv[*n].name);
+        free(nv[*n].hostport);
+        return VREV_ERR_NOMEM;
+    }
+    (*n)++;
+    return 0;
+}
+
+int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport, const char *name)
+{
+    return add_pair(o, o ? &o->publics : NULL, o ? &o->n_publics : NULL, name, hostport, true);
+}
+
+int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name, const char *hostport)
+{
+    if (o && name && vrev__tunnel_find_target(o, name) >= 0)
+        return set_err(o, VREV_ERR_INVAL, "target name '%s' given twice", name);
+    return add_pair(o, o ? &o->targets : NULL, o ? &o->n_targets : NULL, name, hostport, false);
+}
+
+long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name)
+{
+    for (size_t i = 0; i < o->n_targets; i++)
+        if (!strcmp(o->targets[i].name, name))
+            return (long)i;
+    return -1;
+}
+
+const char *vrev__tunnel_domain(const vrev_tunnel_opts *o)
+{
+    return o->domain ? o->domain : VREV_TUNNEL_DEFAULT_DOMAIN;
+}

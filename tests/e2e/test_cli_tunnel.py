@@ -1,0 +1,170 @@
+"""vrev portal / vrev bridge (no JSON), against each other and against V2Ray 4.34 running the
+configuration that --print-config gives; the bridge's target allowlist; bad ids; the
+documentation's example configs run unchanged."""
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+from harness import (DOMAIN, ROOT, UUID, free_port, http_get, port_open, portal_config,
+                     wait_until)
+
+WRONG_UUID = "0f5b7f64-0a8c-4e0e-9e57-0b6c2d1f9a21"
+
+
+def works(port):
+    try:
+        return http_get(port, timeout=2)[1] == b"hello from the backend\n"
+    except OSError:
+        return False
+
+
+def portal_argv(tun, pub, name="web", uuid=UUID):
+    return ["vrev", "portal", "--listen", "127.0.0.1:%d" % tun,
+            "--public", "127.0.0.1:%d=%s" % (pub, name), "--id", uuid]
+
+
+def bridge_argv(tun, backend, name="web", uuid=UUID):
+    return ["vrev", "bridge", "--portal", "127.0.0.1:%d" % tun,
+            "--to", "%s=127.0.0.1:%d" % (name, backend), "--id", uuid]
+
+
+def printed(procs, argv):
+    argv = [procs.vrev_bin] + argv[1:] + ["--print-config"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_cli_portal_and_bridge(procs, backend):
+    tun, pub = free_port(), free_port()
+    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend))
+    assert wait_until(lambda: works(pub), 10), procs.log(bridge)
+    for _ in range(10):
+        assert works(pub)
+    assert "tunnel up" in procs.log(bridge) and "tunnel up" in procs.log(portal)
+
+
+def test_cli_against_v2ray_both_roles(procs, backend):
+    # vrev portal (CLI) + V2Ray bridge running what `vrev bridge --print-config` prints
+    tun, pub = free_port(), free_port()
+    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    assert wait_until(lambda: port_open(tun), 10)
+    procs.start("v2ray", "v2bridge", printed(procs, bridge_argv(tun, backend)))
+    assert wait_until(lambda: works(pub), 10), procs.log(portal)
+    procs.stop_all()
+    # V2Ray portal running what `vrev portal --print-config` prints + vrev bridge (CLI)
+    tun, pub = free_port(), free_port()
+    procs.start("v2ray", "v2portal", printed(procs, portal_argv(tun, pub)))
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend))
+    assert wait_until(lambda: works(pub), 10), procs.log(bridge)
+
+
+def test_printed_configs_run_under_vrev(procs, backend):
+    tun, pub = free_port(), free_port()
+    procs.start("vrev", "pportal", printed(procs, portal_argv(tun, pub)))
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start("vrev", "pbridge", printed(procs, bridge_argv(tun, backend)))
+    assert wait_until(lambda: works(pub), 10), procs.log(bridge)
+
+
+def test_bridge_refuses_targets_outside_to(procs, backend):
+    """A hostile portal (V2Ray, its public listener aimed at another name, then at a raw
+    address) gets nothing from a CLI bridge: each session is refused and counted."""
+    tun, ext = free_port(), free_port()
+    cfg = portal_config(ext, tun)
+    cfg["reverse"]["portals"][0]["domain"] = "tunnel.vrev.internal"
+    cfg["inbounds"][0]["settings"] = {"address": "127.0.0.1", "port": backend, "network": "tcp"}
+    procs.start("v2ray", "hostile", cfg)
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, free_port()))
+    assert wait_until(lambda: "tunnel up" in procs.log(bridge), 10), procs.log(bridge)
+    for _ in range(3):
+        assert not works(ext)
+    assert wait_until(lambda: procs.log(bridge).count("not an allowed target") >= 3, 5), \
+        procs.log(bridge)
+    assert "127.0.0.1:%d" % backend in procs.log(bridge)
+    assert procs.procs[-1].poll() is None  # the bridge is still running
+
+
+def test_wrong_id_makes_no_tunnel(procs, backend):
+    tun, pub = free_port(), free_port()
+    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend, uuid=WRONG_UUID))
+    assert wait_until(lambda: "rejected" in procs.log(portal), 10), procs.log(portal)
+    assert not works(pub)
+    assert portal.poll() is None and bridge.poll() is None
+    assert WRONG_UUID not in procs.log(portal) and WRONG_UUID not in procs.log(bridge)
+    assert "tunnel up" not in procs.log(bridge)
+
+
+def test_bad_id_is_a_clear_error_at_start(procs):
+    r = subprocess.run([procs.vrev_bin, "bridge", "--portal", "127.0.0.1:1", "--to",
+                        "127.0.0.1:2", "--id", "not-a-uuid"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "--id" in r.stderr and "UUID" in r.stderr
+    r = subprocess.run([procs.vrev_bin, "bridge", "--portal", "127.0.0.1:1", "--to",
+                        "127.0.0.1:2"], capture_output=True, text=True, timeout=10,
+                       env={k: v for k, v in os.environ.items() if k != "VREV_ID"})
+    assert r.returncode == 1 and "needs an id" in r.stderr
+
+
+def test_bridge_killed_mid_transfer_is_an_error(procs, backend):
+    """The public client sees an error (reset), never a clean but short response."""
+    tun, pub = free_port(), free_port()
+    procs.start_argv("portal", portal_argv(tun, pub))
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend))
+    assert wait_until(lambda: works(pub), 10)
+    size = 256 << 20
+    with socket.create_connection(("127.0.0.1", pub), timeout=10) as s:
+        s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)
+        got = len(s.recv(65536))
+        bridge.kill()
+        error = False
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except ConnectionResetError:
+            error = True
+    assert got < size
+    assert error, "the client got a clean end after %d of %d bytes" % (got, size)
+
+
+def seed_config(name, replacements):
+    text = open(os.path.join(ROOT, "tests", "vectors", "configs", name)).read()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def test_seed_page_configs_run_unchanged(procs, backend, tmp_path):
+    """The documentation's bridge and portal (only addresses and ports changed, listeners put
+    on loopback, comments kept) work under vrev in every pairing with V2Ray."""
+    for portal_kind, bridge_kind in [("vrev", "vrev"), ("vrev", "v2ray"), ("v2ray", "vrev")]:
+        tun, ext = free_port(), free_port()
+        # listeners on loopback only: "listen" is added next to each port
+        portal_text = seed_config("seed-portal.json", [
+            ('"port": 1024,', '"listen": "127.0.0.1", "port": %d,' % tun),
+            ('"port": 80, //', '"listen": "127.0.0.1", "port": %d, //' % ext)])
+        bridge_text = seed_config("seed-bridge.json", [
+            ("203.0.113.7", "127.0.0.1"), ('"port": 1024,', '"port": %d,' % tun),
+            ("127.0.0.1:80", "127.0.0.1:%d" % backend)])
+        pp, bp = tmp_path / ("p-%s.json" % portal_kind), tmp_path / ("b-%s.json" % bridge_kind)
+        pp.write_text(portal_text)
+        bp.write_text(bridge_text)
+        portal = procs.start_file(portal_kind, "seedportal-" + portal_kind + bridge_kind, pp)
+        assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
+        bridge = procs.start_file(bridge_kind, "seedbridge-" + portal_kind + bridge_kind, bp)
+        assert wait_until(lambda: works(ext), 15), procs.log(portal) + procs.log(bridge)
+        procs.stop_all()
