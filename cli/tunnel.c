@@ -116,18 +116,6 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
     return 0;
 }
 
-static void on_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
-{
-    (void)name, (void)up, (void)down;
-    const char *who = user;
-    const char *what = event == VREV_EVENT_TUNNEL_UP         ? "tunnel up"
-                       : event == VREV_EVENT_TUNNEL_DOWN     ? "tunnel down"
-                       : event == VREV_EVENT_SESSION_REFUSED ? "session refused"
-                                                             : NULL;
-    if (what)
-        fprintf(stderr, "vrev %s: %s\n", who, what);
-}
-
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -185,12 +173,8 @@ static int serve(struct cli_opts *c, int portal)
         evsignal_add(st, NULL);
         signal(SIGPIPE, SIG_IGN);
         if (p) {
-            static char who[] = "portal";
-            vrev_portal_set_event_cb(p, on_event, who);
             fprintf(stderr, "vrev portal: tunnel on port %u\n", vrev_portal_tunnel_port(p));
         } else {
-            static char who[] = "bridge";
-            vrev_bridge_set_event_cb(b, on_event, who);
             vrev_bridge_start(b);
             fprintf(stderr, "vrev bridge: started\n");
         }

@@ -4,15 +4,18 @@
 #
 #   scripts/install-deps.sh            build + test + fuzz dependencies and the V2Ray test peer
 #   scripts/install-deps.sh --build    only what building the library and the CLI needs
+#   scripts/install-deps.sh --demo     what `make demo` needs (the build, and python3)
 set -euo pipefail
 
 BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev)
 TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray)
 
 pkgs=("${BUILD_PKGS[@]}")
-if [ "${1:-}" != "--build" ]; then
-    pkgs+=("${TEST_PKGS[@]}")
-fi
+case "${1:-}" in
+--build) ;;
+--demo) pkgs+=(python3) ;;
+*) pkgs+=("${TEST_PKGS[@]}") ;;
+esac
 
 say() { printf 'install-deps: %s\n' "$*"; }
 
