@@ -70,8 +70,31 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
         vrev__wipe(vo.uuid, sizeof(vo.uuid));
         return rc;
     }
+    case VREV_CFG_OUT_VLESS: {
+        const struct vrev__cfg_vless_server *s = &o->settings.vless.servers[0];
+        if (o->settings.vless.n_servers > 1 || s->n_users > 1)
+            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                      "[%s] only the first vnext server and user are used", o->tag);
+        struct vrev__vless_out_opts vo = {s->address, s->port, {0}};
+        memcpy(vo.uuid, s->users[0].id.bytes, 16);
+        int rc = vrev__vless_out_new(e, o->tag, &vo, ob);
+        vrev__wipe(vo.uuid, sizeof(vo.uuid));
+        return rc;
+    }
+    case VREV_CFG_OUT_SOCKS: {
+        const struct vrev__cfg_socks_server *s = &o->settings.socks.servers[0];
+        if (o->settings.socks.n_servers > 1 || s->n_users > 1)
+            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                      "[%s] only the first server and user are used", o->tag);
+        struct vrev__socks_out_opts so = {s->address, s->port, s->n_users ? s->users[0].user : NULL,
+                                          s->n_users ? s->users[0].pass : NULL};
+        int rc = vrev__socks_out_new(e, o->tag, &so, ob);
+        if (rc == VREV_ERR_RANGE)
+            *why = "a SOCKS user or password is longer than 255 bytes";
+        return rc;
+    }
     default:
-        *why = "this outbound protocol is not supported yet (vless and socks come next)";
+        *why = "this outbound protocol is not supported yet";
         return VREV_ERR_UNSUPPORTED;
     }
 }
@@ -166,8 +189,45 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
         vrev__free(inst->ctx, users);
         return rc;
     }
+    case VREV_CFG_IN_VLESS: {
+        const struct vrev__cfg_vless_inbound *v = &c->settings.vless;
+        struct vrev__vless_in_user *users = vrev__calloc(inst->ctx, v->n_clients, sizeof(*users));
+        if (!users)
+            return VREV_ERR_NOMEM;
+        for (size_t i = 0; i < v->n_clients; i++) {
+            memcpy(users[i].uuid, v->clients[i].id.bytes, 16);
+            users[i].email = v->clients[i].email;
+        }
+        struct vrev__vless_in_opts o = {c->listen, c->port.from, users, v->n_clients};
+        int rc = vrev__vless_in_new(e, c->tag, &o, in);
+        vrev__wipe(users, v->n_clients * sizeof(*users));
+        vrev__free(inst->ctx, users);
+        return rc;
+    }
+    case VREV_CFG_IN_SOCKS: {
+        const struct vrev__cfg_socks_inbound *s = &c->settings.socks;
+        if (s->udp)
+            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                      "[%s] SOCKS UDP ASSOCIATE is not supported yet; it is answered with "
+                      "\"command not supported\"",
+                      c->tag);
+        size_t n = s->auth == VREV_CFG_SOCKS_PASSWORD ? s->n_accounts : 0;
+        struct vrev__socks_in_account *acc = NULL;
+        if (n && !(acc = vrev__calloc(inst->ctx, n, sizeof(*acc))))
+            return VREV_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) {
+            acc[i].user = s->accounts[i].user;
+            acc[i].pass = s->accounts[i].pass;
+        }
+        struct vrev__socks_in_opts o = {c->listen, c->port.from, acc, n};
+        int rc = vrev__socks_in_new(e, c->tag, &o, in);
+        vrev__free(inst->ctx, acc);
+        if (rc == VREV_ERR_RANGE)
+            *why = "a SOCKS account's user or password is longer than 255 bytes";
+        return rc;
+    }
     default:
-        *why = "this inbound protocol is not supported yet (vless and socks come next)";
+        *why = "this inbound protocol is not supported yet";
         return VREV_ERR_UNSUPPORTED;
     }
 }

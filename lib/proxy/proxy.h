@@ -140,6 +140,27 @@ struct vrev__vmess_out_opts {
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__vmess_out_opts *opts, struct vrev__outbound **out);
 
+/* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1). */
+struct vrev__vless_out_opts {
+    const char *address; /* server host */
+    uint16_t port;
+    uint8_t uuid[16];
+};
+
+int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
+                        const struct vrev__vless_out_opts *opts, struct vrev__outbound **out);
+
+/* socks: SOCKS5 CONNECT to the link's target, then raw bytes (WIRE-SPEC §5.3). */
+struct vrev__socks_out_opts {
+    const char *address; /* server host */
+    uint16_t port;
+    const char *user; /* NULL: no authentication; else username/password (each <= 255 bytes) */
+    const char *pass;
+};
+
+int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
+                        const struct vrev__socks_out_opts *opts, struct vrev__outbound **out);
+
 /* --- inbounds ------------------------------------------------------------------------------ */
 
 struct vrev__inbound;
@@ -166,6 +187,36 @@ struct vrev__vmess_in_opts {
 
 int vrev__vmess_in_new(struct vrev__engine *e, const char *tag,
                        const struct vrev__vmess_in_opts *opts, struct vrev__inbound **out);
+
+struct vrev__vless_in_user {
+    uint8_t uuid[16];
+    const char *email; /* may be NULL */
+};
+
+struct vrev__vless_in_opts {
+    const char *listen;
+    uint16_t port;
+    const struct vrev__vless_in_user *users;
+    size_t n_users;
+};
+
+int vrev__vless_in_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__vless_in_opts *opts, struct vrev__inbound **out);
+
+struct vrev__socks_in_account {
+    const char *user; /* 1..255 bytes; becomes the link's user ("email") for routing */
+    const char *pass; /* 1..255 bytes */
+};
+
+struct vrev__socks_in_opts {
+    const char *listen;
+    uint16_t port;
+    const struct vrev__socks_in_account *accounts; /* n_accounts 0: no authentication */
+    size_t n_accounts;
+};
+
+int vrev__socks_in_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__socks_in_opts *opts, struct vrev__inbound **out);
 
 int vrev__dokodemo_new(struct vrev__engine *e, const char *tag,
                        const struct vrev__dokodemo_opts *opts, struct vrev__inbound **out);

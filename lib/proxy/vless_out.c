@@ -1,0 +1,174 @@
+/* vless outbound: dial the server, send the VLESS request header for the link's target, then
+ * relay raw bytes (WIRE-SPEC §5.1). VLESS has no body framing for TCP: after the headers the
+ * connection carries the payload as it is, so the link is relayed with the server's socket
+ * itself and FIN, backpressure and idle timers work as for freedom.
+ *
+ *   request  (us -> server)   00 | uuid[16] | 00 (no addons) | 01 (TCP) | port | type | address
+ *   response (server -> us)   00 | A | addons[A]     4.34 always sends "00 00", and only with
+ *                                                    its first response bytes
+ *
+ * The uplink never waits for the response header (a 4.34 server writes it only once its
+ * target has answered, so waiting would deadlock request/response protocols). Instead the
+ * header is stripped from the front of the server's input as it arrives (strip_response).
+ * UDP (length-prefixed datagrams) and the Mux command are not implemented. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "codec/vless.h"
+#include "proxy.h"
+
+#define LOG_COMPONENT "vless"
+#define VLESS_RETRY_STEP_MS 200 /* 4.34: retry.ExponentialBackoff(5, 200) */
+
+#ifndef MSG_MORE
+#define MSG_MORE 0
+#endif
+
+struct vless_out {
+    struct vrev__outbound base; /* first */
+    struct vrev__addr server;
+    uint8_t uuid[16];
+};
+
+struct vless_req {
+    struct vless_out *ob;
+    struct vrev__addr target;
+};
+
+/* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
+ * does by buffering its header with the first payload: the kernel holds bytes sent with
+ * MSG_MORE until the next write (the relay's first) or for at most 200 ms. Only on a plain
+ * socket (a filter, e.g. TLS, reports no fd); anything left over goes through the buffer. */
+static int write_early(struct bufferevent *bev, const uint8_t *p, size_t n)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        ssize_t w = send(fd, p, n, MSG_MORE | MSG_NOSIGNAL);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    return n ? bufferevent_write(bev, p, n) : 0;
+}
+
+/* An input-buffer callback that removes the response header from the front of the server's
+ * stream as it arrives, before the relay sees it: the read callback waits (low watermark) for
+ * as many bytes as the header needs, the header is drained, then the callback removes itself.
+ * It keeps no state but the bufferevent (the bytes wait in the buffer until complete), so
+ * nothing outlives the bufferevent. A malformed header is an error on the stream. */
+static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+    if (info->n_added == 0)
+        return;
+    struct bufferevent *bev = arg;
+    uint8_t hdr[VREV_VLESS_RESPONSE_MAX];
+    ev_ssize_t n = evbuffer_copyout(in, hdr, sizeof(hdr));
+    struct vrev__vless_addons addons;
+    size_t need = 0;
+    int rc = n < 0 ? VREV_ERR_IO : vrev__vless_response_parse(hdr, (size_t)n, &addons, &need);
+    if (rc == 0) {
+        bufferevent_setwatermark(bev, EV_READ, need, 0);
+        return;
+    }
+    evbuffer_remove_cb(in, strip_response, arg);
+    if (rc < 0) {
+        /* no byte of a bad stream reaches the client */
+        bufferevent_disable(bev, EV_READ);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        bufferevent_trigger_event(bev, BEV_EVENT_ERROR | BEV_EVENT_READING,
+                                  BEV_TRIG_DEFER_CALLBACKS);
+        return;
+    }
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    evbuffer_drain(in, (size_t)rc);
+}
+
+static int start_stream(struct vless_out *v, struct bufferevent *bev,
+                        const struct vrev__addr *target)
+{
+    uint8_t hdr[VREV_VLESS_REQUEST_MAX];
+    int n = vrev__vless_request_encode(hdr, sizeof(hdr), v->uuid, VREV_VLESS_TCP, target, NULL, 0);
+    if (n > 0 && !evbuffer_add_cb(bufferevent_get_input(bev), strip_response, bev))
+        n = VREV_ERR_NOMEM;
+    if (n > 0) {
+        bufferevent_setwatermark(bev, EV_READ, 2, 0); /* the shortest response header */
+        if (write_early(bev, hdr, (size_t)n) < 0)
+            n = VREV_ERR_NOMEM;
+    }
+    vrev__wipe(hdr, sizeof(hdr));
+    return n < 0 ? n : 0;
+}
+
+static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
+{
+    struct vless_req *r = user;
+    struct vless_out *v = r->ob;
+    struct vrev__engine *e = v->base.engine;
+    if (err == 0)
+        err = start_stream(v, bev, &r->target);
+    vrev__free(e->ctx, r);
+    if (err == 0) {
+        vrev__engine_relay(e, link, bev);
+        return;
+    }
+    if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s", v->base.tag ? v->base.tag : "",
+                  vrev_strerror(err));
+    if (bev)
+        bufferevent_free(bev);
+    vrev__bev_close(link, 1);
+}
+
+static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
+                        struct bufferevent *link)
+{
+    struct vless_out *v = (struct vless_out *)ob;
+    if (info->network != VREV_NET_TCP) {
+        vrev__log(ob->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "UDP over VLESS is not supported yet; link closed");
+        vrev__bev_close(link, 1);
+        return VREV_ERR_UNSUPPORTED;
+    }
+    struct vless_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
+    if (!r) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_NOMEM;
+    }
+    r->ob = v;
+    r->target = info->target;
+    int rc = vrev__engine_dial_for(ob->engine, link, &v->server, VLESS_RETRY_STEP_MS, on_dialed, r);
+    if (rc < 0)
+        vrev__free(ob->engine->ctx, r);
+    return rc;
+}
+
+static void vless_destroy(struct vrev__outbound *ob)
+{
+    struct vless_out *v = (struct vless_out *)ob;
+    vrev__wipe(v->uuid, sizeof(v->uuid));
+    vrev__outbound_cleanup(ob);
+    vrev__free(ob->engine->ctx, ob);
+}
+
+static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
+
+int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
+                        const struct vrev__vless_out_opts *opts, struct vrev__outbound **out)
+{
+    if (!opts || !opts->address)
+        return VREV_ERR_INVAL;
+    struct vless_out *v = vrev__calloc(e->ctx, 1, sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    int rc = vrev__outbound_init(&v->base, e, &vless_ops, tag);
+    if (rc == 0)
+        rc = vrev__addr_from_text(&v->server, opts->address, opts->port);
+    if (rc < 0) {
+        vless_destroy(&v->base);
+        return rc;
+    }
+    memcpy(v->uuid, opts->uuid, sizeof(v->uuid));
+    *out = &v->base;
+    return 0;
+}
