@@ -13,6 +13,7 @@
 
 #include "codec/vmess_body.h"
 #include "net.h"
+#include "packet.h"
 #include "vmess_stream.h"
 
 struct vstream {
@@ -21,6 +22,7 @@ struct vstream {
     struct vrev__vmess_body enc; /* our direction */
     struct vrev__vmess_body dec; /* the peer's direction */
     bool client;
+    bool packet;      /* UDP: the user side is a packet link, one datagram per chunk */
     bool resp_read;   /* client: response header done */
     bool resp_sent;   /* server: response header sent */
     bool eof_in;      /* peer's end-of-stream chunk seen */
@@ -83,8 +85,11 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
         int rc = vrev__vmess_body_open(&v->dec, p, n, &used, &out, &out_len);
         if (rc < 0)
             return BEV_ERROR;
-        if (rc == VREV_VMESS_BODY_CHUNK) {
-            evbuffer_add(dst, out, out_len); /* before draining: out may point into src */
+        if (rc == VREV_VMESS_BODY_CHUNK) { /* before draining: out may point into src */
+            if (v->packet)
+                vrev__packet_put(dst, out, out_len);
+            else
+                evbuffer_add(dst, out, out_len);
             produced = true;
         }
         evbuffer_drain(src, used);
@@ -128,6 +133,14 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         evbuffer_add(dst, v->resp_hdr, sizeof(v->resp_hdr));
         v->resp_sent = true;
     }
+    if (v->packet) {
+        uint8_t dgram[VREV_PACKET_MAX];
+        size_t n;
+        while (vrev__packet_take(src, dgram, sizeof(dgram), &n))
+            if (n && n <= max && seal_into(v, dst, dgram, n) < 0) /* empty/too large: dropped */
+                return BEV_ERROR;
+        left = 0;
+    }
     while (left) {
         size_t n = left < max ? left : max;
         const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
@@ -169,6 +182,7 @@ static struct vstream *vstream_new(vrev_ctx *ctx, const struct vrev__vmess_reque
     }
     v->ctx = ctx;
     v->client = client;
+    v->packet = req->command == VREV_VMESS_CMD_UDP;
     int rc = vrev__vmess_response_keys(req->body_key, req->body_iv, resp_key, resp_iv);
     const uint8_t *ek = client ? req->body_key : resp_key, *ei = client ? req->body_iv : resp_iv;
     const uint8_t *dk = client ? resp_key : req->body_key, *di = client ? resp_iv : req->body_iv;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proxy.h"
+#include "udp.h"
 
 #define LOG_COMPONENT "freedom"
 #define FREEDOM_RETRY_STEP_MS 100
@@ -30,12 +31,6 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
                           struct bufferevent *link)
 {
     struct freedom *f = (struct freedom *)ob;
-    if (info->network != VREV_NET_TCP) {
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "UDP is not supported yet; link closed");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_UNSUPPORTED;
-    }
     /* redirect: the address is replaced unless unset, the port unless 0 (V2Ray's rule) */
     struct vrev__addr target = info->target;
     if (f->redirect_host) {
@@ -45,6 +40,8 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     }
     if (f->redirect_port)
         target.port = f->redirect_port;
+    if (info->network == VREV_NET_UDP)
+        return vrev__udp_flow_start(ob->engine, link, &target);
     return vrev__engine_dial_for(ob->engine, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, f);
 }
 

@@ -1,8 +1,10 @@
 /* Inbounds: a listener plus what to do with each accepted connection. dokodemo-door sends
- * every connection to one fixed target (WIRE-SPEC §6.1); vmess lives in vmess_in.c. */
+ * every connection to one fixed target (WIRE-SPEC §6.1), over TCP and/or UDP (udp.c); vmess
+ * lives in vmess_in.c. */
 #include <string.h>
 
 #include "inbound.h"
+#include "udp.h"
 
 #define LOG_COMPONENT "inbound"
 
@@ -67,12 +69,12 @@ int vrev__dokodemo_new(struct vrev__engine *e, const char *tag,
         return VREV_ERR_NOMEM;
     in->networks = opts->networks ? opts->networks : VREV_ROUTE_TCP;
     int rc = vrev__addr_from_text(&in->target, opts->address, opts->target_port);
-    if (rc == 0 && (in->networks & VREV_ROUTE_UDP))
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "[%s] dokodemo-door over UDP is not supported yet; listening on TCP only",
-                  tag ? tag : "");
-    if (rc == 0)
+    if (rc == 0 && (in->networks & VREV_ROUTE_TCP))
         rc = vrev__inbound_listen(in, opts->listen, opts->port, dokodemo_accept);
+    if (rc == 0 && (in->networks & VREV_ROUTE_UDP)) /* same port as TCP when that was 0 */
+        rc = vrev__udp_in_new(e, in->tag, opts->listen,
+                              in->listener ? vrev__listener_port(in->listener) : opts->port,
+                              &in->target, &in->udp);
     if (rc < 0) {
         vrev__inbound_free(in);
         return rc;
@@ -87,6 +89,7 @@ void vrev__inbound_free(struct vrev__inbound *in)
         return;
     vrev_ctx *ctx = in->engine->ctx;
     vrev__listener_free(in->listener);
+    vrev__udp_in_free(in->udp);
     for (size_t i = 0; i < in->n_users; i++) {
         vrev__vmess_user_wipe(&in->users[i]);
         if (in->emails)
@@ -102,5 +105,5 @@ void vrev__inbound_free(struct vrev__inbound *in)
 
 uint16_t vrev__inbound_port(const struct vrev__inbound *in)
 {
-    return in->listener ? vrev__listener_port(in->listener) : 0;
+    return in->listener ? vrev__listener_port(in->listener) : vrev__udp_in_port(in->udp);
 }

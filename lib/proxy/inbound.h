@@ -12,6 +12,7 @@ struct vrev__inbound {
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;
+    struct vrev__udp_in *udp; /* the UDP side of a "tcp,udp" or "udp" listener */
     /* vmess */
     struct vrev__vmess_user *users;
     char **emails;

@@ -65,12 +65,6 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    if (info->network != VREV_NET_TCP) {
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "UDP over VMess is not supported yet; link closed");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_UNSUPPORTED;
-    }
     struct vmess_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
     if (!r) {
         vrev__bev_close(link, 1);

@@ -269,3 +269,40 @@ def time_limit(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "limit(seconds): hard time limit for one test")
+
+
+@pytest.fixture
+def udp_echo():
+    """A UDP echo server on 127.0.0.1 (answers every datagram with b"echo:" + datagram)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            sock.sendto(b"echo:" + data, peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    t.join(2)
+    sock.close()
+
+
+def udp_roundtrip(port, payload, timeout=1.0):
+    """Send one datagram to 127.0.0.1:port and return the answer (None on timeout)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(payload, ("127.0.0.1", port))
+        try:
+            return s.recvfrom(65536)[0]
+        except socket.timeout:
+            return None

@@ -1,0 +1,348 @@
+/* UDP: dokodemo-door's UDP listener (one packet link per client address, WIRE-SPEC §6.1) and
+ * freedom's UDP flows (one connected UDP socket per link, §6.2). Packet links carry datagrams
+ * framed by lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/packet.h"
+#include "udp.h"
+
+#define LOG_COMPONENT "udp"
+#define MAX_PEERS 1024
+#define BURST 64 /* datagrams read per wakeup */
+
+static socklen_t to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (a->type == VREV_ADDR_IPV4) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(a->port);
+        memcpy(&in->sin_addr, a->host, 4);
+        return sizeof(*in);
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a->port);
+    memcpy(&in6->sin6_addr, a->host, 16);
+    return sizeof(*in6);
+}
+
+static uint64_t ms_since(struct event_base *base, const struct timeval *t)
+{
+    struct timeval now, d;
+    event_base_gettimeofday_cached(base, &now);
+    timersub(&now, t, &d);
+    return (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
+}
+
+static void arm(struct event *ev, uint32_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* --- dokodemo-door over UDP ---------------------------------------------------------------- */
+
+struct udp_peer {
+    struct udp_peer *prev, *next;
+    struct vrev__udp_in *u;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    struct bufferevent *bev; /* our end of the link's pair */
+    struct timeval last;
+};
+
+struct vrev__udp_in {
+    struct vrev__engine *engine;
+    const char *tag; /* the inbound's */
+    struct vrev__addr target;
+    evutil_socket_t fd;
+    struct event *rd;
+    struct event *sweep;
+    struct udp_peer peers; /* list head */
+    size_t n_peers;
+    uint16_t port;
+};
+
+static void peer_free(struct udp_peer *p, int abort)
+{
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+    p->u->n_peers--;
+    vrev__bev_close(p->bev, abort);
+    vrev__free(p->u->engine->ctx, p);
+}
+
+static void peer_read(struct bufferevent *bev, void *arg)
+{
+    uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
+    struct udp_peer *p = arg;
+    size_t n;
+    while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n))
+        sendto(p->u->fd, scratch, n, 0, (struct sockaddr *)&p->addr, p->alen);
+    event_base_gettimeofday_cached(p->u->engine->ctx->base, &p->last);
+}
+
+static void peer_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    peer_free(arg, 0);
+}
+
+static struct udp_peer *peer_find(struct vrev__udp_in *u, const struct sockaddr_storage *a,
+                                  socklen_t alen)
+{
+    for (struct udp_peer *p = u->peers.next; p != &u->peers; p = p->next)
+        if (p->alen == alen && !memcmp(&p->addr, a, alen))
+            return p;
+    return NULL;
+}
+
+static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_storage *a,
+                                 socklen_t alen)
+{
+    struct vrev__engine *e = u->engine;
+    struct bufferevent *pair[2];
+    if (u->n_peers >= MAX_PEERS)
+        return NULL;
+    struct udp_peer *p = vrev__calloc(e->ctx, 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    if (bufferevent_pair_new(e->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+                             pair) < 0) {
+        vrev__free(e->ctx, p);
+        return NULL;
+    }
+    p->u = u;
+    memcpy(&p->addr, a, alen);
+    p->alen = alen;
+    p->bev = pair[1];
+    p->next = u->peers.next;
+    p->prev = &u->peers;
+    u->peers.next->prev = p;
+    u->peers.next = p;
+    u->n_peers++;
+    event_base_gettimeofday_cached(e->ctx->base, &p->last);
+    bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);
+    bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+    struct vrev__link_info info;
+    memset(&info, 0, sizeof(info));
+    info.inbound_tag = u->tag;
+    info.network = VREV_NET_UDP;
+    info.target = u->target;
+    vrev__addr_from_sockaddr(&info.source, (const struct sockaddr *)a);
+    info.has_source = true;
+    vrev__dispatch(e, &info, pair[0]);
+    return p;
+}
+
+static void on_datagrams(evutil_socket_t fd, short what, void *arg)
+{
+    uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
+    (void)what;
+    struct vrev__udp_in *u = arg;
+    for (int i = 0; i < BURST; i++) {
+        struct sockaddr_storage a;
+        socklen_t alen = sizeof(a);
+        ssize_t n = recvfrom(fd, scratch, sizeof(scratch), 0, (struct sockaddr *)&a, &alen);
+        if (n < 0)
+            return; /* EAGAIN, or an ICMP error reported on the socket: nothing to do */
+        struct udp_peer *p = peer_find(u, &a, alen);
+        if (!p && !(p = peer_new(u, &a, alen)))
+            continue; /* too many peers or no memory: the datagram is dropped */
+        vrev__packet_put(bufferevent_get_output(p->bev), scratch, (size_t)n);
+        event_base_gettimeofday_cached(u->engine->ctx->base, &p->last);
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__udp_in *u = arg;
+    uint32_t idle = u->engine->policy.conn_idle_ms;
+    for (struct udp_peer *p = u->peers.next, *next; p != &u->peers; p = next) {
+        next = p->next;
+        if (ms_since(u->engine->ctx->base, &p->last) >= idle)
+            peer_free(p, 0);
+    }
+    arm(u->sweep, idle / 4 < 1000 ? 1000 : idle / 4);
+}
+
+int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
+                     uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out)
+{
+    struct vrev__addr bind_addr;
+    int rc = vrev__addr_from_text(&bind_addr, listen && *listen ? listen : "0.0.0.0", port);
+    if (rc < 0 || bind_addr.type == VREV_ADDR_DOMAIN)
+        return rc < 0 ? rc : VREV_ERR_ADDR_SYNTAX;
+    struct vrev__udp_in *u = vrev__calloc(e->ctx, 1, sizeof(*u));
+    if (!u)
+        return VREV_ERR_NOMEM;
+    u->engine = e;
+    u->tag = tag;
+    u->target = *target;
+    u->peers.next = u->peers.prev = &u->peers;
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(&bind_addr, &ss);
+    int one = 1;
+    u->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd < 0 || setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(u->fd, (struct sockaddr *)&ss, sl) < 0) {
+        rc = errno == EADDRINUSE ? VREV_ERR_ADDRINUSE : VREV_ERR_IO;
+        vrev__udp_in_free(u);
+        return rc;
+    }
+    socklen_t bl = sizeof(ss);
+    getsockname(u->fd, (struct sockaddr *)&ss, &bl);
+    struct vrev__addr bound;
+    vrev__addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
+    u->port = bound.port;
+    u->rd = event_new(e->ctx->base, u->fd, EV_READ | EV_PERSIST, on_datagrams, u);
+    u->sweep = evtimer_new(e->ctx->base, on_sweep, u);
+    if (!u->rd || !u->sweep || event_add(u->rd, NULL) < 0) {
+        vrev__udp_in_free(u);
+        return VREV_ERR_NOMEM;
+    }
+    arm(u->sweep, 1000);
+    *out = u;
+    return 0;
+}
+
+void vrev__udp_in_free(struct vrev__udp_in *u)
+{
+    if (!u)
+        return;
+    while (u->peers.next != &u->peers)
+        peer_free(u->peers.next, 0);
+    if (u->rd)
+        event_free(u->rd);
+    if (u->sweep)
+        event_free(u->sweep);
+    if (u->fd >= 0)
+        close(u->fd);
+    vrev__free(u->engine->ctx, u);
+}
+
+uint16_t vrev__udp_in_port(const struct vrev__udp_in *u)
+{
+    return u ? u->port : 0;
+}
+
+/* --- freedom over UDP ---------------------------------------------------------------------- */
+
+struct udp_flow {
+    struct vrev__conn conn; /* first */
+    struct vrev__engine *engine;
+    struct bufferevent *link;
+    evutil_socket_t fd;
+    struct event *rd;
+    struct event *idle;
+    struct timeval last;
+};
+
+static void flow_close(struct vrev__conn *c)
+{
+    struct udp_flow *f = (struct udp_flow *)c;
+    if (f->rd)
+        event_free(f->rd);
+    if (f->idle)
+        event_free(f->idle);
+    if (f->fd >= 0)
+        close(f->fd);
+    vrev__bev_close(f->link, 0);
+    vrev__free(f->engine->ctx, f);
+}
+
+static void flow_end(struct udp_flow *f)
+{
+    vrev__engine_untrack(f->engine, &f->conn);
+    flow_close(&f->conn);
+}
+
+static void flow_from_link(struct bufferevent *bev, void *arg)
+{
+    uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
+    struct udp_flow *f = arg;
+    size_t n;
+    while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n)) {
+        send(f->fd, scratch, n, 0);
+        f->engine->stats.bytes_up += n;
+    }
+    event_base_gettimeofday_cached(f->engine->ctx->base, &f->last);
+}
+
+static void flow_link_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    flow_end(arg);
+}
+
+static void flow_from_target(evutil_socket_t fd, short what, void *arg)
+{
+    uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
+    (void)what;
+    struct udp_flow *f = arg;
+    for (int i = 0; i < BURST; i++) {
+        ssize_t n = recv(fd, scratch, sizeof(scratch), 0);
+        if (n < 0)
+            break;
+        vrev__packet_put(bufferevent_get_output(f->link), scratch, (size_t)n);
+        f->engine->stats.bytes_down += (uint64_t)n;
+    }
+    event_base_gettimeofday_cached(f->engine->ctx->base, &f->last);
+}
+
+static void flow_idle(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct udp_flow *f = arg;
+    uint32_t limit = f->engine->policy.conn_idle_ms;
+    uint64_t idle = ms_since(f->engine->ctx->base, &f->last);
+    if (idle >= limit) {
+        flow_end(f);
+        return;
+    }
+    arm(f->idle, (uint32_t)(limit - idle));
+}
+
+int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
+                         const struct vrev__addr *target)
+{
+    if (target->type == VREV_ADDR_DOMAIN) {
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "UDP to a domain name is not supported yet; link closed");
+        vrev__bev_close(link, 1);
+        return VREV_ERR_UNSUPPORTED;
+    }
+    struct udp_flow *f = vrev__calloc(e->ctx, 1, sizeof(*f));
+    if (!f) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_NOMEM;
+    }
+    f->engine = e;
+    f->link = link;
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(target, &ss);
+    f->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = f->fd >= 0 && connect(f->fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : VREV_ERR_IO;
+    if (rc == 0) {
+        f->rd = event_new(e->ctx->base, f->fd, EV_READ | EV_PERSIST, flow_from_target, f);
+        f->idle = evtimer_new(e->ctx->base, flow_idle, f);
+        rc = f->rd && f->idle && event_add(f->rd, NULL) == 0 ? 0 : VREV_ERR_NOMEM;
+    }
+    if (rc < 0) {
+        flow_close(&f->conn);
+        return rc;
+    }
+    vrev__engine_track(e, &f->conn, flow_close);
+    event_base_gettimeofday_cached(e->ctx->base, &f->last);
+    arm(f->idle, e->policy.conn_idle_ms);
+    bufferevent_setcb(link, flow_from_link, NULL, flow_link_event, f);
+    bufferevent_enable(link, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_input(link)))
+        flow_from_link(link, f);
+    return 0;
+}
