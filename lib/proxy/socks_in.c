@@ -32,6 +32,7 @@ enum phase { PHASE_GREETING, PHASE_AUTH, PHASE_REQUEST, PHASE_CLOSING };
 
 struct handshake {
     struct vrev__conn conn; /* first */
+    struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
     struct vrev__inbound *in;
     struct bufferevent *bev;
     struct event *deadline;
@@ -64,7 +65,7 @@ static size_t find_account(const struct vrev__inbound *in, const struct vrev__so
 
 static void handshake_free(struct handshake *h, bool close_bev)
 {
-    vrev_ctx *ctx = h->in->engine->ctx;
+    vrev_ctx *ctx = h->engine->ctx;
     vrev__hdr_reader_reset(&h->rd);
     if (h->deadline)
         event_free(h->deadline);
@@ -80,7 +81,7 @@ static void handshake_close(struct vrev__conn *c)
 
 static void handshake_end(struct handshake *h)
 {
-    vrev__engine_untrack(h->in->engine, &h->conn);
+    vrev__engine_untrack(h->engine, &h->conn);
     handshake_free(h, true);
 }
 
@@ -270,6 +271,7 @@ static void socks_accept(evutil_socket_t fd, const struct sockaddr *peer, int le
         return;
     }
     h->in = in;
+    h->engine = in->engine;
     h->account = SIZE_MAX;
     vrev__hdr_reader_init(&h->rd);
     vrev__addr_from_sockaddr(&h->source, peer);

@@ -31,6 +31,7 @@
 
 struct handshake {
     struct vrev__conn conn; /* first */
+    struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
     struct vrev__inbound *in;
     struct bufferevent *bev;
     struct event *deadline;
@@ -43,7 +44,7 @@ struct handshake {
 
 static void handshake_free(struct handshake *h, bool close_bev)
 {
-    vrev_ctx *ctx = h->in->engine->ctx;
+    vrev_ctx *ctx = h->engine->ctx;
     vrev__hdr_reader_reset(&h->rd);
     vrev__wipe(h->uuids, h->users.count * VREV_VLESS_UUID_LEN);
     if (h->deadline)
@@ -60,7 +61,7 @@ static void handshake_close(struct vrev__conn *c)
 
 static void handshake_end(struct handshake *h)
 {
-    vrev__engine_untrack(h->in->engine, &h->conn);
+    vrev__engine_untrack(h->engine, &h->conn);
     handshake_free(h, true);
 }
 
@@ -166,6 +167,7 @@ static struct handshake *handshake_new(struct vrev__inbound *in)
     if (!h)
         return NULL;
     h->in = in;
+    h->engine = in->engine;
     for (size_t i = 0; i < in->n_users; i++)
         memcpy(h->uuids + i * VREV_VLESS_UUID_LEN, in->users[i].uuid, VREV_VLESS_UUID_LEN);
     h->users.uuids = h->uuids;
