@@ -31,7 +31,7 @@ _Static_assert(sizeof(struct vrev__vmess_user) >= 32, "an account digest fits a 
 enum phase { PHASE_GREETING, PHASE_AUTH, PHASE_REQUEST, PHASE_CLOSING };
 
 struct handshake {
-    struct vrev__conn conn; /* first */
+    struct vrev__conn conn;      /* first */
     struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
     struct vrev__inbound *in;
     struct bufferevent *bev;

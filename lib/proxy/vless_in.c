@@ -30,7 +30,7 @@
 #endif
 
 struct handshake {
-    struct vrev__conn conn; /* first */
+    struct vrev__conn conn;      /* first */
     struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
     struct vrev__inbound *in;
     struct bufferevent *bev;
