@@ -1,11 +1,11 @@
 /* routing (WIRE-SPEC §7): field rules into struct vrev__rule_spec for the router, balancers.
  * Values are checked here so that a bad one is reported with its position; the router
  * checks them again when it compiles the rules. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "codec/addr.h"
 #include "config/config_internal.h"
 
 /* ---- domainStrategy ---- */
@@ -54,14 +54,14 @@ static int route_strategy(vrev__cfg_loader *L, json_t *obj, json_t *settings, in
 /* ---- rule values ---- */
 
 /* A string list member of a rule; *is_array tells whether indices map to JSON elements. */
-static int rule_list(vrev__cfg_loader *L, json_t *r, const char *name, bool drop_empty,
-                     struct vrev__strlist *out, bool *is_array, const char **key)
+static int rule_list(vrev__cfg_loader *L, json_t *r, const char *name, struct vrev__strlist *out,
+                     bool *is_array, const char **key)
 {
     json_t *v = vrev__cfg_get(L, r, name, key);
     *is_array = json_is_array(v);
     out->v = NULL;
     out->n = 0;
-    return vrev__cfg_strlist(L, r, name, drop_empty, out, NULL);
+    return vrev__cfg_strlist(L, r, name, false, out, NULL);
 }
 
 static int unsupported_db(vrev__cfg_loader *L, const char *value)
@@ -72,65 +72,52 @@ static int unsupported_db(vrev__cfg_loader *L, const char *value)
                           value);
 }
 
-/* One domain entry -> what the router takes (dotless: becomes the regexp 4.34 builds). */
+/* One domain entry: refuse what needs .dat files; check what 4.34 checks. */
 static int domain_entry(vrev__cfg_loader *L, const char *d, const char **out)
 {
     static const char *const need_value[] = {"regexp:", "domain:", "full:", "keyword:", NULL};
     *out = d;
-    if (!strncmp(d, "geosite:", 8) || !strncmp(d, "ext:", 4) || !strncmp(d, "ext-domain:", 11))
-        return unsupported_db(L, d);
+    static const char *const data_prefixes[] = {
+        "geosite:", "ext:", "ext-domain:", "geoip:", "ext-ip:", NULL};
+    for (size_t i = 0; data_prefixes[i]; i++)
+        if (!strncmp(d, data_prefixes[i], strlen(data_prefixes[i])))
+            return unsupported_db(L, d);
     for (size_t i = 0; need_value[i]; i++)
         if (!strcmp(d, need_value[i]))
             return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "\"%s\" needs a value", d);
-    if (strncmp(d, "dotless:", 8) != 0)
-        return 0;
-    const char *sub = d + 8;
-    if (strchr(sub, '.'))
+    if (!strncmp(d, "dotless:", 8) && strchr(d + 8, '.'))
         return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
-                              "dotless: \"%.64s\" must not contain a dot", sub);
-    size_t n = strlen(sub) + sizeof("regexp:^[^.]*[^.]*$");
-    char *re = vrev__cfg_alloc(L, n, 1);
-    if (!re)
-        return vrev__cfg_nomem(L);
-    if (sub[0])
-        snprintf(re, n, "regexp:^[^.]*%s[^.]*$", sub);
-    else
-        snprintf(re, n, "regexp:^[^.]*$");
-    *out = re;
+                              "dotless: \"%.64s\" must not contain a dot", d + 8);
     return 0;
 }
 
-/* An IP, CIDR or [IPv6] with an optional /prefix, as 4.34's ParseIP reads it. */
+/* An IP or CIDR as 4.34's ParseIP reads it (IPv6 may be bracketed; an IPv4-mapped IPv6
+ * address is IPv4 with a /96../128 prefix), by the address parser the router uses too. */
 static bool valid_cidr(const char *s)
 {
     const char *slash = strchr(s, '/');
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-    char buf[64];
-    unsigned char tmp[16];
-    unsigned max, bits = 0;
-    if (alen >= 2 && s[0] == '[' && s[alen - 1] == ']') {
-        s++;
-        alen -= 2;
-    }
-    if (alen == 0 || alen >= sizeof(buf))
+    char host[64];
+    struct vrev__addr a;
+    unsigned prefix = 0;
+    if (alen == 0 || alen >= sizeof(host))
         return false;
-    memcpy(buf, s, alen);
-    buf[alen] = '\0';
-    if (inet_pton(AF_INET, buf, tmp) == 1)
-        max = 32;
-    else if (inet_pton(AF_INET6, buf, tmp) == 1)
-        max = 128;
-    else
+    memcpy(host, s, alen);
+    host[alen] = '\0';
+    if (vrev__addr_from_text(&a, host, 0) < 0 || a.type == VREV_ADDR_DOMAIN)
         return false;
     if (!slash)
         return true;
-    if (!slash[1])
+    if (!slash[1] || strlen(slash + 1) > 3)
         return false;
     for (const char *p = slash + 1; *p; p++) {
-        if (*p < '0' || *p > '9' || (bits = bits * 10 + (unsigned)(*p - '0')) > max)
+        if (*p < '0' || *p > '9')
             return false;
+        prefix = prefix * 10 + (unsigned)(*p - '0');
     }
-    return true;
+    if (a.type == VREV_ADDR_IPV4 && memchr(host, ':', alen))
+        return prefix >= 96 && prefix <= 128;
+    return prefix <= (a.type == VREV_ADDR_IPV4 ? 32u : 128u);
 }
 
 static int ip_entry(vrev__cfg_loader *L, const char *ip, const char **out)
@@ -169,7 +156,7 @@ static int rule_domains(vrev__cfg_loader *L, json_t *r, struct vrev__strlist *ou
     const char *names[2] = {"domain", "domains"}, *key;
     bool is_array;
     for (int k = 0; k < 2; k++) {
-        VREV_CFG_TRY(rule_list(L, r, names[k], false, &lists[k], &is_array, &key));
+        VREV_CFG_TRY(rule_list(L, r, names[k], &lists[k], &is_array, &key));
         if (lists[k].n) {
             vrev__cfg_push_key(L, key);
             VREV_CFG_TRY(each_entry(L, &lists[k], is_array, domain_entry));
@@ -196,7 +183,7 @@ static int rule_ips(vrev__cfg_loader *L, json_t *r, const char *name, struct vre
 {
     const char *key;
     bool is_array;
-    VREV_CFG_TRY(rule_list(L, r, name, false, out, &is_array, &key));
+    VREV_CFG_TRY(rule_list(L, r, name, out, &is_array, &key));
     if (!out->n)
         return 0;
     vrev__cfg_push_key(L, key);
@@ -215,7 +202,7 @@ static bool port_piece(const char *s, size_t n, uint16_t *from, uint16_t *to)
            vrev__cfg_parse_port_text(dash + 1, n - (size_t)(dash - s) - 1, to) && *from <= *to;
 }
 
-/* "80,443, 1000-2000" -> "80,443,1000-2000" (NULL when it names no port). */
+/* "80,443, 1000-2000" -> "80,443,1000-2000" ("" when it names no port). */
 static int port_list_text(vrev__cfg_loader *L, const char *s, const char **out)
 {
     char *buf = vrev__cfg_alloc(L, strlen(s) + 1, 1);
@@ -245,7 +232,9 @@ static int port_list_text(vrev__cfg_loader *L, const char *s, const char **out)
         p = end + 1;
     }
     buf[used] = '\0';
-    *out = used ? buf : NULL;
+    if (!used)
+        vrev__cfg_warn(L, false, "names no port: this condition never matches");
+    *out = buf; /* "" stays a (never matching) condition, as in 4.34 */
     return 0;
 }
 
@@ -261,10 +250,13 @@ static int rule_ports(vrev__cfg_loader *L, json_t *r, const char *name, const ch
         if (n < 0 || n > 65535)
             return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
                                   "port %lld is out of range (0..65535)", (long long)n);
-        char num[8];
-        snprintf(num, sizeof(num), "%u", (unsigned)n);
-        /* 4.34 ignores a bare 0 */
-        if (n && !(*out = vrev__cfg_strndup(L, num, strlen(num))))
+        char num[8] = "";
+        /* 4.34 skips a bare 0 but keeps the (now empty) condition: it never matches */
+        if (n)
+            snprintf(num, sizeof(num), "%u", (unsigned)n);
+        else
+            vrev__cfg_warn(L, false, "a bare 0 names no port: this condition never matches");
+        if (!(*out = vrev__cfg_strndup(L, num, strlen(num))))
             return vrev__cfg_nomem(L);
     } else if (json_is_string(v)) {
         VREV_CFG_TRY(port_list_text(L, json_string_value(v), out));
@@ -273,6 +265,23 @@ static int rule_ports(vrev__cfg_loader *L, json_t *r, const char *name, const ch
                               "expected a port number or a string like \"53,443,1000-2000\"");
     }
     vrev__cfg_pop(L);
+    return 0;
+}
+
+/* user, inboundTag, protocol: exact strings; warn when only empty ones are given. */
+static int exact_list(vrev__cfg_loader *L, json_t *r, const char *name, struct vrev__strlist *out)
+{
+    const char *key;
+    bool is_array;
+    VREV_CFG_TRY(rule_list(L, r, name, out, &is_array, &key));
+    for (size_t i = 0; i < out->n; i++)
+        if (out->v[i][0])
+            return 0;
+    if (out->n) {
+        vrev__cfg_push_key(L, key);
+        vrev__cfg_warn(L, false, "only empty strings: this condition never matches");
+        vrev__cfg_pop(L);
+    }
     return 0;
 }
 
@@ -359,7 +368,7 @@ static void check_inbound_tags(vrev__cfg_loader *L, json_t *r, const struct vrev
 {
     const char *key;
     for (size_t i = 0; i < tags->n; i++) {
-        if (is_inbound_tag(L->cfg, tags->v[i]))
+        if (!tags->v[i][0] || is_inbound_tag(L->cfg, tags->v[i]))
             continue;
         vrev__cfg_get(L, r, "inboundTag", &key);
         vrev__cfg_push_key(L, key);
@@ -394,18 +403,19 @@ static int rule_type(vrev__cfg_loader *L, json_t *r)
 static int rule_conditions(vrev__cfg_loader *L, json_t *r, struct vrev__rule_spec *spec)
 {
     const char *key, *attrs = "";
-    bool is_array;
     VREV_CFG_TRY(rule_domains(L, r, &spec->domains));
     VREV_CFG_TRY(rule_ips(L, r, "ip", &spec->ips));
     VREV_CFG_TRY(rule_ports(L, r, "port", &spec->ports));
     VREV_CFG_TRY(rule_networks(L, r, &spec->networks));
     VREV_CFG_TRY(rule_ips(L, r, "source", &spec->sources));
     VREV_CFG_TRY(rule_ports(L, r, "sourcePort", &spec->source_ports));
-    /* 4.34 drops empty strings from these three */
-    VREV_CFG_TRY(rule_list(L, r, "user", true, &spec->users, &is_array, &key));
-    VREV_CFG_TRY(rule_list(L, r, "inboundTag", true, &spec->inbound_tags, &is_array, &key));
-    VREV_CFG_TRY(rule_list(L, r, "protocol", true, &spec->protocols, &is_array, &key));
+    /* Given as is: the router drops empty strings, and a list of only empty strings is a
+     * condition that never matches (4.34's matchers do the same). */
+    VREV_CFG_TRY(exact_list(L, r, "user", &spec->users));
+    VREV_CFG_TRY(exact_list(L, r, "inboundTag", &spec->inbound_tags));
+    VREV_CFG_TRY(exact_list(L, r, "protocol", &spec->protocols));
     if (spec->protocols.n) {
+        vrev__cfg_get(L, r, "protocol", &key);
         vrev__cfg_push_key(L, key);
         vrev__cfg_warn(L, false,
                        "\"protocol\" needs sniffing, which libvrev does not do: this "
@@ -458,14 +468,17 @@ static int parse_rules(vrev__cfg_loader *L, json_t *arr, struct vrev__cfg_routin
 
 /* ---- balancers ---- */
 
-static void check_selectors(vrev__cfg_loader *L, const struct vrev__strlist *sel)
+/* 4.34 would fail every connection routed to such a balancer; the router refuses it. */
+static int check_selectors(vrev__cfg_loader *L, const struct vrev__strlist *sel)
 {
     const struct vrev__config *cfg = L->cfg;
     for (size_t i = 0; i < sel->n; i++)
         for (size_t k = 0; k < cfg->outbound_tags.n; k++)
-            if (!strncmp(cfg->outbound_tags.v[k], sel->v[i], strlen(sel->v[i])))
-                return;
-    vrev__cfg_warn(L, false, "no outbound tag starts with any of these selectors");
+            if (cfg->outbound_tags.v[k][0] &&
+                !strncmp(cfg->outbound_tags.v[k], sel->v[i], strlen(sel->v[i])))
+                return 0;
+    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                          "no outbound tag starts with any of these selectors");
 }
 
 static int balancer_fn(vrev__cfg_loader *L, json_t *b, void *out)
@@ -484,7 +497,7 @@ static int balancer_fn(vrev__cfg_loader *L, json_t *b, void *out)
         return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "a balancer needs a \"selector\"");
     vrev__cfg_get(L, b, "selector", &key);
     vrev__cfg_push_key(L, key);
-    check_selectors(L, &bal->selectors);
+    VREV_CFG_TRY(check_selectors(L, &bal->selectors));
     vrev__cfg_pop(L);
     return 0;
 }

@@ -2,8 +2,9 @@
  * Oracles: never crash or leak; a failure carries a VREV_ERR_CONFIG_* (or NOMEM) code and a
  * message; a success satisfies the invariants the engine relies on (no alterId > 0 or nil
  * UUID got through, tags unique, every rule has one target and a condition, ports ordered,
- * reverse domains valid, the outbound index space = outbounds + portals). Warnings are
- * enabled (to a sink) so that the position scanner runs too. */
+ * reverse domains valid, the outbound index space = outbounds + portals) and the router
+ * compiles its rules. Warnings are enabled (to a sink) so that the position scanner runs. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +83,39 @@ static void check_rule(const struct vrev__rule_spec *r)
     CHECK(!r->outbound_tag != !r->balancer_tag);
     CHECK(r->domains.n || r->ips.n || r->ports || r->source_ports || r->networks || r->sources.n ||
           r->users.n || r->inbound_tags.n || r->protocols.n);
-    for (size_t i = 0; i < r->inbound_tags.n; i++)
-        CHECK(r->inbound_tags.v[i][0] != '\0');
+}
+
+/* regexp: values, and dotless: values that 4.34 (and the router) turn into a regexp */
+static bool has_regexp(const struct vrev__config *c)
+{
+    static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+    for (size_t i = 0; i < c->routing.n_rules; i++) {
+        for (size_t k = 0; k < c->routing.rules[i].domains.n; k++) {
+            const char *d = c->routing.rules[i].domains.v[k];
+            if (!strncmp(d, "regexp:", 7) ||
+                (!strncmp(d, "dotless:", 8) && strspn(d + 8, plain) != strlen(d + 8)))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* What the loader accepted, the router compiles (regexps aside: the loader does not compile
+ * them, so the router may still refuse one). */
+static void check_router(vrev_ctx *ctx, const struct vrev__config *c)
+{
+    struct vrev__router *r;
+    char msg[256];
+    int rc = vrev__router_new(ctx, &r);
+    for (size_t i = 0; rc == 0 && i < c->routing.n_balancers; i++)
+        rc = vrev__router_add_balancer(r, c->routing.balancers[i].tag,
+                                       &c->routing.balancers[i].selectors, msg, sizeof(msg));
+    for (size_t i = 0; rc == 0 && i < c->routing.n_rules; i++)
+        rc = vrev__router_add_rule(r, &c->routing.rules[i], msg, sizeof(msg));
+    if (rc == 0)
+        rc = vrev__router_finish(r, &c->outbound_tags, msg, sizeof(msg));
+    vrev__router_free(r);
+    CHECK(rc == 0 || rc == VREV_ERR_NOMEM || has_regexp(c));
 }
 
 static void check(const struct vrev__config *c)
@@ -122,6 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == 0) {
         CHECK(cfg != NULL);
         check(cfg);
+        check_router(ctx, cfg);
         vrev__config_free(cfg);
         return 0;
     }

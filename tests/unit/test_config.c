@@ -425,7 +425,7 @@ static void test_full(void **state)
     assert_int_equal(c->routing.n_rules, 7);
     const struct vrev__rule_spec *r = c->routing.rules;
     assert_strlist(&r[0].domains, 2, "full:a.tunnel.test", "domain:b.tunnel.test");
-    assert_strlist(&r[0].inbound_tags, 2, "bridge-a", "bridge-b"); /* "" dropped */
+    assert_strlist(&r[0].inbound_tags, 3, "bridge-a", "bridge-b", ""); /* the router drops "" */
     assert_strlist(&r[1].ips, 3, "10.0.0.0/8", "fd00::/8", "192.168.1.1");
     assert_string_equal(r[2].ports, "53");
     assert_int_equal(r[2].networks, VREV_ROUTE_UDP);
@@ -434,8 +434,8 @@ static void test_full(void **state)
     assert_strlist(&r[3].users, 1, "u1");
     assert_null(r[3].outbound_tag);
     assert_string_equal(r[3].balancer_tag, "lb");
-    assert_strlist(&r[4].domains, 5, "regexp:^[^.]*$", "regexp:^[^.]*intra[^.]*$", "regexp:^ads\\.",
-                   "keyword:track", "example");
+    assert_strlist(&r[4].domains, 5, "dotless:", "dotless:intra", "regexp:^ads\\.", "keyword:track",
+                   "example");
     assert_string_equal(r[5].ports, "80,443,8000-8080");
     assert_int_equal(r[5].networks, VREV_ROUTE_TCP);
     assert_strlist(&r[6].inbound_tags, 1, "socks-in"); /* from routing.settings.rules */
@@ -803,10 +803,6 @@ static const struct {
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\"}], \"routing\": {\"rules\": "
      "[{\"type\": \"field\", \"outboundTag\": \"a\", \"inboundTag\": [1]}]}}",
      VREV_ERR_CONFIG_INVALID, "t.json:1:129: routing.rules[0].inboundTag[0]: expected a string"},
-    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\"}], \"routing\": {\"rules\": "
-     "[{\"type\": \"field\", \"outboundTag\": \"a\", \"inboundTag\": \"\"}]}}",
-     VREV_ERR_CONFIG_INVALID,
-     "t.json:1:76: routing.rules[0]: the rule has no condition (V2Ray: \"no effective fields\")"},
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"mux\": {\"concurrency\": 40000}}]}",
      VREV_ERR_CONFIG_INVALID,
      "t.json:1:63: outbounds[0].mux.concurrency: 40000 is out of range (-32768..32767)"},
@@ -814,6 +810,11 @@ static const struct {
      "\"Port\": \"x\"}]}}]}",
      VREV_ERR_CONFIG_INVALID,
      "t.json:1:88: Outbounds[0].Settings.Vnext[0].Port: invalid port \"x\" (expected 0..65535)"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\"}], \"routing\": {\"balancers\": "
+     "[{\"tag\": \"b\", \"selector\": [\"x\", \"y\"]}]}}",
+     VREV_ERR_CONFIG_INVALID,
+     "t.json:1:105: routing.balancers[0].selector: no outbound tag starts with any of these "
+     "selectors"},
 };
 
 static void test_errors(void **state)
@@ -1026,6 +1027,62 @@ static void test_warnings(void **state)
     assert_int_equal(c->routing.rules[1].networks, VREV_ROUTE_TCP); /* as 4.34: udp lost */
     assert_int_equal(c->routing.domain_strategy, VREV_CFG_ROUTE_IP_IF_NON_MATCH);
     vrev__config_free(c);
+
+    /* conditions that 4.34 keeps but that can never match: kept, with a warning */
+    logbuf[0] = '\0';
+    c = load_ok(ctx, "{\"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\"}], \"routing\": "
+                     "{\"rules\": [{\"type\": \"field\", \"inboundTag\": \"\", \"outboundTag\": "
+                     "\"a\"}, {\"type\": \"field\", \"port\": 0, \"outboundTag\": \"a\"}, "
+                     "{\"type\": \"field\", \"port\": \" , \", \"outboundTag\": \"a\"}]}}");
+    assert_strlist(&c->routing.rules[0].inbound_tags, 1, "");
+    assert_string_equal(c->routing.rules[1].ports, "");
+    assert_string_equal(c->routing.rules[2].ports, "");
+    assert_non_null(strstr(logbuf, "routing.rules[0].inboundTag: only empty strings: this "
+                                   "condition never matches"));
+    assert_non_null(strstr(logbuf, "routing.rules[1].port: a bare 0 names no port"));
+    assert_non_null(strstr(logbuf, "routing.rules[2].port: names no port"));
+    vrev__config_free(c);
+    vrev_ctx_free(ctx);
+}
+
+/* Every rule the loader accepts from the example configs, the router compiles. */
+static void router_accepts(const struct vrev__config *c, const char *name)
+{
+    struct vrev__router *r;
+    char msg[256] = "";
+    assert_int_equal(vrev__router_new(c->ctx, &r), 0);
+    for (size_t i = 0; i < c->routing.n_balancers; i++)
+        if (vrev__router_add_balancer(r, c->routing.balancers[i].tag,
+                                      &c->routing.balancers[i].selectors, msg, sizeof(msg)) < 0)
+            fail_msg("%s: balancer %zu: %s", name, i, msg);
+    for (size_t i = 0; i < c->routing.n_rules; i++)
+        if (vrev__router_add_rule(r, &c->routing.rules[i], msg, sizeof(msg)) < 0)
+            fail_msg("%s: rule %zu: %s", name, i, msg);
+    if (vrev__router_finish(r, &c->outbound_tags, msg, sizeof(msg)) < 0)
+        fail_msg("%s: finish: %s", name, msg);
+    vrev__router_free(r);
+}
+
+static void test_router_accepts(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"bridge.json",
+                                        "portal.json",
+                                        "seed-bridge.json",
+                                        "seed-portal.json",
+                                        "bridge-vless-tls.json",
+                                        "portal-vless-tls.json",
+                                        "bridge-vmess-tls.json",
+                                        "portal-vmess-tls.json",
+                                        "bridge-socks.json",
+                                        "portal-socks.json",
+                                        "full.json"};
+    vrev_ctx *ctx = new_ctx();
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct vrev__config *c = load_file(ctx, names[i]);
+        router_accepts(c, names[i]);
+        vrev__config_free(c);
+    }
     vrev_ctx_free(ctx);
 }
 
@@ -1288,6 +1345,7 @@ int main(void)
         cmocka_unit_test(test_env_port),
         cmocka_unit_test(test_args_and_format),
         cmocka_unit_test(test_no_secrets),
+        cmocka_unit_test(test_router_accepts),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
