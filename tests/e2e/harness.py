@@ -175,24 +175,25 @@ def read_response(s):
     """Read one HTTP response as a client like curl does: headers, then Content-Length bytes
     (not until EOF: a V2Ray 4.34 portal keeps the client's connection open for its 1 s
     uplinkOnly timer after the response has ended)."""
-    data = b""
+    data = bytearray()
     while b"\r\n\r\n" not in data:
         chunk = s.recv(1 << 16)
         if not chunk:
             break
         data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+    body = bytearray(rest)
     length = None
     for line in head.split(b"\r\n")[1:]:
         k, _, v = line.partition(b":")
         if k.strip().lower() == b"content-length":
             length = int(v)
     while length is None or len(body) < length:
-        chunk = s.recv(1 << 16)
+        chunk = s.recv(1 << 20)
         if not chunk:
             break
         body += chunk
-    return head, body
+    return head, bytes(body)
 
 
 def http_get(port, path="/hello", timeout=10):
