@@ -18,7 +18,7 @@ struct run_opts {
     int log_level; /* -2: as the config says */
 };
 
-static void log_to_stderr(int level, const char *component, const char *message, void *user)
+void vrev_cli_log(int level, const char *component, const char *message, void *user)
 {
     (void)user;
     char stamp[32];
@@ -143,7 +143,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     char err[1024];
     rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
     if (rc == 0) {
-        vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, log_to_stderr,
+        vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log,
                          NULL);
         rc = vrev_instance_new_json(&inst, ctx, text, len, o.config, err, sizeof(err));
     }
@@ -156,7 +156,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
         printf("Configuration OK.\n");
     } else {
         if (o.log_level < -1) /* no --log-level: the config's "log.loglevel" decides */
-            vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), log_to_stderr, NULL);
+            vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), vrev_cli_log, NULL);
         status = serve(base, inst);
     }
     vrev_instance_free(inst);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "cli.h"
 #include "vrev.h"
@@ -123,17 +122,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
-static void log_line(int level, const char *component, const char *message, void *user)
-{
-    (void)user;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y/%m/%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s [%s] %s: %s\n", stamp, vrev_log_level_name(level), component, message);
-}
-
 static int print_config(const vrev_tunnel_opts *t, int portal)
 {
     int n = vrev_tunnel_opts_print_config(t, portal, NULL, 0);
@@ -157,7 +145,7 @@ static int serve(struct cli_opts *c, int portal)
     char err[512] = "";
     int rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
     if (rc == 0) {
-        vrev_ctx_set_log(ctx, c->log_level, log_line, NULL);
+        vrev_ctx_set_log(ctx, c->log_level, vrev_cli_log, NULL);
         rc = portal ? vrev_portal_new(&p, ctx, c->t, err, sizeof(err))
                     : vrev_bridge_new(&b, ctx, c->t, err, sizeof(err));
     }

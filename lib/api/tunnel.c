@@ -145,28 +145,40 @@ void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *use
     p->ev.user = user;
 }
 
+/* The counters both sides share, from their stats. */
+struct counters {
+    uint64_t tunnels, opened, sessions, active, refused, up, down;
+};
+
+static uint64_t counter_of(const struct counters *c, int counter)
+{
+    switch (counter) {
+    case VREV_COUNTER_TUNNELS:
+        return c->tunnels;
+    case VREV_COUNTER_TUNNELS_OPENED:
+        return c->opened;
+    case VREV_COUNTER_SESSIONS:
+        return c->sessions;
+    case VREV_COUNTER_SESSIONS_ACTIVE:
+        return c->active;
+    case VREV_COUNTER_REFUSED:
+        return c->refused;
+    case VREV_COUNTER_BYTES_UP:
+        return c->up;
+    case VREV_COUNTER_BYTES_DOWN:
+        return c->down;
+    default:
+        return 0;
+    }
+}
+
 uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    switch (counter) {
-    case VREV_COUNTER_TUNNELS:
-        return st.tunnels_live;
-    case VREV_COUNTER_TUNNELS_OPENED:
-        return st.tunnels_opened;
-    case VREV_COUNTER_SESSIONS:
-        return st.sessions;
-    case VREV_COUNTER_SESSIONS_ACTIVE:
-        return st.sessions_active;
-    case VREV_COUNTER_REFUSED:
-        return st.no_tunnel;
-    case VREV_COUNTER_BYTES_UP:
-        return st.bytes_up;
-    case VREV_COUNTER_BYTES_DOWN:
-        return st.bytes_down;
-    default:
-        return 0;
-    }
+    struct counters c = {st.tunnels_live, st.tunnels_opened, st.sessions, st.sessions_active,
+                         st.no_tunnel,    st.bytes_up,       st.bytes_down};
+    return counter_of(&c, counter);
 }
 
 unsigned vrev_portal_tunnel_port(const vrev_portal *p)
@@ -329,22 +341,7 @@ uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
 {
     struct vrev__bridge_stats st;
     vrev__bridge_get_stats(b->bridge, &st);
-    switch (counter) {
-    case VREV_COUNTER_TUNNELS:
-        return st.tunnels_opened - st.tunnels_closed;
-    case VREV_COUNTER_TUNNELS_OPENED:
-        return st.tunnels_opened;
-    case VREV_COUNTER_SESSIONS:
-        return st.sessions;
-    case VREV_COUNTER_SESSIONS_ACTIVE:
-        return st.sessions_active;
-    case VREV_COUNTER_REFUSED:
-        return st.refused;
-    case VREV_COUNTER_BYTES_UP:
-        return st.bytes_up;
-    case VREV_COUNTER_BYTES_DOWN:
-        return st.bytes_down;
-    default:
-        return 0;
-    }
+    struct counters c = {st.tunnels_opened - st.tunnels_closed, st.tunnels_opened, st.sessions,
+                         st.sessions_active, st.refused, st.bytes_up, st.bytes_down};
+    return counter_of(&c, counter);
 }

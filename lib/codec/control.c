@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "varint.h"
 #include "vrev/control.h"
 
 #define FIELD_STATE 1
@@ -19,22 +20,6 @@ static size_t put_varint(uint8_t *out, uint64_t v)
     }
     out[n++] = (uint8_t)v;
     return n;
-}
-
-/* Read a varint of at most 10 bytes. Returns the bytes used, or 0 if malformed/truncated. */
-static size_t get_varint(const uint8_t *p, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n && i < 10; i++) {
-        if (i == 9 && p[i] > 1)
-            return 0; /* would overflow 64 bits */
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return i + 1;
-        }
-    }
-    return 0;
 }
 
 int vrev_control_encode(uint8_t *out, size_t cap, int state, const uint8_t *random,
@@ -71,14 +56,14 @@ static int skip_value(const uint8_t *p, size_t n, unsigned wt)
     size_t used;
     switch (wt) {
     case WT_VARINT:
-        used = get_varint(p, n, &v);
+        used = vrev__varint_get(p, n, &v);
         return used ? (int)used : VREV_ERR_PROTO_VARINT;
     case WT_FIXED64:
         return n >= 8 ? 8 : VREV_ERR_PROTO_TRUNCATED;
     case WT_FIXED32:
         return n >= 4 ? 4 : VREV_ERR_PROTO_TRUNCATED;
     case WT_BYTES:
-        used = get_varint(p, n, &v);
+        used = vrev__varint_get(p, n, &v);
         if (!used)
             return VREV_ERR_PROTO_VARINT;
         if (v > n - used)
@@ -99,7 +84,7 @@ int vrev_control_decode(const uint8_t *msg, size_t len, int *state)
     size_t i = 0;
     while (i < len) {
         uint64_t key;
-        size_t used = get_varint(msg + i, len - i, &key);
+        size_t used = vrev__varint_get(msg + i, len - i, &key);
         if (!used)
             return VREV_ERR_PROTO_VARINT;
         i += used;
@@ -108,7 +93,7 @@ int vrev_control_decode(const uint8_t *msg, size_t len, int *state)
             return VREV_ERR_PROTO_WIRETYPE;
         if ((key >> 3) == FIELD_STATE && wt == WT_VARINT) {
             uint64_t v;
-            used = get_varint(msg + i, len - i, &v);
+            used = vrev__varint_get(msg + i, len - i, &v);
             if (!used)
                 return VREV_ERR_PROTO_VARINT;
             /* proto3 enums are int32 on the wire; any nonzero value means "not active". */

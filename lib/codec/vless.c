@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "varint.h"
 #include "vless.h"
 
 _Static_assert(VREV_VLESS_REQUEST_MAX <= VREV_HDR_READER_MAX, "reader too small for VLESS");
@@ -21,22 +22,6 @@ enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_BYTES = 2, WT_FIXED32 = 5 };
 #define FIELD_SEED 2
 #define FIELD_MAX ((1u << 29) - 1) /* protobuf's largest field number */
 
-/* A protobuf varint of at most 10 bytes; returns the bytes used, 0 if malformed or cut. */
-static size_t get_varint(const uint8_t *p, size_t n, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (size_t i = 0; i < n && i < 10; i++) {
-        if (i == 9 && p[i] > 1)
-            return 0; /* would overflow 64 bits */
-        x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if (!(p[i] & 0x80)) {
-            *v = x;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
 /* Bytes taken by the value of a field of wire type wt at p[0..n), or 0 if it does not fit.
  * For length-delimited values *body gets the offset of the bytes. */
 static size_t value_len(const uint8_t *p, size_t n, unsigned wt, size_t *body)
@@ -45,13 +30,13 @@ static size_t value_len(const uint8_t *p, size_t n, unsigned wt, size_t *body)
     size_t k;
     switch (wt) {
     case WT_VARINT:
-        return get_varint(p, n, &v);
+        return vrev__varint_get(p, n, &v);
     case WT_FIXED64:
         return n >= 8 ? 8 : 0;
     case WT_FIXED32:
         return n >= 4 ? 4 : 0;
     case WT_BYTES:
-        k = get_varint(p, n, &v);
+        k = vrev__varint_get(p, n, &v);
         if (k == 0 || v > n - k)
             return 0;
         *body = k;
@@ -65,7 +50,7 @@ static size_t value_len(const uint8_t *p, size_t n, unsigned wt, size_t *body)
 static int addons_field(const uint8_t *p, size_t n, struct vrev__vless_addons *a)
 {
     uint64_t key;
-    size_t k = get_varint(p, n, &key);
+    size_t k = vrev__varint_get(p, n, &key);
     uint64_t field = key >> 3;
     if (k == 0 || field == 0 || field > FIELD_MAX)
         return VREV_ERR_VLESS_ADDONS;

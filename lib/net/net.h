@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "codec/addr.h"
 #include "core/core.h"
@@ -61,6 +62,9 @@ int vrev__listener_new(vrev_ctx *ctx, const char *host, uint16_t port, vrev__acc
 void vrev__listener_free(struct vrev__listener *l);
 /* The bound port (useful with port 0). */
 uint16_t vrev__listener_port(const struct vrev__listener *l);
+
+/* Fill a socket address from an IP vrev__addr (not a domain); returns its length. */
+socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss);
 
 /* Fill a vrev__addr (IP + port) from a socket address. */
 void vrev__addr_from_sockaddr(struct vrev__addr *a, const struct sockaddr *sa);

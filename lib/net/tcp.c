@@ -64,7 +64,7 @@ void vrev__addr_from_sockaddr(struct vrev__addr *a, const struct sockaddr *sa)
     }
 }
 
-static socklen_t addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss)
+socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof(*ss));
     if (a->type == VREV_ADDR_IPV4) {
@@ -171,7 +171,7 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
         rc = bufferevent_socket_connect_hostname(d->bev, dns, AF_UNSPEC, host, target->port);
     } else {
         struct sockaddr_storage ss;
-        socklen_t sl = addr_to_sockaddr(target, &ss);
+        socklen_t sl = vrev__addr_to_sockaddr(target, &ss);
         rc = bufferevent_socket_connect(d->bev, (struct sockaddr *)&ss, (int)sl);
     }
     if (rc < 0) {

@@ -13,23 +13,6 @@
 #define MAX_PEERS 1024
 #define BURST 64 /* datagrams read per wakeup */
 
-static socklen_t to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof(*ss));
-    if (a->type == VREV_ADDR_IPV4) {
-        struct sockaddr_in *in = (struct sockaddr_in *)ss;
-        in->sin_family = AF_INET;
-        in->sin_port = htons(a->port);
-        memcpy(&in->sin_addr, a->host, 4);
-        return sizeof(*in);
-    }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(a->port);
-    memcpy(&in6->sin6_addr, a->host, 16);
-    return sizeof(*in6);
-}
-
 static uint64_t ms_since(struct event_base *base, const struct timeval *t)
 {
     struct timeval now, d;
@@ -186,7 +169,7 @@ int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen
     u->target = *target;
     u->peers.next = u->peers.prev = &u->peers;
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(&bind_addr, &ss);
+    socklen_t sl = vrev__addr_to_sockaddr(&bind_addr, &ss);
     int one = 1;
     u->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd < 0 || setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -325,7 +308,7 @@ int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
     f->engine = e;
     f->link = link;
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(target, &ss);
+    socklen_t sl = vrev__addr_to_sockaddr(target, &ss);
     f->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc = f->fd >= 0 && connect(f->fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : VREV_ERR_IO;
     if (rc == 0) {
