@@ -1,3 +1,4 @@
+#include "crypto/crypto.h"
 #include "vrev/version.h"
 
 #define VREV_STR_(x) #x
@@ -16,11 +17,5 @@ const char *vrev_version_string(void)
 
 const char *vrev_crypto_backend(void)
 {
-#if defined(VREV_CRYPTO_OPENSSL)
-    return "openssl";
-#elif defined(VREV_CRYPTO_MBEDTLS)
-    return "mbedtls";
-#else
-#error "build with -DVREV_CRYPTO_OPENSSL or -DVREV_CRYPTO_MBEDTLS"
-#endif
+    return vrev__crypto_backend_name();
 }
