@@ -164,10 +164,19 @@ def bulk_both_ways(port, size):
 
 # ---- forward proxying --------------------------------------------------------------------
 
+def concurrent_gets(port, n):
+    sizes = [1000 + 997 * i for i in range(n)]
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(lambda k: http_get(port, "/bytes/%d" % k, timeout=20), sizes))
+    for k, (head, body) in zip(sizes, results):
+        assert head.startswith(b"HTTP/1.1 200") and body == pattern(k)
+
+
 @pytest.mark.parametrize("proto", PROTOCOLS)
 @pytest.mark.parametrize("client_kind,server_kind", SIDES)
 def test_forward(procs, backend, client_kind, server_kind, proto):
-    """A few small requests, then 64 MiB each way (checked by SHA-256)."""
+    """A few small requests, 64 MiB each way (checked by SHA-256), and for one protocol of
+    each kind 64 concurrent connections."""
     app, client, server = start_forward(procs, client_kind, server_kind, proto, backend)
     for _ in range(3):
         head, body = http_get(app)
@@ -175,18 +184,9 @@ def test_forward(procs, backend, client_kind, server_kind, proto):
     down, up = bulk_both_ways(app, BULK)
     print("%s client -> %s server, %s: 64 MiB down %.2f s, up %.2f s"
           % (client_kind, server_kind, proto, down, up))
+    if proto in ("vmess-aes", "vless", "socks-password"):
+        concurrent_gets(app, 64)
     assert client.poll() is None and server.poll() is None
-
-
-@pytest.mark.parametrize("proto", ["vless", "socks-password", "vmess-aes"])
-@pytest.mark.parametrize("client_kind,server_kind", SIDES)
-def test_forward_concurrent(procs, backend, client_kind, server_kind, proto):
-    app, client, server = start_forward(procs, client_kind, server_kind, proto, backend)
-    sizes = [1000 + 997 * i for i in range(64)]
-    with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        results = list(pool.map(lambda n: http_get(app, "/bytes/%d" % n, timeout=20), sizes))
-    for n, (head, body) in zip(sizes, results):
-        assert head.startswith(b"HTTP/1.1 200") and body == pattern(n)
 
 
 # ---- refusals ----------------------------------------------------------------------------
@@ -282,9 +282,5 @@ def test_reverse_over_vless(procs, backend, portal_kind, bridge_kind):
     down, up = bulk_both_ways(ext, 16 << 20)
     print("reverse over VLESS, %s portal / %s bridge: 16 MiB down %.2f s, up %.2f s"
           % (portal_kind, bridge_kind, down, up))
-    sizes = [1000 + i for i in range(32)]
-    with concurrent.futures.ThreadPoolExecutor(32) as pool:
-        results = list(pool.map(lambda n: http_get(ext, "/bytes/%d" % n, timeout=20), sizes))
-    for n, (head, body) in zip(sizes, results):
-        assert body == pattern(n)
+    concurrent_gets(ext, 32)
     assert portal.poll() is None and bridge.poll() is None
