@@ -56,7 +56,9 @@ static int write_early(struct bufferevent *bev, const uint8_t *p, size_t n)
  * stream as it arrives, before the relay sees it: the read callback waits (low watermark) for
  * as many bytes as the header needs, the header is drained, then the callback removes itself.
  * It keeps no state but the bufferevent (the bytes wait in the buffer until complete), so
- * nothing outlives the bufferevent. A malformed header is an error on the stream. */
+ * nothing outlives the bufferevent. A malformed header is an error on the stream. One gap: a
+ * server that closes in the middle of its header gets those 1..256 bytes relayed with the EOF
+ * (the relay reads what is left on EOF, ignoring the watermark). */
 static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
     if (info->n_added == 0)
@@ -73,8 +75,9 @@ static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *i
     }
     evbuffer_remove_cb(in, strip_response, arg);
     if (rc < 0) {
-        /* no byte of a bad stream reaches the client */
+        /* no byte of a bad stream reaches the client: nothing wakes the reader again */
         bufferevent_disable(bev, EV_READ);
+        bufferevent_setwatermark(bev, EV_READ, SIZE_MAX, 0);
         evbuffer_drain(in, evbuffer_get_length(in));
         bufferevent_trigger_event(bev, BEV_EVENT_ERROR | BEV_EVENT_READING,
                                   BEV_TRIG_DEFER_CALLBACKS);
