@@ -92,8 +92,10 @@ enum vrev_tunnel_event {
     VREV_EVENT_SESSION_REFUSED = 5,
 };
 
-/** Event callback: `name` is the session's target name (NULL for tunnel events); bytes_up is
- *  client -> service, bytes_down service -> client. */
+/** Event callback, run from the event loop: `name` is the session's target name (NULL for
+ *  tunnel events and for a portal's refusals; valid during the call only); for SESSION_CLOSE, bytes_up is what
+ *  the public client sent to the service and bytes_down the other way (0 otherwise). Do not
+ *  free the portal or bridge from inside it. */
 typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,
                                      uint64_t bytes_down, void *user);
 

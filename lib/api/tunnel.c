@@ -34,11 +34,11 @@ struct vrev_bridge {
     struct events ev;
 };
 
-static void forward_event(int event, void *user)
+static void forward_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
     struct events *ev = user;
     if (ev->cb)
-        ev->cb(event, NULL, 0, 0, ev->user);
+        ev->cb(event, name, up, down, ev->user);
 }
 
 static int fail(char *err, size_t len, int rc, const char *msg)

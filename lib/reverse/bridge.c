@@ -46,7 +46,7 @@ struct vrev__bridge {
 static void notify(struct vrev__bridge *b, int event)
 {
     if (b->notify)
-        b->notify(event, b->notify_user);
+        b->notify(event, NULL, 0, 0, b->notify_user);
 }
 
 bool vrev__is_control_domain(const char *host, size_t len)
@@ -127,7 +127,8 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
         return NULL;
     if (!allowed(b, &info.target)) {
         b->stats.refused++;
-        notify(b, VREV_EVENT_SESSION_REFUSED);
+        if (b->notify)
+            b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info.target, t, sizeof(t));
         vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
@@ -178,6 +179,15 @@ static void on_frame(struct vrev__muxconn *mc, void *user)
     }
 }
 
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
+                       uint64_t tx, void *user)
+{
+    (void)mc;
+    struct vrev__bridge *b = ((struct bworker *)user)->bridge;
+    if (b->notify) /* the public client's bytes come in (rx) from the portal */
+        b->notify(event, target, rx, tx, b->notify_user);
+}
+
 static void on_closed(struct vrev__muxconn *mc, int err, void *user)
 {
     (void)mc, (void)err;
@@ -203,7 +213,8 @@ static int new_tunnel(struct vrev__bridge *b)
         vrev__free(ctx, w);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_closed};
+    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_session,
+                                                 on_closed};
     w->bridge = b;
     w->active = true;
     event_base_gettimeofday_cached(ctx->base, &w->last_rx);

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "muxconn.h"
+#include "vrev/tunnel.h"
 
 #define LOG_COMPONENT "mux"
 
@@ -14,6 +15,8 @@ struct msession {
     uint16_t sid;
     bool udp;
     bool attached; /* still in the codec's table */
+    uint64_t rx, tx;  /* payload delivered to / read from the local side */
+    char target[64];  /* target host, for events (truncated) */
 };
 
 struct vrev__muxconn {
@@ -39,6 +42,23 @@ static void local_event(struct bufferevent *bev, short what, void *arg);
 static void transport_read(struct bufferevent *bev, void *arg);
 
 /* --- sessions ------------------------------------------------------------------------------ */
+
+/* Keep the target for events, truncated to fit (it is informational). */
+static void set_target(struct msession *s, const char *host)
+{
+    size_t n = strlen(host);
+    if (n >= sizeof(s->target))
+        n = sizeof(s->target) - 1;
+    memcpy(s->target, host, n);
+    s->target[n] = '\0';
+}
+
+static void session_event(struct msession *s, int event)
+{
+    struct vrev__muxconn *mc = s->mc;
+    if (s->local && mc->cbs.on_session)
+        mc->cbs.on_session(mc, event, s->target, s->rx, s->tx, mc->user);
+}
 
 static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
                                     struct bufferevent *local, bool udp)
@@ -68,6 +88,7 @@ static void session_free(struct msession *s, int abort)
     struct vrev__muxconn *mc = s->mc;
     if (mc->blocked == s)
         mc->blocked = NULL;
+    session_event(s, VREV_EVENT_SESSION_CLOSE);
     s->prev->next = s->next;
     s->next->prev = s->prev;
     if (s->attached)
@@ -200,6 +221,10 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
         return vrev_mux_end(mux, sid, 1);
     }
     vrev_mux_session_set_user(mux, sid, s);
+    char host[VREV_MUX_TARGET_MAX];
+    if (vrev_mux_frame_host(f, host, sizeof(host)) > 0)
+        set_target(s, host);
+    session_event(s, VREV_EVENT_SESSION_OPEN);
     return 0;
 }
 
@@ -216,6 +241,7 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
     }
     struct evbuffer *out = bufferevent_get_output(s->local);
     mc->rx_bytes += len;
+    s->rx += len;
     if (s->udp) {
         uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
         evbuffer_add(out, hdr, 2);
@@ -295,6 +321,7 @@ static int send_datagrams(struct msession *s, struct evbuffer *in)
         const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)(2 + len));
         int rc = len <= VREV_MUX_PACKET_MAX ? vrev_mux_send(s->mc->mux, s->sid, p + 2, len) : 0;
         s->mc->tx_bytes += len <= VREV_MUX_PACKET_MAX ? len : 0;
+        s->tx += len <= VREV_MUX_PACKET_MAX ? len : 0;
         evbuffer_drain(in, 2 + len); /* oversized datagrams are dropped, as V2Ray does */
         if (rc < 0)
             return rc;
@@ -308,6 +335,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
     while (evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         int rc = vrev_mux_send(s->mc->mux, s->sid, vec.iov_base, vec.iov_len);
         s->mc->tx_bytes += vec.iov_len;
+        s->tx += vec.iov_len;
         evbuffer_drain(in, vec.iov_len);
         if (rc < 0)
             return rc;
@@ -423,6 +451,8 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
             rc = VREV_ERR_NOMEM;
         } else {
             vrev_mux_session_set_user(mc->mux, *sid, s);
+            set_target(s, host);
+            session_event(s, VREV_EVENT_SESSION_OPEN);
         }
     }
     if (rc < 0 && local)

@@ -28,6 +28,11 @@ struct vrev__muxconn_cbs {
                              size_t len, void *user);
     /* Every frame received (liveness bookkeeping); may be NULL. */
     void (*on_frame)(struct vrev__muxconn *mc, void *user);
+    /* A session bound to a local side opened (VREV_EVENT_SESSION_OPEN) or ended
+     * (VREV_EVENT_SESSION_CLOSE, with its payload bytes: rx peer -> local, tx local -> peer).
+     * `target` is the session's target host as text. May be NULL. */
+    void (*on_session)(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
+                       uint64_t tx, void *user);
     /* The transport ended (err 0: clean EOF) or failed; every session has been aborted. The
      * muxconn is still allocated: free it from here or later. */
     void (*on_closed)(struct vrev__muxconn *mc, int err, void *user);

@@ -39,7 +39,7 @@ struct portal {
 static void notify(struct portal *p, int event)
 {
     if (p->notify)
-        p->notify(event, p->notify_user);
+        p->notify(event, NULL, 0, 0, p->notify_user);
 }
 
 static void worker_free(struct pworker *w)
@@ -106,6 +106,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     arm(w, p->heartbeat_ms);
 }
 
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
+                       uint64_t tx, void *user)
+{
+    (void)mc;
+    struct portal *p = ((struct pworker *)user)->portal;
+    if (p->notify) /* the public client's bytes go out (tx) to the bridge */
+        p->notify(event, target, tx, rx, p->notify_user);
+}
+
 static void on_closed(struct vrev__muxconn *mc, int err, void *user)
 {
     (void)mc;
@@ -127,7 +136,7 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
         vrev__bev_close(link, 1);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_closed};
+    static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_session, on_closed};
     w->portal = p;
     w->next = p->workers.next;
     w->prev = &p->workers;

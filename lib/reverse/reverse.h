@@ -69,8 +69,10 @@ int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
 
-/* Tunnel events for the public API: VREV_EVENT_TUNNEL_UP/DOWN, VREV_EVENT_SESSION_REFUSED. */
-typedef void (*vrev__reverse_notify_fn)(int event, void *user);
+/* Events for the public API (VREV_EVENT_*): tunnels up/down, sessions opened/closed (with the
+ * target name and bytes: up = public client -> service, down = service -> client), refused. */
+typedef void (*vrev__reverse_notify_fn)(int event, const char *name, uint64_t up,
+                                        uint64_t down, void *user);
 void vrev__portal_set_notify(struct vrev__outbound *portal, vrev__reverse_notify_fn fn,
                              void *user);
 void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn, void *user);

@@ -1,0 +1,325 @@
+/* The JSON-free tunnel API (include/vrev/tunnel.h): options validation, a portal and a bridge
+ * in one loop with events and counters, refusal of unknown targets, allocation failures. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "net/net.h"
+#include "testutil.h"
+#include "vrev.h"
+
+#define UUID "5783a3e7-e373-51cd-8642-c83782b807c5"
+
+static void test_options(void **state)
+{
+    (void)state;
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_string_equal(vrev_tunnel_opts_error(o), "");
+    assert_int_equal(vrev_tunnel_opts_set_id(o, "nope"), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "UUID"));
+    assert_int_equal(vrev_tunnel_opts_set_id(o, "00000000-0000-0000-0000-000000000000"),
+                     VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_security(o, "rc4"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_security(o, "chacha20-poly1305"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_domain(o, "bad domain"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "example.com:80"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "[::1]:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "1.2.3.4"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "localhost:8080"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:1"), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "twice"));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, "portal.example:443"), 0);
+    char buf[4096];
+    int n = vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf));
+    assert_true(n > 0 && (size_t)n < sizeof(buf));
+    assert_non_null(strstr(buf, "\"security\": \"chacha20-poly1305\""));
+    assert_non_null(strstr(buf, "\"redirect\": \"localhost:8080\""));
+    assert_non_null(strstr(buf, "\"full:web\""));
+    /* too small a buffer: the length it would need, and a terminated prefix */
+    char small[16];
+    assert_int_equal(vrev_tunnel_opts_print_config(o, 0, small, sizeof(small)), n);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    vrev_tunnel_opts_free(o);
+    vrev_tunnel_opts_free(NULL);
+}
+
+/* --- a portal and a bridge in one loop ------------------------------------------------------ */
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    struct vrev__listener *echo;
+    struct bufferevent *echo_conn;
+    vrev_portal *portal;
+    vrev_bridge *bridge;
+    int up[2], opens[2], closes[2], refused;
+    uint64_t close_up, close_down;
+    char close_name[64];
+    struct bufferevent *client;
+    struct evbuffer *got;
+};
+
+static void echo_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    struct world *w = arg;
+    w->echo_conn = NULL;
+    bufferevent_free(bev);
+}
+
+static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    struct world *w = arg;
+    assert_null(w->echo_conn);
+    w->echo_conn = vrev__bev_socket(w->ctx, fd);
+    bufferevent_setcb(w->echo_conn, echo_read, NULL, echo_event, w);
+    bufferevent_enable(w->echo_conn, EV_READ | EV_WRITE);
+}
+
+static void on_event(struct world *w, int side, int event, const char *name, uint64_t up,
+                     uint64_t down)
+{
+    if (event == VREV_EVENT_TUNNEL_UP)
+        w->up[side]++;
+    else if (event == VREV_EVENT_SESSION_OPEN)
+        w->opens[side]++;
+    else if (event == VREV_EVENT_SESSION_REFUSED)
+        w->refused++;
+    else if (event == VREV_EVENT_SESSION_CLOSE) {
+        w->closes[side]++;
+        if (side == 0) {
+            w->close_up = up;
+            w->close_down = down;
+            snprintf(w->close_name, sizeof(w->close_name), "%s", name ? name : "");
+        }
+    }
+}
+
+static void portal_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    on_event(user, 0, event, name, up, down);
+}
+
+static void bridge_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    on_event(user, 1, event, name, up, down);
+}
+
+static void run_ms(struct world *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+static void world_init(struct world *w, const char *bridge_target_name)
+{
+    memset(w, 0, sizeof(*w));
+    w->base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
+    w->got = evbuffer_new();
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);
+    assert_int_equal(vrev_portal_new(&w->portal, w->ctx, o, err, sizeof(err)), 0);
+    vrev_portal_set_event_cb(w->portal, portal_event, w);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w->portal));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__listener_port(w->echo));
+    assert_int_equal(vrev_tunnel_opts_add_target(o, bridge_target_name, hp), 0);
+    assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
+    assert_int_equal(vrev_bridge_start(w->bridge), 0);
+    for (int i = 0; i < 300 && !(w->up[0] && w->up[1]); i++)
+        run_ms(w, 10);
+    assert_int_equal(w->up[0], 1);
+    assert_int_equal(w->up[1], 1);
+    assert_int_equal(vrev_portal_counter(w->portal, VREV_COUNTER_TUNNELS), 1);
+    assert_int_equal(vrev_bridge_counter(w->bridge, VREV_COUNTER_TUNNELS), 1);
+}
+
+static void world_done(struct world *w)
+{
+    if (w->client)
+        bufferevent_free(w->client);
+    if (w->echo_conn)
+        bufferevent_free(w->echo_conn);
+    vrev_bridge_free(w->bridge);
+    vrev_portal_free(w->portal);
+    vrev__listener_free(w->echo);
+    evbuffer_free(w->got);
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    event_base_free(w->base);
+    vrev_ctx_free(w->ctx);
+}
+
+static void client_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    evbuffer_add_buffer(w->got, bufferevent_get_input(bev));
+}
+
+static void client_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    client_read(bev, arg);
+}
+
+static void client_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    assert_int_equal(err, 0);
+    w->client = bev;
+    bufferevent_setcb(bev, client_read, NULL, client_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    bufferevent_write(bev, "0123456789", 10);
+}
+
+static void connect_client(struct world *w)
+{
+    struct vrev__addr a;
+    assert_int_equal(vrev__addr_from_text(&a, "127.0.0.1", vrev_portal_public_port(w->portal, 0)),
+                     0);
+    assert_int_equal(vrev__tcp_dial(w->ctx, NULL, &a, 2000, client_dialed, w, NULL), 0);
+}
+
+static void test_portal_bridge_events_and_counters(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, "echo");
+    connect_client(&w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w.got) < 10; i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(w.got), 10);
+    assert_int_equal(w.opens[0], 1);
+    assert_int_equal(w.opens[1], 1);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE), 1);
+    bufferevent_free(w.client); /* the client leaves: the session ends on both sides */
+    w.client = NULL;
+    for (int i = 0; i < 300 && !(w.closes[0] && w.closes[1]); i++)
+        run_ms(&w, 10);
+    assert_int_equal(w.closes[0], 1);
+    assert_int_equal(w.closes[1], 1);
+    assert_string_equal(w.close_name, "echo");
+    assert_int_equal(w.close_up, 10);
+    assert_int_equal(w.close_down, 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS), 1);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_BYTES_UP), 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_BYTES_DOWN), 10);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS), 1);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_BYTES_UP), 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE), 0);
+    world_done(&w);
+}
+
+static void test_bridge_refuses_unknown_names(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, "other"); /* the portal asks for "echo", the bridge only knows "other" */
+    connect_client(&w);
+    for (int i = 0; i < 300 && !w.refused; i++)
+        run_ms(&w, 10);
+    assert_int_equal(w.refused, 1);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 1);
+    assert_null(w.echo_conn); /* nothing reached the service */
+    world_done(&w);
+}
+
+static void test_new_errors(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    vrev_tunnel_opts *o;
+    vrev_portal *p;
+    vrev_bridge *b;
+    char err[256];
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_portal_new(&p, ctx, o, err, sizeof(err)), VREV_ERR_INVAL);
+    assert_non_null(strstr(err, "--id"));
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), VREV_ERR_INVAL);
+    assert_non_null(strstr(err, "--portal"));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:1"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:2"), 0);
+    assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), VREV_ERR_STATE);
+    vrev_tunnel_opts_free(o);
+    vrev_ctx_free(ctx);
+}
+
+/* Every allocation of building a portal and a bridge may fail: a clean error, no leak. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    for (unsigned k = 1;; k++) {
+        struct tu_failing_alloc fa = {k, 0, 0};
+        vrev_allocator a;
+        tu_failing_allocator(&a, &fa);
+        struct event_base *base = event_base_new();
+        vrev_ctx *ctx = NULL;
+        vrev_tunnel_opts *o = NULL;
+        vrev_portal *p = NULL;
+        vrev_bridge *b = NULL;
+        char err[256];
+        int rc = vrev_ctx_new2(&ctx, base, &a);
+        assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+        vrev_tunnel_opts_set_id(o, UUID);
+        vrev_tunnel_opts_set_listen(o, "127.0.0.1:0");
+        vrev_tunnel_opts_add_public(o, "127.0.0.1:0", NULL);
+        vrev_tunnel_opts_set_portal(o, "127.0.0.1:9");
+        vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:9");
+        if (rc == 0)
+            rc = vrev_portal_new(&p, ctx, o, err, sizeof(err));
+        if (rc == 0)
+            rc = vrev_bridge_new(&b, ctx, o, err, sizeof(err));
+        if (rc < 0)
+            assert_int_equal(rc, VREV_ERR_NOMEM);
+        vrev_bridge_free(b);
+        vrev_portal_free(p);
+        vrev_tunnel_opts_free(o);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        event_base_free(base);
+        vrev_ctx_free(ctx);
+        assert_int_equal(fa.live, 0);
+        if (fa.calls < k)
+            break;
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_portal_bridge_events_and_counters),
+        cmocka_unit_test(test_bridge_refuses_unknown_names),
+        cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    return cmocka_run_group_tests_name("tunnel", tests, NULL, NULL);
+}
