@@ -18,6 +18,7 @@ struct arena_block {
 
 struct vrev__config_arena {
     struct arena_block *head;
+    size_t block; /* bytes per block */
 };
 
 #define ARENA_BLOCK (16 * 1024 - sizeof(struct arena_block))
@@ -31,14 +32,14 @@ void *vrev__cfg_alloc(vrev__cfg_loader *L, size_t n, size_t size)
     bytes = (bytes + align - 1) / align * align;
     struct arena_block *b = a->head;
     if (!b || b->cap - b->used < bytes) {
-        size_t cap = bytes > ARENA_BLOCK ? bytes : ARENA_BLOCK;
+        size_t cap = bytes > a->block ? bytes : a->block;
         b = vrev__malloc(L->ctx, sizeof(*b) + cap);
         if (!b)
             return NULL;
         b->cap = cap;
         b->used = 0;
         /* A big allocation gets its own block behind the current one, which keeps its room. */
-        if (a->head && cap > ARENA_BLOCK) {
+        if (a->head && cap > a->block) {
             b->next = a->head->next;
             a->head->next = b;
         } else {
@@ -624,7 +625,7 @@ static void check_trailing(vrev__cfg_loader *L, size_t end)
               L->file, line, col);
 }
 
-static int parse_text(vrev__cfg_loader *L, struct vrev__config **out)
+static int parse_text(vrev__cfg_loader *L, size_t arena_block, struct vrev__config **out)
 {
     size_t off;
     if (vrev__json_too_deep(L->clean, L->len, VREV_CONFIG_MAX_DEPTH, &off))
@@ -647,6 +648,8 @@ static int parse_text(vrev__cfg_loader *L, struct vrev__config **out)
         cfg->ctx = L->ctx;
         if (!(cfg->arena = vrev__calloc(L->ctx, 1, sizeof(*cfg->arena))))
             rc = vrev__cfg_nomem(L);
+        else
+            cfg->arena->block = arena_block ? arena_block : ARENA_BLOCK;
         L->cfg = cfg;
         if (!rc)
             rc = build(L, root);
@@ -664,6 +667,13 @@ static int parse_text(vrev__cfg_loader *L, struct vrev__config **out)
 
 int vrev__config_load(vrev_ctx *ctx, const char *text, size_t len, const char *filename,
                       struct vrev__config **out, struct vrev__config_error *err)
+{
+    return vrev__config_load_ex(ctx, text, len, filename, 0, out, err);
+}
+
+int vrev__config_load_ex(vrev_ctx *ctx, const char *text, size_t len, const char *filename,
+                         size_t arena_block, struct vrev__config **out,
+                         struct vrev__config_error *err)
 {
     struct vrev__config_error scratch;
     if (!err)
@@ -698,7 +708,7 @@ int vrev__config_load(vrev_ctx *ctx, const char *text, size_t len, const char *f
     /* A UTF-8 byte order mark: Go's decoder rejects it; editors on Windows add it. */
     if (len >= 3 && !memcmp(clean, "\xEF\xBB\xBF", 3))
         memset(clean, ' ', 3);
-    int rc = parse_text(&L, out);
+    int rc = parse_text(&L, arena_block, out);
     vrev__wipe(clean, len);
     vrev__free(ctx, clean);
     return rc;

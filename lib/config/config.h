@@ -407,6 +407,13 @@ struct vrev__config {
 int vrev__config_load(vrev_ctx *ctx, const char *text, size_t len, const char *filename,
                       struct vrev__config **out, struct vrev__config_error *err);
 
+/* The same with the size of the description's arena blocks (0: the default, 16 KiB). Tests
+ * pass 1 so that every string and array is an allocation of its own, which the
+ * allocation-failure sweep can then fail one at a time. */
+int vrev__config_load_ex(vrev_ctx *ctx, const char *text, size_t len, const char *filename,
+                         size_t arena_block, struct vrev__config **out,
+                         struct vrev__config_error *err);
+
 /* Free a description (wiping its secrets). NULL is a no-op. */
 void vrev__config_free(struct vrev__config *cfg);
 

@@ -1269,7 +1269,7 @@ static void test_no_secrets(void **state)
 
 /* ---- allocation failure: fail the N-th allocation until the load succeeds ---- */
 
-static void sweep(const char *name)
+static void sweep(const char *name, size_t arena_block)
 {
     char rel[256];
     size_t len;
@@ -1287,7 +1287,7 @@ static void sweep(const char *name)
         struct vrev__config_error e;
         fa.fail_at = fa.calls + n;
         logbuf[0] = '\0';
-        int rc = vrev__config_load(ctx, (const char *)text, len, name, &c, &e);
+        int rc = vrev__config_load_ex(ctx, (const char *)text, len, name, arena_block, &c, &e);
         if (rc == 0) {
             assert_true(fa.live > 1);
             vrev__config_free(c);
@@ -1300,6 +1300,8 @@ static void sweep(const char *name)
         assert_int_equal(fa.live, 1);
     }
     assert_true(n > 2);
+    if (arena_block)
+        print_message("%s: %u allocations failed one at a time\n", name, n - 1);
     fa.fail_at = 0;
     vrev_ctx_free(ctx);
     free(text);
@@ -1319,8 +1321,12 @@ static void test_alloc_failure(void **state)
                                         "bridge-socks.json",
                                         "portal-socks.json",
                                         "full.json"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        sweep(names[i]);
+    /* with the normal arena (few, big blocks), then with one block per string and array so
+     * that every allocation path of the loader fails once */
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        sweep(names[i], 0);
+        sweep(names[i], 1);
+    }
 }
 
 int main(void)
