@@ -121,8 +121,10 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
                                                 void *arg)
 {
-    (void)limit;
     struct vstream *v = arg;
+    /* Backpressure: libevent gives the room left under the socket's write high-water mark;
+     * what does not fit stays in src, where the relay sees it and stops reading its source. */
+    size_t budget = limit < 0 ? SIZE_MAX : (size_t)limit;
     size_t max = vrev__vmess_body_max_payload(&v->enc);
     size_t left = evbuffer_get_length(src);
     if (v->eof_out) {
@@ -133,15 +135,17 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         evbuffer_add(dst, v->resp_hdr, sizeof(v->resp_hdr));
         v->resp_sent = true;
     }
+    size_t start = evbuffer_get_length(dst);
     if (v->packet) {
         uint8_t dgram[VREV_PACKET_MAX];
         size_t n;
-        while (vrev__packet_take(src, dgram, sizeof(dgram), &n))
+        while (evbuffer_get_length(dst) - start < budget &&
+               vrev__packet_take(src, dgram, sizeof(dgram), &n))
             if (n && n <= max && seal_into(v, dst, dgram, n) < 0) /* empty/too large: dropped */
                 return BEV_ERROR;
         left = 0;
     }
-    while (left) {
+    while (left && evbuffer_get_length(dst) - start < budget) {
         size_t n = left < max ? left : max;
         const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
         if (!p || seal_into(v, dst, p, n) < 0)
@@ -149,13 +153,16 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         evbuffer_drain(src, n);
         left -= n;
     }
-    if (mode == BEV_FINISHED) {
+    if (mode == BEV_FINISHED && left == 0 && evbuffer_get_length(src) == 0) {
         if (v->enc.mode != VREV_VMESS_BODY_RAW && seal_into(v, dst, NULL, 0) < 0)
             return BEV_ERROR;
         v->eof_out = true;
     }
     return BEV_OK;
 }
+
+/* The most a VMess layer queues on the socket below it before it stops taking plaintext. */
+#define LOWER_HIGH_WATER (256 * 1024)
 
 static struct bufferevent *wrap(vrev_ctx *ctx, struct bufferevent *lower, struct vstream *v)
 {
@@ -168,6 +175,7 @@ static struct bufferevent *wrap(vrev_ctx *ctx, struct bufferevent *lower, struct
         return NULL;
     }
     (void)ctx;
+    bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
     return v->self;
 }
 

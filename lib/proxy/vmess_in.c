@@ -15,6 +15,7 @@
 
 struct handshake {
     struct vrev__conn conn; /* first */
+    struct vrev__engine *engine; /* kept apart: the engine may close us after the inbound is gone */
     struct vrev__inbound *in;
     struct bufferevent *bev;
     struct event *deadline;
@@ -25,7 +26,7 @@ struct handshake {
 
 static void handshake_free(struct handshake *h, bool close_bev)
 {
-    vrev_ctx *ctx = h->in->engine->ctx;
+    vrev_ctx *ctx = h->engine->ctx;
     vrev__vmess_hdr_reader_wipe(&h->rd);
     if (h->deadline)
         event_free(h->deadline);
@@ -41,7 +42,7 @@ static void handshake_close(struct vrev__conn *c)
 
 static void handshake_end(struct handshake *h)
 {
-    vrev__engine_untrack(h->in->engine, &h->conn);
+    vrev__engine_untrack(h->engine, &h->conn);
     handshake_free(h, true);
 }
 
@@ -134,6 +135,7 @@ static void vmess_accept(evutil_socket_t fd, const struct sockaddr *peer, int le
         return;
     }
     h->in = in;
+    h->engine = e;
     vrev__addr_from_sockaddr(&h->source, peer);
     h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
     h->bev = h->deadline ? vrev__bev_socket(e->ctx, fd) : NULL;

@@ -50,3 +50,45 @@ def test_emfile_pauses_accepting(procs, backend, tmp_path):
         assert wait_until(lambda: http_get(port, timeout=2)[1] == b"hello from the backend\n", 10)
     finally:
         procs.stop(p)
+
+
+def rss_peak_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_slow_reader_memory_is_bounded(procs, backend):
+    """A client that stops reading a 64 MiB download: neither VMess end buffers it all (the
+    relay's high-water marks reach through the VMess layer to the socket)."""
+    from harness import UUID
+    server_port, client_port = free_port(), free_port()
+    procs.start("vrev", "server", {
+        "inbounds": [{"listen": "127.0.0.1", "port": server_port, "protocol": "vmess",
+                      "settings": {"clients": [{"id": UUID, "alterId": 0}]}}],
+        "outbounds": [{"protocol": "freedom"}]})
+    assert wait_until(lambda: port_open(server_port), 10)
+    client = procs.start("vrev", "client", {
+        "inbounds": [{"listen": "127.0.0.1", "port": client_port, "protocol": "dokodemo-door",
+                      "settings": {"address": "127.0.0.1", "port": backend}}],
+        "outbounds": [{"protocol": "vmess", "settings": {"vnext": [
+            {"address": "127.0.0.1", "port": server_port,
+             "users": [{"id": UUID, "alterId": 0}]}]}}]})
+    assert wait_until(lambda: port_open(client_port), 10)
+    server = procs.procs[0]
+    size = 64 << 20
+    with socket.create_connection(("127.0.0.1", client_port), timeout=10) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)
+        got = len(s.recv(65536))
+        time.sleep(3)  # stalled: the tunnel fills up to its limits and stops
+        peaks = (rss_peak_kib(server.pid), rss_peak_kib(client.pid))
+        while got < size:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            got += len(chunk)
+    assert got >= size
+    assert max(peaks) < 24 * 1024, "peak RSS %s KiB while the reader was stalled" % (peaks,)
