@@ -5,15 +5,21 @@
 #   scripts/install-deps.sh            build + test + fuzz dependencies and the V2Ray test peer
 #   scripts/install-deps.sh --build    only what building the library and the CLI needs
 #   scripts/install-deps.sh --demo     what `make demo` needs (the build, and python3)
+#   scripts/install-deps.sh --bench    what bench/run.sh needs: the build, python3, the V2Ray
+#                                      peer, iperf3, wrk, nginx (run by the benchmark on a
+#                                      loopback port; Debian's own nginx service is not used)
+#                                      and gnuplot-nox for the chart
 set -euo pipefail
 
 BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev)
 TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray)
+BENCH_PKGS=(python3 v2ray iperf3 wrk nginx gnuplot-nox)
 
 pkgs=("${BUILD_PKGS[@]}")
 case "${1:-}" in
 --build) ;;
 --demo) pkgs+=(python3) ;;
+--bench) pkgs+=("${BENCH_PKGS[@]}") ;;
 *) pkgs+=("${TEST_PKGS[@]}") ;;
 esac
 

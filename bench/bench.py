@@ -1,0 +1,1328 @@
+#!/usr/bin/python3
+"""vrev and V2Ray 4.34 side by side on 127.0.0.1 (issue M5; DESIGN.md section 8).
+
+Starts a portal + bridge pair per implementation with the same V2Ray JSON configuration
+(`vrev run -c` and `v2ray -config`), a backend (iperf3 server, nginx serving a 1 KiB body) behind
+the bridge, and measures, alternating the implementations run by run:
+
+  bulk       iperf3 1 and 8 streams, both directions, per tunnel protocol, plus CPU s/GB
+  requests   wrk keep-alive -c50 / -c1000 and `Connection: close` -c50, p50/p99, CPU per request
+  footprint  VmRSS idle, with N open tunneled connections, after they close
+  startup    bridge start -> first successful request; portal restart -> first request
+  micro      the AEAD seal rate of each crypto backend (bench/aead_bench.c), if built
+
+`direct` (no tunnel) is the physical reference. Prints a table of medians [min..max] with the
+vrev/V2Ray and tunnel/direct ratios, writes bench/results/<date>.json and draws <date>.png
+(gnuplot). Python 3 standard library only. Every process is started here, bounded in time and
+stopped by its PID; only 127.0.0.1 is used. Normally run through bench/run.sh, which builds both
+vrev backends and installs the tools.
+"""
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UUID = "5783a3e7-e373-51cd-8642-c83782b807c5"
+DOMAIN = "tunnel.bench.vrev.test"
+CERT = os.path.join(ROOT, "tests", "vectors", "configs", "portal-test.crt")
+KEY = os.path.join(ROOT, "tests", "vectors", "configs", "portal-test.key")
+TLS_NAME = "portal.vrev.test"
+BODY = b"x" * 1024
+
+# Tunnel protocols: (key, label, description).
+PROTOS = [
+    ("vmess-aes", "vmess aes-128-gcm"),
+    ("vmess-chacha", "vmess chacha20-poly1305"),
+    ("vless", "vless (plain TCP)"),
+    ("vmess-tls", "vmess aes-128-gcm + tls"),
+]
+PROTO_LABEL = dict(PROTOS)
+IMPLS = ["direct", "v2ray", "vrev-openssl", "vrev-mbedtls"]
+TUNNEL_IMPLS = ["v2ray", "vrev-openssl", "vrev-mbedtls"]
+
+LOG = []
+
+
+def say(msg):
+    line = "[%s] %s" % (time.strftime("%H:%M:%S"), msg)
+    LOG.append(line)
+    print(line, flush=True)
+
+
+class Deadline(Exception):
+    pass
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _child_setup():
+    # If this driver dies, its children get SIGTERM (PR_SET_PDEATHSIG = 1).
+    _libc.prctl(1, signal.SIGTERM, 0, 0, 0)
+    os.setpgid(0, 0)
+
+
+class Procs:
+    """Every process the benchmark starts; each is stopped by its PID."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.live = []
+        self.n = 0
+
+    def start(self, name, argv, cwd=None):
+        self.n += 1
+        log_path = os.path.join(self.tmp, "%02d-%s.log" % (self.n, name))
+        log = open(log_path, "w")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=_child_setup, cwd=cwd or self.tmp)
+        log.close()
+        p.name, p.log_path = name, log_path
+        self.live.append(p)
+        return p
+
+    def stop(self, p, timeout=5):
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait(timeout=timeout)
+        if p in self.live:
+            self.live.remove(p)
+        return p.returncode
+
+    def stop_all(self):
+        for p in list(self.live):
+            self.stop(p)
+
+    @staticmethod
+    def log_tail(p, n=15):
+        try:
+            with open(p.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+
+def run_tool(argv, timeout):
+    """Run a client tool (iperf3, wrk) to completion, bounded; returns (rc, stdout, stderr)."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, preexec_fn=_child_setup, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        return -1, out, (err or "") + "\n(timed out after %.0f s)" % timeout
+    return p.returncode, out, err
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(cond, timeout, step=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def proc_rss_kib(pid):
+    """(VmRSS, VmHWM) in KiB from /proc/PID/status."""
+    rss = hwm = None
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid):
+    """utime + stime of PID in seconds (/proc/PID/stat fields 14 and 15)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+# ---- HTTP helpers ----------------------------------------------------------------------------
+
+def http_request_ok(port, timeout=1.0):
+    """One GET through `port`; True on a complete 200 response with the 1 KiB body."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if response_complete(data):
+                    return data.startswith(b"HTTP/1.1 200")
+            return False
+    except OSError:
+        return False
+
+
+def response_complete(data):
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    return m is not None and len(body) >= int(m.group(1))
+
+
+def first_success(port, deadline_s, every=0.002, attempt_timeout=2.0):
+    """Open a new GET attempt every `every` seconds (attempts run concurrently, so a portal that
+    holds a connection until a tunnel exists cannot hide the moment it starts working); return
+    the monotonic time of the first complete 200 response, or None after deadline_s."""
+    sel = selectors.DefaultSelector()
+    end = time.monotonic() + deadline_s
+    next_at = 0.0
+    pending = {}
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= end:
+                return None
+            if now >= next_at and len(pending) < 256:
+                next_at = now + every
+                s = socket.socket()
+                s.setblocking(False)
+                try:
+                    s.connect(("127.0.0.1", port))
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    s.close()
+                    s = None
+                if s is not None:
+                    pending[s] = [now, b"", False]
+                    sel.register(s, selectors.EVENT_WRITE)
+            for key, ev in sel.select(timeout=every):
+                s = key.fileobj
+                st = pending[s]
+                try:
+                    if ev & selectors.EVENT_WRITE and not st[2]:
+                        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        if err:
+                            raise OSError(err, "connect")
+                        s.send(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                        st[2] = True
+                        sel.modify(s, selectors.EVENT_READ)
+                        continue
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        raise OSError("eof")
+                    st[1] += chunk
+                    if response_complete(st[1]):
+                        if st[1].startswith(b"HTTP/1.1 200"):
+                            return time.monotonic()
+                        raise OSError("status")
+                except OSError:
+                    sel.unregister(s)
+                    s.close()
+                    del pending[s]
+            now = time.monotonic()
+            for s in [s for s, st in pending.items() if now - st[0] > attempt_timeout]:
+                sel.unregister(s)
+                s.close()
+                del pending[s]
+    finally:
+        for s in pending:
+            s.close()
+        sel.close()
+
+
+def hold_connections(port, n, timeout=30.0, batch=100):
+    """Open n keep-alive connections through `port`, each with one complete GET/200 exchange,
+    and keep them open. Returns the list of sockets that completed (the caller closes them)."""
+    done = []
+    sel = selectors.DefaultSelector()
+    end = time.monotonic() + timeout
+    try:
+        remaining = n
+        while remaining > 0 and time.monotonic() < end:
+            pending = {}
+            for _ in range(min(batch, remaining)):
+                s = socket.socket()
+                s.setblocking(False)
+                try:
+                    s.connect(("127.0.0.1", port))
+                except BlockingIOError:
+                    pass
+                pending[s] = [b"", False]
+                sel.register(s, selectors.EVENT_WRITE)
+            remaining -= len(pending)
+            while pending and time.monotonic() < end:
+                for key, ev in sel.select(timeout=0.5):
+                    s = key.fileobj
+                    st = pending[s]
+                    try:
+                        if not st[1]:
+                            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                            if err:
+                                raise OSError(err, "connect")
+                            s.send(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                            st[1] = True
+                            sel.modify(s, selectors.EVENT_READ)
+                            continue
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            raise OSError("eof")
+                        st[0] += chunk
+                        if response_complete(st[0]):
+                            sel.unregister(s)
+                            del pending[s]
+                            done.append(s)
+                    except OSError:
+                        sel.unregister(s)
+                        del pending[s]
+                        s.close()
+            for s in pending:
+                sel.unregister(s)
+                s.close()
+    finally:
+        sel.close()
+    return done
+
+
+# ---- backends --------------------------------------------------------------------------------
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 16384; multi_accept on; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/ng-body;
+    proxy_temp_path {tmp}/ng-proxy;
+    fastcgi_temp_path {tmp}/ng-fastcgi;
+    uwsgi_temp_path {tmp}/ng-uwsgi;
+    scgi_temp_path {tmp}/ng-scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ default_type application/octet-stream; return 200 "{body}"; }}
+    }}
+}}
+"""
+
+PY_SERVER = r'''
+import asyncio, sys
+BODY = b"x" * 1024
+RESP = (b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + BODY)
+CLOSE = RESP.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+async def handle(r, w):
+    try:
+        while True:
+            head = await r.readuntil(b"\r\n\r\n")
+            close = b"connection: close" in head.lower()
+            w.write(CLOSE if close else RESP)
+            await w.drain()
+            if close:
+                break
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    w.close()
+async def main():
+    srv = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    async with srv:
+        await srv.serve_forever()
+asyncio.run(main())
+'''
+
+
+class Backends:
+    def __init__(self, procs, tmp):
+        self.procs, self.tmp = procs, tmp
+        self.iperf_port = free_port()
+        self.web_port = free_port()
+        self.iperf = None
+        self.web = None
+        self.web_kind = None
+
+    def start(self):
+        self.start_iperf()
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
+                                          else None)
+        if nginx:
+            conf = os.path.join(self.tmp, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(tmp=self.tmp, port=self.web_port,
+                                          body=BODY.decode()))
+            self.web = self.procs.start("nginx", [nginx, "-p", self.tmp + "/", "-c", conf,
+                                                  "-e", os.path.join(self.tmp, "nginx-error.log")])
+            self.web_kind = "nginx (1 process)"
+        else:
+            path = os.path.join(self.tmp, "web.py")
+            with open(path, "w") as f:
+                f.write(PY_SERVER)
+            self.web = self.procs.start("pyweb", [sys.executable, path, str(self.web_port)])
+            self.web_kind = "python asyncio (nginx not found)"
+        if not wait_until(lambda: port_open(self.web_port), 10):
+            raise RuntimeError("web server did not start:\n" + Procs.log_tail(self.web))
+        if not http_request_ok(self.web_port):
+            raise RuntimeError("web server does not answer GET /")
+
+    def start_iperf(self):
+        if self.iperf is not None:
+            self.procs.stop(self.iperf)
+        self.iperf = self.procs.start("iperf3-server", ["iperf3", "-s", "-B", "127.0.0.1", "-p",
+                                                        str(self.iperf_port)])
+        if not wait_until(lambda: self.iperf.poll() is None and port_listening(self.iperf_port),
+                          10):
+            raise RuntimeError("iperf3 server did not start:\n" + Procs.log_tail(self.iperf))
+
+
+def port_listening(port):
+    """True when something listens on 127.0.0.1:port, without connecting (an iperf3 server
+    treats a bare connection as a test)."""
+    want = ":%04X" % port
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                parts = line.split()
+                if parts[1].endswith(want) and parts[3] == "0A":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+# ---- configurations (V2Ray v4 JSON; both programs run the same file) -------------------------
+
+def portal_config(proto, tunnel_port, publics):
+    """publics: [(port, target name)]; the tunnel inbound per protocol."""
+    if proto == "vless":
+        inbound = {"tag": "tunnel", "listen": "127.0.0.1", "port": tunnel_port,
+                   "protocol": "vless",
+                   "settings": {"clients": [{"id": UUID}], "decryption": "none"}}
+    else:
+        inbound = {"tag": "tunnel", "listen": "127.0.0.1", "port": tunnel_port,
+                   "protocol": "vmess",
+                   "settings": {"clients": [{"id": UUID, "alterId": 0}]}}
+    if proto == "vmess-tls":
+        inbound["streamSettings"] = {
+            "network": "tcp", "security": "tls",
+            "tlsSettings": {"certificates": [{"certificateFile": CERT, "keyFile": KEY}]}}
+    inbounds = [inbound]
+    for i, (port, name) in enumerate(publics):
+        inbounds.append({"tag": "public-%d" % i, "listen": "127.0.0.1", "port": port,
+                         "protocol": "dokodemo-door",
+                         "settings": {"address": name, "port": 0, "network": "tcp"}})
+    return {
+        "log": {"loglevel": "warning", "access": "none"},
+        "reverse": {"portals": [{"tag": "portal", "domain": DOMAIN}]},
+        "inbounds": inbounds,
+        "outbounds": [{"tag": "block", "protocol": "blackhole", "settings": {}}],
+        "routing": {"rules": [{"type": "field", "inboundTag": [ib["tag"] for ib in inbounds],
+                               "outboundTag": "portal"}]},
+    }
+
+
+def bridge_config(proto, tunnel_port, targets):
+    """targets: [(name, port)]: the bridge reaches 127.0.0.1:port for target `name`."""
+    if proto == "vless":
+        tunnel = {"tag": "interconn", "protocol": "vless",
+                  "settings": {"vnext": [{"address": "127.0.0.1", "port": tunnel_port,
+                                          "users": [{"id": UUID, "encryption": "none"}]}]}}
+    else:
+        security = "chacha20-poly1305" if proto == "vmess-chacha" else "aes-128-gcm"
+        tunnel = {"tag": "interconn", "protocol": "vmess",
+                  "settings": {"vnext": [{"address": "127.0.0.1", "port": tunnel_port,
+                                          "users": [{"id": UUID, "alterId": 0,
+                                                     "security": security}]}]}}
+    if proto == "vmess-tls":
+        tunnel["streamSettings"] = {
+            "network": "tcp", "security": "tls",
+            "tlsSettings": {"serverName": TLS_NAME, "disableSystemRoot": True,
+                            "certificates": [{"usage": "verify", "certificateFile": CERT}]}}
+    outbounds = [tunnel]
+    rules = [{"type": "field", "inboundTag": ["bridge"], "domain": ["full:" + DOMAIN],
+              "outboundTag": "interconn"}]
+    for i, (name, port) in enumerate(targets):
+        outbounds.append({"tag": "target-%d" % i, "protocol": "freedom",
+                          "settings": {"redirect": "127.0.0.1:%d" % port}})
+        rules.append({"type": "field", "inboundTag": ["bridge"], "domain": ["full:" + name],
+                      "outboundTag": "target-%d" % i})
+    outbounds.append({"tag": "deny", "protocol": "blackhole", "settings": {}})
+    rules.append({"type": "field", "inboundTag": ["bridge"], "outboundTag": "deny"})
+    return {
+        "log": {"loglevel": "warning", "access": "none"},
+        "reverse": {"bridges": [{"tag": "bridge", "domain": DOMAIN}]},
+        "outbounds": outbounds,
+        "routing": {"rules": rules},
+    }
+
+
+class Impl:
+    def __init__(self, name, binary, kind):
+        self.name, self.binary, self.kind = name, binary, kind
+
+    def argv(self, config_path):
+        if self.kind == "vrev":
+            return [self.binary, "run", "-c", config_path, "--log-level", "warning"]
+        return [self.binary, "-config", config_path]
+
+    def check(self, config_path):
+        """None when the implementation accepts the configuration, else its message."""
+        if self.kind == "vrev":
+            argv = [self.binary, "test", "-c", config_path]
+        else:
+            argv = [self.binary, "-test", "-config", config_path]
+        rc, out, err = run_tool(argv, 20)
+        if rc == 0:
+            return None
+        return (err.strip() or out.strip() or "exit %d" % rc).splitlines()[-1]
+
+
+class Pair:
+    """A portal + bridge of one implementation and tunnel protocol, with public ports for the
+    iperf3 server ("iperf") and the web server ("web")."""
+
+    def __init__(self, procs, tmp, impl, proto, backends):
+        self.procs, self.tmp, self.impl, self.proto = procs, tmp, impl, proto
+        self.tunnel_port = free_port()
+        self.iperf_port = free_port()
+        self.web_port = free_port()
+        tag = "%s-%s-%d" % (impl.name, proto, self.tunnel_port)
+        self.portal_path = os.path.join(tmp, "portal-%s.json" % tag)
+        self.bridge_path = os.path.join(tmp, "bridge-%s.json" % tag)
+        with open(self.portal_path, "w") as f:
+            json.dump(portal_config(proto, self.tunnel_port,
+                                    [(self.iperf_port, "iperf"), (self.web_port, "web")]), f,
+                      indent=1)
+        with open(self.bridge_path, "w") as f:
+            json.dump(bridge_config(proto, self.tunnel_port,
+                                    [("iperf", backends.iperf_port), ("web", backends.web_port)]),
+                      f, indent=1)
+        self.portal = self.bridge = None
+        self.tag = tag
+
+    def check(self):
+        for path in (self.portal_path, self.bridge_path):
+            msg = self.impl.check(path)
+            if msg:
+                return "%s: %s" % (os.path.basename(path).split("-")[0], msg)
+        return None
+
+    def start_portal(self):
+        self.portal = self.procs.start("portal-" + self.tag, self.impl.argv(self.portal_path))
+        if not wait_until(lambda: port_listening(self.tunnel_port) and
+                          port_listening(self.web_port), 10):
+            raise RuntimeError("%s portal did not listen:\n%s" % (self.impl.name,
+                                                                 Procs.log_tail(self.portal)))
+
+    def start_bridge(self):
+        self.bridge = self.procs.start("bridge-" + self.tag, self.impl.argv(self.bridge_path))
+
+    def start(self, ready_timeout=15):
+        self.start_portal()
+        self.start_bridge()
+        if first_success(self.web_port, ready_timeout) is None:
+            raise RuntimeError("%s %s tunnel not working after %d s\nportal:\n%s\nbridge:\n%s" % (
+                self.impl.name, self.proto, ready_timeout, Procs.log_tail(self.portal),
+                Procs.log_tail(self.bridge)))
+
+    def pids(self):
+        return [self.portal.pid, self.bridge.pid]
+
+    def recover(self, wait_s=20):
+        """After a failed run: wait until the tunnel serves again (a backlog may still be
+        draining); restart the pair if it does not. Returns a note for the results."""
+        t0 = time.monotonic()
+        if self.alive() and first_success(self.web_port, wait_s) is not None:
+            return "tunnel served again %.1f s after the failure" % (time.monotonic() - t0)
+        why = "died" if not self.alive() else "still not serving after %d s" % wait_s
+        tails = "portal:\n%s\nbridge:\n%s" % (Procs.log_tail(self.portal),
+                                              Procs.log_tail(self.bridge))
+        self.stop()
+        self.start()
+        return "pair %s: restarted\n%s" % (why, tails)
+
+    def cpu(self):
+        return sum(proc_cpu_s(pid) for pid in self.pids())
+
+    def rss(self):
+        return {"portal": proc_rss_kib(self.portal.pid)[0],
+                "bridge": proc_rss_kib(self.bridge.pid)[0]}
+
+    def hwm(self):
+        return {"portal": proc_rss_kib(self.portal.pid)[1],
+                "bridge": proc_rss_kib(self.bridge.pid)[1]}
+
+    def alive(self):
+        return self.portal.poll() is None and self.bridge.poll() is None
+
+    def stop(self):
+        for p in (self.bridge, self.portal):
+            if p is not None:
+                self.procs.stop(p)
+
+
+# ---- measurements ----------------------------------------------------------------------------
+
+class Results:
+    """results[section][test][impl][metric] = [value per run]."""
+
+    def __init__(self):
+        self.data = {}
+        self.notes = {}
+
+    def add(self, section, test, impl, metric, value):
+        (self.data.setdefault(section, {}).setdefault(test, {}).setdefault(impl, {})
+         .setdefault(metric, []).append(value))
+
+    def note(self, section, test, impl, text):
+        self.notes.setdefault(section, {}).setdefault(test, {})[impl] = text
+
+    def get(self, section, test, impl, metric):
+        return self.data.get(section, {}).get(test, {}).get(impl, {}).get(metric, [])
+
+
+def rotated(items, r):
+    if not items:
+        return items
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def iperf_once(port, duration, streams, reverse):
+    argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-P", str(streams),
+            "-J", "--connect-timeout", "3000"]
+    if reverse:
+        argv.append("-R")
+    rc, out, err = run_tool(argv, duration + 20)
+    try:
+        j = json.loads(out)
+    except ValueError:
+        return None, "iperf3 rc=%d: %s" % (rc, (err or out).strip()[-300:])
+    if j.get("error"):
+        return None, "iperf3: " + j["error"]
+    s = j["end"]["sum_received"]
+    return {"gbps": s["bits_per_second"] / 1e9, "bytes": s["bytes"]}, None
+
+
+def bench_bulk(res, ctx, pairs, proto, tests, reps, duration):
+    """pairs: {impl name: Pair or None (direct)}."""
+    for streams, reverse in tests:
+        test = "%s %d stream%s %s" % (PROTO_LABEL[proto], streams, "s" if streams > 1 else "",
+                                      "down (-R)" if reverse else "up")
+        for r in range(reps):
+            for name in rotated(list(pairs), r):
+                ctx.check_deadline()
+                pair = pairs[name]
+                port = pair.iperf_port if pair else ctx.backends.iperf_port
+                cpu0 = pair.cpu() if pair else None
+                out, err = iperf_once(port, duration, streams, reverse)
+                if out is None:
+                    say("  %-13s %-40s FAILED: %s" % (name, test, err))
+                    res.note("bulk", test, name, err)
+                    ctx.backends.start_iperf()   # a half-finished test can leave it busy
+                    if pair:
+                        ctx.recover(pair)
+                    continue
+                res.add("bulk", test, name, "gbps", out["gbps"])
+                line = "  %-13s %-42s %6.2f Gbit/s" % (name, test, out["gbps"])
+                if pair:
+                    cpu = pair.cpu() - cpu0
+                    res.add("bulk", test, name, "cpu_s_per_gb", cpu / (out["bytes"] / 1e9))
+                    line += "  %.2f CPU-s/GB" % (cpu / (out["bytes"] / 1e9))
+                say(line)
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def parse_wrk(out):
+    def dur(text):
+        m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+        return float(m.group(1)) * _UNIT[m.group(2)] if m else None
+    r = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if not m:
+        return None
+    r["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in", out)
+    r["requests"] = int(m.group(1)) if m else 0
+    for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        m = re.search(r"^\s+%s(?:\.000)?%%\s+(\S+)" % pct, out, re.M)
+        r[key] = dur(m.group(1)) if m else None
+    errors = 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    r["errors"] = errors
+    return r
+
+
+WRK_TESTS = [("keep-alive c50", 50, False), ("keep-alive c1000", 1000, False),
+             ("Connection: close c50", 50, True)]
+
+
+def bench_requests(res, ctx, pairs, reps, duration):
+    for test, conns, close in WRK_TESTS:
+        for r in range(reps):
+            for name in rotated(list(pairs), r):
+                ctx.check_deadline()
+                pair = pairs[name]
+                port = pair.web_port if pair else ctx.backends.web_port
+                argv = ["wrk", "-t2", "-c%d" % conns, "-d%ds" % duration, "--latency",
+                        "--timeout", "5s"]
+                if close:
+                    argv += ["-H", "Connection: close"]
+                argv.append("http://127.0.0.1:%d/" % port)
+                cpu0 = pair.cpu() if pair else None
+                rc, out, err = run_tool(argv, duration + 30)
+                w = parse_wrk(out) if rc == 0 else None
+                if w is None or not w["requests"]:
+                    why = ((err or out).strip()[-200:] if w is None else
+                           "no request completed in %d s" % duration)
+                    say("  %-13s %-22s FAILED: %s" % (name, test, why))
+                    res.note("requests", test, name, why)
+                    if pair:
+                        ctx.recover(pair)
+                    continue
+                for k in ("rps", "p50_ms", "p99_ms", "errors"):
+                    if w[k] is not None:
+                        res.add("requests", test, name, k, w[k])
+                line = "  %-13s %-22s %9.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d" % (
+                    name, test, w["rps"], w["p50_ms"] or -1, w["p99_ms"] or -1, w["errors"])
+                if pair and w["requests"]:
+                    cpu = pair.cpu() - cpu0
+                    res.add("requests", test, name, "cpu_ms_per_1k_req", cpu * 1e6 / w["requests"])
+                    line += "  %.1f CPU-ms/1k req" % (cpu * 1e6 / w["requests"])
+                say(line)
+
+
+def bench_footprint(res, ctx, pairs, nconn):
+    """pairs: {name: Pair}, freshly started (idle is measured first)."""
+    for name, pair in pairs.items():
+        rss = pair.rss()
+        for side in ("portal", "bridge"):
+            res.add("footprint", "RSS idle, " + side, name, "kib", rss[side])
+    for name in rotated(list(pairs), ctx.rep_seed):
+        ctx.check_deadline()
+        pair = pairs[name]
+        idle = pair.rss()
+        socks = hold_connections(pair.web_port, nconn)
+        time.sleep(0.5)
+        held = pair.rss()
+        n = len(socks)
+        for s in socks:
+            s.close()
+        time.sleep(ctx.settle)
+        after = pair.rss()
+        res.add("footprint", "connections held", name, "n", n)
+        line = "  %-13s %d/%d connections:" % (name, n, nconn)
+        for side in ("portal", "bridge"):
+            res.add("footprint", "RSS with %d conns, %s" % (nconn, side), name, "kib", held[side])
+            per = (held[side] - idle[side]) / max(n, 1)
+            res.add("footprint", "KiB per open conn, " + side, name, "kib", per)
+            res.add("footprint", "RSS after close, " + side, name, "kib", after[side])
+            line += "  %s %d -> %d -> %d KiB (%.1f KiB/conn)" % (side, idle[side], held[side],
+                                                                after[side], per)
+        say(line)
+
+
+def bench_startup(res, ctx, impls, reps, backends):
+    for r in range(reps):
+        for impl in rotated(list(impls), r):
+            ctx.check_deadline()
+            pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes", backends)
+            try:
+                pair.start_portal()
+                time.sleep(0.2)
+                t0 = time.monotonic()
+                pair.start_bridge()
+                t1 = first_success(pair.web_port, 15)
+                if t1 is None:
+                    res.note("startup", "bridge start -> first request", impl.name,
+                             "no tunnel in 15 s")
+                    say("  %-13s no working tunnel 15 s after bridge start" % impl.name)
+                    continue
+                first = (t1 - t0) * 1000
+                res.add("startup", "bridge start -> first request", impl.name, "ms", first)
+                time.sleep(0.3)
+                tk = time.monotonic()
+                ctx.procs.stop(pair.portal)
+                ts = time.monotonic()
+                pair.start_portal()
+                t2 = first_success(pair.web_port, 15)
+                if t2 is None:
+                    res.note("startup", "portal restart -> first request", impl.name,
+                             "not served again within 15 s")
+                    say("  %-13s first request %.1f ms; not served 15 s after portal restart" % (
+                        impl.name, first))
+                    continue
+                res.add("startup", "portal restart -> first request", impl.name, "ms",
+                        (t2 - ts) * 1000)
+                res.add("startup", "portal stop -> first request", impl.name, "ms",
+                        (t2 - tk) * 1000)
+                say("  %-13s first request %.1f ms after bridge start; served %.0f ms after "
+                    "portal restart" % (impl.name, first, (t2 - ts) * 1000))
+            finally:
+                pair.stop()
+
+
+def bench_micro(res, ctx, micro_bins):
+    for name, path in micro_bins.items():
+        if not path or not os.access(path, os.X_OK):
+            continue
+        rc, out, err = run_tool([path], 60)
+        for line in out.splitlines():
+            m = re.match(r"\S+\s+(\S+)\s+seal\s+(\d+) B:\s+([\d.]+) GB/s", line)
+            if m:
+                res.add("micro", "AEAD seal %s %s B (GB/s)" % (m.group(1), m.group(2)), name,
+                        "gbs", float(m.group(3)))
+        say("  %s: %s" % (name, "; ".join(l.strip() for l in out.splitlines())))
+
+
+# ---- summary ---------------------------------------------------------------------------------
+
+def summary(values):
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values), "runs": values}
+
+
+def paired_ratio(a, b):
+    """Ratios a[i]/b[i] of runs measured next to each other (same rep)."""
+    return [x / y for x, y in zip(a, b) if x is not None and y]
+
+
+def fmt(s, digits=2):
+    if s is None:
+        return "-"
+    f = "%%.%df" % digits
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return f % s["median"]
+    return (f + " [" + f + ".." + f + "]") % (s["median"], s["min"], s["max"])
+
+
+# (section, metric, unit label, digits, better: "high"|"low", show tunnel/direct)
+METRICS = [
+    ("bulk", "gbps", "Gbit/s", 2, "high", True),
+    ("bulk", "cpu_s_per_gb", "CPU-s/GB (portal+bridge)", 2, "low", False),
+    ("requests", "rps", "req/s", 0, "high", True),
+    ("requests", "p50_ms", "p50 ms", 2, "low", True),
+    ("requests", "p99_ms", "p99 ms", 2, "low", True),
+    ("requests", "cpu_ms_per_1k_req", "CPU-ms/1k req (portal+bridge)", 1, "low", False),
+    ("requests", "errors", "socket errors + non-2xx", 0, "low", False),
+    ("footprint", "kib", "KiB", 0, "low", False),
+    ("footprint", "n", "count", 0, "high", False),
+    ("startup", "ms", "ms", 1, "low", False),
+    ("micro", "gbs", "GB/s", 2, "high", False),
+]
+
+
+def build_table(res, unsupported):
+    rows = []
+    ratio_cols = [("vrev-openssl", "v2ray"), ("vrev-mbedtls", "v2ray"), ("v2ray", "direct"),
+                  ("vrev-openssl", "direct")]
+    head = ["test", "direct", "v2ray", "vrev-openssl", "vrev-mbedtls", "ossl/v2ray",
+            "mbed/v2ray", "v2ray/direct", "ossl/direct"]
+    table_json = []
+    for section, metric, unit, digits, better, direct_ratio in METRICS:
+        tests = res.data.get(section, {})
+        block = []
+        for test, by_impl in tests.items():
+            if not any(metric in m for m in by_impl.values()):
+                continue
+            cells = [test]
+            entry = {"section": section, "test": test, "metric": metric, "unit": unit,
+                     "better": better, "impls": {}, "ratios": {}}
+            for impl in IMPLS:
+                s = summary(by_impl.get(impl, {}).get(metric, []))
+                entry["impls"][impl] = s
+                note = res.notes.get(section, {}).get(test, {}).get(impl)
+                if s is None and note:
+                    entry["impls"][impl] = {"failed": note}
+                cells.append(fmt(s, digits) if s else ("FAILED" if note else "-"))
+            for a, b in ratio_cols:
+                if (b == "direct" and not direct_ratio) or metric in ("errors", "n"):
+                    cells.append("")
+                    continue
+                ra = paired_ratio(res.get(section, test, a, metric),
+                                  res.get(section, test, b, metric))
+                s = summary(ra)
+                entry["ratios"]["%s/%s" % (a, b)] = s
+                cells.append(fmt(s, 2) if s else "-")
+            block.append(cells)
+            table_json.append(entry)
+        if block:
+            rows.append(("%s: %s" % (section, unit), block))
+    if unsupported:
+        rows.append(("not supported yet (vrev test -c refuses the configuration)",
+                     [["%s, %s" % (PROTO_LABEL[proto], impl), "not supported yet: " + msg]
+                      for proto, impl, msg in unsupported]))
+    widths = [len(h) for h in head]
+    for _, block in rows:
+        for cells in block:
+            if len(cells) == len(head):
+                widths = [max(w, len(c)) for w, c in zip(widths, cells)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    for title, block in rows:
+        lines.append("")
+        lines.append("-- " + title)
+        for cells in block:
+            if len(cells) == len(head):
+                lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+            else:
+                lines.append("  ".join(cells))
+    return "\n".join(lines), table_json
+
+
+def med(res, section, test, impl, metric):
+    v = res.get(section, test, impl, metric)
+    return statistics.median(v) if v else None
+
+
+def check_targets(res, unsupported, nconn):
+    """The issue's targets, evaluated on this run."""
+    out = []
+
+    def ratio_target(label, section, test, metric, impl, op, limit):
+        ra = paired_ratio(res.get(section, test, impl, metric),
+                          res.get(section, test, "v2ray", metric))
+        if not ra:
+            out.append({"target": label, "status": "n/a", "detail": "not measured"})
+            return
+        v = statistics.median(ra)
+        ok = v >= limit if op == ">=" else v <= limit
+        out.append({"target": label, "status": "holds" if ok else "MISSED", "value": v,
+                    "limit": "%s %.2fx" % (op, limit),
+                    "detail": "%.2fx V2Ray (%s %.2fx)" % (v, op, limit)})
+
+    def abs_target(label, value, op, limit, unit):
+        if value is None:
+            out.append({"target": label, "status": "n/a", "detail": "not measured"})
+            return
+        ok = value >= limit if op == ">=" else value <= limit
+        out.append({"target": label, "status": "holds" if ok else "MISSED", "value": value,
+                    "limit": "%s %g %s" % (op, limit, unit),
+                    "detail": "%.1f %s (%s %g)" % (value, unit, op, limit)})
+
+    unsup = {(p, i) for p, i, _ in unsupported}
+    for proto in ("vmess-aes", "vless", "vmess-tls"):
+        for direction in ("up", "down (-R)"):
+            test = "%s 1 stream %s" % (PROTO_LABEL[proto], direction)
+            label = "iperf3 1 stream %s %s >= 2.0x V2Ray" % (PROTO_LABEL[proto], direction)
+            if (proto, "vrev-openssl") in unsup:
+                out.append({"target": label, "status": "MISSED", "detail": "not supported yet"})
+            else:
+                ratio_target(label, "bulk", test, "gbps", "vrev-openssl", ">=", 2.0)
+    ratio_target("CPU s/GB (1 stream up, aes) <= 0.4x V2Ray", "bulk",
+                 "vmess aes-128-gcm 1 stream up", "cpu_s_per_gb", "vrev-openssl", "<=", 0.4)
+    ratio_target("CPU s/GB (1 stream down, aes) <= 0.4x V2Ray", "bulk",
+                 "vmess aes-128-gcm 1 stream down (-R)", "cpu_s_per_gb", "vrev-openssl", "<=", 0.4)
+    ratio_target("wrk keep-alive c50 req/s >= 1.5x V2Ray", "requests", "keep-alive c50", "rps",
+                 "vrev-openssl", ">=", 1.5)
+    ratio_target("wrk keep-alive c50 p99 <= 0.5x V2Ray", "requests", "keep-alive c50", "p99_ms",
+                 "vrev-openssl", "<=", 0.5)
+    ratio_target("wrk Connection: close c50 conn/s >= 2x V2Ray", "requests",
+                 "Connection: close c50", "rps", "vrev-openssl", ">=", 2.0)
+    for side in ("portal", "bridge"):
+        idle = med(res, "footprint", "RSS idle, " + side, "vrev-openssl", "kib")
+        abs_target("RSS idle %s <= 2 MiB" % side, idle, "<=", 2048, "KiB")
+        abs_target("RSS per open conn (%d) %s <= 16 KiB" % (nconn, side),
+                   med(res, "footprint", "KiB per open conn, " + side, "vrev-openssl", "kib"),
+                   "<=", 16, "KiB")
+        after = med(res, "footprint", "RSS after close, " + side, "vrev-openssl", "kib")
+        abs_target("RSS after close %s within 10%% of idle" % side,
+                   (after / idle - 1) * 100 if after and idle else None, "<=", 10, "% above idle")
+    abs_target("bridge start -> working tunnel <= 20 ms",
+               med(res, "startup", "bridge start -> first request", "vrev-openssl", "ms"), "<=", 20,
+               "ms")
+    abs_target("recovery after portal restart <= 1 s",
+               med(res, "startup", "portal restart -> first request", "vrev-openssl", "ms"), "<=",
+               1000, "ms")
+    # mbedTLS: must beat V2Ray on RSS, CPU per request and latency.
+    ratio_target("mbedTLS: CPU per request (keep-alive c50) < 1x V2Ray", "requests",
+                 "keep-alive c50", "cpu_ms_per_1k_req", "vrev-mbedtls", "<=", 1.0)
+    ratio_target("mbedTLS: p99 (keep-alive c50) < 1x V2Ray", "requests", "keep-alive c50",
+                 "p99_ms", "vrev-mbedtls", "<=", 1.0)
+    for side in ("portal", "bridge"):
+        ratio_target("mbedTLS: RSS with %d conns %s < 1x V2Ray" % (nconn, side), "footprint",
+                     "RSS with %d conns, %s" % (nconn, side), "kib", "vrev-mbedtls", "<=", 1.0)
+    return out
+
+
+GNUPLOT = """set terminal pngcairo size 1600,1500 font ",10"
+set output "{png}"
+set multiplot layout 3,2 title "{title}"
+set style data histogram
+set style histogram errorbars gap 2 lw 1
+set style fill solid 0.85 border -1
+set key top right
+set grid ytics
+set xtics rotate by -15 scale 0
+set yrange [0:*]
+{panels}
+unset multiplot
+"""
+COLORS = {"direct": "#999999", "v2ray": "#d95f02", "vrev-openssl": "#1b9e77",
+          "vrev-mbedtls": "#7570b3"}
+
+
+def draw_chart(res, png, title, tmp):
+    gp = shutil.which("gnuplot")
+    if not gp:
+        say("gnuplot not found: no chart (scripts/install-deps.sh --bench installs gnuplot-nox)")
+        return False
+    aes = PROTO_LABEL["vmess-aes"]
+
+    def is_aes(t):
+        return re.match(re.escape(aes) + r" \d+ stream", t) is not None
+
+    def direct_note(tests):
+        v = [statistics.median(res.get("bulk", t, "direct", "gbps")) for t in tests
+             if res.get("bulk", t, "direct", "gbps")]
+        return " (direct: %.0f..%.0f Gbit/s)" % (min(v), max(v)) if v else ""
+
+    aes_tests = [t for t in res.data.get("bulk", {}) if is_aes(t)]
+    specs = [
+        ("bulk", "gbps", "iperf3 through the tunnel, %s, Gbit/s%s" % (aes, direct_note(aes_tests)),
+         is_aes, TUNNEL_IMPLS),
+        ("bulk", "gbps", "iperf3 1 stream, other tunnel protocols, Gbit/s",
+         lambda t: " 1 stream " in t and not is_aes(t), TUNNEL_IMPLS),
+        ("requests", "rps", "wrk, 1 KiB body, requests/s", lambda t: True, IMPLS),
+        ("requests", "p99_ms", "wrk p99 latency, ms (lower is better)", lambda t: True, IMPLS),
+        ("bulk", "cpu_s_per_gb", "CPU seconds per GB, portal + bridge (lower is better)", is_aes,
+         TUNNEL_IMPLS),
+        ("footprint", "kib", "RSS per process, KiB (lower is better)",
+         lambda t: t.startswith("RSS"), TUNNEL_IMPLS),
+    ]
+    panels = []
+    for i, (section, metric, ptitle, keep, order) in enumerate(specs):
+        tests = [t for t in res.data.get(section, {}) if keep(t)]
+        impls = [im for im in order if any(res.get(section, t, im, metric) for t in tests)]
+        if not tests or not impls:
+            panels.append("set multiplot next")
+            continue
+        dat = os.path.join(tmp, "chart%d.dat" % i)
+        with open(dat, "w") as f:
+            for t in tests:
+                label = t.replace(aes + " ", "") if is_aes(t) else t
+                row = ['"%s"' % label.replace('"', "'")]
+                for im in impls:
+                    s = summary(res.get(section, t, im, metric))
+                    row += (["%g" % s["median"], "%g" % s["min"], "%g" % s["max"]] if s
+                            else ["NaN", "NaN", "NaN"])
+                f.write(" ".join(row) + "\n")
+        plots = []
+        for k, im in enumerate(impls):
+            c = 2 + 3 * k
+            plots.append('"%s" using %d:%d:%d%s title "%s" lc rgb "%s"' % (
+                dat, c, c + 1, c + 2, ":xtic(1)" if k == 0 else "", im, COLORS[im]))
+        panels.append('set title "%s"\nplot %s' % (ptitle, ", ".join(plots)))
+    script = os.path.join(tmp, "chart.gp")
+    with open(script, "w") as f:
+        f.write(GNUPLOT.format(png=png, title=title, panels="\n".join(panels)))
+    rc, out, err = run_tool([gp, script], 60)
+    if rc != 0:
+        say("gnuplot failed: " + (err or out).strip()[-300:])
+        return False
+    return True
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+class Ctx:
+    pass
+
+
+def versions(args):
+    v = {}
+    for name, argv in (("vrev-openssl", [args.vrev_openssl, "version"]),
+                       ("vrev-mbedtls", [args.vrev_mbedtls, "version"]),
+                       ("v2ray", [args.v2ray, "-version"]),
+                       ("iperf3", ["iperf3", "--version"]),
+                       ("wrk", ["wrk", "--version"]),
+                       ("nginx", ["nginx", "-v"])):
+        try:
+            rc, out, err = run_tool(argv, 10)
+            v[name] = ((out or "") + (err or "")).strip().splitlines()[0]
+        except (OSError, IndexError, TypeError):
+            v[name] = None
+    return v
+
+
+def machine_info():
+    cpu = None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1048576
+    want = min(want, 1048576)
+    if soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a ~2-minute smoke run")
+    ap.add_argument("--vrev-openssl", default=os.path.join(ROOT, "build/bench/openssl/vrev"))
+    ap.add_argument("--vrev-mbedtls", default=os.path.join(ROOT, "build/bench/mbedtls/vrev"))
+    ap.add_argument("--micro-openssl",
+                    default=os.path.join(ROOT, "build/bench/openssl/bench/aead_bench"))
+    ap.add_argument("--micro-mbedtls",
+                    default=os.path.join(ROOT, "build/bench/mbedtls/bench/aead_bench"))
+    ap.add_argument("--v2ray", default=shutil.which("v2ray") or "/usr/bin/v2ray")
+    ap.add_argument("--reps", type=int, help="runs per measurement (default 3; quick 1)")
+    ap.add_argument("--duration", type=int, help="seconds per iperf3/wrk run (default 3; quick 1)")
+    ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
+    ap.add_argument("--only", default="startup,footprint,bulk,requests,micro",
+                    help="comma-separated sections to run")
+    ap.add_argument("--protos", help="comma-separated tunnel protocols (default all: %s)" %
+                    ",".join(p for p, _ in PROTOS))
+    ap.add_argument("--impls", default=",".join(TUNNEL_IMPLS),
+                    help="comma-separated tunnel implementations (default %(default)s)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--name", help="results file name without extension (default the date)")
+    ap.add_argument("--max-load", type=float, default=0.7,
+                    help="warn when the 1-minute load average per core exceeds this at start")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
+    args = ap.parse_args()
+
+    reps = args.reps or (1 if args.quick else 3)
+    duration = args.duration or (1 if args.quick else 3)
+    nconn = args.conns or (300 if args.quick else 1000)
+    sections = set(args.only.split(","))
+    protos = args.protos.split(",") if args.protos else [p for p, _ in PROTOS]
+    limit_s = 8 * 60 if args.quick else 45 * 60
+
+    nofile = raise_nofile()
+    if nofile < 2 * nconn + 200:
+        say("warning: open-file limit %d is low for %d connections" % (nofile, nconn))
+
+    for tool in ("iperf3", "wrk"):
+        if not shutil.which(tool):
+            sys.exit("bench: %s not found (scripts/install-deps.sh --bench)" % tool)
+    impls = {}
+    for name, path, kind in (("v2ray", args.v2ray, "v2ray"),
+                             ("vrev-openssl", args.vrev_openssl, "vrev"),
+                             ("vrev-mbedtls", args.vrev_mbedtls, "vrev")):
+        if name not in args.impls.split(","):
+            continue
+        if path and os.access(path, os.X_OK):
+            impls[name] = Impl(name, os.path.abspath(path), kind)
+        else:
+            say("warning: %s not found at %s: its column stays empty" % (name, path))
+
+    tmp = tempfile.mkdtemp(prefix="vrev-bench-")
+    procs = Procs(tmp)
+    ctx = Ctx()
+    ctx.procs, ctx.tmp, ctx.settle, ctx.rep_seed = procs, tmp, 3.0 if not args.quick else 1.5, 0
+    t_start = time.monotonic()
+    ctx.deadline = t_start + limit_s
+
+    def check_deadline():
+        if time.monotonic() > ctx.deadline:
+            raise Deadline("run exceeded its %d s limit" % limit_s)
+    ctx.check_deadline = check_deadline
+    ctx.recoveries = []
+
+    def recover(pair):
+        note = pair.recover()
+        say("  %s %s: %s" % (pair.impl.name, pair.proto, note.splitlines()[0]))
+        ctx.recoveries.append({"impl": pair.impl.name, "proto": pair.proto, "note": note})
+    ctx.recover = recover
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    res = Results()
+    unsupported = []
+    loads = [{"at": "start", "loadavg": os.getloadavg()}]
+    now = datetime.datetime.now()
+    name = args.name or (now.strftime("%Y-%m-%d") + ("-quick" if args.quick else ""))
+    load1 = os.getloadavg()[0]
+    say("bench: %s run, %d rep(s) x %d s, %d connections; load average %.2f %.2f %.2f on %d cores"
+        % ("quick" if args.quick else "full", reps, duration, nconn, *os.getloadavg(),
+           os.cpu_count()))
+    if load1 / (os.cpu_count() or 1) > args.max_load:
+        say("warning: the machine is busy (load %.2f): results will be noisy; rerun when idle"
+            % load1)
+    status = "complete"
+    try:
+        backends = Backends(procs, tmp)
+        backends.start()
+        ctx.backends = backends
+        say("backends: iperf3 server :%d, %s :%d" % (backends.iperf_port, backends.web_kind,
+                                                     backends.web_port))
+
+        if "startup" in sections:
+            say("== startup: bridge start -> first request; portal restart -> first request")
+            bench_startup(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
+                          reps if not args.quick else 1, backends)
+            loads.append({"at": "after startup", "loadavg": os.getloadavg()})
+
+        for proto in protos:
+            pairs = {}
+            try:
+                for iname in TUNNEL_IMPLS:
+                    if iname not in impls:
+                        continue
+                    pair = Pair(procs, tmp, impls[iname], proto, backends)
+                    msg = pair.check()
+                    if msg:
+                        if iname == "v2ray":
+                            say("warning: V2Ray refuses the %s configuration: %s" % (proto, msg))
+                        else:
+                            say("%s over %s: not supported yet (%s)" % (iname, proto, msg))
+                        unsupported.append((proto, iname, msg))
+                        continue
+                    pair.start()
+                    pairs[iname] = pair
+                if not pairs:
+                    continue
+                say("== %s: %s" % (proto, ", ".join("%s %s" % (n, p.pids()) for n, p in
+                                                    pairs.items())))
+                if proto == "vmess-aes" and "footprint" in sections:
+                    say("-- footprint (%d connections)" % nconn)
+                    bench_footprint(res, ctx, pairs, nconn)
+                if "bulk" in sections:
+                    say("-- bulk (iperf3, %d s per run)" % duration)
+                    if proto == "vmess-aes":
+                        tests = [(1, False), (1, True), (8, False), (8, True)]
+                    elif args.quick:
+                        tests = [(1, False)]
+                    else:
+                        tests = [(1, False), (1, True), (8, False), (8, True)]
+                    allp = dict(pairs)
+                    if proto == "vmess-aes":
+                        allp = dict([("direct", None)] + list(pairs.items()))
+                    bench_bulk(res, ctx, allp, proto, tests, reps, duration)
+                if proto == "vmess-aes" and "requests" in sections:
+                    say("-- requests (wrk, %d s per run)" % duration)
+                    allp = dict([("direct", None)] + list(pairs.items()))
+                    bench_requests(res, ctx, allp, reps, duration)
+                for iname, pair in pairs.items():
+                    hwm = pair.hwm()
+                    for side in ("portal", "bridge"):
+                        res.add("footprint", "peak RSS (VmHWM) %s, %s" % (proto, side), iname,
+                                "kib", hwm[side])
+            finally:
+                for pair in pairs.values():
+                    pair.stop()
+            loads.append({"at": "after " + proto, "loadavg": os.getloadavg()})
+
+        if "micro" in sections:
+            say("== micro: AEAD seal rate (bench/aead_bench.c)")
+            bench_micro(res, ctx, {"vrev-openssl": args.micro_openssl,
+                                   "vrev-mbedtls": args.micro_mbedtls})
+    except (Deadline, KeyboardInterrupt, RuntimeError) as e:
+        status = "aborted: %s" % e
+        say("bench: ABORTED: %s" % e)
+    finally:
+        procs.stop_all()
+    loads.append({"at": "end", "loadavg": os.getloadavg()})
+    elapsed = time.monotonic() - t_start
+
+    table, table_json = build_table(res, unsupported)
+    targets = check_targets(res, unsupported, nconn)
+    print()
+    print("vrev vs V2Ray 4.34 on 127.0.0.1 — medians [min..max] of %d run(s); ratios are "
+          "medians of per-run ratios (runs measured next to each other)" % reps)
+    print(table)
+    print()
+    print("targets (issue M5):")
+    for t in targets:
+        print("  %-7s %-58s %s" % (t["status"], t["target"], t.get("detail", "")))
+    print()
+    print("load average: " + "; ".join("%s %.2f/%.2f/%.2f" % (l["at"], *l["loadavg"])
+                                        for l in loads))
+    os.makedirs(args.out, exist_ok=True)
+    jpath = os.path.join(args.out, name + ".json")
+    ppath = os.path.join(args.out, name + ".png")
+    doc = {
+        "name": name, "date": now.isoformat(timespec="seconds"), "status": status,
+        "quick": args.quick, "reps": reps, "duration_s": duration, "connections": nconn,
+        "elapsed_s": round(elapsed, 1), "machine": machine_info(), "versions": versions(args),
+        "web_server": getattr(ctx, "backends", None) and ctx.backends.web_kind,
+        "loadavg": loads,
+        "unsupported": [{"proto": p, "impl": i, "message": m} for p, i, m in unsupported],
+        "results": res.data, "failures": res.notes,
+        "recoveries": getattr(ctx, "recoveries", []), "summary": table_json, "targets": targets,
+        "table": table, "log": LOG,
+    }
+    with open(jpath, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    title = "vrev vs V2Ray 4.34, 127.0.0.1, %s, %d cores, %s" % (
+        now.strftime("%Y-%m-%d"), os.cpu_count(), "quick" if args.quick else "full")
+    drawn = draw_chart(res, ppath, title, tmp)
+    print("wrote %s%s (%.0f s)" % (jpath, " and " + ppath if drawn else "", elapsed))
+    if args.keep_tmp:
+        print("configs and logs kept in " + tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if status == "complete" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
