@@ -1,6 +1,7 @@
 /* TCP: dialing with a deadline, listening with EMFILE back-off, socket tuning and closing. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -196,12 +197,17 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d)
 
 /* --- closing -------------------------------------------------------------------------------- */
 
+/* A plain socket bufferevent (not a filter, whose getfd answers its socket's fd, nor a pair). */
+static bool is_socket(struct bufferevent *bev)
+{
+    return !bufferevent_get_underlying(bev) && bufferevent_getfd(bev) >= 0;
+}
+
 void vrev__bev_shutdown_write(struct bufferevent *bev)
 {
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd >= 0)
-        shutdown(fd, SHUT_WR);
-    else /* a pair or a filter: pass an end of stream along */
+    if (is_socket(bev))
+        shutdown(bufferevent_getfd(bev), SHUT_WR);
+    else /* a pair or a layer (VMess, TLS): pass an end of stream through it */
         bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
 }
 
@@ -209,14 +215,17 @@ void vrev__bev_close(struct bufferevent *bev, int abort)
 {
     if (!bev)
         return;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (abort && fd >= 0) {
-        struct linger lg = {1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    /* An abort resets the socket at the bottom of the stack, so that the peer sees an error
+     * rather than a clean end. */
+    for (struct bufferevent *b = bev; abort && b; b = bufferevent_get_underlying(b)) {
+        if (is_socket(b)) {
+            struct linger lg = {1, 0};
+            setsockopt(bufferevent_getfd(b), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+        }
     }
     /* Freeing one end of a pair tells the other end nothing: say it explicitly, as an error
      * for an abort, as an end of stream otherwise. */
-    struct bufferevent *partner = fd < 0 ? bufferevent_pair_get_partner(bev) : NULL;
+    struct bufferevent *partner = bufferevent_pair_get_partner(bev);
     if (partner && abort)
         bufferevent_trigger_event(partner, BEV_EVENT_ERROR | BEV_EVENT_READING,
                                   BEV_TRIG_DEFER_CALLBACKS);

@@ -36,13 +36,32 @@ static void echo_read(struct bufferevent *bev, void *arg)
 static struct bufferevent *echo_conns[16];
 static int n_echo_conns;
 
-static void echo_event(struct bufferevent *bev, short what, void *arg)
+static void echo_forget(struct bufferevent *bev)
 {
-    (void)what, (void)arg;
     for (int i = 0; i < n_echo_conns; i++)
         if (echo_conns[i] == bev)
             echo_conns[i] = NULL;
     bufferevent_free(bev);
+}
+
+/* After the client's end of stream: finish echoing, then close. */
+static void echo_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!(bufferevent_get_enabled(bev) & EV_READ) &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        echo_forget(bev);
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & BEV_EVENT_EOF) {
+        echo_read(bev, arg);
+        bufferevent_disable(bev, EV_READ);
+        echo_write(bev, arg);
+        return;
+    }
+    echo_forget(bev);
 }
 
 static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
@@ -50,7 +69,7 @@ static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, 
     (void)sa, (void)len;
     struct world *w = arg;
     struct bufferevent *bev = vrev__bev_socket(w->ctx, fd);
-    bufferevent_setcb(bev, echo_read, NULL, echo_event, w);
+    bufferevent_setcb(bev, echo_read, echo_write, echo_event, w);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     assert_true(n_echo_conns < 16);
     echo_conns[n_echo_conns++] = bev;
@@ -272,6 +291,57 @@ static void test_vmess_chain_none(void **state)
     run_vmess_chain(VREV_VMESS_SEC_NONE);
 }
 
+/* 2 MiB out, then our end of stream: the end travels as VMess end-of-stream chunks through
+ * both layers, the echo finishes, and every byte comes back before the clean end. */
+#define HALF_CLOSE_BYTES (2u << 20)
+
+/* Our end of stream once everything queued has gone out. */
+static void half_close_written(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        vrev__bev_shutdown_write(bev);
+        bufferevent_setcb(bev, client_read, NULL, client_event, arg);
+    }
+}
+
+static void half_close_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    assert_int_equal(err, 0);
+    w->client = bev;
+    bufferevent_setcb(bev, client_read, half_close_written, client_event, w);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    uint8_t *data = malloc(HALF_CLOSE_BYTES);
+    for (size_t i = 0; i < HALF_CLOSE_BYTES; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 16));
+    bufferevent_write(bev, data, HALF_CLOSE_BYTES);
+    free(data);
+}
+
+static void test_vmess_half_close(void **state)
+{
+    (void)state;
+    struct world w;
+    chain_security = VREV_VMESS_SEC_AES_128_GCM;
+    world_init(&w, make_vmess_chain);
+    struct vrev__addr a;
+    assert_int_equal(vrev__addr_from_text(&a, "127.0.0.1", vrev__inbound_port(w.in)), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &a, 2000, half_close_dialed, &w, NULL), 0);
+    world_run(&w, 10); /* client_event ends the loop at the end of the echo */
+    assert_int_equal(w.eof, 1);
+    assert_int_equal(evbuffer_get_length(w.got), HALF_CLOSE_BYTES);
+    const uint8_t *p = evbuffer_pullup(w.got, -1);
+    for (size_t i = 0; i < HALF_CLOSE_BYTES; i++)
+        if (p[i] != (uint8_t)(i * 31 + (i >> 16)))
+            fail_msg("byte %zu differs", i);
+    struct vrev__engine *server = chain_server->engine;
+    vrev__inbound_free(chain_server);
+    vrev__engine_cleanup(server);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_vmess_chain_aes),
         cmocka_unit_test(test_vmess_chain_chacha),
         cmocka_unit_test(test_vmess_chain_none),
+        cmocka_unit_test(test_vmess_half_close),
     };
     return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);
 }
