@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "net/tls.h"
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
 #include "vrev/instance.h"
@@ -30,9 +31,38 @@ static int fail(char *err, size_t len, int rc, const char *what, size_t idx, con
     return rc;
 }
 
-static int check_stream(const struct vrev__cfg_stream *s)
+/* streamSettings.tlsSettings -> a TLS context (client: what it trusts and checks; server: its
+ * certificate). *out stays NULL without TLS. */
+static int make_tls(vrev_instance *inst, const struct vrev__cfg_stream *s, bool server,
+                    const char *tag, struct vrev__tls_ctx **out, char *msg, size_t len)
 {
-    return s->security == VREV_CFG_SECURITY_NONE ? 0 : VREV_ERR_UNSUPPORTED;
+    *out = NULL;
+    if (s->security != VREV_CFG_SECURITY_TLS)
+        return 0;
+    const struct vrev__cfg_tls *t = &s->tls;
+    const char *pem[8], *files[8];
+    size_t n_pem = 0, n_files = 0;
+    for (size_t i = 0; i < t->n_certs && n_pem < 8 && n_files < 8; i++) {
+        if (t->certs[i].certificate)
+            pem[n_pem++] = t->certs[i].certificate;
+        else if (t->certs[i].certificate_file)
+            files[n_files++] = t->certs[i].certificate_file;
+    }
+    if (server) {
+        const struct vrev__cfg_cert *c = t->n_certs ? &t->certs[0] : NULL;
+        struct vrev__tls_server_opts so = {c ? c->certificate : NULL,
+                                           c ? c->certificate_file : NULL, c ? c->key : NULL,
+                                           c ? c->key_file : NULL, t->alpn.v, t->alpn.n};
+        return vrev__tls_server_ctx_new(inst->ctx, &so, out, msg, len);
+    }
+    /* As V2Ray: the client trusts the system roots and every certificate listed. */
+    struct vrev__tls_client_opts co = {t->server_name, t->allow_insecure,
+                                       t->disable_system_root, pem, n_pem, files, n_files,
+                                       t->alpn.v, t->alpn.n};
+    if (t->allow_insecure)
+        vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] allowInsecure: the server's certificate is not checked", tag);
+    return vrev__tls_client_ctx_new(inst->ctx, &co, out, msg, len);
 }
 
 static int vmess_security(int cfg)
@@ -44,10 +74,6 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
                         struct vrev__outbound **ob, const char **why)
 {
     struct vrev__engine *e = &inst->engine;
-    if (check_stream(&o->stream) < 0) {
-        *why = "TLS (streamSettings.security) is not supported yet";
-        return VREV_ERR_UNSUPPORTED;
-    }
     switch (o->protocol) {
     case VREV_CFG_OUT_FREEDOM: {
         const struct vrev__cfg_freedom *f = &o->settings.freedom;
@@ -104,10 +130,20 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
 {
     for (size_t i = 0; i < cfg->n_outbounds; i++) {
         struct vrev__outbound *ob = NULL;
+        struct vrev__tls_ctx *tls = NULL;
         const char *why = NULL;
-        int rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
-        if (rc == 0)
+        char msg[256] = "";
+        int rc = make_tls(inst, &cfg->outbounds[i].stream, false, cfg->outbounds[i].tag, &tls,
+                          msg, sizeof(msg));
+        if (rc < 0)
+            return fail(err, len, rc, "outbounds", i, msg[0] ? msg : NULL);
+        rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
+        if (rc == 0) {
+            vrev__outbound_set_tls(ob, tls);
             rc = vrev__engine_add_outbound(&inst->engine, ob);
+        } else {
+            vrev__tls_ctx_free(tls);
+        }
         if (rc < 0)
             return fail(err, len, rc, "outbounds", i, why);
     }
@@ -157,10 +193,6 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
     struct vrev__engine *e = &inst->engine;
     if (c->port.from != c->port.to) {
         *why = "port ranges are not supported; give one port";
-        return VREV_ERR_UNSUPPORTED;
-    }
-    if (check_stream(&c->stream) < 0) {
-        *why = "TLS (streamSettings.security) is not supported yet";
         return VREV_ERR_UNSUPPORTED;
     }
     switch (c->protocol) {
@@ -241,7 +273,17 @@ static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, c
         return VREV_ERR_NOMEM;
     for (size_t i = 0; i < cfg->n_inbounds; i++) {
         const char *why = NULL;
-        int rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
+        struct vrev__tls_ctx *tls = NULL;
+        char tmsg[256] = "";
+        int rc = make_tls(inst, &cfg->inbounds[i].stream, true, cfg->inbounds[i].tag, &tls, tmsg,
+                          sizeof(tmsg));
+        if (rc < 0)
+            return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
+        rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
+        if (rc == 0)
+            vrev__inbound_set_tls(inst->inbounds[i], tls);
+        else
+            vrev__tls_ctx_free(tls);
         if (rc == 0) {
             inst->n_inbounds = i + 1;
             if (!(inst->inbound_tags[i] = vrev__strdup(inst->ctx, cfg->inbounds[i].tag)))

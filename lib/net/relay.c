@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include "net.h"
+#include "tls.h"
 
 struct side {
     struct bufferevent *bev;
@@ -25,7 +26,12 @@ struct vrev__relay {
     struct event *timer;
     struct timeval last; /* last byte moved */
     uint64_t bytes[2];
+    bool flushing;        /* both ways ended: waiting for the stacks to write what they hold */
+    struct timeval flush_until;
 };
+
+#define FLUSH_POLL_MS 20
+#define FLUSH_MAX_S 5
 
 static void finish(struct vrev__relay *r, int result, int abort)
 {
@@ -64,10 +70,46 @@ static void arm(struct vrev__relay *r)
     evtimer_add(r->timer, &left);
 }
 
+/* Bytes still queued anywhere in a stack: its own output and every layer's below (a VMess or
+ * TLS layer hands its records to the socket's buffer, which freeing would throw away). */
+static size_t queued(struct bufferevent *bev)
+{
+    size_t n = 0;
+    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b))
+        n += evbuffer_get_length(bufferevent_get_output(b));
+    return n;
+}
+
+/* Both ways have ended: free once everything queued is out (bounded wait). */
+static void finish_when_flushed(struct vrev__relay *r)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(r->ctx->base, &now);
+    if (!r->flushing) {
+        struct timeval max = {FLUSH_MAX_S, 0};
+        timeradd(&now, &max, &r->flush_until);
+        r->flushing = true;
+    }
+    if (queued(r->s[0].bev) + queued(r->s[1].bev) == 0) {
+        finish(r, 0, 0);
+        return;
+    }
+    if (!timercmp(&now, &r->flush_until, <)) {
+        finish(r, VREV_ERR_TIMEOUT, 1);
+        return;
+    }
+    struct timeval tv = {0, FLUSH_POLL_MS * 1000};
+    evtimer_add(r->timer, &tv);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__relay *r = arg;
+    if (r->flushing) {
+        finish_when_flushed(r);
+        return;
+    }
     uint32_t ms = current_timeout(r);
     struct timeval now, tv = {ms / 1000, (ms % 1000) * 1000}, deadline;
     event_base_gettimeofday_cached(r->ctx->base, &now);
@@ -91,7 +133,7 @@ static bool pass_eof(struct vrev__relay *r, int i)
     vrev__bev_shutdown_write(to->bev);
     to->shut = true;
     if (r->s[0].shut && r->s[1].shut) {
-        finish(r, 0, 0);
+        finish_when_flushed(r); /* the relay may be gone when this returns */
         return true;
     }
     return false;
@@ -130,11 +172,24 @@ static void on_write(struct bufferevent *bev, void *arg)
     pass_eof(r, !j);
 }
 
+/* Say why a TLS layer in this stack failed (a certificate, a name, an alert), if one did. */
+static void log_tls_failure(struct vrev__relay *r, struct bufferevent *bev)
+{
+    char why[256];
+    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b)) {
+        if (vrev__tls_last_error(b, why, sizeof(why))[0]) {
+            vrev__log(r->ctx, VREV_LOG_WARN, "tls", "connection failed: %s", why);
+            return;
+        }
+    }
+}
+
 static void on_event(struct bufferevent *bev, short events, void *arg)
 {
     struct vrev__relay *r = arg;
     int i = which(r, bev);
     if (events & BEV_EVENT_ERROR || (events & BEV_EVENT_EOF && events & BEV_EVENT_WRITING)) {
+        log_tls_failure(r, bev);
         finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
         return;
     }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "tls.h"
 
 #define LOG_COMPONENT "net"
 
@@ -218,6 +219,8 @@ void vrev__bev_close(struct bufferevent *bev, int abort)
     /* An abort resets the socket at the bottom of the stack, so that the peer sees an error
      * rather than a clean end. */
     for (struct bufferevent *b = bev; abort && b; b = bufferevent_get_underlying(b)) {
+        if (vrev__tls_set_abort(b)) /* the TLS layer resets its own socket, no close_notify */
+            break;
         if (is_socket(b)) {
             struct linger lg = {1, 0};
             setsockopt(bufferevent_getfd(b), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));

@@ -27,6 +27,7 @@ struct vstream {
     bool resp_sent;   /* server: response header sent */
     bool eof_in;      /* peer's end-of-stream chunk seen */
     bool eof_out;     /* our end-of-stream chunk sent */
+    bool failed;      /* an error event was raised */
     struct vrev__vmess_resp_reader resp;
     uint8_t resp_hdr[VREV_VMESS_RESPONSE_LEN];
 };
@@ -39,6 +40,18 @@ static void vstream_free(void *arg)
     vrev__vmess_resp_reader_wipe(&v->resp);
     vrev__wipe(v->resp_hdr, sizeof(v->resp_hdr));
     vrev__free(v->ctx, v);
+}
+
+/* libevent 2.1 ignores BEV_ERROR from a filter: raise the error event ourselves, once, so
+ * that a forged or broken chunk ends the connection now rather than at its idle timeout. */
+static enum bufferevent_filter_result fail(struct vstream *v, struct evbuffer *src, short what)
+{
+    evbuffer_drain(src, evbuffer_get_length(src));
+    if (!v->failed) {
+        v->failed = true;
+        bufferevent_trigger_event(v->self, BEV_EVENT_ERROR | what, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return BEV_ERROR;
 }
 
 /* Feed the first contiguous segment of src to a reader-style function. */
@@ -61,7 +74,7 @@ static enum bufferevent_filter_result read_response_header(struct vstream *v,
         int rc = vrev__vmess_resp_reader_feed(&v->resp, p, n, &used);
         evbuffer_drain(src, used);
         if (rc < 0)
-            return BEV_ERROR;
+            return fail(v, src, BEV_EVENT_READING);
         v->resp_read = rc == 1;
     }
     return v->resp_read ? BEV_OK : BEV_NEED_MORE;
@@ -73,6 +86,8 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
 {
     (void)limit, (void)mode;
     struct vstream *v = arg;
+    if (v->failed)
+        return fail(v, src, BEV_EVENT_READING);
     if (v->client && !v->resp_read) {
         enum bufferevent_filter_result r = read_response_header(v, src);
         if (r != BEV_OK)
@@ -84,7 +99,7 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
     while (!v->eof_in && first_segment(src, &p, &n)) {
         int rc = vrev__vmess_body_open(&v->dec, p, n, &used, &out, &out_len);
         if (rc < 0)
-            return BEV_ERROR;
+            return fail(v, src, BEV_EVENT_READING);
         if (rc == VREV_VMESS_BODY_CHUNK) { /* before draining: out may point into src */
             if (v->packet)
                 vrev__packet_put(dst, out, out_len);
@@ -127,6 +142,8 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
     size_t budget = limit < 0 ? SIZE_MAX : (size_t)limit;
     size_t max = vrev__vmess_body_max_payload(&v->enc);
     size_t left = evbuffer_get_length(src);
+    if (v->failed)
+        return fail(v, src, BEV_EVENT_WRITING);
     if (v->eof_out) {
         evbuffer_drain(src, left);
         return BEV_OK;
@@ -142,20 +159,20 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         while (evbuffer_get_length(dst) - start < budget &&
                vrev__packet_take(src, dgram, sizeof(dgram), &n))
             if (n && n <= max && seal_into(v, dst, dgram, n) < 0) /* empty/too large: dropped */
-                return BEV_ERROR;
+                return fail(v, src, BEV_EVENT_WRITING);
         left = 0;
     }
     while (left && evbuffer_get_length(dst) - start < budget) {
         size_t n = left < max ? left : max;
         const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
         if (!p || seal_into(v, dst, p, n) < 0)
-            return BEV_ERROR;
+            return fail(v, src, BEV_EVENT_WRITING);
         evbuffer_drain(src, n);
         left -= n;
     }
     if (mode == BEV_FINISHED && left == 0 && evbuffer_get_length(src) == 0) {
         if (v->enc.mode != VREV_VMESS_BODY_RAW && seal_into(v, dst, NULL, 0) < 0)
-            return BEV_ERROR;
+            return fail(v, src, BEV_EVENT_WRITING);
         v->eof_out = true;
     }
     return BEV_OK;

@@ -3,6 +3,7 @@
  * callback runs, the engine owns the link: stopping the engine closes it. */
 #include <string.h>
 
+#include "net/tls.h"
 #include "proxy.h"
 
 #define DIAL_ATTEMPTS 5
@@ -13,6 +14,7 @@ struct link_dial {
     struct vrev__engine *engine;
     struct bufferevent *link;
     struct vrev__addr target;
+    struct vrev__tls_ctx *tls; /* borrowed from the outbound */
     uint32_t step_ms;
     int attempt;
     struct vrev__dial *dial;
@@ -55,6 +57,12 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     struct bufferevent *link = d->link;
     vrev__link_dialed_fn done = d->done;
     void *cb_user = d->user;
+    if (!err && d->tls) { /* the server's name is checked against its certificate */
+        char host[VREV_ADDR_DOMAIN_MAX + 1] = "";
+        if (d->target.type == VREV_ADDR_DOMAIN)
+            vrev__addr_host_text(&d->target, host, sizeof(host));
+        bev = vrev__tls_wrap(d->tls, bev, host[0] ? host : NULL, &err);
+    }
     if (err) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&d->target, t, sizeof(t));
@@ -84,9 +92,9 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     attempt(arg);
 }
 
-int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
-                          const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void *user)
+static int dial_for(struct vrev__engine *e, struct bufferevent *link,
+                    const struct vrev__addr *target, struct vrev__tls_ctx *tls, uint32_t step_ms,
+                    vrev__link_dialed_fn done, void *user)
 {
     struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
     if (d)
@@ -99,10 +107,25 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->engine = e;
     d->link = link;
     d->target = *target;
+    d->tls = tls;
     d->step_ms = step_ms;
     d->done = done;
     d->user = user;
     vrev__engine_track(e, &d->conn, link_dial_close);
     attempt(d);
     return 0;
+}
+
+int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
+                          const struct vrev__addr *target, uint32_t step_ms,
+                          vrev__link_dialed_fn done, void *user)
+{
+    return dial_for(e, link, target, NULL, step_ms, done, user);
+}
+
+int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
+                        const struct vrev__addr *target, uint32_t step_ms,
+                        vrev__link_dialed_fn done, void *user)
+{
+    return dial_for(ob->engine, link, target, ob->tls, step_ms, done, user);
 }

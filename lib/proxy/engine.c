@@ -2,6 +2,7 @@
 #include <event2/dns.h>
 #include <string.h>
 
+#include "net/tls.h"
 #include "proxy.h"
 
 #define LOG_COMPONENT "engine"
@@ -174,6 +175,7 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
     ob->ops = ops;
     ob->engine = e;
     ob->tag = NULL;
+    ob->tls = NULL;
     if (tag) {
         size_t n = strlen(tag) + 1;
         ob->tag = vrev__malloc(e->ctx, n);
@@ -187,4 +189,11 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
 void vrev__outbound_cleanup(struct vrev__outbound *ob)
 {
     vrev__free(ob->engine->ctx, ob->tag);
+    vrev__tls_ctx_free(ob->tls);
+}
+
+void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls)
+{
+    vrev__tls_ctx_free(ob->tls);
+    ob->tls = tls;
 }

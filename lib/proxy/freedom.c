@@ -42,7 +42,7 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
         target.port = f->redirect_port;
     if (info->network == VREV_NET_UDP)
         return vrev__udp_flow_start(ob->engine, link, &target);
-    return vrev__engine_dial_for(ob->engine, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, f);
+    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, f);
 }
 
 static void freedom_destroy(struct vrev__outbound *ob)

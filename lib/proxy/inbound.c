@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "inbound.h"
+#include "net/tls.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "inbound"
@@ -38,16 +39,31 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
     return vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
 }
 
+struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
+{
+    struct bufferevent *bev = vrev__bev_socket(in->engine->ctx, fd);
+    if (!bev || !in->tls)
+        return bev;
+    int err;
+    return vrev__tls_wrap(in->tls, bev, NULL, &err); /* frees bev on failure */
+}
+
+void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)
+{
+    vrev__tls_ctx_free(in->tls);
+    in->tls = tls;
+}
+
 static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len,
                             void *user)
 {
     (void)len;
     struct vrev__inbound *in = user;
     struct vrev__engine *e = in->engine;
-    struct bufferevent *bev = vrev__bev_socket(e->ctx, fd);
+    vrev__tcp_tune(fd);
+    struct bufferevent *bev = vrev__inbound_socket(in, fd);
     if (!bev)
         return;
-    vrev__tcp_tune(fd);
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
     info.inbound_tag = in->tag;
@@ -90,6 +106,7 @@ void vrev__inbound_free(struct vrev__inbound *in)
     vrev_ctx *ctx = in->engine->ctx;
     vrev__listener_free(in->listener);
     vrev__udp_in_free(in->udp);
+    vrev__tls_ctx_free(in->tls);
     for (size_t i = 0; i < in->n_users; i++) {
         vrev__vmess_user_wipe(&in->users[i]);
         if (in->emails)

@@ -9,6 +9,7 @@ struct vrev__inbound {
     struct vrev__engine *engine;
     char *tag;
     struct vrev__listener *listener;
+    struct vrev__tls_ctx *tls; /* streamSettings.security "tls"; NULL: none */
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;
@@ -27,5 +28,8 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept);
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
+/* A bufferevent for an accepted socket, with the inbound's TLS layered on if it has one.
+ * NULL on failure (the socket is then closed). */
+struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);
 
 #endif

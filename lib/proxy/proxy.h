@@ -15,6 +15,7 @@
 
 struct vrev__engine;
 struct vrev__outbound;
+struct vrev__tls_ctx;
 
 /* What the router sees of one connection. */
 struct vrev__link_info {
@@ -40,6 +41,7 @@ struct vrev__outbound {
     const struct vrev__outbound_ops *ops;
     struct vrev__engine *engine;
     char *tag;
+    struct vrev__tls_ctx *tls; /* streamSettings.security "tls": dials are wrapped; NULL: none */
 };
 
 /* --- connections tracked by the engine (so that stopping it frees everything) ------------- */
@@ -103,10 +105,17 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void *user);
 
+/* The same for an outbound: TLS (ob->tls) is layered on the connection before `done` runs. */
+int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
+                        const struct vrev__addr *target, uint32_t step_ms,
+                        vrev__link_dialed_fn done, void *user);
+
 /* Common outbound setup: tag copy and ops. */
 int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
                         const struct vrev__outbound_ops *ops, const char *tag);
 void vrev__outbound_cleanup(struct vrev__outbound *ob);
+/* Give an outbound a TLS client context (the outbound takes the reference). */
+void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 
@@ -221,6 +230,9 @@ int vrev__socks_in_new(struct vrev__engine *e, const char *tag,
 int vrev__dokodemo_new(struct vrev__engine *e, const char *tag,
                        const struct vrev__dokodemo_opts *opts, struct vrev__inbound **out);
 void vrev__inbound_free(struct vrev__inbound *in);
+/* Give an inbound a TLS server context (the inbound takes the reference): every accepted
+ * connection is wrapped before its protocol reads it. */
+void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls);
 /* The TCP port an inbound listens on (after binding port 0). */
 uint16_t vrev__inbound_port(const struct vrev__inbound *in);
 

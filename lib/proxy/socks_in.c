@@ -276,7 +276,7 @@ static void socks_accept(evutil_socket_t fd, const struct sockaddr *peer, int le
     vrev__hdr_reader_init(&h->rd);
     vrev__addr_from_sockaddr(&h->source, peer);
     h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    h->bev = h->deadline ? vrev__bev_socket(e->ctx, fd) : NULL;
+    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
     if (!h->bev) {
         if (!h->deadline)
             evutil_closesocket(fd);

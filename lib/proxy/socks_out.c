@@ -214,7 +214,7 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ob = s;
     r->target = info->target;
     vrev__hdr_reader_init(&r->rd);
-    int rc = vrev__engine_dial_for(ob->engine, link, &s->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &s->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

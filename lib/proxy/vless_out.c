@@ -140,7 +140,7 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     }
     r->ob = v;
     r->target = info->target;
-    int rc = vrev__engine_dial_for(ob->engine, link, &v->server, VLESS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &v->server, VLESS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

@@ -74,7 +74,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    int rc = vrev__engine_dial_for(ob->engine, link, &v->server, VMESS_RETRY_STEP_MS, on_dialed,
+    int rc = vrev__outbound_dial(ob, link, &v->server, VMESS_RETRY_STEP_MS, on_dialed,
                                    r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
