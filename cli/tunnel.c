@@ -13,6 +13,8 @@ struct cli_opts {
     vrev_tunnel_opts *t;
     int print_config;
     int log_level;
+    const char *cert; /* portal: --cert and --key may come in either order */
+    const char *key;
 };
 
 static int usage(int portal, FILE *out)
@@ -20,20 +22,25 @@ static int usage(int portal, FILE *out)
     if (portal)
         fprintf(out,
                 "usage: vrev portal --listen HOST:PORT --public HOST:PORT[=NAME] [...] --id UUID\n"
+                "                   [--tls --cert FILE --key FILE]\n"
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "  --listen   where bridges connect (the tunnel)\n"
                 "  --public   a public listener; its connections go to the bridge target NAME\n"
-                "             (default \"%s\"); repeat for more\n",
+                "             (default \"%s\"); repeat for more\n"
+                "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
         fprintf(out,
                 "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
+                "                   [--tls [--ca FILE | --insecure] [--sni NAME]]\n"
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "  --portal   the portal's tunnel address\n"
                 "  --to       a local service for target NAME (default \"%s\"); the bridge\n"
-                "             reaches nothing but these\n",
+                "             reaches nothing but these\n"
+                "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
+                "             roots and --ca FILE, for the portal's host name or --sni NAME\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     fprintf(out, "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
                  "  --domain   the tunnel's name on both sides (default %s)\n"
@@ -47,6 +54,8 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
 {
     vrev_tunnel_opts *t = c->t;
     int rc;
+    if (portal && !strcmp(opt, "--cert"))
+        c->cert = val;
     if (!strcmp(opt, "--id"))
         rc = vrev_tunnel_opts_set_id(t, val);
     else if (!strcmp(opt, "--security"))
@@ -55,6 +64,15 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         rc = vrev_tunnel_opts_set_domain(t, val);
     else if (!strcmp(opt, "--log-level"))
         rc = (c->log_level = vrev_cli_parse_log_level(val)) < -1 ? VREV_ERR_INVAL : 0;
+    else if (portal && !strcmp(opt, "--cert"))
+        rc = vrev_tunnel_opts_set_tls_cert(t, val, c->key ? c->key : val);
+    else if (portal && !strcmp(opt, "--key")) {
+        c->key = val;
+        rc = c->cert ? vrev_tunnel_opts_set_tls_cert(t, c->cert, val) : 0;
+    } else if (!portal && !strcmp(opt, "--ca"))
+        rc = vrev_tunnel_opts_set_tls_ca(t, val);
+    else if (!portal && !strcmp(opt, "--sni"))
+        rc = vrev_tunnel_opts_set_tls_sni(t, val);
     else if (portal && !strcmp(opt, "--listen"))
         rc = vrev_tunnel_opts_set_listen(t, val);
     else if (portal && !strcmp(opt, "--public")) {
@@ -87,6 +105,7 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
 {
     c->log_level = VREV_LOG_INFO;
     c->print_config = 0;
+    c->cert = c->key = NULL;
     const char *env_id = getenv("VREV_ID");
     if (env_id && option(c, portal, "--id", env_id) < 0)
         return 2;
@@ -95,6 +114,13 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
             return usage(portal, stdout) + 100;
         if (!strcmp(argv[i], "--print-config")) {
             c->print_config = 1;
+            continue;
+        }
+        if (!strcmp(argv[i], "--tls") || (!portal && !strcmp(argv[i], "--insecure"))) {
+            if (!strcmp(argv[i], "--tls"))
+                vrev_tunnel_opts_set_tls(c->t, 1);
+            else
+                vrev_tunnel_opts_set_tls_insecure(c->t, 1);
             continue;
         }
         if (i + 1 >= argc) {

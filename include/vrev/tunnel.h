@@ -76,6 +76,22 @@ VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostpo
 VREV_API int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name,
                                          const char *hostport);
 
+/** Both: carry the tunnel over TLS (on = 1). A portal then needs a certificate; a bridge
+ *  verifies the portal's (system roots plus vrev_tunnel_opts_set_tls_ca(); the name is the
+ *  portal's host unless vrev_tunnel_opts_set_tls_sni() says otherwise). */
+VREV_API int vrev_tunnel_opts_set_tls(vrev_tunnel_opts *o, int on);
+/** Portal: the certificate (chain) and private key, PEM files. */
+VREV_API int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert_file,
+                                           const char *key_file);
+/** Bridge: a PEM file of certificates to trust besides the system roots (a CA, or the
+ *  portal's self-signed certificate). */
+VREV_API int vrev_tunnel_opts_set_tls_ca(vrev_tunnel_opts *o, const char *file);
+/** Bridge: the name to send (SNI) and verify in the portal's certificate. */
+VREV_API int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name);
+/** Bridge: accept any certificate (on = 1). Insecure: anyone on the path can read the tunnel
+ *  and pose as the portal; the bridge logs a warning. */
+VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);
+
 /** Print the equivalent V2Ray 4.34 JSON configuration of a portal (as_portal = 1) or a bridge
  *  into buf (NUL-terminated). Returns the length the whole text needs (like snprintf), or a
  *  negative VREV_ERR_* (VREV_ERR_INVAL if a required option is missing). */

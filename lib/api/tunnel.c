@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/tls.h"
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
 #include "tunnel_internal.h"
@@ -80,6 +81,17 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
     if (rc < 0) {
         snprintf(msg, sizeof(msg), "tunnel listener %s: %s", o->listen, vrev_strerror(rc));
         return fail(err, len, rc, msg);
+    }
+    if (o->tls) {
+        if (!o->tls_cert || !o->tls_key)
+            return fail(err, len, VREV_ERR_INVAL,
+                        "a portal with TLS needs a certificate and key (--cert F --key F)");
+        struct vrev__tls_server_opts so = {NULL, o->tls_cert, NULL, o->tls_key, NULL, 0};
+        struct vrev__tls_ctx *tls;
+        rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
+        if (rc < 0)
+            return fail(err, len, rc, msg);
+        vrev__inbound_set_tls(p->tunnel, tls);
     }
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
     if (!p->publics)
@@ -234,6 +246,22 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     struct vrev__outbound *ob;
     int rc = vrev__vmess_out_new(e, tags[0], &vo, &ob);
     vrev__wipe(vo.uuid, sizeof(vo.uuid));
+    if (rc == 0 && o->tls) {
+        const char *ca[1] = {o->tls_ca};
+        struct vrev__tls_client_opts co = {o->tls_sni, o->tls_insecure, false, NULL, 0,
+                                           ca, o->tls_ca ? 1 : 0, NULL, 0};
+        struct vrev__tls_ctx *tls;
+        char msg[256] = "";
+        if (o->tls_insecure)
+            vrev__log(b->ctx, VREV_LOG_WARN, "bridge",
+                      "--insecure: the portal's certificate is not checked");
+        rc = vrev__tls_client_ctx_new(b->ctx, &co, &tls, msg, sizeof(msg));
+        if (rc < 0) {
+            ob->ops->destroy(ob);
+            return fail(err, len, rc, msg);
+        }
+        vrev__outbound_set_tls(ob, tls);
+    }
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, ob);
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {

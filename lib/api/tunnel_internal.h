@@ -24,6 +24,12 @@ struct vrev_tunnel_opts {
     char *portal; /* bridge */
     struct vrev__tunnel_pair *targets;
     size_t n_targets;
+    bool tls;
+    bool tls_insecure;
+    char *tls_cert; /* portal */
+    char *tls_key;
+    char *tls_ca;  /* bridge */
+    char *tls_sni;
 };
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);

@@ -65,8 +65,13 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     put(o, "  \"inbounds\": [\n    { \"tag\": \"tunnel\", ");
     listen_fields(o, t->listen);
     put(o, ", \"protocol\": \"vmess\",\n      \"settings\": { \"clients\": [ { \"id\": \"%s\", "
-           "\"alterId\": 0 } ] } }",
+           "\"alterId\": 0 } ] }",
         id);
+    if (t->tls)
+        put(o, ",\n      \"streamSettings\": { \"security\": \"tls\", \"tlsSettings\": { "
+               "\"certificates\": [ { \"certificateFile\": \"%s\", \"keyFile\": \"%s\" } ] } }",
+            t->tls_cert ? t->tls_cert : "", t->tls_key ? t->tls_key : "");
+    put(o, " }");
     for (size_t i = 0; i < t->n_publics; i++) {
         put(o, ",\n    { \"tag\": \"public-%zu\", ", i);
         listen_fields(o, t->publics[i].hostport);
@@ -94,8 +99,21 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     put(o, "  \"reverse\": { \"bridges\": [ { \"tag\": \"bridge\", \"domain\": \"%s\" } ] },\n", d);
     put(o, "  \"outbounds\": [\n    { \"tag\": \"interconn\", \"protocol\": \"vmess\",\n"
            "      \"settings\": { \"vnext\": [ { \"address\": \"%s\", \"port\": %u, \"users\": "
-           "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] } }",
+           "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] }",
         host, (unsigned)a.port, id, security_name(t->security));
+    if (t->tls) {
+        put(o, ",\n      \"streamSettings\": { \"security\": \"tls\", \"tlsSettings\": { ");
+        /* Go (V2Ray) refuses a TLS client without a server name: say which name to check,
+         * the portal's host (an IP is checked against the certificate's IP SANs). */
+        put(o, "\"serverName\": \"%s\", ", t->tls_sni ? t->tls_sni : host);
+        if (t->tls_insecure)
+            put(o, "\"allowInsecure\": true, ");
+        if (t->tls_ca)
+            put(o, "\"certificates\": [ { \"certificateFile\": \"%s\", \"usage\": \"verify\" } ], ",
+                t->tls_ca);
+        put(o, "\"alpn\": [ \"http/1.1\" ] } }");
+    }
+    put(o, " }");
     for (size_t i = 0; i < t->n_targets; i++)
         put(o, ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
                "{ \"redirect\": \"%s\" } }",

@@ -53,6 +53,10 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     }
     free(o->publics);
     free(o->targets);
+    free(o->tls_cert);
+    free(o->tls_key);
+    free(o->tls_ca);
+    free(o->tls_sni);
     free(o->domain);
     free(o->listen);
     free(o->portal);
@@ -216,4 +220,61 @@ long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name)
 const char *vrev__tunnel_domain(const vrev_tunnel_opts *o)
 {
     return o->domain ? o->domain : VREV_TUNNEL_DEFAULT_DOMAIN;
+}
+
+int vrev_tunnel_opts_set_tls(vrev_tunnel_opts *o, int on)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    o->tls = on != 0;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    o->tls_insecure = on != 0;
+    return 0;
+}
+
+/* Paths go into printed JSON unescaped: keep them plain. */
+static int set_path(vrev_tunnel_opts *o, char **slot, const char *path)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!path || !*path || strpbrk(path, "\"\\\n\r\t"))
+        return set_err(o, VREV_ERR_INVAL, "invalid file name '%s'", path ? path : "");
+    char *d = dup_str(path);
+    if (!d)
+        return VREV_ERR_NOMEM;
+    free(*slot);
+    *slot = d;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert_file,
+                                  const char *key_file)
+{
+    int rc = set_path(o, o ? &o->tls_cert : NULL, cert_file);
+    return rc < 0 ? rc : set_path(o, &o->tls_key, key_file);
+}
+
+int vrev_tunnel_opts_set_tls_ca(vrev_tunnel_opts *o, const char *file)
+{
+    return set_path(o, o ? &o->tls_ca : NULL, file);
+}
+
+int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!name_ok(name, 255))
+        return set_err(o, VREV_ERR_INVAL, "invalid TLS server name '%s'", name ? name : "");
+    char *d = dup_str(name);
+    if (!d)
+        return VREV_ERR_NOMEM;
+    free(o->tls_sni);
+    o->tls_sni = d;
+    return 0;
 }

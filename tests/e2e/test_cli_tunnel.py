@@ -168,3 +168,40 @@ def test_seed_page_configs_run_unchanged(procs, backend, tmp_path):
         bridge = procs.start_file(bridge_kind, "seedbridge-" + portal_kind + bridge_kind, bp)
         assert wait_until(lambda: works(ext), 15), procs.log(portal) + procs.log(bridge)
         procs.stop_all()
+
+
+TLS_DIR = os.path.join(ROOT, "tests", "vectors", "tls")
+
+
+def test_cli_tls_both_roles_and_v2ray(procs, backend):
+    """--tls: CLI portal and bridge, then each against V2Ray running the printed config."""
+    cert = ["--tls", "--cert", os.path.join(TLS_DIR, "server.crt"),
+            "--key", os.path.join(TLS_DIR, "server.key")]
+    trust = ["--tls", "--ca", os.path.join(TLS_DIR, "ca.crt")]
+    for portal_kind, bridge_kind in [("vrev", "vrev"), ("vrev", "v2ray"), ("v2ray", "vrev")]:
+        tun, pub = free_port(), free_port()
+        pargv, bargv = portal_argv(tun, pub) + cert, bridge_argv(tun, backend) + trust
+        if portal_kind == "vrev":
+            portal = procs.start_argv("portal-" + bridge_kind, pargv)
+        else:
+            portal = procs.start("v2ray", "v2portal", printed(procs, pargv))
+        assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
+        if bridge_kind == "vrev":
+            bridge = procs.start_argv("bridge-" + portal_kind, bargv)
+        else:
+            bridge = procs.start("v2ray", "v2bridge", printed(procs, bargv))
+        assert wait_until(lambda: works(pub), 15), procs.log(portal) + procs.log(bridge)
+        procs.stop_all()
+
+
+def test_cli_tls_unknown_ca_refused(procs, backend):
+    tun, pub = free_port(), free_port()
+    procs.start_argv("portal", portal_argv(tun, pub) + [
+        "--tls", "--cert", os.path.join(TLS_DIR, "server.crt"),
+        "--key", os.path.join(TLS_DIR, "server.key")])
+    assert wait_until(lambda: port_open(tun), 10)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend) + [
+        "--tls", "--ca", os.path.join(TLS_DIR, "other-ca.crt")])
+    assert wait_until(lambda: "certificate verify failed" in procs.log(bridge), 10), \
+        procs.log(bridge)
+    assert not works(pub)
