@@ -637,11 +637,17 @@ def iperf_once(port, duration, streams, reverse):
             "-J", "--connect-timeout", "3000"]
     if reverse:
         argv.append("-R")
-    rc, out, err = run_tool(argv, duration + 20)
-    try:
-        j = json.loads(out)
-    except ValueError:
-        return None, "iperf3 rc=%d: %s" % (rc, (err or out).strip()[-300:])
+    for attempt in range(8):
+        rc, out, err = run_tool(argv, duration + 20)
+        try:
+            j = json.loads(out)
+        except ValueError:
+            return None, "iperf3 rc=%d: %s" % (rc, (err or out).strip()[-300:])
+        # The server may still be closing the previous test: try again shortly.
+        if "busy" in (j.get("error") or "") and attempt < 7:
+            time.sleep(0.5)
+            continue
+        break
     if j.get("error"):
         return None, "iperf3: " + j["error"]
     s = j["end"]["sum_received"]
@@ -1036,7 +1042,8 @@ def draw_chart(res, png, title, tmp):
         ("bulk", "gbps", "iperf3 1 stream, other tunnel protocols, Gbit/s",
          lambda t: " 1 stream " in t and not is_aes(t), TUNNEL_IMPLS),
         ("requests", "rps", "wrk, 1 KiB body, requests/s", lambda t: True, IMPLS),
-        ("requests", "p99_ms", "wrk p99 latency, ms (lower is better)", lambda t: True, IMPLS),
+        ("requests", "p99_ms", "wrk p99 latency, ms, log scale (lower is better)",
+         lambda t: True, IMPLS),
         ("bulk", "cpu_s_per_gb", "CPU seconds per GB, portal + bridge (lower is better)", is_aes,
          TUNNEL_IMPLS),
         ("footprint", "kib", "RSS per process, KiB (lower is better)",
@@ -1045,6 +1052,9 @@ def draw_chart(res, png, title, tmp):
     panels = []
     for i, (section, metric, ptitle, keep, order) in enumerate(specs):
         tests = [t for t in res.data.get(section, {}) if keep(t)]
+        if section == "footprint":
+            tests.sort(key=lambda t: ("bridge" in t,
+                                      0 if "idle" in t else 1 if "with" in t else 2))
         impls = [im for im in order if any(res.get(section, t, im, metric) for t in tests)]
         if not tests or not impls:
             panels.append("set multiplot next")
@@ -1064,7 +1074,10 @@ def draw_chart(res, png, title, tmp):
             c = 2 + 3 * k
             plots.append('"%s" using %d:%d:%d%s title "%s" lc rgb "%s"' % (
                 dat, c, c + 1, c + 2, ":xtic(1)" if k == 0 else "", im, COLORS[im]))
-        panels.append('set title "%s"\nplot %s' % (ptitle, ", ".join(plots)))
+        log = metric == "p99_ms"
+        panels.append('set title "%s"\n%splot %s\n%s' % (
+            ptitle, "set logscale y\nset yrange [0.5:*]\n" if log else "", ", ".join(plots),
+            "unset logscale y\nset yrange [0:*]" if log else ""))
     script = os.path.join(tmp, "chart.gp")
     with open(script, "w") as f:
         f.write(GNUPLOT.format(png=png, title=title, panels="\n".join(panels)))
@@ -1095,6 +1108,33 @@ def versions(args):
         except (OSError, IndexError, TypeError):
             v[name] = None
     return v
+
+
+def cpu_busy_s():
+    """CPU seconds the whole machine has spent busy (/proc/stat, all cores)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / _TICK
+
+
+def own_cpu_s():
+    """CPU seconds of this driver and every child it has waited for (all of them, at the end)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
+def source_commit():
+    """The commit measured: $VREV_COMMIT (for an exported tree), else git describe."""
+    if os.environ.get("VREV_COMMIT"):
+        return os.environ["VREV_COMMIT"]
+    try:
+        rc, out, err = run_tool(["git", "-C", ROOT, "describe", "--always", "--dirty"], 10)
+        return out.strip() if rc == 0 else None
+    except OSError:
+        return None
 
 
 def machine_info():
@@ -1176,6 +1216,7 @@ def main():
     ctx = Ctx()
     ctx.procs, ctx.tmp, ctx.settle, ctx.rep_seed = procs, tmp, 3.0 if not args.quick else 1.5, 0
     t_start = time.monotonic()
+    busy0, own0 = cpu_busy_s(), own_cpu_s()
     ctx.deadline = t_start + limit_s
 
     def check_deadline():
@@ -1282,6 +1323,9 @@ def main():
         procs.stop_all()
     loads.append({"at": "end", "loadavg": os.getloadavg()})
     elapsed = time.monotonic() - t_start
+    # What the rest of the machine took meanwhile (other users' builds and tests).
+    foreign = max(0.0, (cpu_busy_s() - busy0) - (own_cpu_s() - own0))
+    others = {"cpu_s": round(foreign, 1), "cores_busy_avg": round(foreign / elapsed, 2)}
 
     table, table_json = build_table(res, unsupported)
     targets = check_targets(res, unsupported, nconn)
@@ -1296,15 +1340,19 @@ def main():
     print()
     print("load average: " + "; ".join("%s %.2f/%.2f/%.2f" % (l["at"], *l["loadavg"])
                                         for l in loads))
+    print("other processes used %.0f CPU-s during the run: %.2f of %d cores on average%s" % (
+        foreign, foreign / elapsed, os.cpu_count(),
+        " -- BUSY MACHINE, rerun when idle" if foreign / elapsed > 0.25 else ""))
     os.makedirs(args.out, exist_ok=True)
     jpath = os.path.join(args.out, name + ".json")
     ppath = os.path.join(args.out, name + ".png")
     doc = {
         "name": name, "date": now.isoformat(timespec="seconds"), "status": status,
         "quick": args.quick, "reps": reps, "duration_s": duration, "connections": nconn,
-        "elapsed_s": round(elapsed, 1), "machine": machine_info(), "versions": versions(args),
+        "elapsed_s": round(elapsed, 1), "commit": source_commit(), "machine": machine_info(),
+        "versions": versions(args),
         "web_server": getattr(ctx, "backends", None) and ctx.backends.web_kind,
-        "loadavg": loads,
+        "loadavg": loads, "other_processes": others,
         "unsupported": [{"proto": p, "impl": i, "message": m} for p, i, m in unsupported],
         "results": res.data, "failures": res.notes,
         "recoveries": getattr(ctx, "recoveries", []), "summary": table_json, "targets": targets,
