@@ -54,6 +54,85 @@ void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)
     in->tls = tls;
 }
 
+/* --- handshakes ----------------------------------------------------------------------------- */
+
+static void handshake_free(struct vrev__handshake *h, bool close_bev)
+{
+    vrev_ctx *ctx = h->engine->ctx;
+    if (h->wipe)
+        h->wipe(h);
+    if (h->deadline)
+        event_free(h->deadline);
+    if (close_bev && h->bev)
+        vrev__bev_close(h->bev, 0);
+    vrev__free(ctx, h);
+}
+
+static void handshake_close(struct vrev__conn *c)
+{
+    handshake_free((struct vrev__handshake *)c, true);
+}
+
+void vrev__handshake_end(struct vrev__handshake *h)
+{
+    vrev__engine_untrack(h->engine, &h->conn);
+    handshake_free(h, true);
+}
+
+struct bufferevent *vrev__handshake_take(struct vrev__handshake *h)
+{
+    struct bufferevent *bev = h->bev;
+    h->bev = NULL;
+    vrev__engine_untrack(h->engine, &h->conn);
+    handshake_free(h, false);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    return bev;
+}
+
+void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    vrev__handshake_end(arg);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    vrev__handshake_end(arg);
+}
+
+struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
+                                            const struct sockaddr *peer, size_t size,
+                                            void (*wipe)(struct vrev__handshake *h))
+{
+    struct vrev__engine *e = in->engine;
+    struct vrev__handshake *h = vrev__calloc(e->ctx, 1, size);
+    if (!h) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    h->in = in;
+    h->engine = e;
+    vrev__addr_from_sockaddr(&h->source, peer);
+    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
+    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
+    if (!h->bev) {
+        if (!h->deadline)
+            evutil_closesocket(fd);
+        handshake_free(h, false);
+        return NULL;
+    }
+    h->wipe = wipe;
+    vrev__tcp_tune(fd);
+    vrev__engine_track(e, &h->conn, handshake_close);
+    uint32_t ms = e->policy.handshake_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(h->deadline, &tv);
+    return h;
+}
+
+/* --- dokodemo-door ------------------------------------------------------------------------- */
+
 static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len,
                             void *user)
 {

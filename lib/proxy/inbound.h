@@ -22,6 +22,33 @@ struct vrev__inbound {
     struct vrev__vmess_replay *sessions;
 };
 
+/* The phase of an accepted connection before it is dispatched: tracked by the engine (so
+ * stopping it closes the connection) and bounded by an absolute deadline (policy.handshake)
+ * that traffic does not move. Protocols embed it first in their own handshake struct. */
+struct vrev__handshake {
+    struct vrev__conn conn;      /* first */
+    struct vrev__engine *engine; /* kept apart: the engine may close us after the inbound */
+    struct vrev__inbound *in;    /* valid while the handshake runs in the loop */
+    struct bufferevent *bev;
+    struct event *deadline;
+    struct vrev__addr source;
+    void (*wipe)(struct vrev__handshake *h); /* protocol state to erase on free; may be NULL */
+};
+
+/* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS layered on if the
+ * inbound has it). The caller sets the bufferevent's callbacks (with
+ * vrev__handshake_on_event as the event callback) and enables reading. NULL on failure (the
+ * socket is closed). */
+struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
+                                            const struct sockaddr *peer, size_t size,
+                                            void (*wipe)(struct vrev__handshake *h));
+/* Close the connection and free the handshake. */
+void vrev__handshake_end(struct vrev__handshake *h);
+/* The handshake succeeded: free it and return its connection, callbacks cleared. */
+struct bufferevent *vrev__handshake_take(struct vrev__handshake *h);
+/* Event callback during a handshake: the client went away, or failed. */
+void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg);
+
 /* Allocate an inbound with its tag (no listener yet). */
 struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *tag);
 /* Listen, calling `accept` for each connection. */

@@ -31,12 +31,7 @@ _Static_assert(sizeof(struct vrev__vmess_user) >= 32, "an account digest fits a 
 enum phase { PHASE_GREETING, PHASE_AUTH, PHASE_REQUEST, PHASE_CLOSING };
 
 struct handshake {
-    struct vrev__conn conn;      /* first */
-    struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
-    struct vrev__inbound *in;
-    struct bufferevent *bev;
-    struct event *deadline;
-    struct vrev__addr source;
+    struct vrev__handshake base; /* first */
     enum phase phase;
     size_t account; /* index of the authenticated account, SIZE_MAX for none */
     struct vrev__hdr_reader rd;
@@ -63,47 +58,24 @@ static size_t find_account(const struct vrev__inbound *in, const struct vrev__so
     return found;
 }
 
-static void handshake_free(struct handshake *h, bool close_bev)
+static void wipe(struct vrev__handshake *base)
 {
-    vrev_ctx *ctx = h->engine->ctx;
-    vrev__hdr_reader_reset(&h->rd);
-    if (h->deadline)
-        event_free(h->deadline);
-    if (close_bev && h->bev)
-        vrev__bev_close(h->bev, 0);
-    vrev__free(ctx, h);
-}
-
-static void handshake_close(struct vrev__conn *c)
-{
-    handshake_free((struct handshake *)c, true);
-}
-
-static void handshake_end(struct handshake *h)
-{
-    vrev__engine_untrack(h->engine, &h->conn);
-    handshake_free(h, true);
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    handshake_end(arg);
+    vrev__hdr_reader_reset(&((struct handshake *)base)->rd);
 }
 
 static void on_written(struct bufferevent *bev, void *arg)
 {
     struct handshake *h = arg;
     if (h->phase == PHASE_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        handshake_end(h);
+        vrev__handshake_end(&h->base);
 }
 
 static void refuse(struct handshake *h, const char *why)
 {
     char src[VREV_MUX_TARGET_MAX];
-    vrev__addr_target_text(&h->source, src, sizeof(src));
-    vrev__log(h->in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] refused %s: %s",
-              h->in->tag ? h->in->tag : "", src, why);
+    vrev__addr_target_text(&h->base.source, src, sizeof(src));
+    vrev__log(h->base.in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] refused %s: %s",
+              h->base.in->tag ? h->base.in->tag : "", src, why);
     h->phase = PHASE_CLOSING; /* close once the reply (if any) is written */
 }
 
@@ -113,22 +85,22 @@ static int reply(struct handshake *h, uint8_t rep, const struct vrev__addr *boun
     int n = vrev__socks5_reply_encode(out, sizeof(out), rep, bound);
     if (n < 0)
         return n;
-    return bufferevent_write(h->bev, out, (size_t)n) < 0 ? VREV_ERR_NOMEM : 0;
+    return bufferevent_write(h->base.bev, out, (size_t)n) < 0 ? VREV_ERR_NOMEM : 0;
 }
 
 static void accepted(struct handshake *h, const struct vrev__addr *target)
 {
-    struct vrev__inbound *in = h->in;
+    struct vrev__inbound *in = h->base.in;
     struct vrev__engine *e = in->engine;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
     struct vrev__addr bound, *b = NULL;
-    if (getsockname(bufferevent_getfd(h->bev), (struct sockaddr *)&ss, &sl) == 0) {
+    if (getsockname(bufferevent_getfd(h->base.bev), (struct sockaddr *)&ss, &sl) == 0) {
         vrev__addr_from_sockaddr(&bound, (struct sockaddr *)&ss);
         b = &bound;
     }
     if (reply(h, VREV_SOCKS5_REP_SUCCEEDED, b) < 0) {
-        handshake_end(h);
+        vrev__handshake_end(&h->base);
         return;
     }
     struct vrev__link_info info;
@@ -136,24 +108,20 @@ static void accepted(struct handshake *h, const struct vrev__addr *target)
     info.inbound_tag = in->tag;
     info.network = VREV_NET_TCP;
     info.target = *target;
-    info.source = h->source;
+    info.source = h->base.source;
     info.has_source = true;
     info.user = h->account != SIZE_MAX && in->emails ? in->emails[h->account] : NULL;
-    struct bufferevent *bev = h->bev;
-    h->bev = NULL;
-    vrev__engine_untrack(e, &h->conn);
-    handshake_free(h, false);
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    struct bufferevent *bev = vrev__handshake_take(&h->base);
     bufferevent_disable(bev, EV_READ); /* the relay reads once the target is reached */
     vrev__dispatch(e, &info, bev);
 }
 
 static int on_greeting(struct handshake *h, const struct vrev__socks5_greeting *g)
 {
-    uint8_t want = h->in->n_users ? VREV_SOCKS5_METHOD_PASSWORD : VREV_SOCKS5_METHOD_NONE;
+    uint8_t want = h->base.in->n_users ? VREV_SOCKS5_METHOD_PASSWORD : VREV_SOCKS5_METHOD_NONE;
     uint8_t m = vrev__socks5_choose_method(g, want), out[2];
     int rc = vrev__socks5_method_encode(out, sizeof(out), m);
-    if (rc > 0 && bufferevent_write(h->bev, out, 2) < 0)
+    if (rc > 0 && bufferevent_write(h->base.bev, out, 2) < 0)
         rc = VREV_ERR_NOMEM;
     if (m == VREV_SOCKS5_METHOD_UNACCEPTABLE)
         refuse(h, want ? "client offers no username/password authentication"
@@ -165,11 +133,11 @@ static int on_greeting(struct handshake *h, const struct vrev__socks5_greeting *
 
 static int on_auth(struct handshake *h, const struct vrev__socks5_auth *a)
 {
-    h->account = find_account(h->in, a);
+    h->account = find_account(h->base.in, a);
     uint8_t out[2];
     int rc =
         vrev__socks5_auth_status_encode(out, sizeof(out), h->account == SIZE_MAX ? 0xff : 0x00);
-    if (rc > 0 && bufferevent_write(h->bev, out, 2) < 0)
+    if (rc > 0 && bufferevent_write(h->base.bev, out, 2) < 0)
         rc = VREV_ERR_NOMEM;
     if (h->account == SIZE_MAX)
         refuse(h, "wrong username or password");
@@ -218,7 +186,7 @@ static int advance(struct handshake *h, const uint8_t *p, size_t n, size_t *used
         return rc;
     /* the message is in the reader now: take it off the input before anything else (on
      * success the rest of the input is the payload, and h is gone) */
-    evbuffer_drain(bufferevent_get_input(h->bev), *used);
+    evbuffer_drain(bufferevent_get_input(h->base.bev), *used);
     *used = 0;
     if (h->phase == PHASE_GREETING)
         rc = on_greeting(h, &m.g);
@@ -243,7 +211,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             return;
         if (rc < 0) {
             refuse(h, vrev_strerror(rc));
-            handshake_end(h);
+            vrev__handshake_end(&h->base);
             return;
         }
         evbuffer_drain(input, used);
@@ -254,42 +222,17 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev, (void)what;
-    handshake_end(arg); /* the client went away during the handshake */
-}
-
 static void socks_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
     (void)len;
-    struct vrev__inbound *in = user;
-    struct vrev__engine *e = in->engine;
-    struct handshake *h = vrev__calloc(e->ctx, 1, sizeof(*h));
-    if (!h) {
-        evutil_closesocket(fd);
+    struct handshake *h = (struct handshake *)vrev__handshake_new(user, fd, peer,
+                                                                   sizeof(struct handshake), wipe);
+    if (!h)
         return;
-    }
-    h->in = in;
-    h->engine = in->engine;
     h->account = SIZE_MAX;
     vrev__hdr_reader_init(&h->rd);
-    vrev__addr_from_sockaddr(&h->source, peer);
-    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
-    if (!h->bev) {
-        if (!h->deadline)
-            evutil_closesocket(fd);
-        handshake_free(h, false);
-        return;
-    }
-    vrev__tcp_tune(fd);
-    vrev__engine_track(e, &h->conn, handshake_close);
-    uint32_t ms = e->policy.handshake_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(h->deadline, &tv);
-    bufferevent_setcb(h->bev, on_read, on_written, on_event, h);
-    bufferevent_enable(h->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(h->base.bev, on_read, on_written, vrev__handshake_on_event, h);
+    bufferevent_enable(h->base.bev, EV_READ | EV_WRITE);
 }
 
 static int add_accounts(struct vrev__inbound *in, const struct vrev__socks_in_opts *opts)

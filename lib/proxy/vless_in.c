@@ -30,45 +30,18 @@
 #endif
 
 struct handshake {
-    struct vrev__conn conn;      /* first */
-    struct vrev__engine *engine; /* the inbound may be freed before the engine stops */
-    struct vrev__inbound *in;
-    struct bufferevent *bev;
-    struct event *deadline;
-    struct vrev__addr source;
+    struct vrev__handshake base; /* first */
     bool rejected;
     struct vrev__vless_users users; /* points at uuids */
     struct vrev__hdr_reader rd;
     uint8_t uuids[]; /* n_users * 16 */
 };
 
-static void handshake_free(struct handshake *h, bool close_bev)
+static void wipe(struct vrev__handshake *base)
 {
-    vrev_ctx *ctx = h->engine->ctx;
+    struct handshake *h = (struct handshake *)base;
     vrev__hdr_reader_reset(&h->rd);
     vrev__wipe(h->uuids, h->users.count * VREV_VLESS_UUID_LEN);
-    if (h->deadline)
-        event_free(h->deadline);
-    if (close_bev && h->bev)
-        vrev__bev_close(h->bev, 0);
-    vrev__free(ctx, h);
-}
-
-static void handshake_close(struct vrev__conn *c)
-{
-    handshake_free((struct handshake *)c, true);
-}
-
-static void handshake_end(struct handshake *h)
-{
-    vrev__engine_untrack(h->engine, &h->conn);
-    handshake_free(h, true);
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    handshake_end(arg);
 }
 
 /* "00 00" ahead of the first response bytes (see the top of the file). */
@@ -95,15 +68,15 @@ static const char *refusal(uint8_t command)
 
 static void accepted(struct handshake *h, const struct vrev__vless_request *req)
 {
-    struct vrev__inbound *in = h->in;
+    struct vrev__inbound *in = h->base.in;
     struct vrev__engine *e = in->engine;
     const char *why = refusal(req->command);
-    if (!why && send_response_header(h->bev) < 0)
+    if (!why && send_response_header(h->base.bev) < 0)
         why = vrev_strerror(VREV_ERR_NOMEM);
     if (why) {
         vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s; closed", in->tag ? in->tag : "",
                   why);
-        handshake_end(h);
+        vrev__handshake_end(&h->base);
         return;
     }
     struct vrev__link_info info;
@@ -111,14 +84,10 @@ static void accepted(struct handshake *h, const struct vrev__vless_request *req)
     info.inbound_tag = in->tag;
     info.network = VREV_NET_TCP;
     info.target = req->target;
-    info.source = h->source;
+    info.source = h->base.source;
     info.has_source = true;
     info.user = in->emails ? in->emails[req->user] : NULL;
-    struct bufferevent *bev = h->bev;
-    h->bev = NULL;
-    vrev__engine_untrack(e, &h->conn);
-    handshake_free(h, false);
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    struct bufferevent *bev = vrev__handshake_take(&h->base);
     bufferevent_disable(bev, EV_READ); /* the relay reads once the target is reached */
     vrev__dispatch(e, &info, bev);
 }
@@ -126,9 +95,9 @@ static void accepted(struct handshake *h, const struct vrev__vless_request *req)
 static void reject(struct handshake *h, int err)
 {
     char src[VREV_MUX_TARGET_MAX];
-    vrev__addr_target_text(&h->source, src, sizeof(src));
-    vrev__log(h->in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
-              h->in->tag ? h->in->tag : "", src, vrev_strerror(err));
+    vrev__addr_target_text(&h->base.source, src, sizeof(src));
+    vrev__log(h->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
+              h->base.in->tag ? h->base.in->tag : "", src, vrev_strerror(err));
     h->rejected = true;
 }
 
@@ -154,54 +123,22 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(input, evbuffer_get_length(input));
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void vless_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
-    (void)bev, (void)what;
-    handshake_end(arg); /* the client went away during the handshake */
-}
-
-static struct handshake *handshake_new(struct vrev__inbound *in)
-{
+    (void)len;
+    struct vrev__inbound *in = user;
     size_t n = in->n_users * VREV_VLESS_UUID_LEN;
-    struct handshake *h = vrev__calloc(in->engine->ctx, 1, sizeof(*h) + n);
+    struct handshake *h =
+        (struct handshake *)vrev__handshake_new(in, fd, peer, sizeof(struct handshake) + n, wipe);
     if (!h)
-        return NULL;
-    h->in = in;
-    h->engine = in->engine;
+        return;
     for (size_t i = 0; i < in->n_users; i++)
         memcpy(h->uuids + i * VREV_VLESS_UUID_LEN, in->users[i].uuid, VREV_VLESS_UUID_LEN);
     h->users.uuids = h->uuids;
     h->users.count = in->n_users;
     vrev__hdr_reader_init(&h->rd);
-    return h;
-}
-
-static void vless_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
-{
-    (void)len;
-    struct vrev__inbound *in = user;
-    struct vrev__engine *e = in->engine;
-    struct handshake *h = handshake_new(in);
-    if (!h) {
-        evutil_closesocket(fd);
-        return;
-    }
-    vrev__addr_from_sockaddr(&h->source, peer);
-    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
-    if (!h->bev) {
-        if (!h->deadline)
-            evutil_closesocket(fd);
-        handshake_free(h, false);
-        return;
-    }
-    vrev__tcp_tune(fd);
-    vrev__engine_track(e, &h->conn, handshake_close);
-    uint32_t ms = e->policy.handshake_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(h->deadline, &tv);
-    bufferevent_setcb(h->bev, on_read, NULL, on_event, h);
-    bufferevent_enable(h->bev, EV_READ);
+    bufferevent_setcb(h->base.bev, on_read, NULL, vrev__handshake_on_event, h);
+    bufferevent_enable(h->base.bev, EV_READ);
 }
 
 static int add_users(struct vrev__inbound *in, const struct vrev__vless_in_opts *opts)

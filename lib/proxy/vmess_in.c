@@ -14,68 +14,36 @@
 #define LOG_COMPONENT "vmess"
 
 struct handshake {
-    struct vrev__conn conn; /* first */
-    struct vrev__engine *engine; /* kept apart: the engine may close us after the inbound is gone */
-    struct vrev__inbound *in;
-    struct bufferevent *bev;
-    struct event *deadline;
-    struct vrev__addr source;
+    struct vrev__handshake base; /* first */
     bool rejected;
     struct vrev__vmess_hdr_reader rd;
 };
 
-static void handshake_free(struct handshake *h, bool close_bev)
+static void wipe(struct vrev__handshake *base)
 {
-    vrev_ctx *ctx = h->engine->ctx;
-    vrev__vmess_hdr_reader_wipe(&h->rd);
-    if (h->deadline)
-        event_free(h->deadline);
-    if (close_bev && h->bev)
-        vrev__bev_close(h->bev, 0);
-    vrev__free(ctx, h);
-}
-
-static void handshake_close(struct vrev__conn *c)
-{
-    handshake_free((struct handshake *)c, true);
-}
-
-static void handshake_end(struct handshake *h)
-{
-    vrev__engine_untrack(h->engine, &h->conn);
-    handshake_free(h, true);
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    handshake_end(arg);
+    vrev__vmess_hdr_reader_wipe(&((struct handshake *)base)->rd);
 }
 
 static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
 {
-    struct vrev__inbound *in = h->in;
+    struct vrev__inbound *in = h->base.in;
     struct vrev__engine *e = in->engine;
-    struct bufferevent *lower = h->bev;
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
     info.inbound_tag = in->tag;
     info.network = req->command == VREV_VMESS_CMD_UDP ? VREV_NET_UDP : VREV_NET_TCP;
     info.target = req->target;
-    info.source = h->source;
+    info.source = h->base.source;
     info.has_source = true;
     info.user = in->emails ? in->emails[h->rd.user] : NULL;
     if (req->command == VREV_VMESS_CMD_MUX) {
         vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
                   "[%s] VMess Mux command (outbound mux) is not supported; closed",
                   in->tag ? in->tag : "");
-        handshake_end(h);
+        vrev__handshake_end(&h->base);
         return;
     }
-    h->bev = NULL;
-    vrev__engine_untrack(e, &h->conn);
-    handshake_free(h, false);
-    bufferevent_setcb(lower, NULL, NULL, NULL, NULL);
+    struct bufferevent *lower = vrev__handshake_take(&h->base);
     int err;
     struct bufferevent *stream = vrev__vmess_stream_server(e->ctx, lower, req, &err);
     if (!stream) {
@@ -89,9 +57,9 @@ static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
 static void reject(struct handshake *h, int err)
 {
     char src[VREV_MUX_TARGET_MAX];
-    vrev__addr_target_text(&h->source, src, sizeof(src));
-    vrev__log(h->in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
-              h->in->tag ? h->in->tag : "", src, vrev_strerror(err));
+    vrev__addr_target_text(&h->base.source, src, sizeof(src));
+    vrev__log(h->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
+              h->base.in->tag ? h->base.in->tag : "", src, vrev_strerror(err));
     h->rejected = true;
 }
 
@@ -118,42 +86,18 @@ static void on_read(struct bufferevent *bev, void *arg)
         evbuffer_drain(input, evbuffer_get_length(input));
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev, (void)what;
-    handshake_end(arg); /* the client went away during the handshake */
-}
-
 static void vmess_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
     (void)len;
     struct vrev__inbound *in = user;
-    struct vrev__engine *e = in->engine;
-    struct handshake *h = vrev__calloc(e->ctx, 1, sizeof(*h));
-    if (!h) {
-        evutil_closesocket(fd);
+    struct handshake *h =
+        (struct handshake *)vrev__handshake_new(in, fd, peer, sizeof(struct handshake), wipe);
+    if (!h)
         return;
-    }
-    h->in = in;
-    h->engine = e;
-    vrev__addr_from_sockaddr(&h->source, peer);
-    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
-    if (!h->bev) {
-        if (!h->deadline)
-            evutil_closesocket(fd);
-        handshake_free(h, false);
-        return;
-    }
-    vrev__tcp_tune(fd);
-    vrev__vmess_hdr_reader_init(&h->rd, e->ctx, in->users, in->n_users, in->auth_ids,
+    vrev__vmess_hdr_reader_init(&h->rd, in->engine->ctx, in->users, in->n_users, in->auth_ids,
                                 in->sessions);
-    vrev__engine_track(e, &h->conn, handshake_close);
-    uint32_t ms = e->policy.handshake_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    evtimer_add(h->deadline, &tv);
-    bufferevent_setcb(h->bev, on_read, NULL, on_event, h);
-    bufferevent_enable(h->bev, EV_READ);
+    bufferevent_setcb(h->base.bev, on_read, NULL, vrev__handshake_on_event, h);
+    bufferevent_enable(h->base.bev, EV_READ);
 }
 
 static int add_users(struct vrev__inbound *in, const struct vrev__vmess_in_opts *opts)
