@@ -91,4 +91,8 @@ def test_slow_reader_memory_is_bounded(procs, backend):
                 break
             got += len(chunk)
     assert got >= size
-    assert max(peaks) < 24 * 1024, "peak RSS %s KiB while the reader was stalled" % (peaks,)
+    # Under ASan freed memory sits in quarantine and shadow memory doubles the rest, so the
+    # bound is looser there; buffering the whole download (the bug this guards against) gives
+    # over 80 MB in a plain build and far more under ASan.
+    limit = 96 if os.environ.get("VREV_SAN_FLAGS") else 24
+    assert max(peaks) < limit * 1024, "peak RSS %s KiB while the reader was stalled" % (peaks,)
