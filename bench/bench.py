@@ -49,7 +49,9 @@ PROTOS = [
     ("vmess-chacha", "vmess chacha20-poly1305"),
     ("vless", "vless (plain TCP)"),
     ("vmess-tls", "vmess aes-128-gcm + tls"),
+    ("vless-tls", "vless + tls"),
 ]
+TLS_PROTOS = ("vmess-tls", "vless-tls")
 PROTO_LABEL = dict(PROTOS)
 IMPLS = ["direct", "v2ray", "vrev-openssl", "vrev-mbedtls"]
 TUNNEL_IMPLS = ["v2ray", "vrev-openssl", "vrev-mbedtls"]
@@ -438,7 +440,7 @@ def port_listening(port):
 
 def portal_config(proto, tunnel_port, publics):
     """publics: [(port, target name)]; the tunnel inbound per protocol."""
-    if proto == "vless":
+    if proto.startswith("vless"):
         inbound = {"tag": "tunnel", "listen": "127.0.0.1", "port": tunnel_port,
                    "protocol": "vless",
                    "settings": {"clients": [{"id": UUID}], "decryption": "none"}}
@@ -446,7 +448,7 @@ def portal_config(proto, tunnel_port, publics):
         inbound = {"tag": "tunnel", "listen": "127.0.0.1", "port": tunnel_port,
                    "protocol": "vmess",
                    "settings": {"clients": [{"id": UUID, "alterId": 0}]}}
-    if proto == "vmess-tls":
+    if proto in TLS_PROTOS:
         inbound["streamSettings"] = {
             "network": "tcp", "security": "tls",
             "tlsSettings": {"certificates": [{"certificateFile": CERT, "keyFile": KEY}]}}
@@ -467,7 +469,7 @@ def portal_config(proto, tunnel_port, publics):
 
 def bridge_config(proto, tunnel_port, targets):
     """targets: [(name, port)]: the bridge reaches 127.0.0.1:port for target `name`."""
-    if proto == "vless":
+    if proto.startswith("vless"):
         tunnel = {"tag": "interconn", "protocol": "vless",
                   "settings": {"vnext": [{"address": "127.0.0.1", "port": tunnel_port,
                                           "users": [{"id": UUID, "encryption": "none"}]}]}}
@@ -477,7 +479,7 @@ def bridge_config(proto, tunnel_port, targets):
                   "settings": {"vnext": [{"address": "127.0.0.1", "port": tunnel_port,
                                           "users": [{"id": UUID, "alterId": 0,
                                                      "security": security}]}]}}
-    if proto == "vmess-tls":
+    if proto in TLS_PROTOS:
         tunnel["streamSettings"] = {
             "network": "tcp", "security": "tls",
             "tlsSettings": {"serverName": TLS_NAME, "disableSystemRoot": True,
