@@ -37,8 +37,9 @@ static int usage(int portal, FILE *out)
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "  --portal   the portal's tunnel address\n"
-                "  --to       a local service for target NAME (default \"%s\"); the bridge\n"
-                "             reaches nothing but these\n"
+                "  --to       a local service for target NAME (default \"%s\"), or for the\n"
+                "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
+                "             a V2Ray portal); the bridge reaches nothing but these\n"
                 "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
                 "             roots and --ca FILE, for the portal's host name or --sni NAME\n",
                 VREV_TUNNEL_DEFAULT_NAME);

@@ -222,11 +222,27 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     if (rc == 0)
         rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
-        char name[80];
-        snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
-        r.domains = LIST1(name);
-        r.outbound_tag = tags[i + 1];
-        rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
+        char name[300], host[VREV_ADDR_DOMAIN_MAX + 1], port[8];
+        const char *domain_v[1] = {name}, *ip_v[1] = {host}; /* live as long as t */
+        struct vrev__addr a;
+        struct vrev__rule_spec t;
+        memset(&t, 0, sizeof(t));
+        t.inbound_tags = LIST1("bridge");
+        t.outbound_tag = tags[i + 1];
+        if (vrev__tunnel_target_addr(&o->targets[i], &a)) { /* the portal's own HOST:PORT */
+            vrev__addr_host_text(&a, host, sizeof(host));
+            snprintf(port, sizeof(port), "%u", (unsigned)a.port);
+            snprintf(name, sizeof(name), "full:%s", host);
+            if (a.type == VREV_ADDR_DOMAIN)
+                t.domains = (struct vrev__strlist){domain_v, 1};
+            else
+                t.ips = (struct vrev__strlist){ip_v, 1};
+            t.ports = port;
+        } else {
+            snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
+            t.domains = (struct vrev__strlist){domain_v, 1};
+        }
+        rc = vrev__router_add_rule(e->router, &t, msg, sizeof(msg));
     }
     struct vrev__strlist all = {tags, o->n_targets + 1};
     if (rc == 0)
@@ -281,15 +297,16 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
     const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
     char (*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
     const char **allowed = vrev__calloc(b->ctx, n, sizeof(*allowed));
-    char (*allowed_buf)[80] = vrev__calloc(b->ctx, n, sizeof(*allowed_buf));
+    char (*allowed_buf)[VREV_MUX_TARGET_MAX] = vrev__calloc(b->ctx, n, sizeof(*allowed_buf));
     char full[300];
     int rc = tags && tag_buf && allowed && allowed_buf ? 0 : VREV_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i <= n; i++) {
         snprintf(tag_buf[i], sizeof(tag_buf[i]), i ? "target-%zu" : "interconn", i - 1);
         tags[i] = tag_buf[i];
         if (i) {
-            snprintf(allowed_buf[i - 1], sizeof(allowed_buf[i - 1]), "%s:0",
-                     o->targets[i - 1].name);
+            const char *nm = o->targets[i - 1].name;
+            snprintf(allowed_buf[i - 1], sizeof(allowed_buf[i - 1]), strchr(nm, ':') ? "%s" : "%s:0",
+                     nm);
             allowed[i - 1] = allowed_buf[i - 1];
         }
     }

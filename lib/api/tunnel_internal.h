@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "codec/addr.h"
 #include "core/core.h"
 #include "vrev/tunnel.h"
 
@@ -33,6 +34,9 @@ struct vrev_tunnel_opts {
 };
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
+/* A bridge target named by the HOST:PORT a portal asks for (e.g. a V2Ray portal's
+ * dokodemo-door target) rather than by a name; *a gets that address. */
+bool vrev__tunnel_target_addr(const struct vrev__tunnel_pair *t, struct vrev__addr *a);
 const char *vrev__tunnel_domain(const vrev_tunnel_opts *o);
 
 #endif

@@ -122,10 +122,21 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     put(o, "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
            "[ \"bridge\" ], \"domain\": [ \"full:%s\" ], \"outboundTag\": \"interconn\" }",
         d);
-    for (size_t i = 0; i < t->n_targets; i++)
-        put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"domain\": "
-               "[ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
-            t->targets[i].name, i);
+    for (size_t i = 0; i < t->n_targets; i++) {
+        struct vrev__addr ta;
+        char th[VREV_ADDR_DOMAIN_MAX + 1];
+        if (!vrev__tunnel_target_addr(&t->targets[i], &ta)) {
+            put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"domain\": "
+                   "[ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
+                t->targets[i].name, i);
+            continue;
+        }
+        vrev__addr_host_text(&ta, th, sizeof(th)); /* the HOST:PORT the portal asks for */
+        put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"%s\": "
+               "[ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
+            ta.type == VREV_ADDR_DOMAIN ? "domain" : "ip",
+            ta.type == VREV_ADDR_DOMAIN ? "full:" : "", th, (unsigned)ta.port, i);
+    }
     /* nothing else: a portal cannot make this bridge reach other hosts */
     put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"outboundTag\": "
            "\"deny\" }\n  ] }\n}\n");

@@ -175,10 +175,12 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
         return VREV_ERR_INVAL;
     if (!name)
         name = VREV_TUNNEL_DEFAULT_NAME;
-    if (!name_ok(name, 63))
+    struct vrev__addr as_addr;
+    bool addr_name = !listen && strchr(name, ':') && vrev__addr_from_hostport(&as_addr, name) == 0;
+    if (!addr_name && !name_ok(name, 63))
         return set_err(o, VREV_ERR_INVAL,
-                       "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'",
-                       name);
+                       "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'%s",
+                       name, listen ? "" : ", or the HOST:PORT a portal asks for");
     int rc = check_hostport(o, hostport, listen);
     if (rc < 0)
         return rc;
@@ -277,4 +279,9 @@ int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
     free(o->tls_sni);
     o->tls_sni = d;
     return 0;
+}
+
+bool vrev__tunnel_target_addr(const struct vrev__tunnel_pair *t, struct vrev__addr *a)
+{
+    return strchr(t->name, ':') && vrev__addr_from_hostport(a, t->name) == 0;
 }

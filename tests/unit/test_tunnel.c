@@ -39,6 +39,8 @@ static void test_options(void **state)
     assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "localhost:8080"), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:1"), VREV_ERR_INVAL);
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "twice"));
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "127.0.0.1:80", "127.0.0.1:8081"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "bad:name:x", "127.0.0.1:1"), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_portal(o, "portal.example:443"), 0);
     char buf[4096];
     int n = vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf));
@@ -46,6 +48,7 @@ static void test_options(void **state)
     assert_non_null(strstr(buf, "\"security\": \"chacha20-poly1305\""));
     assert_non_null(strstr(buf, "\"redirect\": \"localhost:8080\""));
     assert_non_null(strstr(buf, "\"full:web\""));
+    assert_non_null(strstr(buf, "\"ip\": [ \"127.0.0.1\" ], \"port\": \"80\""));
     /* too small a buffer: the length it would need, and a terminated prefix */
     char small[16];
     assert_int_equal(vrev_tunnel_opts_print_config(o, 0, small, sizeof(small)), n);
