@@ -92,6 +92,20 @@ VREV_API int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
  *  and pose as the portal; the bridge logs a warning. */
 VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);
 
+struct bufferevent;
+
+/** A session handed to the application instead of a socket: `stream` (owned by the callee
+ *  from now on; free it with bufferevent_free) carries the public client's bytes both ways, as
+ *  a connected socket would. `name` is the target name (valid during the call only). */
+typedef void (*vrev_bridge_accept_cb)(struct bufferevent *stream, const char *name, void *user);
+
+/** Bridge: serve target `name` in-process: each of its sessions is given to `cb` as a
+ *  bufferevent in the bridge's event loop (no local socket at all). A configuration with
+ *  handlers has no V2Ray equivalent (vrev_tunnel_opts_print_config() then returns
+ *  VREV_ERR_UNSUPPORTED). */
+VREV_API int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name,
+                                          vrev_bridge_accept_cb cb, void *user);
+
 /** Print the equivalent V2Ray 4.34 JSON configuration of a portal (as_portal = 1) or a bridge
  *  into buf (NUL-terminated). Returns the length the whole text needs (like snprintf), or a
  *  negative VREV_ERR_* (VREV_ERR_INVAL if a required option is missing). */

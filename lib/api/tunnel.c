@@ -205,6 +205,51 @@ unsigned vrev_portal_public_port(const vrev_portal *p, size_t i)
 
 /* --- bridge -------------------------------------------------------------------------------- */
 
+/* An outbound that hands each link to the application (vrev_tunnel_opts_add_handler). */
+struct handler_out {
+    struct vrev__outbound base; /* first */
+    vrev_bridge_accept_cb cb;
+    void *user;
+    char name[64];
+};
+
+static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
+                          struct bufferevent *link)
+{
+    (void)info;
+    struct handler_out *h = (struct handler_out *)ob;
+    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
+    h->cb(link, h->name, h->user);
+    return 0;
+}
+
+static void handler_destroy(struct vrev__outbound *ob)
+{
+    vrev__outbound_cleanup(ob);
+    vrev__free(ob->engine->ctx, ob);
+}
+
+static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle,
+                                                      handler_destroy};
+
+static int handler_new(struct vrev__engine *e, const char *tag,
+                       const struct vrev__tunnel_pair *t, struct vrev__outbound **out)
+{
+    struct handler_out *h = vrev__calloc(e->ctx, 1, sizeof(*h));
+    if (!h)
+        return VREV_ERR_NOMEM;
+    int rc = vrev__outbound_init(&h->base, e, &handler_ops, tag);
+    if (rc < 0) {
+        handler_destroy(&h->base);
+        return rc;
+    }
+    h->cb = t->cb;
+    h->user = t->user;
+    snprintf(h->name, sizeof(h->name), "%s", t->name);
+    *out = &h->base;
+    return 0;
+}
+
 #define LIST1(x) ((struct vrev__strlist){(const char *const[]){x}, 1})
 
 static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
@@ -281,9 +326,13 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, ob);
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
-        split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
-        struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
-        rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+        if (!o->targets[i].hostport) {
+            rc = handler_new(e, tags[i + 1], &o->targets[i], &ob);
+        } else {
+            split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
+            struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
+            rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+        }
         if (rc == 0)
             rc = vrev__engine_add_outbound(e, ob);
     }

@@ -10,7 +10,9 @@
 
 struct vrev__tunnel_pair {
     char *name;
-    char *hostport;
+    char *hostport; /* NULL for an in-process handler */
+    vrev_bridge_accept_cb cb;
+    void *user;
 };
 
 struct vrev_tunnel_opts {

@@ -149,6 +149,9 @@ int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char
         return VREV_ERR_INVAL;
     if (as_portal ? (!t->listen || !t->n_publics) : (!t->portal || !t->n_targets))
         return VREV_ERR_INVAL;
+    for (size_t i = 0; !as_portal && i < t->n_targets; i++)
+        if (!t->targets[i].hostport) /* an in-process handler has no JSON equivalent */
+            return VREV_ERR_UNSUPPORTED;
     char id[37];
     uuid_text(t->uuid, id);
     struct out o = {buf, cap, 0};

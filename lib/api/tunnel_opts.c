@@ -181,16 +181,17 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
         return set_err(o, VREV_ERR_INVAL,
                        "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'%s",
                        name, listen ? "" : ", or the HOST:PORT a portal asks for");
-    int rc = check_hostport(o, hostport, listen);
+    int rc = hostport ? check_hostport(o, hostport, listen) : 0;
     if (rc < 0)
         return rc;
     struct vrev__tunnel_pair *nv = realloc(*v, (*n + 1) * sizeof(**v));
     if (!nv)
         return VREV_ERR_NOMEM;
     *v = nv;
+    memset(&nv[*n], 0, sizeof(nv[*n]));
     nv[*n].name = dup_str(name);
-    nv[*n].hostport = dup_str(hostport);
-    if (!nv[*n].name || !nv[*n].hostport) {
+    nv[*n].hostport = hostport ? dup_str(hostport) : NULL;
+    if (!nv[*n].name || (hostport && !nv[*n].hostport)) {
         free(nv[*n].name);
         free(nv[*n].hostport);
         return VREV_ERR_NOMEM;
@@ -199,8 +200,25 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
     return 0;
 }
 
+int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name,
+                                 vrev_bridge_accept_cb cb, void *user)
+{
+    if (!o || !cb)
+        return VREV_ERR_INVAL;
+    if (name && vrev__tunnel_find_target(o, name) >= 0)
+        return set_err(o, VREV_ERR_INVAL, "target name '%s' given twice", name);
+    int rc = add_pair(o, &o->targets, &o->n_targets, name, NULL, false);
+    if (rc == 0) {
+        o->targets[o->n_targets - 1].cb = cb;
+        o->targets[o->n_targets - 1].user = user;
+    }
+    return rc;
+}
+
 int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport, const char *name)
 {
+    if (o && !hostport)
+        return check_hostport(o, NULL, true);
     return add_pair(o, o ? &o->publics : NULL, o ? &o->n_publics : NULL, name, hostport, true);
 }
 
@@ -208,6 +226,8 @@ int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name, const cha
 {
     if (o && name && vrev__tunnel_find_target(o, name) >= 0)
         return set_err(o, VREV_ERR_INVAL, "target name '%s' given twice", name);
+    if (o && !hostport)
+        return check_hostport(o, NULL, false);
     return add_pair(o, o ? &o->targets : NULL, o ? &o->n_targets : NULL, name, hostport, false);
 }
 

@@ -254,6 +254,58 @@ static void test_bridge_refuses_unknown_names(void **state)
     world_done(&w);
 }
 
+/* In-process handler: the session arrives as a bufferevent in the bridge's loop. */
+static struct bufferevent *handled;
+static char handled_name[32];
+
+static void handler_echo(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void on_session(struct bufferevent *stream, const char *name, void *user)
+{
+    (void)user;
+    handled = stream;
+    snprintf(handled_name, sizeof(handled_name), "%s", name);
+    bufferevent_setcb(stream, handler_echo, NULL, NULL, NULL);
+    bufferevent_enable(stream, EV_READ | EV_WRITE);
+}
+
+static void test_bridge_handler_in_process(void **state)
+{
+    (void)state;
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    w.base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w.ctx, w.base), 0);
+    w.got = evbuffer_new();
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "app"), 0);
+    assert_int_equal(vrev_portal_new(&w.portal, w.ctx, o, err, sizeof(err)), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w.portal));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
+    assert_int_equal(vrev_tunnel_opts_add_handler(o, "app", on_session, NULL), 0);
+    assert_int_equal(vrev_tunnel_opts_print_config(o, 0, NULL, 0), VREV_ERR_UNSUPPORTED);
+    assert_int_equal(vrev_bridge_new(&w.bridge, w.ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    vrev_bridge_start(w.bridge);
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS) < 1; i++)
+        run_ms(&w, 10);
+    connect_client(&w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w.got) < 10; i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(w.got), 10);
+    assert_string_equal(handled_name, "app");
+    bufferevent_free(handled);
+    world_done(&w);
+}
+
 static void test_new_errors(void **state)
 {
     (void)state;
@@ -321,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_portal_bridge_events_and_counters),
         cmocka_unit_test(test_bridge_refuses_unknown_names),
+        cmocka_unit_test(test_bridge_handler_in_process),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_allocation_failures),
     };
