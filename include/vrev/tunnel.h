@@ -92,6 +92,14 @@ VREV_API int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
  *  and pose as the portal; the bridge logs a warning. */
 VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);
 
+/** Tunables V2Ray hard-codes (the defaults keep wire behaviour identical to V2Ray 4.34):
+ *  portal: heartbeat period (2000 ms) and the lifetime sessions after which a tunnel is drained
+ *  (256); bridge: the average live sessions per tunnel above which another is opened (16).
+ *  0 restores the default. Returns 0 or VREV_ERR_INVAL. */
+VREV_API int vrev_tunnel_opts_set_heartbeat_ms(vrev_tunnel_opts *o, unsigned ms);
+VREV_API int vrev_tunnel_opts_set_drain_after(vrev_tunnel_opts *o, unsigned sessions);
+VREV_API int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsigned sessions);
+
 struct bufferevent;
 
 /** A session handed to the application instead of a socket: `stream` (owned by the callee

@@ -63,7 +63,8 @@ static void split_hostport(const char *hp, char *host, size_t cap, uint16_t *por
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
-    struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, 0, 0};
+    struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, o->heartbeat_ms,
+                                   o->drain_after};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -367,6 +368,7 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
         struct vrev__bridge_opts bo;
         memset(&bo, 0, sizeof(bo));
         bo.domain = vrev__tunnel_domain(o);
+        bo.sessions_per_tunnel = o->sessions_per_tunnel;
         bo.allowed_targets = allowed;
         bo.n_allowed_targets = n;
         rc = vrev__bridge_new(&b->engine, "bridge", &bo, &b->bridge);

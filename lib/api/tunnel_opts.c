@@ -305,3 +305,27 @@ bool vrev__tunnel_target_addr(const struct vrev__tunnel_pair *t, struct vrev__ad
 {
     return strchr(t->name, ':') && vrev__addr_from_hostport(a, t->name) == 0;
 }
+
+int vrev_tunnel_opts_set_heartbeat_ms(vrev_tunnel_opts *o, unsigned ms)
+{
+    if (!o || ms > 3600 * 1000)
+        return VREV_ERR_INVAL;
+    o->heartbeat_ms = ms;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_drain_after(vrev_tunnel_opts *o, unsigned sessions)
+{
+    if (!o || sessions > 65000) /* session ids are 16 bits: drain well before they run out */
+        return VREV_ERR_INVAL;
+    o->drain_after = sessions;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsigned sessions)
+{
+    if (!o || sessions > 65000)
+        return VREV_ERR_INVAL;
+    o->sessions_per_tunnel = sessions;
+    return 0;
+}

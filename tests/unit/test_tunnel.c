@@ -240,6 +240,42 @@ static void test_portal_bridge_events_and_counters(void **state)
     world_done(&w);
 }
 
+static void test_drain_after_option(void **state)
+{
+    (void)state;
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    w.base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w.ctx, w.base), 0);
+    assert_int_equal(vrev__listener_new(w.ctx, "127.0.0.1", 0, echo_accept, &w, &w.echo), 0);
+    w.got = evbuffer_new();
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_drain_after(o, 1), 0);
+    assert_int_equal(vrev_tunnel_opts_set_heartbeat_ms(o, 50), 0);
+    assert_int_equal(vrev_tunnel_opts_set_drain_after(o, 70000), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);
+    assert_int_equal(vrev_portal_new(&w.portal, w.ctx, o, err, sizeof(err)), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w.portal));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__listener_port(w.echo));
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "echo", hp), 0);
+    assert_int_equal(vrev_bridge_new(&w.bridge, w.ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    vrev_bridge_start(w.bridge);
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS) < 1; i++)
+        run_ms(&w, 10);
+    connect_client(&w); /* control + 1 session > 1: the next heartbeat (50 ms) drains */
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS_OPENED) < 2;
+         i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS_OPENED), 2);
+    world_done(&w);
+}
+
 static void test_bridge_refuses_unknown_names(void **state)
 {
     (void)state;
@@ -372,6 +408,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
         cmocka_unit_test(test_portal_bridge_events_and_counters),
+        cmocka_unit_test(test_drain_after_option),
         cmocka_unit_test(test_bridge_refuses_unknown_names),
         cmocka_unit_test(test_bridge_handler_in_process),
         cmocka_unit_test(test_new_errors),
