@@ -1119,6 +1119,23 @@ def cpu_busy_s():
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / _TICK
 
 
+def wait_idle(limit_s, window=10.0, max_cores=0.15):
+    """Wait (at most limit_s) until the machine has been nearly idle for `window` seconds."""
+    end = time.monotonic() + limit_s
+    while True:
+        b0 = cpu_busy_s()
+        time.sleep(window)
+        cores = (cpu_busy_s() - b0) / window
+        if cores <= max_cores:
+            say("machine idle (%.2f cores busy over %.0f s)" % (cores, window))
+            return True
+        if time.monotonic() >= end:
+            say("warning: machine still busy (%.2f cores) after waiting %d s; running anyway"
+                % (cores, limit_s))
+            return False
+        say("waiting for an idle machine (%.2f cores busy)" % cores)
+
+
 def own_cpu_s():
     """CPU seconds of this driver and every child it has waited for (all of them, at the end)."""
     total = 0.0
@@ -1185,6 +1202,8 @@ def main():
     ap.add_argument("--name", help="results file name without extension (default the date)")
     ap.add_argument("--max-load", type=float, default=0.7,
                     help="warn when the 1-minute load average per core exceeds this at start")
+    ap.add_argument("--wait-idle", type=int, default=0, metavar="SECONDS",
+                    help="first wait up to SECONDS for the machine to be idle (shared machines)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
     args = ap.parse_args()
 
@@ -1217,8 +1236,22 @@ def main():
     procs = Procs(tmp)
     ctx = Ctx()
     ctx.procs, ctx.tmp, ctx.settle, ctx.rep_seed = procs, tmp, 3.0 if not args.quick else 1.5, 0
+    if args.wait_idle:
+        wait_idle(args.wait_idle)
     t_start = time.monotonic()
     busy0, own0 = cpu_busy_s(), own_cpu_s()
+    phase = {"t": t_start, "busy": busy0, "own": own0}
+
+    def mark(at):
+        """Load average, and the cores other processes kept busy since the previous mark."""
+        now_t, busy = time.monotonic(), cpu_busy_s()
+        own = own_cpu_s() + sum(proc_cpu_s(p.pid) for p in procs.live if p.poll() is None)
+        others = max(0.0, (busy - phase["busy"]) - (own - phase["own"]))
+        cores = others / max(now_t - phase["t"], 1e-3)
+        phase.update(t=now_t, busy=busy, own=own)
+        loads.append({"at": at, "loadavg": os.getloadavg(), "other_cores": round(cores, 2)})
+        if cores > 0.25:
+            say("note: other processes kept %.2f cores busy during this part (%s)" % (cores, at))
     ctx.deadline = t_start + limit_s
 
     def check_deadline():
@@ -1262,9 +1295,9 @@ def main():
             say("== startup: bridge start -> first request; portal restart -> first request")
             bench_startup(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
                           reps if not args.quick else 1, backends)
-            loads.append({"at": "after startup", "loadavg": os.getloadavg()})
+            mark("after startup")
 
-        for proto in protos:
+        for proto in (protos if sections & {"footprint", "bulk", "requests"} else []):
             pairs = {}
             try:
                 for iname in TUNNEL_IMPLS:
@@ -1312,7 +1345,7 @@ def main():
             finally:
                 for pair in pairs.values():
                     pair.stop()
-            loads.append({"at": "after " + proto, "loadavg": os.getloadavg()})
+            mark("after " + proto)
 
         if "micro" in sections:
             say("== micro: AEAD seal rate (bench/aead_bench.c)")
@@ -1323,7 +1356,7 @@ def main():
         say("bench: ABORTED: %s" % e)
     finally:
         procs.stop_all()
-    loads.append({"at": "end", "loadavg": os.getloadavg()})
+    mark("end")
     elapsed = time.monotonic() - t_start
     # What the rest of the machine took meanwhile (other users' builds and tests).
     foreign = max(0.0, (cpu_busy_s() - busy0) - (own_cpu_s() - own0))
@@ -1340,8 +1373,9 @@ def main():
     for t in targets:
         print("  %-7s %-58s %s" % (t["status"], t["target"], t.get("detail", "")))
     print()
-    print("load average: " + "; ".join("%s %.2f/%.2f/%.2f" % (l["at"], *l["loadavg"])
-                                        for l in loads))
+    print("load average (and cores other processes kept busy): " + "; ".join(
+        "%s %.2f/%.2f/%.2f%s" % (l["at"], *l["loadavg"], " (%.2f)" % l["other_cores"]
+                                 if "other_cores" in l else "") for l in loads))
     print("other processes used %.0f CPU-s during the run: %.2f of %d cores on average%s" % (
         foreign, foreign / elapsed, os.cpu_count(),
         " -- BUSY MACHINE, rerun when idle" if foreign / elapsed > 0.25 else ""))

@@ -3,9 +3,13 @@
 # backends, and runs bench/bench.py, which alternates vrev and V2Ray on 127.0.0.1 and writes
 # bench/results/<date>.json and <date>.png.
 #
-#   bench/run.sh                 the full run (about 15 minutes on 2 cores)
+#   bench/run.sh                 the full run (about 13 minutes on 2 cores)
 #   bench/run.sh --quick         a smoke run of about 2 minutes
 #   bench/run.sh [bench.py options]   e.g. --only bulk --protos vmess-aes --reps 5
+#   bench/run.sh --wait-idle 900      on a shared machine: first wait for it to be idle
+#
+# The results record the load average and the CPU other processes took during each part;
+# a run that says BUSY MACHINE should be repeated.
 #
 # VREV_NO_DEPS=1 skips the package check. Not part of `make check`.
 set -euo pipefail
