@@ -961,10 +961,12 @@ def check_targets(res, unsupported, nconn):
                     "detail": "%.1f %s (%s %g)" % (value, unit, op, limit)})
 
     unsup = {(p, i) for p, i, _ in unsupported}
-    for proto in ("vmess-aes", "vless", "vmess-tls"):
+    for proto in ("vmess-aes", "vless", "vmess-tls", "vless-tls"):
         for direction in ("up", "down (-R)"):
             test = "%s 1 stream %s" % (PROTO_LABEL[proto], direction)
-            label = "iperf3 1 stream %s %s >= 2.0x V2Ray" % (PROTO_LABEL[proto], direction)
+            extra = " (not in the issue)" if proto == "vless-tls" else ""
+            label = "iperf3 1 stream %s %s >= 2.0x V2Ray%s" % (PROTO_LABEL[proto], direction,
+                                                               extra)
             if (proto, "vrev-openssl") in unsup:
                 out.append({"target": label, "status": "MISSED", "detail": "not supported yet"})
             else:
@@ -1022,6 +1024,14 @@ COLORS = {"direct": "#999999", "v2ray": "#d95f02", "vrev-openssl": "#1b9e77",
           "vrev-mbedtls": "#7570b3"}
 
 
+def short_label(test):
+    for long, short in (("vmess chacha20-poly1305", "chacha"), ("vless (plain TCP)", "vless"),
+                        ("vmess aes-128-gcm + tls", "vmess+tls"), ("vless + tls", "vless+tls"),
+                        (" 1 stream ", " "), (" (-R)", "")):
+        test = test.replace(long, short)
+    return test
+
+
 def draw_chart(res, png, title, tmp):
     gp = shutil.which("gnuplot")
     if not gp:
@@ -1064,7 +1074,7 @@ def draw_chart(res, png, title, tmp):
         dat = os.path.join(tmp, "chart%d.dat" % i)
         with open(dat, "w") as f:
             for t in tests:
-                label = t.replace(aes + " ", "") if is_aes(t) else t
+                label = t.replace(aes + " ", "") if is_aes(t) else short_label(t)
                 row = ['"%s"' % label.replace('"', "'")]
                 for im in impls:
                     s = summary(res.get(section, t, im, metric))
@@ -1088,6 +1098,47 @@ def draw_chart(res, png, title, tmp):
         say("gnuplot failed: " + (err or out).strip()[-300:])
         return False
     return True
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+def report(doc, jpath, tmp):
+    """Print the table and the targets of a results document, add them to it, write it to
+    jpath and draw the chart next to it (<name>.png). Used after a run and by --report."""
+    res = Results()
+    res.data, res.notes = doc["results"], doc.get("failures", {})
+    unsupported = [(u["proto"], u["impl"], u["message"]) for u in doc.get("unsupported", [])]
+    table, table_json = build_table(res, unsupported)
+    targets = check_targets(res, unsupported, doc["connections"])
+    print()
+    print("vrev vs V2Ray 4.34 on 127.0.0.1 (%s, commit %s) -- medians [min..max] of %d run(s); "
+          "ratios are medians of per-run ratios (runs measured next to each other)"
+          % (doc["date"], doc.get("commit"), doc["reps"]))
+    print(table)
+    print()
+    print("targets (issue M5):")
+    for t in targets:
+        print("  %-7s %-66s %s" % (t["status"], t["target"], t.get("detail", "")))
+    print()
+    print("load average (and cores other processes kept busy): " + "; ".join(
+        "%s %.2f/%.2f/%.2f%s" % (l["at"], *l["loadavg"], " (%.2f)" % l["other_cores"]
+                                 if "other_cores" in l else "") for l in doc["loadavg"]))
+    others = doc.get("other_processes") or {}
+    if others:
+        cores = others["cores_busy_avg"]
+        print("other processes used %.0f CPU-s during the run: %.2f of %d cores on average%s" % (
+            others["cpu_s"], cores, doc["machine"]["cores"],
+            " -- BUSY MACHINE, rerun when idle" if cores > 0.25 else ""))
+    doc.update(summary=table_json, targets=targets, table=table)
+    with open(jpath, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    ppath = os.path.splitext(jpath)[0] + ".png"
+    title = "vrev vs V2Ray 4.34, 127.0.0.1, %s, %d cores, %s run, commit %s" % (
+        doc["date"][:10], doc["machine"]["cores"], "quick" if doc["quick"] else "full",
+        doc.get("commit"))
+    drawn = draw_chart(res, ppath, title, tmp)
+    print("wrote %s%s (%.0f s)" % (jpath, " and " + ppath if drawn else "", doc["elapsed_s"]))
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -1200,12 +1251,24 @@ def main():
                     help="comma-separated tunnel implementations (default %(default)s)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     ap.add_argument("--name", help="results file name without extension (default the date)")
-    ap.add_argument("--max-load", type=float, default=0.7,
-                    help="warn when the 1-minute load average per core exceeds this at start")
+    ap.add_argument("--max-busy", type=float, default=0.25,
+                    help="warn when other processes keep more cores than this busy at start")
     ap.add_argument("--wait-idle", type=int, default=0, metavar="SECONDS",
                     help="first wait up to SECONDS for the machine to be idle (shared machines)")
+    ap.add_argument("--report", metavar="JSON",
+                    help="measure nothing: print the table and targets of a results file again, "
+                         "and redraw its chart")
     ap.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            doc = json.load(f)
+        tmp = tempfile.mkdtemp(prefix="vrev-bench-")
+        try:
+            report(doc, args.report, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return 0
 
     reps = args.reps or (1 if args.quick else 3)
     duration = args.duration or (1 if args.quick else 3)
@@ -1276,13 +1339,16 @@ def main():
     loads = [{"at": "start", "loadavg": os.getloadavg()}]
     now = datetime.datetime.now()
     name = args.name or (now.strftime("%Y-%m-%d") + ("-quick" if args.quick else ""))
-    load1 = os.getloadavg()[0]
     say("bench: %s run, %d rep(s) x %d s, %d connections; load average %.2f %.2f %.2f on %d cores"
         % ("quick" if args.quick else "full", reps, duration, nconn, *os.getloadavg(),
            os.cpu_count()))
-    if load1 / (os.cpu_count() or 1) > args.max_load:
-        say("warning: the machine is busy (load %.2f): results will be noisy; rerun when idle"
-            % load1)
+    # The load average lags (it still counts a previous run); sample what is busy right now.
+    b0 = cpu_busy_s()
+    time.sleep(2)
+    busy_now = (cpu_busy_s() - b0) / 2
+    if busy_now > args.max_busy:
+        say("warning: other processes keep %.2f cores busy: results will be noisy; rerun when "
+            "idle (--wait-idle)" % busy_now)
     status = "complete"
     try:
         backends = Backends(procs, tmp)
@@ -1362,26 +1428,8 @@ def main():
     foreign = max(0.0, (cpu_busy_s() - busy0) - (own_cpu_s() - own0))
     others = {"cpu_s": round(foreign, 1), "cores_busy_avg": round(foreign / elapsed, 2)}
 
-    table, table_json = build_table(res, unsupported)
-    targets = check_targets(res, unsupported, nconn)
-    print()
-    print("vrev vs V2Ray 4.34 on 127.0.0.1 — medians [min..max] of %d run(s); ratios are "
-          "medians of per-run ratios (runs measured next to each other)" % reps)
-    print(table)
-    print()
-    print("targets (issue M5):")
-    for t in targets:
-        print("  %-7s %-58s %s" % (t["status"], t["target"], t.get("detail", "")))
-    print()
-    print("load average (and cores other processes kept busy): " + "; ".join(
-        "%s %.2f/%.2f/%.2f%s" % (l["at"], *l["loadavg"], " (%.2f)" % l["other_cores"]
-                                 if "other_cores" in l else "") for l in loads))
-    print("other processes used %.0f CPU-s during the run: %.2f of %d cores on average%s" % (
-        foreign, foreign / elapsed, os.cpu_count(),
-        " -- BUSY MACHINE, rerun when idle" if foreign / elapsed > 0.25 else ""))
     os.makedirs(args.out, exist_ok=True)
     jpath = os.path.join(args.out, name + ".json")
-    ppath = os.path.join(args.out, name + ".png")
     doc = {
         "name": name, "date": now.isoformat(timespec="seconds"), "status": status,
         "quick": args.quick, "reps": reps, "duration_s": duration, "connections": nconn,
@@ -1391,16 +1439,9 @@ def main():
         "loadavg": loads, "other_processes": others,
         "unsupported": [{"proto": p, "impl": i, "message": m} for p, i, m in unsupported],
         "results": res.data, "failures": res.notes,
-        "recoveries": getattr(ctx, "recoveries", []), "summary": table_json, "targets": targets,
-        "table": table, "log": LOG,
+        "recoveries": getattr(ctx, "recoveries", []), "log": LOG,
     }
-    with open(jpath, "w") as f:
-        json.dump(doc, f, indent=1)
-        f.write("\n")
-    title = "vrev vs V2Ray 4.34, 127.0.0.1, %s, %d cores, %s" % (
-        now.strftime("%Y-%m-%d"), os.cpu_count(), "quick" if args.quick else "full")
-    drawn = draw_chart(res, ppath, title, tmp)
-    print("wrote %s%s (%.0f s)" % (jpath, " and " + ppath if drawn else "", elapsed))
+    report(doc, jpath, tmp)
     if args.keep_tmp:
         print("configs and logs kept in " + tmp)
     else:
