@@ -108,7 +108,7 @@ VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
 .PHONY: demo all lib cli examples deps check check-run unit replay clitest exports headers run-examples asan fuzz install \
-	uninstall clean bench-micro FORCE
+	uninstall clean bench bench-micro FORCE
 
 all: lib cli
 
@@ -226,6 +226,11 @@ BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(LIBS_ALL)
+
+# Benchmarks against V2Ray 4.34 (not part of check): full run ~13 min on 2 cores, writes
+# bench/results/<date>.json and .png; make bench BENCH_ARGS=--quick for a ~1-2 minute smoke run.
+bench:
+	@bash bench/run.sh $(BENCH_ARGS)
 
 bench-micro: $(BENCH_BINS)
 	@set -e; for b in $(BENCH_BINS); do echo "== $$b"; $$b; done
