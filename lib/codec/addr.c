@@ -64,6 +64,23 @@ int vrev__addr_set_domain(struct vrev__addr *a, const uint8_t *name, size_t len)
     return 0;
 }
 
+int vrev__addr_check(const struct vrev__addr *a)
+{
+    struct vrev__addr tmp;
+    if (!a)
+        return VREV_ERR_INVAL;
+    switch (a->type) {
+    case VREV_ADDR_IPV4:
+        return a->len == 4 ? 0 : VREV_ERR_ADDR_TYPE;
+    case VREV_ADDR_IPV6:
+        return a->len == 16 ? 0 : VREV_ERR_ADDR_TYPE;
+    case VREV_ADDR_DOMAIN:
+        return vrev__addr_set_domain(&tmp, a->host, a->len);
+    default:
+        return VREV_ERR_ADDR_TYPE;
+    }
+}
+
 int vrev__addr_decode(const uint8_t *p, size_t n, struct vrev__addr *a, size_t *used)
 {
     if (n < 3)

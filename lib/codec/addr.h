@@ -46,6 +46,10 @@ int vrev__addr_from_text(struct vrev__addr *a, const char *host, uint16_t port);
  * port is required (0..65535). Returns 0, VREV_ERR_INVAL or VREV_ERR_ADDR_*. */
 int vrev__addr_from_hostport(struct vrev__addr *a, const char *text);
 
+/* Is `a` safe to send: a known type with the right length, a valid non-empty domain
+ * (a 4.34 peer crashes on an empty one)? Returns 0, VREV_ERR_INVAL or VREV_ERR_ADDR_*. */
+int vrev__addr_check(const struct vrev__addr *a);
+
 /* Validate and classify a domain given as bytes (the rules above). */
 int vrev__addr_set_domain(struct vrev__addr *a, const uint8_t *name, size_t len);
 

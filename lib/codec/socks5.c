@@ -65,24 +65,6 @@ int vrev__socks_addr_parse(const uint8_t *p, size_t n, struct vrev__addr *a, siz
     return decode_as_port_first(p, total, type, a);
 }
 
-/* Refuse what a peer would reject: we never emit an empty or invalid domain (WIRE-SPEC §2.2). */
-static int check_addr(const struct vrev__addr *a)
-{
-    struct vrev__addr tmp;
-    if (!a)
-        return VREV_ERR_INVAL;
-    switch (a->type) {
-    case VREV_ADDR_IPV4:
-        return a->len == 4 ? 0 : VREV_ERR_ADDR_TYPE;
-    case VREV_ADDR_IPV6:
-        return a->len == 16 ? 0 : VREV_ERR_ADDR_TYPE;
-    case VREV_ADDR_DOMAIN:
-        return vrev__addr_set_domain(&tmp, a->host, a->len);
-    default:
-        return VREV_ERR_ADDR_TYPE;
-    }
-}
-
 static uint8_t atyp_of(uint8_t type)
 {
     return type == VREV_ADDR_IPV4     ? VREV_SOCKS_ATYP_IPV4
@@ -95,7 +77,7 @@ static uint8_t atyp_of(uint8_t type)
 int vrev__socks_addr_encode(const struct vrev__addr *a, uint8_t *out, size_t cap)
 {
     uint8_t tmp[3 + 1 + VREV_ADDR_DOMAIN_MAX];
-    int rc = check_addr(a);
+    int rc = vrev__addr_check(a);
     if (rc < 0)
         return rc;
     int n = vrev__addr_encode(a, tmp, sizeof(tmp));

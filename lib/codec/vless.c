@@ -196,24 +196,6 @@ static int check_addons(const uint8_t *addons, size_t len)
     return vrev__vless_addons_parse(addons, len, &a);
 }
 
-/* Refuse what a peer would reject: we never emit an empty or invalid domain (WIRE-SPEC §2.2). */
-static int check_target(const struct vrev__addr *a)
-{
-    struct vrev__addr tmp;
-    if (!a)
-        return VREV_ERR_INVAL;
-    switch (a->type) {
-    case VREV_ADDR_IPV4:
-        return a->len == 4 ? 0 : VREV_ERR_ADDR_TYPE;
-    case VREV_ADDR_IPV6:
-        return a->len == 16 ? 0 : VREV_ERR_ADDR_TYPE;
-    case VREV_ADDR_DOMAIN:
-        return vrev__addr_set_domain(&tmp, a->host, a->len);
-    default:
-        return VREV_ERR_ADDR_TYPE;
-    }
-}
-
 int vrev__vless_request_encode(uint8_t *out, size_t cap, const uint8_t *uuid, uint8_t command,
                                const struct vrev__addr *target, const uint8_t *addons,
                                size_t addons_len)
@@ -225,7 +207,7 @@ int vrev__vless_request_encode(uint8_t *out, size_t cap, const uint8_t *uuid, ui
         return rc;
     size_t alen = 0;
     if (command == VREV_VLESS_TCP || command == VREV_VLESS_UDP) {
-        if ((rc = check_target(target)) < 0)
+        if ((rc = vrev__addr_check(target)) < 0)
             return rc;
         alen = vrev__addr_encoded_len(target);
     } else if (command != VREV_VLESS_MUX) {

@@ -89,6 +89,15 @@ struct bufferevent *vrev__handshake_take(struct vrev__handshake *h)
     return bev;
 }
 
+void vrev__handshake_log(const struct vrev__handshake *h, const char *component, const char *verb,
+                         const char *why)
+{
+    char src[VREV_MUX_TARGET_MAX];
+    vrev__addr_target_text(&h->source, src, sizeof(src));
+    vrev__log(h->engine->ctx, VREV_LOG_INFO, component, "[%s] %s %s: %s",
+              h->in && h->in->tag ? h->in->tag : "", verb, src, why);
+}
+
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev, (void)what;

@@ -46,6 +46,9 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
 void vrev__handshake_end(struct vrev__handshake *h);
 /* The handshake succeeded: free it and return its connection, callbacks cleared. */
 struct bufferevent *vrev__handshake_take(struct vrev__handshake *h);
+/* Log (at info) that a handshake was refused: "[tag] <verb> <source>: <why>". */
+void vrev__handshake_log(const struct vrev__handshake *h, const char *component, const char *verb,
+                         const char *why);
 /* Event callback during a handshake: the client went away, or failed. */
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg);
 

@@ -72,10 +72,7 @@ static void on_written(struct bufferevent *bev, void *arg)
 
 static void refuse(struct handshake *h, const char *why)
 {
-    char src[VREV_MUX_TARGET_MAX];
-    vrev__addr_target_text(&h->base.source, src, sizeof(src));
-    vrev__log(h->base.in->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] refused %s: %s",
-              h->base.in->tag ? h->base.in->tag : "", src, why);
+    vrev__handshake_log(&h->base, LOG_COMPONENT, "refused", why);
     h->phase = PHASE_CLOSING; /* close once the reply (if any) is written */
 }
 

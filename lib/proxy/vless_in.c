@@ -94,10 +94,7 @@ static void accepted(struct handshake *h, const struct vrev__vless_request *req)
 
 static void reject(struct handshake *h, int err)
 {
-    char src[VREV_MUX_TARGET_MAX];
-    vrev__addr_target_text(&h->base.source, src, sizeof(src));
-    vrev__log(h->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] rejected %s: %s",
-              h->base.in->tag ? h->base.in->tag : "", src, vrev_strerror(err));
+    vrev__handshake_log(&h->base, LOG_COMPONENT, "rejected", vrev_strerror(err));
     h->rejected = true;
 }
 
