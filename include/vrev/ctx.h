@@ -1,8 +1,8 @@
 /* libvrev context: allocator, logging, event loop.
  *
  * A vrev_ctx holds everything that other libraries keep in globals: the allocator, the log
- * callback and (later) the transport registry. libvrev has no global mutable state, so any
- * number of contexts may coexist in one process.
+ * callback and the registry of custom transports (vrev/transport.h). libvrev has no global
+ * mutable state, so any number of contexts may coexist in one process.
  *
  * Thread safety: a context and every object created from it belong to the thread that runs
  * its event_base. Distinct contexts may be used from distinct threads concurrently.

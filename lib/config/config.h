@@ -86,6 +86,7 @@ struct vrev__cfg_log {
 enum vrev__cfg_security {
     VREV_CFG_SECURITY_NONE = 0,
     VREV_CFG_SECURITY_TLS = 1,
+    VREV_CFG_SECURITY_CUSTOM = 2, /* a transport registered on the ctx (vrev/transport.h) */
 };
 
 enum vrev__cfg_cert_usage {
@@ -120,6 +121,7 @@ enum vrev__cfg_tproxy {
 struct vrev__cfg_stream {
     int security;             /* VREV_CFG_SECURITY_* */
     struct vrev__cfg_tls tls; /* meaningful when security == TLS */
+    const char *custom;       /* the transport's name when security == CUSTOM */
     /* sockopt */
     uint32_t mark;     /* SO_MARK; 0: none */
     int tcp_fast_open; /* -1 unset, 0 off, 1 on */

@@ -171,6 +171,16 @@ static bool has_server_cert(const struct vrev__cfg_tls *tls)
     return false;
 }
 
+/* tlsSettings next to a security other than "tls": V2Ray ignores them; say so. */
+static void ignore_tls_settings(vrev__cfg_loader *L, json_t *tls, const char *key)
+{
+    if (!tls)
+        return;
+    vrev__cfg_push_key(L, key);
+    vrev__cfg_warn(L, true, "ignored: \"security\" is not \"tls\"");
+    vrev__cfg_pop(L);
+}
+
 static int parse_security(vrev__cfg_loader *L, json_t *obj, bool server,
                           struct vrev__cfg_stream *out)
 {
@@ -178,19 +188,22 @@ static int parse_security(vrev__cfg_loader *L, json_t *obj, bool server,
     json_t *tls;
     VREV_CFG_TRY(vrev__cfg_string(L, obj, "security", &sec, NULL));
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "tlsSettings", &tls, &key));
+    if (sec[0] && vrev__ctx_transport(L->ctx, sec)) { /* an embedder's own layer */
+        ignore_tls_settings(L, tls, key);
+        out->security = VREV_CFG_SECURITY_CUSTOM;
+        out->custom = vrev__cfg_strndup(L, sec, strlen(sec));
+        return out->custom ? 0 : vrev__cfg_nomem(L);
+    }
     if (strcasecmp(sec, "tls") != 0) {
         if (sec[0] && strcasecmp(sec, "none") != 0) {
             vrev__cfg_get(L, obj, "security", &key);
             vrev__cfg_push_key(L, key);
             return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                                  "security \"%.32s\" is not supported (use \"tls\" or \"none\")",
+                                  "security \"%.32s\" is not supported (use \"tls\", \"none\" or a "
+                                  "registered transport)",
                                   sec);
         }
-        if (tls) {
-            vrev__cfg_push_key(L, key);
-            vrev__cfg_warn(L, true, "ignored: \"security\" is not \"tls\"");
-            vrev__cfg_pop(L);
-        }
+        ignore_tls_settings(L, tls, key);
         return 0;
     }
     out->security = VREV_CFG_SECURITY_TLS;
@@ -296,6 +309,7 @@ int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server, struct vr
     json_t *obj;
     const char *key;
     out->security = VREV_CFG_SECURITY_NONE;
+    out->custom = NULL;
     out->tcp_fast_open = -1;
     VREV_CFG_TRY(vrev__cfg_object(L, parent, "streamSettings", &obj, &key));
     if (!obj)

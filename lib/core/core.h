@@ -10,6 +10,18 @@
 
 #include "vrev/ctx.h"
 #include "vrev/error.h"
+#include "vrev/transport.h"
+
+struct bufferevent;
+
+/* An embedder's layer (vrev/transport.h), as registered. */
+struct vrev__transport {
+    char name[VREV_TRANSPORT_NAME_MAX + 1];
+    struct bufferevent *(*wrap)(void *state, struct bufferevent *lower, int role,
+                                const char *peer_name, int *err);
+    void (*free_state)(void *state);
+    void *state;
+};
 
 struct vrev_ctx {
     struct event_base *base;
@@ -17,7 +29,18 @@ struct vrev_ctx {
     vrev_log_cb log_cb;
     void *log_user;
     int log_level;
+    struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
+    size_t n_transports;
 };
+
+/* The transport registered under `name`, or NULL. */
+const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const char *name);
+
+/* Put layer `t` on `lower` (which it owns from here on) for `role` (VREV_TRANSPORT_*).
+ * Returns the new top, or NULL with *err set (a failure is logged, naming the layer). */
+struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
+                                         struct bufferevent *lower, int role,
+                                         const char *peer_name, int *err);
 
 void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);

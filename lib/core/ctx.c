@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core.h"
 
@@ -56,6 +57,10 @@ void vrev_ctx_free(vrev_ctx *ctx)
 {
     if (!ctx)
         return;
+    for (size_t i = 0; i < ctx->n_transports; i++)
+        if (ctx->transports[i].free_state)
+            ctx->transports[i].free_state(ctx->transports[i].state);
+    vrev__free(ctx, ctx->transports);
     vrev_allocator alloc = ctx->alloc;
     alloc.free(ctx, alloc.user);
 }
@@ -134,4 +139,48 @@ void vrev__wipe(void *ptr, size_t len)
     volatile uint8_t *p = ptr;
     while (len--)
         *p++ = 0;
+}
+
+const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const char *name)
+{
+    for (size_t i = 0; ctx && name && i < ctx->n_transports; i++)
+        if (!strcmp(ctx->transports[i].name, name))
+            return &ctx->transports[i];
+    return NULL;
+}
+
+struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
+                                         struct bufferevent *lower, int role,
+                                         const char *peer_name, int *err)
+{
+    *err = 0;
+    struct bufferevent *top = t->wrap(t->state, lower, role, peer_name, err);
+    if (top)
+        return top;
+    if (*err >= 0) /* the layer forgot to say why */
+        *err = VREV_ERR_IO;
+    vrev__log(ctx, VREV_LOG_INFO, "transport", "%s: could not set up the layer (%s side): %s",
+              t->name, role == VREV_TRANSPORT_SERVER ? "server" : "client", vrev_strerror(*err));
+    return NULL;
+}
+
+int vrev_ctx_add_transport(vrev_ctx *ctx, const vrev_transport_ops *ops, void *state)
+{
+    if (!ctx || !ops || ops->abi != VREV_TRANSPORT_OPS_ABI || !ops->wrap || !ops->name)
+        return VREV_ERR_INVAL;
+    size_t n = strlen(ops->name);
+    if (n == 0 || n > VREV_TRANSPORT_NAME_MAX || !strcasecmp(ops->name, "tls") ||
+        !strcasecmp(ops->name, "none") || vrev__ctx_transport(ctx, ops->name))
+        return VREV_ERR_INVAL;
+    struct vrev__transport *v =
+        vrev__realloc(ctx, ctx->transports, (ctx->n_transports + 1) * sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    ctx->transports = v;
+    struct vrev__transport *t = &v[ctx->n_transports++];
+    memcpy(t->name, ops->name, n + 1);
+    t->wrap = ops->wrap;
+    t->free_state = ops->free_state;
+    t->state = state;
+    return 0;
 }

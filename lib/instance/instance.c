@@ -140,6 +140,7 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
         rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
         if (rc == 0) {
             vrev__outbound_set_tls(ob, tls);
+            ob->layer = vrev__ctx_transport(inst->ctx, cfg->outbounds[i].stream.custom);
             rc = vrev__engine_add_outbound(&inst->engine, ob);
         } else {
             vrev__tls_ctx_free(tls);
@@ -280,9 +281,11 @@ static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, c
         if (rc < 0)
             return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
         rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
-        if (rc == 0)
+        if (rc == 0) {
             vrev__inbound_set_tls(inst->inbounds[i], tls);
-        else
+            inst->inbounds[i]->layer =
+                vrev__ctx_transport(inst->ctx, cfg->inbounds[i].stream.custom);
+        } else
             vrev__tls_ctx_free(tls);
         if (rc == 0) {
             inst->n_inbounds = i + 1;

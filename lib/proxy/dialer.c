@@ -15,6 +15,7 @@ struct link_dial {
     struct bufferevent *link;
     struct vrev__addr target;
     struct vrev__tls_ctx *tls; /* borrowed from the outbound */
+    const struct vrev__transport *layer; /* an embedder's transport, also borrowed */
     uint32_t step_ms;
     int attempt;
     struct vrev__dial *dial;
@@ -57,11 +58,15 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     struct bufferevent *link = d->link;
     vrev__link_dialed_fn done = d->done;
     void *cb_user = d->user;
-    if (!err && d->tls) { /* the server's name is checked against its certificate */
+    if (!err && (d->tls || d->layer)) { /* TLS checks the server's name against its cert */
         char host[VREV_ADDR_DOMAIN_MAX + 1] = "";
         if (d->target.type == VREV_ADDR_DOMAIN)
             vrev__addr_host_text(&d->target, host, sizeof(host));
-        bev = vrev__tls_wrap(d->tls, bev, host[0] ? host : NULL, &err);
+        if (d->tls)
+            bev = vrev__tls_wrap(d->tls, bev, host[0] ? host : NULL, &err);
+        else
+            bev = vrev__transport_wrap(e->ctx, d->layer, bev, VREV_TRANSPORT_CLIENT,
+                                       host[0] ? host : NULL, &err);
     }
     if (err) {
         char t[VREV_MUX_TARGET_MAX];
@@ -93,7 +98,8 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 static int dial_for(struct vrev__engine *e, struct bufferevent *link,
-                    const struct vrev__addr *target, struct vrev__tls_ctx *tls, uint32_t step_ms,
+                    const struct vrev__addr *target, struct vrev__tls_ctx *tls,
+                    const struct vrev__transport *layer, uint32_t step_ms,
                     vrev__link_dialed_fn done, void *user)
 {
     struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
@@ -108,6 +114,7 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->link = link;
     d->target = *target;
     d->tls = tls;
+    d->layer = layer;
     d->step_ms = step_ms;
     d->done = done;
     d->user = user;
@@ -120,12 +127,12 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void *user)
 {
-    return dial_for(e, link, target, NULL, step_ms, done, user);
+    return dial_for(e, link, target, NULL, NULL, step_ms, done, user);
 }
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         vrev__link_dialed_fn done, void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, step_ms, done, user);
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, done, user);
 }

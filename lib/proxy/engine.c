@@ -176,6 +176,7 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
     ob->engine = e;
     ob->tag = NULL;
     ob->tls = NULL;
+    ob->layer = NULL;
     if (tag) {
         size_t n = strlen(tag) + 1;
         ob->tag = vrev__malloc(e->ctx, n);

@@ -42,10 +42,13 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
 {
     struct bufferevent *bev = vrev__bev_socket(in->engine->ctx, fd);
-    if (!bev || !in->tls)
-        return bev;
     int err;
-    return vrev__tls_wrap(in->tls, bev, NULL, &err); /* frees bev on failure */
+    if (bev && in->tls)
+        return vrev__tls_wrap(in->tls, bev, NULL, &err); /* frees bev on failure */
+    if (bev && in->layer)
+        return vrev__transport_wrap(in->engine->ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL,
+                                    &err);
+    return bev;
 }
 
 void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)

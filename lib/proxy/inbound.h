@@ -10,6 +10,7 @@ struct vrev__inbound {
     char *tag;
     struct vrev__listener *listener;
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls"; NULL: none */
+    const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;

@@ -42,6 +42,7 @@ struct vrev__outbound {
     struct vrev__engine *engine;
     char *tag;
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls": dials are wrapped; NULL: none */
+    const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
 };
 
 /* --- connections tracked by the engine (so that stopping it frees everything) ------------- */

@@ -694,7 +694,7 @@ static const struct {
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"security\": \"xtls\"}}]}",
      VREV_ERR_CONFIG_UNSUPPORTED,
      "t.json:1:71: outbounds[0].streamSettings.security: security \"xtls\" is not supported (use "
-     "\"tls\" or \"none\")"},
+     "\"tls\", \"none\" or a registered transport)"},
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"tcpSettings\": "
      "{\"header\": {\"type\": \"http\"}}}}]}",
      VREV_ERR_CONFIG_UNSUPPORTED,
