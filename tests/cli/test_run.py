@@ -73,13 +73,20 @@ def test_run_stops_cleanly_on_sigterm(vrev, tmp_path):
     cfg.write_text('{"inbounds": [{"listen": "127.0.0.1", "port": %d, "protocol": '
                    '"dokodemo-door", "settings": {"address": "127.0.0.1", "port": 9}}], '
                    '"outbounds": [{"protocol": "blackhole"}]}' % port)
-    p = subprocess.Popen([vrev, "run", "-c", str(cfg)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run.log"
+    with open(log, "w") as errf:
+        p = subprocess.Popen([vrev, "run", "-c", str(cfg)], stdout=subprocess.DEVNULL,
+                             stderr=errf)
     try:
-        time.sleep(0.5)
-        assert p.poll() is None
+        deadline = time.monotonic() + 10  # ready once it says so (signal handlers are set)
+        while "started" not in log.read_text():
+            assert p.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "vrev never said it started"
+            time.sleep(0.02)
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # it listens
         p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=10)
+        p.wait(timeout=10)
+        err = log.read_text()
         assert p.returncode == 0, err
         assert "SIGTERM received" in err
     finally:
