@@ -15,8 +15,11 @@
  * fallbacks closes at once, which tells a prober where the check failed.)
  *
  * The users live in the inbound's vmess user slots: only their uuid field is used. The codec
- * wants the UUIDs as one array, so each handshake carries a copy (wiped when it ends). UDP and
- * Mux requests are refused (closed with a warning). */
+ * wants the UUIDs as one array, so each handshake carries a copy (wiped when it ends).
+ *
+ * UDP (command 02): the datagrams that follow the header are u16be length + bytes both ways,
+ * the framing of a packet link (lib/net/packet.h): the socket is dispatched as a UDP link as
+ * it is. Mux requests are refused (closed with a warning). */
 #include <string.h>
 #include <sys/socket.h>
 
@@ -58,9 +61,8 @@ static const char *refusal(uint8_t command)
 {
     switch (command) {
     case VREV_VLESS_TCP:
-        return NULL;
     case VREV_VLESS_UDP:
-        return "UDP over VLESS is not supported yet";
+        return NULL;
     default:
         return "the VLESS Mux command (outbound mux) is not supported";
     }
@@ -82,7 +84,7 @@ static void accepted(struct handshake *h, const struct vrev__vless_request *req)
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
     info.inbound_tag = in->tag;
-    info.network = VREV_NET_TCP;
+    info.network = req->command == VREV_VLESS_UDP ? VREV_NET_UDP : VREV_NET_TCP;
     info.target = req->target;
     info.source = h->base.source;
     info.has_source = true;

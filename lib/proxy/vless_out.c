@@ -10,7 +10,10 @@
  * The uplink never waits for the response header (a 4.34 server writes it only once its
  * target has answered, so waiting would deadlock request/response protocols). Instead the
  * header is stripped from the front of the server's input as it arrives (strip_response).
- * UDP (length-prefixed datagrams) and the Mux command are not implemented. */
+ *
+ * UDP (command 02): every datagram is u16be length + bytes both ways, which is exactly how a
+ * packet link frames its datagrams (lib/net/packet.h), so a UDP link is relayed with the
+ * socket just the same. The Mux command is not implemented. */
 #include <string.h>
 #include <sys/socket.h>
 
@@ -33,6 +36,7 @@ struct vless_out {
 struct vless_req {
     struct vless_out *ob;
     struct vrev__addr target;
+    uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
 };
 
 /* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
@@ -87,11 +91,11 @@ static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *i
     evbuffer_drain(in, (size_t)rc);
 }
 
-static int start_stream(struct vless_out *v, struct bufferevent *bev,
-                        const struct vrev__addr *target)
+static int start_stream(struct vless_out *v, struct bufferevent *bev, const struct vless_req *r)
 {
     uint8_t hdr[VREV_VLESS_REQUEST_MAX];
-    int n = vrev__vless_request_encode(hdr, sizeof(hdr), v->uuid, VREV_VLESS_TCP, target, NULL, 0);
+    int n = vrev__vless_request_encode(hdr, sizeof(hdr), v->uuid, r->command, &r->target, NULL,
+                                       0);
     if (n > 0 && !evbuffer_add_cb(bufferevent_get_input(bev), strip_response, bev))
         n = VREV_ERR_NOMEM;
     if (n > 0) {
@@ -109,7 +113,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vless_out *v = r->ob;
     struct vrev__engine *e = v->base.engine;
     if (err == 0)
-        err = start_stream(v, bev, &r->target);
+        err = start_stream(v, bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
         vrev__engine_relay(e, link, bev);
@@ -127,12 +131,6 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    if (info->network != VREV_NET_TCP) {
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "UDP over VLESS is not supported yet; link closed");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_UNSUPPORTED;
-    }
     struct vless_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
     if (!r) {
         vrev__bev_close(link, 1);
@@ -140,6 +138,7 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     }
     r->ob = v;
     r->target = info->target;
+    r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
     int rc = vrev__outbound_dial(ob, link, &v->server, VLESS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
