@@ -178,6 +178,14 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
     return BEV_OK;
 }
 
+/* Our stream chunks carry up to 16 KiB - 256 bytes of payload. 4.34 writes 2 KiB chunks but
+ * its readers take any length up to 65535 (common/crypto/auth.go reads a chunk over 2048
+ * bytes into a buffer of the chunk's size), so eight times fewer chunks cost eight times fewer
+ * nonce setups, SHAKE draws and tag checks on both ends. With its framing (at most 81 bytes)
+ * and libevent's chain header, a sealed chunk still fits one 16 KiB evbuffer chain and one
+ * TLS record. Datagrams keep 4.34's one-chunk-per-datagram limit. */
+#define STREAM_CHUNK_PAYLOAD (16384 - 256)
+
 /* The most a VMess layer queues on the socket below it before it stops taking plaintext. */
 #define LOWER_HIGH_WATER (256 * 1024)
 
@@ -214,6 +222,9 @@ static struct vstream *vstream_new(vrev_ctx *ctx, const struct vrev__vmess_reque
     if (rc == 0)
         rc = vrev__vmess_body_init(&v->enc, ctx, req->security, req->options, req->command, ek,
                                    ei);
+    if (rc == 0 && !v->packet && v->enc.mode != VREV_VMESS_BODY_RAW &&
+        (rc = vrev__vmess_body_set_max_payload(&v->enc, STREAM_CHUNK_PAYLOAD)) < 0)
+        vrev__vmess_body_cleanup(&v->enc);
     if (rc == 0) {
         rc = vrev__vmess_body_init(&v->dec, ctx, req->security, req->options, req->command, dk,
                                    di);
