@@ -48,8 +48,8 @@ void vrev__engine_cleanup(struct vrev__engine *e)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);
     vrev__router_free(e->router);
-    if (e->dns)
-        evdns_base_free(e->dns, 0);
+    if (e->dns) /* queries still out are answered "shut down" from the loop (resolve.c) */
+        evdns_base_free(e->dns, 1);
     memset(e, 0, sizeof(*e));
 }
 

@@ -1,7 +1,11 @@
 /* freedom: dial the link's target (or the configured redirect) and relay (WIRE-SPEC §6.2).
+ * domainStrategy UseIP / UseIPv4 / UseIPv6 resolve a name first and dial one of its addresses
+ * (of that family), picked at random; AsIs dials the name. UDP targets given by name are
+ * resolved whatever the strategy (a datagram socket needs an address).
  * A failed dial is retried as V2Ray does (dialer.c); the link is then closed with an error (an
  * RST, or End|Error on a mux session). */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "proxy.h"
 #include "udp.h"
@@ -27,6 +31,35 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__engine_relay(f->base.engine, link, bev);
 }
 
+/* UseIP*: the resolved address is dialled; if the name did not resolve, the name itself (as
+ * V2Ray does). */
+static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr, int err,
+                         void *user)
+{
+    (void)err;
+    struct freedom *f = user;
+    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, on_dialed, f);
+}
+
+/* A UDP socket needs an address: a name is resolved whatever the strategy. */
+static void udp_resolved(struct bufferevent *link, const struct vrev__addr *addr, int err,
+                         void *user)
+{
+    struct freedom *f = user;
+    if (err < 0) {
+        vrev__bev_close(link, 1);
+        return;
+    }
+    vrev__udp_flow_start(f->base.engine, link, addr);
+}
+
+static int family_for(int strategy)
+{
+    return strategy == VREV_DS_USE_IPV4 ? AF_INET
+           : strategy == VREV_DS_USE_IPV6 ? AF_INET6
+                                          : AF_UNSPEC;
+}
+
 static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                           struct bufferevent *link)
 {
@@ -40,8 +73,13 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     }
     if (f->redirect_port)
         target.port = f->redirect_port;
+    int family = family_for(f->domain_strategy);
+    bool name = target.type == VREV_ADDR_DOMAIN;
     if (info->network == VREV_NET_UDP)
-        return vrev__udp_flow_start(ob->engine, link, &target);
+        return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, udp_resolved, f)
+                    : vrev__udp_flow_start(ob->engine, link, &target);
+    if (name && f->domain_strategy != VREV_DS_AS_IS)
+        return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, f);
     return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, f);
 }
 

@@ -111,6 +111,19 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         vrev__link_dialed_fn done, void *user);
 
+/* Resolve a link's domain target (non-blocking: the hosts file, then resolv.conf's name
+ * servers) to one address of `family` (AF_INET, AF_INET6 or AF_UNSPEC), picked at random;
+ * the port is kept. `done` gets the link back with that address and 0, or with the target
+ * itself and VREV_ERR_RESOLVE (it may then dial the name as is, or close the link). Until then
+ * the engine owns the link (stopping it closes the link; done is not called). It may run
+ * before this returns (a hosts-file answer). Returns 0, or an error with the link closed and
+ * done not called. */
+typedef void (*vrev__link_resolved_fn)(struct bufferevent *link, const struct vrev__addr *addr,
+                                       int err, void *user);
+int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
+                             const struct vrev__addr *target, int family,
+                             vrev__link_resolved_fn done, void *user);
+
 /* Common outbound setup: tag copy and ops. */
 int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
                         const struct vrev__outbound_ops *ops, const char *tag);

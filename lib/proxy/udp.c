@@ -294,11 +294,9 @@ static void flow_idle(evutil_socket_t fd, short what, void *arg)
 int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
                          const struct vrev__addr *target)
 {
-    if (target->type == VREV_ADDR_DOMAIN) {
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "UDP to a domain name is not supported yet; link closed");
+    if (target->type == VREV_ADDR_DOMAIN) { /* callers resolve names first */
         vrev__bev_close(link, 1);
-        return VREV_ERR_UNSUPPORTED;
+        return VREV_ERR_INVAL;
     }
     struct udp_flow *f = vrev__calloc(e->ctx, 1, sizeof(*f));
     if (!f) {

@@ -15,7 +15,7 @@ void vrev__udp_in_free(struct vrev__udp_in *u);
 uint16_t vrev__udp_in_port(const struct vrev__udp_in *u);
 
 /* Carry the packet link `link` (owned from now on) to the IP target over a connected UDP
- * socket. */
+ * socket (a name is refused: resolve it first). */
 int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
                          const struct vrev__addr *target);
 
