@@ -1,16 +1,21 @@
-/* TCP: dialing with a deadline, listening with EMFILE back-off, socket tuning and closing. */
+/* TCP: dialing with a deadline, listening with EMFILE back-off, socket tuning (large reads and
+ * writes), closing. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
 #include <event2/dns.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "net.h"
 #include "tls.h"
+
+#include <event2/bufferevent_struct.h> /* after bufferevent.h, which it needs */
 
 #define LOG_COMPONENT "net"
 
@@ -33,12 +38,137 @@ void vrev__tcp_tune(evutil_socket_t fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
+/* --- large reads and writes ----------------------------------------------------------------- */
+
+/* Most a socket bufferevent reads or writes per readiness event. libevent's defaults (16 KiB
+ * per write, and in 2.1 at most 4096 bytes per read: EVBUFFER_MAX_READ, configurable only
+ * since 2.2) cost a bulk stream about six system calls per 4 KiB. 256 KiB is what a loopback
+ * or LAN socket typically holds at once; the relay and mux high-water marks (>= 64 KiB) bound
+ * what piles up above us, one read past them at most. */
+#define IO_MAX (256 * 1024)
+
+#if LIBEVENT_VERSION_NUMBER < 0x02020000
+/* Bytes read into one new evbuffer chain: libevent rounds a chain (data + its ~64-byte header)
+ * up to a power of two, and glibc serves blocks of 128 KiB and more with mmap, so larger
+ * chains would cost a page fault per 4 KiB each time. */
+#define READ_CHAIN (64 * 1024 - 256)
+
+static void read_event(struct bufferevent *bev, short what)
+{
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_trigger_event(bev, (short)(BEV_EVENT_READING | what), 0);
+}
+
+/* One readv of at most `want` bytes into the free space at the end of `in` (the last chain's
+ * room, then one new chain). Returns what readv returned; errno is readv's. */
+static ssize_t read_some(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
+    if (nv <= 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t left = want;
+    for (int i = 0; i < nv; i++) { /* the reservation may be larger than asked */
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len < left ? v[i].iov_len : left;
+        left -= iov[i].iov_len;
+    }
+    ssize_t n = readv(fd, iov, nv);
+    if (n > 0) {
+        left = (size_t)n;
+        for (int i = 0; i < nv; i++) {
+            v[i].iov_len = iov[i].iov_len < left ? iov[i].iov_len : left;
+            left -= v[i].iov_len;
+        }
+        evbuffer_commit_space(in, v, nv);
+    }
+    return n;
+}
+
+/* libevent 2.1: the socket bufferevent's read event runs this instead of bufferevent_readcb.
+ * It does what that does (watermark, end of stream, errors, timeouts, the read callback)
+ * through public calls, but takes what the socket holds (FIONREAD, as evbuffer_read sizes
+ * it) up to IO_MAX, in chains of READ_CHAIN. Enabling, disabling and suspending reading still
+ * go through libevent, which only adds and deletes this event. */
+static void socket_read(evutil_socket_t fd, short events, void *arg)
+{
+    struct bufferevent *bev = arg;
+    if (events == EV_TIMEOUT) { /* no byte for the whole read timeout */
+        read_event(bev, BEV_EVENT_TIMEOUT);
+        return;
+    }
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t want = IO_MAX, high = 0, have = evbuffer_get_length(in), got = 0;
+    bufferevent_getwatermark(bev, EV_READ, NULL, &high);
+    if (high && have >= high)
+        return; /* libevent suspends reading when the input reaches its high mark */
+    if (high && high - have < want)
+        want = high - have;
+    int avail = 0;
+    if (ioctl(fd, FIONREAD, &avail) == 0 && avail > 0 && (size_t)avail < want)
+        want = (size_t)avail;
+    else if (avail <= 0 && want > 4096)
+        want = 4096; /* an end of stream or an error is all there is to read */
+    ssize_t n;
+    int err = 0;
+    evbuffer_unfreeze(in, 0);
+    do {
+        size_t ask = want - got < READ_CHAIN ? want - got : READ_CHAIN;
+        n = read_some(in, fd, ask);
+        err = errno;
+        if (n > 0)
+            got += (size_t)n;
+        if (n < (ssize_t)ask)
+            break; /* the socket is drained (or failed, or ended) */
+    } while (got < want);
+    evbuffer_freeze(in, 0);
+    if (got > 0)
+        bufferevent_trigger(bev, EV_READ, 0); /* deferred, watermark respected; an end or an
+                                                 error shows at the next readiness */
+    else if (n == 0)
+        read_event(bev, BEV_EVENT_EOF);
+    else if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+        read_event(bev, BEV_EVENT_ERROR);
+}
+
+/* Point the read event of a connected socket bufferevent at socket_read (public since 2.0 in
+ * bufferevent_struct.h; the layout is fixed within the 2.1 series). */
+static void large_reads(struct bufferevent *bev)
+{
+    short enabled = bufferevent_get_enabled(bev);
+    if (enabled & EV_READ)
+        bufferevent_disable(bev, EV_READ);
+    event_assign(&bev->ev_read, bufferevent_get_base(bev), bufferevent_getfd(bev),
+                 EV_READ | EV_PERSIST | EV_FINALIZE, socket_read, bev);
+    if (enabled & EV_READ)
+        bufferevent_enable(bev, EV_READ);
+}
+#else
+static void large_reads(struct bufferevent *bev)
+{
+    evbuffer_set_max_read(bufferevent_get_input(bev), IO_MAX);
+    bufferevent_set_max_single_read(bev, IO_MAX);
+}
+#endif
+
+/* The I/O sizes every connected socket bufferevent of libvrev gets. */
+static void large_io(struct bufferevent *bev)
+{
+    large_reads(bev);
+    bufferevent_set_max_single_write(bev, IO_MAX);
+}
+
 struct bufferevent *vrev__bev_socket(vrev_ctx *ctx, evutil_socket_t fd)
 {
     struct bufferevent *bev =
         bufferevent_socket_new(ctx->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!bev && fd >= 0)
         evutil_closesocket(fd);
+    if (bev && fd >= 0)
+        large_io(bev);
     return bev;
 }
 
@@ -121,6 +251,7 @@ static void dial_finish(struct vrev__dial *d, short events)
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         bufferevent_set_timeouts(bev, NULL, NULL);
         vrev__tcp_tune(bufferevent_getfd(bev));
+        large_io(bev);
         cb(bev, 0, 0, user);
         return;
     }

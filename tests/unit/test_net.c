@@ -1,8 +1,10 @@
 /* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
- * refused dials). Every test runs its own event_base with a hard deadline. */
+ * refused dials), large socket reads. Every test runs its own event_base with a hard
+ * deadline. */
+#include <fcntl.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,9 +100,8 @@ static void proxy_dialed(struct bufferevent *bev, int err, int sys, void *arg)
         w->dial_err = err;
         bufferevent_free(p->inbound);
     } else {
-        assert_int_equal(vrev__relay_start(w->ctx, p->inbound, bev, &w->policy, relay_done, w,
-                                           NULL),
-                         0);
+        assert_int_equal(
+            vrev__relay_start(w->ctx, p->inbound, bev, &w->policy, relay_done, w, NULL), 0);
     }
     free(p);
 }
@@ -295,9 +296,9 @@ static void test_listener_errors(void **state)
     struct world w;
     world_init(&w);
     struct vrev__listener *l;
-    assert_int_equal(vrev__listener_new(w.ctx, "127.0.0.1", vrev__listener_port(w.echo), NULL,
-                                        NULL, &l),
-                     VREV_ERR_ADDRINUSE);
+    assert_int_equal(
+        vrev__listener_new(w.ctx, "127.0.0.1", vrev__listener_port(w.echo), NULL, NULL, &l),
+        VREV_ERR_ADDRINUSE);
     assert_int_equal(vrev__listener_new(w.ctx, "localhost", 0, NULL, NULL, &l),
                      VREV_ERR_ADDR_SYNTAX);
     assert_int_equal(vrev__listener_new(w.ctx, "::1", 0, echo_accept, &w, &l), 0);
@@ -306,13 +307,131 @@ static void test_listener_errors(void **state)
     world_done(&w);
 }
 
+/* --- large reads: a socket bufferevent takes what the socket holds, not 4 KiB at a time ---- */
+
+struct reader {
+    struct event_base *base;
+    size_t calls, total, largest, high_seen;
+    short event;
+};
+
+static void reader_read(struct bufferevent *bev, void *arg)
+{
+    struct reader *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    uint8_t chunk[4096];
+    r->calls++;
+    if (n > r->largest)
+        r->largest = n;
+    size_t high = 0;
+    bufferevent_getwatermark(bev, EV_READ, NULL, &high);
+    if (high && n > r->high_seen)
+        r->high_seen = n;
+    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0 && n != (size_t)-1) {
+        for (size_t i = 0; i < n; i++)
+            if (chunk[i] != pattern(r->total + i))
+                fail_msg("byte %zu differs", r->total + i);
+        r->total += n;
+    }
+}
+
+static void reader_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct reader *r = arg;
+    r->event = what;
+    event_base_loopexit(r->base, NULL);
+}
+
+/* Fill the peer end of a socket pair with up to `max` pattern bytes (non-blocking). */
+static size_t fill_socket(int fd, size_t from, size_t max)
+{
+    uint8_t chunk[16384];
+    size_t sent = 0;
+    while (sent < max) {
+        size_t n = max - sent < sizeof(chunk) ? max - sent : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = pattern(from + sent + i);
+        ssize_t w = write(fd, chunk, n);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    return sent;
+}
+
+static void test_socket_large_reads(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx;
+    assert_non_null(base);
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int big = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    evutil_make_socket_nonblocking(sv[0]);
+    struct reader r = {.base = base};
+    struct bufferevent *bev = vrev__bev_socket(ctx, sv[0]);
+    assert_non_null(bev);
+    bufferevent_setcb(bev, reader_read, NULL, reader_event, &r);
+    bufferevent_enable(bev, EV_READ);
+    size_t sent = fill_socket(sv[1], 0, 200 * 1024);
+    assert_true(sent > 64 * 1024);
+    struct timeval tv = {5, 0};
+    event_base_loopexit(base, &tv);
+    while (r.total < sent && !r.event)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(r.total, sent);
+    assert_true(r.largest > 16384); /* libevent 2.1 alone reads 4096 per readiness */
+
+    /* the read high-water mark still bounds the input buffer */
+    bufferevent_setwatermark(bev, EV_READ, 0, 10000);
+    bufferevent_setcb(bev, NULL, NULL, reader_event, &r);
+    size_t more = fill_socket(sv[1], sent, 100 * 1024);
+    for (int i = 0; i < 20; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_true(evbuffer_get_length(bufferevent_get_input(bev)) <= 10000);
+    bufferevent_setcb(bev, reader_read, NULL, reader_event, &r);
+    reader_read(bev, &r); /* draining resumes reading */
+
+    /* the rest, then the end of stream */
+    close(sv[1]);
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    assert_int_equal(r.total, sent + more);
+    assert_int_equal(r.event, BEV_EVENT_EOF | BEV_EVENT_READING);
+    bufferevent_free(bev);
+
+    /* a read timeout still fires on a socket that sends nothing */
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    evutil_make_socket_nonblocking(sv[0]);
+    bev = vrev__bev_socket(ctx, sv[0]);
+    r.event = 0;
+    bufferevent_setcb(bev, reader_read, NULL, reader_event, &r);
+    struct timeval rto = {0, 100 * 1000};
+    bufferevent_set_timeouts(bev, &rto, NULL);
+    bufferevent_enable(bev, EV_READ);
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    assert_int_equal(r.event, BEV_EVENT_TIMEOUT | BEV_EVENT_READING);
+    bufferevent_free(bev);
+    close(sv[1]);
+
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_bulk_and_half_close),
-        cmocka_unit_test(test_dial_refused),
-        cmocka_unit_test(test_relay_idle_timeout),
-        cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_relay_bulk_and_half_close), cmocka_unit_test(test_dial_refused),
+        cmocka_unit_test(test_relay_idle_timeout),        cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_socket_large_reads),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
