@@ -239,11 +239,6 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
     }
     case VREV_CFG_IN_SOCKS: {
         const struct vrev__cfg_socks_inbound *s = &c->settings.socks;
-        if (s->udp)
-            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                      "[%s] SOCKS UDP ASSOCIATE is not supported yet; it is answered with "
-                      "\"command not supported\"",
-                      c->tag);
         size_t n = s->auth == VREV_CFG_SOCKS_PASSWORD ? s->n_accounts : 0;
         struct vrev__socks_in_account *acc = NULL;
         if (n && !(acc = vrev__calloc(inst->ctx, n, sizeof(*acc))))
@@ -252,11 +247,13 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
             acc[i].user = s->accounts[i].user;
             acc[i].pass = s->accounts[i].pass;
         }
-        struct vrev__socks_in_opts o = {c->listen, c->port.from, acc, n};
+        struct vrev__socks_in_opts o = {c->listen, c->port.from, acc, n, s->udp, s->ip};
         int rc = vrev__socks_in_new(e, c->tag, &o, in);
         vrev__free(inst->ctx, acc);
         if (rc == VREV_ERR_RANGE)
             *why = "a SOCKS account's user or password is longer than 255 bytes";
+        else if (rc == VREV_ERR_ADDR_SYNTAX || rc == VREV_ERR_ADDR_DOMAIN)
+            *why = "settings.ip is not an address";
         return rc;
     }
     default:

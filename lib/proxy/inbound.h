@@ -14,7 +14,10 @@ struct vrev__inbound {
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;
-    struct vrev__udp_in *udp; /* the UDP side of a "tcp,udp" or "udp" listener */
+    struct vrev__udp_in *udp; /* the UDP side of a "tcp,udp" or "udp" listener; socks: relay */
+    /* socks */
+    struct vrev__addr announce; /* the relay address UDP ASSOCIATE replies name */
+    bool has_announce;
     /* vmess */
     struct vrev__vmess_user *users;
     char **emails;

@@ -236,6 +236,8 @@ struct vrev__socks_in_opts {
     uint16_t port;
     const struct vrev__socks_in_account *accounts; /* n_accounts 0: no authentication */
     size_t n_accounts;
+    bool udp;           /* UDP ASSOCIATE (a relay on the same port) */
+    const char *udp_ip; /* the relay address replies name; NULL: the one the client reached */
 };
 
 int vrev__socks_in_new(struct vrev__engine *e, const char *tag,

@@ -8,9 +8,14 @@
  *   01 ulen user plen pass            01 00         01 FF: refused (4.34's status byte)
  *   05 cmd 00 atyp address port       05 rep 00 atyp address port
  *
+ * UDP ASSOCIATE (with "udp": true, as 4.34): the reply names the relay — settings.ip, else the
+ * address the client reached, and the inbound's own port, where a UDP socket listens (udp.c).
+ * The TCP connection then only keeps the association: it is read and discarded until the
+ * client closes it, and while it is open the relay takes datagrams from the client's IP.
+ *
  * Refusals are SOCKS replies followed by a close once they are written: no acceptable method,
- * bad credentials, BIND / UDP ASSOCIATE / unknown commands (rep 07, UDP is not implemented),
- * unknown address types (rep 08). SOCKS4 and malformed messages are closed without a reply.
+ * bad credentials, BIND / unknown commands, UDP ASSOCIATE without "udp" (rep 07), unknown
+ * address types (rep 08). SOCKS4 and malformed messages are closed without a reply.
  * Pipelined input (greeting, credentials, request and payload in one write, as the 4.34
  * client sends the first two) is read message by message; whatever follows the request stays
  * in the input for the relay. The handshake is bounded by the policy's handshake timeout.
@@ -23,6 +28,7 @@
 
 #include "codec/socks5.h"
 #include "inbound.h"
+#include "udp.h"
 
 #define LOG_COMPONENT "socks"
 
@@ -143,6 +149,83 @@ static int on_auth(struct handshake *h, const struct vrev__socks5_auth *a)
     return rc < 0 ? rc : 0;
 }
 
+/* --- UDP associations ------------------------------------------------------------------------ */
+
+/* An open UDP ASSOCIATE connection: tracked by the engine, no timeout (as 4.34). */
+struct assoc {
+    struct vrev__conn conn; /* first */
+    struct vrev__engine *engine;
+    struct vrev__udp_in *udp; /* the inbound's relay; the inbound outlives its connections */
+    struct bufferevent *bev;
+    struct vrev__addr client;
+};
+
+static void assoc_close(struct vrev__conn *c)
+{
+    struct assoc *a = (struct assoc *)c;
+    vrev__udp_in_associate(a->udp, &a->client, false);
+    vrev__bev_close(a->bev, 0);
+    vrev__free(a->engine->ctx, a);
+}
+
+static void assoc_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void assoc_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    struct assoc *a = arg;
+    vrev__engine_untrack(a->engine, &a->conn);
+    assoc_close(&a->conn);
+}
+
+/* Reply with the relay's address and keep the connection as the association. Returns 1 (h is
+ * gone) or 0 (refused: h closes after the reply). */
+static int associate(struct handshake *h)
+{
+    struct vrev__inbound *in = h->base.in;
+    struct vrev__engine *e = in->engine;
+    struct vrev__addr relay;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (in->has_announce)
+        relay = in->announce;
+    else if (getsockname(bufferevent_getfd(h->base.bev), (struct sockaddr *)&ss, &sl) == 0)
+        vrev__addr_from_sockaddr(&relay, (struct sockaddr *)&ss);
+    else
+        vrev__addr_from_text(&relay, "127.0.0.1", 0);
+    relay.port = vrev__udp_in_port(in->udp);
+    struct assoc *a = vrev__calloc(e->ctx, 1, sizeof(*a));
+    int rc = a ? vrev__udp_in_associate(in->udp, &h->base.source, true) : VREV_ERR_NOMEM;
+    if (rc == 0 && reply(h, VREV_SOCKS5_REP_SUCCEEDED, &relay) < 0) {
+        vrev__udp_in_associate(in->udp, &h->base.source, false);
+        rc = VREV_ERR_NOMEM;
+    }
+    if (rc < 0) {
+        vrev__free(e->ctx, a);
+        refuse(h, vrev_strerror(rc));
+        reply(h, VREV_SOCKS5_REP_FAILURE, NULL);
+        return 0;
+    }
+    a->engine = e;
+    a->udp = in->udp;
+    a->client = h->base.source;
+    char who[VREV_MUX_TARGET_MAX];
+    vrev__addr_target_text(&a->client, who, sizeof(who));
+    vrev__log(e->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] UDP associated for %s",
+              in->tag ? in->tag : "", who);
+    a->bev = vrev__handshake_take(&h->base);
+    vrev__engine_track(e, &a->conn, assoc_close);
+    bufferevent_setcb(a->bev, assoc_read, NULL, assoc_event, a);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+    assoc_read(a->bev, a);
+    return 1;
+}
+
 /* Returns 1 when the connection has been dispatched (h is gone). */
 static int on_request(struct handshake *h, const struct vrev__socks5_request *req)
 {
@@ -152,8 +235,12 @@ static int on_request(struct handshake *h, const struct vrev__socks5_request *re
     case VREV_SOCKS5_TOR_RESOLVE_PTR:
         accepted(h, &req->addr);
         return 1;
+    case VREV_SOCKS5_UDP_ASSOCIATE:
+        if (h->base.in->udp)
+            return associate(h);
+        /* fall through */
     default:
-        refuse(h, req->code == VREV_SOCKS5_UDP_ASSOCIATE ? "UDP ASSOCIATE is not supported"
+        refuse(h, req->code == VREV_SOCKS5_UDP_ASSOCIATE ? "UDP is off (settings.udp)"
                                                          : "BIND is not supported");
         return reply(h, VREV_SOCKS5_REP_CMD_UNSUPPORTED, NULL);
     }
@@ -269,6 +356,13 @@ int vrev__socks_in_new(struct vrev__engine *e, const char *tag,
     int rc = opts->n_accounts ? add_accounts(in, opts) : 0;
     if (rc == 0)
         rc = vrev__inbound_listen(in, opts->listen, opts->port, socks_accept);
+    if (rc == 0 && opts->udp) /* the relay listens on the same port, as 4.34's */
+        rc = vrev__udp_in_new_socks(e, in->tag, opts->listen,
+                                    vrev__listener_port(in->listener), &in->udp);
+    if (rc == 0 && opts->udp_ip && *opts->udp_ip) {
+        rc = vrev__addr_from_text(&in->announce, opts->udp_ip, 0);
+        in->has_announce = rc == 0;
+    }
     if (rc < 0) {
         vrev__inbound_free(in);
         return rc;

@@ -1,11 +1,16 @@
-/* UDP: dokodemo-door's UDP listener (one packet link per client address, WIRE-SPEC §6.1) and
+/* UDP: dokodemo-door's UDP listener (one packet link per client address, WIRE-SPEC §6.1),
+ * the SOCKS5 UDP relay (one packet link per client address and destination, §5.3) and
  * freedom's UDP flows (one connected UDP socket per link, §6.2). Packet links carry datagrams
- * framed by lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle. */
+ * framed by lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle.
+ *
+ * The SOCKS relay takes datagrams only from the IP addresses of clients whose UDP ASSOCIATE
+ * connection is open (V2Ray 4.34 relays for anyone who can reach the port). */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "codec/socks5.h"
 #include "net/packet.h"
 #include "udp.h"
 
@@ -34,14 +39,24 @@ struct udp_peer {
     struct vrev__udp_in *u;
     struct sockaddr_storage addr;
     socklen_t alen;
+    struct vrev__addr dest;  /* SOCKS: the destination of this peer's datagrams */
     struct bufferevent *bev; /* our end of the link's pair */
     struct timeval last;
+};
+
+/* A client IP with open SOCKS associations. */
+struct allowed {
+    struct vrev__addr ip; /* port 0 */
+    unsigned n;
 };
 
 struct vrev__udp_in {
     struct vrev__engine *engine;
     const char *tag; /* the inbound's */
+    bool socks;      /* a SOCKS relay: each datagram names its destination */
     struct vrev__addr target;
+    struct allowed *allowed; /* SOCKS: n_allowed entries */
+    size_t n_allowed;
     evutil_socket_t fd;
     struct event *rd;
     struct event *sweep;
@@ -63,9 +78,16 @@ static void peer_read(struct bufferevent *bev, void *arg)
 {
     uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
     struct udp_peer *p = arg;
+    uint8_t hdr[VREV_SOCKS5_UDP_HEADER_MAX];
+    int hlen = p->u->socks ? vrev__socks5_udp_header_encode(hdr, sizeof(hdr), &p->dest) : 0;
+    struct iovec iov[2] = {{hdr, hlen > 0 ? (size_t)hlen : 0}, {scratch, 0}};
+    struct msghdr m = {.msg_name = &p->addr, .msg_namelen = p->alen, .msg_iov = iov,
+                       .msg_iovlen = 2};
     size_t n;
-    while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n))
-        sendto(p->u->fd, scratch, n, 0, (struct sockaddr *)&p->addr, p->alen);
+    while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n)) {
+        iov[1].iov_len = n;
+        sendmsg(p->u->fd, &m, 0); /* SOCKS: the header names the destination as the source */
+    }
     event_base_gettimeofday_cached(p->u->engine->ctx->base, &p->last);
 }
 
@@ -76,16 +98,17 @@ static void peer_event(struct bufferevent *bev, short what, void *arg)
 }
 
 static struct udp_peer *peer_find(struct vrev__udp_in *u, const struct sockaddr_storage *a,
-                                  socklen_t alen)
+                                  socklen_t alen, const struct vrev__addr *dest)
 {
     for (struct udp_peer *p = u->peers.next; p != &u->peers; p = p->next)
-        if (p->alen == alen && !memcmp(&p->addr, a, alen))
+        if (p->alen == alen && !memcmp(&p->addr, a, alen) &&
+            (!u->socks || vrev__addr_equal(&p->dest, dest)))
             return p;
     return NULL;
 }
 
 static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_storage *a,
-                                 socklen_t alen)
+                                 socklen_t alen, const struct vrev__addr *dest)
 {
     struct vrev__engine *e = u->engine;
     struct bufferevent *pair[2];
@@ -102,6 +125,7 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
     p->u = u;
     memcpy(&p->addr, a, alen);
     p->alen = alen;
+    p->dest = *dest;
     p->bev = pair[1];
     p->next = u->peers.next;
     p->prev = &u->peers;
@@ -115,11 +139,52 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
     memset(&info, 0, sizeof(info));
     info.inbound_tag = u->tag;
     info.network = VREV_NET_UDP;
-    info.target = u->target;
+    info.target = *dest;
     vrev__addr_from_sockaddr(&info.source, (const struct sockaddr *)a);
     info.has_source = true;
     vrev__dispatch(e, &info, pair[0]);
     return p;
+}
+
+static struct allowed *find_allowed(struct vrev__udp_in *u, const struct vrev__addr *ip)
+{
+    for (size_t i = 0; i < u->n_allowed; i++)
+        if (vrev__addr_equal(&u->allowed[i].ip, ip))
+            return &u->allowed[i];
+    return NULL;
+}
+
+static bool is_allowed(struct vrev__udp_in *u, const struct sockaddr *sa)
+{
+    struct vrev__addr ip;
+    vrev__addr_from_sockaddr(&ip, sa);
+    ip.port = 0;
+    return find_allowed(u, &ip) != NULL;
+}
+
+int vrev__udp_in_associate(struct vrev__udp_in *u, const struct vrev__addr *client, bool open)
+{
+    struct vrev__addr ip = *client;
+    ip.port = 0;
+    struct allowed *a = find_allowed(u, &ip);
+    if (!open) {
+        if (a && --a->n == 0)
+            *a = u->allowed[--u->n_allowed];
+        return 0;
+    }
+    if (a) {
+        a->n++;
+        return 0;
+    }
+    if (u->n_allowed >= MAX_PEERS)
+        return VREV_ERR_RANGE;
+    a = vrev__realloc(u->engine->ctx, u->allowed, (u->n_allowed + 1) * sizeof(*a));
+    if (!a)
+        return VREV_ERR_NOMEM;
+    u->allowed = a;
+    u->allowed[u->n_allowed].ip = ip;
+    u->allowed[u->n_allowed++].n = 1;
+    return 0;
 }
 
 static void on_datagrams(evutil_socket_t fd, short what, void *arg)
@@ -133,10 +198,22 @@ static void on_datagrams(evutil_socket_t fd, short what, void *arg)
         ssize_t n = recvfrom(fd, scratch, sizeof(scratch), 0, (struct sockaddr *)&a, &alen);
         if (n < 0)
             return; /* EAGAIN, or an ICMP error reported on the socket: nothing to do */
-        struct udp_peer *p = peer_find(u, &a, alen);
-        if (!p && !(p = peer_new(u, &a, alen)))
+        const struct vrev__addr *dest = &u->target;
+        const uint8_t *data = scratch;
+        size_t len = (size_t)n;
+        struct vrev__socks5_udp d;
+        if (u->socks) { /* from an associated client, whole (FRAG 0), well formed: or dropped */
+            if (!is_allowed(u, (const struct sockaddr *)&a) ||
+                vrev__socks5_udp_parse(scratch, len, &d) <= 0)
+                continue;
+            dest = &d.addr;
+            data = d.data;
+            len = d.data_len;
+        }
+        struct udp_peer *p = peer_find(u, &a, alen, dest);
+        if (!p && !(p = peer_new(u, &a, alen, dest)))
             continue; /* too many peers or no memory: the datagram is dropped */
-        vrev__packet_put(bufferevent_get_output(p->bev), scratch, (size_t)n);
+        vrev__packet_put(bufferevent_get_output(p->bev), data, len);
         event_base_gettimeofday_cached(u->engine->ctx->base, &p->last);
     }
 }
@@ -154,8 +231,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     arm(u->sweep, idle / 4 < 1000 ? 1000 : idle / 4);
 }
 
-int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
-                     uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out)
+static int udp_in_new(struct vrev__engine *e, const char *tag, const char *listen, uint16_t port,
+                      const struct vrev__addr *target, struct vrev__udp_in **out)
 {
     struct vrev__addr bind_addr;
     int rc = vrev__addr_from_text(&bind_addr, listen && *listen ? listen : "0.0.0.0", port);
@@ -166,7 +243,9 @@ int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen
         return VREV_ERR_NOMEM;
     u->engine = e;
     u->tag = tag;
-    u->target = *target;
+    u->socks = target == NULL;
+    if (target)
+        u->target = *target;
     u->peers.next = u->peers.prev = &u->peers;
     struct sockaddr_storage ss;
     socklen_t sl = vrev__addr_to_sockaddr(&bind_addr, &ss);
@@ -194,6 +273,18 @@ int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen
     return 0;
 }
 
+int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
+                     uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out)
+{
+    return udp_in_new(e, tag, listen, port, target, out);
+}
+
+int vrev__udp_in_new_socks(struct vrev__engine *e, const char *tag, const char *listen,
+                           uint16_t port, struct vrev__udp_in **out)
+{
+    return udp_in_new(e, tag, listen, port, NULL, out);
+}
+
 void vrev__udp_in_free(struct vrev__udp_in *u)
 {
     if (!u)
@@ -206,6 +297,7 @@ void vrev__udp_in_free(struct vrev__udp_in *u)
         event_free(u->sweep);
     if (u->fd >= 0)
         close(u->fd);
+    vrev__free(u->engine->ctx, u->allowed);
     vrev__free(u->engine->ctx, u);
 }
 

@@ -11,6 +11,13 @@ struct vrev__udp_in;
  * listener). */
 int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
                      uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out);
+/* The same as a SOCKS5 UDP relay: each datagram carries its destination in a SOCKS header
+ * (the link per client address and destination), replies get one naming that destination.
+ * Datagrams are taken only from client IPs with an open association. */
+int vrev__udp_in_new_socks(struct vrev__engine *e, const char *tag, const char *listen,
+                           uint16_t port, struct vrev__udp_in **out);
+/* Count an association of `client`'s IP opened (open) or closed. VREV_ERR_RANGE: too many. */
+int vrev__udp_in_associate(struct vrev__udp_in *u, const struct vrev__addr *client, bool open);
 void vrev__udp_in_free(struct vrev__udp_in *u);
 uint16_t vrev__udp_in_port(const struct vrev__udp_in *u);
 

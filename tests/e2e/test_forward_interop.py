@@ -231,7 +231,8 @@ def test_socks_wrong_password(procs, backend, client_kind, server_kind):
 
 
 def test_socks_udp_associate_refused(procs, backend):
-    """A vrev SOCKS inbound answers UDP ASSOCIATE and BIND with "command not supported"."""
+    """A vrev SOCKS inbound without "udp": true answers UDP ASSOCIATE (and always BIND) with
+    "command not supported"."""
     srv = free_port()
     server = procs.start("vrev", "server", server_config("socks", srv))
     assert wait_until(lambda: port_open(srv), 10), procs.log(server)

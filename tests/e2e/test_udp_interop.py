@@ -1,5 +1,8 @@
 """UDP through a reverse tunnel (a UDP mux session per client address; WIRE-SPEC §2.5), in
 every pairing of vrev and V2Ray 4.34."""
+import socket
+import struct
+
 import pytest
 
 from harness import (bridge_config, free_port, port_open, portal_config, udp_roundtrip,
@@ -75,4 +78,96 @@ def test_forward_udp(procs, udp_echo, proto, client_kind, server_kind):
     biggest = 2041 if proto == "vless" else 1900  # the echo adds 5 bytes
     for size in (1, 100, 1400, biggest):
         payload = bytes((i * 7 + size) & 0xFF for i in range(size))
+        assert udp_roundtrip(app, payload, 2.0) == b"echo:" + payload, size
+
+
+# ---- SOCKS5 UDP ASSOCIATE -------------------------------------------------------------------
+
+def socks_udp_server(port):
+    return {"log": {"loglevel": "info"},
+            "inbounds": [{"tag": "socks", "listen": "127.0.0.1", "port": port,
+                          "protocol": "socks",
+                          "settings": {"auth": "noauth", "udp": True, "ip": "127.0.0.1"}}],
+            "outbounds": [{"tag": "direct", "protocol": "freedom", "settings": {}}]}
+
+
+def socks_associate(port):
+    """UDP ASSOCIATE on a fresh connection: (the connection, the relay's (host, port))."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(bytes([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]))
+    data = b""
+    while len(data) < 12:
+        chunk = s.recv(64)
+        assert chunk, "closed during the handshake: %r" % data
+        data += chunk
+    assert data[:2] == b"\x05\x00" and data[2:4] == b"\x05\x00" and data[5] == 1, data
+    host = socket.inet_ntoa(data[6:10])
+    return s, (host, struct.unpack(">H", data[10:12])[0])
+
+
+def socks_datagram(dest_port, payload):
+    return bytes([0, 0, 0, 1, 127, 0, 0, 1]) + struct.pack(">H", dest_port) + payload
+
+
+def socks_udp_roundtrip(sock, relay, dest_port, payload, timeout=2.0):
+    sock.settimeout(timeout)
+    sock.sendto(socks_datagram(dest_port, payload), relay)
+    try:
+        data, _ = sock.recvfrom(65536)
+        return data
+    except socket.timeout:
+        return None
+
+
+def test_socks_udp_associate(procs, udp_echo):
+    """A vrev SOCKS inbound with "udp": true relays datagrams (each naming its destination in
+    the SOCKS header; replies name it as their source), only for client IPs with an open
+    association, and stops when the association's connection closes."""
+    srv = free_port()
+    server = procs.start("vrev", "server", socks_udp_server(srv))
+    assert wait_until(lambda: port_open(srv), 10), procs.log(server)
+    ctl, relay = socks_associate(srv)
+    assert relay == ("127.0.0.1", srv)  # settings.ip, and the inbound's own port
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    for i, size in enumerate((1, 100, 1400, 8000)):
+        payload = bytes((j + i) & 0xFF for j in range(size))
+        got = socks_udp_roundtrip(u, relay, udp_echo, payload)
+        assert got == socks_datagram(udp_echo, b"echo:" + payload), (size, procs.log(server))
+    # a fragment (FRAG != 0) is dropped, as by V2Ray
+    frag = bytearray(socks_datagram(udp_echo, b"fragment"))
+    frag[2] = 1
+    u.sendto(bytes(frag), relay)
+    assert socks_udp_roundtrip(u, relay, udp_echo, b"after", 2.0) == \
+        socks_datagram(udp_echo, b"echo:after")
+    # another client IP without an association gets nothing through
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.2", 0))
+    assert socks_udp_roundtrip(other, relay, udp_echo, b"stranger", 0.5) is None
+    other.close()
+    # the association ends with its connection
+    ctl.close()
+    assert wait_until(lambda: socks_udp_roundtrip(u, relay, udp_echo, b"late", 0.2) is None, 5)
+    u.close()
+    assert "UDP associated for 127.0.0.1" in procs.log(server)
+
+
+def test_socks_udp_from_v2ray_client(procs, udp_echo):
+    """V2Ray 4.34's SOCKS outbound carries UDP through a vrev SOCKS inbound (UDP ASSOCIATE,
+    then datagrams to the relay it names)."""
+    srv, app = free_port(), free_port()
+    server = procs.start("vrev", "server", socks_udp_server(srv))
+    assert wait_until(lambda: port_open(srv), 10), procs.log(server)
+    client = procs.start("v2ray", "client", {
+        "log": {"loglevel": "warning"},
+        "inbounds": [{"tag": "app", "listen": "127.0.0.1", "port": app,
+                      "protocol": "dokodemo-door",
+                      "settings": {"address": "127.0.0.1", "port": udp_echo,
+                                   "network": "udp"}}],
+        "outbounds": [{"protocol": "socks", "settings": {
+            "servers": [{"address": "127.0.0.1", "port": srv}]}}]})
+    assert wait_until(lambda: udp_roundtrip(app, b"ping", 0.3) == b"echo:ping", 15), \
+        "no UDP echo:\n%s\n%s" % (procs.log(client), procs.log(server))
+    for size in (1, 1400, 2000):
+        payload = bytes((i * 3) & 0xFF for i in range(size))
         assert udp_roundtrip(app, payload, 2.0) == b"echo:" + payload, size

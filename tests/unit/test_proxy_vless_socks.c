@@ -304,7 +304,8 @@ static void server_vless(struct world *w, uint32_t handshake_ms)
 static void server_socks(struct world *w, bool password)
 {
     static const struct vrev__socks_in_account acc[2] = {{"other", "x"}, {"fwd", "secret 1"}};
-    struct vrev__socks_in_opts o = {"127.0.0.1", 0, password ? acc : NULL, password ? 2 : 0};
+    struct vrev__socks_in_opts o = {"127.0.0.1", 0, password ? acc : NULL, password ? 2 : 0,
+                                    false, NULL};
     assert_int_equal(vrev__socks_in_new(&w->server_engine, "in", &o, &w->server_in), 0);
 }
 
