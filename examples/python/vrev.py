@@ -1,7 +1,8 @@
 """A small ctypes binding of libvrev's tunnel API (include/vrev/tunnel.h).
 
-libvrev runs inside a libevent event_base; this module owns one and runs it in a thread of
-its own: every libvrev call is made from that thread (Loop.call), as the library requires.
+libvrev runs inside an event loop; this module makes a context with a loop of its own
+(vrev_ctx_new_loop: no libevent call needed here) and runs it in a thread of its own: every
+libvrev call is made from that thread (Loop.call), as the library requires.
 
     loop = Loop()
     portal = loop.call(Portal, listen="127.0.0.1:0", public=["127.0.0.1:0"], id=UUID)
@@ -16,14 +17,14 @@ import threading
 
 _lib_path = os.environ.get("VREV_LIB") or ctypes.util.find_library("vrev") or "libvrev.so.0"
 lib = ctypes.CDLL(_lib_path)
-event = ctypes.CDLL(ctypes.util.find_library("event") or "libevent-2.1.so.7")
 
 c_p = ctypes.c_void_p
 EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
                             ctypes.c_uint64, c_p)
 
 for name, res, args in [
-    ("vrev_ctx_new", ctypes.c_int, [ctypes.POINTER(c_p), c_p]),
+    ("vrev_ctx_new_loop", ctypes.c_int, [ctypes.POINTER(c_p), c_p]),
+    ("vrev_ctx_run", ctypes.c_int, [c_p, ctypes.c_int]),
     ("vrev_ctx_free", None, [c_p]),
     ("vrev_strerror", ctypes.c_char_p, [ctypes.c_int]),
     ("vrev_version_string", ctypes.c_char_p, []),
@@ -52,11 +53,6 @@ for name, res, args in [
     f = getattr(lib, name)
     f.restype, f.argtypes = res, args
 
-event.event_base_new.restype = c_p
-event.event_base_loop.argtypes = [c_p, ctypes.c_int]
-event.event_base_free.argtypes = [c_p]
-EVLOOP_ONCE, EVLOOP_NONBLOCK = 1, 2
-
 TUNNEL_UP, TUNNEL_DOWN, SESSION_REFUSED = 1, 2, 5
 COUNTER = {"tunnels": 1, "tunnels_opened": 2, "sessions": 3, "sessions_active": 4,
            "refused": 5, "bytes_up": 6, "bytes_down": 7}
@@ -72,7 +68,7 @@ def _check(rc, what):
 
 
 class Loop:
-    """An event_base and a libvrev context, run by a thread of their own."""
+    """A libvrev context with its own loop, run by a thread of its own."""
 
     def __init__(self):
         self._calls = queue.Queue()
@@ -83,13 +79,12 @@ class Loop:
         self._ready.wait()
 
     def _run(self):
-        self.base = event.event_base_new()
         self.ctx = c_p()
-        _check(lib.vrev_ctx_new(ctypes.byref(self.ctx), self.base), "vrev_ctx_new")
+        _check(lib.vrev_ctx_new_loop(ctypes.byref(self.ctx), None), "vrev_ctx_new_loop")
         self._ready.set()
         while not self._stop:
             # short turns so that calls from other threads are picked up promptly
-            event.event_base_loop(self.base, EVLOOP_NONBLOCK)
+            lib.vrev_ctx_run(self.ctx, 0)
             try:
                 fn, args, kw, box = self._calls.get(timeout=0.002)
             except queue.Empty:
@@ -110,12 +105,10 @@ class Loop:
 
     def close(self):
         def finish(loop):
-            event.event_base_loop(loop.base, EVLOOP_NONBLOCK)
             loop._stop = True
         self.call(finish)
         self._thread.join(10)
-        event.event_base_free(self.base)
-        lib.vrev_ctx_free(self.ctx)
+        lib.vrev_ctx_free(self.ctx)  # runs the loop's last deferred work, then frees it
 
 
 def _opts(**kw):

@@ -57,11 +57,29 @@ VREV_API int vrev_ctx_new(vrev_ctx **out, struct event_base *base);
  *  abi) or VREV_ERR_NOMEM. */
 VREV_API int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator *alloc);
 
+/** Create a context with an event loop of its own, driven by vrev_ctx_run(): for programs
+ *  (and FFI bindings) that have no libevent loop and make no libevent call. `alloc` as for
+ *  vrev_ctx_new2() (NULL: the C library's). vrev_ctx_base() gives the loop, should the
+ *  program want to add events of its own.
+ *  Returns 0, VREV_ERR_INVAL, VREV_ERR_NOMEM or VREV_ERR_IO (libevent could not make a loop). */
+VREV_API int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc);
+
+/** Run the context's loop (its own, or the one given at creation): timeout_ms < 0 until
+ *  vrev_ctx_stop() is called or nothing is left to wait for; 0 one pass over what is ready,
+ *  without waiting; > 0 at most that long. Not reentrant (do not call it from a callback).
+ *  Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE (no loop) or VREV_ERR_IO (the loop failed). */
+VREV_API int vrev_ctx_run(vrev_ctx *ctx, int timeout_ms);
+
+/** Make vrev_ctx_run() return once the callbacks running now are done. Call it from the
+ *  loop's thread (from a callback, typically). NULL is a no-op. */
+VREV_API void vrev_ctx_stop(vrev_ctx *ctx);
+
 /** Free a context. Every object created from it must have been freed first. libevent
  *  finishes closing connections from inside the event_base (deferred callbacks and
  *  finalizers, which may still use the context's allocator), so after freeing the objects run
  *  the loop once more (event_base_loop(base, EVLOOP_NONBLOCK)) and free the event_base before
- *  freeing the context. NULL is a no-op. */
+ *  freeing the context. A context made by vrev_ctx_new_loop() does all that itself: free the
+ *  objects, then the context. NULL is a no-op. */
 VREV_API void vrev_ctx_free(vrev_ctx *ctx);
 
 /** The event_base given at creation (borrowed), or NULL. */

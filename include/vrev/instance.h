@@ -25,10 +25,17 @@ VREV_API int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const ch
                                     size_t len, const char *filename, char *err,
                                     size_t err_len);
 
-/** Start what runs by itself (the bridges dial their first tunnels). Returns 0. */
+/** Start what runs by itself (the bridges dial their first tunnels). Returns 0,
+ *  VREV_ERR_INVAL or VREV_ERR_STATE (stopped). */
 VREV_API int vrev_instance_start(vrev_instance *inst);
 
-/** Close every connection and listener and free the instance. NULL is a no-op. */
+/** Stop: close every listener and connection (clients see a reset), end the bridges' tunnels
+ *  and dials. The instance then does nothing; it cannot be started again (free it, and make
+ *  a new one from the config to restart). Calling it twice is harmless. Returns 0 or
+ *  VREV_ERR_INVAL. */
+VREV_API int vrev_instance_stop(vrev_instance *inst);
+
+/** Stop (if not stopped yet) and free the instance. NULL is a no-op. */
 VREV_API void vrev_instance_free(vrev_instance *inst);
 
 /** The log level the config asks for (VREV_LOG_*; "none" gives -1). */

@@ -31,6 +31,8 @@ struct vrev_ctx {
     int log_level;
     struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
     size_t n_transports;
+    /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
+    void (*free_base)(struct event_base *base);
 };
 
 /* The transport registered under `name`, or NULL. */

@@ -61,6 +61,8 @@ void vrev_ctx_free(vrev_ctx *ctx)
         if (ctx->transports[i].free_state)
             ctx->transports[i].free_state(ctx->transports[i].state);
     vrev__free(ctx, ctx->transports);
+    if (ctx->free_base) /* finishes libevent's deferred work, which may still use ctx */
+        ctx->free_base(ctx->base);
     vrev_allocator alloc = ctx->alloc;
     alloc.free(ctx, alloc.user);
 }

@@ -20,6 +20,7 @@ struct vrev_instance {
     struct vrev__bridge **bridges;
     size_t n_bridges;
     int log_level;
+    bool stopped;
 };
 
 /* A build error: the message names the config element (no line: the loader has checked the
@@ -380,8 +381,30 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
 
 int vrev_instance_start(vrev_instance *inst)
 {
+    if (!inst)
+        return VREV_ERR_INVAL;
+    if (inst->stopped)
+        return VREV_ERR_STATE;
     for (size_t i = 0; i < inst->n_bridges; i++)
         vrev__bridge_start(inst->bridges[i]);
+    return 0;
+}
+
+int vrev_instance_stop(vrev_instance *inst)
+{
+    if (!inst)
+        return VREV_ERR_INVAL;
+    vrev_ctx *ctx = inst->ctx;
+    for (size_t i = 0; i < inst->n_bridges; i++)
+        vrev__bridge_free(inst->bridges[i]);
+    inst->n_bridges = 0;
+    for (size_t i = 0; i < inst->n_inbounds; i++) {
+        vrev__inbound_free(inst->inbounds[i]);
+        vrev__free(ctx, inst->inbound_tags[i]);
+    }
+    inst->n_inbounds = 0;
+    vrev__engine_cleanup(&inst->engine); /* every connection, outbound and the resolver */
+    inst->stopped = true;
     return 0;
 }
 
@@ -390,13 +413,7 @@ void vrev_instance_free(vrev_instance *inst)
     if (!inst)
         return;
     vrev_ctx *ctx = inst->ctx;
-    for (size_t i = 0; i < inst->n_bridges; i++)
-        vrev__bridge_free(inst->bridges[i]);
-    for (size_t i = 0; i < inst->n_inbounds; i++) {
-        vrev__inbound_free(inst->inbounds[i]);
-        vrev__free(ctx, inst->inbound_tags[i]);
-    }
-    vrev__engine_cleanup(&inst->engine);
+    vrev_instance_stop(inst);
     vrev__free(ctx, inst->bridges);
     vrev__free(ctx, inst->inbounds);
     vrev__free(ctx, inst->inbound_tags);

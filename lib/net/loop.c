@@ -1,0 +1,68 @@
+/* A context's own event loop (vrev_ctx_new_loop) and running a context's loop: for programs
+ * and FFI bindings that do not use libevent themselves. */
+#include <event2/event.h>
+
+#include "core/core.h"
+
+static void free_own_base(struct event_base *base)
+{
+    event_base_loop(base, EVLOOP_NONBLOCK); /* deferred callbacks and finalizers */
+    event_base_free(base);
+}
+
+int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc)
+{
+    if (!out)
+        return VREV_ERR_INVAL;
+    *out = NULL;
+    vrev_ctx *ctx;
+    int rc = vrev_ctx_new2(&ctx, NULL, alloc);
+    if (rc < 0)
+        return rc;
+    ctx->base = event_base_new();
+    if (!ctx->base) {
+        vrev_ctx_free(ctx);
+        return VREV_ERR_IO;
+    }
+    ctx->free_base = free_own_base;
+    *out = ctx;
+    return 0;
+}
+
+static void time_up(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    event_base_loopbreak(arg);
+}
+
+int vrev_ctx_run(vrev_ctx *ctx, int timeout_ms)
+{
+    if (!ctx)
+        return VREV_ERR_INVAL;
+    if (!ctx->base)
+        return VREV_ERR_STATE;
+    if (timeout_ms == 0)
+        return event_base_loop(ctx->base, EVLOOP_NONBLOCK) < 0 ? VREV_ERR_IO : 0;
+    /* a timer of this call's own (event_base_loopexit's would outlive an early return and cut
+     * the next run short) */
+    struct event *timer = NULL;
+    if (timeout_ms > 0) {
+        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        timer = evtimer_new(ctx->base, time_up, ctx->base);
+        if (!timer || evtimer_add(timer, &tv) < 0) {
+            if (timer)
+                event_free(timer);
+            return VREV_ERR_NOMEM;
+        }
+    }
+    int rc = event_base_dispatch(ctx->base);
+    if (timer)
+        event_free(timer);
+    return rc < 0 ? VREV_ERR_IO : 0;
+}
+
+void vrev_ctx_stop(vrev_ctx *ctx)
+{
+    if (ctx && ctx->base)
+        event_base_loopbreak(ctx->base);
+}
