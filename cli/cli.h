@@ -2,6 +2,8 @@
 #ifndef VREV_CLI_H
 #define VREV_CLI_H
 
+#include "vrev/ctx.h"
+
 int vrev_cli_mux_dump(int argc, char **argv);
 int vrev_cli_run(int argc, char **argv);
 int vrev_cli_test(int argc, char **argv);
@@ -12,5 +14,14 @@ int vrev_cli_uuid(void);
 void vrev_cli_log(int level, const char *component, const char *message, void *user);
 /* "error", "warning"/"warn", "info", "debug" -> VREV_LOG_*; "none" -> -1; else -3. */
 int vrev_cli_parse_log_level(const char *s);
+
+/* The program's memory policy (cli/mem.c). vrev_cli_mem_init() first thing in main(), before
+ * any libevent call; contexts are made with vrev_cli_allocator() (NULL: the default); between
+ * vrev_cli_mem_start() and vrev_cli_mem_stop() (before event_base_free) freed heap pages go
+ * back to the system after bursts of closes. */
+void vrev_cli_mem_init(void);
+const vrev_allocator *vrev_cli_allocator(void);
+void vrev_cli_mem_start(struct event_base *base);
+void vrev_cli_mem_stop(void);
 
 #endif

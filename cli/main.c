@@ -34,6 +34,7 @@ static int version(void)
 
 int main(int argc, char **argv)
 {
+    vrev_cli_mem_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

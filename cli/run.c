@@ -121,7 +121,9 @@ static int serve(struct event_base *base, vrev_instance *inst)
     signal(SIGPIPE, SIG_IGN);
     vrev_instance_start(inst);
     fprintf(stderr, "vrev %s started\n", vrev_version_string());
+    vrev_cli_mem_start(base);
     event_base_dispatch(base);
+    vrev_cli_mem_stop();
     event_free(sigint);
     event_free(sigterm);
     return 0;
@@ -141,7 +143,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     vrev_ctx *ctx = NULL;
     vrev_instance *inst = NULL;
     char err[1024];
-    rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
+    rc = base ? vrev_ctx_new2(&ctx, base, vrev_cli_allocator()) : VREV_ERR_NOMEM;
     if (rc == 0) {
         vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log,
                          NULL);

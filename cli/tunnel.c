@@ -170,7 +170,7 @@ static int serve(struct cli_opts *c, int portal)
     vrev_portal *p = NULL;
     vrev_bridge *b = NULL;
     char err[512] = "";
-    int rc = base ? vrev_ctx_new(&ctx, base) : VREV_ERR_NOMEM;
+    int rc = base ? vrev_ctx_new2(&ctx, base, vrev_cli_allocator()) : VREV_ERR_NOMEM;
     if (rc == 0) {
         vrev_ctx_set_log(ctx, c->log_level, vrev_cli_log, NULL);
         rc = portal ? vrev_portal_new(&p, ctx, c->t, err, sizeof(err))
@@ -193,7 +193,9 @@ static int serve(struct cli_opts *c, int portal)
             vrev_bridge_start(b);
             fprintf(stderr, "vrev bridge: started\n");
         }
+        vrev_cli_mem_start(base);
         event_base_dispatch(base);
+        vrev_cli_mem_stop();
         event_free(si);
         event_free(st);
     }
