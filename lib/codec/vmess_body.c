@@ -169,34 +169,52 @@ static void set_nonce(struct vrev__vmess_body *b)
     b->count++;
 }
 
-/* AEAD and UDP-none chunks: LenField, payload (sealed), padding. */
-static int seal_padded(struct vrev__vmess_body *b, const uint8_t *p, size_t n, uint8_t *out)
+static size_t iov_total(const struct vrev__iov *v, size_t nv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nv; i++)
+        n += v[i].len;
+    return n;
+}
+
+static void iov_copy(uint8_t *dst, const struct vrev__iov *v, size_t nv)
+{
+    for (size_t i = 0; i < nv; i++) {
+        if (v[i].len)
+            memcpy(dst, v[i].base, v[i].len);
+        dst += v[i].len;
+    }
+}
+
+/* AEAD and UDP-none chunks: LenField, payload (sealed straight from the pieces), padding. */
+static int seal_padded(struct vrev__vmess_body *b, const struct vrev__iov *v, size_t nv,
+                       size_t n, uint8_t *out)
 {
     size_t tag = b->mode == VREV_VMESS_BODY_AEAD ? TAG : 0;
     size_t pad = b->padding ? draw(b) % 64 : 0;
     size_t len = n + tag + pad;
     uint16_t mask = b->masking ? draw(b) : 0;
     vrev__put_u16(out, (uint16_t)(len ^ mask));
-    if (n)
-        memcpy(out + 2, p, n);
     if (tag) {
         set_nonce(b);
-        int rc = vrev__aead_seal(b->aead, b->nonce, NULL, 0, out + 2, n, out + 2 + n);
+        int rc = vrev__aead_seal_iov(b->aead, b->nonce, v, nv, out + 2, out + 2 + n);
         if (rc < 0)
             return rc;
+    } else {
+        iov_copy(out + 2, v, nv);
     }
     int rc = fill_padding(b, out + 2 + n + tag, pad);
     return rc < 0 ? rc : (int)(2 + len);
 }
 
-int vrev__vmess_body_seal_chunk(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
-                                uint8_t *out, size_t cap)
+int vrev__vmess_body_seal_chunk_iov(struct vrev__vmess_body *b, const struct vrev__iov *v,
+                                    size_t nv, uint8_t *out, size_t cap)
 {
+    size_t n = iov_total(v, nv);
     if (b->mode == VREV_VMESS_BODY_RAW) {
         if (cap < n)
             return VREV_ERR_NOSPACE;
-        if (n)
-            memcpy(out, p, n);
+        iov_copy(out, v, nv);
         return (int)n;
     }
     if (n > b->max_payload)
@@ -204,12 +222,18 @@ int vrev__vmess_body_seal_chunk(struct vrev__vmess_body *b, const uint8_t *p, si
     if (cap < n + VREV_VMESS_BODY_OVERHEAD_MAX)
         return VREV_ERR_NOSPACE;
     if (b->mode != VREV_VMESS_BODY_STREAM)
-        return seal_padded(b, p, n, out);
+        return seal_padded(b, v, nv, n, out);
     uint16_t mask = b->masking ? draw(b) : 0;
     vrev__put_u16(out, (uint16_t)(n ^ mask));
-    if (n)
-        memcpy(out + 2, p, n);
+    iov_copy(out + 2, v, nv);
     return (int)(2 + n);
+}
+
+int vrev__vmess_body_seal_chunk(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
+                                uint8_t *out, size_t cap)
+{
+    struct vrev__iov v = {p, n};
+    return vrev__vmess_body_seal_chunk_iov(b, &v, 1, out, cap);
 }
 
 int vrev__vmess_body_seal(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
@@ -294,26 +318,52 @@ static int begin_chunk(struct vrev__vmess_body *b)
     b->pad = pad;
     b->have = 0;
     b->state = D_BODY;
-    return reserve_buf(b, b->need);
+    return VREV_VMESS_BODY_MORE;
 }
 
-/* Body gathered: open it, report the chunk or the end. */
-static int finish_chunk(struct vrev__vmess_body *b, const uint8_t **out, size_t *out_len)
+/* Where an AEAD chunk's plaintext goes: the caller's buffer when it fits (open_to), else our
+ * own, which is only allocated when first needed (a reader that always gets its chunks whole
+ * and has room for them never holds one). */
+static int plain_dst(struct vrev__vmess_body *b, size_t plain, uint8_t **dst)
+{
+    if (plain == 0) { /* the end-of-stream chunk: nothing is written */
+        *dst = b->len_buf;
+        return 0;
+    }
+    if (b->room_mode) {
+        *dst = b->dst; /* step() made sure it fits */
+        return 0;
+    }
+    int rc = reserve_buf(b, plain);
+    *dst = b->buf;
+    return rc;
+}
+
+/* Body in `body` (gathered into b->buf, or whole in the input): open it, report the chunk or
+ * the end. */
+static int finish_chunk(struct vrev__vmess_body *b, const uint8_t *body, const uint8_t **out,
+                        size_t *out_len)
 {
     size_t plain = b->need;
+    const uint8_t *res = body;
     if (b->mode == VREV_VMESS_BODY_AEAD) {
         plain -= TAG;
+        uint8_t *dst;
+        int rc = plain_dst(b, plain, &dst);
+        if (rc < 0)
+            return rc;
         set_nonce(b);
-        int rc = vrev__aead_open(b->aead, b->nonce, NULL, 0, b->buf, plain, b->buf + plain);
+        rc = vrev__aead_open_to(b->aead, b->nonce, body, plain, body + plain, dst);
         if (rc < 0)
             return rc == VREV_ERR_AUTH ? VREV_ERR_VMESS_CHUNK_AUTH : rc;
+        res = dst;
     }
     if (b->last) {
         b->state = D_EOF;
         return VREV_VMESS_BODY_EOF;
     }
     b->state = b->pad ? D_PAD : D_LEN;
-    *out = b->buf;
+    *out = res;
     *out_len = plain;
     return VREV_VMESS_BODY_CHUNK;
 }
@@ -350,16 +400,53 @@ static int step(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *
         *out_len = *k;
         return VREV_VMESS_BODY_CHUNK;
     case D_BODY:
+        if (b->room_mode && b->mode == VREV_VMESS_BODY_AEAD && b->need - TAG > b->dst_cap) {
+            *k = 0;
+            *out_len = b->need - TAG;
+            return VREV_VMESS_BODY_ROOM;
+        }
+        if (b->have == 0 && n >= b->need && b->mode == VREV_VMESS_BODY_AEAD) {
+            *k = b->need; /* whole in the input: opened from there, no copy */
+            return finish_chunk(b, p, out, out_len);
+        }
+        if (b->have == 0) {
+            int rc = reserve_buf(b, b->need);
+            if (rc < 0)
+                return rc;
+        }
         *k = gather(b->buf, &b->have, b->need, p, n);
-        return b->have == b->need ? finish_chunk(b, out, out_len) : VREV_VMESS_BODY_MORE;
+        return b->have == b->need ? finish_chunk(b, b->buf, out, out_len) : VREV_VMESS_BODY_MORE;
     default:
         *k = 0;
         return VREV_ERR_STATE;
     }
 }
 
+static int open_any(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
+                    const uint8_t **out, size_t *out_len);
+
 int vrev__vmess_body_open(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
                           const uint8_t **out, size_t *out_len)
+{
+    b->room_mode = false;
+    return open_any(b, p, n, used, out, out_len);
+}
+
+int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
+                             size_t *used, uint8_t *dst, size_t dst_cap, const uint8_t **out,
+                             size_t *out_len)
+{
+    b->room_mode = true;
+    b->dst = dst;
+    b->dst_cap = dst ? dst_cap : 0;
+    int rc = open_any(b, p, n, used, out, out_len);
+    b->dst = NULL;
+    b->dst_cap = 0;
+    return rc;
+}
+
+static int open_any(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
+                    const uint8_t **out, size_t *out_len)
 {
     *used = 0;
     *out = NULL;

@@ -30,6 +30,7 @@ enum vrev__vmess_body_mode {
 #define VREV_VMESS_BODY_MORE 0  /* all input taken, no chunk complete yet */
 #define VREV_VMESS_BODY_CHUNK 1 /* one plaintext chunk is ready */
 #define VREV_VMESS_BODY_EOF 2   /* the end-of-stream chunk was read */
+#define VREV_VMESS_BODY_ROOM 3  /* _open_to: the next chunk needs more room in dst */
 
 /* The most a chunk may carry (LenField is 16 bits). */
 #define VREV_VMESS_BODY_CHUNK_MAX 65535
@@ -59,9 +60,12 @@ struct vrev__vmess_body {
     size_t need; /* bytes to gather into buf, or payload left in STREAM mode */
     size_t pad;  /* padding bytes of the current chunk still to skip */
     bool last;   /* the chunk being gathered is the end-of-stream chunk */
-    uint8_t *buf;
+    uint8_t *buf; /* gathers a chunk split across inputs; allocated when first needed */
     size_t buf_cap;
     size_t have;
+    bool room_mode; /* inside _open_to: AEAD plaintext goes to dst only */
+    uint8_t *dst;   /* the current _open_to call's output room */
+    size_t dst_cap;
 };
 
 /* Set up one direction for a request header's security, options and command, with that
@@ -89,6 +93,11 @@ int vrev__vmess_body_set_max_payload(struct vrev__vmess_body *b, size_t n);
 int vrev__vmess_body_seal_chunk(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
                                 uint8_t *out, size_t cap);
 
+/* The same for a payload in pieces: the concatenation of v[0..nv). In AEAD mode the pieces
+ * are sealed straight into out (the caller need not gather them first). */
+int vrev__vmess_body_seal_chunk_iov(struct vrev__vmess_body *b, const struct vrev__iov *v,
+                                    size_t nv, uint8_t *out, size_t cap);
+
 /* Encode p[0..n) into as many chunks as needed (UDP: one datagram, one chunk, or
  * VREV_ERR_VMESS_PACKET_SIZE if it does not fit; nothing is written then). n = 0 writes
  * nothing; use _seal_eof to end the stream. Appends to out. Returns 0 or an error. */
@@ -108,5 +117,15 @@ int vrev__vmess_body_seal_eof(struct vrev__vmess_body *b, struct vrev__buf *out)
  * RAW mode never returns EOF: the end is the transport's. */
 int vrev__vmess_body_open(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
                           const uint8_t **out, size_t *out_len);
+
+/* The same, but AEAD chunks are opened into the caller's dst[0..dst_cap) (then *out == dst),
+ * straight from p when the chunk lies whole in p: its bytes are read once and written once,
+ * and the decoder never holds a buffer of its own for them. When the next chunk's plaintext
+ * does not fit, returns VREV_VMESS_BODY_ROOM with *out_len = the room it needs (*used says
+ * what was taken; *out is NULL): call again with that much room. dst may be NULL (no room).
+ * Other modes behave as in _open. */
+int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
+                             size_t *used, uint8_t *dst, size_t dst_cap, const uint8_t **out,
+                             size_t *out_len);
 
 #endif

@@ -47,6 +47,18 @@ int vrev__aead_seal(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t
 int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
                     size_t aad_len, uint8_t *buf, size_t len, const uint8_t tag[16]);
 
+/* Encrypt the concatenation of in[0..n) into out and write the 16-byte tag (no AAD: the VMess
+ * body). out may be in[0].base when n == 1 (in place); otherwise it must not overlap the
+ * input. Lets a writer seal straight from its queue's pieces into the wire buffer. */
+int vrev__aead_seal_iov(struct vrev__aead *a, const uint8_t nonce[12], const struct vrev__iov *in,
+                        size_t n, uint8_t *out, uint8_t tag[16]);
+
+/* Verify `tag` and decrypt in[0..len) into out (no AAD). out may equal in; otherwise the two
+ * must not overlap. Lets a reader open a chunk straight from its input into its output. Returns
+ * 0 or VREV_ERR_AUTH (out content is then unspecified), VREV_ERR_CRYPTO. */
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
+                       size_t len, const uint8_t tag[16], uint8_t *out);
+
 /* --- AES-128 single block (VMess auth ID) --------------------------------------------------- */
 
 int vrev__aes128_encrypt_block(const uint8_t key[16], const uint8_t in[16], uint8_t out[16]);

@@ -85,37 +85,74 @@ void vrev__aead_free(vrev_ctx *ctx, struct vrev__aead *a)
     vrev__free(ctx, a);
 }
 
-int vrev__aead_seal(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
-                    size_t aad_len, uint8_t *buf, size_t len, uint8_t tag[16])
+static int aead_encrypt(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                        size_t aad_len, const uint8_t *in, size_t len, uint8_t *out,
+                        uint8_t tag[16])
 {
     int ret;
     if (a->alg == VREV_AEAD_AES_128_GCM)
         ret = mbedtls_gcm_crypt_and_tag(&a->u.gcm, MBEDTLS_GCM_ENCRYPT, len, nonce,
-                                        VREV_AEAD_NONCE_LEN, aad, aad_len, buf, buf,
+                                        VREV_AEAD_NONCE_LEN, aad, aad_len, in, out,
                                         VREV_AEAD_TAG_LEN, tag);
     else
-        ret = mbedtls_chachapoly_encrypt_and_tag(&a->u.chachapoly, len, nonce, aad, aad_len,
-                                                 buf, buf, tag);
+        ret = mbedtls_chachapoly_encrypt_and_tag(&a->u.chachapoly, len, nonce, aad, aad_len, in,
+                                                 out, tag);
+    return ret == 0 ? 0 : VREV_ERR_CRYPTO;
+}
+
+int vrev__aead_seal(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                    size_t aad_len, uint8_t *buf, size_t len, uint8_t tag[16])
+{
+    return aead_encrypt(a, nonce, aad, aad_len, buf, len, buf, tag);
+}
+
+/* Both check the tag in constant time and zero the output when it does not match. */
+static int aead_decrypt(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                        size_t aad_len, const uint8_t *in, size_t len, const uint8_t tag[16],
+                        uint8_t *out)
+{
+    int ret;
+    if (a->alg == VREV_AEAD_AES_128_GCM) {
+        ret = mbedtls_gcm_auth_decrypt(&a->u.gcm, len, nonce, VREV_AEAD_NONCE_LEN, aad, aad_len,
+                                       tag, VREV_AEAD_TAG_LEN, in, out);
+        if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED)
+            return VREV_ERR_AUTH;
+    } else {
+        ret = mbedtls_chachapoly_auth_decrypt(&a->u.chachapoly, len, nonce, aad, aad_len, tag, in,
+                                              out);
+        if (ret == MBEDTLS_ERR_CHACHAPOLY_AUTH_FAILED)
+            return VREV_ERR_AUTH;
+    }
     return ret == 0 ? 0 : VREV_ERR_CRYPTO;
 }
 
 int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
                     size_t aad_len, uint8_t *buf, size_t len, const uint8_t tag[16])
 {
-    int ret;
-    /* Both check the tag in constant time and zero the output when it does not match. */
-    if (a->alg == VREV_AEAD_AES_128_GCM) {
-        ret = mbedtls_gcm_auth_decrypt(&a->u.gcm, len, nonce, VREV_AEAD_NONCE_LEN, aad, aad_len,
-                                       tag, VREV_AEAD_TAG_LEN, buf, buf);
-        if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED)
-            return VREV_ERR_AUTH;
-    } else {
-        ret = mbedtls_chachapoly_auth_decrypt(&a->u.chachapoly, len, nonce, aad, aad_len, tag,
-                                              buf, buf);
-        if (ret == MBEDTLS_ERR_CHACHAPOLY_AUTH_FAILED)
-            return VREV_ERR_AUTH;
+    return aead_decrypt(a, nonce, aad, aad_len, buf, len, tag, buf);
+}
+
+/* One piece is sealed straight into out. mbedtls_gcm_update in 2.28 takes only multiples of
+ * 16 bytes before its last call, so several pieces are gathered into out first and sealed
+ * there in place. */
+int vrev__aead_seal_iov(struct vrev__aead *a, const uint8_t nonce[12], const struct vrev__iov *in,
+                        size_t n, uint8_t *out, uint8_t tag[16])
+{
+    if (n == 1 && in[0].len > 0)
+        return aead_encrypt(a, nonce, NULL, 0, in[0].base, in[0].len, out, tag);
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i].len > 0)
+            memcpy(out + len, in[i].base, in[i].len);
+        len += in[i].len;
     }
-    return ret == 0 ? 0 : VREV_ERR_CRYPTO;
+    return aead_encrypt(a, nonce, NULL, 0, out, len, out, tag);
+}
+
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
+                       size_t len, const uint8_t tag[16], uint8_t *out)
+{
+    return aead_decrypt(a, nonce, NULL, 0, in, len, tag, out);
 }
 
 /* --- AES-128 single block ------------------------------------------------------------------ */

@@ -100,24 +100,42 @@ static int aead_begin(struct vrev__aead *a, const uint8_t nonce[12], const uint8
     return cipher_update(a->cipher, NULL, aad, aad_len);
 }
 
-int vrev__aead_seal(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
-                    size_t aad_len, uint8_t *buf, size_t len, uint8_t tag[16])
+/* End a sealed message: Final, then the tag. */
+static int seal_finish(struct vrev__aead *a, uint8_t tag[16])
 {
     uint8_t last[32]; /* AEAD finals write nothing; room in case a provider disagrees */
     int outl = 0;
+    if (EVP_CipherFinal_ex(a->cipher, last, &outl) != 1 || outl != 0)
+        return VREV_ERR_CRYPTO;
+    if (EVP_CIPHER_CTX_ctrl(a->cipher, EVP_CTRL_AEAD_GET_TAG, VREV_AEAD_TAG_LEN, tag) != 1)
+        return VREV_ERR_CRYPTO;
+    return 0;
+}
+
+int vrev__aead_seal(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                    size_t aad_len, uint8_t *buf, size_t len, uint8_t tag[16])
+{
     int rc = aead_begin(a, nonce, aad, aad_len, 1);
     if (rc == 0)
         rc = cipher_update(a->cipher, buf, buf, len);
-    if (rc == 0 && (EVP_CipherFinal_ex(a->cipher, last, &outl) != 1 || outl != 0))
-        rc = VREV_ERR_CRYPTO;
-    if (rc == 0 &&
-        EVP_CIPHER_CTX_ctrl(a->cipher, EVP_CTRL_AEAD_GET_TAG, VREV_AEAD_TAG_LEN, tag) != 1)
-        rc = VREV_ERR_CRYPTO;
-    return rc;
+    return rc == 0 ? seal_finish(a, tag) : rc;
 }
 
-int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
-                    size_t aad_len, uint8_t *buf, size_t len, const uint8_t tag[16])
+/* EVP_CipherUpdate takes any lengths for both AEADs, so each piece goes straight to out. */
+int vrev__aead_seal_iov(struct vrev__aead *a, const uint8_t nonce[12], const struct vrev__iov *in,
+                        size_t n, uint8_t *out, uint8_t tag[16])
+{
+    int rc = aead_begin(a, nonce, NULL, 0, 1);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = cipher_update(a->cipher, out, in[i].base, in[i].len);
+        out += in[i].len;
+    }
+    return rc == 0 ? seal_finish(a, tag) : rc;
+}
+
+static int aead_decrypt(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                        size_t aad_len, const uint8_t *in, size_t len, const uint8_t tag[16],
+                        uint8_t *out)
 {
     uint8_t expect[VREV_AEAD_TAG_LEN]; /* the ctrl takes a non-const pointer */
     uint8_t last[32];
@@ -130,11 +148,23 @@ int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t
         EVP_CIPHER_CTX_ctrl(a->cipher, EVP_CTRL_AEAD_SET_TAG, sizeof(expect), expect) != 1)
         rc = VREV_ERR_CRYPTO;
     if (rc == 0)
-        rc = cipher_update(a->cipher, buf, buf, len);
+        rc = cipher_update(a->cipher, out, in, len);
     /* Final fails exactly when the tag does not match (it does nothing else for an AEAD). */
     if (rc == 0 && EVP_CipherFinal_ex(a->cipher, last, &outl) != 1)
         rc = VREV_ERR_AUTH;
     return rc;
+}
+
+int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *aad,
+                    size_t aad_len, uint8_t *buf, size_t len, const uint8_t tag[16])
+{
+    return aead_decrypt(a, nonce, aad, aad_len, buf, len, tag, buf);
+}
+
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
+                       size_t len, const uint8_t tag[16], uint8_t *out)
+{
+    return aead_decrypt(a, nonce, NULL, 0, in, len, tag, out);
 }
 
 /* --- AES-128 single block ------------------------------------------------------------------ */

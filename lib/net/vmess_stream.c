@@ -28,6 +28,7 @@ struct vstream {
     bool eof_in;      /* peer's end-of-stream chunk seen */
     bool eof_out;     /* our end-of-stream chunk sent */
     bool failed;      /* an error event was raised */
+    size_t room;      /* plaintext room to offer the decoder: the peer's last chunk size */
     struct vrev__vmess_resp_reader resp;
     uint8_t resp_hdr[VREV_VMESS_RESPONSE_LEN];
 };
@@ -80,6 +81,23 @@ static enum bufferevent_filter_result read_response_header(struct vstream *v,
     return v->resp_read ? BEV_OK : BEV_NEED_MORE;
 }
 
+/* Deliver one decoded chunk to dst: committed in place when it was opened into `room`. */
+static void deliver(struct vstream *v, struct evbuffer *dst, struct evbuffer_iovec *room,
+                    const uint8_t *out, size_t out_len)
+{
+    if (room->iov_base && out == room->iov_base) {
+        room->iov_len = out_len;
+        evbuffer_commit_space(dst, room, 1);
+    } else if (v->packet) {
+        vrev__packet_put(dst, out, out_len);
+    } else {
+        evbuffer_add(dst, out, out_len);
+    }
+}
+
+/* AEAD chunks are opened straight into room reserved in dst, sized like the peer's last chunk
+ * (bulk chunks repeat their size), so a chunk costs one pass over its bytes and no buffer of
+ * the decoder's own; a larger chunk asks for its room first (VREV_VMESS_BODY_ROOM). */
 static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
                                                void *arg)
@@ -97,14 +115,19 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
     size_t n, used, out_len;
     bool produced = false;
     while (!v->eof_in && first_segment(src, &p, &n)) {
-        int rc = vrev__vmess_body_open(&v->dec, p, n, &used, &out, &out_len);
+        struct evbuffer_iovec room = {NULL, 0};
+        if (v->room > 0 && evbuffer_reserve_space(dst, (ev_ssize_t)v->room, &room, 1) < 1)
+            return fail(v, src, BEV_EVENT_READING);
+        /* datagrams are framed for the packet link: no room for them in dst */
+        int rc = v->packet ? vrev__vmess_body_open(&v->dec, p, n, &used, &out, &out_len)
+                           : vrev__vmess_body_open_to(&v->dec, p, n, &used, room.iov_base,
+                                                      room.iov_len, &out, &out_len);
         if (rc < 0)
             return fail(v, src, BEV_EVENT_READING);
+        if (rc == VREV_VMESS_BODY_ROOM)
+            v->room = out_len;
         if (rc == VREV_VMESS_BODY_CHUNK) { /* before draining: out may point into src */
-            if (v->packet)
-                vrev__packet_put(dst, out, out_len);
-            else
-                evbuffer_add(dst, out, out_len);
+            deliver(v, dst, &room, out, out_len);
             produced = true;
         }
         evbuffer_drain(src, used);
@@ -119,17 +142,48 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
     return produced ? BEV_OK : BEV_NEED_MORE;
 }
 
-static int seal_into(struct vstream *v, struct evbuffer *dst, const uint8_t *p, size_t n)
+static int seal_into(struct vstream *v, struct evbuffer *dst, const struct vrev__iov *in,
+                     size_t nin, size_t n)
 {
     struct evbuffer_iovec vec;
     size_t cap = n + VREV_VMESS_BODY_OVERHEAD_MAX;
     if (evbuffer_reserve_space(dst, (ev_ssize_t)cap, &vec, 1) < 1)
         return VREV_ERR_NOMEM;
-    int w = vrev__vmess_body_seal_chunk(&v->enc, p, n, vec.iov_base, vec.iov_len);
+    int w = vrev__vmess_body_seal_chunk_iov(&v->enc, in, nin, vec.iov_base, vec.iov_len);
     if (w < 0)
         return w;
     vec.iov_len = (size_t)w;
     return evbuffer_commit_space(dst, &vec, 1) == 0 ? 0 : VREV_ERR_NOMEM;
+}
+
+static int seal_bytes(struct vstream *v, struct evbuffer *dst, const uint8_t *p, size_t n)
+{
+    struct vrev__iov in = {p, n};
+    return seal_into(v, dst, &in, 1, n);
+}
+
+/* The pieces src holds a chunk's payload in: sealed from where they lie, so a payload spread
+ * over several chains is not gathered first (evbuffer_pullup would copy and allocate). */
+#define SEAL_PIECES 8
+
+static int seal_front(struct vstream *v, struct evbuffer *dst, struct evbuffer *src, size_t n)
+{
+    struct evbuffer_iovec vec[SEAL_PIECES];
+    struct vrev__iov in[SEAL_PIECES];
+    int k = evbuffer_peek(src, (ev_ssize_t)n, NULL, vec, SEAL_PIECES);
+    if (k > SEAL_PIECES) { /* in many small pieces: gather them after all */
+        const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
+        return p ? seal_bytes(v, dst, p, n) : VREV_ERR_NOMEM;
+    }
+    size_t have = 0, i = 0;
+    for (; i < (size_t)k && have < n; i++) {
+        in[i].base = vec[i].iov_base;
+        in[i].len = vec[i].iov_len < n - have ? vec[i].iov_len : n - have;
+        have += in[i].len;
+    }
+    if (have != n)
+        return VREV_ERR_STATE;
+    return seal_into(v, dst, in, i, n);
 }
 
 static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct evbuffer *dst,
@@ -158,20 +212,19 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         size_t n;
         while (evbuffer_get_length(dst) - start < budget &&
                vrev__packet_take(src, dgram, sizeof(dgram), &n))
-            if (n && n <= max && seal_into(v, dst, dgram, n) < 0) /* empty/too large: dropped */
+            if (n && n <= max && seal_bytes(v, dst, dgram, n) < 0) /* empty/too large: dropped */
                 return fail(v, src, BEV_EVENT_WRITING);
         left = 0;
     }
     while (left && evbuffer_get_length(dst) - start < budget) {
         size_t n = left < max ? left : max;
-        const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
-        if (!p || seal_into(v, dst, p, n) < 0)
+        if (seal_front(v, dst, src, n) < 0)
             return fail(v, src, BEV_EVENT_WRITING);
         evbuffer_drain(src, n);
         left -= n;
     }
     if (mode == BEV_FINISHED && left == 0 && evbuffer_get_length(src) == 0) {
-        if (v->enc.mode != VREV_VMESS_BODY_RAW && seal_into(v, dst, NULL, 0) < 0)
+        if (v->enc.mode != VREV_VMESS_BODY_RAW && seal_bytes(v, dst, NULL, 0) < 0)
             return fail(v, src, BEV_EVENT_WRITING);
         v->eof_out = true;
     }

@@ -543,6 +543,54 @@ static void test_aead_roundtrip(void **state)
     check_roundtrip(*state, VREV_AEAD_CHACHA20_POLY1305);
 }
 
+/* Sealing from pieces into another buffer and opening into another buffer give the bytes and
+ * tags of the in-place calls, for 1..3 pieces at odd cuts, and a bad tag still fails. */
+static void check_out_of_place(vrev_ctx *ctx, int alg)
+{
+    enum { LEN = 20000 };
+    struct vrev__aead *a = new_aead(ctx, alg);
+    uint8_t nonce[12] = {9, 8, 7}, tag[16], tag2[16];
+    uint8_t *msg = malloc(LEN), *ref = malloc(LEN), *out = malloc(LEN), *back = malloc(LEN);
+    for (size_t i = 0; i < LEN; i++)
+        msg[i] = (uint8_t)(i * 13 + (i >> 8));
+    const size_t cuts[][2] = {{LEN, 0}, {1, LEN - 1}, {17, 4000}, {16384, 3}, {0, 5}};
+    for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+        size_t a0 = cuts[c][0], a1 = cuts[c][1];
+        size_t len = a0 + a1 + (a0 + a1 < LEN && c > 1 ? 11 : 0);
+        struct vrev__iov v[3] = {{msg, a0}, {msg + a0, a1}, {msg + a0 + a1, len - a0 - a1}};
+        size_t nv = c == 0 ? 1 : (len > a0 + a1 ? 3 : 2);
+        vrev__put_u16(nonce, (uint16_t)c);
+        memcpy(ref, msg, len);
+        assert_int_equal(vrev__aead_seal(a, nonce, NULL, 0, ref, len, tag), 0);
+        memset(out, 0, LEN);
+        assert_int_equal(vrev__aead_seal_iov(a, nonce, v, nv, out, tag2), 0);
+        assert_memory_equal(out, ref, len);
+        assert_memory_equal(tag2, tag, 16);
+        assert_int_equal(vrev__aead_open_to(a, nonce, out, len, tag, back), 0);
+        assert_memory_equal(back, msg, len);
+        tag2[3] ^= 4;
+        assert_int_equal(vrev__aead_open_to(a, nonce, out, len, tag2, back), VREV_ERR_AUTH);
+        assert_int_equal(vrev__aead_open_to(a, nonce, out, len, tag, out), 0); /* in place */
+        assert_memory_equal(out, msg, len);
+    }
+    /* one piece sealed in place through the iov form */
+    memcpy(out, msg, 100);
+    struct vrev__iov one = {out, 100};
+    assert_int_equal(vrev__aead_seal_iov(a, nonce, &one, 1, out, tag2), 0);
+    memcpy(ref, msg, 100);
+    assert_int_equal(vrev__aead_seal(a, nonce, NULL, 0, ref, 100, tag), 0);
+    assert_memory_equal(out, ref, 100);
+    assert_memory_equal(tag2, tag, 16);
+    free(msg), free(ref), free(out), free(back);
+    vrev__aead_free(ctx, a);
+}
+
+static void test_aead_out_of_place(void **state)
+{
+    check_out_of_place(*state, VREV_AEAD_AES_128_GCM);
+    check_out_of_place(*state, VREV_AEAD_CHACHA20_POLY1305);
+}
+
 static void test_aead_invalid(void **state)
 {
     vrev_ctx *ctx = *state;
@@ -741,6 +789,7 @@ int main(void)
         cmocka_unit_test(test_aead_kat),
         cmocka_unit_test(test_aead_tamper),
         cmocka_unit_test(test_aead_roundtrip),
+        cmocka_unit_test(test_aead_out_of_place),
         cmocka_unit_test(test_aead_invalid),
         cmocka_unit_test(test_alloc_failure),
         cmocka_unit_test(test_vmess_cmd_key),

@@ -564,6 +564,139 @@ static void test_limits(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* ---- _open_to and _seal_chunk_iov (the zero-copy paths of the stream glue) ----------------- */
+
+/* Decode with _open_to, feeding pieces as decode() does, offering `room` bytes (grown when
+ * the decoder asks with VREV_VMESS_BODY_ROOM). Counts the ROOM answers; checks AEAD chunks
+ * land in the offered buffer. */
+static void decode_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n, const size_t *pieces,
+                      size_t room, struct decoded *d, size_t *asks)
+{
+    memset(d, 0, sizeof(*d));
+    d->data = malloc(n + 1);
+    d->end = VREV_VMESS_BODY_MORE;
+    *asks = 0;
+    size_t off = 0;
+    while (off < n && d->end == VREV_VMESS_BODY_MORE) {
+        size_t k = (pieces && *pieces) ? *pieces++ : n - off;
+        if (k > n - off)
+            k = n - off;
+        uint8_t *piece = tu_dup(p + off, k);
+        size_t at = 0;
+        for (;;) {
+            uint8_t *dst = room ? malloc(room) : NULL; /* exact size: ASan sees overruns */
+            size_t used, out_len;
+            const uint8_t *out;
+            int rc = vrev__vmess_body_open_to(b, piece + at, k - at, &used, dst, room, &out,
+                                              &out_len);
+            assert_true(used <= k - at);
+            at += used;
+            if (rc == VREV_VMESS_BODY_ROOM) {
+                assert_true(out_len > room);
+                assert_null(out);
+                room = out_len;
+                (*asks)++;
+            } else if (rc == VREV_VMESS_BODY_CHUNK) {
+                if (b->mode == VREV_VMESS_BODY_AEAD)
+                    assert_ptr_equal(out, dst);
+                memcpy(d->data + d->len, out, out_len);
+                d->len += out_len;
+                d->chunks++;
+            }
+            free(dst);
+            if (rc == VREV_VMESS_BODY_ROOM || rc == VREV_VMESS_BODY_CHUNK)
+                continue;
+            d->end = rc;
+            break;
+        }
+        d->used += at;
+        off += k;
+        free(piece);
+    }
+}
+
+/* 16 KiB chunks (what our streams write) and the largest chunk 4.34 reads (L = 65535), fed
+ * whole and split, through _open_to: same plaintext as _open, room asked for exactly, and no
+ * decoder buffer when every chunk arrives whole. */
+static void test_open_to(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    const size_t big = 65535 - 16 - 63, ours = 16384 - 256;
+    uint8_t *plain = pattern(200000, 3);
+    for (size_t s = 0; s < 3; s++) {
+        struct vrev__vmess_body enc, dec;
+        struct vrev__buf w = {0};
+        init(&enc, ctx, secs[s], 0x0d, VREV_VMESS_CMD_TCP, req_key, req_iv);
+        assert_int_equal(vrev__vmess_body_set_max_payload(&enc, ours), 0);
+        assert_int_equal(vrev__vmess_body_seal(&enc, plain, 3 * ours + 100, &w), 0);
+        assert_int_equal(vrev__vmess_body_set_max_payload(&enc, big), 0);
+        assert_int_equal(vrev__vmess_body_seal(&enc, plain + 3 * ours + 100, big, &w), 0);
+        assert_int_equal(vrev__vmess_body_seal(&enc, plain + 3 * ours + 100 + big, 7, &w), 0);
+        assert_int_equal(vrev__vmess_body_seal_eof(&enc, &w), 0);
+        size_t total = 3 * ours + 107 + big;
+        const size_t odd[] = {1, 2, 3, 16000, 300, 5, 17000, 1, 65000, 9, 0};
+        const size_t rooms[] = {0, ours, 70000};
+        for (size_t r = 0; r < 3; r++)
+            for (int split = 0; split < 2; split++) {
+                init(&dec, ctx, secs[s], 0x0d, VREV_VMESS_CMD_TCP, req_key, req_iv);
+                struct decoded d;
+                size_t asks;
+                decode_to(&dec, w.data + w.start, vrev__buf_len(&w), split ? odd : NULL,
+                          rooms[r], &d, &asks);
+                assert_int_equal(d.end, VREV_VMESS_BODY_EOF);
+                assert_int_equal(d.len, total);
+                assert_memory_equal(d.data, plain, total);
+                if (secs[s] != VREV_VMESS_SEC_NONE) {
+                    assert_int_equal(asks, r == 0 ? 2 : r == 1 ? 1 : 0); /* ours, then big */
+                    if (!split)
+                        assert_null(dec.buf);
+                }
+                free(d.data);
+                vrev__vmess_body_cleanup(&dec);
+            }
+        vrev__buf_free(ctx, &w);
+        vrev__vmess_body_cleanup(&enc);
+    }
+    free(plain);
+    vrev_ctx_free(ctx);
+}
+
+/* A payload in pieces seals to the same bytes as the payload in one piece. */
+static void test_seal_iov(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    uint8_t *plain = pattern(20000, 5);
+    for (size_t s = 0; s < 3; s++)
+        for (size_t c = 0; c < 3; c++) {
+            struct vrev__vmess_body a, b;
+            init(&a, ctx, secs[s], 0x0d, cmds[c], req_key, req_iv);
+            init(&b, ctx, secs[s], 0x0d, cmds[c], req_key, req_iv);
+            size_t n = vrev__vmess_body_max_payload(&a);
+            size_t cap = n + VREV_VMESS_BODY_OVERHEAD_MAX;
+            uint8_t *x = malloc(cap), *y = malloc(cap);
+            const size_t cuts[][2] = {{0, 0}, {1, 2}, {100, 100}, {n / 2, n / 2 + 1}};
+            for (size_t i = 0; i < 4; i++) {
+                size_t c0 = cuts[i][0], c1 = cuts[i][1];
+                struct vrev__iov v[3] = {{plain, c0}, {plain + c0, c1 - c0}, {plain + c1, n - c1}};
+                int wx = vrev__vmess_body_seal_chunk(&a, plain, n, x, cap);
+                int wy = vrev__vmess_body_seal_chunk_iov(&b, v, 3, y, cap);
+                assert_true(wx > 0);
+                assert_int_equal(wx, wy);
+                assert_memory_equal(x, y, (size_t)wx);
+            }
+            struct vrev__iov over[2] = {{plain, n}, {plain, 1}};
+            assert_int_equal(vrev__vmess_body_seal_chunk_iov(&b, over, 2, y, cap + 1),
+                             VREV_ERR_RANGE);
+            free(x), free(y);
+            vrev__vmess_body_cleanup(&a);
+            vrev__vmess_body_cleanup(&b);
+        }
+    free(plain);
+    vrev_ctx_free(ctx);
+}
+
 static void test_alloc_failure(void **state)
 {
     (void)state;
@@ -609,7 +742,8 @@ int main(void)
         cmocka_unit_test(test_every_split),    cmocka_unit_test(test_bit_flips),
         cmocka_unit_test(test_bad_lengths),    cmocka_unit_test(test_init_refusals),
         cmocka_unit_test(test_raw_mode),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_alloc_failure), cmocka_unit_test(test_open_to),
+        cmocka_unit_test(test_seal_iov),
     };
     return cmocka_run_group_tests_name("vmess_body", tests, NULL, NULL);
 }

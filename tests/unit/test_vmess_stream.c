@@ -1,8 +1,8 @@
 /* lib/net/vmess_stream: the VMess layer on a bufferevent pair (no sockets): both roles talk to
  * each other; garbage from the peer is an error event at once, not a stall. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +104,9 @@ struct seen {
     int end;
 };
 
-static void decode_wire(vrev_ctx *ctx, struct evbuffer *wire, size_t skip, const struct vrev__vmess_request *req,
-                        const uint8_t key[16], const uint8_t iv[16], const uint8_t *expect,
-                        struct seen *s)
+static void decode_wire(vrev_ctx *ctx, struct evbuffer *wire, size_t skip,
+                        const struct vrev__vmess_request *req, const uint8_t key[16],
+                        const uint8_t iv[16], const uint8_t *expect, struct seen *s)
 {
     struct vrev__vmess_body b;
     assert_int_equal(
@@ -179,7 +179,8 @@ static void large_chunks(int security, int options)
         if (role == 0)
             decode_wire(ctx, peer.got, header, &req, req.body_key, req.body_iv, data, &seen);
         else
-            decode_wire(ctx, peer.got, VREV_VMESS_RESPONSE_LEN, &req, resp_key, resp_iv, data, &seen);
+            decode_wire(ctx, peer.got, VREV_VMESS_RESPONSE_LEN, &req, resp_key, resp_iv, data,
+                        &seen);
         assert_int_equal(seen.len, N);
         assert_int_equal(seen.end, VREV_VMESS_BODY_EOF);
         assert_int_equal(seen.largest, CHUNK);
