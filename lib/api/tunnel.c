@@ -306,7 +306,7 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
     memcpy(vo.uuid, o->uuid, 16);
     struct vrev__outbound *ob;
-    int rc = vrev__vmess_out_new(e, tags[0], &vo, &ob);
+    int rc = vrev__vmess_out_new(e, tags[0], &vo, 1, &ob);
     vrev__wipe(vo.uuid, sizeof(vo.uuid));
     if (rc == 0 && o->tls) {
         const char *ca[1] = {o->tls_ca};

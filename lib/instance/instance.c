@@ -86,36 +86,69 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
         return vrev__blackhole_new(e, o->tag,
                                    o->settings.blackhole.response == VREV_CFG_BLACKHOLE_HTTP, ob);
     case VREV_CFG_OUT_VMESS: {
-        const struct vrev__cfg_vmess_server *s = &o->settings.vmess.servers[0];
-        if (o->settings.vmess.n_servers > 1 || s->n_users > 1)
-            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                      "[%s] only the first vnext server and user are used", o->tag);
-        struct vrev__vmess_out_opts vo = {s->address, s->port, {0},
-                                          vmess_security(s->users[0].security)};
-        memcpy(vo.uuid, s->users[0].id.bytes, 16);
-        int rc = vrev__vmess_out_new(e, o->tag, &vo, ob);
-        vrev__wipe(vo.uuid, sizeof(vo.uuid));
+        const struct vrev__cfg_vmess_server *srv = o->settings.vmess.servers;
+        size_t ns = o->settings.vmess.n_servers;
+        size_t n = 0;
+        for (size_t i = 0; i < ns; i++)
+            n += srv[i].n_users;
+        struct vrev__vmess_out_opts *vo = vrev__calloc(inst->ctx, n, sizeof(*vo));
+        if (!vo)
+            return VREV_ERR_NOMEM;
+        n = 0;
+        for (size_t i = 0; i < ns; i++)
+            for (size_t j = 0; j < srv[i].n_users; j++, n++) {
+                vo[n].address = srv[i].address;
+                vo[n].port = srv[i].port;
+                memcpy(vo[n].uuid, srv[i].users[j].id.bytes, 16);
+                vo[n].security = vmess_security(srv[i].users[j].security);
+            }
+        int rc = vrev__vmess_out_new(e, o->tag, vo, n, ob);
+        vrev__wipe(vo, n * sizeof(*vo));
+        vrev__free(inst->ctx, vo);
         return rc;
     }
     case VREV_CFG_OUT_VLESS: {
-        const struct vrev__cfg_vless_server *s = &o->settings.vless.servers[0];
-        if (o->settings.vless.n_servers > 1 || s->n_users > 1)
-            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                      "[%s] only the first vnext server and user are used", o->tag);
-        struct vrev__vless_out_opts vo = {s->address, s->port, {0}};
-        memcpy(vo.uuid, s->users[0].id.bytes, 16);
-        int rc = vrev__vless_out_new(e, o->tag, &vo, ob);
-        vrev__wipe(vo.uuid, sizeof(vo.uuid));
+        const struct vrev__cfg_vless_server *srv = o->settings.vless.servers;
+        size_t ns = o->settings.vless.n_servers;
+        size_t n = 0;
+        for (size_t i = 0; i < ns; i++)
+            n += srv[i].n_users;
+        struct vrev__vless_out_opts *vo = vrev__calloc(inst->ctx, n, sizeof(*vo));
+        if (!vo)
+            return VREV_ERR_NOMEM;
+        n = 0;
+        for (size_t i = 0; i < ns; i++)
+            for (size_t j = 0; j < srv[i].n_users; j++, n++) {
+                vo[n].address = srv[i].address;
+                vo[n].port = srv[i].port;
+                memcpy(vo[n].uuid, srv[i].users[j].id.bytes, 16);
+            }
+        int rc = vrev__vless_out_new(e, o->tag, vo, n, ob);
+        vrev__wipe(vo, n * sizeof(*vo));
+        vrev__free(inst->ctx, vo);
         return rc;
     }
     case VREV_CFG_OUT_SOCKS: {
-        const struct vrev__cfg_socks_server *s = &o->settings.socks.servers[0];
-        if (o->settings.socks.n_servers > 1 || s->n_users > 1)
-            vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                      "[%s] only the first server and user are used", o->tag);
-        struct vrev__socks_out_opts so = {s->address, s->port, s->n_users ? s->users[0].user : NULL,
-                                          s->n_users ? s->users[0].pass : NULL};
-        int rc = vrev__socks_out_new(e, o->tag, &so, ob);
+        const struct vrev__cfg_socks_server *srv = o->settings.socks.servers;
+        size_t ns = o->settings.socks.n_servers;
+        size_t n = 0;
+        for (size_t i = 0; i < ns; i++) /* a server without users: no auth */
+            n += srv[i].n_users ? srv[i].n_users : 1;
+        struct vrev__socks_out_opts *so = vrev__calloc(inst->ctx, n, sizeof(*so));
+        if (!so)
+            return VREV_ERR_NOMEM;
+        n = 0;
+        for (size_t i = 0; i < ns; i++) {
+            const struct vrev__cfg_socks_server *sv = &srv[i];
+            for (size_t j = 0; j < (sv->n_users ? sv->n_users : 1); j++, n++) {
+                so[n].address = sv->address;
+                so[n].port = sv->port;
+                so[n].user = sv->n_users ? sv->users[j].user : NULL;
+                so[n].pass = sv->n_users ? sv->users[j].pass : NULL;
+            }
+        }
+        int rc = vrev__socks_out_new(e, o->tag, so, n, ob);
+        vrev__free(inst->ctx, so);
         if (rc == VREV_ERR_RANGE)
             *why = "a SOCKS user or password is longer than 255 bytes";
         return rc;

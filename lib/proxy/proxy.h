@@ -131,6 +131,20 @@ void vrev__outbound_cleanup(struct vrev__outbound *ob);
 /* Give an outbound a TLS client context (the outbound takes the reference). */
 void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls);
 
+/* Several servers and users for one outbound (picker.c): `entries` is an array of n
+ * (server, user) entries of `stride` bytes, each starting with the server's struct vrev__addr;
+ * consecutive entries with the same server are its users. Each pick returns an entry index:
+ * servers in turn, a user of the server at random (as V2Ray 4.34). */
+struct vrev__picker {
+    size_t n_servers;
+    size_t next;
+    size_t *first; /* server i's entries are first[i] .. first[i + 1] - 1 */
+};
+int vrev__picker_init(struct vrev__picker *p, vrev_ctx *ctx, const void *entries, size_t n,
+                      size_t stride);
+size_t vrev__picker_pick(struct vrev__picker *p);
+void vrev__picker_cleanup(struct vrev__picker *p, vrev_ctx *ctx);
+
 /* --- outbounds ----------------------------------------------------------------------------- */
 
 enum vrev__domain_strategy {
@@ -160,8 +174,10 @@ struct vrev__vmess_out_opts {
     int security; /* VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE */
 };
 
+/* One entry per (server, user), n >= 1 (see struct vrev__picker for the grouping). */
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, struct vrev__outbound **out);
+                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        struct vrev__outbound **out);
 
 /* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1). */
 struct vrev__vless_out_opts {
@@ -171,7 +187,8 @@ struct vrev__vless_out_opts {
 };
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, struct vrev__outbound **out);
+                        const struct vrev__vless_out_opts *opts, size_t n,
+                        struct vrev__outbound **out);
 
 /* socks: SOCKS5 CONNECT to the link's target, then raw bytes (WIRE-SPEC §5.3). */
 struct vrev__socks_out_opts {
@@ -182,7 +199,8 @@ struct vrev__socks_out_opts {
 };
 
 int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__socks_out_opts *opts, struct vrev__outbound **out);
+                        const struct vrev__socks_out_opts *opts, size_t n,
+                        struct vrev__outbound **out);
 
 /* --- inbounds ------------------------------------------------------------------------------ */
 

@@ -18,13 +18,19 @@
 #define LOG_COMPONENT "socks"
 #define SOCKS_RETRY_STEP_MS 100 /* 4.34: retry.ExponentialBackoff(5, 100) */
 
-struct socks_out {
-    struct vrev__outbound base; /* first */
-    struct vrev__addr server;
-    uint8_t method; /* VREV_SOCKS5_METHOD_NONE or _PASSWORD */
+struct socks_entry {
+    struct vrev__addr server; /* first (picker) */
+    uint8_t method;           /* VREV_SOCKS5_METHOD_NONE or _PASSWORD */
     uint8_t user_len, pass_len;
     uint8_t user[255];
     uint8_t pass[255];
+};
+
+struct socks_out {
+    struct vrev__outbound base; /* first */
+    struct vrev__picker picker;
+    size_t n;
+    struct socks_entry ent[];
 };
 
 enum step { STEP_METHOD, STEP_AUTH, STEP_REPLY };
@@ -32,7 +38,8 @@ enum step { STEP_METHOD, STEP_AUTH, STEP_REPLY };
 struct socks_req {
     struct vrev__conn conn; /* first */
     struct socks_out *ob;
-    struct bufferevent *link; /* ours once dialed */
+    const struct socks_entry *ent; /* the server and user picked */
+    struct bufferevent *link;      /* ours once dialed */
     struct bufferevent *bev;
     struct event *deadline;
     struct vrev__addr target;
@@ -82,7 +89,7 @@ static void connected(struct socks_req *r)
 
 static int send_greeting(struct socks_req *r)
 {
-    const struct socks_out *s = r->ob;
+    const struct socks_entry *s = r->ent;
     uint8_t out[3 + VREV_SOCKS5_AUTH_MAX];
     int n = vrev__socks5_greeting_encode(out, sizeof(out), &s->method, 1);
     if (n > 0 && s->method == VREV_SOCKS5_METHOD_PASSWORD) {
@@ -124,7 +131,7 @@ static int advance(struct socks_req *r, const uint8_t *p, size_t n, size_t *used
     vrev__hdr_reader_reset(&r->rd); /* the next message starts after this one */
     switch (r->step) {
     case STEP_METHOD:
-        if (b != r->ob->method)
+        if (b != r->ent->method)
             return VREV_ERR_SOCKS_NO_METHOD;
         if (b == VREV_SOCKS5_METHOD_PASSWORD) {
             r->step = STEP_AUTH;
@@ -212,9 +219,10 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
         return VREV_ERR_NOMEM;
     }
     r->ob = s;
+    r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
     vrev__hdr_reader_init(&r->rd);
-    int rc = vrev__outbound_dial(ob, link, &s->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;
@@ -223,14 +231,15 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
 static void socks_destroy(struct vrev__outbound *ob)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    vrev__wipe(s->pass, sizeof(s->pass));
+    vrev__wipe(s->ent, s->n * sizeof(s->ent[0]));
+    vrev__picker_cleanup(&s->picker, ob->engine->ctx);
     vrev__outbound_cleanup(ob);
     vrev__free(ob->engine->ctx, ob);
 }
 
 static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};
 
-static int set_credentials(struct socks_out *s, const struct vrev__socks_out_opts *opts)
+static int set_credentials(struct socks_entry *s, const struct vrev__socks_out_opts *opts)
 {
     s->method = VREV_SOCKS5_METHOD_NONE;
     if (!opts->user)
@@ -248,18 +257,26 @@ static int set_credentials(struct socks_out *s, const struct vrev__socks_out_opt
 }
 
 int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__socks_out_opts *opts, struct vrev__outbound **out)
+                        const struct vrev__socks_out_opts *opts, size_t n,
+                        struct vrev__outbound **out)
 {
-    if (!opts || !opts->address)
+    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct socks_entry) - 1)
         return VREV_ERR_INVAL;
-    struct socks_out *s = vrev__calloc(e->ctx, 1, sizeof(*s));
+    for (size_t i = 0; i < n; i++)
+        if (!opts[i].address)
+            return VREV_ERR_INVAL;
+    struct socks_out *s = vrev__calloc(e->ctx, 1, sizeof(*s) + n * sizeof(struct socks_entry));
     if (!s)
         return VREV_ERR_NOMEM;
+    s->n = n;
     int rc = vrev__outbound_init(&s->base, e, &socks_ops, tag);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = vrev__addr_from_text(&s->ent[i].server, opts[i].address, opts[i].port);
+        if (rc == 0)
+            rc = set_credentials(&s->ent[i], &opts[i]);
+    }
     if (rc == 0)
-        rc = vrev__addr_from_text(&s->server, opts->address, opts->port);
-    if (rc == 0)
-        rc = set_credentials(s, opts);
+        rc = vrev__picker_init(&s->picker, e->ctx, s->ent, n, sizeof(s->ent[0]));
     if (rc < 0) {
         socks_destroy(&s->base);
         return rc;

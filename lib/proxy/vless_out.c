@@ -27,14 +27,21 @@
 #define MSG_MORE 0
 #endif
 
+struct vless_entry {
+    struct vrev__addr server; /* first (picker) */
+    uint8_t uuid[16];
+};
+
 struct vless_out {
     struct vrev__outbound base; /* first */
-    struct vrev__addr server;
-    uint8_t uuid[16];
+    struct vrev__picker picker;
+    size_t n;
+    struct vless_entry ent[];
 };
 
 struct vless_req {
     struct vless_out *ob;
+    const struct vless_entry *ent; /* the server and user picked */
     struct vrev__addr target;
     uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
 };
@@ -91,11 +98,11 @@ static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *i
     evbuffer_drain(in, (size_t)rc);
 }
 
-static int start_stream(struct vless_out *v, struct bufferevent *bev, const struct vless_req *r)
+static int start_stream(struct bufferevent *bev, const struct vless_req *r)
 {
     uint8_t hdr[VREV_VLESS_REQUEST_MAX];
-    int n = vrev__vless_request_encode(hdr, sizeof(hdr), v->uuid, r->command, &r->target, NULL,
-                                       0);
+    int n = vrev__vless_request_encode(hdr, sizeof(hdr), r->ent->uuid, r->command, &r->target,
+                                       NULL, 0);
     if (n > 0 && !evbuffer_add_cb(bufferevent_get_input(bev), strip_response, bev))
         n = VREV_ERR_NOMEM;
     if (n > 0) {
@@ -113,7 +120,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vless_out *v = r->ob;
     struct vrev__engine *e = v->base.engine;
     if (err == 0)
-        err = start_stream(v, bev, r);
+        err = start_stream(bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
         vrev__engine_relay(e, link, bev);
@@ -137,9 +144,10 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
         return VREV_ERR_NOMEM;
     }
     r->ob = v;
+    r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
-    int rc = vrev__outbound_dial(ob, link, &v->server, VLESS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;
@@ -148,7 +156,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
 static void vless_destroy(struct vrev__outbound *ob)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    vrev__wipe(v->uuid, sizeof(v->uuid));
+    vrev__wipe(v->ent, v->n * sizeof(v->ent[0]));
+    vrev__picker_cleanup(&v->picker, ob->engine->ctx);
     vrev__outbound_cleanup(ob);
     vrev__free(ob->engine->ctx, ob);
 }
@@ -156,21 +165,29 @@ static void vless_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, struct vrev__outbound **out)
+                        const struct vrev__vless_out_opts *opts, size_t n,
+                        struct vrev__outbound **out)
 {
-    if (!opts || !opts->address)
+    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vless_entry) - 1)
         return VREV_ERR_INVAL;
-    struct vless_out *v = vrev__calloc(e->ctx, 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++)
+        if (!opts[i].address)
+            return VREV_ERR_INVAL;
+    struct vless_out *v = vrev__calloc(e->ctx, 1, sizeof(*v) + n * sizeof(struct vless_entry));
     if (!v)
         return VREV_ERR_NOMEM;
+    v->n = n;
     int rc = vrev__outbound_init(&v->base, e, &vless_ops, tag);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = vrev__addr_from_text(&v->ent[i].server, opts[i].address, opts[i].port);
+        memcpy(v->ent[i].uuid, opts[i].uuid, sizeof(v->ent[i].uuid));
+    }
     if (rc == 0)
-        rc = vrev__addr_from_text(&v->server, opts->address, opts->port);
+        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
     if (rc < 0) {
         vless_destroy(&v->base);
         return rc;
     }
-    memcpy(v->uuid, opts->uuid, sizeof(v->uuid));
     *out = &v->base;
     return 0;
 }

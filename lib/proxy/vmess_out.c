@@ -10,15 +10,22 @@
 #define LOG_COMPONENT "vmess"
 #define VMESS_RETRY_STEP_MS 200
 
-struct vmess_out {
-    struct vrev__outbound base; /* first */
-    struct vrev__addr server;
+struct vmess_entry {
+    struct vrev__addr server; /* first (picker) */
     struct vrev__vmess_user user;
     uint8_t security;
 };
 
+struct vmess_out {
+    struct vrev__outbound base; /* first */
+    struct vrev__picker picker;
+    size_t n;
+    struct vmess_entry ent[];
+};
+
 struct vmess_req {
     struct vmess_out *ob;
+    const struct vmess_entry *ent; /* the server and user picked */
     struct vrev__link_info info;
 };
 
@@ -26,6 +33,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
 {
     struct vmess_req *r = user;
     struct vmess_out *v = r->ob;
+    const struct vmess_entry *ent = r->ent;
     struct vrev__engine *e = v->base.engine;
     struct vrev__vmess_request req;
     memset(&req, 0, sizeof(req));
@@ -35,15 +43,15 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     if (err < 0)
         goto fail;
     req.version = 1;
-    req.security = v->security;
+    req.security = ent->security;
     /* 4.34 clients send ChunkStream|ChunkMasking, plus GlobalPadding for the AEAD ciphers;
      * never GlobalPadding without masking (it crashes a 4.34 server). */
-    req.options = v->security == VREV_VMESS_SEC_NONE ? VREV_VMESS_OPT_DEFAULT_NONE
-                                                     : VREV_VMESS_OPT_DEFAULT;
+    req.options = ent->security == VREV_VMESS_SEC_NONE ? VREV_VMESS_OPT_DEFAULT_NONE
+                                                       : VREV_VMESS_OPT_DEFAULT;
     req.command = r->info.network == VREV_NET_UDP ? VREV_VMESS_CMD_UDP : VREV_VMESS_CMD_TCP;
     req.target = r->info.target;
     struct bufferevent *stream =
-        vrev__vmess_stream_client(e->ctx, bev, &v->user, &req, (int64_t)time(NULL), &err);
+        vrev__vmess_stream_client(e->ctx, bev, &ent->user, &req, (int64_t)time(NULL), &err);
     bev = NULL;
     vrev__wipe(&req, sizeof(req));
     if (!stream)
@@ -71,11 +79,11 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
         return VREV_ERR_NOMEM;
     }
     r->ob = v;
+    r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    int rc = vrev__outbound_dial(ob, link, &v->server, VMESS_RETRY_STEP_MS, on_dialed,
-                                   r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;
@@ -84,7 +92,9 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
 static void vmess_destroy(struct vrev__outbound *ob)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    vrev__vmess_user_wipe(&v->user);
+    for (size_t i = 0; i < v->n; i++)
+        vrev__vmess_user_wipe(&v->ent[i].user);
+    vrev__picker_cleanup(&v->picker, ob->engine->ctx);
     vrev__outbound_cleanup(ob);
     vrev__free(ob->engine->ctx, ob);
 }
@@ -92,27 +102,39 @@ static void vmess_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, struct vrev__outbound **out)
+                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        struct vrev__outbound **out)
 {
-    if (!opts || !opts->address)
+    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vmess_entry) - 1)
         return VREV_ERR_INVAL;
-    if (opts->security != VREV_VMESS_SEC_AES_128_GCM &&
-        opts->security != VREV_VMESS_SEC_CHACHA20_POLY1305 &&
-        opts->security != VREV_VMESS_SEC_NONE)
-        return VREV_ERR_VMESS_SECURITY;
-    struct vmess_out *v = vrev__calloc(e->ctx, 1, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        if (!opts[i].address)
+            return VREV_ERR_INVAL;
+        if (opts[i].security != VREV_VMESS_SEC_AES_128_GCM &&
+            opts[i].security != VREV_VMESS_SEC_CHACHA20_POLY1305 &&
+            opts[i].security != VREV_VMESS_SEC_NONE)
+            return VREV_ERR_VMESS_SECURITY;
+    }
+    struct vmess_out *v =
+        vrev__calloc(e->ctx, 1, sizeof(*v) + n * sizeof(struct vmess_entry));
     if (!v)
         return VREV_ERR_NOMEM;
     int rc = vrev__outbound_init(&v->base, e, &vmess_ops, tag);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct vmess_entry *en = &v->ent[i];
+        rc = vrev__addr_from_text(&en->server, opts[i].address, opts[i].port);
+        if (rc == 0)
+            rc = vrev__vmess_user_init(&en->user, opts[i].uuid);
+        if (rc == 0)
+            v->n = i + 1;
+        en->security = (uint8_t)opts[i].security;
+    }
     if (rc == 0)
-        rc = vrev__addr_from_text(&v->server, opts->address, opts->port);
-    if (rc == 0)
-        rc = vrev__vmess_user_init(&v->user, opts->uuid);
+        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
     if (rc < 0) {
         vmess_destroy(&v->base);
         return rc;
     }
-    v->security = (uint8_t)opts->security;
     *out = &v->base;
     return 0;
 }

@@ -252,7 +252,7 @@ static struct vrev__outbound *make_vmess_chain(struct world *w)
                                      chain_security};
     memcpy(o.uuid, uuid, 16);
     struct vrev__outbound *ob;
-    assert_int_equal(vrev__vmess_out_new(&w->engine, "interconn", &o, &ob), 0);
+    assert_int_equal(vrev__vmess_out_new(&w->engine, "interconn", &o, 1, &ob), 0);
     return ob;
 }
 

@@ -314,7 +314,7 @@ static struct vrev__outbound *vless_out(struct world *w, uint16_t port, const ui
     struct vrev__vless_out_opts o = {"127.0.0.1", port, {0}};
     memcpy(o.uuid, id, 16);
     struct vrev__outbound *ob;
-    assert_int_equal(vrev__vless_out_new(&w->client_engine, "out", &o, &ob), 0);
+    assert_int_equal(vrev__vless_out_new(&w->client_engine, "out", &o, 1, &ob), 0);
     return ob;
 }
 
@@ -323,7 +323,7 @@ static struct vrev__outbound *socks_out(struct world *w, uint16_t port, const ch
 {
     struct vrev__socks_out_opts o = {"127.0.0.1", port, user, pass};
     struct vrev__outbound *ob;
-    assert_int_equal(vrev__socks_out_new(&w->client_engine, "out", &o, &ob), 0);
+    assert_int_equal(vrev__socks_out_new(&w->client_engine, "out", &o, 1, &ob), 0);
     return ob;
 }
 

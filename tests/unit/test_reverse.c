@@ -108,7 +108,7 @@ static void bridge_up(struct world *w)
     struct vrev__vmess_out_opts vo = {"127.0.0.1", w->interconn_port, {0},
                                       VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
-    assert_int_equal(vrev__vmess_out_new(e, "interconn", &vo, &ob), 0);
+    assert_int_equal(vrev__vmess_out_new(e, "interconn", &vo, 1, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
     char err[256];
     assert_int_equal(vrev__router_new(w->ctx, &e->router), 0);
