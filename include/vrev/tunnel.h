@@ -92,6 +92,12 @@ VREV_API int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
  *  and pose as the portal; the bridge logs a warning. */
 VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);
 
+/** Both: carry the tunnel over the custom transport registered on the context under `name`
+ *  (vrev_ctx_add_transport, vrev/transport.h), in place of TLS; NULL or "" for none. Both
+ *  ends must use it. The name is looked up by vrev_portal_new() / vrev_bridge_new(), which
+ *  fail (VREV_ERR_INVAL) if nothing is registered under it, or if TLS is on as well. */
+VREV_API int vrev_tunnel_opts_set_transport(vrev_tunnel_opts *o, const char *name);
+
 /** Tunables V2Ray hard-codes (the defaults keep wire behaviour identical to V2Ray 4.34):
  *  portal: heartbeat period (2000 ms) and the lifetime sessions after which a tunnel is drained
  *  (256); bridge: the average live sessions per tunnel above which another is opened (16).

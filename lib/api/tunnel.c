@@ -57,6 +57,23 @@ static void split_hostport(const char *hp, char *host, size_t cap, uint16_t *por
     vrev__addr_host_text(&a, host, cap);
     *port = a.port;
 }
+/* The custom transport the options name: *t (NULL for none). Returns 0 or a failure. */
+static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                        const struct vrev__transport **t, char *err, size_t len)
+{
+    char msg[128];
+    *t = NULL;
+    if (!o->transport)
+        return 0;
+    if (o->tls)
+        return fail(err, len, VREV_ERR_INVAL, "TLS and a custom transport exclude each other");
+    if (!(*t = vrev__ctx_transport(ctx, o->transport))) {
+        snprintf(msg, sizeof(msg), "no transport named '%s' is registered on the context",
+                 o->transport);
+        return fail(err, len, VREV_ERR_INVAL, msg);
+    }
+    return 0;
+}
 
 /* --- portal -------------------------------------------------------------------------------- */
 
@@ -94,6 +111,9 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
             return fail(err, len, rc, msg);
         vrev__inbound_set_tls(p->tunnel, tls);
     }
+    rc = custom_layer(p->ctx, o, &p->tunnel->layer, err, len);
+    if (rc < 0)
+        return rc;
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
     if (!p->publics)
         return fail(err, len, VREV_ERR_NOMEM, NULL);
@@ -324,8 +344,14 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
         }
         vrev__outbound_set_tls(ob, tls);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        rc = custom_layer(b->ctx, o, &ob->layer, err, len);
+        if (rc < 0) {
+            ob->ops->destroy(ob);
+            return rc;
+        }
         rc = vrev__engine_add_outbound(e, ob);
+    }
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
         if (!o->targets[i].hostport) {
             rc = handler_new(e, tags[i + 1], &o->targets[i], &ob);

@@ -34,6 +34,7 @@ struct vrev_tunnel_opts {
     char *tls_key;
     char *tls_ca;  /* bridge */
     char *tls_sni;
+    char *transport; /* a custom transport's name (vrev/transport.h); NULL: none */
 };
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);

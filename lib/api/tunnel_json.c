@@ -71,6 +71,8 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         put(o, ",\n      \"streamSettings\": { \"security\": \"tls\", \"tlsSettings\": { "
                "\"certificates\": [ { \"certificateFile\": \"%s\", \"keyFile\": \"%s\" } ] } }",
             t->tls_cert ? t->tls_cert : "", t->tls_key ? t->tls_key : "");
+    else if (t->transport)
+        put(o, ",\n      \"streamSettings\": { \"security\": \"%s\" }", t->transport);
     put(o, " }");
     for (size_t i = 0; i < t->n_publics; i++) {
         put(o, ",\n    { \"tag\": \"public-%zu\", ", i);
@@ -112,6 +114,8 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
             put(o, "\"certificates\": [ { \"certificateFile\": \"%s\", \"usage\": \"verify\" } ], ",
                 t->tls_ca);
         put(o, "\"alpn\": [ \"http/1.1\" ] } }");
+    } else if (t->transport) {
+        put(o, ",\n      \"streamSettings\": { \"security\": \"%s\" }", t->transport);
     }
     put(o, " }");
     for (size_t i = 0; i < t->n_targets; i++)

@@ -6,6 +6,7 @@
 
 #include "codec/vmess.h"
 #include "tunnel_internal.h"
+#include "vrev/transport.h"
 
 static int set_err(vrev_tunnel_opts *o, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -57,6 +58,7 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     free(o->tls_key);
     free(o->tls_ca);
     free(o->tls_sni);
+    free(o->transport);
     free(o->domain);
     free(o->listen);
     free(o->portal);
@@ -249,6 +251,25 @@ int vrev_tunnel_opts_set_tls(vrev_tunnel_opts *o, int on)
     if (!o)
         return VREV_ERR_INVAL;
     o->tls = on != 0;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_transport(vrev_tunnel_opts *o, const char *name)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    char *d = NULL;
+    if (name && *name) {
+        if (!name_ok(name, VREV_TRANSPORT_NAME_MAX))
+            return set_err(o, VREV_ERR_INVAL,
+                           "invalid transport name '%.40s': up to %d letters, digits, '.', "
+                           "'-', '_'",
+                           name, VREV_TRANSPORT_NAME_MAX);
+        if (!(d = dup_str(name)))
+            return VREV_ERR_NOMEM;
+    }
+    free(o->transport);
+    o->transport = d;
     return 0;
 }
 

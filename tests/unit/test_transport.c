@@ -404,6 +404,70 @@ static void test_reverse_over_layer(void **state)
     world_done(&w);
 }
 
+/* The JSON-free tunnel API over the layer: vrev_tunnel_opts_set_transport on both ends. */
+static int tunnel_opts(vrev_tunnel_opts **o, const char *transport)
+{
+    assert_int_equal(vrev_tunnel_opts_new(o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(*o, UUID), 0);
+    return vrev_tunnel_opts_set_transport(*o, transport);
+}
+
+static bool portal_up(struct world *w)
+{
+    return strstr(w->log, "tunnel up") != NULL;
+}
+
+static void test_tunnel_api_over_layer(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    vrev_tunnel_opts *po, *bo;
+    char err[256], cfg[2048];
+    assert_int_equal(tunnel_opts(&po, "xor-demo"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(po, "127.0.0.1:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(po, "127.0.0.1:0", NULL), 0);
+    vrev_portal *portal;
+    if (vrev_portal_new(&portal, w.ctx, po, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    /* the V2Ray equivalent names the layer as the stream security */
+    assert_true(vrev_tunnel_opts_print_config(po, 1, cfg, sizeof(cfg)) > 0);
+    assert_non_null(strstr(cfg, "\"streamSettings\": { \"security\": \"xor-demo\" }"));
+    char portal_at[64], target[64];
+    snprintf(portal_at, sizeof(portal_at), "127.0.0.1:%u", vrev_portal_tunnel_port(portal));
+    snprintf(target, sizeof(target), "127.0.0.1:%u", vrev__listener_port(w.echo));
+    assert_int_equal(tunnel_opts(&bo, "xor-demo"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_portal(bo, portal_at), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(bo, NULL, target), 0);
+    vrev_bridge *bridge, *other;
+    if (vrev_bridge_new(&bridge, w.ctx, bo, err, sizeof(err)) < 0)
+        fail_msg("%s", err);
+    assert_true(vrev_tunnel_opts_print_config(bo, 0, cfg, sizeof(cfg)) > 0);
+    assert_non_null(strstr(cfg, "\"security\": \"xor-demo\""));
+    assert_int_equal(vrev_bridge_start(bridge), 0);
+    run_until(&w, portal_up);
+    run_client(&w, vrev_portal_public_port(portal, 0));
+    assert_true(got_msg(&w));
+    assert_true(w.x.wraps[0] >= 1 && w.x.wraps[0] == w.x.wraps[1]);
+    /* errors: an unknown name, TLS as well, a bad name */
+    assert_int_equal(vrev_tunnel_opts_set_transport(bo, "nope"), 0);
+    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)),
+                     VREV_ERR_INVAL);
+    assert_string_equal(err, "no transport named 'nope' is registered on the context");
+    assert_int_equal(vrev_tunnel_opts_set_transport(bo, "xor-demo"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_tls(bo, 1), 0);
+    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)),
+                     VREV_ERR_INVAL);
+    assert_string_equal(err, "TLS and a custom transport exclude each other");
+    assert_int_equal(vrev_tunnel_opts_set_transport(bo, "a\"b"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_transport(bo, NULL), 0); /* none again */
+    vrev_bridge_free(bridge);
+    vrev_portal_free(portal);
+    vrev_tunnel_opts_free(po);
+    vrev_tunnel_opts_free(bo);
+    world_done(&w);
+}
+
 /* A name nobody registered is refused at load, naming the key; a registered name is not
  * known to another ctx. */
 static void test_unknown_name(void **state)
@@ -444,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_layer_is_in_the_path),
         cmocka_unit_test(test_layer_failure),
         cmocka_unit_test(test_reverse_over_layer),
+        cmocka_unit_test(test_tunnel_api_over_layer),
         cmocka_unit_test(test_unknown_name),
     };
     return cmocka_run_group_tests_name("transport", tests, NULL, NULL);
