@@ -15,6 +15,8 @@ int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
     e->ctx = ctx;
     e->live.next = e->live.prev = &e->live;
     vrev__policy_default(&e->policy);
+    e->preauth.max = VREV_PREAUTH_MAX;
+    e->preauth.per_source = VREV_PREAUTH_PER_SOURCE;
     return 0;
 }
 
@@ -48,6 +50,7 @@ void vrev__engine_cleanup(struct vrev__engine *e)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);
     vrev__router_free(e->router);
+    vrev__preauth_cleanup(e); /* after the handshakes above released their counts */
     if (e->dns) /* queries still out are answered "shut down" from the loop (resolve.c) */
         evdns_base_free(e->dns, 1);
     memset(e, 0, sizeof(*e));

@@ -62,6 +62,8 @@ void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)
 static void handshake_free(struct vrev__handshake *h, bool close_bev)
 {
     vrev_ctx *ctx = h->engine->ctx;
+    if (h->counted)
+        vrev__preauth_release(h->engine, &h->source);
     if (h->wipe)
         h->wipe(h);
     if (h->deadline)
@@ -118,14 +120,22 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
                                             void (*wipe)(struct vrev__handshake *h))
 {
     struct vrev__engine *e = in->engine;
-    struct vrev__handshake *h = vrev__calloc(e->ctx, 1, size);
-    if (!h) {
+    struct vrev__addr source;
+    vrev__addr_from_sockaddr(&source, peer);
+    if (!vrev__preauth_admit(e, &source)) {
         evutil_closesocket(fd);
         return NULL;
     }
+    struct vrev__handshake *h = vrev__calloc(e->ctx, 1, size);
+    if (!h) {
+        vrev__preauth_release(e, &source);
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    h->counted = true;
     h->in = in;
     h->engine = e;
-    vrev__addr_from_sockaddr(&h->source, peer);
+    h->source = source;
     h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
     h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
     if (!h->bev) {

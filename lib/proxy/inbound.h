@@ -37,10 +37,12 @@ struct vrev__handshake {
     struct event *deadline;
     struct vrev__addr source;
     void (*wipe)(struct vrev__handshake *h); /* protocol state to erase on free; may be NULL */
+    bool counted; /* holds a place in the engine's pre-auth caps (preauth.c) */
 };
 
 /* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS layered on if the
- * inbound has it). The caller sets the bufferevent's callbacks (with
+ * inbound has it), within the engine's caps on connections in handshake (else the socket is
+ * closed at once). The caller sets the bufferevent's callbacks (with
  * vrev__handshake_on_event as the event callback) and enables reading. NULL on failure (the
  * socket is closed). */
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,

@@ -68,6 +68,27 @@ struct vrev__engine_stats {
     uint64_t bytes_down;
 };
 
+/* Connections in their proxy handshake (preauth.c). */
+#define VREV_PREAUTH_MAX 1024
+#define VREV_PREAUTH_PER_SOURCE 32
+struct vrev__preauth_source {
+    struct vrev__addr ip;
+    uint32_t n;
+};
+struct vrev__preauth {
+    uint32_t max;        /* in all; random early drop from max / 2 */
+    uint32_t per_source; /* per source IP */
+    uint32_t n;
+    struct vrev__preauth_source *sources;
+    size_t n_sources, cap;
+    uint64_t dropped; /* connections refused */
+};
+
+/* May a connection from `source` start a handshake? If so it is counted until released. */
+bool vrev__preauth_admit(struct vrev__engine *e, const struct vrev__addr *source);
+void vrev__preauth_release(struct vrev__engine *e, const struct vrev__addr *source);
+void vrev__preauth_cleanup(struct vrev__engine *e);
+
 struct vrev__engine {
     vrev_ctx *ctx;
     struct evdns_base *dns; /* created on first use */
@@ -77,6 +98,7 @@ struct vrev__engine {
     struct vrev__policy policy;
     struct vrev__conn live; /* list head */
     struct vrev__engine_stats stats;
+    struct vrev__preauth preauth;
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
