@@ -62,8 +62,11 @@ enum vrev_addr_type { VREV_ADDR_IPV4 = 1, VREV_ADDR_DOMAIN = 2, VREV_ADDR_IPV6 =
 
 #define VREV_MUX_META_MIN 4
 #define VREV_MUX_META_MAX 512
-/** Largest payload a stream (TCP) frame carries when libvrev sends; receivers accept 65535. */
+/** Largest payload of the stream (TCP) frames vrev_mux_open()/vrev_mux_send() queue (what
+ *  V2Ray 4.34 sends); receivers accept up to VREV_MUX_DATA_MAX. */
 #define VREV_MUX_STREAM_CHUNK 8192
+/** Largest dataLen of any frame. Stream receivers, V2Ray 4.34's included, accept it. */
+#define VREV_MUX_DATA_MAX 65535
 /** Largest datagram in a packet (UDP) session, both ways (V2Ray's limit). */
 #define VREV_MUX_PACKET_MAX 2048
 /** Largest frame header: metaLen + metadata + dataLen. */
@@ -92,7 +95,9 @@ VREV_API uint16_t vrev_mux_frame_port(const vrev_mux_frame *f);
 VREV_API int vrev_mux_frame_host(const vrev_mux_frame *f, char *buf, size_t cap);
 /** Like vrev_mux_frame_host() as "host:port", IPv6 in brackets ("[::1]:53"). */
 VREV_API int vrev_mux_frame_target(const vrev_mux_frame *f, char *buf, size_t cap);
-/** The payload; *len gets its length. NULL and 0 when the frame has no Data option. */
+/** The payload; *len gets its length. NULL and 0 when the frame has no Data option. With
+ *  vrev_mux_set_partial_data(), a stream frame whose payload comes in pieces through on_data
+ *  has NULL here and *len its whole length. */
 VREV_API const uint8_t *vrev_mux_frame_data(const vrev_mux_frame *f, size_t *len);
 /** Byte offset of the frame's first byte in the fed stream. */
 VREV_API uint64_t vrev_mux_frame_offset(const vrev_mux_frame *f);
@@ -113,7 +118,10 @@ typedef struct vrev_mux_callbacks {
      *  first data, if any, follows through on_data. To refuse the session, call
      *  vrev_mux_end(mux, sid, 1) from here. */
     int (*on_open)(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *frame, void *user);
-    /** Data for a live session: a stream chunk (TCP) or exactly one datagram (UDP). */
+    /** Data for a live session: a stream chunk (TCP) or exactly one datagram (UDP). With
+     *  vrev_mux_set_partial_data(), a stream chunk is any piece of a frame's payload, and
+     *  `data` points into the bytes given to vrev_mux_feed(): they are the last bytes that
+     *  call consumes if vrev_mux_pause() is called from here. */
     int (*on_data)(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len, void *user);
     /** The peer ended session `sid` (error: 1 if it set the Error option). The session is
      *  already gone from the table when this runs; `session_user` is the pointer that was set
@@ -126,8 +134,8 @@ typedef struct vrev_mux_callbacks {
 /** Create a mux codec. `ctx` (borrowed) provides the allocator and logging; `cb` is copied
  *  (NULL: no callbacks); `user` is passed to every callback.
  *  Returns 0, VREV_ERR_INVAL (bad role, bad abi, NULL out/ctx) or VREV_ERR_NOMEM. */
-VREV_API int vrev_mux_new(vrev_mux **out, vrev_ctx *ctx, int role,
-                          const vrev_mux_callbacks *cb, void *user);
+VREV_API int vrev_mux_new(vrev_mux **out, vrev_ctx *ctx, int role, const vrev_mux_callbacks *cb,
+                          void *user);
 
 /** Free the codec and its queued output. NULL is a no-op. Safe inside a callback. */
 VREV_API void vrev_mux_free(vrev_mux *mux);
@@ -147,12 +155,25 @@ VREV_API int vrev_mux_set_max_sessions(vrev_mux *mux, unsigned max);
  *  error, or VREV_ERR_MUX_CLOSED after an earlier fatal error. */
 VREV_API int vrev_mux_feed(vrev_mux *mux, const uint8_t *data, size_t len, size_t *consumed);
 
-/** From a callback: make vrev_mux_feed() return after the current frame (backpressure). */
+/** From a callback: make vrev_mux_feed() return after the current frame (backpressure), or,
+ *  from on_data with vrev_mux_set_partial_data(), right after the piece just delivered. */
 VREV_API void vrev_mux_pause(vrev_mux *mux);
 
-/** Bytes of an incomplete frame held inside the codec (0 at a frame boundary). A stream that
- *  ends with this nonzero was cut in the middle of a frame. */
+/** Bytes of an incomplete frame held inside the codec (0 at a frame boundary; nonzero while a
+ *  frame's payload is still arriving in pieces). A stream that ends with this nonzero was cut
+ *  in the middle of a frame. */
 VREV_API size_t vrev_mux_buffered(const vrev_mux *mux);
+
+/** Deliver stream (TCP) payload as it arrives instead of whole frames: the codec then never
+ *  copies a stream frame's payload. Each frame's header is still acted on first (on_frame,
+ *  on_open: the frame's data is NULL there), then its payload reaches on_data in one or more
+ *  pieces pointing into the fed bytes; feeding the bytes of a complete frame at once gives
+ *  exactly one piece. Datagram (UDP) sessions and frames whose data is discarded are
+ *  unaffected. Glue that moves payload without copying it (evbuffer chains) pauses in
+ *  on_data and takes the piece from the end of what vrev_mux_feed() consumed. Off by
+ *  default. Returns 0, VREV_ERR_INVAL (NULL mux) or VREV_ERR_STATE (inside a frame: call it
+ *  before feeding, or at a frame boundary). */
+VREV_API int vrev_mux_set_partial_data(vrev_mux *mux, int on);
 
 /** The fatal error that closed the mux (0 if none) and the stream offset of the frame that
  *  caused it. */
@@ -215,9 +236,9 @@ VREV_API uint64_t vrev_mux_refused_sessions(const vrev_mux *mux);
  *  and `port` give the target (ignored otherwise). `option` may carry VREV_MUX_OPT_ERROR;
  *  VREV_MUX_OPT_DATA is set when `with_data` is nonzero. Returns the header length,
  *  VREV_ERR_NOSPACE, VREV_ERR_INVAL, VREV_ERR_RANGE (data_len > 65535) or VREV_ERR_ADDR_*. */
-VREV_API int vrev_mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, int status,
-                                    int option, int network, const char *host, uint16_t port,
-                                    int with_data, size_t data_len);
+VREV_API int vrev_mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, int status, int option,
+                                    int network, const char *host, uint16_t port, int with_data,
+                                    size_t data_len);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,9 @@ struct vrev_mux {
     size_t rlen;
     size_t rcap;
     uint64_t offset; /* stream offset of the next unconsumed byte */
+    bool pieces;     /* stream payload delivered as it arrives (vrev_mux_set_partial_data) */
+    uint16_t psid;   /* pieces: the session whose payload is arriving */
+    size_t premain;  /* pieces: payload bytes of the current frame still to come */
     int error;
     uint64_t error_offset;
     int depth; /* callbacks currently on the stack */
@@ -96,8 +99,7 @@ uint64_t vrev_mux_frame_offset(const vrev_mux_frame *f)
 
 /* --- lifecycle ----------------------------------------------------------------------------- */
 
-int vrev_mux_new(vrev_mux **out, vrev_ctx *ctx, int role, const vrev_mux_callbacks *cb,
-                 void *user)
+int vrev_mux_new(vrev_mux **out, vrev_ctx *ctx, int role, const vrev_mux_callbacks *cb, void *user)
 {
     if (!out)
         return VREV_ERR_INVAL;
@@ -152,9 +154,9 @@ int vrev_mux_set_max_sessions(vrev_mux *m, unsigned max)
 
 /* Queue one whole frame: header and payload are appended together, so frames of different
  * sessions never interleave. */
-static int queue_frame(vrev_mux *m, uint16_t sid, uint8_t status, uint8_t option,
-                       uint8_t network, const struct vrev__addr *target, const uint8_t *data,
-                       size_t len, int with_data)
+static int queue_frame(vrev_mux *m, uint16_t sid, uint8_t status, uint8_t option, uint8_t network,
+                       const struct vrev__addr *target, const uint8_t *data, size_t len,
+                       int with_data)
 {
     uint8_t *tail = vrev__buf_reserve(m->ctx, &m->out, VREV_MUX_HEADER_MAX + len);
     if (!tail)
@@ -196,8 +198,8 @@ static int alloc_id(vrev_mux *m, uint16_t *sid)
     return VREV_ERR_MUX_IDS_EXHAUSTED;
 }
 
-int vrev_mux_open(vrev_mux *m, int network, const char *host, uint16_t port,
-                  const uint8_t *data, size_t len, uint16_t *sid)
+int vrev_mux_open(vrev_mux *m, int network, const char *host, uint16_t port, const uint8_t *data,
+                  size_t len, uint16_t *sid)
 {
     if (!m || !host || !sid || (len && !data))
         return VREV_ERR_INVAL;
@@ -266,8 +268,7 @@ int vrev_mux_end(vrev_mux *m, uint16_t sid, int error)
         return VREV_ERR_MUX_CLOSED;
     if (!vrev__mux_table_find(&m->sessions, sid))
         return VREV_ERR_MUX_NO_SESSION;
-    int rc = queue_frame(m, sid, VREV_MUX_END, error ? VREV_MUX_OPT_ERROR : 0, 0, NULL, NULL, 0,
-                         0);
+    int rc = queue_frame(m, sid, VREV_MUX_END, error ? VREV_MUX_OPT_ERROR : 0, 0, NULL, NULL, 0, 0);
     if (rc < 0)
         return rc;
     vrev__mux_table_remove(&m->sessions, sid);
@@ -299,8 +300,7 @@ int vrev_mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, int status, i
                            int network, const char *host, uint16_t port, int with_data,
                            size_t data_len)
 {
-    if (!out || status < VREV_MUX_NEW || status > VREV_MUX_KEEPALIVE || option < 0 ||
-        option > 0xff)
+    if (!out || status < VREV_MUX_NEW || status > VREV_MUX_KEEPALIVE || option < 0 || option > 0xff)
         return VREV_ERR_INVAL;
     struct vrev__addr target;
     if (status == VREV_MUX_NEW) {
@@ -364,7 +364,17 @@ uint64_t vrev_mux_error_offset(const vrev_mux *m)
 
 size_t vrev_mux_buffered(const vrev_mux *m)
 {
-    return m ? m->rlen : 0;
+    if (!m)
+        return 0;
+    return m->rlen + (m->premain ? 1 : 0); /* mid-payload of a frame delivered in pieces */
+}
+
+int vrev_mux_set_partial_data(vrev_mux *m, int on)
+{
+    if (!m || m->rlen || m->premain)
+        return m ? VREV_ERR_STATE : VREV_ERR_INVAL;
+    m->pieces = on != 0;
+    return 0;
 }
 
 void vrev_mux_pause(vrev_mux *m)
@@ -419,7 +429,7 @@ static int on_new(vrev_mux *m, const struct vrev_mux_frame *f)
     m->total++;
     if (m->cb.on_open)
         CALL(m, rc, on_open, f->sid, f);
-    if (rc == 0 && f->data_len && m->cb.on_data && !m->free_pending &&
+    if (rc == 0 && f->data && f->data_len && m->cb.on_data && !m->free_pending &&
         vrev__mux_table_find(&m->sessions, f->sid))
         CALL(m, rc, on_data, f->sid, f->data, f->data_len);
     return rc;
@@ -435,7 +445,7 @@ static int on_keep(vrev_mux *m, const struct vrev_mux_frame *f)
         return reply_end(m, f->sid, 0);
     if (s->network == VREV_NET_UDP && f->data_len > VREV_MUX_PACKET_MAX)
         return VREV_ERR_MUX_PACKET_SIZE;
-    if (f->data_len && m->cb.on_data)
+    if (f->data && f->data_len && m->cb.on_data) /* no data pointer: it comes in pieces */
         CALL(m, rc, on_data, f->sid, f->data, f->data_len);
     return rc;
 }
@@ -473,19 +483,21 @@ static int process(vrev_mux *m, struct vrev_mux_frame *f)
     }
 }
 
-/* Append input to the reassembly buffer until the frame is complete. Returns bytes taken
- * from data, with *done set when the buffered frame is whole; or a negative error. */
+/* Append input to the reassembly buffer until the frame (with `head`: its header) is complete.
+ * *taken gets the bytes taken from data. Returns the length of the complete frame (or header),
+ * with *done set; 0 while incomplete; or a negative error. */
 static int reassemble(vrev_mux *m, const uint8_t *data, size_t len, struct vrev_mux_frame *f,
-                      bool *done, size_t *taken)
+                      bool *done, size_t *taken, bool head)
 {
     *taken = 0;
     *done = false;
     for (;;) {
         size_t need = 0;
-        int r = vrev__mux_parse(m->rbuf, m->rlen, f, &need);
+        int r = head ? vrev__mux_parse_head(m->rbuf, m->rlen, f, &need)
+                     : vrev__mux_parse(m->rbuf, m->rlen, f, &need);
         if (r != 0) {
             *done = r > 0;
-            return r < 0 ? r : 0;
+            return r; /* the frame's (or header's) length, or an error */
         }
         if (need > m->rcap) {
             size_t cap = need < 1024 ? 1024 : FRAME_MAX;
@@ -506,25 +518,66 @@ static int reassemble(vrev_mux *m, const uint8_t *data, size_t len, struct vrev_
     }
 }
 
-static int feed_one(vrev_mux *m, const uint8_t *data, size_t len, size_t *used)
+/* Pieces: a frame whose payload is delivered as it arrives (stream data for a live TCP
+ * session, or a server's New for TCP). Anything else (datagrams, data nobody takes) is taken
+ * whole, as without pieces, so that every check and reply happens exactly as it would. */
+static bool is_piecewise(const vrev_mux *m, const struct vrev_mux_frame *f)
+{
+    if (!m->pieces || f->data_len == 0)
+        return false;
+    if (f->status == VREV_MUX_NEW)
+        return m->role == VREV_MUX_SERVER && f->network == VREV_NET_TCP;
+    if (f->status != VREV_MUX_KEEP)
+        return false;
+    const struct vrev__mux_session *s = vrev__mux_table_find(&m->sessions, f->sid);
+    return s && s->network == VREV_NET_TCP;
+}
+
+/* The header of a piecewise frame is complete: act on it, then expect its payload. */
+static int start_pieces(vrev_mux *m, struct vrev_mux_frame *f)
+{
+    m->psid = f->sid;
+    m->premain = f->data_len;
+    int rc = process(m, f); /* f->data is NULL: no data is delivered from here */
+    return rc < 0 ? fail(m, rc, f->offset) : 0;
+}
+
+/* The next piece of the current frame's payload, to its session if it is still live. */
+static int feed_piece(vrev_mux *m, const uint8_t *data, size_t len, size_t *used)
+{
+    size_t n = len < m->premain ? len : m->premain;
+    uint64_t at = m->offset;
+    *used = n;
+    m->offset += n;
+    m->premain -= n;
+    int rc = 0;
+    if (m->cb.on_data && !m->free_pending && vrev__mux_table_find(&m->sessions, m->psid))
+        CALL(m, rc, on_data, m->psid, data, n);
+    return rc < 0 ? fail(m, rc, at) : 0;
+}
+
+/* A frame split across feeds: gather it in rbuf. With pieces, its header first: a piecewise
+ * frame leaves rbuf as soon as its header is whole, before any of its payload is copied. */
+static int feed_split(vrev_mux *m, const uint8_t *data, size_t len, size_t *used)
 {
     struct vrev_mux_frame f;
-    if (m->rlen == 0) {
-        size_t need;
-        int r = vrev__mux_parse(data, len, &f, &need);
-        if (r < 0)
-            return fail(m, r, m->offset);
-        if (r > 0) { /* the whole frame is in the caller's buffer: no copy */
-            f.offset = m->offset;
-            *used = (size_t)r;
-            m->offset += (size_t)r;
-            int rc = process(m, &f);
-            return rc < 0 ? fail(m, rc, f.offset) : 0;
+    bool done = false;
+    size_t more = 0;
+    uint64_t start = m->offset - m->rlen;
+    int r = 0;
+    *used = 0;
+    if (m->pieces) {
+        r = reassemble(m, data, len, &f, &done, used, true);
+        if (r > 0 && m->rlen == (size_t)r && is_piecewise(m, &f)) {
+            m->offset += *used;
+            f.offset = start;
+            m->rlen = 0;
+            return start_pieces(m, &f);
         }
     }
-    bool done;
-    uint64_t start = m->offset - m->rlen;
-    int r = reassemble(m, data, len, &f, &done, used);
+    if (r >= 0)
+        r = reassemble(m, data + *used, len - *used, &f, &done, &more, false);
+    *used += more;
     m->offset += *used;
     if (r < 0)
         return fail(m, r, start);
@@ -534,6 +587,35 @@ static int feed_one(vrev_mux *m, const uint8_t *data, size_t len, size_t *used)
     m->rlen = 0;
     int rc = process(m, &f);
     return rc < 0 ? fail(m, rc, start) : 0;
+}
+
+static int feed_one(vrev_mux *m, const uint8_t *data, size_t len, size_t *used)
+{
+    struct vrev_mux_frame f;
+    size_t need;
+    if (m->premain)
+        return feed_piece(m, data, len, used);
+    if (m->rlen)
+        return feed_split(m, data, len, used);
+    int r = m->pieces ? vrev__mux_parse_head(data, len, &f, &need) : 0;
+    if (r > 0 && is_piecewise(m, &f)) {
+        f.offset = m->offset;
+        *used = (size_t)r;
+        m->offset += (size_t)r;
+        return start_pieces(m, &f);
+    }
+    if (r >= 0)
+        r = vrev__mux_parse(data, len, &f, &need);
+    if (r < 0)
+        return fail(m, r, m->offset);
+    if (r == 0)
+        return feed_split(m, data, len, used);
+    /* the whole frame is in the caller's buffer: no copy */
+    f.offset = m->offset;
+    *used = (size_t)r;
+    m->offset += (size_t)r;
+    int rc = process(m, &f);
+    return rc < 0 ? fail(m, rc, f.offset) : 0;
 }
 
 int vrev_mux_feed(vrev_mux *m, const uint8_t *data, size_t len, size_t *consumed)

@@ -43,7 +43,7 @@ static int parse_meta(const uint8_t *meta, size_t mlen, struct vrev_mux_frame *f
     return rc;
 }
 
-int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need)
+int vrev__mux_parse_head(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need)
 {
     if (n < 2) {
         *need = 2;
@@ -67,22 +67,30 @@ int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t
             *need = total + 2;
             return 0;
         }
-        size_t dlen = vrev__get_u16(p + total);
+        f->data_len = vrev__get_u16(p + total);
         total += 2;
-        if (n < total + dlen) {
-            *need = total + dlen;
-            return 0;
-        }
-        f->data = p + total;
-        f->data_len = dlen;
-        total += dlen;
     }
     return (int)total;
 }
 
-int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status,
-                            uint8_t option, uint8_t network, const struct vrev__addr *target,
-                            int with_data, size_t data_len)
+int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need)
+{
+    int head = vrev__mux_parse_head(p, n, f, need);
+    if (head <= 0)
+        return head;
+    size_t total = (size_t)head + f->data_len;
+    if (n < total) {
+        *need = total;
+        return 0;
+    }
+    if (f->option & VREV_MUX_OPT_DATA)
+        f->data = p + head;
+    return (int)total;
+}
+
+int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status, uint8_t option,
+                            uint8_t network, const struct vrev__addr *target, int with_data,
+                            size_t data_len)
 {
     size_t mlen = 4;
     if (status == VREV_MUX_NEW)

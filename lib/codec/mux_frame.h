@@ -13,9 +13,9 @@ struct vrev_mux_frame {
     uint16_t sid;
     uint8_t status;
     uint8_t option;
-    uint8_t network;     /* New only */
+    uint8_t network;          /* New only */
     struct vrev__addr target; /* New only */
-    const uint8_t *data; /* NULL unless option has DATA */
+    const uint8_t *data;      /* NULL unless option has DATA */
     size_t data_len;
     uint64_t offset; /* set by the stream decoder */
 };
@@ -28,11 +28,15 @@ struct vrev_mux_frame {
  *        detected as soon as the metadata is complete, before the payload arrives. */
 int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need);
 
+/* Like vrev__mux_parse(), but complete once the header is (metaLen .. dataLen): returns the
+ * header length, with f->data_len the payload length that follows it and f->data NULL. */
+int vrev__mux_parse_head(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need);
+
 /* Encode the header of a frame (metaLen .. dataLen). `target` is used for New frames only.
  * When `with_data` is set, the Data option and dataLen (data_len <= 65535) are written.
  * Returns the length, VREV_ERR_NOSPACE, VREV_ERR_RANGE or VREV_ERR_ADDR_TYPE. */
-int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status,
-                            uint8_t option, uint8_t network, const struct vrev__addr *target,
-                            int with_data, size_t data_len);
+int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status, uint8_t option,
+                            uint8_t network, const struct vrev__addr *target, int with_data,
+                            size_t data_len);
 
 #endif

@@ -1,9 +1,11 @@
 /* lib/codec/mux: Mux.Cool against the streams captured from V2Ray 4.34 (frame lists from
  * decoded.txt, byte-identical re-encoding, any input split), the WIRE-SPEC §10.8 vectors,
- * malformed input, and the session rules of WIRE-SPEC §2.8. */
+ * malformed input, and the session rules of WIRE-SPEC §2.8; the captures, malformed input and
+ * session rules again with stream payload delivered in pieces (vrev_mux_set_partial_data),
+ * and the pieces themselves. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,11 @@ struct frame_rec {
     int has_data;
     size_t data_len;
     uint8_t *data;
+    size_t filled; /* pieces: payload bytes received so far */
 };
+
+/* Nonzero: every mux the tests make delivers stream payload in pieces. */
+static int g_pieces;
 
 struct rec {
     struct frame_rec *f;
@@ -49,8 +55,29 @@ static int record_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
         assert_true(vrev_mux_frame_host(f, x->host, sizeof(x->host)) > 0);
     const uint8_t *d = vrev_mux_frame_data(f, &x->data_len);
     x->has_data = (x->opt & VREV_MUX_OPT_DATA) != 0;
+    if (g_pieces && x->has_data && !d && x->data_len) { /* its payload follows in pieces */
+        x->data = calloc(1, x->data_len);
+        return 0;
+    }
     x->data = x->data_len ? tu_dup(d, x->data_len) : NULL;
+    x->filled = x->data_len;
     assert_int_equal(d != NULL, x->has_data);
+    return 0;
+}
+
+/* Pieces of the payload of the frame recorded last; whole datagrams were recorded already. */
+static int record_piece(vrev_mux *m, uint16_t sid, const uint8_t *d, size_t n, void *user)
+{
+    (void)m;
+    struct rec *r = user;
+    assert_true(r->n > 0);
+    struct frame_rec *x = &r->f[r->n - 1];
+    if (x->filled == x->data_len)
+        return 0;
+    assert_int_equal(x->sid, sid);
+    assert_true(n > 0 && x->filled + n <= x->data_len);
+    memcpy(x->data + x->filled, d, n);
+    x->filled += n;
     return 0;
 }
 
@@ -73,20 +100,23 @@ static void rec_equal(const struct rec *a, const struct rec *b)
         assert_int_equal(x->port, y->port);
         assert_string_equal(x->host, y->host);
         assert_int_equal(x->data_len, y->data_len);
+        assert_int_equal(x->filled, x->data_len);
+        assert_int_equal(y->filled, y->data_len);
         if (x->data_len)
             assert_memory_equal(x->data, y->data, x->data_len);
     }
 }
 
 /* Decode `len` bytes fed in pieces of `step` bytes, or split once at `split` (step 0). */
-static int decode(const uint8_t *p, size_t len, int role, size_t step, size_t split,
-                  struct rec *r)
+static int decode(const uint8_t *p, size_t len, int role, size_t step, size_t split, struct rec *r)
 {
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, record_frame, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, record_frame, NULL,
+                             g_pieces ? record_piece : NULL, NULL};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, role, &cb, r), 0);
+    assert_int_equal(vrev_mux_set_partial_data(m, g_pieces), 0);
     int rc = 0;
     if (step) {
         for (size_t off = 0; off < len && rc == 0; off += step) {
@@ -249,8 +279,7 @@ static void test_captures_reencode_identically(void **state)
             uint8_t hdr[VREV_MUX_HEADER_MAX];
             int hl = vrev_mux_encode_header(hdr, sizeof(hdr), (uint16_t)x->sid, (int)x->status,
                                             (int)(x->opt & ~VREV_MUX_OPT_DATA), (int)x->net,
-                                            x->host, (uint16_t)x->port, x->has_data,
-                                            x->data_len);
+                                            x->host, (uint16_t)x->port, x->has_data, x->data_len);
             assert_true(hl > 0);
             assert_true(off + (size_t)hl + x->data_len <= len);
             memcpy(out + off, hdr, (size_t)hl);
@@ -275,6 +304,14 @@ static void test_captures_any_split(void **state)
         uint8_t *s = load_stream(c, &len);
         struct rec whole = {0};
         assert_int_equal(decode(s, len, c->role, len, 0, &whole), 0);
+        if (g_pieces) { /* the same frames and bytes as whole frames give */
+            struct rec frames = {0};
+            g_pieces = 0;
+            assert_int_equal(decode(s, len, c->role, len, 0, &frames), 0);
+            g_pieces = 1;
+            rec_equal(&frames, &whole);
+            rec_free(&frames);
+        }
         static const size_t steps[] = {1, 2, 3, 7, 100, 8191};
         for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
             struct rec r = {0};
@@ -311,10 +348,11 @@ static void test_encode_vectors(void **state)
     uint8_t h[VREV_MUX_HEADER_MAX];
     int n = vrev_mux_encode_header(h, sizeof(h), 1, VREV_MUX_NEW, 0, VREV_NET_UDP,
                                    "reverse.internal.v2ray.com", 0, 1, 11);
-    expect_frame(h, (size_t)n, "0023 0001 01 01 02 0000 02 1a 726576657273652e696e7465726e616c2e"
-                               "76327261792e636f6d 000b");
-    n = vrev_mux_encode_header(h, sizeof(h), 3, VREV_MUX_NEW, 0, VREV_NET_TCP, "example.com",
-                               443, 0, 0);
+    expect_frame(h, (size_t)n,
+                 "0023 0001 01 01 02 0000 02 1a 726576657273652e696e7465726e616c2e"
+                 "76327261792e636f6d 000b");
+    n = vrev_mux_encode_header(h, sizeof(h), 3, VREV_MUX_NEW, 0, VREV_NET_TCP, "example.com", 443,
+                               0, 0);
     expect_frame(h, (size_t)n, "0014 0003 01 00 01 01bb 02 0b 6578616d706c652e636f6d");
     n = vrev_mux_encode_header(h, sizeof(h), 4, VREV_MUX_NEW, 0, VREV_NET_UDP, "::1", 53, 0, 0);
     expect_frame(h, (size_t)n, "0018 0004 01 00 02 0035 03 00000000000000000000000000000001");
@@ -322,21 +360,20 @@ static void test_encode_vectors(void **state)
     expect_frame(h, (size_t)n, "0004 0002 02 01 0011");
     n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0);
     expect_frame(h, (size_t)n, "000400020300");
-    n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_END, VREV_MUX_OPT_ERROR, 0, NULL, 0, 0,
-                               0);
+    n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_END, VREV_MUX_OPT_ERROR, 0, NULL, 0, 0, 0);
     expect_frame(h, (size_t)n, "000400020302");
     n = vrev_mux_encode_header(h, sizeof(h), 0, VREV_MUX_KEEPALIVE, 0, 0, NULL, 0, 0, 0);
     expect_frame(h, (size_t)n, "000400000400");
     assert_int_equal(vrev_mux_encode_header(h, 5, 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0),
                      VREV_ERR_NOSPACE);
-    assert_int_equal(vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1,
-                                            70000),
-                     VREV_ERR_RANGE);
+    assert_int_equal(
+        vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, 70000),
+        VREV_ERR_RANGE);
     assert_int_equal(vrev_mux_encode_header(h, sizeof(h), 2, 9, 0, 0, NULL, 0, 0, 0),
                      VREV_ERR_INVAL);
-    assert_int_equal(vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_NEW, 0, VREV_NET_TCP, "",
-                                            1, 0, 0),
-                     VREV_ERR_ADDR_DOMAIN);
+    assert_int_equal(
+        vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_NEW, 0, VREV_NET_TCP, "", 1, 0, 0),
+        VREV_ERR_ADDR_DOMAIN);
 }
 
 /* ---- a harness for session tests ------------------------------------------------------------ */
@@ -350,7 +387,11 @@ struct harness {
     int free_in_close;
     int end_in_open;
     int pause_in_data;
+    int end_in_data;
     void *close_user;
+    const uint8_t *last_data; /* the last piece or chunk delivered */
+    size_t last_len;
+    uint8_t *collect; /* if set, every payload byte delivered is appended here */
 };
 
 static int h_open(vrev_mux *m, uint16_t sid, const vrev_mux_frame *f, void *user)
@@ -366,8 +407,13 @@ static int h_open(vrev_mux *m, uint16_t sid, const vrev_mux_frame *f, void *user
 
 static int h_data(vrev_mux *m, uint16_t sid, const uint8_t *d, size_t n, void *user)
 {
-    (void)d;
     struct harness *h = user;
+    if (h->collect)
+        memcpy(h->collect + h->data_bytes, d, n);
+    h->last_data = d;
+    h->last_len = n;
+    if (h->end_in_data)
+        assert_int_equal(vrev_mux_end(m, sid, 0), 0);
     h->datas++;
     h->data_bytes += n;
     h->last_sid = sid;
@@ -396,6 +442,7 @@ static void h_init(struct harness *h, int role)
     vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, NULL, h_open, h_data, h_close};
     assert_int_equal(vrev_ctx_new(&h->ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&h->mux, h->ctx, role, &cb, h), 0);
+    assert_int_equal(vrev_mux_set_partial_data(h->mux, g_pieces), 0);
 }
 
 static void h_done(struct harness *h)
@@ -530,8 +577,7 @@ static void test_server_sessions(void **state)
     assert_int_equal(vrev_mux_total_sessions(h.mux), 1);
     /* a server cannot open sessions */
     uint16_t sid;
-    assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "a", 1, NULL, 0, &sid),
-                     VREV_ERR_MUX_ROLE);
+    assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "a", 1, NULL, 0, &sid), VREV_ERR_MUX_ROLE);
     /* New for id 0 is invalid */
     assert_int_equal(h_feed_hex(&h, "000c 0000 01 00 01 0050 01 7f000001"),
                      VREV_ERR_MUX_SESSION_ID);
@@ -599,8 +645,8 @@ static void test_udp_limits(void **state)
     memset(big, 'u', sizeof(big));
     /* receiving: a 2048-byte datagram passes, 2049 closes the mux */
     uint8_t frame[16 + sizeof(big)];
-    uint8_t hdr[] = {0x00, 0x0c, 0x00, 0x04, 0x01, 0x01, 0x02, 0x00, 0x35,
-                     0x01, 0x7f, 0x00, 0x00, 0x01, 0x08, 0x00};
+    uint8_t hdr[] = {0x00, 0x0c, 0x00, 0x04, 0x01, 0x01, 0x02, 0x00,
+                     0x35, 0x01, 0x7f, 0x00, 0x00, 0x01, 0x08, 0x00};
     memcpy(frame, hdr, sizeof(hdr));
     memcpy(frame + sizeof(hdr), big, VREV_MUX_PACKET_MAX);
     h_init(&h, VREV_MUX_SERVER);
@@ -649,7 +695,8 @@ static void test_client_open_and_send(void **state)
     assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "127.0.0.1", 80, get, n, &sid), 0);
     free(get);
     assert_int_equal(sid, 2);
-    h_expect_out(&h, "000c 0002 01 01 01 0050 01 7f000001 0012 474554202f20485454502f312e300d0a0d0a");
+    h_expect_out(&h,
+                 "000c 0002 01 01 01 0050 01 7f000001 0012 474554202f20485454502f312e300d0a0d0a");
     /* no first payload: a New without the Data option */
     assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "example.com", 443, NULL, 0, &sid), 0);
     assert_int_equal(sid, 3);
@@ -758,7 +805,8 @@ static void test_free_inside_callback(void **state)
     h.free_in_close = 1;
     size_t used = 0;
     size_t n;
-    uint8_t *b = tu_hex("000c 0002 01 00 01 0050 01 7f000001 000400020300 000400030201 0001 61", &n);
+    uint8_t *b =
+        tu_hex("000c 0002 01 00 01 0050 01 7f000001 000400020300 000400030201 0001 61", &n);
     assert_int_equal(vrev_mux_feed(h.mux, b, n, &used), 0);
     free(b);
     assert_null(h.mux); /* freed from on_close; feed stopped right there */
@@ -775,7 +823,8 @@ static void test_pause(void **state)
     h.pause_in_data = 1;
     size_t n, used;
     uint8_t *b = tu_hex("000c 0002 01 01 01 0050 01 7f000001 0001 61 000400020201 0001 62"
-                        "000400020201 0001 63", &n);
+                        "000400020201 0001 63",
+                        &n);
     assert_int_equal(vrev_mux_feed(h.mux, b, n, &used), 0);
     assert_int_equal(used, 17);
     assert_int_equal(h.datas, 1);
@@ -851,6 +900,185 @@ static void test_allocation_failures(void **state)
     free(s);
 }
 
+/* ---- stream payload in pieces (vrev_mux_set_partial_data) ---------------------------------- */
+
+static int pieces_on(void **state)
+{
+    (void)state;
+    g_pieces = 1;
+    return 0;
+}
+
+static int pieces_off(void **state)
+{
+    (void)state;
+    g_pieces = 0;
+    return 0;
+}
+
+#define BIG 20000
+
+/* New TCP 127.0.0.1:80 for session 2 carrying BIG bytes: a 16-byte header, then the data. */
+static uint8_t *big_new_frame(size_t *len)
+{
+    static const uint8_t hdr[] = {0x00, 0x0c, 0x00, 0x02, 0x01, 0x01, 0x01,     0x00,
+                                  0x50, 0x01, 0x7f, 0x00, 0x00, 0x01, BIG >> 8, BIG & 0xff};
+    *len = sizeof(hdr) + BIG;
+    uint8_t *b = malloc(*len);
+    assert_non_null(b);
+    memcpy(b, hdr, sizeof(hdr));
+    for (size_t i = 0; i < BIG; i++)
+        b[sizeof(hdr) + i] = (uint8_t)(i * 31 + 7);
+    return b;
+}
+
+static void test_pieces_delivery(void **state)
+{
+    (void)state;
+    size_t n, used;
+    uint8_t *b = big_new_frame(&n);
+    uint8_t *got = malloc(BIG);
+    struct harness h;
+
+    /* fed whole: the header is acted on, then the payload is one piece, in place */
+    h_init(&h, VREV_MUX_SERVER);
+    assert_int_equal(vrev_mux_feed(h.mux, b, n, &used), 0);
+    assert_int_equal(used, n);
+    assert_int_equal(h.opens, 1);
+    assert_int_equal(h.datas, 1);
+    assert_ptr_equal(h.last_data, b + 16);
+    assert_int_equal(h.last_len, BIG);
+    assert_int_equal(vrev_mux_buffered(h.mux), 0);
+    h_done(&h);
+
+    /* split inside the header and inside the payload: pieces as they come, nothing copied */
+    uint8_t *p1 = tu_dup(b, 10), *p2 = tu_dup(b + 10, 4990), *p3 = tu_dup(b + 5000, n - 5000);
+    h_init(&h, VREV_MUX_SERVER);
+    h.collect = got;
+    assert_int_equal(vrev_mux_feed(h.mux, p1, 10, &used), 0);
+    assert_int_equal(h.opens, 0);
+    assert_int_equal(vrev_mux_buffered(h.mux), 10);
+    assert_int_equal(vrev_mux_feed(h.mux, p2, 4990, &used), 0);
+    assert_int_equal(h.opens, 1);
+    assert_int_equal(h.datas, 1);
+    assert_ptr_equal(h.last_data, p2 + 6);
+    assert_int_equal(h.last_len, 4984);
+    assert_true(vrev_mux_buffered(h.mux) > 0); /* inside the frame */
+    assert_int_equal(vrev_mux_set_partial_data(h.mux, 0), VREV_ERR_STATE);
+    assert_int_equal(vrev_mux_feed(h.mux, p3, n - 5000, &used), 0);
+    assert_int_equal(h.datas, 2);
+    assert_ptr_equal(h.last_data, p3);
+    assert_int_equal(h.data_bytes, BIG);
+    assert_memory_equal(got, b + 16, BIG);
+    assert_int_equal(vrev_mux_buffered(h.mux), 0);
+    assert_int_equal(vrev_mux_set_partial_data(h.mux, 0), 0);
+    h_done(&h);
+    free(p1), free(p2), free(p3);
+
+    /* byte by byte */
+    h_init(&h, VREV_MUX_SERVER);
+    h.collect = got;
+    memset(got, 0, BIG);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *one = tu_dup(b + i, 1);
+        assert_int_equal(vrev_mux_feed(h.mux, one, 1, &used), 0);
+        assert_int_equal(used, 1);
+        free(one);
+    }
+    assert_int_equal(h.datas, BIG);
+    assert_memory_equal(got, b + 16, BIG);
+    h_done(&h);
+
+    /* paused from on_data: the piece is the tail of what the feed consumed */
+    uint8_t *two = malloc(n + 9);
+    memcpy(two, b, n);
+    memcpy(two + n, "\x00\x04\x00\x02\x02\x01\x00\x01\x61", 9);
+    h_init(&h, VREV_MUX_SERVER);
+    h.pause_in_data = 1;
+    assert_int_equal(vrev_mux_feed(h.mux, two, 3000, &used), 0);
+    assert_int_equal(used, 3000);
+    assert_ptr_equal(h.last_data + h.last_len, two + used);
+    assert_int_equal(vrev_mux_feed(h.mux, two + 3000, n + 9 - 3000, &used), 0);
+    assert_int_equal(used, n - 3000);
+    assert_ptr_equal(h.last_data + h.last_len, two + 3000 + used);
+    assert_int_equal(vrev_mux_feed(h.mux, two + n, 9, &used), 0);
+    assert_int_equal(used, 9);
+    assert_int_equal(h.last_len, 1);
+    assert_int_equal(h.data_bytes, BIG + 1);
+    h_done(&h);
+    free(two);
+    free(got);
+    free(b);
+}
+
+static void test_pieces_session_ends_midway(void **state)
+{
+    (void)state;
+    size_t n, used;
+    uint8_t *b = big_new_frame(&n);
+    struct harness h;
+    h_init(&h, VREV_MUX_SERVER);
+    h.end_in_data = 1; /* the application ends the session at its first piece */
+    assert_int_equal(vrev_mux_feed(h.mux, b, 100, &used), 0);
+    assert_int_equal(h.datas, 1);
+    h_expect_out(&h, "000400020300");
+    assert_int_equal(vrev_mux_feed(h.mux, b + 100, n - 100, &used), 0);
+    assert_int_equal(used, n - 100);
+    assert_int_equal(h.datas, 1); /* the rest of that frame goes nowhere */
+    assert_int_equal(vrev_mux_pending(h.mux, NULL), 0);
+    /* the frame boundary is kept: a later Keep for it gets End back */
+    assert_int_equal(h_feed_hex(&h, "000400020201 0001 61"), 0);
+    h_expect_out(&h, "000400020300");
+    h_done(&h);
+    free(b);
+}
+
+/* A frame is taken whole when its session was not live as its header completed, even if the
+ * application opens that id before the rest arrives; and in pieces when the header completes
+ * after the open. */
+static void test_pieces_decided_at_header(void **state)
+{
+    (void)state;
+    uint8_t frame[] = {0x00, 0x04, 0x00, 0x01, 0x02, 0x01, 0x00, 0x05, 'h', 'e', 'l', 'l', 'o'};
+    uint16_t sid;
+    struct harness h;
+    h_init(&h, VREV_MUX_CLIENT);
+    assert_int_equal(vrev_mux_feed(h.mux, frame, 10, NULL), 0); /* header + 2 bytes */
+    assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "a", 1, NULL, 0, &sid), 0);
+    assert_int_equal(sid, 1);
+    assert_int_equal(vrev_mux_feed(h.mux, frame + 10, 3, NULL), 0);
+    assert_int_equal(h.datas, 1);
+    assert_int_equal(h.last_len, 5);
+    assert_memory_equal(h.last_data, "hello", 5);
+    h_done(&h);
+
+    h_init(&h, VREV_MUX_CLIENT);
+    assert_int_equal(vrev_mux_feed(h.mux, frame, 7, NULL), 0); /* header incomplete */
+    assert_int_equal(vrev_mux_open(h.mux, VREV_NET_TCP, "a", 1, NULL, 0, &sid), 0);
+    assert_int_equal(vrev_mux_feed(h.mux, frame + 7, 4, NULL), 0);
+    assert_int_equal(h.datas, 1);
+    assert_ptr_equal(h.last_data, frame + 8);
+    assert_int_equal(h.last_len, 3);
+    assert_int_equal(vrev_mux_feed(h.mux, frame + 11, 2, NULL), 0);
+    assert_int_equal(h.datas, 2);
+    assert_int_equal(h.data_bytes, 5);
+    h_done(&h);
+}
+
+static void test_pieces_truncated(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init(&h, VREV_MUX_SERVER);
+    /* dataLen says 16, 3 bytes arrive: the session is open, the 3 bytes delivered */
+    assert_int_equal(h_feed_hex(&h, "000c 0002 01 01 01 0050 01 7f000001 0010 616263"), 0);
+    assert_int_equal(h.opens, 1);
+    assert_int_equal(h.data_bytes, 3);
+    assert_true(vrev_mux_buffered(h.mux) > 0);
+    h_done(&h);
+    assert_int_equal(vrev_mux_set_partial_data(NULL, 1), VREV_ERR_INVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -872,6 +1100,18 @@ int main(void)
         cmocka_unit_test(test_pause),
         cmocka_unit_test(test_callback_error_closes),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test_setup_teardown(test_captures_any_split, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_malformed, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_server_sessions, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_server_duplicate_new, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_server_session_cap, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_server_refuse_in_callback, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_udp_limits, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_pause, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_pieces_delivery, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_pieces_session_ends_midway, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_pieces_decided_at_header, pieces_on, pieces_off),
+        cmocka_unit_test_setup_teardown(test_pieces_truncated, pieces_on, pieces_off),
     };
     return cmocka_run_group_tests_name("mux", tests, NULL, NULL);
 }
