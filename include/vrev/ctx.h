@@ -89,6 +89,15 @@ VREV_API struct event_base *vrev_ctx_base(const vrev_ctx *ctx);
  *  cb NULL disables logging (the default). */
 VREV_API void vrev_ctx_set_log(vrev_ctx *ctx, int max_level, vrev_log_cb cb, void *user);
 
+/** Log lines are rate-limited per component (a flood of refused connections must not flood
+ *  the log): at most `per_second` lines a second after a burst of `burst` (0: as many as
+ *  per_second); what is dropped is counted and said in the next line written ("(N more lines
+ *  of this kind were not logged)"). Debug lines are never limited. per_second 0: no limit.
+ *  Defaults: VREV_LOG_RATE_DEFAULT, VREV_LOG_BURST_DEFAULT. */
+#define VREV_LOG_RATE_DEFAULT 10
+#define VREV_LOG_BURST_DEFAULT 20
+VREV_API void vrev_ctx_set_log_rate(vrev_ctx *ctx, unsigned per_second, unsigned burst);
+
 /** The name of a log level ("error", "warn", "info", "debug"), or "?". Static string. */
 VREV_API const char *vrev_log_level_name(int level);
 

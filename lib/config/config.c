@@ -621,7 +621,7 @@ static void check_trailing(vrev__cfg_loader *L, size_t end)
         return;
     unsigned line, col;
     vrev__json_pos_linecol(L->text, L->len, end, &line, &col);
-    vrev__log(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: text after the JSON object is ignored",
+    vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: text after the JSON object is ignored",
               L->file, line, col);
 }
 

@@ -123,7 +123,7 @@ void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
         return;
     if (++L->warnings > VREV_CFG_MAX_WARNINGS) {
         if (L->warnings == VREV_CFG_MAX_WARNINGS + 1)
-            vrev__log(L->ctx, VREV_LOG_WARN, "config", "%s: further warnings suppressed", L->file);
+            vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s: further warnings suppressed", L->file);
         return;
     }
     char msg[256], path[256];
@@ -134,7 +134,7 @@ void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
     vrev__cfg_path_text(L->path, path_len(L), path, sizeof(path));
     unsigned line, col;
     position(L, at_key, &line, &col);
-    vrev__log(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: %s%s%s", L->file, line, col, path,
+    vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: %s%s%s", L->file, line, col, path,
               path[0] ? ": " : "", msg);
 }
 

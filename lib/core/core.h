@@ -23,12 +23,23 @@ struct vrev__transport {
     void *state;
 };
 
+/* Log lines per component are rate-limited (RELIABILITY.md 3.6): a token bucket each. */
+#define VREV__LOG_BUCKETS 16
+struct vrev__log_bucket {
+    char component[16];
+    int64_t last_ms;      /* last refill */
+    uint32_t milli;       /* tokens x 1000 */
+    uint64_t suppressed;  /* lines dropped since the last one written */
+};
+
 struct vrev_ctx {
     struct event_base *base;
     vrev_allocator alloc;
     vrev_log_cb log_cb;
     void *log_user;
     int log_level;
+    unsigned log_rate, log_burst; /* lines per second and burst per component; 0: no limit */
+    struct vrev__log_bucket log_buckets[VREV__LOG_BUCKETS];
     struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
     size_t n_transports;
     /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
@@ -58,6 +69,9 @@ static inline bool vrev__log_enabled(const vrev_ctx *ctx, int level)
 }
 
 void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same without the rate limit, for bursts bounded by their caller (config warnings). */
+void vrev__log_all(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* a + b into *out; false on overflow. */

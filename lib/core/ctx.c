@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -44,6 +45,8 @@ int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator 
     ctx->base = base;
     ctx->alloc = *alloc;
     ctx->log_level = VREV_LOG_INFO;
+    ctx->log_rate = VREV_LOG_RATE_DEFAULT;
+    ctx->log_burst = VREV_LOG_BURST_DEFAULT;
     *out = ctx;
     return 0;
 }
@@ -97,16 +100,97 @@ const char *vrev_log_level_name(int level)
     }
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The bucket of `component`: its own, a free one, or the least recently refilled one. */
+static struct vrev__log_bucket *log_bucket(vrev_ctx *ctx, const char *component)
+{
+    struct vrev__log_bucket *b = ctx->log_buckets, *oldest = b;
+    for (size_t i = 0; i < VREV__LOG_BUCKETS; i++, b++) {
+        if (!strncmp(b->component, component, sizeof(b->component) - 1))
+            return b;
+        if (!b->component[0] || b->last_ms < oldest->last_ms)
+            oldest = b;
+        if (!b->component[0])
+            break;
+    }
+    memset(oldest, 0, sizeof(*oldest));
+    snprintf(oldest->component, sizeof(oldest->component), "%s", component);
+    oldest->milli = ctx->log_burst * 1000u;
+    oldest->last_ms = now_ms();
+    return oldest;
+}
+
+/* May a line of `component` be written now? Debug lines always may (asked for explicitly). */
+static bool log_admit(vrev_ctx *ctx, int level, const char *component, uint64_t *suppressed)
+{
+    *suppressed = 0;
+    if (level >= VREV_LOG_DEBUG || ctx->log_rate == 0)
+        return true;
+    struct vrev__log_bucket *b = log_bucket(ctx, component);
+    int64_t now = now_ms(), cap = (int64_t)ctx->log_burst * 1000;
+    int64_t milli = b->milli + (now - b->last_ms) * (int64_t)ctx->log_rate;
+    b->milli = (uint32_t)(milli > cap ? cap : milli);
+    b->last_ms = now;
+    if (b->milli < 1000) {
+        b->suppressed++;
+        return false;
+    }
+    b->milli -= 1000;
+    *suppressed = b->suppressed;
+    b->suppressed = 0;
+    return true;
+}
+
+static void vlog(vrev_ctx *ctx, int level, const char *component, bool limited, const char *fmt,
+                 va_list ap)
+{
+    component = component ? component : "";
+    uint64_t suppressed = 0;
+    if (limited && !log_admit(ctx, level, component, &suppressed))
+        return;
+    char line[1024];
+    if (suppressed) {
+        snprintf(line, sizeof(line), "(%llu more lines of this kind were not logged)",
+                 (unsigned long long)suppressed);
+        ctx->log_cb(level, component, line, ctx->log_user);
+    }
+    vsnprintf(line, sizeof(line), fmt, ap);
+    ctx->log_cb(level, component, line, ctx->log_user);
+}
+
 void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
 {
     if (!vrev__log_enabled(ctx, level))
         return;
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    vlog(ctx, level, component, true, fmt, ap);
     va_end(ap);
-    ctx->log_cb(level, component ? component : "", line, ctx->log_user);
+}
+
+void vrev__log_all(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
+{
+    if (!vrev__log_enabled(ctx, level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(ctx, level, component, false, fmt, ap);
+    va_end(ap);
+}
+
+void vrev_ctx_set_log_rate(vrev_ctx *ctx, unsigned per_second, unsigned burst)
+{
+    if (!ctx)
+        return;
+    ctx->log_rate = per_second;
+    ctx->log_burst = per_second ? (burst ? burst : per_second) : 0;
+    memset(ctx->log_buckets, 0, sizeof(ctx->log_buckets));
 }
 
 void *vrev__malloc(vrev_ctx *ctx, size_t size)

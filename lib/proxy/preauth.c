@@ -1,7 +1,8 @@
 /* Caps on connections still in their proxy handshake (not yet authenticated), per engine:
  * a total, with random early drop from half of it (as OpenSSH's MaxStartups 10:30:100), and
  * a count per source IP. A connection over the caps is closed at accept, before anything is
- * allocated or read for it (RELIABILITY.md §3.6: Slowloris; 1,024 in all, 32 per source). */
+ * allocated or read for it (RELIABILITY.md §3.6: Slowloris; 1,024 in all; per source 256,
+ * not 32: a V2Ray client multiplexes many users' bursts onto one address). */
 #include <string.h>
 
 #include "crypto/crypto.h"

@@ -70,7 +70,9 @@ struct vrev__engine_stats {
 
 /* Connections in their proxy handshake (preauth.c). */
 #define VREV_PREAUTH_MAX 1024
-#define VREV_PREAUTH_PER_SOURCE 32
+#define VREV_PREAUTH_PER_SOURCE 256 /* RELIABILITY.md says 32 (OpenSSH's figure); one V2Ray
+                                       client opens more than that at once (a browser's burst
+                                       through its dokodemo/socks inbound) */
 struct vrev__preauth_source {
     struct vrev__addr ip;
     uint32_t n;
