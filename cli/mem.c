@@ -43,8 +43,10 @@
 #define MEM_SANITIZER 0
 #endif
 
-#define POOL_BLOCK 32                /* libevent's evmap_io is 16 bytes */
-#define POOL_SPAN ((size_t)16 << 20) /* address space only: 512 Ki blocks */
+#define POOL_BLOCK 32 /* libevent's evmap_io is 16 bytes */
+/* 128 Ki descriptors; past them the heap takes over. Address space that is touched only as it
+ * is used, but charged in full where overcommit is off (vm.overcommit_memory=2): kept small. */
+#define POOL_SPAN ((size_t)4 << 20)
 #define TRIM_DROP ((size_t)64 << 10) /* bytes in use below the peak before a trim */
 #define TRIM_DELAY_MS 1000           /* after the first drop: a burst ends first */
 
