@@ -228,6 +228,27 @@ static void end_writes(struct tconn *c)
     }
 }
 
+/* The plaintext of the next record: whole chains of src, up to CHUNK bytes. The layer above
+ * (one VMess chunk of at most 16209 bytes per chain) then goes out one record per chain with
+ * nothing for evbuffer_pullup to copy; small chains are gathered up to RECORD_MIN, but never
+ * with part of a large one: a chain cut short somewhere on the way makes one short record
+ * rather than shifting every later record off its chain (each then a 16 KiB copy). */
+#define RECORD_MIN 1024
+#define RECORD_PEEK 8
+
+static size_t record_len(struct evbuffer *src, size_t len)
+{
+    struct evbuffer_iovec v[RECORD_PEEK];
+    int k = evbuffer_peek(src, -1, NULL, v, RECORD_PEEK);
+    size_t n = 0;
+    for (int i = 0; i < k && i < RECORD_PEEK && n < RECORD_MIN; i++) {
+        if (n + v[i].iov_len > CHUNK)
+            return n ? n : CHUNK;
+        n += v[i].iov_len;
+    }
+    return n && n <= len ? n : (len < CHUNK ? len : CHUNK);
+}
+
 static void write_records(struct tconn *c)
 {
     struct evbuffer *src = bufferevent_get_input(c->inner);
@@ -237,7 +258,7 @@ static void write_records(struct tconn *c)
         if (len == 0 || evbuffer_get_length(out) >= STAGE_CAP)
             break; /* lower_write resumes */
         /* After AGAIN the library wants the very same bytes and length again. */
-        size_t n = c->wr_len ? c->wr_len : (len < CHUNK ? len : CHUNK);
+        size_t n = c->wr_len ? c->wr_len : record_len(src, len);
         const uint8_t *p = evbuffer_pullup(src, (ev_ssize_t)n);
         if (!p) {
             fail(c, BEV_EVENT_WRITING, "out of memory");
@@ -539,6 +560,32 @@ static int pick_name(const struct vrev__tls_common *tc, struct bufferevent *lowe
     return tc->insecure ? 0 : VREV_ERR_INVAL;
 }
 
+/* The user's bytes pass to outer whole chains at a time: libevent's default pass-through
+ * (evbuffer_remove_buffer up to the room under outer's high-water mark) copies the chain it
+ * cuts, and the cut pieces later cost write_records a pullup copy as well. Whole chains up to
+ * the room, or the room's worth when the first chain alone is larger. */
+static enum bufferevent_filter_result pass_chains(struct evbuffer *src, struct evbuffer *dst,
+                                                  ev_ssize_t limit,
+                                                  enum bufferevent_flush_mode mode, void *arg)
+{
+    (void)mode, (void)arg;
+    size_t len = evbuffer_get_length(src), n = 0;
+    if (limit >= 0 && (size_t)limit < len) {
+        struct evbuffer_ptr at;
+        struct evbuffer_iovec v;
+        evbuffer_ptr_set(src, &at, 0, EVBUFFER_PTR_SET);
+        while (evbuffer_peek(src, -1, &at, &v, 1) >= 1 && v.iov_len <= (size_t)limit - n) {
+            n += v.iov_len;
+            if (v.iov_len == 0 || evbuffer_ptr_set(src, &at, v.iov_len, EVBUFFER_PTR_ADD) < 0)
+                break;
+        }
+        len = n ? n : (size_t)limit;
+    }
+    if (len && evbuffer_remove_buffer(src, dst, len) < 0)
+        return BEV_ERROR;
+    return BEV_OK;
+}
+
 static int make_bevs(struct tconn *c)
 {
     struct bufferevent *pair[2];
@@ -548,7 +595,7 @@ static int make_bevs(struct tconn *c)
     c->inner = pair[1];
     c->outer_in_cb = evbuffer_add_cb(bufferevent_get_input(c->outer), outer_input_cb, c);
     if (c->outer_in_cb)
-        c->self = bufferevent_filter_new(c->outer, NULL, NULL, BEV_OPT_DEFER_CALLBACKS,
+        c->self = bufferevent_filter_new(c->outer, NULL, pass_chains, BEV_OPT_DEFER_CALLBACKS,
                                          self_destroyed, c);
     if (!c->self) {
         if (c->outer_in_cb)
