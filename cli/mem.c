@@ -2,18 +2,18 @@
  * program may, and these two things decide whether memory goes back to the system after a
  * burst of connections. Measured with 1000 tunneled connections (bench/bench.py footprint):
  * 3 s after they closed, a portal had kept +20% (OpenSSL) / +43% (mbedTLS) over its idle RSS
- * and a bridge +66% / +133%; with these, +3..8%.
+ * and a bridge +66% / +133%; with these, +3% (OpenSSL) / +8..9% (mbedTLS) on both sides.
  *
  * 1. libevent keeps one small record per file descriptor number it has ever watched (16 bytes,
  *    its evmap) until the event_base is freed. Allocated from the heap, each lands between the
  *    buffers of the connection that first used that descriptor, and after the connections
- *    close every such record pins its own 4 KiB page: 1000 descriptors kept ~1000 pages.
+ *    close every such record pins its own 4 KiB page: 1000 descriptors kept 600..900 pages.
  *    libevent's blocks of at most POOL_BLOCK bytes therefore come from a dense pool of their
  *    own (event_set_mem_functions), where 1000 of them take 32 KiB.
  * 2. glibc returns only the top of its heap by itself; pages freed inside it stay resident
  *    until malloc_trim(). The allocators given to libevent and to libvrev count the bytes in
  *    use, and once that has fallen TRIM_DROP below its peak since the last trim, a timer trims
- *    TRIM_DELAY later: once after a burst of closes, not once per close.
+ *    TRIM_DELAY_MS later: once after a burst of closes, not once per close.
  * Each alone leaves most of it (mbedTLS, portal / bridge: pool only +44% / +120%, trim only
  * +38% / +87%). Fixed mmap/trim thresholds (mallopt) made no difference on top: malloc_trim()
  * does not look at them.
