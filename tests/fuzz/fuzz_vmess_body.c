@@ -6,7 +6,8 @@
  * ones); byte 2: split seed; the rest is data.
  *   mode 0: the data is a received stream. Oracle: fed whole and fed in pieces, the decoder
  *           gives the same plaintext and the same end (EOF, need-more or the same error),
- *           and never emits more bytes than it took.
+ *           and never emits more bytes than it took; so does _open_to, offered room that
+ *           starts small and grows when it asks (VREV_VMESS_BODY_ROOM).
  *   mode 1: the data is a payload; chunk sizes come from the payload bytes. It is encoded,
  *           ended, and decoded in pieces. Oracle: the same payload comes back, then EOF
  *           (raw mode: no EOF, the transport ends it). */
@@ -38,9 +39,32 @@ static int zeros(void *user, uint8_t *out, size_t len)
     return 0;
 }
 
-static void decode(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, size_t n,
-                   unsigned seed, struct result *r)
+#define NO_ROOM SIZE_MAX /* decode with _open */
+
+/* One call of _open or _open_to (room bytes, in an exact-size buffer so ASan sees overruns;
+ * grown when the decoder asks). */
+static int open_one(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
+                    size_t *room, uint8_t **dst, const uint8_t **out, size_t *out_len)
 {
+    if (*room == NO_ROOM)
+        return vrev__vmess_body_open(b, p, n, used, out, out_len);
+    free(*dst);
+    *dst = *room ? malloc(*room) : NULL;
+    if (*room && !*dst)
+        abort();
+    int rc = vrev__vmess_body_open_to(b, p, n, used, *dst, *room, out, out_len);
+    if (rc == VREV_VMESS_BODY_ROOM) {
+        if (*out_len <= *room || *out_len > VREV_VMESS_BODY_CHUNK_MAX)
+            abort();
+        *room = *out_len;
+    }
+    return rc;
+}
+
+static void decode(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, size_t n,
+                   unsigned seed, size_t room, struct result *r)
+{
+    uint8_t *dst = NULL;
     struct vrev__vmess_body b;
     if (vrev__vmess_body_init(&b, ctx, sec, opt, cmd, key, iv) < 0)
         abort();
@@ -61,9 +85,12 @@ static void decode(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, s
         size_t at = 0, used, out_len;
         const uint8_t *out;
         int rc;
-        while ((rc = vrev__vmess_body_open(&b, p + off + at, k - at, &used, &out, &out_len)) ==
-               VREV_VMESS_BODY_CHUNK) {
+        while ((rc = open_one(&b, p + off + at, k - at, &used, &room, &dst, &out, &out_len)) ==
+                   VREV_VMESS_BODY_CHUNK ||
+               rc == VREV_VMESS_BODY_ROOM) {
             at += used;
+            if (rc == VREV_VMESS_BODY_ROOM)
+                continue;
             if (out_len == 0 || r->len + out_len > off + at)
                 abort();
             memcpy(r->out + r->len, out, out_len);
@@ -76,22 +103,28 @@ static void decode(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, s
         r->used += at;
         off += k;
     }
+    free(dst);
     vrev__vmess_body_cleanup(&b);
 }
 
 static void mode_decode(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, size_t n,
                         unsigned seed)
 {
-    struct result whole, split;
-    decode(ctx, sec, opt, cmd, p, n, 0, &whole);
-    decode(ctx, sec, opt, cmd, p, n, seed | 1u, &split);
+    struct result whole, split, to;
+    decode(ctx, sec, opt, cmd, p, n, 0, NO_ROOM, &whole);
+    decode(ctx, sec, opt, cmd, p, n, seed | 1u, NO_ROOM, &split);
+    decode(ctx, sec, opt, cmd, p, n, seed | 1u, seed * 7u, &to);
     if (whole.end != split.end || whole.len != split.len ||
         memcmp(whole.out, split.out, whole.len) || whole.len > n)
         abort();
     if (whole.end >= 0 && whole.used != split.used)
         abort();
+    if (to.end != whole.end || to.len != whole.len || memcmp(to.out, whole.out, whole.len) ||
+        (whole.end >= 0 && to.used != whole.used))
+        abort();
     free(whole.out);
     free(split.out);
+    free(to.out);
 }
 
 static void mode_round_trip(vrev_ctx *ctx, int sec, int opt, int cmd, const uint8_t *p, size_t n,
@@ -117,7 +150,8 @@ static void mode_round_trip(vrev_ctx *ctx, int sec, int opt, int cmd, const uint
     struct result r;
     static const uint8_t none[1];
     const uint8_t *w = wire.data ? wire.data + wire.start : none; /* raw mode, no payload */
-    decode(ctx, sec, opt, cmd, w, vrev__buf_len(&wire), seed, &r);
+    decode(ctx, sec, opt, cmd, w, vrev__buf_len(&wire), seed, seed & 1 ? NO_ROOM : seed * 64u,
+           &r);
     bool raw = sec == 5 && !(opt & 0x01);
     if (r.end != (raw ? VREV_VMESS_BODY_MORE : VREV_VMESS_BODY_EOF) || r.len != n ||
         (n && memcmp(r.out, p, n)))
