@@ -148,6 +148,9 @@ static bool log_admit(vrev_ctx *ctx, int level, const char *component, uint64_t 
 }
 
 static void vlog(vrev_ctx *ctx, int level, const char *component, bool limited, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void vlog(vrev_ctx *ctx, int level, const char *component, bool limited, const char *fmt,
                  va_list ap)
 {
     component = component ? component : "";
