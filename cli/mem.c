@@ -9,7 +9,9 @@
  *    buffers of the connection that first used that descriptor, and after the connections
  *    close every such record pins its own 4 KiB page: 1000 descriptors kept 600..900 pages.
  *    libevent's blocks of at most POOL_BLOCK bytes therefore come from a dense pool of their
- *    own (event_set_mem_functions), where 1000 of them take 32 KiB.
+ *    own (event_set_mem_functions), where 1000 of them take 32 KiB. The catch: memory that
+ *    libevent hands out for the caller to free() (evbuffer_readln, evbuffer_readline) may now
+ *    come from the pool; nothing in vrev calls those, and nothing may.
  * 2. glibc returns only the top of its heap by itself; pages freed inside it stay resident
  *    until malloc_trim(). The allocators given to libevent and to libvrev count the bytes in
  *    use, and once that has fallen TRIM_DROP below its peak since the last trim, a timer trims
