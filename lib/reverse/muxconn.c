@@ -1,5 +1,13 @@
 /* muxconn: vrev_mux over a transport bufferevent, sessions over local bufferevents (see
- * muxconn.h). UDP sessions' local sides carry datagrams as u16be length + bytes. */
+ * muxconn.h). UDP sessions' local sides carry datagrams as u16be length + bytes.
+ *
+ * Stream payload is moved, not copied, both ways. Sending, a session's input becomes Keep
+ * frames written straight into the transport's output, each a header followed by whole
+ * evbuffer chains (up to VREV_MUX_DATA_MAX bytes: a socket read's chain, see lib/net/tcp.c).
+ * Receiving, the codec hands stream payload over in pieces (vrev_mux_set_partial_data) that
+ * point into the transport's input; each piece is moved to the session's output with
+ * evbuffer_remove_buffer, which relinks whole chains and copies only a chain shared with the
+ * next frame. Datagrams, control messages and the codec's own frames (New, End) are copied. */
 #include <string.h>
 
 #include "core/core.h"
@@ -14,9 +22,9 @@ struct msession {
     struct bufferevent *local; /* NULL: internal */
     uint16_t sid;
     bool udp;
-    bool attached; /* still in the codec's table */
-    uint64_t rx, tx;  /* payload delivered to / read from the local side */
-    char target[64];  /* target host, for events (truncated) */
+    bool attached;   /* still in the codec's table */
+    uint64_t rx, tx; /* payload delivered to / read from the local side */
+    char target[64]; /* target host, for events (truncated) */
 };
 
 struct vrev__muxconn {
@@ -30,6 +38,11 @@ struct vrev__muxconn {
     struct msession *blocked; /* the session whose local output stopped the transport */
     bool tx_paused;           /* locals stopped: the transport's output is full */
     bool closed;
+    /* receiving: the input segment being fed, and the stream piece on_data left in it */
+    const uint8_t *seg;
+    size_t seg_len;
+    struct msession *piece_to; /* NULL: no piece to move */
+    size_t piece_off, piece_len;
     uint64_t rx_bytes; /* session payload delivered to local sides */
     uint64_t tx_bytes; /* session payload read from local sides and sent */
     int busy;
@@ -83,11 +96,26 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     return s;
 }
 
+/* The session that stopped the transport from being read has drained or is gone: read on.
+ * Frames already buffered below are not announced again, so they are processed from the loop
+ * (never from here: this runs inside the codec's callbacks too). */
+static void unblock(struct vrev__muxconn *mc)
+{
+    bufferevent_setwatermark(mc->blocked->local, EV_WRITE, 0, 0);
+    mc->blocked = NULL;
+    if (mc->closed)
+        return;
+    bufferevent_enable(mc->transport, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(mc->transport)))
+        bufferevent_trigger(mc->transport, EV_READ,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 static void session_free(struct msession *s, int abort)
 {
     struct vrev__muxconn *mc = s->mc;
-    if (mc->blocked == s)
-        mc->blocked = NULL;
+    if (mc->blocked == s) /* e.g. its reader went away with the tunnel waiting for it */
+        unblock(mc);
     session_event(s, VREV_EVENT_SESSION_CLOSE);
     s->prev->next = s->next;
     s->next->prev = s->prev;
@@ -124,6 +152,18 @@ static void set_locals_reading(struct vrev__muxconn *mc, bool on)
         }
 }
 
+/* After writing to the transport: a full output stops every local side from being read. */
+static void check_tx(struct vrev__muxconn *mc)
+{
+    struct evbuffer *out = bufferevent_get_output(mc->transport);
+    if (!mc->tx_paused && evbuffer_get_length(out) >= mc->hwm) {
+        mc->tx_paused = true;
+        set_locals_reading(mc, false);
+        bufferevent_setwatermark(mc->transport, EV_WRITE, mc->hwm / 2, 0);
+    }
+}
+
+/* Write the frames the codec has queued (New, End, datagrams, control). */
 static void flush(struct vrev__muxconn *mc)
 {
     const uint8_t *p;
@@ -132,12 +172,7 @@ static void flush(struct vrev__muxconn *mc)
         return;
     bufferevent_write(mc->transport, p, n);
     vrev_mux_consume(mc->mux, n);
-    struct evbuffer *out = bufferevent_get_output(mc->transport);
-    if (!mc->tx_paused && evbuffer_get_length(out) >= mc->hwm) {
-        mc->tx_paused = true;
-        set_locals_reading(mc, false);
-        bufferevent_setwatermark(mc->transport, EV_WRITE, mc->hwm / 2, 0);
-    }
+    check_tx(mc);
 }
 
 static void transport_write(struct bufferevent *bev, void *arg)
@@ -154,6 +189,7 @@ static void transport_write(struct bufferevent *bev, void *arg)
 
 static void destroy(struct vrev__muxconn *mc)
 {
+    mc->closed = true;
     while (mc->sessions.next != &mc->sessions)
         session_free(mc->sessions.next, 1);
     vrev_mux_free(mc->mux);
@@ -228,6 +264,16 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
     return 0;
 }
 
+/* After delivering to a session: a slow reader stops the tunnel until it catches up. */
+static void check_rx(struct vrev__muxconn *mc, struct msession *s)
+{
+    if (evbuffer_get_length(bufferevent_get_output(s->local)) >= mc->hwm) {
+        mc->blocked = s;
+        bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
+        vrev_mux_pause(mc->mux);
+    }
+}
+
 static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len, void *user)
 {
     struct vrev__muxconn *mc = user;
@@ -242,17 +288,20 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
     struct evbuffer *out = bufferevent_get_output(s->local);
     mc->rx_bytes += len;
     s->rx += len;
+    if (!s->udp && data >= mc->seg && (size_t)(data - mc->seg) < mc->seg_len) {
+        /* A stream piece, the last bytes this feed consumes: transport_read moves it. */
+        mc->piece_to = s;
+        mc->piece_off = (size_t)(data - mc->seg);
+        mc->piece_len = len;
+        vrev_mux_pause(mux);
+        return 0;
+    }
     if (s->udp) {
         uint8_t hdr[2] = {(uint8_t)(len >> 8), (uint8_t)len};
         evbuffer_add(out, hdr, 2);
     }
     evbuffer_add(out, data, len);
-    if (evbuffer_get_length(out) >= mc->hwm) {
-        /* This session's reader is slow: stop reading the tunnel until it catches up. */
-        mc->blocked = s;
-        bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
-        vrev_mux_pause(mux);
-    }
+    check_rx(mc, s);
     return 0;
 }
 
@@ -272,6 +321,24 @@ static int mux_close(vrev_mux *mux, uint16_t sid, int error, void *session_user,
 
 /* --- transport ----------------------------------------------------------------------------- */
 
+/* Move the stream piece on_data found at the end of the `used` bytes just fed. */
+static void take_piece(struct vrev__muxconn *mc, struct evbuffer *in, size_t used)
+{
+    struct msession *s = mc->piece_to;
+    struct evbuffer *out = bufferevent_get_output(s->local);
+    mc->piece_to = NULL;
+    if (mc->piece_off + mc->piece_len == used) {
+        evbuffer_drain(in, mc->piece_off);
+        if (evbuffer_remove_buffer(in, out, mc->piece_len) != (int)mc->piece_len)
+            fail(mc, VREV_ERR_NOMEM); /* the stream is cut: the tunnel cannot go on */
+    } else {                          /* not where a piece ends a feed (cannot happen): copy it */
+        evbuffer_add(out, mc->seg + mc->piece_off, mc->piece_len);
+        evbuffer_drain(in, used);
+    }
+    if (!mc->closed)
+        check_rx(mc, s);
+}
+
 static void transport_read(struct bufferevent *bev, void *arg)
 {
     struct vrev__muxconn *mc = arg;
@@ -281,8 +348,15 @@ static void transport_read(struct bufferevent *bev, void *arg)
     while (!mc->closed && !mc->blocked && !mc->free_pending &&
            evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         size_t used = 0;
+        mc->seg = vec.iov_base;
+        mc->seg_len = vec.iov_len;
+        mc->piece_to = NULL;
         int rc = vrev_mux_feed(mc->mux, vec.iov_base, vec.iov_len, &used);
-        evbuffer_drain(in, used);
+        if (mc->piece_to)
+            take_piece(mc, in, used);
+        else
+            evbuffer_drain(in, used);
+        mc->seg = NULL;
         if (rc < 0) {
             vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT, "closing tunnel: %s",
                       vrev_strerror(rc));
@@ -329,35 +403,78 @@ static int send_datagrams(struct msession *s, struct evbuffer *in)
     return 0;
 }
 
+/* The payload of the next Keep frame: whole chains of `in`, at most VREV_MUX_DATA_MAX bytes,
+ * or the first VREV_MUX_DATA_MAX bytes of a larger first chain. */
+static size_t frame_payload(struct evbuffer *in)
+{
+    struct evbuffer_iovec v[16];
+    int n = evbuffer_peek(in, -1, NULL, v, 16);
+    size_t total = 0;
+    for (int i = 0; i < n && i < 16 && total + v[i].iov_len <= VREV_MUX_DATA_MAX; i++)
+        total += v[i].iov_len;
+    if (total == 0) {
+        total = evbuffer_get_length(in);
+        total = total < VREV_MUX_DATA_MAX ? total : VREV_MUX_DATA_MAX;
+    }
+    return total;
+}
+
+/* Stream data: Keep frames written into the transport's output behind whatever the codec has
+ * queued (this session's New first), header then the payload's chains, moved. */
 static int send_stream(struct msession *s, struct evbuffer *in)
 {
-    struct evbuffer_iovec vec;
-    while (evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
-        int rc = vrev_mux_send(s->mc->mux, s->sid, vec.iov_base, vec.iov_len);
-        s->mc->tx_bytes += vec.iov_len;
-        s->tx += vec.iov_len;
-        evbuffer_drain(in, vec.iov_len);
-        if (rc < 0)
-            return rc;
+    struct vrev__muxconn *mc = s->mc;
+    struct evbuffer *out = bufferevent_get_output(mc->transport);
+    uint8_t hdr[8];
+    flush(mc);
+    if (mc->closed)
+        return 0;
+    for (size_t n; (n = frame_payload(in)) > 0;) {
+        int hl =
+            vrev_mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, n);
+        if (hl < 0)
+            return hl;
+        if (evbuffer_add(out, hdr, (size_t)hl) < 0 ||
+            evbuffer_remove_buffer(in, out, n) != (int)n) {
+            fail(mc, VREV_ERR_NOMEM); /* a frame is cut: the tunnel cannot go on */
+            return 0;
+        }
+        mc->tx_bytes += n;
+        s->tx += n;
     }
+    check_tx(mc);
     return 0;
+}
+
+/* Send what a local side has read. Returns false if the session is gone (freed) since. */
+static bool send_local(struct msession *s, struct evbuffer *in)
+{
+    struct vrev__muxconn *mc = s->mc;
+    int rc = s->udp ? send_datagrams(s, in) : send_stream(s, in);
+    if (mc->closed) /* the tunnel failed: every session was freed */
+        return false;
+    if (rc < 0) {
+        vrev_mux_end(mc->mux, s->sid, 1);
+        s->attached = false;
+        session_free(s, 1);
+        return false;
+    }
+    return true;
 }
 
 static void local_read(struct bufferevent *bev, void *arg)
 {
     struct msession *s = arg;
+    struct vrev__muxconn *mc = s->mc;
     struct evbuffer *in = bufferevent_get_input(bev);
-    if (!s->attached || s->mc->closed) {
+    if (!s->attached || mc->closed) {
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    int rc = s->udp ? send_datagrams(s, in) : send_stream(s, in);
-    if (rc < 0) {
-        vrev_mux_end(s->mc->mux, s->sid, 1);
-        s->attached = false;
-        session_free(s, 1);
-    }
-    flush(s->mc);
+    mc->busy++;
+    send_local(s, in);
+    flush(mc);
+    leave(mc);
 }
 
 static void local_write(struct bufferevent *bev, void *arg)
@@ -369,14 +486,8 @@ static void local_write(struct bufferevent *bev, void *arg)
             session_free(s, 0);
         return;
     }
-    if (mc->blocked == s) {
-        mc->blocked = NULL;
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(mc->transport, EV_READ);
-        /* frames already buffered below us are not announced again: process them now */
-        if (evbuffer_get_length(bufferevent_get_input(mc->transport)))
-            transport_read(mc->transport, mc);
-    }
+    if (mc->blocked == s)
+        unblock(mc);
 }
 
 static void local_event(struct bufferevent *bev, short what, void *arg)
@@ -387,19 +498,18 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
         session_free(s, 1);
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        local_read(bev, arg);
-        if (!s->attached) /* failed while sending the rest */
-            return;
-        vrev_mux_end(mc->mux, s->sid, 0); /* no half-close in Mux.Cool: the session ends */
-        vrev_mux_session_set_user(mc->mux, s->sid, NULL);
-        session_finish_local(s);
-    } else {
+    mc->busy++;
+    if (!(what & BEV_EVENT_EOF)) {
         vrev_mux_end(mc->mux, s->sid, 1);
         s->attached = false;
         session_free(s, 1);
+    } else if (send_local(s, bufferevent_get_input(bev))) { /* the rest, then End */
+        vrev_mux_end(mc->mux, s->sid, 0); /* no half-close in Mux.Cool: the session ends */
+        vrev_mux_session_set_user(mc->mux, s->sid, NULL);
+        session_finish_local(s);
     }
     flush(mc);
+    leave(mc);
 }
 
 /* --- API ----------------------------------------------------------------------------------- */
@@ -423,6 +533,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     mc->user = user;
     mc->hwm = policy->buffer_bytes < 65536 ? 65536 : policy->buffer_bytes;
     mc->sessions.next = mc->sessions.prev = &mc->sessions;
+    vrev_mux_set_partial_data(mc->mux, 1);
     bufferevent_setcb(transport, transport_read, transport_write, transport_event, mc);
     bufferevent_setwatermark(transport, EV_WRITE, 0, 0);
     bufferevent_enable(transport, EV_READ | EV_WRITE);
@@ -430,7 +541,8 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     if (below && evbuffer_get_length(bufferevent_get_input(below)))
         bufferevent_trigger(below, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     if (evbuffer_get_length(bufferevent_get_input(transport)))
-        bufferevent_trigger(transport, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+        bufferevent_trigger(transport, EV_READ,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     *out = mc;
     return 0;
 }

@@ -1,0 +1,260 @@
+/* lib/reverse/muxconn: a client and a server muxconn in one loop, joined through a tap that
+ * checks every byte between them with a codec of its own (whole frames) and hands them on in
+ * pieces of varying size. Streams echoed both ways (payload moved in frames of up to 65535
+ * bytes), and a tunnel stopped for a slow session that reads on once that session is gone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "reverse/muxconn.h"
+#include "testutil.h"
+
+#define BULK (3u << 20)
+
+struct tap_dir {
+    vrev_mux *check;  /* the independent decoder of this direction */
+    size_t max_data;  /* largest dataLen seen */
+    uint64_t payload; /* stream payload seen */
+    unsigned step;
+};
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    struct vrev__policy policy;
+    struct bufferevent *t[2][2]; /* t[side][0] the muxconn's transport, [1] the tap's end */
+    struct vrev__muxconn *mc[2]; /* 0 client, 1 server */
+    struct tap_dir dir[2];       /* 0 client -> server, 1 server -> client */
+    struct bufferevent *service[4];
+    int n_service;
+    int echo; /* services echo what they read */
+    /* the client application's end of session 0 */
+    struct bufferevent *app;
+    size_t sent, received;
+};
+
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i * 13 + (i >> 11));
+}
+
+static int check_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
+{
+    (void)m;
+    struct tap_dir *d = user;
+    size_t n = 0;
+    vrev_mux_frame_data(f, &n);
+    if (n > d->max_data)
+        d->max_data = n;
+    if (vrev_mux_frame_status(f) == VREV_MUX_KEEP || vrev_mux_frame_status(f) == VREV_MUX_NEW)
+        d->payload += n;
+    return 0;
+}
+
+/* Hand bytes from one muxconn to the other in pieces of 1..70000 bytes, checking them. */
+static void tap_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    int i = bev == w->t[0][1] ? 0 : 1;
+    struct tap_dir *d = &w->dir[i];
+    struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(w->t[!i][1]);
+    while (evbuffer_get_length(in)) {
+        d->step = d->step * 1103515245u + 12345u;
+        size_t n = 1 + (d->step >> 8) % 70000, len = evbuffer_get_length(in);
+        n = n < len ? n : len;
+        const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+        size_t used;
+        assert_int_equal(vrev_mux_feed(d->check, p, n, &used), 0);
+        assert_int_equal(used, n);
+        assert_int_equal(evbuffer_remove_buffer(in, out, n), (int)n);
+    }
+}
+
+static void service_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    if (w->echo)
+        evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const vrev_mux_frame *f,
+                                   void *user)
+{
+    (void)mc, (void)sid, (void)f;
+    struct world *w = user;
+    struct bufferevent *pair[2];
+    assert_true(w->n_service < 4);
+    assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
+    w->service[w->n_service++] = pair[1];
+    bufferevent_setcb(pair[1], service_read, NULL, NULL, w);
+    bufferevent_enable(pair[1], EV_READ | EV_WRITE);
+    return pair[0];
+}
+
+static void app_fill(struct world *w)
+{
+    struct evbuffer *out = bufferevent_get_output(w->app);
+    uint8_t chunk[30000];
+    while (w->sent < BULK && evbuffer_get_length(out) < 256 * 1024) {
+        size_t n = BULK - w->sent < sizeof(chunk) ? BULK - w->sent : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = pattern(w->sent + i);
+        evbuffer_add(out, chunk, n);
+        w->sent += n;
+    }
+}
+
+static void app_read(struct bufferevent *bev, void *arg)
+{
+    struct world *w = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint8_t chunk[16384];
+    int n;
+    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
+        for (int i = 0; i < n; i++)
+            if (chunk[i] != pattern(w->received + (size_t)i))
+                fail_msg("byte %zu differs", w->received + (size_t)i);
+        w->received += (size_t)n;
+    }
+    if (w->received == BULK)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void app_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    app_fill(arg);
+}
+
+static void world_init(struct world *w, uint32_t buffer_bytes)
+{
+    memset(w, 0, sizeof(*w));
+    w->base = event_base_new();
+    assert_non_null(w->base);
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    vrev__policy_default(&w->policy);
+    w->policy.buffer_bytes = buffer_bytes;
+    static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
+    static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, w->t[i]), 0);
+        bufferevent_setcb(w->t[i][1], tap_read, NULL, NULL, w);
+        bufferevent_enable(w->t[i][1], EV_READ | EV_WRITE);
+        vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, check_frame, NULL, NULL, NULL};
+        assert_int_equal(vrev_mux_new(&w->dir[i].check, w->ctx,
+                                      i ? VREV_MUX_CLIENT : VREV_MUX_SERVER, &cb, &w->dir[i]),
+                         0);
+        w->dir[i].step = 7u + (unsigned)i;
+        assert_int_equal(vrev__muxconn_new(w->ctx, i ? VREV_MUX_SERVER : VREV_MUX_CLIENT,
+                                           w->t[i][0], &w->policy, i ? &server_cbs : &client_cbs, w,
+                                           &w->mc[i]),
+                         0);
+    }
+}
+
+/* A session from the client, its application end set up to send and check BULK bytes. */
+static uint16_t open_session(struct world *w, struct bufferevent **app)
+{
+    struct bufferevent *pair[2];
+    struct vrev__addr target;
+    uint16_t sid;
+    assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
+    assert_int_equal(vrev__addr_from_text(&target, "127.0.0.1", 80), 0);
+    assert_int_equal(vrev__muxconn_open(w->mc[0], VREV_NET_TCP, &target, pair[0], NULL, 0, &sid),
+                     0);
+    *app = pair[1];
+    return sid;
+}
+
+static void world_run(struct world *w, int seconds)
+{
+    struct timeval tv = {seconds, 0};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+static void world_done(struct world *w)
+{
+    if (w->app)
+        bufferevent_free(w->app);
+    for (int i = 0; i < w->n_service; i++)
+        if (w->service[i])
+            bufferevent_free(w->service[i]);
+    for (int i = 0; i < 2; i++) {
+        vrev__muxconn_free(w->mc[i]);
+        bufferevent_free(w->t[i][1]);
+        vrev_mux_free(w->dir[i].check);
+    }
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    event_base_free(w->base);
+    vrev_ctx_free(w->ctx);
+}
+
+static void test_stream_echo(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024); /* small: backpressure both ways */
+    w.echo = 1;
+    open_session(&w, &w.app);
+    bufferevent_setcb(w.app, app_read, app_write, NULL, &w);
+    bufferevent_enable(w.app, EV_READ | EV_WRITE);
+    app_fill(&w);
+    world_run(&w, 20);
+    assert_int_equal(w.received, BULK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w.dir[i].payload, BULK); /* valid Mux.Cool, every byte framed */
+        assert_true(w.dir[i].max_data > 8192);    /* chains go out whole */
+        assert_true(w.dir[i].max_data <= VREV_MUX_DATA_MAX);
+        assert_int_equal(vrev_mux_buffered(w.dir[i].check), 0);
+    }
+    uint64_t rx, tx;
+    vrev__muxconn_bytes(w.mc[0], &rx, &tx);
+    assert_int_equal(rx, BULK);
+    assert_int_equal(tx, BULK);
+    world_done(&w);
+}
+
+/* Mux.Cool has no per-session flow control: a session whose reader stalls stops the whole
+ * tunnel. When that session goes away (its reader reset it), the others go on. */
+static void test_blocked_session_goes_away(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024);
+    struct bufferevent *slow, *other;
+    open_session(&w, &slow);
+    open_session(&w, &other);
+    world_run(&w, 1); /* both sessions open on the server */
+    assert_int_equal(w.n_service, 2);
+    bufferevent_disable(w.service[0], EV_READ); /* session 1's reader stalls */
+    uint8_t junk[65536];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 8; i++)
+        bufferevent_write(slow, junk, sizeof(junk));
+    world_run(&w, 1);
+    bufferevent_write(other, "ping", 4);
+    world_run(&w, 1);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(w.service[1])), 0); /* behind */
+    vrev__bev_close(w.service[0], 1); /* the slow reader resets its session */
+    w.service[0] = NULL;
+    world_run(&w, 1);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(w.service[1])), 4);
+    bufferevent_free(slow);
+    bufferevent_free(other);
+    world_done(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stream_echo),
+        cmocka_unit_test(test_blocked_session_goes_away),
+    };
+    return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
+}
