@@ -24,6 +24,7 @@ struct msession {
     bool udp;
     bool attached;   /* still in the codec's table */
     uint64_t rx, tx; /* payload delivered to / read from the local side */
+    struct timeval last; /* last payload either way (policy connIdle) */
     char target[64]; /* target host, for events (truncated) */
 };
 
@@ -45,6 +46,8 @@ struct vrev__muxconn {
     size_t piece_off, piece_len;
     uint64_t rx_bytes; /* session payload delivered to local sides */
     uint64_t tx_bytes; /* session payload read from local sides and sent */
+    struct event *sweep;  /* ends sessions idle for idle_ms (V2Ray's connIdle); NULL: none */
+    uint32_t idle_ms;
     int busy;
     bool free_pending;
 };
@@ -73,6 +76,11 @@ static void session_event(struct msession *s, int event)
         mc->cbs.on_session(mc, event, s->target, s->rx, s->tx, mc->user);
 }
 
+static void touch(struct msession *s)
+{
+    event_base_gettimeofday_cached(s->mc->ctx->base, &s->last);
+}
+
 static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
                                     struct bufferevent *local, bool udp)
 {
@@ -84,6 +92,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     s->local = local;
     s->udp = udp;
     s->attached = true;
+    touch(s);
     s->next = mc->sessions.next;
     s->prev = &mc->sessions;
     mc->sessions.next->prev = s;
@@ -189,6 +198,8 @@ static void transport_write(struct bufferevent *bev, void *arg)
 
 static void destroy(struct vrev__muxconn *mc)
 {
+    if (mc->sweep)
+        event_free(mc->sweep);
     mc->closed = true;
     while (mc->sessions.next != &mc->sessions)
         session_free(mc->sessions.next, 1);
@@ -288,6 +299,7 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
     struct evbuffer *out = bufferevent_get_output(s->local);
     mc->rx_bytes += len;
     s->rx += len;
+    touch(s);
     if (!s->udp && data >= mc->seg && (size_t)(data - mc->seg) < mc->seg_len) {
         /* A stream piece, the last bytes this feed consumes: transport_read moves it. */
         mc->piece_to = s;
@@ -396,6 +408,7 @@ static int send_datagrams(struct msession *s, struct evbuffer *in)
         int rc = len <= VREV_MUX_PACKET_MAX ? vrev_mux_send(s->mc->mux, s->sid, p + 2, len) : 0;
         s->mc->tx_bytes += len <= VREV_MUX_PACKET_MAX ? len : 0;
         s->tx += len <= VREV_MUX_PACKET_MAX ? len : 0;
+        touch(s);
         evbuffer_drain(in, 2 + len); /* oversized datagrams are dropped, as V2Ray does */
         if (rc < 0)
             return rc;
@@ -441,6 +454,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
         }
         mc->tx_bytes += n;
         s->tx += n;
+        touch(s);
     }
     check_tx(mc);
     return 0;
@@ -512,6 +526,41 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
     leave(mc);
 }
 
+/* --- idle sessions ----------------------------------------------------------------------- */
+
+/* A session with no payload either way for idle_ms is ended (End with the error flag; its
+ * local side is reset), as V2Ray's connIdle ends the public client's or the target's link. */
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__muxconn *mc = arg;
+    struct timeval now, idle = {mc->idle_ms / 1000, (mc->idle_ms % 1000) * 1000}, due;
+    event_base_gettimeofday_cached(mc->ctx->base, &now);
+    mc->busy++;
+    for (struct msession *s = mc->sessions.next, *next; !mc->closed && s != &mc->sessions;
+         s = next) {
+        next = s->next;
+        timeradd(&s->last, &idle, &due);
+        if (!s->local || timercmp(&now, &due, <))
+            continue;
+        vrev__log(mc->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "session %u idle for %u ms: ended",
+                  s->sid, mc->idle_ms);
+        if (s->attached)
+            vrev_mux_end(mc->mux, s->sid, 1);
+        s->attached = false;
+        session_free(s, 1);
+    }
+    if (!mc->closed && !mc->free_pending) {
+        flush(mc);
+        struct timeval tv = {0, 0};
+        uint32_t ms = mc->idle_ms / 4 < 10 ? 10 : mc->idle_ms / 4 > 30000 ? 30000 : mc->idle_ms / 4;
+        tv.tv_sec = ms / 1000;
+        tv.tv_usec = (ms % 1000) * 1000;
+        evtimer_add(mc->sweep, &tv);
+    }
+    leave(mc);
+}
+
 /* --- API ----------------------------------------------------------------------------------- */
 
 int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
@@ -533,6 +582,18 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     mc->user = user;
     mc->hwm = policy->buffer_bytes < 65536 ? 65536 : policy->buffer_bytes;
     mc->sessions.next = mc->sessions.prev = &mc->sessions;
+    mc->idle_ms = policy->conn_idle_ms;
+    if (mc->idle_ms) {
+        struct timeval tv = {0, 10000};
+        mc->sweep = evtimer_new(ctx->base, sweep, mc);
+        if (!mc->sweep) {
+            vrev_mux_free(mc->mux);
+            vrev__free(ctx, mc);
+            vrev__bev_close(transport, 1);
+            return VREV_ERR_NOMEM;
+        }
+        evtimer_add(mc->sweep, &tv);
+    }
     vrev_mux_set_partial_data(mc->mux, 1);
     bufferevent_setcb(transport, transport_read, transport_write, transport_event, mc);
     bufferevent_setwatermark(transport, EV_WRITE, 0, 0);

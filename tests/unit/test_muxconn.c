@@ -131,7 +131,8 @@ static void app_write(struct bufferevent *bev, void *arg)
     app_fill(arg);
 }
 
-static void world_init(struct world *w, uint32_t buffer_bytes)
+/* idle_ms: the policy's connIdle (0: V2Ray's default) */
+static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -139,6 +140,8 @@ static void world_init(struct world *w, uint32_t buffer_bytes)
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
     vrev__policy_default(&w->policy);
     w->policy.buffer_bytes = buffer_bytes;
+    if (idle_ms)
+        w->policy.conn_idle_ms = idle_ms;
     static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
     static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 2; i++) {
@@ -199,7 +202,7 @@ static void test_stream_echo(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024); /* small: backpressure both ways */
+    world_init(&w, 64 * 1024, 0); /* small: backpressure both ways */
     w.echo = 1;
     open_session(&w, &w.app);
     bufferevent_setcb(w.app, app_read, app_write, NULL, &w);
@@ -226,7 +229,7 @@ static void test_blocked_session_goes_away(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024);
+    world_init(&w, 64 * 1024, 0);
     struct bufferevent *slow, *other;
     open_session(&w, &slow);
     open_session(&w, &other);
@@ -250,11 +253,59 @@ static void test_blocked_session_goes_away(void **state)
     world_done(&w);
 }
 
+struct watch {
+    int closed;
+};
+
+static void watch_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        ((struct watch *)arg)->closed = 1;
+}
+
+static void run_ms(struct world *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+/* policy connIdle: a session with no payload either way is ended on both sides, a busy one
+ * (payload one way only) is not; the tunnel itself stays. */
+static void test_idle_sessions_end(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 300);
+    struct bufferevent *quiet, *busy;
+    struct watch wq = {0}, wb = {0};
+    open_session(&w, &quiet);
+    open_session(&w, &busy);
+    bufferevent_setcb(quiet, NULL, NULL, watch_event, &wq);
+    bufferevent_setcb(busy, NULL, NULL, watch_event, &wb);
+    bufferevent_enable(quiet, EV_READ | EV_WRITE);
+    bufferevent_enable(busy, EV_READ | EV_WRITE);
+    for (int i = 0; i < 12; i++) { /* 1.2 s: four idle periods */
+        bufferevent_write(busy, "x", 1);
+        run_ms(&w, 100);
+    }
+    assert_true(wq.closed);  /* reset by its muxconn */
+    assert_false(wb.closed); /* payload one way keeps it */
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 1);
+    assert_int_equal(vrev__muxconn_active(w.mc[1]), 1); /* the server side ended it too */
+    assert_false(vrev__muxconn_closed(w.mc[0]));
+    bufferevent_free(quiet);
+    bufferevent_free(busy);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_echo),
         cmocka_unit_test(test_blocked_session_goes_away),
+        cmocka_unit_test(test_idle_sessions_end),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
