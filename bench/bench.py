@@ -1141,6 +1141,76 @@ def report(doc, jpath, tmp):
     print("wrote %s%s (%.0f s)" % (jpath, " and " + ppath if drawn else "", doc["elapsed_s"]))
 
 
+# Rows of the Markdown summary: (section, test, metric, label, digits).
+MD_ROWS = [
+    ("bulk", "vmess aes-128-gcm 1 stream up", "gbps", "iperf3 1 stream up, vmess aes (Gbit/s)", 2),
+    ("bulk", "vmess aes-128-gcm 1 stream down (-R)", "gbps",
+     "iperf3 1 stream down, vmess aes (Gbit/s)", 2),
+    ("bulk", "vmess aes-128-gcm 8 streams up", "gbps", "iperf3 8 streams up, vmess aes (Gbit/s)", 2),
+    ("bulk", "vmess chacha20-poly1305 1 stream up", "gbps",
+     "iperf3 1 stream up, vmess chacha (Gbit/s)", 2),
+    ("bulk", "vless (plain TCP) 1 stream up", "gbps", "iperf3 1 stream up, vless (Gbit/s)", 2),
+    ("bulk", "vless (plain TCP) 1 stream down (-R)", "gbps",
+     "iperf3 1 stream down, vless (Gbit/s)", 2),
+    ("bulk", "vmess aes-128-gcm + tls 1 stream up", "gbps",
+     "iperf3 1 stream up, vmess+tls (Gbit/s)", 2),
+    ("bulk", "vmess aes-128-gcm + tls 1 stream down (-R)", "gbps",
+     "iperf3 1 stream down, vmess+tls (Gbit/s)", 2),
+    ("bulk", "vmess aes-128-gcm 1 stream up", "cpu_s_per_gb",
+     "CPU-s per GB, 1 stream up, vmess aes (portal+bridge)", 2),
+    ("bulk", "vmess aes-128-gcm 1 stream down (-R)", "cpu_s_per_gb",
+     "CPU-s per GB, 1 stream down, vmess aes", 2),
+    ("requests", "keep-alive c50", "rps", "wrk keep-alive c50 (req/s)", 0),
+    ("requests", "keep-alive c50", "p99_ms", "wrk keep-alive c50 p99 (ms)", 2),
+    ("requests", "keep-alive c1000", "rps", "wrk keep-alive c1000 (req/s)", 0),
+    ("requests", "Connection: close c50", "rps", "wrk Connection: close c50 (conn/s)", 0),
+    ("requests", "keep-alive c50", "cpu_ms_per_1k_req", "CPU-ms per 1k requests (c50)", 1),
+    ("footprint", "RSS idle, portal", "kib", "RSS idle, portal (KiB)", 0),
+    ("footprint", "RSS idle, bridge", "kib", "RSS idle, bridge (KiB)", 0),
+    ("footprint", "KiB per open conn, portal", "kib", "KiB per open connection, portal", 1),
+    ("footprint", "KiB per open conn, bridge", "kib", "KiB per open connection, bridge", 1),
+    ("footprint", "RSS after close, portal", "kib", "RSS after the connections closed, portal", 0),
+    ("footprint", "RSS after close, bridge", "kib", "RSS after the connections closed, bridge", 0),
+    ("startup", "bridge start -> first request", "ms", "bridge start to first request (ms)", 1),
+    ("startup", "portal restart -> first request", "ms", "portal restart to first request (ms)",
+     0),
+]
+
+
+def markdown(doc, name):
+    """The main figures of a results document and its targets, as Markdown tables."""
+    res = Results()
+    res.data = doc["results"]
+
+    def cell(section, test, impl, metric, digits):
+        v = med(res, section, test, impl, metric)
+        return "-" if v is None else "%.*f" % (digits, v)
+
+    def ratio(section, test, impl, metric):
+        ra = paired_ratio(res.get(section, test, impl, metric),
+                          res.get(section, test, "v2ray", metric))
+        return "%.2fx" % statistics.median(ra) if ra else "-"
+
+    m = doc["machine"]
+    out = ["Medians of %d runs, %s, commit %s; %d cores (%s), Linux %s; %s; results file "
+           "`bench/results/%s`." % (doc["reps"], doc["date"][:10], doc.get("commit"),
+                                    m["cores"], m["cpu"], m["kernel"],
+                                    doc["versions"].get("v2ray", "V2Ray"), name), "",
+           "| measure | V2Ray 4.34 | vrev (OpenSSL) | vrev (mbedTLS) | OpenSSL / V2Ray "
+           "| mbedTLS / V2Ray |", "|---|---:|---:|---:|---:|---:|"]
+    for section, test, metric, label, digits in MD_ROWS:
+        out.append("| %s | %s | %s | %s | %s | %s |" % (
+            label, cell(section, test, "v2ray", metric, digits),
+            cell(section, test, "vrev-openssl", metric, digits),
+            cell(section, test, "vrev-mbedtls", metric, digits),
+            ratio(section, test, "vrev-openssl", metric),
+            ratio(section, test, "vrev-mbedtls", metric)))
+    out += ["", "| target (issue M5) | result | |", "|---|---|---|"]
+    for t in doc.get("targets", []):
+        out.append("| %s | %s | %s |" % (t["target"], t["status"], t.get("detail", "")))
+    return "\n".join(out)
+
+
 # ---- main ------------------------------------------------------------------------------------
 
 class Ctx:
@@ -1258,8 +1328,15 @@ def main():
     ap.add_argument("--report", metavar="JSON",
                     help="measure nothing: print the table and targets of a results file again, "
                          "and redraw its chart")
+    ap.add_argument("--markdown", metavar="JSON",
+                    help="measure nothing: print a results file's main figures and targets as "
+                         "Markdown (the README's benchmark section)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
     args = ap.parse_args()
+    if args.markdown:
+        with open(args.markdown) as f:
+            print(markdown(json.load(f), os.path.basename(args.markdown)))
+        return 0
     if args.report:
         with open(args.report) as f:
             doc = json.load(f)
