@@ -175,6 +175,23 @@ def proc_rss_kib(pid):
     return rss, hwm
 
 
+def proc_pss_private_kib(pid):
+    """(Pss, Private_Clean + Private_Dirty) in KiB from /proc/PID/smaps_rollup: what the
+    process costs once the shared libraries' pages are shared out or left aside."""
+    pss = private = 0
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                key = line.split(":")[0]
+                if key == "Pss":
+                    pss = int(line.split()[1])
+                elif key in ("Private_Clean", "Private_Dirty"):
+                    private += int(line.split()[1])
+    except OSError:
+        return None, None
+    return pss, private
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -757,6 +774,10 @@ def bench_footprint(res, ctx, pairs, nconn):
         rss = pair.rss()
         for side in ("portal", "bridge"):
             res.add("footprint", "RSS idle, " + side, name, "kib", rss[side])
+            pss, private = proc_pss_private_kib(getattr(pair, side).pid)
+            if pss is not None:
+                res.add("footprint", "PSS idle, " + side, name, "kib", pss)
+                res.add("footprint", "private idle, " + side, name, "kib", private)
     for name in rotated(list(pairs), ctx.rep_seed):
         ctx.check_deadline()
         pair = pairs[name]
@@ -1167,6 +1188,8 @@ MD_ROWS = [
     ("requests", "keep-alive c50", "cpu_ms_per_1k_req", "CPU-ms per 1k requests (c50)", 1),
     ("footprint", "RSS idle, portal", "kib", "RSS idle, portal (KiB)", 0),
     ("footprint", "RSS idle, bridge", "kib", "RSS idle, bridge (KiB)", 0),
+    ("footprint", "PSS idle, portal", "kib", "PSS idle, portal (KiB; shared pages shared out)", 0),
+    ("footprint", "private idle, portal", "kib", "private memory idle, portal (KiB)", 0),
     ("footprint", "KiB per open conn, portal", "kib", "KiB per open connection, portal", 1),
     ("footprint", "KiB per open conn, bridge", "kib", "KiB per open connection, bridge", 1),
     ("footprint", "RSS after close, portal", "kib", "RSS after the connections closed, portal", 0),
