@@ -2,8 +2,8 @@
 #
 #   make [all]            libvrev.a, libvrev.so.0 and the vrev binary (in $(BUILD)/)
 #   make check            build and run every test (cmocka units, fuzz corpus replays, CLI tests)
-#   make asan             the same under ASan+UBSan (clang), in build/asan
-#   make fuzz             libFuzzer targets (clang) in build/fuzz
+#   make asan             the same under ASan+UBSan (clang), in build/asan (ASAN_BUILD=...)
+#   make fuzz             libFuzzer targets (clang) in build/fuzz (FUZZ_BUILD=...)
 #   make install          PREFIX=/usr/local DESTDIR= ; make uninstall
 #   make clean
 #
@@ -99,7 +99,9 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
-FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+ASAN_BUILD ?= build/asan
+FUZZ_BUILD ?= build/fuzz
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 
 STATIC_LIB := $(BUILD)/libvrev.a
 SONAME := libvrev.so.$(VERSION_MAJOR)
@@ -209,14 +211,14 @@ headers:
 	echo "headers: all public headers compile standalone"
 
 asan: deps
-	$(MAKE) BUILD=build/asan CC=clang SANITIZE=1 VREV_NO_DEPS=1 check
+	$(MAKE) BUILD=$(ASAN_BUILD) CC=clang SANITIZE=1 VREV_NO_DEPS=1 check
 
 # --- fuzzing (clang + libFuzzer) ---------------------------------------------------------------
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZ_BINS)
-	@echo "fuzz targets in build/fuzz; run e.g. build/fuzz/fuzz_mux tests/fuzz/corpus/fuzz_mux"
+	@echo "fuzz targets in $(FUZZ_BUILD); run e.g. $(FUZZ_BUILD)/fuzz_mux tests/fuzz/corpus/fuzz_mux"
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(FUZZ_BUILD)/%: tests/fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 $(CPPFLAGS_ALL) -DVREV_FUZZING $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS_ALL)
 
