@@ -1,7 +1,8 @@
 /* AEAD seal throughput of the crypto backend this binary was built with (DESIGN.md §7 quotes
  * these numbers). One core, in place, a fresh nonce per call as the VMess body writer does;
- * about one second per measurement. 16 KiB is the bulk-transfer figure; 2 KiB is the size of
- * a full VMess body chunk, where per-call overhead (nonce re-initialisation) shows.
+ * about one second per measurement. 16 KiB is the bulk-transfer figure (our VMess streams
+ * seal 16 KiB - 256 bytes per chunk); 2 KiB is the size of a full chunk from a V2Ray 4.34
+ * writer, where per-call overhead (nonce re-initialisation) shows.
  *
  *   make bench-micro [CRYPTO=openssl|mbedtls]
  */
