@@ -215,6 +215,13 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
             if (n && n <= max && seal_bytes(v, dst, dgram, n) < 0) /* empty/too large: dropped */
                 return fail(v, src, BEV_EVENT_WRITING);
         left = 0;
+        /* What stays is a datagram not yet whole (a relay moves bytes, not datagrams) or one
+         * waiting for room below. Answering BEV_OK with bytes left makes libevent call again
+         * at once, for ever. At the end, a datagram that cannot be completed is dropped. */
+        if (mode == BEV_FINISHED)
+            evbuffer_drain(src, evbuffer_get_length(src));
+        else if (evbuffer_get_length(src))
+            return BEV_NEED_MORE;
     }
     while (left && evbuffer_get_length(dst) - start < budget) {
         size_t n = left < max ? left : max;
