@@ -513,7 +513,10 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     mc->busy++;
-    if (!(what & BEV_EVENT_EOF)) {
+    /* An end of stream that comes with an error (deferred callbacks OR a read's EOF and a
+     * write's failure into one event) is a failure: what is still queued for the local side
+     * will never be written, so waiting for it to drain would hold the tunnel for ever. */
+    if (!(what & BEV_EVENT_EOF) || (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING))) {
         vrev_mux_end(mc->mux, s->sid, 1);
         s->attached = false;
         session_free(s, 1);

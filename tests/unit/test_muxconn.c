@@ -300,12 +300,47 @@ static void test_idle_sessions_end(void **state)
     world_done(&w);
 }
 
+/* The local side of a session whose reader stalled the tunnel reports an end of stream and a
+ * write error in one event (deferred callbacks OR them: a socket closed by its peer while
+ * output waits): the session is aborted, not left to drain what can never be written, and
+ * the tunnel reads on for the other sessions. */
+static void test_blocked_session_eof_with_error(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 0);
+    struct bufferevent *slow, *other;
+    open_session(&w, &slow); /* its reader never reads */
+    open_session(&w, &other);
+    bufferevent_enable(other, EV_READ);
+    world_run(&w, 1);
+    assert_int_equal(w.n_service, 2);
+    uint8_t junk[65536];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 8; i++)
+        bufferevent_write(w.service[0], junk, sizeof(junk));
+    world_run(&w, 1);
+    bufferevent_write(w.service[1], "ping", 4);
+    world_run(&w, 1);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 0); /* stalled */
+    struct bufferevent *local = bufferevent_pair_get_partner(slow);
+    bufferevent_trigger_event(local, BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_READING |
+                                         BEV_EVENT_WRITING, 0);
+    world_run(&w, 1);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 4);
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 1);
+    bufferevent_free(slow);
+    bufferevent_free(other);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_echo),
         cmocka_unit_test(test_blocked_session_goes_away),
         cmocka_unit_test(test_idle_sessions_end),
+        cmocka_unit_test(test_blocked_session_eof_with_error),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
