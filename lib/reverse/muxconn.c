@@ -513,17 +513,25 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     mc->busy++;
-    /* An end of stream that comes with an error (deferred callbacks OR a read's EOF and a
-     * write's failure into one event) is a failure: what is still queued for the local side
-     * will never be written, so waiting for it to drain would hold the tunnel for ever. */
-    if (!(what & BEV_EVENT_EOF) || (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING))) {
+    /* An end of stream may come with a write error in one event (deferred callbacks OR a
+     * read's EOF and a write's EPIPE: the peer closed while output waited). What it sent
+     * before closing still goes out and the session ends as at any end of stream, but what is
+     * queued for it will never be written: the local side is dropped now rather than left to
+     * drain, which would hold the tunnel for ever if its reader had stalled it. */
+    bool dead = (what & (BEV_EVENT_ERROR | BEV_EVENT_WRITING)) != 0;
+    if (!(what & BEV_EVENT_EOF)) {
         vrev_mux_end(mc->mux, s->sid, 1);
         s->attached = false;
         session_free(s, 1);
     } else if (send_local(s, bufferevent_get_input(bev))) { /* the rest, then End */
         vrev_mux_end(mc->mux, s->sid, 0); /* no half-close in Mux.Cool: the session ends */
         vrev_mux_session_set_user(mc->mux, s->sid, NULL);
-        session_finish_local(s);
+        if (dead) {
+            s->attached = false;
+            session_free(s, 1);
+        } else {
+            session_finish_local(s);
+        }
     }
     flush(mc);
     leave(mc);
