@@ -15,6 +15,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+for arg in "$@"; do # options that measure nothing need no build
+    case "$arg" in
+    -h | --help | --report* | --markdown*) exec python3 bench/bench.py "$@" ;;
+    esac
+done
+
 if [ "${VREV_NO_DEPS:-}" != 1 ]; then
     bash scripts/install-deps.sh --bench
 fi
