@@ -69,6 +69,11 @@ socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_sto
 /* Fill a vrev__addr (IP + port) from a socket address. */
 void vrev__addr_from_sockaddr(struct vrev__addr *a, const struct sockaddr *sa);
 
+/* Announce input that arrived before `bev`'s callbacks were set (bytes after a proxy header):
+ * a read callback from the loop. A filter (VMess, TLS) does not look at what already waits in
+ * the layer below it when reading is enabled, so that layer is prodded first. */
+void vrev__bev_kick_input(struct bufferevent *bev);
+
 /* --- closing -------------------------------------------------------------------------------- */
 
 /* End the write direction of `bev` (call it once its output buffer has drained):

@@ -232,17 +232,8 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
     arm(r);
     if (out)
         *out = r;
-    /* Bytes that arrived before the relay existed (e.g. after a proxy header) move now. A
-     * filter (VMess, TLS) does not look at what already waits below it when reading is
-     * enabled, so that layer is prodded too. */
-    for (int i = 0; i < 2; i++) {
-        struct bufferevent *below = bufferevent_get_underlying(r->s[i].bev);
-        if (below && evbuffer_get_length(bufferevent_get_input(below)))
-            bufferevent_trigger(below, EV_READ,
-                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-        if (evbuffer_get_length(bufferevent_get_input(r->s[i].bev)))
-            on_read(r->s[i].bev, r);
-    }
+    for (int i = 0; i < 2; i++) /* bytes that came before the relay (after a proxy header) */
+        vrev__bev_kick_input(r->s[i].bev);
     return 0;
 }
 

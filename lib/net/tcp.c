@@ -335,6 +335,15 @@ static bool is_socket(struct bufferevent *bev)
     return !bufferevent_get_underlying(bev) && bufferevent_getfd(bev) >= 0;
 }
 
+void vrev__bev_kick_input(struct bufferevent *bev)
+{
+    struct bufferevent *below = bufferevent_get_underlying(bev);
+    if (below && evbuffer_get_length(bufferevent_get_input(below)))
+        bufferevent_trigger(below, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    if (evbuffer_get_length(bufferevent_get_input(bev)))
+        bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
 void vrev__bev_shutdown_write(struct bufferevent *bev)
 {
     if (is_socket(bev))

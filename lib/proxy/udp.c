@@ -415,12 +415,6 @@ int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
     arm(f->idle, e->policy.conn_idle_ms);
     bufferevent_setcb(link, flow_from_link, NULL, flow_link_event, f);
     bufferevent_enable(link, EV_READ | EV_WRITE);
-    /* Datagrams that came before the flow existed: in the link, or still below it (a VMess
-     * layer does not look at what already waits in the socket under it by itself). */
-    struct bufferevent *below = bufferevent_get_underlying(link);
-    if (below && evbuffer_get_length(bufferevent_get_input(below)))
-        bufferevent_trigger(below, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    if (evbuffer_get_length(bufferevent_get_input(link)))
-        flow_from_link(link, f);
+    vrev__bev_kick_input(link); /* datagrams that came before the flow existed */
     return 0;
 }

@@ -609,12 +609,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     bufferevent_setcb(transport, transport_read, transport_write, transport_event, mc);
     bufferevent_setwatermark(transport, EV_WRITE, 0, 0);
     bufferevent_enable(transport, EV_READ | EV_WRITE);
-    struct bufferevent *below = bufferevent_get_underlying(transport);
-    if (below && evbuffer_get_length(bufferevent_get_input(below)))
-        bufferevent_trigger(below, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    if (evbuffer_get_length(bufferevent_get_input(transport)))
-        bufferevent_trigger(transport, EV_READ,
-                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    vrev__bev_kick_input(transport); /* frames that came with the tunnel's handshake */
     *out = mc;
     return 0;
 }
