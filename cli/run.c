@@ -139,11 +139,11 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     char *text = read_file(o.config, &len);
     if (!text)
         return 1;
-    struct event_base *base = event_base_new();
     vrev_ctx *ctx = NULL;
     vrev_instance *inst = NULL;
     char err[1024];
-    rc = base ? vrev_ctx_new2(&ctx, base, vrev_cli_allocator()) : VREV_ERR_NOMEM;
+    rc = vrev_ctx_new_loop(&ctx, vrev_cli_allocator()); /* the context frees its loop */
+    struct event_base *base = vrev_ctx_base(ctx);
     if (rc == 0) {
         vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log,
                          NULL);
@@ -162,10 +162,6 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
         status = serve(base, inst);
     }
     vrev_instance_free(inst);
-    if (base) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        event_base_free(base);
-    }
     vrev_ctx_free(ctx);
     return status;
 }

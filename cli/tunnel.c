@@ -165,12 +165,12 @@ static int print_config(const vrev_tunnel_opts *t, int portal)
 
 static int serve(struct cli_opts *c, int portal)
 {
-    struct event_base *base = event_base_new();
     vrev_ctx *ctx = NULL;
     vrev_portal *p = NULL;
     vrev_bridge *b = NULL;
     char err[512] = "";
-    int rc = base ? vrev_ctx_new2(&ctx, base, vrev_cli_allocator()) : VREV_ERR_NOMEM;
+    int rc = vrev_ctx_new_loop(&ctx, vrev_cli_allocator()); /* the context frees its loop */
+    struct event_base *base = vrev_ctx_base(ctx);
     if (rc == 0) {
         vrev_ctx_set_log(ctx, c->log_level, vrev_cli_log, NULL);
         rc = portal ? vrev_portal_new(&p, ctx, c->t, err, sizeof(err))
@@ -201,10 +201,6 @@ static int serve(struct cli_opts *c, int portal)
     }
     vrev_portal_free(p);
     vrev_bridge_free(b);
-    if (base) {
-        event_base_loop(base, EVLOOP_NONBLOCK);
-        event_base_free(base);
-    }
     vrev_ctx_free(ctx);
     return status;
 }

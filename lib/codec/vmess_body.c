@@ -145,18 +145,24 @@ int vrev__vmess_body_set_max_payload(struct vrev__vmess_body *b, size_t n)
 
 /* --- encoder -------------------------------------------------------------------------------- */
 
+/* Padding bytes go out in clear after the sealed chunk: random, from the context's pool (or,
+ * with a random source of the caller's (tests) or no context, the stream's own). */
 static int fill_padding(struct vrev__vmess_body *b, uint8_t *dst, size_t n)
 {
+    bool shared = !b->rand_fn && b->ctx;
+    uint8_t *pool = shared ? b->ctx->pad_pool : b->pool;
+    size_t size = shared ? sizeof(b->ctx->pad_pool) : sizeof(b->pool);
+    size_t *left = shared ? &b->ctx->pad_left : &b->pool_left;
     while (n) {
-        if (b->pool_left == 0) {
-            int rc = vrev__vmess_random(b->rand_fn, b->rand_user, b->pool, sizeof(b->pool));
+        if (*left == 0) {
+            int rc = vrev__vmess_random(b->rand_fn, b->rand_user, pool, size);
             if (rc < 0)
                 return rc;
-            b->pool_left = sizeof(b->pool);
+            *left = size;
         }
-        size_t k = n < b->pool_left ? n : b->pool_left;
-        memcpy(dst, b->pool + sizeof(b->pool) - b->pool_left, k);
-        b->pool_left -= k;
+        size_t k = n < *left ? n : *left;
+        memcpy(dst, pool + size - *left, k);
+        *left -= k;
         dst += k;
         n -= k;
     }

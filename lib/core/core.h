@@ -44,6 +44,10 @@ struct vrev_ctx {
     size_t n_transports;
     /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
     void (*free_base)(struct event_base *base);
+    /* random bytes for VMess chunk padding (lib/codec/vmess_body.c), shared by every stream
+     * of the context: one getrandom per 4 KiB instead of one per 256 bytes and stream */
+    size_t pad_left;
+    uint8_t pad_pool[4096];
 };
 
 /* The transport registered under `name`, or NULL. */

@@ -105,6 +105,7 @@ int vrev__listener_new(vrev_ctx *ctx, const char *host, uint16_t port, vrev__acc
         return e == EADDRINUSE ? VREV_ERR_ADDRINUSE : e == ENOMEM ? VREV_ERR_NOMEM : VREV_ERR_IO;
     }
     evconnlistener_set_error_cb(l->lev, on_error);
+    vrev__tcp_tune(evconnlistener_get_fd(l->lev), true); /* inherited by accepted sockets */
     struct sockaddr_storage bound;
     socklen_t bl = sizeof(bound);
     if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &bl) == 0)

@@ -10,6 +10,22 @@ static void free_own_base(struct event_base *base)
     event_base_free(base);
 }
 
+/* epoll's change list: the changes to a descriptor's interest are applied once, before the
+ * next wait, so that adding and removing one within a pass costs no system call. A socket
+ * bufferevent of libvrev writes in the pass that queued the bytes (tcp.c): its write event is
+ * added and, once all is written, removed again, twice epoll_ctl per write without the list.
+ * libevent's caveat for the list is descriptors shared through dup(), which libvrev has not. */
+static struct event_base *new_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        return NULL;
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base;
+}
+
 int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc)
 {
     if (!out)
@@ -19,7 +35,7 @@ int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc)
     int rc = vrev_ctx_new2(&ctx, NULL, alloc);
     if (rc < 0)
         return rc;
-    ctx->base = event_base_new();
+    ctx->base = new_base();
     if (!ctx->base) {
         vrev_ctx_free(ctx);
         return VREV_ERR_IO;

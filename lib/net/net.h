@@ -47,7 +47,9 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
 void vrev__tcp_dial_cancel(struct vrev__dial *d);
 
 /* Set TCP_NODELAY and keepalive (idle 30 s, 3 probes every 10 s) on a connected socket. */
-void vrev__tcp_tune(evutil_socket_t fd);
+/* TCP_NODELAY, and keep-alive probes (30 s idle, 10 s apart, 3) if `keepalive`. Accepted
+ * sockets inherit what their listener was given (vrev__listener_new tunes it). */
+void vrev__tcp_tune(evutil_socket_t fd, bool keepalive);
 
 /* A bufferevent for an accepted or connected socket, with the options every libvrev socket
  * gets (close on free, deferred callbacks). NULL on failure (the fd is then closed). */
@@ -69,6 +71,14 @@ socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_sto
 /* Fill a vrev__addr (IP + port) from a socket address. */
 void vrev__addr_from_sockaddr(struct vrev__addr *a, const struct sockaddr *sa);
 
+/* bufferevent_enable, but a connected socket with nothing to write is not watched for
+ * writability: libevent 2.1 adds the write event whenever writing is enabled, which costs a
+ * wake-up and an epoll_ctl per connection for nothing (and one call of the write callback). */
+void vrev__bev_enable(struct bufferevent *bev, short what);
+/* A freshly accepted socket (reading not enabled yet): read what has already come, up to a
+ * few KiB, into its input, without any callback; the consumer takes it from there. Nothing
+ * for other kinds of bufferevent. */
+void vrev__bev_read_now(struct bufferevent *bev);
 /* Announce input that arrived before `bev`'s callbacks were set (bytes after a proxy header):
  * a read callback from the loop. A filter (VMess, TLS) does not look at what already waits in
  * the layer below it when reading is enabled, so that layer is prodded first. */

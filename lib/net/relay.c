@@ -227,7 +227,7 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
     for (int i = 0; i < 2; i++) {
         bufferevent_setcb(r->s[i].bev, on_read, on_write, on_event, r);
         bufferevent_setwatermark(r->s[i].bev, EV_WRITE, 0, 0);
-        bufferevent_enable(r->s[i].bev, EV_READ | EV_WRITE);
+        vrev__bev_enable(r->s[i].bev, EV_READ | EV_WRITE);
     }
     arm(r);
     if (out)

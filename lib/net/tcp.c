@@ -28,10 +28,12 @@ void vrev__policy_default(struct vrev__policy *p)
     p->buffer_bytes = 512 * 1024;
 }
 
-void vrev__tcp_tune(evutil_socket_t fd)
+void vrev__tcp_tune(evutil_socket_t fd, bool keepalive)
 {
     int one = 1, idle = 30, intvl = 10, cnt = 3;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!keepalive)
+        return;
     setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
@@ -47,17 +49,9 @@ void vrev__tcp_tune(evutil_socket_t fd)
  * what piles up above us, one read past them at most. */
 #define IO_MAX (256 * 1024)
 
-#if LIBEVENT_VERSION_NUMBER < 0x02020000
-/* Bytes read into one new evbuffer chain: libevent rounds a chain (data + its ~64-byte header)
- * up to a power of two, and glibc serves blocks of 128 KiB and more with mmap, so larger
- * chains would cost a page fault per 4 KiB each time. */
-#define READ_CHAIN (64 * 1024 - 256)
-
-static void read_event(struct bufferevent *bev, short what)
-{
-    bufferevent_disable(bev, EV_READ);
-    bufferevent_trigger_event(bev, (short)(BEV_EVENT_READING | what), 0);
-}
+/* What a readiness report reads first, without asking how much there is: a request or a
+ * response of a few KiB takes one readv (a 4 KiB block with libevent's chain header). */
+#define FIRST_READ (4096 - 64)
 
 /* One readv of at most `want` bytes into the free space at the end of `in` (the last chain's
  * room, then one new chain). Returns what readv returned; errno is readv's. */
@@ -88,11 +82,24 @@ static ssize_t read_some(struct evbuffer *in, evutil_socket_t fd, size_t want)
     return n;
 }
 
+#if LIBEVENT_VERSION_NUMBER < 0x02020000
+/* Bytes read into one new evbuffer chain: libevent rounds a chain (data + its ~64-byte header)
+ * up to a power of two, and glibc serves blocks of 128 KiB and more with mmap, so larger
+ * chains would cost a page fault per 4 KiB each time. */
+#define READ_CHAIN (64 * 1024 - 256)
+
+static void read_event(struct bufferevent *bev, short what)
+{
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_trigger_event(bev, (short)(BEV_EVENT_READING | what), 0);
+}
+
 /* libevent 2.1: the socket bufferevent's read event runs this instead of bufferevent_readcb.
  * It does what that does (watermark, end of stream, errors, timeouts, the read callback)
- * through public calls, but takes what the socket holds (FIONREAD, as evbuffer_read sizes
- * it) up to IO_MAX, in chains of READ_CHAIN. Enabling, disabling and suspending reading still
- * go through libevent, which only adds and deletes this event. */
+ * through public calls, but reads up to IO_MAX: FIRST_READ bytes, and when those came, what
+ * the socket still holds (FIONREAD, as evbuffer_read sizes it) in chains of READ_CHAIN.
+ * Enabling, disabling and suspending reading still go through libevent, which only adds and
+ * deletes this event. */
 static void socket_read(evutil_socket_t fd, short events, void *arg)
 {
     struct bufferevent *bev = arg;
@@ -107,23 +114,24 @@ static void socket_read(evutil_socket_t fd, short events, void *arg)
         return; /* libevent suspends reading when the input reaches its high mark */
     if (high && high - have < want)
         want = high - have;
-    int avail = 0;
-    if (ioctl(fd, FIONREAD, &avail) == 0 && avail > 0 && (size_t)avail < want)
-        want = (size_t)avail;
-    else if (avail <= 0 && want > 4096)
-        want = 4096; /* an end of stream or an error is all there is to read */
-    ssize_t n;
-    int err = 0;
     evbuffer_unfreeze(in, 0);
-    do {
-        size_t ask = want - got < READ_CHAIN ? want - got : READ_CHAIN;
-        n = read_some(in, fd, ask);
-        err = errno;
-        if (n > 0)
-            got += (size_t)n;
-        if (n < (ssize_t)ask)
-            break; /* the socket is drained (or failed, or ended) */
-    } while (got < want);
+    size_t ask = want < FIRST_READ ? want : FIRST_READ;
+    ssize_t n = read_some(in, fd, ask);
+    int err = errno;
+    if (n > 0)
+        got = (size_t)n;
+    int avail = 0;
+    if (n == (ssize_t)ask && got < want && ioctl(fd, FIONREAD, &avail) == 0 && avail > 0) {
+        if ((size_t)avail < want - got)
+            want = got + (size_t)avail;
+        do {
+            ask = want - got < READ_CHAIN ? want - got : READ_CHAIN;
+            n = read_some(in, fd, ask);
+            err = errno;
+            if (n > 0)
+                got += (size_t)n;
+        } while (n == (ssize_t)ask && got < want); /* else drained, failed or ended */
+    }
     evbuffer_freeze(in, 0);
     if (got > 0)
         bufferevent_trigger(bev, EV_READ, 0); /* deferred, watermark respected; an end or an
@@ -154,11 +162,35 @@ static void large_reads(struct bufferevent *bev)
 }
 #endif
 
-/* The I/O sizes every connected socket bufferevent of libvrev gets. */
+/* Bytes added to a connected socket's output are written in the same pass of the loop, once
+ * the callbacks already due have run (so that what they add goes out in the same write),
+ * instead of at the next readiness report: libevent adds the write event when bytes come
+ * (bufferevent_socket_outbuf_cb) and we make it active at once; its callback writes and, when
+ * all went out, deletes the event again. With epoll's change list (vrev_ctx_new_loop) the add
+ * and the delete cancel out: a request-response exchange costs no epoll_ctl. A partial write
+ * or an error takes libevent's usual course. Never before the socket is connected: libevent's
+ * write callback would take a connect in progress for done. */
+static void eager_write(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)out;
+    struct bufferevent *bev = arg;
+    if (!info->n_added || !(bufferevent_get_enabled(bev) & EV_WRITE))
+        return;
+    /* This callback may run before libevent's own (evbuffer_add_cb puts it first), which adds
+     * the event only if it is not pending, and an active event counts as pending: add it here
+     * (as libevent would, with the write timeout), or a partial write would never go on. */
+    if (!event_pending(&bev->ev_write, EV_WRITE, NULL))
+        event_add(&bev->ev_write,
+                  evutil_timerisset(&bev->timeout_write) ? &bev->timeout_write : NULL);
+    event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
+/* The I/O of every connected socket bufferevent of libvrev. */
 static void large_io(struct bufferevent *bev)
 {
     large_reads(bev);
     bufferevent_set_max_single_write(bev, IO_MAX);
+    evbuffer_add_cb(bufferevent_get_output(bev), eager_write, bev);
 }
 
 struct bufferevent *vrev__bev_socket(vrev_ctx *ctx, evutil_socket_t fd)
@@ -220,7 +252,18 @@ struct vrev__dial {
     struct bufferevent *bev;
     vrev__dial_cb cb;
     void *user;
+    bool loopback;
 };
+
+/* Keep-alive probes find peers that vanished without a word; on loopback the kernel knows
+ * both ends, so a connection to 127.0.0.0/8 or ::1 goes without (three system calls less per
+ * connection to a local service). */
+static bool is_loopback(const struct vrev__addr *a)
+{
+    static const uint8_t v6[16] = {[15] = 1};
+    return (a->type == VREV_ADDR_IPV4 && a->host[0] == 127) ||
+           (a->type == VREV_ADDR_IPV6 && !memcmp(a->host, v6, 16));
+}
 
 static int errno_to_vrev(int e)
 {
@@ -250,7 +293,7 @@ static void dial_finish(struct vrev__dial *d, short events)
     if (events & BEV_EVENT_CONNECTED) {
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         bufferevent_set_timeouts(bev, NULL, NULL);
-        vrev__tcp_tune(bufferevent_getfd(bev));
+        vrev__tcp_tune(bufferevent_getfd(bev), !d->loopback);
         large_io(bev);
         cb(bev, 0, 0, user);
         return;
@@ -288,6 +331,7 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
     d->ctx = ctx;
     d->cb = cb;
     d->user = user;
+    d->loopback = is_loopback(target);
     d->bev = bufferevent_socket_new(ctx->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!d->bev) {
         vrev__free(ctx, d);
@@ -333,6 +377,24 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d)
 static bool is_socket(struct bufferevent *bev)
 {
     return !bufferevent_get_underlying(bev) && bufferevent_getfd(bev) >= 0;
+}
+
+void vrev__bev_enable(struct bufferevent *bev, short what)
+{
+    bufferevent_enable(bev, what);
+    if ((what & EV_WRITE) && is_socket(bev) && !evbuffer_get_length(bufferevent_get_output(bev)))
+        event_del(&bev->ev_write); /* re-added by libevent when bytes come */
+}
+
+void vrev__bev_read_now(struct bufferevent *bev)
+{
+    if (!is_socket(bev) || (bufferevent_get_enabled(bev) & EV_READ))
+        return;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_unfreeze(in, 0);
+    read_some(in, bufferevent_getfd(bev), FIRST_READ); /* an end or an error stays to be seen
+                                                            when reading is enabled */
+    evbuffer_freeze(in, 0);
 }
 
 void vrev__bev_kick_input(struct bufferevent *bev)

@@ -145,7 +145,6 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
         return NULL;
     }
     h->wipe = wipe;
-    vrev__tcp_tune(fd);
     vrev__engine_track(e, &h->conn, handshake_close);
     uint32_t ms = e->policy.handshake_ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -161,10 +160,12 @@ static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int
     (void)len;
     struct vrev__inbound *in = user;
     struct vrev__engine *e = in->engine;
-    vrev__tcp_tune(fd);
     struct bufferevent *bev = vrev__inbound_socket(in, fd);
     if (!bev)
         return;
+    /* A client that speaks first has often sent its request by the time it is accepted: what
+     * is there goes out with the session's opening (one tunnel write, not two). */
+    vrev__bev_read_now(bev);
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
     info.inbound_tag = in->tag;

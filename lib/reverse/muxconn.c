@@ -100,7 +100,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     if (local) {
         bufferevent_setcb(local, local_read, local_write, local_event, s);
         bufferevent_setwatermark(local, EV_WRITE, 0, 0);
-        bufferevent_enable(local, mc->tx_paused ? EV_WRITE : EV_READ | EV_WRITE);
+        vrev__bev_enable(local, mc->tx_paused ? EV_WRITE : EV_READ | EV_WRITE);
     }
     return s;
 }
@@ -632,6 +632,13 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
             vrev_mux_session_set_user(mc->mux, *sid, s);
             set_target(s, host);
             session_event(s, VREV_EVENT_SESSION_OPEN);
+            struct evbuffer *in = local && !s->udp ? bufferevent_get_input(local) : NULL;
+            if (in && evbuffer_get_length(in)) { /* read already (vrev__bev_read_now): the */
+                mc->busy++;                      /* bytes go out right behind the New frame */
+                send_stream(s, in);
+                if (leave(mc)) /* the tunnel failed (no memory) and its owner let it go */
+                    return 0;
+            }
         }
     }
     if (rc < 0 && local)

@@ -1,5 +1,5 @@
 /* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
- * refused dials), large socket reads. Every test runs its own event_base with a hard
+ * refused dials), large socket reads, writes in the pass that queued them, reading at accept. Every test runs its own event_base with a hard
  * deadline. */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -12,6 +12,9 @@
 
 #include <cmocka.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 
 #include "net/net.h"
 #include "testutil.h"
@@ -426,12 +429,124 @@ static void test_socket_large_reads(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* --- writes in the pass that queued them (tcp.c eager_write) ------------------------------ */
+
+struct drain {
+    int fd;
+    size_t got;
+    int bad;
+};
+
+static void drain_peer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct drain *d = arg;
+    uint8_t buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++)
+            d->bad += buf[i] != pattern(d->got + (size_t)i);
+        d->got += (size_t)n;
+    }
+}
+
+/* Megabytes queued at once on an idle socket whose buffer holds far less: the first write is
+ * partial and the rest must follow as the peer reads (a write event left unarmed stalled it). */
+static void eager_bulk(struct event_base *base, vrev_ctx *ctx)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int small = 16384;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    evutil_make_socket_nonblocking(sv[0]);
+    evutil_make_socket_nonblocking(sv[1]);
+    struct bufferevent *bev = vrev__bev_socket(ctx, sv[0]);
+    assert_non_null(bev);
+    vrev__bev_enable(bev, EV_READ | EV_WRITE);
+    assert_false(event_pending(&bev->ev_write, EV_WRITE, NULL)); /* nothing to write yet */
+    uint8_t *data = malloc(BULK);
+    assert_non_null(data);
+    for (size_t i = 0; i < BULK; i++)
+        data[i] = pattern(i);
+    for (int round = 0; round < 2; round++) { /* twice: after the output has drained too */
+        struct drain d = {.fd = sv[1]};
+        struct event *peer = event_new(base, sv[1], EV_READ | EV_PERSIST, drain_peer, &d);
+        event_add(peer, NULL);
+        assert_int_equal(bufferevent_write(bev, data, BULK), 0);
+        struct timeval tv = {5, 0};
+        event_base_loopexit(base, &tv);
+        while (d.got < BULK && !event_base_got_exit(base))
+            event_base_loop(base, EVLOOP_ONCE);
+        assert_int_equal(d.got, BULK);
+        assert_int_equal(d.bad, 0);
+        assert_int_equal(evbuffer_get_length(bufferevent_get_output(bev)), 0);
+        event_free(peer);
+    }
+    free(data);
+    bufferevent_free(bev);
+    close(sv[1]);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static void test_socket_eager_writes(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new(); /* a loop of the embedder's */
+    vrev_ctx *ctx;
+    assert_non_null(base);
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    eager_bulk(base, ctx);
+    vrev_ctx_free(ctx);
+    event_base_free(base);
+    assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0); /* our own, with epoll's change list */
+    eager_bulk(vrev_ctx_base(ctx), ctx);
+    vrev_ctx_free(ctx);
+}
+
+/* --- reading what an accepted socket already holds (vrev__bev_read_now) -------------------- */
+
+static void test_socket_read_now(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx;
+    assert_non_null(base);
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    evutil_make_socket_nonblocking(sv[0]);
+    struct reader r = {.base = base};
+    struct bufferevent *bev = vrev__bev_socket(ctx, sv[0]);
+    assert_non_null(bev);
+    vrev__bev_read_now(bev); /* nothing there yet: nothing happens */
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(bev)), 0);
+    assert_int_equal(fill_socket(sv[1], 0, 1000), 1000);
+    close(sv[1]); /* the end comes right behind the bytes */
+    vrev__bev_read_now(bev);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(bev)), 1000);
+    event_base_loop(base, EVLOOP_NONBLOCK); /* no callback was set: none may be pending */
+    bufferevent_setcb(bev, reader_read, NULL, reader_event, &r);
+    reader_read(bev, &r); /* the consumer takes what is there itself */
+    assert_int_equal(r.total, 1000);
+    bufferevent_enable(bev, EV_READ); /* then the end of stream, once */
+    struct timeval tv = {5, 0};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+    assert_int_equal(r.event, BEV_EVENT_EOF | BEV_EVENT_READING);
+    assert_int_equal(r.total, 1000);
+    bufferevent_free(bev);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relay_bulk_and_half_close), cmocka_unit_test(test_dial_refused),
         cmocka_unit_test(test_relay_idle_timeout),        cmocka_unit_test(test_listener_errors),
-        cmocka_unit_test(test_socket_large_reads),
+        cmocka_unit_test(test_socket_large_reads),        cmocka_unit_test(test_socket_eager_writes),
+        cmocka_unit_test(test_socket_read_now),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
