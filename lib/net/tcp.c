@@ -162,19 +162,23 @@ static void large_reads(struct bufferevent *bev)
 }
 #endif
 
-/* Bytes added to a connected socket's output are written in the same pass of the loop, once
- * the callbacks already due have run (so that what they add goes out in the same write),
+/* A few KiB added to a connected socket's output are written in the same pass of the loop,
+ * once the callbacks already due have run (so that what they add goes out in the same write),
  * instead of at the next readiness report: libevent adds the write event when bytes come
  * (bufferevent_socket_outbuf_cb) and we make it active at once; its callback writes and, when
  * all went out, deletes the event again. With epoll's change list (vrev_ctx_new_loop) the add
- * and the delete cancel out: a request-response exchange costs no epoll_ctl. A partial write
- * or an error takes libevent's usual course. Never before the socket is connected: libevent's
- * write callback would take a connect in progress for done. */
+ * and the delete cancel out: a request-response exchange costs no epoll_ctl. Larger additions
+ * (bulk transfer) wait for the readiness report as before, which lets more pile up behind them
+ * (fewer, larger writes; written at once, a bulk stream took 1.6 times the writes). A partial
+ * write or an error takes libevent's usual course. Never before the socket is connected:
+ * libevent's write callback would take a connect in progress for done. */
+#define EAGER_MAX (8 * 1024)
+
 static void eager_write(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)out;
     struct bufferevent *bev = arg;
-    if (!info->n_added || !(bufferevent_get_enabled(bev) & EV_WRITE))
+    if (!info->n_added || info->n_added > EAGER_MAX || !(bufferevent_get_enabled(bev) & EV_WRITE))
         return;
     /* This callback may run before libevent's own (evbuffer_add_cb puts it first), which adds
      * the event only if it is not pending, and an active event counts as pending: add it here
