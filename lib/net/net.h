@@ -46,7 +46,6 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
                    uint32_t timeout_ms, vrev__dial_cb cb, void *user, struct vrev__dial **out);
 void vrev__tcp_dial_cancel(struct vrev__dial *d);
 
-/* Set TCP_NODELAY and keepalive (idle 30 s, 3 probes every 10 s) on a connected socket. */
 /* TCP_NODELAY, and keep-alive probes (30 s idle, 10 s apart, 3) if `keepalive`. Accepted
  * sockets inherit what their listener was given (vrev__listener_new tunes it). */
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive);

@@ -1,6 +1,6 @@
 /* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
- * refused dials), large socket reads, writes in the pass that queued them, reading at accept. Every test runs its own event_base with a hard
- * deadline. */
+ * refused dials), large socket reads, writes in the pass that queued them, reading at accept.
+ * Every test runs its own event_base with a hard deadline. */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -545,9 +545,12 @@ static void test_socket_read_now(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relay_bulk_and_half_close), cmocka_unit_test(test_dial_refused),
-        cmocka_unit_test(test_relay_idle_timeout),        cmocka_unit_test(test_listener_errors),
-        cmocka_unit_test(test_socket_large_reads),        cmocka_unit_test(test_socket_eager_writes),
+        cmocka_unit_test(test_relay_bulk_and_half_close),
+        cmocka_unit_test(test_dial_refused),
+        cmocka_unit_test(test_relay_idle_timeout),
+        cmocka_unit_test(test_listener_errors),
+        cmocka_unit_test(test_socket_large_reads),
+        cmocka_unit_test(test_socket_eager_writes),
         cmocka_unit_test(test_socket_read_now),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
