@@ -292,12 +292,13 @@ static void dial_finish(struct vrev__dial *d, short events)
     struct bufferevent *bev = d->bev;
     vrev__dial_cb cb = d->cb;
     void *user = d->user;
+    bool loopback = d->loopback;
     int sys = EVUTIL_SOCKET_ERROR();
     vrev__free(d->ctx, d);
     if (events & BEV_EVENT_CONNECTED) {
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         bufferevent_set_timeouts(bev, NULL, NULL);
-        vrev__tcp_tune(bufferevent_getfd(bev), !d->loopback);
+        vrev__tcp_tune(bufferevent_getfd(bev), !loopback);
         large_io(bev);
         cb(bev, 0, 0, user);
         return;
