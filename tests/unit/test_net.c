@@ -364,13 +364,20 @@ static size_t fill_socket(int fd, size_t from, size_t max)
     return sent;
 }
 
+/* A plain event_base and a context on it. */
+static struct event_base *new_base_ctx(vrev_ctx **ctx)
+{
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    assert_int_equal(vrev_ctx_new(ctx, base), 0);
+    return base;
+}
+
 static void test_socket_large_reads(void **state)
 {
     (void)state;
-    struct event_base *base = event_base_new();
     vrev_ctx *ctx;
-    assert_non_null(base);
-    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    struct event_base *base = new_base_ctx(&ctx);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     int big = 1 << 20;
@@ -493,10 +500,8 @@ static void eager_bulk(struct event_base *base, vrev_ctx *ctx)
 static void test_socket_eager_writes(void **state)
 {
     (void)state;
-    struct event_base *base = event_base_new(); /* a loop of the embedder's */
     vrev_ctx *ctx;
-    assert_non_null(base);
-    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    struct event_base *base = new_base_ctx(&ctx); /* a loop of the embedder's */
     eager_bulk(base, ctx);
     vrev_ctx_free(ctx);
     event_base_free(base);
@@ -510,10 +515,8 @@ static void test_socket_eager_writes(void **state)
 static void test_socket_read_now(void **state)
 {
     (void)state;
-    struct event_base *base = event_base_new();
     vrev_ctx *ctx;
-    assert_non_null(base);
-    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    struct event_base *base = new_base_ctx(&ctx);
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     evutil_make_socket_nonblocking(sv[0]);
