@@ -25,10 +25,12 @@ struct vrev__policy {
     uint32_t uplink_only_ms;   /* after the downlink ended: allowed uplink inactivity */
     uint32_t downlink_only_ms; /* after the uplink ended: allowed downlink inactivity */
     uint32_t buffer_bytes;     /* per-direction high-water mark of a relay */
+    uint32_t stall_ms; /* a mux session whose full output stops the tunnel this long: reset */
 };
 
 /* V2Ray 4.34 level-0 defaults: handshake 60 s (source), connIdle 300 s, uplinkOnly 1 s,
- * downlinkOnly 1 s, 512 KiB per connection (amd64). */
+ * downlinkOnly 1 s, 512 KiB per connection (amd64); and ours: a mux stalled 10 s by one
+ * session (V2Ray waits for ever). */
 void vrev__policy_default(struct vrev__policy *p);
 
 /* --- TCP ------------------------------------------------------------------------------------ */

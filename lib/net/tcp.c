@@ -26,6 +26,7 @@ void vrev__policy_default(struct vrev__policy *p)
     p->uplink_only_ms = 1000;
     p->downlink_only_ms = 1000;
     p->buffer_bytes = 512 * 1024;
+    p->stall_ms = 10 * 1000;
 }
 
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive)

@@ -48,6 +48,8 @@ struct vrev__muxconn {
     uint64_t tx_bytes; /* session payload read from local sides and sent */
     struct event *sweep;  /* ends sessions idle for idle_ms (V2Ray's connIdle); NULL: none */
     uint32_t idle_ms;
+    struct event *stall; /* armed while a session blocks the transport; NULL: none */
+    uint32_t stall_ms;
     int busy;
     bool free_pending;
 };
@@ -112,6 +114,8 @@ static void unblock(struct vrev__muxconn *mc)
 {
     bufferevent_setwatermark(mc->blocked->local, EV_WRITE, 0, 0);
     mc->blocked = NULL;
+    if (mc->stall)
+        evtimer_del(mc->stall);
     if (mc->closed)
         return;
     bufferevent_enable(mc->transport, EV_READ);
@@ -200,6 +204,8 @@ static void destroy(struct vrev__muxconn *mc)
 {
     if (mc->sweep)
         event_free(mc->sweep);
+    if (mc->stall)
+        event_free(mc->stall);
     mc->closed = true;
     while (mc->sessions.next != &mc->sessions)
         session_free(mc->sessions.next, 1);
@@ -282,6 +288,10 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
         mc->blocked = s;
         bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
         vrev_mux_pause(mc->mux);
+        if (mc->stall) {
+            struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
+            evtimer_add(mc->stall, &tv);
+        }
     }
 }
 
@@ -572,6 +582,28 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     leave(mc);
 }
 
+/* One session's reader has not taken its bytes for stall_ms while every other session of the
+ * tunnel waits behind it (head-of-line blocking, RELIABILITY §3.6): that session is reset
+ * (End with the error flag; its local side sees a reset) and the tunnel reads on. */
+static void stalled(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__muxconn *mc = arg;
+    struct msession *s = mc->blocked;
+    if (!s || mc->closed)
+        return;
+    mc->busy++;
+    vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              "session %u (%s) stalled the tunnel for %u ms: reset", s->sid, s->target,
+              mc->stall_ms);
+    if (s->attached)
+        vrev_mux_end(mc->mux, s->sid, 1);
+    s->attached = false;
+    session_free(s, 1); /* unblocks */
+    flush(mc);
+    leave(mc);
+}
+
 /* --- API ----------------------------------------------------------------------------------- */
 
 int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
@@ -594,15 +626,18 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     mc->hwm = policy->buffer_bytes < 65536 ? 65536 : policy->buffer_bytes;
     mc->sessions.next = mc->sessions.prev = &mc->sessions;
     mc->idle_ms = policy->conn_idle_ms;
-    if (mc->idle_ms) {
+    mc->stall_ms = policy->stall_ms;
+    if ((mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
+        (mc->stall_ms && !(mc->stall = evtimer_new(ctx->base, stalled, mc)))) {
+        if (mc->sweep)
+            event_free(mc->sweep);
+        vrev_mux_free(mc->mux);
+        vrev__free(ctx, mc);
+        vrev__bev_close(transport, 1);
+        return VREV_ERR_NOMEM;
+    }
+    if (mc->sweep) {
         struct timeval tv = {0, 10000};
-        mc->sweep = evtimer_new(ctx->base, sweep, mc);
-        if (!mc->sweep) {
-            vrev_mux_free(mc->mux);
-            vrev__free(ctx, mc);
-            vrev__bev_close(transport, 1);
-            return VREV_ERR_NOMEM;
-        }
         evtimer_add(mc->sweep, &tv);
     }
     vrev_mux_set_partial_data(mc->mux, 1);

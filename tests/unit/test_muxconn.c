@@ -132,7 +132,8 @@ static void app_write(struct bufferevent *bev, void *arg)
 }
 
 /* idle_ms: the policy's connIdle (0: V2Ray's default) */
-static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms)
+static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms,
+                       uint32_t stall_ms)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -142,6 +143,8 @@ static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms)
     w->policy.buffer_bytes = buffer_bytes;
     if (idle_ms)
         w->policy.conn_idle_ms = idle_ms;
+    if (stall_ms)
+        w->policy.stall_ms = stall_ms;
     static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
     static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 2; i++) {
@@ -202,7 +205,7 @@ static void test_stream_echo(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024, 0); /* small: backpressure both ways */
+    world_init(&w, 64 * 1024, 0, 0); /* small: backpressure both ways */
     w.echo = 1;
     open_session(&w, &w.app);
     bufferevent_setcb(w.app, app_read, app_write, NULL, &w);
@@ -229,7 +232,7 @@ static void test_blocked_session_goes_away(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024, 0);
+    world_init(&w, 64 * 1024, 0, 0);
     struct bufferevent *slow, *other;
     open_session(&w, &slow);
     open_session(&w, &other);
@@ -277,7 +280,7 @@ static void test_idle_sessions_end(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024, 300);
+    world_init(&w, 64 * 1024, 300, 0);
     struct bufferevent *quiet, *busy;
     struct watch wq = {0}, wb = {0};
     open_session(&w, &quiet);
@@ -308,7 +311,7 @@ static void test_blocked_session_eof_with_error(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024, 0);
+    world_init(&w, 64 * 1024, 0, 0);
     struct bufferevent *slow, *other;
     open_session(&w, &slow); /* its reader never reads */
     open_session(&w, &other);
@@ -334,6 +337,43 @@ static void test_blocked_session_eof_with_error(void **state)
     world_done(&w);
 }
 
+/* RELIABILITY §3.6 stall timeout: a session whose reader takes nothing for stall_ms while the
+ * tunnel waits behind it is reset on that side, the peer is told (End with the error flag)
+ * and the other sessions go on; before the timeout nothing happens to it. */
+static void test_stalled_session_reset(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 0, 1000);
+    struct bufferevent *slow, *other;
+    struct watch ws = {0};
+    open_session(&w, &slow); /* its reader never reads */
+    open_session(&w, &other);
+    bufferevent_setcb(slow, NULL, NULL, watch_event, &ws);
+    bufferevent_enable(other, EV_READ);
+    run_ms(&w, 100);
+    assert_int_equal(w.n_service, 2);
+    uint8_t junk[65536];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 8; i++)
+        bufferevent_write(w.service[0], junk, sizeof(junk));
+    run_ms(&w, 100);
+    bufferevent_write(w.service[1], "ping", 4);
+    run_ms(&w, 300);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 0); /* behind it */
+    assert_false(ws.closed);
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
+    run_ms(&w, 1000);
+    assert_true(ws.closed); /* reset */
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 4);
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 1);
+    assert_int_equal(vrev__muxconn_active(w.mc[1]), 1); /* the peer ended it too */
+    assert_false(vrev__muxconn_closed(w.mc[0]));
+    bufferevent_free(slow);
+    bufferevent_free(other);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_blocked_session_goes_away),
         cmocka_unit_test(test_idle_sessions_end),
         cmocka_unit_test(test_blocked_session_eof_with_error),
+        cmocka_unit_test(test_stalled_session_reset),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
