@@ -594,8 +594,7 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
         return;
     mc->busy++;
     vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-              "session %u (%s) stalled the tunnel for %u ms: reset", s->sid, s->target,
-              mc->stall_ms);
+              "session %u stalled the tunnel for %u ms: reset", s->sid, mc->stall_ms);
     if (s->attached)
         vrev_mux_end(mc->mux, s->sid, 1);
     s->attached = false;
