@@ -132,8 +132,7 @@ static void app_write(struct bufferevent *bev, void *arg)
 }
 
 /* idle_ms: the policy's connIdle (0: V2Ray's default) */
-static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms,
-                       uint32_t stall_ms)
+static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms, uint32_t stall_ms)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -303,6 +302,27 @@ static void test_idle_sessions_end(void **state)
     world_done(&w);
 }
 
+/* Two sessions; the first one's reader never reads and the server sends it 512 KiB, which
+ * stops the client's tunnel; the second one's "ping" then waits behind it. Each step runs
+ * the loop for `ms`. */
+static void stall_behind_first(struct world *w, struct bufferevent **slow,
+                               struct bufferevent **other, int ms)
+{
+    open_session(w, slow);
+    open_session(w, other);
+    bufferevent_enable(*other, EV_READ);
+    run_ms(w, ms);
+    assert_int_equal(w->n_service, 2);
+    uint8_t junk[65536];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 8; i++)
+        bufferevent_write(w->service[0], junk, sizeof(junk));
+    run_ms(w, ms);
+    bufferevent_write(w->service[1], "ping", 4);
+    run_ms(w, ms);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(*other)), 0); /* behind it */
+}
+
 /* The local side of a session whose reader stalled the tunnel reports an end of stream and a
  * write error in one event (deferred callbacks OR them: a socket closed by its peer while
  * output waits): the session is aborted, not left to drain what can never be written, and
@@ -313,22 +333,10 @@ static void test_blocked_session_eof_with_error(void **state)
     struct world w;
     world_init(&w, 64 * 1024, 0, 0);
     struct bufferevent *slow, *other;
-    open_session(&w, &slow); /* its reader never reads */
-    open_session(&w, &other);
-    bufferevent_enable(other, EV_READ);
-    world_run(&w, 1);
-    assert_int_equal(w.n_service, 2);
-    uint8_t junk[65536];
-    memset(junk, 'x', sizeof(junk));
-    for (int i = 0; i < 8; i++)
-        bufferevent_write(w.service[0], junk, sizeof(junk));
-    world_run(&w, 1);
-    bufferevent_write(w.service[1], "ping", 4);
-    world_run(&w, 1);
-    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 0); /* stalled */
+    stall_behind_first(&w, &slow, &other, 1000);
     struct bufferevent *local = bufferevent_pair_get_partner(slow);
-    bufferevent_trigger_event(local, BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_READING |
-                                         BEV_EVENT_WRITING, 0);
+    bufferevent_trigger_event(
+        local, BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_READING | BEV_EVENT_WRITING, 0);
     world_run(&w, 1);
     assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 4);
     assert_int_equal(vrev__muxconn_active(w.mc[0]), 1);
@@ -347,20 +355,9 @@ static void test_stalled_session_reset(void **state)
     world_init(&w, 64 * 1024, 0, 1000);
     struct bufferevent *slow, *other;
     struct watch ws = {0};
-    open_session(&w, &slow); /* its reader never reads */
-    open_session(&w, &other);
+    stall_behind_first(&w, &slow, &other, 150);
     bufferevent_setcb(slow, NULL, NULL, watch_event, &ws);
-    bufferevent_enable(other, EV_READ);
     run_ms(&w, 100);
-    assert_int_equal(w.n_service, 2);
-    uint8_t junk[65536];
-    memset(junk, 'x', sizeof(junk));
-    for (int i = 0; i < 8; i++)
-        bufferevent_write(w.service[0], junk, sizeof(junk));
-    run_ms(&w, 100);
-    bufferevent_write(w.service[1], "ping", 4);
-    run_ms(&w, 300);
-    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 0); /* behind it */
     assert_false(ws.closed);
     assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
     run_ms(&w, 1000);
