@@ -131,7 +131,7 @@ static void app_write(struct bufferevent *bev, void *arg)
     app_fill(arg);
 }
 
-/* idle_ms: the policy's connIdle (0: V2Ray's default) */
+/* idle_ms, stall_ms: the policy's connIdle and stall timeout (0: the defaults) */
 static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms, uint32_t stall_ms)
 {
     memset(w, 0, sizeof(*w));
