@@ -38,11 +38,6 @@ struct world {
     size_t sent, received;
 };
 
-static uint8_t pattern(size_t i)
-{
-    return (uint8_t)(i * 13 + (i >> 11));
-}
-
 static int check_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
 {
     (void)m;
@@ -98,29 +93,13 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const
 
 static void app_fill(struct world *w)
 {
-    struct evbuffer *out = bufferevent_get_output(w->app);
-    uint8_t chunk[30000];
-    while (w->sent < BULK && evbuffer_get_length(out) < 256 * 1024) {
-        size_t n = BULK - w->sent < sizeof(chunk) ? BULK - w->sent : sizeof(chunk);
-        for (size_t i = 0; i < n; i++)
-            chunk[i] = pattern(w->sent + i);
-        evbuffer_add(out, chunk, n);
-        w->sent += n;
-    }
+    tu_pattern_fill(bufferevent_get_output(w->app), &w->sent, BULK, 256 * 1024);
 }
 
 static void app_read(struct bufferevent *bev, void *arg)
 {
     struct world *w = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    uint8_t chunk[16384];
-    int n;
-    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
-        for (int i = 0; i < n; i++)
-            if (chunk[i] != pattern(w->received + (size_t)i))
-                fail_msg("byte %zu differs", w->received + (size_t)i);
-        w->received += (size_t)n;
-    }
+    tu_pattern_check(bufferevent_get_input(bev), &w->received);
     if (w->received == BULK)
         event_base_loopexit(w->base, NULL);
 }

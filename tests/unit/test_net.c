@@ -35,11 +35,6 @@ struct world {
     int dial_err;
 };
 
-static uint8_t pattern(size_t i)
-{
-    return (uint8_t)(i * 7 + (i >> 12));
-}
-
 /* --- echo server: writes back what it reads, ends when its peer has ended ------------------- */
 
 static void echo_read(struct bufferevent *bev, void *arg)
@@ -127,29 +122,13 @@ static void proxy_accept(evutil_socket_t fd, const struct sockaddr *sa, int len,
 
 static void client_fill(struct world *w)
 {
-    struct evbuffer *out = bufferevent_get_output(w->client);
-    uint8_t chunk[16384];
-    while (w->sent < BULK && evbuffer_get_length(out) < 256 * 1024) {
-        size_t n = BULK - w->sent < sizeof(chunk) ? BULK - w->sent : sizeof(chunk);
-        for (size_t i = 0; i < n; i++)
-            chunk[i] = pattern(w->sent + i);
-        evbuffer_add(out, chunk, n);
-        w->sent += n;
-    }
+    tu_pattern_fill(bufferevent_get_output(w->client), &w->sent, BULK, 256 * 1024);
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
 {
     struct world *w = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    uint8_t chunk[16384];
-    size_t n;
-    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0 && n != (size_t)-1) {
-        for (size_t i = 0; i < n; i++)
-            if (chunk[i] != pattern(w->received + i))
-                fail_msg("byte %zu differs", w->received + i);
-        w->received += n;
-    }
+    tu_pattern_check(bufferevent_get_input(bev), &w->received);
 }
 
 static void client_write(struct bufferevent *bev, void *arg)
@@ -323,7 +302,6 @@ static void reader_read(struct bufferevent *bev, void *arg)
     struct reader *r = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t n = evbuffer_get_length(in);
-    uint8_t chunk[4096];
     r->calls++;
     if (n > r->largest)
         r->largest = n;
@@ -331,12 +309,7 @@ static void reader_read(struct bufferevent *bev, void *arg)
     bufferevent_getwatermark(bev, EV_READ, NULL, &high);
     if (high && n > r->high_seen)
         r->high_seen = n;
-    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0 && n != (size_t)-1) {
-        for (size_t i = 0; i < n; i++)
-            if (chunk[i] != pattern(r->total + i))
-                fail_msg("byte %zu differs", r->total + i);
-        r->total += n;
-    }
+    tu_pattern_check(in, &r->total);
 }
 
 static void reader_event(struct bufferevent *bev, short what, void *arg)
@@ -355,7 +328,7 @@ static size_t fill_socket(int fd, size_t from, size_t max)
     while (sent < max) {
         size_t n = max - sent < sizeof(chunk) ? max - sent : sizeof(chunk);
         for (size_t i = 0; i < n; i++)
-            chunk[i] = pattern(from + sent + i);
+            chunk[i] = tu_pattern(from + sent + i);
         ssize_t w = write(fd, chunk, n);
         if (w <= 0)
             break;
@@ -452,7 +425,7 @@ static void drain_peer(evutil_socket_t fd, short what, void *arg)
     ssize_t n;
     while ((n = read(fd, buf, sizeof(buf))) > 0) {
         for (ssize_t i = 0; i < n; i++)
-            d->bad += buf[i] != pattern(d->got + (size_t)i);
+            d->bad += buf[i] != tu_pattern(d->got + (size_t)i);
         d->got += (size_t)n;
     }
 }
@@ -475,7 +448,7 @@ static void eager_bulk(struct event_base *base, vrev_ctx *ctx)
     uint8_t *data = malloc(BULK);
     assert_non_null(data);
     for (size_t i = 0; i < BULK; i++)
-        data[i] = pattern(i);
+        data[i] = tu_pattern(i);
     for (int round = 0; round < 2; round++) { /* twice: after the output has drained too */
         struct drain d = {.fd = sv[1]};
         struct event *peer = event_new(base, sv[1], EV_READ | EV_PERSIST, drain_peer, &d);

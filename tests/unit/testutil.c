@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <event2/buffer.h>
 
 #include "testutil.h"
 #include "vrev.h"
@@ -114,4 +115,33 @@ void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *sta
     a->realloc = fa_realloc;
     a->free = fa_free;
     a->user = state;
+}
+
+uint8_t tu_pattern(size_t i)
+{
+    return (uint8_t)(i * 13 + (i >> 11));
+}
+
+void tu_pattern_fill(struct evbuffer *out, size_t *sent, size_t total, size_t cap)
+{
+    uint8_t chunk[16384];
+    while (*sent < total && evbuffer_get_length(out) < cap) {
+        size_t n = total - *sent < sizeof(chunk) ? total - *sent : sizeof(chunk);
+        for (size_t i = 0; i < n; i++)
+            chunk[i] = tu_pattern(*sent + i);
+        assert_int_equal(evbuffer_add(out, chunk, n), 0);
+        *sent += n;
+    }
+}
+
+void tu_pattern_check(struct evbuffer *in, size_t *received)
+{
+    uint8_t chunk[16384];
+    int n;
+    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
+        for (int i = 0; i < n; i++)
+            if (chunk[i] != tu_pattern(*received + (size_t)i))
+                fail_msg("byte %zu differs", *received + (size_t)i);
+        *received += (size_t)n;
+    }
 }

@@ -24,4 +24,16 @@ struct tu_failing_alloc {
 struct vrev_allocator;
 void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *state);
 
+/* Test payload: byte i of a stream. */
+uint8_t tu_pattern(size_t i);
+
+struct evbuffer;
+/* Add the pattern's bytes [*sent, total) to `out` while it holds less than `cap` bytes;
+ * advances *sent. */
+void tu_pattern_fill(struct evbuffer *out, size_t *sent, size_t total, size_t cap);
+
+/* Take all `in` holds, checking that it continues the pattern at *received (the test fails at
+ * the first wrong byte); advances *received. */
+void tu_pattern_check(struct evbuffer *in, size_t *received);
+
 #endif
