@@ -298,12 +298,38 @@ def udp_echo():
     sock.close()
 
 
-def udp_roundtrip(port, payload, timeout=1.0):
-    """Send one datagram to 127.0.0.1:port and return the answer (None on timeout)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(payload, ("127.0.0.1", port))
-        try:
-            return s.recvfrom(65536)[0]
-        except socket.timeout:
-            return None
+def udp_roundtrip(port, payload, timeout=1.0, sock=None):
+    """Send one datagram to 127.0.0.1:port and return the answer (None on timeout), from
+    `sock`, or from a fresh socket (to a UDP inbound: a new session)."""
+    if sock is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            return udp_roundtrip(port, payload, timeout, s)
+    sock.settimeout(timeout)
+    sock.sendto(payload, ("127.0.0.1", port))
+    try:
+        return sock.recvfrom(65536)[0]
+    except socket.timeout:
+        return None
+
+
+def udp_exit_tries(kind):
+    """How many fresh sessions a datagram may take when `kind` sends it on to the echo server.
+
+    V2Ray 4.34 binds each outgoing UDP socket (freedom, its SOCKS outbound) to port 0 with
+    SO_REUSEPORT, so the kernel may give a new socket the port of a live one; answers for the
+    new session then reach the older socket and are lost (`ss -uanp` shows the shared port;
+    1 to 3 sessions in 400 here). Another session gets another socket. A vrev exit uses
+    connected sockets of its own: one try."""
+    return 2 if kind == "v2ray" else 1
+
+
+def udp_session(port, payload, tries, timeout=2.0):
+    """A client socket whose first datagram was answered (a session that works), with the
+    answer; a fresh socket for each try. Returns (socket or None, answer or None)."""
+    for _ in range(tries):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        got = udp_roundtrip(port, payload, timeout, s)
+        if got is not None:
+            return s, got
+        s.close()
+    return None, None
