@@ -106,6 +106,15 @@ VREV_API int vrev_tunnel_opts_set_heartbeat_ms(vrev_tunnel_opts *o, unsigned ms)
 VREV_API int vrev_tunnel_opts_set_drain_after(vrev_tunnel_opts *o, unsigned sessions);
 VREV_API int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsigned sessions);
 
+/** Both (beyond V2Ray, same wire): how long a tunnel may show no sign of life before it is
+ *  closed. Bridge: nothing heard from the portal (heartbeats come every 2 s; default 7000 ms;
+ *  the bridge then dials again). Portal: its bytes left unacknowledged, or the bridge's window
+ *  left shut, that long (TCP_USER_TIMEOUT on the tunnel's socket; default 10000 ms), so a
+ *  bridge whose host has gone stops getting sessions (V2Ray's portal keeps using such a tunnel
+ *  for about 15 minutes). 0 restores the default; otherwise 1000..3600000, and on a bridge
+ *  more than the portal's heartbeat period. Returns 0 or VREV_ERR_INVAL. */
+VREV_API int vrev_tunnel_opts_set_dead_after_ms(vrev_tunnel_opts *o, unsigned ms);
+
 struct bufferevent;
 
 /** A session handed to the application instead of a socket: `stream` (owned by the callee

@@ -81,7 +81,7 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
 {
     struct vrev__engine *e = &p->engine;
     struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, o->heartbeat_ms,
-                                   o->drain_after};
+                                   o->drain_after, o->dead_after_ms};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -395,6 +395,7 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
         memset(&bo, 0, sizeof(bo));
         bo.domain = vrev__tunnel_domain(o);
         bo.sessions_per_tunnel = o->sessions_per_tunnel;
+        bo.dead_after_ms = o->dead_after_ms;
         bo.allowed_targets = allowed;
         bo.n_allowed_targets = n;
         rc = vrev__bridge_new(&b->engine, "bridge", &bo, &b->bridge);

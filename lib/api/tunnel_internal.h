@@ -27,7 +27,7 @@ struct vrev_tunnel_opts {
     char *portal; /* bridge */
     struct vrev__tunnel_pair *targets;
     size_t n_targets;
-    unsigned heartbeat_ms, drain_after, sessions_per_tunnel; /* 0: defaults */
+    unsigned heartbeat_ms, drain_after, sessions_per_tunnel, dead_after_ms; /* 0: defaults */
     bool tls;
     bool tls_insecure;
     char *tls_cert; /* portal */

@@ -343,6 +343,14 @@ int vrev_tunnel_opts_set_drain_after(vrev_tunnel_opts *o, unsigned sessions)
     return 0;
 }
 
+int vrev_tunnel_opts_set_dead_after_ms(vrev_tunnel_opts *o, unsigned ms)
+{
+    if (!o || (ms && (ms < 1000 || ms > 3600 * 1000)))
+        return VREV_ERR_INVAL;
+    o->dead_after_ms = ms;
+    return 0;
+}
+
 int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsigned sessions)
 {
     if (!o || sessions > 65000)

@@ -52,6 +52,16 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d);
  * sockets inherit what their listener was given (vrev__listener_new tunes it). */
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive);
 
+/* The TCP socket at the bottom of `bev`: bev's own, or below its layers (VMess and other
+ * filters, TLS). -1 when there is none (a pair, a custom transport). */
+evutil_socket_t vrev__bev_tcp_fd(struct bufferevent *bev);
+
+/* TCP_USER_TIMEOUT: the kernel fails the connection once bytes it sent have gone this long
+ * without an acknowledgement, or the peer's window has stayed shut this long (a host that has
+ * gone, or a process that no longer reads), instead of retrying for about 15 minutes.
+ * 0 leaves the system's behaviour. Returns 0 or VREV_ERR_IO. */
+int vrev__tcp_set_user_timeout(evutil_socket_t fd, uint32_t ms);
+
 /* A bufferevent for an accepted or connected socket, with the options every libvrev socket
  * gets (close on free, deferred callbacks). NULL on failure (the fd is then closed). */
 struct bufferevent *vrev__bev_socket(vrev_ctx *ctx, evutil_socket_t fd);

@@ -403,6 +403,23 @@ void vrev__bev_read_now(struct bufferevent *bev)
     evbuffer_freeze(in, 0);
 }
 
+evutil_socket_t vrev__bev_tcp_fd(struct bufferevent *bev)
+{
+    for (int depth = 0; bev && depth < 8; depth++) {
+        if (is_socket(bev))
+            return bufferevent_getfd(bev);
+        struct bufferevent *tls_lower = vrev__tls_lower(bev);
+        bev = tls_lower ? tls_lower : bufferevent_get_underlying(bev);
+    }
+    return -1;
+}
+
+int vrev__tcp_set_user_timeout(evutil_socket_t fd, uint32_t ms)
+{
+    unsigned int v = ms;
+    return setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof(v)) == 0 ? 0 : VREV_ERR_IO;
+}
+
 void vrev__bev_kick_input(struct bufferevent *bev)
 {
     struct bufferevent *below = bufferevent_get_underlying(bev);

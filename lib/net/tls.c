@@ -676,6 +676,12 @@ static struct tconn *conn_of(struct bufferevent *bev)
     return readcb == inner_read ? arg : NULL;
 }
 
+struct bufferevent *vrev__tls_lower(struct bufferevent *tls_bev)
+{
+    struct tconn *c = conn_of(tls_bev);
+    return c ? c->lower : NULL;
+}
+
 const char *vrev__tls_last_error(struct bufferevent *tls_bev, char *buf, size_t len)
 {
     struct tconn *c = conn_of(tls_bev);

@@ -96,6 +96,10 @@ const char *vrev__tls_alpn(struct bufferevent *tls_bev);
 /* True once the handshake (and verification) has succeeded. */
 bool vrev__tls_handshake_done(struct bufferevent *tls_bev);
 
+/* The bufferevent TLS runs over (the `lower` given to vrev__tls_wrap), or NULL if tls_bev is
+ * not a TLS bufferevent. */
+struct bufferevent *vrev__tls_lower(struct bufferevent *tls_bev);
+
 /* Make the coming free an abort (see above). False if tls_bev is not a TLS bufferevent. */
 bool vrev__tls_set_abort(struct bufferevent *tls_bev);
 

@@ -1,6 +1,7 @@
 /* Portal (WIRE-SPEC §3.5): an outbound. A link whose target is the portal's domain becomes a
  * tunnel: a mux client with the control session (id 1) and a heartbeat every 2 s, DRAIN once
- * more than 256 sessions have been opened on it. Any other link becomes a session on the
+ * more than 256 sessions have been opened on it, closed once the bridge has stopped taking its
+ * bytes for dead_after_ms (TCP_USER_TIMEOUT; V2Ray keeps such a tunnel for minutes). Any other link becomes a session on the
  * tunnel with the fewest live sessions, preferring tunnels that are not draining and never
  * picking a closed one (the 4.34 picker does, for up to 30 s: §3.7). */
 #include <string.h>
@@ -34,6 +35,7 @@ struct portal {
     char *control_domain;
     uint32_t heartbeat_ms;
     uint32_t drain_after;
+    uint32_t dead_after_ms;
     struct pworker workers; /* list head */
     struct vrev__portal_stats stats;
     vrev__reverse_notify_fn notify;
@@ -182,6 +184,12 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
         worker_free(w);
         return n < 0 ? n : rc;
     }
+    /* Heartbeats go out every 2 s: a bridge that has gone is noticed dead_after_ms later. */
+    evutil_socket_t fd = vrev__bev_tcp_fd(link);
+    if (fd < 0 || vrev__tcp_set_user_timeout(fd, p->dead_after_ms) < 0)
+        vrev__log(ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+                  "[%s] tunnel not over a TCP socket: no dead-bridge timeout",
+                  p->base.tag ? p->base.tag : "");
     vrev__log(ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up (%u live)",
               p->base.tag ? p->base.tag : "", p->stats.tunnels_live);
     arm(w, p->heartbeat_ms);
@@ -282,6 +290,7 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
     }
     p->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 2000;
     p->drain_after = opts->drain_after ? opts->drain_after : 256;
+    p->dead_after_ms = opts->dead_after_ms ? opts->dead_after_ms : 10000;
     *out = &p->base;
     return 0;
 }

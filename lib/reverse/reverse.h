@@ -18,6 +18,10 @@ struct vrev__portal_opts {
     const char *control_domain; /* NULL: VREV_CONTROL_DOMAIN_V2RAY */
     uint32_t heartbeat_ms;      /* 0: 2000 */
     uint32_t drain_after;       /* lifetime sessions before DRAIN; 0: 256 */
+    /* A tunnel whose bytes (heartbeats at least) stay unacknowledged this long, or that the
+     * bridge stops reading for this long, is closed (TCP_USER_TIMEOUT on its socket); 0: 10000.
+     * V2Ray's portal keeps retrying such a tunnel for about 15 minutes, handing it sessions. */
+    uint32_t dead_after_ms;
 };
 
 struct vrev__portal_stats {

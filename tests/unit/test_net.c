@@ -518,6 +518,41 @@ static void test_socket_read_now(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* The socket below a stack of layers, and none below a pair. */
+static void test_bev_tcp_fd(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    struct event_base *base = new_base_ctx(&ctx);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    evutil_make_socket_nonblocking(sv[0]);
+    struct bufferevent *sock = vrev__bev_socket(ctx, sv[0]);
+    struct bufferevent *f1 = bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,
+                                                    NULL);
+    struct bufferevent *f2 = bufferevent_filter_new(f1, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,
+                                                    NULL);
+    assert_non_null(f2);
+    assert_int_equal(vrev__bev_tcp_fd(sock), sv[0]);
+    assert_int_equal(vrev__bev_tcp_fd(f2), sv[0]);
+    /* not a TCP socket: the option cannot be set, and says so */
+    assert_int_equal(vrev__tcp_set_user_timeout(sv[0], 1000), VREV_ERR_IO);
+    struct bufferevent *pair[2];
+    assert_int_equal(bufferevent_pair_new(base, 0, pair), 0);
+    struct bufferevent *f3 = bufferevent_filter_new(pair[0], NULL, NULL, 0, NULL, NULL);
+    assert_int_equal(vrev__bev_tcp_fd(f3), -1);
+    assert_int_equal(vrev__bev_tcp_fd(pair[1]), -1);
+    assert_int_equal(vrev__bev_tcp_fd(NULL), -1);
+    bufferevent_free(f3);
+    bufferevent_free(pair[0]);
+    bufferevent_free(pair[1]);
+    bufferevent_free(f2); /* and the layers and the socket below it */
+    close(sv[1]);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -528,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_socket_large_reads),
         cmocka_unit_test(test_socket_eager_writes),
         cmocka_unit_test(test_socket_read_now),
+        cmocka_unit_test(test_bev_tcp_fd),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }

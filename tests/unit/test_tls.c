@@ -153,6 +153,7 @@ static void test_over_pair(void **state)
     struct bufferevent *s = vrev__tls_wrap(w.stls, pair[1], NULL, &err);
     assert_non_null(c);
     assert_non_null(s);
+    assert_int_equal(vrev__bev_tcp_fd(c), -1); /* a pair below: no socket */
     peer_start(&w.s, s);
     peer_start(&w.c, c);
     world_loop(&w, 20);
@@ -231,6 +232,8 @@ static void relay_accept(evutil_socket_t fd, const struct sockaddr *sa, int len,
     int err;
     struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, &err);
     assert_non_null(tls);
+    assert_int_equal(vrev__bev_tcp_fd(tls), fd); /* through the TLS layer */
+    assert_int_equal(vrev__tcp_set_user_timeout(fd, 10000), 0);
     struct vrev__policy pol;
     vrev__policy_default(&pol);
     pol.buffer_bytes = 64 * 1024;

@@ -1,5 +1,6 @@
 /* The JSON-free tunnel API (include/vrev/tunnel.h): options validation, a portal and a bridge
- * in one loop with events and counters, refusal of unknown targets, allocation failures. */
+ * in one loop with events and counters, refusal of unknown targets, allocation failures, and a
+ * portal giving up the tunnel of a bridge that has stopped. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -42,6 +43,10 @@ static void test_options(void **state)
     assert_int_equal(vrev_tunnel_opts_add_target(o, "127.0.0.1:80", "127.0.0.1:8081"), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "bad:name:x", "127.0.0.1:1"), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_portal(o, "portal.example:443"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 999), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 3600 * 1000 + 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 1000), 0);
+    assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 0), 0);
     char buf[4096];
     int n = vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf));
     assert_true(n > 0 && (size_t)n < sizeof(buf));
@@ -403,6 +408,106 @@ static void test_allocation_failures(void **state)
     }
 }
 
+/* --- a bridge that stops reading: the portal gives its tunnel up ------------------------------ */
+
+/* The portal and the bridge on loops of their own: stopping the bridge's loop is a bridge whose
+ * process hangs (or whose host has gone: its kernel no longer takes the portal's bytes). */
+struct frozen {
+    struct event_base *pbase, *bbase;
+    vrev_ctx *pctx, *bctx;
+    vrev_portal *portal;
+    vrev_bridge *bridge;
+    struct bufferevent *client;
+    int up, down;
+};
+
+static void frozen_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    (void)name, (void)up, (void)down;
+    struct frozen *f = user;
+    f->up += event == VREV_EVENT_TUNNEL_UP;
+    f->down += event == VREV_EVENT_TUNNEL_DOWN;
+}
+
+static void frozen_run(struct event_base *base, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+static void frozen_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    static const char block[64 * 1024];
+    struct frozen *f = arg;
+    assert_int_equal(err, 0);
+    f->client = bev;
+    for (int i = 0; i < 512; i++) /* 32 MiB: more than the sockets on the way can hold */
+        evbuffer_add(bufferevent_get_output(bev), block, sizeof(block));
+    bufferevent_enable(bev, EV_WRITE);
+}
+
+/* Bring a tunnel up, stop the bridge, upload through the portal: how many times the portal
+ * reports the tunnel down within wait_ms. */
+static int frozen_bridge(unsigned dead_after_ms, int wait_ms)
+{
+    struct frozen f;
+    memset(&f, 0, sizeof(f));
+    f.pbase = event_base_new();
+    f.bbase = event_base_new();
+    assert_int_equal(vrev_ctx_new(&f.pctx, f.pbase), 0);
+    assert_int_equal(vrev_ctx_new(&f.bctx, f.bbase), 0);
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, dead_after_ms), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "svc"), 0);
+    assert_int_equal(vrev_portal_new(&f.portal, f.pctx, o, err, sizeof(err)), 0);
+    vrev_portal_set_event_cb(f.portal, frozen_event, &f);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(f.portal));
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "svc", "127.0.0.1:1"), 0);
+    assert_int_equal(vrev_bridge_new(&f.bridge, f.bctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(vrev_bridge_start(f.bridge), 0);
+    for (int i = 0; i < 300 && !(f.up && vrev_bridge_counter(f.bridge, VREV_COUNTER_TUNNELS));
+         i++) {
+        frozen_run(f.pbase, 5);
+        frozen_run(f.bbase, 5);
+    }
+    assert_int_equal(f.up, 1);
+    struct vrev__addr a; /* from here on only the portal's loop runs */
+    assert_int_equal(vrev__addr_from_text(&a, "127.0.0.1", vrev_portal_public_port(f.portal, 0)),
+                     0);
+    assert_int_equal(vrev__tcp_dial(f.pctx, NULL, &a, 2000, frozen_dialed, &f, NULL), 0);
+    for (int t = 0; t < wait_ms && !f.down; t += 50)
+        frozen_run(f.pbase, 50);
+    int down = f.down;
+    if (f.client)
+        bufferevent_free(f.client);
+    vrev_bridge_free(f.bridge);
+    vrev_portal_free(f.portal);
+    event_base_loop(f.pbase, EVLOOP_NONBLOCK);
+    event_base_loop(f.bbase, EVLOOP_NONBLOCK);
+    event_base_free(f.pbase);
+    event_base_free(f.bbase);
+    vrev_ctx_free(f.pctx);
+    vrev_ctx_free(f.bctx);
+    return down;
+}
+
+static void test_portal_gives_up_a_frozen_bridge(void **state)
+{
+    (void)state;
+    /* 1 s without progress once the bridge's window has shut; 10 s is a generous bound */
+    assert_int_equal(frozen_bridge(1000, 10000), 1);
+    /* the control: with an hour, the tunnel is still there after 3 s */
+    assert_int_equal(frozen_bridge(3600 * 1000, 3000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_bridge_handler_in_process),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
     };
     return cmocka_run_group_tests_name("tunnel", tests, NULL, NULL);
 }
