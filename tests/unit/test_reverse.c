@@ -72,7 +72,7 @@ static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, 
 static void portal_up(struct world *w)
 {
     assert_int_equal(vrev__engine_init(&w->portal_engine, w->ctx), 0);
-    struct vrev__portal_opts po = {DOMAIN, NULL, w->heartbeat_ms, w->drain_after};
+    struct vrev__portal_opts po = {DOMAIN, NULL, w->heartbeat_ms, w->drain_after, 0};
     assert_int_equal(vrev__portal_new(&w->portal_engine, "portal", &po, &w->portal), 0);
     assert_int_equal(vrev__engine_add_outbound(&w->portal_engine, w->portal), 0);
     /* the target the portal puts in its New frames; the bridge's freedom redirects anyway */
