@@ -26,11 +26,13 @@ struct vrev__policy {
     uint32_t downlink_only_ms; /* after the uplink ended: allowed downlink inactivity */
     uint32_t buffer_bytes;     /* per-direction high-water mark of a relay */
     uint32_t stall_ms; /* a mux session whose full output stops the tunnel this long: reset */
+    uint32_t tunnel_buffer_bytes; /* what all sessions of one mux tunnel may hold unwritten */
 };
 
 /* V2Ray 4.34 level-0 defaults: handshake 60 s (source), connIdle 300 s, uplinkOnly 1 s,
  * downlinkOnly 1 s, 512 KiB per connection (amd64); and ours: a mux stalled 10 s by one
- * session (V2Ray waits for ever). */
+ * session (V2Ray waits for ever), 64 MiB held for the local sides of one tunnel (V2Ray: up to
+ * 512 KiB for each of its sessions). */
 void vrev__policy_default(struct vrev__policy *p);
 
 /* --- TCP ------------------------------------------------------------------------------------ */

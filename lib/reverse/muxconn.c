@@ -23,6 +23,7 @@ struct msession {
     uint16_t sid;
     bool udp;
     bool attached;   /* still in the codec's table */
+    struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
     uint64_t rx, tx; /* payload delivered to / read from the local side */
     struct timeval last; /* last payload either way (policy connIdle) */
     char target[64]; /* target host, for events (truncated) */
@@ -48,8 +49,11 @@ struct vrev__muxconn {
     uint64_t tx_bytes; /* session payload read from local sides and sent */
     struct event *sweep;  /* ends sessions idle for idle_ms (V2Ray's connIdle); NULL: none */
     uint32_t idle_ms;
-    struct event *stall; /* armed while a session blocks the transport; NULL: none */
+    struct event *stall; /* armed while the transport is stopped for the locals; NULL: none */
     uint32_t stall_ms;
+    size_t held;     /* bytes queued for all local sides, not yet written */
+    size_t held_cap; /* policy tunnel_buffer_bytes (0: none) */
+    bool over_cap;   /* the transport is stopped until held is down to half the cap */
     int busy;
     bool free_pending;
 };
@@ -57,6 +61,8 @@ struct vrev__muxconn {
 static void local_read(struct bufferevent *bev, void *arg);
 static void local_write(struct bufferevent *bev, void *arg);
 static void local_event(struct bufferevent *bev, short what, void *arg);
+static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg);
 static void transport_read(struct bufferevent *bev, void *arg);
 
 /* --- sessions ------------------------------------------------------------------------------ */
@@ -100,6 +106,14 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     mc->sessions.next->prev = s;
     mc->sessions.next = s;
     if (local) {
+        struct evbuffer *out = bufferevent_get_output(local);
+        if (!(s->out_cb = evbuffer_add_cb(out, local_out_changed, s))) {
+            s->prev->next = s->next;
+            s->next->prev = s->prev;
+            vrev__free(mc->ctx, s);
+            return NULL;
+        }
+        mc->held += evbuffer_get_length(out);
         bufferevent_setcb(local, local_read, local_write, local_event, s);
         bufferevent_setwatermark(local, EV_WRITE, 0, 0);
         vrev__bev_enable(local, mc->tx_paused ? EV_WRITE : EV_READ | EV_WRITE);
@@ -107,13 +121,13 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     return s;
 }
 
-/* The session that stopped the transport from being read has drained or is gone: read on.
+/* Nothing stops the transport any more (no blocking session, not over the cap): read on.
  * Frames already buffered below are not announced again, so they are processed from the loop
  * (never from here: this runs inside the codec's callbacks too). */
-static void unblock(struct vrev__muxconn *mc)
+static void resume_reading(struct vrev__muxconn *mc)
 {
-    bufferevent_setwatermark(mc->blocked->local, EV_WRITE, 0, 0);
-    mc->blocked = NULL;
+    if (mc->blocked || mc->over_cap)
+        return;
     if (mc->stall)
         evtimer_del(mc->stall);
     if (mc->closed)
@@ -122,6 +136,33 @@ static void unblock(struct vrev__muxconn *mc)
     if (evbuffer_get_length(bufferevent_get_input(mc->transport)))
         bufferevent_trigger(mc->transport, EV_READ,
                             BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* The session that stopped the transport from being read has drained or is gone. */
+static void unblock(struct vrev__muxconn *mc)
+{
+    bufferevent_setwatermark(mc->blocked->local, EV_WRITE, 0, 0);
+    mc->blocked = NULL;
+    resume_reading(mc);
+}
+
+/* Over the cap, the transport waits until the local sides have written half of it. */
+static void check_held(struct vrev__muxconn *mc)
+{
+    if (mc->over_cap && mc->held <= mc->held_cap / 2) {
+        mc->over_cap = false;
+        resume_reading(mc);
+    }
+}
+
+static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg)
+{
+    (void)buf;
+    struct msession *s = arg;
+    s->mc->held += info->n_added;
+    s->mc->held -= info->n_deleted;
+    check_held(s->mc);
 }
 
 static void session_free(struct msession *s, int abort)
@@ -134,9 +175,15 @@ static void session_free(struct msession *s, int abort)
     s->next->prev = s->prev;
     if (s->attached)
         vrev_mux_session_set_user(mc->mux, s->sid, NULL);
+    if (s->out_cb) { /* what it still holds is dropped with it */
+        struct evbuffer *out = bufferevent_get_output(s->local);
+        evbuffer_remove_cb_entry(out, s->out_cb);
+        mc->held -= evbuffer_get_length(out);
+    }
     if (s->local)
         vrev__bev_close(s->local, abort);
     vrev__free(mc->ctx, s);
+    check_held(mc);
 }
 
 /* The session is gone from the codec; its local side gets what is still queued for it, then
@@ -281,17 +328,23 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
     return 0;
 }
 
-/* After delivering to a session: a slow reader stops the tunnel until it catches up. */
+/* After delivering to a session: a slow reader stops the tunnel until it catches up, and so
+ * do all local sides together once they hold held_cap bytes (many slow readers, each under
+ * its own limit). */
 static void check_rx(struct vrev__muxconn *mc, struct msession *s)
 {
     if (evbuffer_get_length(bufferevent_get_output(s->local)) >= mc->hwm) {
         mc->blocked = s;
         bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
-        vrev_mux_pause(mc->mux);
-        if (mc->stall) {
-            struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
-            evtimer_add(mc->stall, &tv);
-        }
+    } else if (mc->held_cap && mc->held >= mc->held_cap) {
+        mc->over_cap = true;
+    } else {
+        return;
+    }
+    vrev_mux_pause(mc->mux);
+    if (mc->stall) {
+        struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
+        evtimer_add(mc->stall, &tv);
     }
 }
 
@@ -367,7 +420,7 @@ static void transport_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec vec;
     mc->busy++;
-    while (!mc->closed && !mc->blocked && !mc->free_pending &&
+    while (!mc->closed && !mc->blocked && !mc->over_cap && !mc->free_pending &&
            evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         size_t used = 0;
         mc->seg = vec.iov_base;
@@ -388,7 +441,7 @@ static void transport_read(struct bufferevent *bev, void *arg)
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        if (mc->blocked)
+        if (mc->blocked || mc->over_cap)
             bufferevent_disable(bev, EV_READ);
     }
     leave(mc);
@@ -582,23 +635,54 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     leave(mc);
 }
 
-/* One session's reader has not taken its bytes for stall_ms while every other session of the
- * tunnel waits behind it (head-of-line blocking, RELIABILITY §3.6): that session is reset
- * (End with the error flag; its local side sees a reset) and the tunnel reads on. */
+/* Reset a session (End with the error flag; its local side sees a reset). */
+static void reset_session(struct msession *s)
+{
+    if (s->attached)
+        vrev_mux_end(s->mc->mux, s->sid, 1);
+    s->attached = false;
+    session_free(s, 1);
+}
+
+/* The session whose local side holds the most. */
+static struct msession *largest_holder(struct vrev__muxconn *mc)
+{
+    struct msession *big = NULL;
+    size_t most = 0;
+    for (struct msession *s = mc->sessions.next; s != &mc->sessions; s = s->next) {
+        size_t n = s->local ? evbuffer_get_length(bufferevent_get_output(s->local)) : 0;
+        if (n > most) {
+            big = s;
+            most = n;
+        }
+    }
+    return big;
+}
+
+/* The tunnel has waited stall_ms for its local sides (head-of-line blocking, RELIABILITY
+ * §3.6): one session's reader has not taken its bytes while every other session waits behind
+ * it, and that session is reset; or, over the tunnel's cap, the sessions holding the most are
+ * reset until half the cap is free. Then the tunnel reads on. */
 static void stalled(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__muxconn *mc = arg;
-    struct msession *s = mc->blocked;
-    if (!s || mc->closed)
+    if (mc->closed || !(mc->blocked || mc->over_cap))
         return;
     mc->busy++;
-    vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-              "session %u stalled the tunnel for %u ms: reset", s->sid, mc->stall_ms);
-    if (s->attached)
-        vrev_mux_end(mc->mux, s->sid, 1);
-    s->attached = false;
-    session_free(s, 1); /* unblocks */
+    if (mc->blocked) {
+        vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "session %u stalled the tunnel for %u ms: reset", mc->blocked->sid,
+                  mc->stall_ms);
+        reset_session(mc->blocked); /* unblocks */
+    } else {
+        vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest",
+                  mc->held, mc->held_cap, mc->stall_ms);
+        struct msession *big;
+        while (!mc->closed && mc->over_cap && (big = largest_holder(mc)))
+            reset_session(big); /* the last one resumes reading */
+    }
     flush(mc);
     leave(mc);
 }
@@ -626,6 +710,9 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     mc->sessions.next = mc->sessions.prev = &mc->sessions;
     mc->idle_ms = policy->conn_idle_ms;
     mc->stall_ms = policy->stall_ms;
+    mc->held_cap = policy->tunnel_buffer_bytes;
+    if (mc->held_cap && mc->held_cap < 2 * mc->hwm)
+        mc->held_cap = 2 * mc->hwm;
     if ((mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
         (mc->stall_ms && !(mc->stall = evtimer_new(ctx->base, stalled, mc)))) {
         if (mc->sweep)

@@ -350,6 +350,84 @@ static void test_stalled_session_reset(void **state)
     world_done(&w);
 }
 
+/* RELIABILITY §3.6 per-tunnel cap: sessions whose readers take nothing, each under its own
+ * limit (64 KiB) but together over the tunnel's (128 KiB), stop the tunnel; it reads on once
+ * half the cap has been written; and if nothing is written for stall_ms, the sessions holding
+ * the most are reset until half the cap is free. */
+static void test_tunnel_cap(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 0, 1000);
+    w.policy.tunnel_buffer_bytes = 128 * 1024; /* the client's muxconn, made again with it */
+    vrev__muxconn_free(w.mc[0]);
+    bufferevent_free(w.t[0][1]);
+    assert_int_equal(bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE, w.t[0]), 0);
+    bufferevent_setcb(w.t[0][1], tap_read, NULL, NULL, &w);
+    bufferevent_enable(w.t[0][1], EV_READ | EV_WRITE);
+    static const struct vrev__muxconn_cbs none = {NULL, NULL, NULL, NULL, NULL};
+    assert_int_equal(vrev__muxconn_new(w.ctx, VREV_MUX_CLIENT, w.t[0][0], &w.policy, &none, &w,
+                                       &w.mc[0]),
+                     0);
+    struct bufferevent *app[4];
+    struct watch wa[4] = {{0}};
+    for (int i = 0; i < 4; i++) {
+        open_session(&w, &app[i]); /* reading not enabled: nothing is taken */
+        bufferevent_setcb(app[i], NULL, NULL, watch_event, &wa[i]);
+    }
+    run_ms(&w, 100);
+    assert_int_equal(w.n_service, 4);
+    uint8_t junk[48 * 1024];
+    memset(junk, 'x', sizeof(junk));
+    for (int i = 0; i < 4; i++) /* 48 KiB each: under 64 KiB; the third reaches 128 KiB */
+        bufferevent_write(w.service[i], junk, sizeof(junk));
+    run_ms(&w, 200);
+    size_t held[4], total = 0;
+    for (int i = 0; i < 4; i++) {
+        held[i] = evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
+        total += held[i];
+    }
+    assert_int_equal(total, 3 * sizeof(junk)); /* stopped at the cap: the fourth waits */
+    assert_false(wa[0].closed || wa[1].closed || wa[2].closed || wa[3].closed);
+    /* two readers take their bytes: 48 KiB left <= half the cap, and the fourth's come */
+    int readers = 0;
+    for (int i = 0; i < 4 && readers < 2; i++)
+        if (held[i] == sizeof(junk)) {
+            bufferevent_enable(app[i], EV_READ);
+            readers++;
+        }
+    assert_int_equal(readers, 2);
+    run_ms(&w, 200);
+    total = 0;
+    for (int i = 0; i < 4; i++)
+        total += evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
+    assert_int_equal(total, 2 * sizeof(junk)); /* all delivered: two read, two held */
+    /* over the cap again, nothing read for stall_ms: the largest holders are reset */
+    for (int i = 0; i < 4; i++)
+        bufferevent_disable(app[i], EV_READ);
+    for (int i = 0; i < 4; i++)
+        bufferevent_write(w.service[i], junk, sizeof(junk));
+    run_ms(&w, 300);
+    int closed = 0;
+    for (int i = 0; i < 4; i++)
+        closed += wa[i].closed;
+    assert_int_equal(closed, 0); /* not before stall_ms */
+    run_ms(&w, 1000);
+    total = 0;
+    for (int i = 0; i < 4; i++) {
+        closed += wa[i].closed;
+        if (!wa[i].closed)
+            total += evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
+    }
+    assert_true(closed >= 1 && closed < 4);
+    assert_true(total < 128 * 1024 + sizeof(junk)); /* read on: at most one delivery past */
+    assert_false(vrev__muxconn_closed(w.mc[0]));
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 4 - closed);
+    for (int i = 0; i < 4; i++)
+        bufferevent_free(app[i]);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_idle_sessions_end),
         cmocka_unit_test(test_blocked_session_eof_with_error),
         cmocka_unit_test(test_stalled_session_reset),
+        cmocka_unit_test(test_tunnel_cap),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
