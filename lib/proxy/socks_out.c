@@ -8,12 +8,18 @@
  *   05 01 00 atyp address port           05 00 00 atyp address port    (REP 00: connected)
  *
  * Until the reply has arrived the handshake is tracked by the engine and bounded by the
- * policy's handshake timeout; the link is not read meanwhile (its bytes wait). UDP ASSOCIATE
- * is not implemented: UDP links are closed. */
+ * policy's handshake timeout; the link is not read meanwhile (its bytes wait).
+ *
+ * A UDP link asks for UDP ASSOCIATE instead (naming the link's target, as the 4.34 client
+ * does) and its datagrams go to the relay the reply names (the server's own address when the
+ * reply names an unspecified or non-IP one), each behind a SOCKS header naming the target;
+ * the association, and so the flow, lasts as long as the TCP connection (udp.c). */
 #include <string.h>
+#include <sys/socket.h>
 
 #include "codec/socks5.h"
 #include "proxy.h"
+#include "udp.h"
 
 #define LOG_COMPONENT "socks"
 #define SOCKS_RETRY_STEP_MS 100 /* 4.34: retry.ExponentialBackoff(5, 100) */
@@ -43,6 +49,8 @@ struct socks_req {
     struct bufferevent *bev;
     struct event *deadline;
     struct vrev__addr target;
+    struct vrev__addr relay; /* UDP: from the reply */
+    bool udp;
     enum step step;
     struct vrev__hdr_reader rd;
 };
@@ -76,15 +84,43 @@ static void fail(struct socks_req *r, int err)
     req_free(r, true);
 }
 
+/* The relay the reply named, or the server's address (with the relay's port) when it named
+ * none a client can send to. */
+static void relay_address(struct socks_req *r, struct vrev__addr *relay)
+{
+    static const uint8_t zero[16];
+    *relay = r->relay;
+    if (relay->type != VREV_ADDR_DOMAIN && memcmp(relay->host, zero, relay->len) != 0)
+        return;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    evutil_socket_t fd = vrev__bev_tcp_fd(r->bev);
+    if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        vrev__addr_from_sockaddr(relay, (struct sockaddr *)&ss);
+        relay->port = r->relay.port;
+    }
+}
+
 static void connected(struct socks_req *r)
 {
     struct vrev__engine *e = r->ob->base.engine;
     struct bufferevent *link = r->link, *bev = r->bev;
+    struct vrev__addr relay, target = r->target;
+    bool udp = r->udp;
+    if (udp)
+        relay_address(r, &relay);
     r->link = r->bev = NULL;
     vrev__engine_untrack(e, &r->conn);
     req_free(r, false);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-    vrev__engine_relay(e, link, bev); /* bytes after the reply move when the relay starts */
+    if (udp && relay.type != VREV_ADDR_DOMAIN)
+        vrev__udp_flow_start_socks(e, link, &relay, bev, &target);
+    else if (udp) { /* a name and no socket to take an address from */
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "UDP relay address unusable");
+        vrev__bev_close(link, 1);
+        vrev__bev_close(bev, 1);
+    } else
+        vrev__engine_relay(e, link, bev); /* bytes after the reply move when the relay starts */
 }
 
 static int send_greeting(struct socks_req *r)
@@ -106,7 +142,8 @@ static int send_greeting(struct socks_req *r)
 static int send_request(struct socks_req *r)
 {
     uint8_t out[VREV_SOCKS5_REQUEST_MAX];
-    int n = vrev__socks5_request_encode(out, sizeof(out), VREV_SOCKS5_CONNECT, &r->target);
+    int n = vrev__socks5_request_encode(
+        out, sizeof(out), r->udp ? VREV_SOCKS5_UDP_ASSOCIATE : VREV_SOCKS5_CONNECT, &r->target);
     if (n > 0 && bufferevent_write(r->bev, out, (size_t)n) < 0)
         n = VREV_ERR_NOMEM;
     r->step = STEP_REPLY;
@@ -141,6 +178,7 @@ static int advance(struct socks_req *r, const uint8_t *p, size_t n, size_t *used
     case STEP_AUTH:
         return send_request(r);
     default:
+        r->relay = reply.addr;
         *done = true;
         return 0;
     }
@@ -207,12 +245,6 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    if (info->network != VREV_NET_TCP) {
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "UDP over SOCKS is not supported yet; link closed");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_UNSUPPORTED;
-    }
     struct socks_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
     if (!r) {
         vrev__bev_close(link, 1);
@@ -221,6 +253,7 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ob = s;
     r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
+    r->udp = info->network == VREV_NET_UDP;
     vrev__hdr_reader_init(&r->rd);
     int rc = vrev__outbound_dial(ob, link, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
     if (rc < 0)

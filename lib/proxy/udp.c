@@ -1,7 +1,9 @@
 /* UDP: dokodemo-door's UDP listener (one packet link per client address, WIRE-SPEC §6.1),
  * the SOCKS5 UDP relay (one packet link per client address and destination, §5.3) and
- * freedom's UDP flows (one connected UDP socket per link, §6.2). Packet links carry datagrams
- * framed by lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle.
+ * freedom's UDP flows (one connected UDP socket per link, §6.2), which a SOCKS outbound also
+ * uses towards its server's UDP relay (each datagram behind a SOCKS header, the flow ending
+ * with the association's TCP connection). Packet links carry datagrams framed by
+ * lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle.
  *
  * The SOCKS relay takes datagrams only from the IP addresses of clients whose UDP ASSOCIATE
  * connection is open (V2Ray 4.34 relays for anyone who can reach the port). */
@@ -316,6 +318,11 @@ struct udp_flow {
     struct event *rd;
     struct event *idle;
     struct timeval last;
+    /* SOCKS: the association's connection (NULL: plain freedom) and the SOCKS header that
+     * goes before each datagram (the link's target) */
+    struct bufferevent *ctl;
+    uint8_t hdr[VREV_SOCKS5_UDP_HEADER_MAX];
+    size_t hdr_len;
 };
 
 static void flow_close(struct vrev__conn *c)
@@ -327,6 +334,8 @@ static void flow_close(struct vrev__conn *c)
         event_free(f->idle);
     if (f->fd >= 0)
         close(f->fd);
+    if (f->ctl)
+        vrev__bev_close(f->ctl, 0);
     vrev__bev_close(f->link, 0);
     vrev__free(f->engine->ctx, f);
 }
@@ -341,9 +350,12 @@ static void flow_from_link(struct bufferevent *bev, void *arg)
 {
     uint8_t scratch[VREV_PACKET_MAX]; /* on the stack: no shared state between threads */
     struct udp_flow *f = arg;
+    struct iovec iov[2] = {{f->hdr, f->hdr_len}, {scratch, 0}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
     size_t n;
     while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n)) {
-        send(f->fd, scratch, n, 0);
+        iov[1].iov_len = n;
+        sendmsg(f->fd, &m, 0);
         f->engine->stats.bytes_up += n;
     }
     event_base_gettimeofday_cached(f->engine->ctx->base, &f->last);
@@ -364,8 +376,17 @@ static void flow_from_target(evutil_socket_t fd, short what, void *arg)
         ssize_t n = recv(fd, scratch, sizeof(scratch), 0);
         if (n < 0)
             break;
-        vrev__packet_put(bufferevent_get_output(f->link), scratch, (size_t)n);
-        f->engine->stats.bytes_down += (uint64_t)n;
+        const uint8_t *data = scratch;
+        size_t len = (size_t)n;
+        struct vrev__socks5_udp d;
+        if (f->ctl) { /* from the relay: whole (FRAG 0) and well formed, or dropped */
+            if (vrev__socks5_udp_parse(scratch, len, &d) <= 0)
+                continue;
+            data = d.data;
+            len = d.data_len;
+        }
+        vrev__packet_put(bufferevent_get_output(f->link), data, len);
+        f->engine->stats.bytes_down += len;
     }
     event_base_gettimeofday_cached(f->engine->ctx->base, &f->last);
 }
@@ -383,20 +404,41 @@ static void flow_idle(evutil_socket_t fd, short what, void *arg)
     arm(f->idle, (uint32_t)(limit - idle));
 }
 
-int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
-                         const struct vrev__addr *target)
+/* The association's connection carries nothing more; its end (or an error) ends the flow. */
+static void flow_ctl_read(struct bufferevent *bev, void *arg)
 {
-    if (target->type == VREV_ADDR_DOMAIN) { /* callers resolve names first */
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void flow_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev, (void)what;
+    flow_end(arg);
+}
+
+/* A flow from `link` to the IP `target`; with `ctl`, target is a SOCKS relay and each datagram
+ * goes behind a header naming `socks_dest`. Everything given is owned from now on. */
+static int flow_start(struct vrev__engine *e, struct bufferevent *link,
+                      const struct vrev__addr *target, struct bufferevent *ctl,
+                      const struct vrev__addr *socks_dest)
+{
+    struct udp_flow *f = target->type == VREV_ADDR_DOMAIN /* callers resolve names first */
+                             ? NULL
+                             : vrev__calloc(e->ctx, 1, sizeof(*f));
+    int hl = f && ctl ? vrev__socks5_udp_header_encode(f->hdr, sizeof(f->hdr), socks_dest) : 0;
+    if (!f || hl < 0) {
+        vrev__free(e->ctx, f);
         vrev__bev_close(link, 1);
-        return VREV_ERR_INVAL;
-    }
-    struct udp_flow *f = vrev__calloc(e->ctx, 1, sizeof(*f));
-    if (!f) {
-        vrev__bev_close(link, 1);
-        return VREV_ERR_NOMEM;
+        if (ctl)
+            vrev__bev_close(ctl, 1);
+        return target->type == VREV_ADDR_DOMAIN ? VREV_ERR_INVAL : f ? hl : VREV_ERR_NOMEM;
     }
     f->engine = e;
     f->link = link;
+    f->ctl = ctl;
+    f->hdr_len = (size_t)hl;
     struct sockaddr_storage ss;
     socklen_t sl = vrev__addr_to_sockaddr(target, &ss);
     f->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -413,8 +455,26 @@ int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
     vrev__engine_track(e, &f->conn, flow_close);
     event_base_gettimeofday_cached(e->ctx->base, &f->last);
     arm(f->idle, e->policy.conn_idle_ms);
+    if (ctl) {
+        bufferevent_setcb(ctl, flow_ctl_read, NULL, flow_ctl_event, f);
+        bufferevent_enable(ctl, EV_READ);
+        vrev__bev_kick_input(ctl); /* an end that came with the reply */
+    }
     bufferevent_setcb(link, flow_from_link, NULL, flow_link_event, f);
     bufferevent_enable(link, EV_READ | EV_WRITE);
     vrev__bev_kick_input(link); /* datagrams that came before the flow existed */
     return 0;
+}
+
+int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
+                         const struct vrev__addr *target)
+{
+    return flow_start(e, link, target, NULL, NULL);
+}
+
+int vrev__udp_flow_start_socks(struct vrev__engine *e, struct bufferevent *link,
+                               const struct vrev__addr *relay, struct bufferevent *ctl,
+                               const struct vrev__addr *dest)
+{
+    return flow_start(e, link, relay, ctl, dest);
 }

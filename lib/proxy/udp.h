@@ -26,4 +26,12 @@ uint16_t vrev__udp_in_port(const struct vrev__udp_in *u);
 int vrev__udp_flow_start(struct vrev__engine *e, struct bufferevent *link,
                          const struct vrev__addr *target);
 
+/* The same through a SOCKS5 server's UDP relay (an IP), for an association made on `ctl`:
+ * each datagram goes behind a SOCKS header naming `dest` (which may be a name), the relay's
+ * come back without theirs (fragments and malformed ones are dropped), and the flow ends
+ * with `ctl`. `link` and `ctl` are owned from now on, whatever the result. */
+int vrev__udp_flow_start_socks(struct vrev__engine *e, struct bufferevent *link,
+                               const struct vrev__addr *relay, struct bufferevent *ctl,
+                               const struct vrev__addr *dest);
+
 #endif

@@ -203,3 +203,35 @@ def test_socks_udp_from_v2ray_client(procs, udp_echo):
         sock, got = udp_session(app, payload, udp_exit_tries("v2ray"))
         assert got == b"echo:" + payload, size
         sock.close()
+
+
+@pytest.mark.parametrize("server_kind", ["vrev", "v2ray"])
+def test_socks_udp_outbound(procs, udp_echo, server_kind):
+    """A vrev SOCKS outbound carries UDP links through a SOCKS5 server's UDP relay (UDP
+    ASSOCIATE on a TCP connection, then datagrams behind SOCKS headers), a vrev or a V2Ray 4.34
+    server: sizes up to 2000 bytes, a session per datagram and several datagrams in one."""
+    srv, app = free_port(), free_port()
+    server = procs.start(server_kind, "server", socks_udp_server(srv))
+    assert wait_until(lambda: port_open(srv), 10), procs.log(server)
+    client = procs.start("vrev", "client", {
+        "log": {"loglevel": "info"},
+        "inbounds": [{"tag": "app", "listen": "127.0.0.1", "port": app,
+                      "protocol": "dokodemo-door",
+                      "settings": {"address": "127.0.0.1", "port": udp_echo,
+                                   "network": "udp"}}],
+        "outbounds": [{"protocol": "socks", "settings": {
+            "servers": [{"address": "127.0.0.1", "port": srv}]}}]})
+    assert wait_until(lambda: udp_roundtrip(app, b"ping", 0.3) == b"echo:ping", 15), \
+        "no UDP echo:\n%s\n%s" % (procs.log(client), procs.log(server))
+    tries = udp_exit_tries(server_kind)
+    for size in (1, 1400, 2000):
+        payload = bytes((i * 5 + size) & 0xFF for i in range(size))
+        sock, got = udp_session(app, payload, tries)
+        assert got == b"echo:" + payload, size
+        sock.close()
+    sock, got = udp_session(app, b"first", tries)
+    assert got == b"echo:first"
+    with sock:
+        for i in range(5):
+            assert udp_roundtrip(app, b"more-%d" % i, 2.0, sock) == b"echo:more-%d" % i
+    assert client.poll() is None and server.poll() is None
