@@ -164,6 +164,7 @@ void vrev_portal_free(vrev_portal *p)
     if (!p)
         return;
     p->ev.cb = NULL; /* no events while tearing down */
+    vrev__engine_close_all(&p->engine);
     for (size_t i = 0; i < p->n_publics; i++)
         vrev__inbound_free(p->publics[i]);
     vrev__inbound_free(p->tunnel);

@@ -431,6 +431,7 @@ int vrev_instance_stop(vrev_instance *inst)
     for (size_t i = 0; i < inst->n_bridges; i++)
         vrev__bridge_free(inst->bridges[i]);
     inst->n_bridges = 0;
+    vrev__engine_close_all(&inst->engine);
     for (size_t i = 0; i < inst->n_inbounds; i++) {
         vrev__inbound_free(inst->inbounds[i]);
         vrev__free(ctx, inst->inbound_tags[i]);

@@ -37,15 +37,20 @@ void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c)
     c->next = c->prev = c;
 }
 
-void vrev__engine_cleanup(struct vrev__engine *e)
+void vrev__engine_close_all(struct vrev__engine *e)
 {
-    if (!e->ctx)
-        return;
-    while (e->live.next != &e->live) {
+    while (e->ctx && e->live.next != &e->live) {
         struct vrev__conn *c = e->live.next;
         vrev__engine_untrack(e, c);
         c->close(c);
     }
+}
+
+void vrev__engine_cleanup(struct vrev__engine *e)
+{
+    if (!e->ctx)
+        return;
+    vrev__engine_close_all(e);
     for (size_t i = 0; i < e->n_outbounds; i++)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);

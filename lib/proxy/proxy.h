@@ -104,6 +104,9 @@ struct vrev__engine {
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
+/* Close every live connection. Owners call it before freeing their inbounds, which live
+ * connections may still refer to (a SOCKS association counts itself out of its relay). */
+void vrev__engine_close_all(struct vrev__engine *e);
 /* Close every live connection, free the outbounds, the router and the resolver. */
 void vrev__engine_cleanup(struct vrev__engine *e);
 /* Append an outbound (the engine owns it from now on, even on failure). */

@@ -115,12 +115,32 @@ class Procs:
         for p in self.procs:
             self.stop(p)
 
+    def sanitizer_reports(self):
+        """What a sanitizer printed in any process's log ("" when nothing): under `make asan`
+        a report at any time, shutdown included, fails the test."""
+        found = []
+        for p in self.procs:
+            text = self.log(p)
+            for marker in SANITIZER_MARKERS:
+                at = text.find(marker)
+                if at >= 0:
+                    found.append("%s: %s" % (p.name, text[max(0, at - 200):at + 3000]))
+                    break
+        return "\n".join(found)
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "ThreadSanitizer", "MemorySanitizer")
+
 
 @pytest.fixture
 def procs(tmp_path, vrev_bin, v2ray_bin):
     ps = Procs(tmp_path, vrev_bin, v2ray_bin)
     yield ps
     ps.stop_all()
+    reports = ps.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer report:\n" + reports, pytrace=False)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
