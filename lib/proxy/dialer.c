@@ -1,6 +1,7 @@
 /* Dialing on behalf of a link, with V2Ray's retries: 5 attempts in all, the k-th retry after
  * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms). Until the
- * callback runs, the engine owns the link: stopping the engine closes it. */
+ * callback runs, the engine owns the link: stopping the engine closes it and releases the
+ * caller's state. */
 #include <string.h>
 
 #include "net/tls.h"
@@ -21,6 +22,7 @@ struct link_dial {
     struct vrev__dial *dial;
     struct event *retry;
     vrev__link_dialed_fn done;
+    void (*release)(void *user);
     void *user;
 };
 
@@ -35,9 +37,12 @@ static void link_dial_free(struct link_dial *d, bool close_link)
     vrev__free(ctx, d);
 }
 
-static void link_dial_close(struct vrev__conn *c)
+static void link_dial_close(struct vrev__conn *c) /* the engine stops */
 {
-    link_dial_free((struct link_dial *)c, true);
+    struct link_dial *d = (struct link_dial *)c;
+    if (d->release)
+        d->release(d->user);
+    link_dial_free(d, true);
 }
 
 static void attempt(struct link_dial *d);
@@ -100,7 +105,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 static int dial_for(struct vrev__engine *e, struct bufferevent *link,
                     const struct vrev__addr *target, struct vrev__tls_ctx *tls,
                     const struct vrev__transport *layer, uint32_t step_ms,
-                    vrev__link_dialed_fn done, void *user)
+                    vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
     struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
     if (d)
@@ -117,6 +122,7 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->layer = layer;
     d->step_ms = step_ms;
     d->done = done;
+    d->release = release;
     d->user = user;
     vrev__engine_track(e, &d->conn, link_dial_close);
     attempt(d);
@@ -125,14 +131,14 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
 
 int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void *user)
+                          vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
-    return dial_for(e, link, target, NULL, NULL, step_ms, done, user);
+    return dial_for(e, link, target, NULL, NULL, step_ms, done, release, user);
 }
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        vrev__link_dialed_fn done, void *user)
+                        vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, done, user);
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, done, release, user);
 }

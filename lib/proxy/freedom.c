@@ -38,7 +38,7 @@ static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr
 {
     (void)err;
     struct freedom *f = user;
-    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, on_dialed, f);
+    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, on_dialed, NULL, f);
 }
 
 /* A UDP socket needs an address: a name is resolved whatever the strategy. */
@@ -80,7 +80,7 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
                     : vrev__udp_flow_start(ob->engine, link, &target);
     if (name && f->domain_strategy != VREV_DS_AS_IS)
         return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, f);
-    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, f);
+    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, NULL, f);
 }
 
 static void freedom_destroy(struct vrev__outbound *ob)

@@ -125,18 +125,19 @@ int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
 
 /* Dial `target` for `link` with V2Ray's retries (5 attempts, the k-th retry after k * step_ms).
  * `done` gets the link back with the connected bufferevent, or with NULL and the last error
- * (then it must close the link). Until then the engine owns the link. Returns 0 or
- * VREV_ERR_NOMEM (link closed, done not called). */
+ * (then it must close the link). Until then the engine owns the link: if the engine stops
+ * first, it closes the link and calls `release` (may be NULL) instead of `done`, for whatever
+ * `user` holds. Returns 0 or VREV_ERR_NOMEM (link closed, neither called). */
 typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct bufferevent *bev, int err,
                                      void *user);
 int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void *user);
+                          vrev__link_dialed_fn done, void (*release)(void *user), void *user);
 
 /* The same for an outbound: TLS (ob->tls) is layered on the connection before `done` runs. */
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        vrev__link_dialed_fn done, void *user);
+                        vrev__link_dialed_fn done, void (*release)(void *user), void *user);
 
 /* Resolve a link's domain target (non-blocking: the hosts file, then resolv.conf's name
  * servers) to one address of `family` (AF_INET, AF_INET6 or AF_UNSPEC), picked at random;

@@ -241,6 +241,11 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+static void req_release(void *user) /* the engine stopped before the dial ended */
+{
+    req_free(user, false); /* nothing dialed yet: no connection, the link is the dialer's */
+}
+
 static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
@@ -255,7 +260,8 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
     vrev__hdr_reader_init(&r->rd);
-    int rc = vrev__outbound_dial(ob, link, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
+                                 req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

@@ -134,6 +134,12 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__bev_close(link, 1);
 }
 
+static void req_release(void *user) /* the engine stopped before the dial ended */
+{
+    struct vless_req *r = user;
+    vrev__free(r->ob->base.engine->ctx, r);
+}
+
 static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
@@ -147,7 +153,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
-    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
+                                 req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

@@ -69,6 +69,12 @@ fail:
     vrev__free(e->ctx, r);
 }
 
+static void req_release(void *user) /* the engine stopped before the dial ended */
+{
+    struct vmess_req *r = user;
+    vrev__free(r->ob->base.engine->ctx, r);
+}
+
 static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
@@ -83,7 +89,8 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed, r);
+    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed,
+                                 req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

@@ -682,6 +682,10 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
         struct msession *big;
         while (!mc->closed && mc->over_cap && (big = largest_holder(mc)))
             reset_session(big); /* the last one resumes reading */
+        if (mc->over_cap) { /* nobody holds anything (cannot happen): never stay stopped */
+            mc->over_cap = false;
+            resume_reading(mc);
+        }
     }
     flush(mc);
     leave(mc);

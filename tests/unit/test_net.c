@@ -346,6 +346,16 @@ static struct event_base *new_base_ctx(vrev_ctx **ctx)
     return base;
 }
 
+/* A socket pair: sv[0] non-blocking under the returned bufferevent, sv[1] the test's end. */
+static struct bufferevent *socket_pair_bev(vrev_ctx *ctx, int sv[2])
+{
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    evutil_make_socket_nonblocking(sv[0]);
+    struct bufferevent *bev = vrev__bev_socket(ctx, sv[0]);
+    assert_non_null(bev);
+    return bev;
+}
+
 static void test_socket_large_reads(void **state)
 {
     (void)state;
@@ -390,9 +400,7 @@ static void test_socket_large_reads(void **state)
     bufferevent_free(bev);
 
     /* a read timeout still fires on a socket that sends nothing */
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    evutil_make_socket_nonblocking(sv[0]);
-    bev = vrev__bev_socket(ctx, sv[0]);
+    bev = socket_pair_bev(ctx, sv);
     r.event = 0;
     bufferevent_setcb(bev, reader_read, NULL, reader_event, &r);
     struct timeval rto = {0, 100 * 1000};
@@ -491,11 +499,8 @@ static void test_socket_read_now(void **state)
     vrev_ctx *ctx;
     struct event_base *base = new_base_ctx(&ctx);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    evutil_make_socket_nonblocking(sv[0]);
     struct reader r = {.base = base};
-    struct bufferevent *bev = vrev__bev_socket(ctx, sv[0]);
-    assert_non_null(bev);
+    struct bufferevent *bev = socket_pair_bev(ctx, sv);
     vrev__bev_read_now(bev); /* nothing there yet: nothing happens */
     assert_int_equal(evbuffer_get_length(bufferevent_get_input(bev)), 0);
     assert_int_equal(fill_socket(sv[1], 0, 1000), 1000);
@@ -525,9 +530,7 @@ static void test_bev_tcp_fd(void **state)
     vrev_ctx *ctx;
     struct event_base *base = new_base_ctx(&ctx);
     int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    evutil_make_socket_nonblocking(sv[0]);
-    struct bufferevent *sock = vrev__bev_socket(ctx, sv[0]);
+    struct bufferevent *sock = socket_pair_bev(ctx, sv);
     struct bufferevent *f1 = bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,
                                                     NULL);
     struct bufferevent *f2 = bufferevent_filter_new(f1, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,

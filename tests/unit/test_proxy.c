@@ -1,5 +1,6 @@
 /* lib/proxy on loopback: dokodemo-door -> dispatcher -> freedom (with redirect) -> echo
- * server; blackhole; dial failure; stopping the engine with live connections. */
+ * server; blackhole; dial failure; stopping the engine with live connections or with dials
+ * under way. Every test ends with nothing left allocated through the context. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -25,6 +26,7 @@ struct world {
     struct evbuffer *got;
     int eof, error;
     size_t want;
+    struct tu_failing_alloc fa; /* counts what is allocated through the context */
 };
 
 static void echo_read(struct bufferevent *bev, void *arg)
@@ -111,7 +113,9 @@ static void world_init(struct world *w, struct vrev__outbound *(*make)(struct wo
     memset(w, 0, sizeof(*w));
     n_echo_conns = 0;
     w->base = event_base_new();
-    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    vrev_allocator a;
+    tu_failing_allocator(&a, &w->fa);
+    assert_int_equal(vrev_ctx_new2(&w->ctx, w->base, &a), 0);
     assert_int_equal(vrev__engine_init(&w->engine, w->ctx), 0);
     assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
     assert_int_equal(vrev__engine_add_outbound(&w->engine, make(w)), 0);
@@ -149,6 +153,7 @@ static void world_done(struct world *w)
     event_base_loop(w->base, EVLOOP_NONBLOCK); /* deferred callbacks release their refs */
     event_base_free(w->base); /* runs libevent's deferred frees, which may use the ctx */
     vrev_ctx_free(w->ctx);
+    assert_int_equal(w->fa.live, 0); /* no leak */
 }
 
 static uint16_t echo_port;
@@ -198,18 +203,62 @@ static void test_blackhole(void **state)
     world_done(&w);
 }
 
-static struct vrev__outbound *make_freedom_to_closed_port(struct world *w)
+/* A loopback port nothing listens on (connections to it are refused). */
+static uint16_t closed_port(void)
 {
-    struct vrev__outbound *ob;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
     socklen_t sl = sizeof(sin);
     bind(fd, (struct sockaddr *)&sin, sizeof(sin));
     getsockname(fd, (struct sockaddr *)&sin, &sl);
     close(fd);
-    struct vrev__freedom_opts f = {"127.0.0.1", ntohs(sin.sin_port), VREV_DS_AS_IS};
+    return ntohs(sin.sin_port);
+}
+
+static struct vrev__outbound *make_freedom_to_closed_port(struct world *w)
+{
+    struct vrev__outbound *ob;
+    struct vrev__freedom_opts f = {"127.0.0.1", closed_port(), VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(&w->engine, "out", &f, &ob), 0);
     return ob;
+}
+
+/* A proxy outbound (0 VMess, 1 VLESS, 2 SOCKS) whose server refuses connections. */
+static int stop_proto;
+
+static struct vrev__outbound *make_proxy_to_closed_port(struct world *w)
+{
+    struct vrev__outbound *ob = NULL;
+    uint16_t port = closed_port();
+    if (stop_proto == 0) {
+        struct vrev__vmess_out_opts o = {"127.0.0.1", port, {1}, VREV_VMESS_SEC_AES_128_GCM};
+        assert_int_equal(vrev__vmess_out_new(&w->engine, "out", &o, 1, &ob), 0);
+    } else if (stop_proto == 1) {
+        struct vrev__vless_out_opts o = {"127.0.0.1", port, {1}};
+        assert_int_equal(vrev__vless_out_new(&w->engine, "out", &o, 1, &ob), 0);
+    } else {
+        struct vrev__socks_out_opts o = {"127.0.0.1", port, NULL, NULL};
+        assert_int_equal(vrev__socks_out_new(&w->engine, "out", &o, 1, &ob), 0);
+    }
+    return ob;
+}
+
+/* The engine stops while a proxy outbound's dial waits for its next attempt (200 ms after a
+ * refusal): the outbound's request goes with it (world_done counts the context's blocks). */
+static void test_stop_while_dialing(void **state)
+{
+    (void)state;
+    for (stop_proto = 0; stop_proto < 3; stop_proto++) {
+        struct world w;
+        world_init(&w, make_proxy_to_closed_port);
+        world_connect(&w);
+        struct timeval tv = {0, 80 * 1000};
+        event_base_loopexit(w.base, &tv);
+        event_base_dispatch(w.base);
+        assert_int_equal(w.engine.stats.links, 1);
+        assert_int_equal(w.engine.stats.dial_failures, 0); /* still trying */
+        world_done(&w);
+    }
 }
 
 static void test_freedom_gives_up(void **state)
@@ -348,6 +397,7 @@ int main(void)
         cmocka_unit_test(test_dokodemo_to_freedom),
         cmocka_unit_test(test_blackhole),
         cmocka_unit_test(test_freedom_gives_up),
+        cmocka_unit_test(test_stop_while_dialing),
         cmocka_unit_test(test_vmess_chain_aes),
         cmocka_unit_test(test_vmess_chain_chacha),
         cmocka_unit_test(test_vmess_chain_none),
