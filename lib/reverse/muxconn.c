@@ -22,7 +22,7 @@ struct msession {
     struct bufferevent *local; /* NULL: internal */
     uint16_t sid;
     bool udp;
-    bool attached;   /* still in the codec's table */
+    bool attached; /* still in the codec's table */
     struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
     uint64_t rx, tx; /* payload delivered to / read from the local side */
     struct timeval last; /* last payload either way (policy connIdle) */
@@ -61,8 +61,7 @@ struct vrev__muxconn {
 static void local_read(struct bufferevent *bev, void *arg);
 static void local_write(struct bufferevent *bev, void *arg);
 static void local_event(struct bufferevent *bev, short what, void *arg);
-static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                              void *arg);
+static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 static void transport_read(struct bufferevent *bev, void *arg);
 
 /* --- sessions ------------------------------------------------------------------------------ */
@@ -155,8 +154,7 @@ static void check_held(struct vrev__muxconn *mc)
     }
 }
 
-static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-                              void *arg)
+static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     (void)buf;
     struct msession *s = arg;

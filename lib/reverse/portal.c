@@ -1,9 +1,10 @@
 /* Portal (WIRE-SPEC §3.5): an outbound. A link whose target is the portal's domain becomes a
  * tunnel: a mux client with the control session (id 1) and a heartbeat every 2 s, DRAIN once
  * more than 256 sessions have been opened on it, closed once the bridge has stopped taking its
- * bytes for dead_after_ms (TCP_USER_TIMEOUT; V2Ray keeps such a tunnel for minutes). Any other link becomes a session on the
- * tunnel with the fewest live sessions, preferring tunnels that are not draining and never
- * picking a closed one (the 4.34 picker does, for up to 30 s: §3.7). */
+ * bytes for dead_after_ms (TCP_USER_TIMEOUT; V2Ray keeps such a tunnel for minutes). Any other
+ * link becomes a session on the tunnel with the fewest live sessions, preferring tunnels that
+ * are not draining and never picking a closed one (the 4.34 picker does, for up to 30 s:
+ * §3.7). */
 #include <string.h>
 
 #include "crypto/crypto.h"

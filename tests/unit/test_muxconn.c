@@ -366,9 +366,8 @@ static void test_tunnel_cap(void **state)
     bufferevent_setcb(w.t[0][1], tap_read, NULL, NULL, &w);
     bufferevent_enable(w.t[0][1], EV_READ | EV_WRITE);
     static const struct vrev__muxconn_cbs none = {NULL, NULL, NULL, NULL, NULL};
-    assert_int_equal(vrev__muxconn_new(w.ctx, VREV_MUX_CLIENT, w.t[0][0], &w.policy, &none, &w,
-                                       &w.mc[0]),
-                     0);
+    assert_int_equal(
+        vrev__muxconn_new(w.ctx, VREV_MUX_CLIENT, w.t[0][0], &w.policy, &none, &w, &w.mc[0]), 0);
     struct bufferevent *app[4];
     struct watch wa[4] = {{0}};
     for (int i = 0; i < 4; i++) {
@@ -417,7 +416,8 @@ static void test_tunnel_cap(void **state)
     for (int i = 0; i < 4; i++) {
         closed += wa[i].closed;
         if (!wa[i].closed)
-            total += evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
+            total +=
+                evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
     }
     assert_true(closed >= 1 && closed < 4);
     assert_true(total < 128 * 1024 + sizeof(junk)); /* read on: at most one delivery past */

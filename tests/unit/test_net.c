@@ -531,10 +531,10 @@ static void test_bev_tcp_fd(void **state)
     struct event_base *base = new_base_ctx(&ctx);
     int sv[2];
     struct bufferevent *sock = socket_pair_bev(ctx, sv);
-    struct bufferevent *f1 = bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,
-                                                    NULL);
-    struct bufferevent *f2 = bufferevent_filter_new(f1, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL,
-                                                    NULL);
+    struct bufferevent *f1 =
+        bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL, NULL);
+    struct bufferevent *f2 =
+        bufferevent_filter_new(f1, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL, NULL);
     assert_non_null(f2);
     assert_int_equal(vrev__bev_tcp_fd(sock), sv[0]);
     assert_int_equal(vrev__bev_tcp_fd(f2), sv[0]);
