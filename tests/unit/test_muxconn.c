@@ -380,7 +380,7 @@ static void test_tunnel_cap(void **state)
     memset(junk, 'x', sizeof(junk));
     for (int i = 0; i < 4; i++) /* 48 KiB each: under 64 KiB; the third reaches 128 KiB */
         bufferevent_write(w.service[i], junk, sizeof(junk));
-    run_ms(&w, 200);
+    run_ms(&w, 400); /* well within stall_ms */
     size_t held[4], total = 0;
     for (int i = 0; i < 4; i++) {
         held[i] = evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
@@ -396,7 +396,7 @@ static void test_tunnel_cap(void **state)
             readers++;
         }
     assert_int_equal(readers, 2);
-    run_ms(&w, 200);
+    run_ms(&w, 400);
     total = 0;
     for (int i = 0; i < 4; i++)
         total += evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(app[i])));
@@ -411,7 +411,7 @@ static void test_tunnel_cap(void **state)
     for (int i = 0; i < 4; i++)
         closed += wa[i].closed;
     assert_int_equal(closed, 0); /* not before stall_ms */
-    run_ms(&w, 1000);
+    run_ms(&w, 1500); /* the stall came 1000 ms after the cap was reached */
     total = 0;
     for (int i = 0; i < 4; i++) {
         closed += wa[i].closed;
