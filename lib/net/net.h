@@ -92,6 +92,9 @@ void vrev__bev_enable(struct bufferevent *bev, short what);
  * few KiB, into its input, without any callback; the consumer takes it from there. Nothing
  * for other kinds of bufferevent. */
 void vrev__bev_read_now(struct bufferevent *bev);
+/* A read callback that throws away what comes (a connection kept only for its end, such as
+ * a SOCKS UDP association). */
+void vrev__bev_discard_input(struct bufferevent *bev, void *arg);
 /* Announce input that arrived before `bev`'s callbacks were set (bytes after a proxy header):
  * a read callback from the loop. A filter (VMess, TLS) does not look at what already waits in
  * the layer below it when reading is enabled, so that layer is prodded first. */

@@ -421,6 +421,13 @@ int vrev__tcp_set_user_timeout(evutil_socket_t fd, uint32_t ms)
     return setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof(v)) == 0 ? 0 : VREV_ERR_IO;
 }
 
+void vrev__bev_discard_input(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+}
+
 void vrev__bev_kick_input(struct bufferevent *bev)
 {
     struct bufferevent *below = bufferevent_get_underlying(bev);

@@ -168,13 +168,6 @@ static void assoc_close(struct vrev__conn *c)
     vrev__free(a->engine->ctx, a);
 }
 
-static void assoc_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-}
-
 static void assoc_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev, (void)what;
@@ -220,9 +213,9 @@ static int associate(struct handshake *h)
               in->tag ? in->tag : "", who);
     a->bev = vrev__handshake_take(&h->base);
     vrev__engine_track(e, &a->conn, assoc_close);
-    bufferevent_setcb(a->bev, assoc_read, NULL, assoc_event, a);
+    bufferevent_setcb(a->bev, vrev__bev_discard_input, NULL, assoc_event, a);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    assoc_read(a->bev, a);
+    vrev__bev_discard_input(a->bev, a);
     return 1;
 }
 

@@ -405,13 +405,6 @@ static void flow_idle(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The association's connection carries nothing more; its end (or an error) ends the flow. */
-static void flow_ctl_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-}
-
 static void flow_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev, (void)what;
@@ -456,7 +449,7 @@ static int flow_start(struct vrev__engine *e, struct bufferevent *link,
     event_base_gettimeofday_cached(e->ctx->base, &f->last);
     arm(f->idle, e->policy.conn_idle_ms);
     if (ctl) {
-        bufferevent_setcb(ctl, flow_ctl_read, NULL, flow_ctl_event, f);
+        bufferevent_setcb(ctl, vrev__bev_discard_input, NULL, flow_ctl_event, f);
         bufferevent_enable(ctl, EV_READ);
         vrev__bev_kick_input(ctl); /* an end that came with the reply */
     }
