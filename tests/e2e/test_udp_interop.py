@@ -113,11 +113,11 @@ def test_forward_udp(procs, udp_echo, proto, client_kind, server_kind):
 
 # ---- SOCKS5 UDP ASSOCIATE -------------------------------------------------------------------
 
-def socks_udp_server(port):
+def socks_udp_server(port, listen="127.0.0.1", announce="127.0.0.1"):
     return {"log": {"loglevel": "info"},
-            "inbounds": [{"tag": "socks", "listen": "127.0.0.1", "port": port,
+            "inbounds": [{"tag": "socks", "listen": listen, "port": port,
                           "protocol": "socks",
-                          "settings": {"auth": "noauth", "udp": True, "ip": "127.0.0.1"}}],
+                          "settings": {"auth": "noauth", "udp": True, "ip": announce}}],
             "outbounds": [{"tag": "direct", "protocol": "freedom", "settings": {}}]}
 
 
@@ -182,7 +182,7 @@ def test_socks_udp_associate(procs, udp_echo):
     assert "UDP associated for 127.0.0.1" in procs.log(server)
 
 
-def socks_udp_client(app, srv, echo_port):
+def socks_udp_client(app, srv, echo_port, server_host="127.0.0.1"):
     """dokodemo-door (UDP) to the echo server, through a SOCKS outbound."""
     return {"log": {"loglevel": "info"},
             "inbounds": [{"tag": "app", "listen": "127.0.0.1", "port": app,
@@ -190,7 +190,7 @@ def socks_udp_client(app, srv, echo_port):
                           "settings": {"address": "127.0.0.1", "port": echo_port,
                                        "network": "udp"}}],
             "outbounds": [{"protocol": "socks", "settings": {
-                "servers": [{"address": "127.0.0.1", "port": srv}]}}]}
+                "servers": [{"address": server_host, "port": srv}]}}]}
 
 
 @pytest.mark.parametrize("client_kind,server_kind",
@@ -219,3 +219,18 @@ def test_socks_udp_outbound(procs, udp_echo, client_kind, server_kind):
         for i in range(5):
             assert udp_roundtrip(app, b"more-%d" % i, 2.0, sock) == b"echo:more-%d" % i
     assert client.poll() is None and server.poll() is None
+
+
+@pytest.mark.parametrize("server_kind", ["vrev", "v2ray"])
+def test_socks_udp_relay_named_unspecified(procs, udp_echo, server_kind):
+    """A server on 127.0.0.2 whose UDP ASSOCIATE reply names 0.0.0.0 ("ip": "0.0.0.0"): vrev's
+    SOCKS outbound sends to the server's own address (127.0.0.2). Sent to 0.0.0.0, Linux
+    would deliver the datagrams to 127.0.0.1, where nothing listens."""
+    srv, app = free_port(), free_port()
+    server = procs.start(server_kind, "server",
+                         socks_udp_server(srv, listen="127.0.0.2", announce="0.0.0.0"))
+    assert wait_until(lambda: port_open(srv, "127.0.0.2"), 10), procs.log(server)
+    client = procs.start("vrev", "client",
+                         socks_udp_client(app, srv, udp_echo, server_host="127.0.0.2"))
+    assert wait_until(lambda: udp_roundtrip(app, b"ping", 0.3) == b"echo:ping", 15), \
+        "no UDP echo:\n%s\n%s" % (procs.log(client), procs.log(server))
