@@ -110,19 +110,14 @@ static void app_write(struct bufferevent *bev, void *arg)
     app_fill(arg);
 }
 
-/* idle_ms, stall_ms: the policy's connIdle and stall timeout (0: the defaults) */
-static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms, uint32_t stall_ms)
+/* Both muxconns made with `policy`. */
+static void world_init_policy(struct world *w, const struct vrev__policy *policy)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
     assert_non_null(w->base);
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
-    vrev__policy_default(&w->policy);
-    w->policy.buffer_bytes = buffer_bytes;
-    if (idle_ms)
-        w->policy.conn_idle_ms = idle_ms;
-    if (stall_ms)
-        w->policy.stall_ms = stall_ms;
+    w->policy = *policy;
     static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
     static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 2; i++) {
@@ -139,6 +134,19 @@ static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms,
                                            &w->mc[i]),
                          0);
     }
+}
+
+/* idle_ms, stall_ms: the policy's connIdle and stall timeout (0: the defaults) */
+static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms, uint32_t stall_ms)
+{
+    struct vrev__policy policy;
+    vrev__policy_default(&policy);
+    policy.buffer_bytes = buffer_bytes;
+    if (idle_ms)
+        policy.conn_idle_ms = idle_ms;
+    if (stall_ms)
+        policy.stall_ms = stall_ms;
+    world_init_policy(w, &policy);
 }
 
 /* A session from the client, its application end set up to send and check BULK bytes. */
@@ -358,16 +366,12 @@ static void test_tunnel_cap(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, 64 * 1024, 0, 1000);
-    w.policy.tunnel_buffer_bytes = 128 * 1024; /* the client's muxconn, made again with it */
-    vrev__muxconn_free(w.mc[0]);
-    bufferevent_free(w.t[0][1]);
-    assert_int_equal(bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE, w.t[0]), 0);
-    bufferevent_setcb(w.t[0][1], tap_read, NULL, NULL, &w);
-    bufferevent_enable(w.t[0][1], EV_READ | EV_WRITE);
-    static const struct vrev__muxconn_cbs none = {NULL, NULL, NULL, NULL, NULL};
-    assert_int_equal(
-        vrev__muxconn_new(w.ctx, VREV_MUX_CLIENT, w.t[0][0], &w.policy, &none, &w, &w.mc[0]), 0);
+    struct vrev__policy policy;
+    vrev__policy_default(&policy);
+    policy.buffer_bytes = 64 * 1024;
+    policy.stall_ms = 1000;
+    policy.tunnel_buffer_bytes = 128 * 1024;
+    world_init_policy(&w, &policy);
     struct bufferevent *app[4];
     struct watch wa[4] = {{0}};
     for (int i = 0; i < 4; i++) {
