@@ -26,21 +26,36 @@ struct vrev__relay {
     struct event *timer;
     struct timeval last; /* last byte moved */
     uint64_t bytes[2];
-    bool flushing;        /* both ways ended: waiting for the stacks to write what they hold */
+    bool flushing; /* both ways ended: waiting for the stacks to write what they hold */
     struct timeval flush_until;
 };
 
 #define FLUSH_POLL_MS 20
 #define FLUSH_MAX_S 5
 
-static void finish(struct vrev__relay *r, int result, int abort)
+/* Free the relay; each side is reset (abort) or closed as a socket is. */
+static void release(struct vrev__relay *r, int abort0, int abort1)
+{
+    vrev__bev_close(r->s[0].bev, abort0);
+    vrev__bev_close(r->s[1].bev, abort1);
+    event_free(r->timer);
+    vrev__free(r->ctx, r);
+}
+
+/* End the relay and tell its owner. */
+static void finish_sides(struct vrev__relay *r, int result, int abort0, int abort1)
 {
     vrev__relay_done_cb done = r->done;
     void *user = r->user;
     uint64_t up = r->bytes[0], down = r->bytes[1];
-    vrev__relay_abort(r, abort);
+    release(r, abort0, abort1);
     if (done)
         done(result, up, down, user);
+}
+
+static void finish(struct vrev__relay *r, int result, int abort)
+{
+    finish_sides(r, result, abort, abort);
 }
 
 static int which(const struct vrev__relay *r, const struct bufferevent *bev)
@@ -48,11 +63,14 @@ static int which(const struct vrev__relay *r, const struct bufferevent *bev)
     return r->s[0].bev == bev ? 0 : 1;
 }
 
+/* A direction has ended once its end of stream has been passed on, that is once everything
+ * before it has left our buffers: bytes still waiting for a reader who cannot take them yet (a
+ * tunnel stalled behind another session) are not an idle connection. */
 static uint32_t current_timeout(const struct vrev__relay *r)
 {
-    if (r->s[0].eof) /* uplink ended: only the downlink may continue */
+    if (r->s[1].shut) /* uplink ended: only the downlink may continue */
         return r->policy.downlink_only_ms;
-    if (r->s[1].eof)
+    if (r->s[0].shut)
         return r->policy.uplink_only_ms;
     return r->policy.conn_idle_ms;
 }
@@ -115,7 +133,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     event_base_gettimeofday_cached(r->ctx->base, &now);
     timeradd(&r->last, &tv, &deadline);
     if (!timercmp(&now, &deadline, <)) {
-        finish(r, VREV_ERR_TIMEOUT, 1);
+        /* A side that has been given its whole stream and the end of it is closed, not reset:
+         * a reset would throw away what its socket still holds for the peer. The side whose
+         * stream is cut is reset. */
+        finish_sides(r, VREV_ERR_TIMEOUT, !r->s[0].shut, !r->s[1].shut);
         return;
     }
     arm(r);
@@ -136,6 +157,10 @@ static bool pass_eof(struct vrev__relay *r, int i)
         finish_when_flushed(r); /* the relay may be gone when this returns */
         return true;
     }
+    /* the idle limit for the remaining direction is shorter, and counts from now: writing
+     * out what was queued is not idleness */
+    event_base_gettimeofday_cached(r->ctx->base, &r->last);
+    arm(r);
     return false;
 }
 
@@ -193,11 +218,15 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
         finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
         return;
     }
+    if (events & BEV_EVENT_TIMEOUT) {
+        /* A layer timed out and stopped reading or writing: ignored, the relay would hang. */
+        finish(r, VREV_ERR_TIMEOUT, 1);
+        return;
+    }
     if (events & BEV_EVENT_EOF) {
         on_read(bev, r); /* whatever arrived with the end of stream */
         r->s[i].eof = true;
-        if (!pass_eof(r, i))
-            arm(r); /* the idle limit for the remaining direction is shorter */
+        pass_eof(r, i);
     }
 }
 
@@ -239,10 +268,6 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
 
 void vrev__relay_abort(struct vrev__relay *r, int abort)
 {
-    if (!r)
-        return;
-    for (int i = 0; i < 2; i++)
-        vrev__bev_close(r->s[i].bev, abort);
-    event_free(r->timer);
-    vrev__free(r->ctx, r);
+    if (r)
+        release(r, abort, abort);
 }

@@ -253,9 +253,16 @@ socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_sto
 
 /* --- dial ----------------------------------------------------------------------------------- */
 
+/* The connect is bounded by a timer of the dial's own, not by a write timeout on the socket:
+ * libevent 2.1 remembers a persistent event's timeout after bufferevent_set_timeouts() has
+ * cleared it (event_del keeps ev_io_timeout), and re-arms it whenever the write event stays
+ * pending through a partial write. A connection dialed with a 4 s bound then lost its write
+ * event after any 4 s of a full socket (BEV_EVENT_TIMEOUT, writing disabled): a tunnel whose
+ * portal stopped reading for that long never wrote again. */
 struct vrev__dial {
     vrev_ctx *ctx;
     struct bufferevent *bev;
+    struct event *deadline;
     vrev__dial_cb cb;
     void *user;
     bool loopback;
@@ -296,10 +303,10 @@ static void dial_finish(struct vrev__dial *d, short events)
     void *user = d->user;
     bool loopback = d->loopback;
     int sys = EVUTIL_SOCKET_ERROR();
+    event_free(d->deadline);
     vrev__free(d->ctx, d);
     if (events & BEV_EVENT_CONNECTED) {
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-        bufferevent_set_timeouts(bev, NULL, NULL);
         vrev__tcp_tune(bufferevent_getfd(bev), !loopback);
         large_io(bev);
         cb(bev, 0, 0, user);
@@ -325,6 +332,12 @@ static void dial_event(struct bufferevent *bev, short events, void *arg)
     dial_finish(arg, events);
 }
 
+static void dial_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    dial_finish(arg, BEV_EVENT_TIMEOUT);
+}
+
 int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__addr *target,
                    uint32_t timeout_ms, vrev__dial_cb cb, void *user, struct vrev__dial **out)
 {
@@ -340,13 +353,18 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
     d->user = user;
     d->loopback = is_loopback(target);
     d->bev = bufferevent_socket_new(ctx->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!d->bev) {
+    d->deadline = evtimer_new(ctx->base, dial_expired, d);
+    if (!d->bev || !d->deadline) {
+        if (d->bev)
+            bufferevent_free(d->bev);
+        if (d->deadline)
+            event_free(d->deadline);
         vrev__free(ctx, d);
         return VREV_ERR_NOMEM;
     }
     bufferevent_setcb(d->bev, NULL, NULL, dial_event, d);
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    bufferevent_set_timeouts(d->bev, NULL, &tv); /* a write timeout bounds the connect */
+    evtimer_add(d->deadline, &tv);
     int rc;
     if (target->type == VREV_ADDR_DOMAIN) {
         char host[VREV_ADDR_DOMAIN_MAX + 1];
@@ -362,6 +380,7 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
         /* libevent reports immediate failures (e.g. EMFILE) synchronously */
         int sys = EVUTIL_SOCKET_ERROR();
         bufferevent_free(d->bev);
+        event_free(d->deadline);
         vrev__free(ctx, d);
         return sys == EMFILE || sys == ENFILE ? VREV_ERR_NOMEM : errno_to_vrev(sys);
     }
@@ -375,6 +394,7 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d)
     if (!d)
         return;
     bufferevent_free(d->bev);
+    event_free(d->deadline);
     vrev__free(d->ctx, d);
 }
 

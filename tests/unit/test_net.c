@@ -272,6 +272,65 @@ static void test_relay_idle_timeout(void **state)
     world_done(&w);
 }
 
+/* --- a target that ends while its bytes still wait for the client ------------------------- */
+
+static void sender_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        vrev__bev_close(bev, 0); /* all written: a clean end */
+}
+
+static void sender_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len, (void)arg;
+    struct bufferevent *bev = vrev__bev_socket(((struct world *)arg)->ctx, fd);
+    assert_non_null(bev);
+    size_t sent = 0;
+    tu_pattern_fill(bufferevent_get_output(bev), &sent, BULK, BULK);
+    bufferevent_setcb(bev, NULL, sender_write, NULL, NULL);
+    bufferevent_enable(bev, EV_WRITE);
+}
+
+static void late_reader_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct world *w = arg;
+    assert_int_equal(err, 0);
+    w->client = bev; /* reads nothing until the test says so */
+    int small = 16384;
+    setsockopt(vrev__bev_tcp_fd(bev), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    bufferevent_setcb(bev, client_read, NULL, client_event, w);
+}
+
+/* The target sends its reply and ends while the client is not reading: the relay holds what
+ * the client has not taken, and the half-close timer (uplinkOnly, here 100 ms) must not start
+ * before that has been passed on. It did, and cut replies that waited behind a stalled tunnel
+ * (the bridge's relay to its local service). */
+static void test_relay_half_close_timer_waits_for_queued_bytes(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    struct vrev__listener *sender;
+    assert_int_equal(vrev__listener_new(w.ctx, "127.0.0.1", 0, sender_accept, &w, &sender), 0);
+    target_port = vrev__listener_port(sender);
+    w.policy.uplink_only_ms = w.policy.downlink_only_ms = 100;
+    w.policy.buffer_bytes = 64 * 1024;
+    struct vrev__addr p;
+    assert_int_equal(vrev__addr_from_text(&p, "127.0.0.1", vrev__listener_port(w.proxy)), 0);
+    assert_int_equal(vrev__tcp_dial(w.ctx, NULL, &p, 2000, late_reader_dialed, &w, NULL), 0);
+    world_run(&w, 1); /* the target has sent all it could and ended; the client read nothing */
+    assert_int_equal(w.relay_done, 0);
+    assert_int_equal(w.client_eof, 0);
+    vrev__bev_enable(w.client, EV_READ);
+    world_run(&w, 10);
+    assert_int_equal(w.client_eof, 1); /* the whole reply and a clean end, no reset */
+    assert_int_equal(w.received, BULK);
+    vrev__listener_free(sender);
+    world_done(&w);
+}
+
 static void test_listener_errors(void **state)
 {
     (void)state;
@@ -491,6 +550,94 @@ static void test_socket_eager_writes(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* --- a dial's bound ends with the connect ------------------------------------------------- */
+
+struct stalled_dial {
+    struct event_base *base;
+    struct bufferevent *bev;
+    int err;
+    short event;
+};
+
+static void stalled_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct stalled_dial *s = arg;
+    s->event = what;
+}
+
+static void stalled_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    struct stalled_dial *s = arg;
+    s->err = err;
+    s->bev = bev;
+    if (bev) {
+        bufferevent_setcb(bev, NULL, NULL, stalled_event, s);
+        vrev__bev_enable(bev, EV_READ | EV_WRITE);
+    }
+}
+
+/* A connection dialed with a 100 ms bound whose peer stops reading for far longer: its writes
+ * wait and then go on. libevent 2.1 kept the connect's write timeout on the socket's write
+ * event and re-armed it at every partial write, so writing stopped for good after 100 ms of a
+ * full socket (BEV_EVENT_TIMEOUT, EV_WRITE disabled): a bridge's tunnel whose portal paused
+ * for 4 s (the dial bound) never wrote again. */
+static void test_dial_bound_ends_with_connect(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    struct event_base *base = new_base_ctx(&ctx);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+    socklen_t sl = sizeof(sin);
+    int small = 16384;
+    setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); /* inherited at accept */
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    struct vrev__addr t;
+    assert_int_equal(vrev__addr_from_text(&t, "127.0.0.1", ntohs(sin.sin_port)), 0);
+    struct stalled_dial s = {.base = base};
+    assert_int_equal(vrev__tcp_dial(ctx, NULL, &t, 100, stalled_dialed, &s, NULL), 0);
+    while (!s.bev && !s.err)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(s.err, 0);
+    int peer = accept(lfd, NULL, NULL);
+    assert_true(peer >= 0);
+    evutil_make_socket_nonblocking(peer);
+    setsockopt(vrev__bev_tcp_fd(s.bev), SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    size_t total = 2u << 20;
+    uint8_t *data = malloc(total);
+    assert_non_null(data);
+    for (size_t i = 0; i < total; i++)
+        data[i] = tu_pattern(i);
+    assert_int_equal(bufferevent_write(s.bev, data, total), 0);
+    free(data);
+    struct timeval pause = {0, 400 * 1000}; /* the peer reads nothing for 4 times the bound */
+    event_base_loopexit(base, &pause);
+    event_base_dispatch(base);
+    assert_true(evbuffer_get_length(bufferevent_get_output(s.bev)) > 0); /* still waiting */
+    struct drain d = {.fd = peer};
+    struct event *reader = event_new(base, peer, EV_READ | EV_PERSIST, drain_peer, &d);
+    event_add(reader, NULL);
+    struct timeval tv = {5, 0};
+    event_base_loopexit(base, &tv);
+    do /* got_exit still tells of the pause's loopexit until the loop runs again */
+        event_base_loop(base, EVLOOP_ONCE);
+    while (d.got < total && !s.event && !event_base_got_exit(base));
+    assert_int_equal(s.event, 0); /* no timeout, no error */
+    assert_int_equal(d.got, total);
+    assert_int_equal(d.bad, 0);
+    event_free(reader);
+    bufferevent_free(s.bev);
+    close(peer);
+    close(lfd);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+}
+
 /* --- reading what an accepted socket already holds (vrev__bev_read_now) -------------------- */
 
 static void test_socket_read_now(void **state)
@@ -562,10 +709,12 @@ int main(void)
         cmocka_unit_test(test_relay_bulk_and_half_close),
         cmocka_unit_test(test_dial_refused),
         cmocka_unit_test(test_relay_idle_timeout),
+        cmocka_unit_test(test_relay_half_close_timer_waits_for_queued_bytes),
         cmocka_unit_test(test_listener_errors),
         cmocka_unit_test(test_socket_large_reads),
         cmocka_unit_test(test_socket_eager_writes),
         cmocka_unit_test(test_socket_read_now),
+        cmocka_unit_test(test_dial_bound_ends_with_connect),
         cmocka_unit_test(test_bev_tcp_fd),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
