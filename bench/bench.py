@@ -10,6 +10,9 @@ the bridge, and measures, alternating the implementations run by run:
   footprint  VmRSS idle, with N open tunneled connections, after they close
   startup    bridge start -> first successful request; portal restart -> first request
   micro      the AEAD seal rate of each crypto backend (bench/aead_bench.c), if built
+  kill       (--only kill) kill -9 of portal and bridge in turns during 1 MiB transfers:
+             completed, reset, clean but short (must be 0), wrong bytes (must be 0); recovery
+             after each restart
 
 `direct` (no tunnel) is the physical reference. Prints a table of medians [min..max] with the
 vrev/V2Ray and tunnel/direct ratios, writes bench/results/<date>.json and draws <date>.png
@@ -855,6 +858,207 @@ def bench_micro(res, ctx, micro_bins):
         say("  %s: %s" % (name, "; ".join(l.strip() for l in out.splitlines())))
 
 
+# ---- kill cycles: crash-honest closes ----------------------------------------------------------
+
+KILL_SIZE = 1 << 20
+KILL_CHUNK = 16 << 10
+KILL_PAUSE = 0.002  # per chunk at the source: a 1 MiB stream lasts about 0.15 s
+KILL_DOWNLOADERS, KILL_UPLOADERS = 6, 2
+
+
+def kill_pattern(n):
+    block = bytes(range(251)) * 261  # 65511 bytes: a period no chunk size lines up with
+    return (block * (n // len(block) + 1))[:n]
+
+
+KILL_BODY = kill_pattern(KILL_SIZE)
+
+
+class KillTally:
+    def __init__(self):
+        import threading
+        self.lock = threading.Lock()
+        self.n = {}
+        self.in_flight = 0
+
+    def add(self, what):
+        with self.lock:
+            self.n[what] = self.n.get(what, 0) + 1
+
+    def get(self, what):
+        with self.lock:
+            return self.n.get(what, 0)
+
+
+def kill_service(tally):
+    """The service behind the bridge: GET / answers the 1 KiB body (first_success); GET /big
+    sends KILL_SIZE pattern bytes slowly (the stream is still going when a process dies); a
+    POST of KILL_SIZE pattern bytes is judged: complete, reset, clean and short, or wrong."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self, body):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            if self.path != "/big":
+                return self.answer(BODY)
+            self.send_response(200)
+            self.send_header("Content-Length", str(KILL_SIZE))
+            self.end_headers()
+            for at in range(0, KILL_SIZE, KILL_CHUNK):
+                self.wfile.write(KILL_BODY[at:at + KILL_CHUNK])
+                time.sleep(KILL_PAUSE)
+
+        def do_POST(self):
+            got = 0
+            try:
+                while got < KILL_SIZE:
+                    chunk = self.rfile.read1(KILL_SIZE - got)
+                    if not chunk:
+                        return tally.add("up clean-short")
+                    if chunk != KILL_BODY[got:got + len(chunk)]:
+                        return tally.add("up wrong bytes")
+                    got += len(chunk)
+            except OSError:
+                return tally.add("up reset")
+            tally.add("up completed")
+            self.answer(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass  # resets are expected (and counted)
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def kill_download(port, tally):
+    got, counted = 0, False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:  # V2Ray's portal does this when it has no tunnel
+                    return tally.add("down clean, no response")
+                data += chunk
+            body = data.partition(b"\r\n\r\n")[2]
+            with tally.lock:
+                tally.in_flight += 1
+            counted = True
+            while True:
+                if body != KILL_BODY[got:got + len(body)]:
+                    return tally.add("down wrong bytes")
+                got += len(body)
+                if got == KILL_SIZE:
+                    return tally.add("down completed")
+                body = s.recv(1 << 16)
+                if not body:
+                    return tally.add("down clean-short")
+    except OSError:
+        tally.add("down reset")
+        time.sleep(0.01)
+    finally:
+        if counted:
+            with tally.lock:
+                tally.in_flight -= 1
+
+
+def kill_upload(port, tally):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % KILL_SIZE)
+            for at in range(0, KILL_SIZE, KILL_CHUNK):
+                s.sendall(KILL_BODY[at:at + KILL_CHUNK])
+                time.sleep(KILL_PAUSE)
+            s.recv(4096)
+    except OSError:
+        time.sleep(0.01)  # judged by the service
+
+
+def bench_kill_cycles(res, ctx, impls, cycles):
+    """kill -9 the portal and the bridge in turns, `cycles` times, while clients download and
+    upload 1 MiB with slow sources and check every byte; restart the victim each time. A stream
+    cut by the kill must end with an error (a reset), never clean and short."""
+    import threading
+    for impl in impls:
+        ctx.check_deadline()
+        tally = KillTally()
+        srv = kill_service(tally)
+        port = srv.server_address[1]
+        pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes",
+                    type("KillBackends", (), {"iperf_port": port, "web_port": port}))
+        stop = threading.Event()
+        threads = []
+        try:
+            pair.start()
+
+            def loop(fn):
+                while not stop.is_set():
+                    fn(pair.web_port, tally)
+            threads = [threading.Thread(target=loop, args=(fn,), daemon=True)
+                       for fn in [kill_download] * KILL_DOWNLOADERS + [kill_upload] * KILL_UPLOADERS]
+            for t in threads:
+                t.start()
+            for i in range(cycles):
+                ctx.check_deadline()
+                role = ("portal", "bridge")[i % 2]
+                done = tally.get("down completed")
+                wait_until(lambda: tally.get("down completed") > done, 15)
+                wait_until(lambda: tally.in_flight >= KILL_DOWNLOADERS // 2, 5)
+                victim = getattr(pair, role)
+                t_kill = time.monotonic()
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait(10)
+                ctx.procs.stop(victim)
+                t0 = time.monotonic()
+                pair.start_portal() if role == "portal" else pair.start_bridge()
+                t1 = first_success(pair.web_port, 15)
+                if t1 is None:  # V2Ray 4.34's portal keeps a dead bridge's tunnel (WIRE-SPEC 3.7)
+                    res.note("kill", "%s restart -> first request" % role, impl.name,
+                             "not served again within 15 s (cycle %d)" % (i + 1))
+                    say("  %-13s cycle %2d: %s killed, not served again within 15 s of its "
+                        "restart: cycles end here" % (impl.name, i + 1, role))
+                    break
+                res.add("kill", "%s restart -> first request" % role, impl.name, "ms",
+                        (t1 - t0) * 1000)
+                res.add("kill", "%s killed -> first request" % role, impl.name, "ms",
+                        (t1 - t_kill) * 1000)
+                say("  %-13s cycle %2d: %s killed, served again %.0f ms after its restart; %s" % (
+                    impl.name, i + 1, role, (t1 - t0) * 1000,
+                    ", ".join("%s %d" % kv for kv in sorted(tally.n.items()))))
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+            pair.stop()
+            srv.shutdown()
+            srv.server_close()
+        bad_kinds = ("down clean-short", "down clean, no response", "down wrong bytes",
+                     "up clean-short", "up wrong bytes")
+        for what in ("down completed", "down reset") + bad_kinds[:3] + (
+                "up completed", "up reset") + bad_kinds[3:]:
+            res.add("kill", "%d kills: %s" % (cycles, what), impl.name, "count", tally.get(what))
+        bad = sum(tally.get(w) for w in bad_kinds)
+        say("  %-13s %d kills: %s%s" % (impl.name, cycles,
+                                        ", ".join("%s %d" % kv for kv in sorted(tally.n.items())),
+                                        "" if not bad else "  <-- STREAMS ENDED AS IF COMPLETE"))
+
+
 # ---- summary ---------------------------------------------------------------------------------
 
 def summary(values):
@@ -890,6 +1094,8 @@ METRICS = [
     ("footprint", "kib", "KiB", 0, "low", False),
     ("footprint", "n", "count", 0, "high", False),
     ("startup", "ms", "ms", 1, "low", False),
+    ("kill", "count", "transfers", 0, "low", False),
+    ("kill", "ms", "ms", 0, "low", False),
     ("micro", "gbs", "GB/s", 2, "high", False),
 ]
 
@@ -1334,6 +1540,7 @@ def main():
                     default=os.path.join(ROOT, "build/bench/mbedtls/bench/aead_bench"))
     ap.add_argument("--v2ray", default=shutil.which("v2ray") or "/usr/bin/v2ray")
     ap.add_argument("--reps", type=int, help="runs per measurement (default 3; quick 1)")
+    ap.add_argument("--kill-cycles", type=int, help="kill -9 cycles (default 20; quick 6)")
     ap.add_argument("--duration", type=int, help="seconds per iperf3/wrk run (default 3; quick 1)")
     ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
     ap.add_argument("--only", default="startup,footprint,bulk,requests,micro",
@@ -1512,6 +1719,13 @@ def main():
                 for pair in pairs.values():
                     pair.stop()
             mark("after " + proto)
+
+        if "kill" in sections:
+            cycles = args.kill_cycles or (6 if args.quick else 20)
+            say("== kill: kill -9 portal and bridge in turns, %d times, during 1 MiB transfers"
+                % cycles)
+            bench_kill_cycles(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls], cycles)
+            mark("after kill")
 
         if "micro" in sections:
             say("== micro: AEAD seal rate (bench/aead_bench.c)")

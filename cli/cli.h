@@ -24,4 +24,15 @@ const vrev_allocator *vrev_cli_allocator(void);
 void vrev_cli_mem_start(struct event_base *base);
 void vrev_cli_mem_stop(void);
 
+/* The open-file limit (cli/nofile.c). vrev_cli_nofile_init() first thing in main(): the soft
+ * RLIMIT_NOFILE goes up to the hard one. vrev_cli_nofile_report() logs it once logging is set
+ * up (a warning when it is low, else at info); vrev_cli_nofile_watch() warns when the load
+ * (`fn`: live sessions, one descriptor each) comes near it. */
+typedef unsigned long long (*vrev_cli_load_fn)(void *arg);
+void vrev_cli_nofile_init(void);
+unsigned long vrev_cli_nofile_limit(void);
+void vrev_cli_nofile_report(int max_level);
+void vrev_cli_nofile_watch(struct event_base *base, int max_level, vrev_cli_load_fn fn, void *arg);
+void vrev_cli_nofile_unwatch(void);
+
 #endif

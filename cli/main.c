@@ -35,6 +35,7 @@ static int version(void)
 int main(int argc, char **argv)
 {
     vrev_cli_mem_init();
+    vrev_cli_nofile_init();
     if (argc < 2) {
         usage(stderr);
         return 2;

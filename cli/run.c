@@ -159,6 +159,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     } else {
         if (o.log_level < -1) /* no --log-level: the config's "log.loglevel" decides */
             vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), vrev_cli_log, NULL);
+        vrev_cli_nofile_report(o.log_level >= -1 ? o.log_level : vrev_instance_log_level(inst));
         status = serve(base, inst);
     }
     vrev_instance_free(inst);

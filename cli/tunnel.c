@@ -163,6 +163,17 @@ static int print_config(const vrev_tunnel_opts *t, int portal)
     return 0;
 }
 
+/* Live sessions: one descriptor each (the public client's, or the service's). */
+static unsigned long long load_portal(void *arg)
+{
+    return vrev_portal_counter(arg, VREV_COUNTER_SESSIONS_ACTIVE);
+}
+
+static unsigned long long load_bridge(void *arg)
+{
+    return vrev_bridge_counter(arg, VREV_COUNTER_SESSIONS_ACTIVE);
+}
+
 static int serve(struct cli_opts *c, int portal)
 {
     vrev_ctx *ctx = NULL;
@@ -193,9 +204,15 @@ static int serve(struct cli_opts *c, int portal)
             vrev_bridge_start(b);
             fprintf(stderr, "vrev bridge: started\n");
         }
+        vrev_cli_nofile_report(c->log_level);
+        if (p)
+            vrev_cli_nofile_watch(base, c->log_level, load_portal, p);
+        else
+            vrev_cli_nofile_watch(base, c->log_level, load_bridge, b);
         vrev_cli_mem_start(base);
         event_base_dispatch(base);
         vrev_cli_mem_stop();
+        vrev_cli_nofile_unwatch();
         event_free(si);
         event_free(st);
     }

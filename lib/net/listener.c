@@ -126,6 +126,14 @@ void vrev__listener_free(struct vrev__listener *l)
     vrev__free(l->ctx, l);
 }
 
+void vrev__listener_arm_abort(struct vrev__listener *l)
+{
+    /* Linux copies a listener's socket options, SO_LINGER included, to the sockets it accepts:
+     * armed here, they cost no system call each. */
+    struct linger lg = {1, 0};
+    setsockopt(evconnlistener_get_fd(l->lev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 uint16_t vrev__listener_port(const struct vrev__listener *l)
 {
     return l->port;

@@ -77,6 +77,8 @@ int vrev__listener_new(vrev_ctx *ctx, const char *host, uint16_t port, vrev__acc
 void vrev__listener_free(struct vrev__listener *l);
 /* The bound port (useful with port 0). */
 uint16_t vrev__listener_port(const struct vrev__listener *l);
+/* Every socket accepted from now on starts armed, as by vrev__bev_arm_abort. */
+void vrev__listener_arm_abort(struct vrev__listener *l);
 
 /* Fill a socket address from an IP vrev__addr (not a domain); returns its length. */
 socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss);
@@ -102,12 +104,25 @@ void vrev__bev_kick_input(struct bufferevent *bev);
 
 /* --- closing -------------------------------------------------------------------------------- */
 
+/* Crash-honest closes: from now on, the TCP socket at the bottom of `bev` (below its VMess and
+ * TLS layers; nothing for a pair) is reset, not ended with a FIN, if it is closed without a
+ * graceful end: by vrev__bev_close(bev, 1), by bufferevent_free of the socket or of a VMess
+ * layer on it, or by the kernel when the process dies. vrev__bev_shutdown_write and
+ * vrev__bev_close(bev, 0) end it gracefully (and disarm it), and so does a TLS layer's close.
+ * Every connection that carries a proxied stream is armed (inbounds' listeners, the dialer),
+ * so that a stream the process did not finish is never taken for a complete one. */
+void vrev__bev_arm_abort(struct bufferevent *bev);
+
 /* End the write direction of `bev` (call it once its output buffer has drained):
- * shutdown(SHUT_WR) for a socket, an end of stream for a pair or filter. */
-void vrev__bev_shutdown_write(struct bufferevent *bev);
+ * shutdown(SHUT_WR) for a socket, which is no longer armed (a crash after this point must not
+ * reset a stream that was all handed over); an end of stream for a pair or filter. Returns
+ * true for a socket: a plain bufferevent_free then closes it gracefully (what
+ * vrev__bev_close(bev, 0) does, without its system call). */
+bool vrev__bev_shutdown_write(struct bufferevent *bev);
 
 /* Free a bufferevent; when `abort` is set and it is a TCP socket, close with RST (SO_LINGER 0)
- * so that the peer sees an error rather than a clean end. */
+ * so that the peer sees an error rather than a clean end; otherwise close it the usual way,
+ * armed or not (its socket then sends what it holds, then a FIN). */
 void vrev__bev_close(struct bufferevent *bev, int abort);
 
 /* --- relay ---------------------------------------------------------------------------------- */

@@ -12,9 +12,10 @@
 
 struct side {
     struct bufferevent *bev;
-    bool eof;    /* no more input from this side */
-    bool shut;   /* the other side's end of stream has been passed to this side */
-    bool paused; /* reading stopped: the other side's output is full */
+    bool eof;          /* no more input from this side */
+    bool shut;         /* the other side's end of stream has been passed to this side */
+    bool paused;       /* reading stopped: the other side's output is full */
+    bool closes_clean; /* a socket whose write side we ended: a plain free closes it cleanly */
 };
 
 struct vrev__relay {
@@ -33,11 +34,19 @@ struct vrev__relay {
 #define FLUSH_POLL_MS 20
 #define FLUSH_MAX_S 5
 
+static void close_side(struct side *s, int abort)
+{
+    if (!abort && s->closes_clean)
+        bufferevent_free(s->bev); /* disarmed already: spare the system call */
+    else
+        vrev__bev_close(s->bev, abort);
+}
+
 /* Free the relay; each side is reset (abort) or closed as a socket is. */
 static void release(struct vrev__relay *r, int abort0, int abort1)
 {
-    vrev__bev_close(r->s[0].bev, abort0);
-    vrev__bev_close(r->s[1].bev, abort1);
+    close_side(&r->s[0], abort0);
+    close_side(&r->s[1], abort1);
     event_free(r->timer);
     vrev__free(r->ctx, r);
 }
@@ -151,7 +160,7 @@ static bool pass_eof(struct vrev__relay *r, int i)
         return false;
     if (evbuffer_get_length(bufferevent_get_output(to->bev)) > 0)
         return false; /* the write callback comes back here once it has drained */
-    vrev__bev_shutdown_write(to->bev);
+    to->closes_clean = vrev__bev_shutdown_write(to->bev);
     to->shut = true;
     if (r->s[0].shut && r->s[1].shut) {
         finish_when_flushed(r); /* the relay may be gone when this returns */

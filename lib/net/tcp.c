@@ -398,7 +398,7 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d)
     vrev__free(d->ctx, d);
 }
 
-/* --- closing -------------------------------------------------------------------------------- */
+/* --- socket helpers ------------------------------------------------------------------------- */
 
 /* A plain socket bufferevent (not a filter, whose getfd answers its socket's fd, nor a pair). */
 static bool is_socket(struct bufferevent *bev)
@@ -457,12 +457,53 @@ void vrev__bev_kick_input(struct bufferevent *bev)
         bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
-void vrev__bev_shutdown_write(struct bufferevent *bev)
+/* --- closing -------------------------------------------------------------------------------- */
+
+/* SO_LINGER {1, 0}: closing the socket resets the connection (and drops what it still holds
+ * to send); {0, 0}: the usual close, which sends what is held, then a FIN. */
+static void set_reset_on_close(evutil_socket_t fd, bool reset)
 {
-    if (is_socket(bev))
-        shutdown(bufferevent_getfd(bev), SHUT_WR);
-    else /* a pair or a layer (VMess, TLS): pass an end of stream through it */
+    struct linger lg = {reset ? 1 : 0, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* When a process dies (kill -9, OOM, a crash), the kernel closes its sockets, and a socket
+ * with nothing unread ends with a FIN: a stream cut in the middle would look complete to a
+ * peer without length framing (a portal killed mid-download ended most downloads so). Armed,
+ * the socket is reset instead, by our close or by the kernel's. */
+void vrev__bev_arm_abort(struct bufferevent *bev)
+{
+    evutil_socket_t fd = vrev__bev_tcp_fd(bev);
+    if (fd >= 0)
+        set_reset_on_close(fd, true);
+}
+
+bool vrev__bev_shutdown_write(struct bufferevent *bev)
+{
+    if (!is_socket(bev)) { /* a pair or a layer (VMess, TLS): pass an end of stream through it */
         bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
+        return false;
+    }
+    /* Our whole stream has been handed over: a crash from now on must not reset the connection
+     * (the RST would drop what the kernel has not sent yet). */
+    set_reset_on_close(bufferevent_getfd(bev), false);
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+    return true;
+}
+
+/* Set how the socket at the bottom of `bev` closes: reset for an abort, else the usual close
+ * (undoing vrev__bev_arm_abort). A TLS layer closes its socket itself, after its close_notify
+ * (through vrev__bev_close or vrev__bev_shutdown_write) or with a reset once told to. */
+static void set_close_below(struct bufferevent *bev, int abort)
+{
+    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b)) {
+        if (abort ? vrev__tls_set_abort(b) : vrev__tls_lower(b) != NULL)
+            return;
+        if (is_socket(b)) {
+            set_reset_on_close(bufferevent_getfd(b), abort);
+            return;
+        }
+    }
 }
 
 void vrev__bev_close(struct bufferevent *bev, int abort)
@@ -470,15 +511,8 @@ void vrev__bev_close(struct bufferevent *bev, int abort)
     if (!bev)
         return;
     /* An abort resets the socket at the bottom of the stack, so that the peer sees an error
-     * rather than a clean end. */
-    for (struct bufferevent *b = bev; abort && b; b = bufferevent_get_underlying(b)) {
-        if (vrev__tls_set_abort(b)) /* the TLS layer resets its own socket, no close_notify */
-            break;
-        if (is_socket(b)) {
-            struct linger lg = {1, 0};
-            setsockopt(bufferevent_getfd(b), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        }
-    }
+     * rather than a clean end; a graceful close never does, even of an armed socket. */
+    set_close_below(bev, abort);
     /* Freeing one end of a pair tells the other end nothing: say it explicitly, as an error
      * for an abort, as an end of stream otherwise. */
     struct bufferevent *partner = bufferevent_pair_get_partner(bev);

@@ -427,10 +427,11 @@ static void linger_write(struct bufferevent *bev, void *arg)
     if (evbuffer_get_length(bufferevent_get_output(bev)))
         return;
     if (!(bufferevent_get_enabled(bev) & EV_READ)) { /* the peer has ended as well */
-        bufferevent_free(bev);
+        /* all out: closed, never reset, even if armed (vrev__bev_arm_abort) */
+        vrev__bev_close(bev, 0);
         return;
     }
-    shutdown(bufferevent_getfd(bev), SHUT_WR);
+    vrev__bev_shutdown_write(bev);
     bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -469,7 +470,7 @@ static void linger(struct bufferevent *lower, bool peer_ended)
     if (evbuffer_get_length(bufferevent_get_output(lower))) {
         bufferevent_enable(lower, EV_WRITE);
     } else {
-        shutdown(bufferevent_getfd(lower), SHUT_WR);
+        vrev__bev_shutdown_write(lower);
         bufferevent_disable(lower, EV_WRITE);
     }
 }

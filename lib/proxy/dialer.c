@@ -63,6 +63,8 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     struct bufferevent *link = d->link;
     vrev__link_dialed_fn done = d->done;
     void *cb_user = d->user;
+    if (!err) /* a bridge's local service, a proxy's target: reset if we die mid-stream */
+        vrev__bev_arm_abort(bev);
     if (!err && (d->tls || d->layer)) { /* TLS checks the server's name against its cert */
         char host[VREV_ADDR_DOMAIN_MAX + 1] = "";
         if (d->target.type == VREV_ADDR_DOMAIN)

@@ -36,7 +36,10 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept)
 {
-    return vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
+    int rc = vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
+    if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
+        vrev__listener_arm_abort(in->listener);
+    return rc;
 }
 
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)

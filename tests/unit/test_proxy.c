@@ -1,11 +1,14 @@
 /* lib/proxy on loopback: dokodemo-door -> dispatcher -> freedom (with redirect) -> echo
  * server; blackhole; dial failure; stopping the engine with live connections or with dials
- * under way. Every test ends with nothing left allocated through the context. */
+ * under way; live links armed to reset if the process dies. Every test ends with nothing left
+ * allocated through the context. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,6 +182,63 @@ static void test_dokodemo_to_freedom(void **state)
     assert_memory_equal(evbuffer_pullup(w.got, -1), "ping through the engine", 23);
     assert_int_equal(w.engine.stats.links, 1);
     /* stop with the connection still up: everything is freed (ASan checks) */
+    world_done(&w);
+}
+
+/* The descriptor of our TCP socket whose peer is at `port` on loopback (-1 if none). */
+static int socket_to(uint16_t port, int skip)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in sin;
+        socklen_t sl = sizeof(sin);
+        if (fd != skip && getpeername(fd, (struct sockaddr *)&sin, &sl) == 0 &&
+            sin.sin_family == AF_INET && ntohs(sin.sin_port) == port)
+            return fd;
+    }
+    return -1;
+}
+
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_in sin;
+    socklen_t sl = sizeof(sin);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+    return ntohs(sin.sin_port);
+}
+
+static bool reset_on_close(int fd)
+{
+    struct linger lg = {0, 0};
+    socklen_t len = sizeof(lg);
+    assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len), 0);
+    return lg.l_onoff && lg.l_linger == 0;
+}
+
+/* While a link is relayed, both of the engine's sockets (the accepted client, the target it
+ * dialed) are armed to reset if the process dies (vrev__bev_arm_abort); the test's own ends
+ * are not. Then the client ends its stream: the echo finishes and the client gets a clean
+ * end, not a reset, through the armed sockets. */
+static void test_live_links_are_armed(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, make_freedom);
+    w.want = 23;
+    world_connect(&w);
+    world_run(&w, 5);
+    assert_int_equal(evbuffer_get_length(w.got), 23);
+    int client = bufferevent_getfd(w.client);
+    int accepted = socket_to(local_port(client), client);
+    int dialed = socket_to(echo_port, -1);
+    assert_true(accepted >= 0 && dialed >= 0);
+    assert_true(reset_on_close(accepted));
+    assert_true(reset_on_close(dialed));
+    assert_false(reset_on_close(client));
+    w.want = 0;
+    vrev__bev_shutdown_write(w.client);
+    world_run(&w, 5);
+    assert_int_equal(w.eof, 1);
+    assert_int_equal(w.error, 0);
     world_done(&w);
 }
 
@@ -395,6 +455,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dokodemo_to_freedom),
+        cmocka_unit_test(test_live_links_are_armed),
         cmocka_unit_test(test_blackhole),
         cmocka_unit_test(test_freedom_gives_up),
         cmocka_unit_test(test_stop_while_dialing),

@@ -102,6 +102,23 @@ static void test_free_is_close(void **state)
     world_done(&w);
 }
 
+/* vrev__bev_arm_abort on a TLS layer arms the socket below it (peer_start checks), and armed
+ * sockets still end cleanly through TLS's graceful ends (close_notify, then the end of the
+ * write direction, then the close). */
+static void test_armed_ends_are_clean(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    server_ctx(&w, "server.crt", "server.key", NULL, 0);
+    client_ctx(&w, "ca.crt", false, NULL, 0);
+    echo_world(&w, BULK);
+    w.s.arm = w.c.arm = true;
+    world_run(&w, 30);
+    expect_echo(&w, BULK);
+    world_done(&w);
+}
+
 static void abort_on_read(struct bufferevent *bev, void *arg)
 {
     struct peer *p = arg;
@@ -279,11 +296,17 @@ static void test_relay(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_echo_bulk),      cmocka_unit_test(test_echo_rsa),
-        cmocka_unit_test(test_half_close),     cmocka_unit_test(test_backpressure),
-        cmocka_unit_test(test_chaos),          cmocka_unit_test(test_free_is_close),
-        cmocka_unit_test(test_abort_is_error), cmocka_unit_test(test_over_pair),
-        cmocka_unit_test(test_truncation),     cmocka_unit_test(test_relay),
+        cmocka_unit_test(test_echo_bulk),
+        cmocka_unit_test(test_echo_rsa),
+        cmocka_unit_test(test_half_close),
+        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_chaos),
+        cmocka_unit_test(test_free_is_close),
+        cmocka_unit_test(test_abort_is_error),
+        cmocka_unit_test(test_over_pair),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_relay),
+        cmocka_unit_test(test_armed_ends_are_clean),
     };
     if (getenv("TLS_TEST")) /* run one: TLS_TEST=test_name */
         cmocka_set_test_filter(getenv("TLS_TEST"));

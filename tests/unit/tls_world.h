@@ -33,6 +33,7 @@ struct peer {
     const char *reply; /* after the peer's end: write this, then close */
     size_t send_total; /* pattern bytes to send, then end the stream */
     bool no_shut;      /* ... or not */
+    bool arm;          /* its socket resets if closed without a graceful end */
     bool check;        /* incoming bytes must follow the pattern */
     unsigned pause_ms; /* stop reading this long after the first bytes */
     unsigned chaos;
@@ -196,6 +197,13 @@ TW void peer_start(struct peer *p, struct bufferevent *bev)
     p->bev = bev;
     if (p->chaos)
         vrev__tls_set_chaos(bev, p->chaos);
+    if (p->arm) { /* on the socket below the TLS layer */
+        struct linger lg = {0, 0};
+        socklen_t len = sizeof(lg);
+        vrev__bev_arm_abort(bev);
+        assert_int_equal(getsockopt(vrev__bev_tcp_fd(bev), SOL_SOCKET, SO_LINGER, &lg, &len), 0);
+        assert_true(lg.l_onoff && lg.l_linger == 0);
+    }
     bufferevent_setcb(bev, peer_read, peer_write, peer_event, p);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     fill(p);
