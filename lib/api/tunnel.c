@@ -81,7 +81,7 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
 {
     struct vrev__engine *e = &p->engine;
     struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, o->heartbeat_ms,
-                                   o->drain_after, o->dead_after_ms};
+                                   o->drain_after, o->dead_after_ms, 0, 0};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);

@@ -185,7 +185,7 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
     /* portals come after the configured outbounds, as 4.34 registers them */
     for (size_t i = 0; i < cfg->reverse.n_portals; i++) {
         const struct vrev__cfg_reverse_entry *p = &cfg->reverse.portals[i];
-        struct vrev__portal_opts po = {p->domain, NULL, 0, 0, 0};
+        struct vrev__portal_opts po = {p->domain, NULL, 0, 0, 0, 0, 0};
         struct vrev__outbound *ob = NULL;
         int rc = vrev__portal_new(&inst->engine, p->tag, &po, &ob);
         if (rc == 0)

@@ -1,5 +1,6 @@
 /* Dialing on behalf of a link, with V2Ray's retries: 5 attempts in all, the k-th retry after
- * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms). Until the
+ * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms), or a single
+ * attempt for a link whose owner retries on its own (a bridge's tunnel). Until the
  * callback runs, the engine owns the link: stopping the engine closes it and releases the
  * caller's state. */
 #include <string.h>
@@ -51,7 +52,7 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
 {
     struct link_dial *d = user;
     d->dial = NULL;
-    if (err && ++d->attempt < DIAL_ATTEMPTS) {
+    if (err && d->step_ms && ++d->attempt < DIAL_ATTEMPTS) {
         struct timeval tv = {0, 0};
         uint32_t ms = (uint32_t)d->attempt * d->step_ms;
         tv.tv_sec = ms / 1000;
@@ -78,8 +79,10 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     if (err) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&d->target, t, sizeof(t));
-        vrev__log(e->ctx, VREV_LOG_INFO, "dial", "%s: gave up after %d attempts: %s%s%s", t,
-                  DIAL_ATTEMPTS, vrev_strerror(err), sys ? ": " : "", sys ? strerror(sys) : "");
+        /* a single attempt's owner retries soon and says so itself */
+        vrev__log(e->ctx, d->step_ms ? VREV_LOG_INFO : VREV_LOG_DEBUG, "dial",
+                  "%s: gave up after %d attempts: %s%s%s", t, d->step_ms ? DIAL_ATTEMPTS : 1,
+                  vrev_strerror(err), sys ? ": " : "", sys ? strerror(sys) : "");
         e->stats.dial_failures++;
     }
     vrev__engine_untrack(e, &d->conn);

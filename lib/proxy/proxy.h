@@ -25,6 +25,9 @@ struct vrev__link_info {
     struct vrev__addr source; /* valid when has_source */
     bool has_source;
     const char *user; /* may be NULL */
+    /* Dial once, without V2Ray's retries: the link's owner redials on its own schedule (a
+     * bridge's tunnel; retries 200..800 ms apart would hold it back from a restarted portal). */
+    bool dial_once;
 };
 
 struct vrev__outbound_ops {
@@ -123,7 +126,8 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
 int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
                        struct bufferevent *target);
 
-/* Dial `target` for `link` with V2Ray's retries (5 attempts, the k-th retry after k * step_ms).
+/* Dial `target` for `link` with V2Ray's retries (5 attempts, the k-th retry after k * step_ms;
+ * step_ms 0: one attempt, see vrev__link_info.dial_once).
  * `done` gets the link back with the connected bufferevent, or with NULL and the last error
  * (then it must close the link). Until then the engine owns the link: if the engine stops
  * first, it closes the link and calls `release` (may be NULL) instead of `done`, for whatever

@@ -260,8 +260,9 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
     vrev__hdr_reader_init(&r->rd);
-    int rc = vrev__outbound_dial(ob, link, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
-                                 req_release, r);
+    int rc =
+        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : SOCKS_RETRY_STEP_MS,
+                            on_dialed, req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

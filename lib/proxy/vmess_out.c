@@ -89,8 +89,9 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    int rc = vrev__outbound_dial(ob, link, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed,
-                                 req_release, r);
+    int rc =
+        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VMESS_RETRY_STEP_MS,
+                            on_dialed, req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);
     return rc;

@@ -5,9 +5,13 @@
  * inbound tag.
  *
  * Beyond V2Ray, still wire-compatible: a tunnel that has heard nothing (heartbeats come every
- * 2 s) for dead_after_ms is closed, and a tunnel that dies is redialled after a short jittered
- * exponential backoff instead of at the next 2 s tick, so start order does not matter and a
- * restarted portal is served again within about a second. */
+ * 2 s) for dead_after_ms is closed; a tunnel that dies is redialled at once, then after a short
+ * jittered exponential backoff (25 ms doubling to 100 ms; 2 s after a minute of failures)
+ * instead of at the next 2 s tick, so start order does not matter and a restarted portal is
+ * served again within about 100 ms of listening; and when every tunnel is full (max_sessions
+ * live), another is opened at once rather than by the 16-sessions average of the 2 s check.
+ * A drained tunnel is not checked for silence (the portal sends it no heartbeats): it serves
+ * its sessions until the portal closes it. */
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -17,6 +21,12 @@
 #include "vrev/tunnel.h"
 
 #define LOG_COMPONENT "bridge"
+/* An immediate redial at most this often: a portal that takes tunnels and drops them at once
+ * meets the backoff, not a busy loop. */
+#define QUICK_REDIAL_EVERY_MS 1000
+/* Failures for this long (an outage, not a restart): redial about every SLOW_MAX_MS. */
+#define SLOW_AFTER_MS 60000
+#define SLOW_MAX_MS 2000
 
 struct bworker {
     struct bworker *prev, *next;
@@ -26,6 +36,7 @@ struct bworker {
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
     bool control; /* the portal opened its control session */
+    bool full;    /* max_sessions live: another tunnel was asked for */
 };
 
 struct vrev__bridge {
@@ -37,7 +48,10 @@ struct vrev__bridge {
     size_t n_allowed;
     struct bworker workers; /* list head */
     struct event *monitor;
-    uint32_t backoff_ms; /* next redial delay after a failure */
+    uint32_t backoff_ms;       /* next redial delay after a failure */
+    struct timeval fail_since; /* when the tunnels were last lost (or the bridge started) */
+    struct timeval last_quick; /* the last immediate redial */
+    bool failing;              /* the last dial failed (logged once) */
     struct vrev__bridge_stats stats;
     vrev__reverse_notify_fn notify;
     void *notify_user;
@@ -82,16 +96,53 @@ static void schedule(struct vrev__bridge *b, uint32_t ms)
     evtimer_add(b->monitor, &tv);
 }
 
-/* A jittered exponential backoff: the delay grows x2 per failure, +-20 %. */
-static uint32_t next_backoff(struct vrev__bridge *b)
+static uint64_t ms_between(const struct timeval *a, const struct timeval *b)
+{
+    if (timercmp(b, a, <))
+        return 0;
+    struct timeval d;
+    timersub(b, a, &d);
+    return (uint64_t)d.tv_sec * 1000 + (uint64_t)d.tv_usec / 1000;
+}
+
+/* A jittered exponential backoff: the delay grows x2 per failure, +-20 %, up to backoff_max_ms,
+ * or SLOW_MAX_MS once the failures have lasted SLOW_AFTER_MS. */
+static uint32_t next_backoff(struct vrev__bridge *b, const struct timeval *now)
 {
     uint32_t base = b->backoff_ms;
     uint8_t r = 0;
     vrev__random_bytes(&r, 1);
     uint32_t jitter = base / 5;
     uint32_t delay = base - jitter + (jitter ? (uint32_t)r * 2 * jitter / 255 : 0);
-    b->backoff_ms = base * 2 > b->opts.backoff_max_ms ? b->opts.backoff_max_ms : base * 2;
+    uint32_t max = b->opts.backoff_max_ms;
+    if (ms_between(&b->fail_since, now) >= SLOW_AFTER_MS && max < SLOW_MAX_MS)
+        max = SLOW_MAX_MS;
+    b->backoff_ms = base * 2 > max ? max : base * 2;
     return delay;
+}
+
+/* After losing a tunnel: one that was up is redialled at once (a restarted portal listens
+ * again within moments), later failures back off. */
+static uint32_t redial_delay(struct vrev__bridge *b, bool was_up)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(b->engine->ctx->base, &now);
+    if (was_up) {
+        b->fail_since = now;
+        b->backoff_ms = b->opts.backoff_min_ms;
+        if (ms_between(&b->last_quick, &now) >= QUICK_REDIAL_EVERY_MS ||
+            (b->last_quick.tv_sec == 0 && b->last_quick.tv_usec == 0)) {
+            b->last_quick = now;
+            return 0;
+        }
+    }
+    return next_backoff(b, &now);
+}
+
+/* Can this tunnel take new sessions? */
+static bool has_room(const struct bworker *w)
+{
+    return w->active && !w->full;
 }
 
 /* --- sessions ------------------------------------------------------------------------------ */
@@ -106,11 +157,30 @@ static bool allowed(const struct vrev__bridge *b, const struct vrev__addr *t)
     return false;
 }
 
+/* A tunnel now at max_sessions takes no more (the codec refuses them): with no other tunnel that
+ * has room, one is opened now. A vrev portal drains a full tunnel itself; a V2Ray portal never
+ * does, and picks the least loaded tunnel, so the new one takes the next sessions. */
+static void check_full(struct bworker *w)
+{
+    struct vrev__bridge *b = w->bridge;
+    if (w->full || vrev__muxconn_active(w->mc) < b->opts.max_sessions)
+        return;
+    w->full = true;
+    for (struct bworker *o = b->workers.next; o != &b->workers; o = o->next)
+        if (has_room(o))
+            return;
+    vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+              "[%s] every tunnel carries %u sessions: opening another", b->tag ? b->tag : "",
+              b->opts.max_sessions);
+    schedule(b, 0);
+}
+
 static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
                                    const vrev_mux_frame *f, void *user)
 {
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
+    check_full(w);
     char host[VREV_MUX_TARGET_MAX];
     int n = vrev_mux_frame_host(f, host, sizeof(host));
     if (n > 0 && vrev_mux_frame_addr_type(f) == VREV_ADDR_DOMAIN &&
@@ -182,8 +252,10 @@ static void on_frame(struct vrev__muxconn *mc, void *user)
 static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
                        uint64_t tx, void *user)
 {
-    (void)mc;
-    struct vrev__bridge *b = ((struct bworker *)user)->bridge;
+    struct bworker *w = user;
+    struct vrev__bridge *b = w->bridge;
+    if (event == VREV_EVENT_SESSION_CLOSE && w->full) /* counted still: a margin of one */
+        w->full = vrev__muxconn_active(mc) > b->opts.max_sessions - 1;
     if (b->notify) /* the public client's bytes come in (rx) from the portal */
         b->notify(event, target, rx, tx, b->notify_user);
 }
@@ -193,10 +265,15 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
     (void)mc, (void)err;
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
-    bool was_active = w->active;
+    bool was_active = w->active, was_up = w->heard;
     worker_free(w);
-    if (was_active) /* redial soon, not at the next tick */
-        schedule(b, next_backoff(b));
+    if (!was_active)
+        return;
+    if (!was_up && !b->failing) /* once per outage: the dials go on every 100 ms or so */
+        vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  "[%s] no tunnel to the portal: redialling", b->tag ? b->tag : "");
+    b->failing = !was_up;
+    schedule(b, redial_delay(b, was_up)); /* now or soon, not at the next tick */
 }
 
 /* --- the monitor --------------------------------------------------------------------------- */
@@ -225,6 +302,8 @@ static int new_tunnel(struct vrev__bridge *b)
     b->stats.tunnels_opened++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_SERVER, pair[1], &b->engine->policy, &cbs, w,
                                &w->mc);
+    if (rc == 0) /* the codec's default (1024) is far below what a portal may send */
+        rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), b->opts.max_sessions);
     if (rc < 0) {
         bufferevent_free(pair[0]);
         worker_free(w);
@@ -234,6 +313,7 @@ static int new_tunnel(struct vrev__bridge *b)
     memset(&info, 0, sizeof(info));
     info.inbound_tag = b->tag;
     info.network = VREV_NET_TCP;
+    info.dial_once = true; /* our own backoff redials, sooner than the dialer's retries */
     vrev__addr_from_text(&info.target, b->domain, 0);
     vrev__dispatch(b->engine, &info, pair[0]);
     return 0;
@@ -253,7 +333,7 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
     struct vrev__bridge *b = arg;
     struct timeval now;
     event_base_gettimeofday_cached(b->engine->ctx->base, &now);
-    unsigned workers = 0, sessions = 0;
+    unsigned workers = 0, sessions = 0, active = 0;
     for (struct bworker *w = b->workers.next, *next; w != &b->workers; w = next) {
         next = w->next;
         if (w->active && dead(b, w, &now)) {
@@ -264,12 +344,13 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
             worker_free(w);
             continue;
         }
-        if (!w->active)
+        active += w->active;
+        if (!has_room(w))
             continue; /* a drained tunnel serves its sessions until the portal closes it */
         workers++;
         sessions += vrev__muxconn_active(w->mc);
     }
-    b->stats.tunnels_active = workers;
+    b->stats.tunnels_active = active;
     if (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel)
         new_tunnel(b);
     schedule(b, b->opts.monitor_ms);
@@ -285,8 +366,12 @@ static int copy_opts(struct vrev__bridge *b, const char *tag, const struct vrev_
     b->opts.monitor_ms = o->monitor_ms ? o->monitor_ms : 2000;
     b->opts.sessions_per_tunnel = o->sessions_per_tunnel ? o->sessions_per_tunnel : 16;
     b->opts.dead_after_ms = o->dead_after_ms ? o->dead_after_ms : 7000;
-    b->opts.backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 100;
-    b->opts.backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 1000;
+    b->opts.backoff_min_ms = o->backoff_min_ms ? o->backoff_min_ms : 25;
+    b->opts.backoff_max_ms = o->backoff_max_ms ? o->backoff_max_ms : 100;
+    if (b->opts.backoff_max_ms < b->opts.backoff_min_ms)
+        b->opts.backoff_max_ms = b->opts.backoff_min_ms;
+    unsigned cap = o->max_sessions; /* the control session and one more at least */
+    b->opts.max_sessions = !cap || cap > 0xffff ? 0xffff : cap < 2 ? 2 : cap;
     b->backoff_ms = b->opts.backoff_min_ms;
     size_t tl = tag ? strlen(tag) + 1 : 0, dl = strlen(o->domain) + 1;
     if ((tag && !(b->tag = vrev__malloc(ctx, tl))) || !(b->domain = vrev__malloc(ctx, dl)))
@@ -332,6 +417,7 @@ int vrev__bridge_new(struct vrev__engine *e, const char *tag,
 
 int vrev__bridge_start(struct vrev__bridge *b)
 {
+    event_base_gettimeofday_cached(b->engine->ctx->base, &b->fail_since);
     schedule(b, 0);
     return 0;
 }

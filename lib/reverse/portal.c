@@ -2,9 +2,13 @@
  * tunnel: a mux client with the control session (id 1) and a heartbeat every 2 s, DRAIN once
  * more than 256 sessions have been opened on it, closed once the bridge has stopped taking its
  * bytes for dead_after_ms (TCP_USER_TIMEOUT; V2Ray keeps such a tunnel for minutes). Any other
- * link becomes a session on the tunnel with the fewest live sessions, preferring tunnels that
- * are not draining and never picking a closed one (the 4.34 picker does, for up to 30 s:
- * §3.7). */
+ * link becomes a session on the tunnel with the fewest live sessions among those that are
+ * neither closed (the 4.34 picker picks a closed one for up to 30 s: §3.7), nor draining, nor
+ * full (max_sessions live; 65535, all the ids Mux.Cool has). A tunnel that fills up is drained
+ * at once, so that the bridge opens another. With no such tunnel, a link waits (FIFO, up to
+ * wait_ms) for one to come up, then is refused: V2Ray's picker falls back to a draining tunnel
+ * instead, which only postpones its retirement, and its bridge opens a replacement at its next
+ * 2 s tick, not at once. A drained tunnel keeps its sessions until they end. */
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -19,6 +23,17 @@
  * replacement came and after each of its sessions ended, so that it closes (and its buffers and
  * session table go) about a second after a burst of connections, not up to 16 s later. */
 #define IDLE_CHECK_MS 1000
+/* A bound on the links waiting for a tunnel (each holds a descriptor and ~300 bytes). */
+#define WAIT_MAX 65536
+
+/* A public link waiting for a usable tunnel. */
+struct waiter {
+    struct waiter *next;
+    struct bufferevent *link;
+    struct vrev__addr target;
+    int network;
+    struct timeval until;
+};
 
 struct pworker {
     struct pworker *prev, *next;
@@ -37,11 +52,18 @@ struct portal {
     uint32_t heartbeat_ms;
     uint32_t drain_after;
     uint32_t dead_after_ms;
+    uint32_t wait_ms;
+    unsigned max_sessions;  /* per tunnel, control session included */
     struct pworker workers; /* list head */
+    struct waiter *wait_head, **wait_tail;
+    size_t n_waiting;
+    struct event *wait_timer; /* the head's deadline */
     struct vrev__portal_stats stats;
     vrev__reverse_notify_fn notify;
     void *notify_user;
 };
+
+static void serve_waiting(struct portal *p);
 
 static void notify(struct portal *p, int event)
 {
@@ -101,6 +123,24 @@ static int control_message(int state, uint8_t *out, size_t cap)
     return vrev_control_encode(out, cap, state, rnd + 1, rnd[0] % 64);
 }
 
+/* Tell the bridge to open another tunnel; this one takes no new sessions and closes once its
+ * sessions have ended. */
+static void drain(struct pworker *w, const char *why)
+{
+    struct portal *p = w->portal;
+    uint8_t msg[128];
+    int n = control_message(VREV_CONTROL_DRAIN, msg, sizeof(msg));
+    if (n > 0)
+        vrev__muxconn_send_internal(w->mc, w->control_sid, msg, (size_t)n);
+    w->draining = true;
+    vrev__muxconn_end(w->mc, w->control_sid, 0);
+    vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+              "[%s] tunnel drained after %llu sessions (%s, %u live)",
+              p->base.tag ? p->base.tag : "", (unsigned long long)vrev__muxconn_total(w->mc), why,
+              vrev__muxconn_active(w->mc));
+    arm(w, DRAIN_CHECK_MS);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
@@ -113,20 +153,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             arm(w, DRAIN_CHECK_MS);
         return;
     }
-    uint8_t msg[128];
-    bool drain = vrev__muxconn_total(w->mc) > p->drain_after;
-    int n = control_message(drain ? VREV_CONTROL_DRAIN : VREV_CONTROL_ACTIVE, msg, sizeof(msg));
-    if (n > 0) /* an empty ACTIVE message is not sent at all, as in V2Ray */
-        vrev__muxconn_send_internal(w->mc, w->control_sid, msg, (size_t)n);
-    if (drain) {
-        w->draining = true;
-        vrev__muxconn_end(w->mc, w->control_sid, 0);
-        vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                  "[%s] tunnel drained after %llu sessions", p->base.tag ? p->base.tag : "",
-                  (unsigned long long)vrev__muxconn_total(w->mc));
-        arm(w, DRAIN_CHECK_MS);
+    if (vrev__muxconn_total(w->mc) > p->drain_after) {
+        drain(w, "lifetime limit");
         return;
     }
+    uint8_t msg[128];
+    int n = control_message(VREV_CONTROL_ACTIVE, msg, sizeof(msg));
+    if (n > 0) /* an empty ACTIVE message is not sent at all, as in V2Ray */
+        vrev__muxconn_send_internal(w->mc, w->control_sid, msg, (size_t)n);
     arm(w, p->heartbeat_ms);
 }
 
@@ -173,6 +207,8 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     p->stats.tunnels_live++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w,
                                &w->mc);
+    if (rc == 0) /* the codec's default (1024) would refuse sessions long before the ids end */
+        rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), p->max_sessions);
     struct vrev__addr control;
     uint8_t msg[128];
     int n = rc < 0 ? rc : control_message(VREV_CONTROL_ACTIVE, msg, sizeof(msg));
@@ -198,23 +234,30 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     notify(p, VREV_EVENT_TUNNEL_UP);
     for (struct pworker *o = p->workers.next; o != &p->workers; o = o->next)
         recheck_soon(o);
+    serve_waiting(p);
     return 0;
+}
+
+/* A tunnel that may take a new session. */
+static bool usable(const struct pworker *w)
+{
+    return !w->draining && !vrev__muxconn_closed(w->mc) &&
+           vrev__muxconn_active(w->mc) < w->portal->max_sessions;
 }
 
 static struct pworker *pick(struct portal *p)
 {
     struct pworker *best = NULL;
     unsigned best_count = 0;
-    for (int pass = 0; pass < 2 && !best; pass++)
-        for (struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
-            if (vrev__muxconn_closed(w->mc) || (pass == 0 && w->draining))
-                continue;
-            unsigned n = vrev__muxconn_active(w->mc);
-            if (!best || n < best_count) {
-                best = w;
-                best_count = n;
-            }
+    for (struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
+        if (!usable(w))
+            continue;
+        unsigned n = vrev__muxconn_active(w->mc);
+        if (!best || n < best_count) {
+            best = w;
+            best_count = n;
         }
+    }
     return best;
 }
 
@@ -224,34 +267,135 @@ static bool is_portal_domain(const struct portal *p, const struct vrev__addr *t)
            memcmp(t->host, p->domain, t->len) == 0;
 }
 
+static void refuse(struct portal *p, struct bufferevent *link, const char *why)
+{
+    p->stats.no_tunnel++;
+    notify(p, VREV_EVENT_SESSION_REFUSED);
+    vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] %s; connection refused",
+              p->base.tag ? p->base.tag : "", why);
+    vrev__bev_close(link, 1);
+}
+
+static int open_session(struct portal *p, struct pworker *w, int network,
+                        const struct vrev__addr *target, struct bufferevent *link)
+{
+    uint64_t closed = p->stats.tunnels_closed;
+    uint16_t sid;
+    int rc = vrev__muxconn_open(w->mc, network, target, link, NULL, 0, &sid);
+    if (rc == 0)
+        p->stats.sessions++;
+    if (p->stats.tunnels_closed != closed) /* the tunnel failed meanwhile: w is gone */
+        return rc;
+    if (usable(w) || w->draining || vrev__muxconn_closed(w->mc))
+        return rc;
+    drain(w, "full"); /* the bridge opens another at once; links wait for it meanwhile */
+    return rc;
+}
+
+/* --- links waiting for a tunnel ---------------------------------------------------------- */
+
+static void arm_wait(struct portal *p)
+{
+    if (!p->wait_head) {
+        evtimer_del(p->wait_timer);
+        return;
+    }
+    struct timeval now, left = {0, 0};
+    event_base_gettimeofday_cached(p->base.engine->ctx->base, &now);
+    if (timercmp(&p->wait_head->until, &now, >))
+        timersub(&p->wait_head->until, &now, &left);
+    evtimer_add(p->wait_timer, &left);
+}
+
+static struct waiter *pop_waiter(struct portal *p)
+{
+    struct waiter *q = p->wait_head;
+    p->wait_head = q->next;
+    if (!p->wait_head)
+        p->wait_tail = &p->wait_head;
+    p->n_waiting--;
+    return q;
+}
+
+/* A link waits in FIFO order, not read from, until a tunnel can take it or wait_ms pass. */
+static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
+                           struct bufferevent *link)
+{
+    vrev_ctx *ctx = p->base.engine->ctx;
+    struct waiter *q = p->n_waiting < WAIT_MAX ? vrev__calloc(ctx, 1, sizeof(*q)) : NULL;
+    if (!q) {
+        refuse(p, link,
+               p->n_waiting < WAIT_MAX ? "no memory to wait for a tunnel"
+                                       : "too many connections wait for a tunnel");
+        return VREV_ERR_STATE;
+    }
+    q->link = link;
+    q->target = info->target;
+    q->network = info->network;
+    struct timeval now, wait = {p->wait_ms / 1000, (p->wait_ms % 1000) * 1000};
+    event_base_gettimeofday_cached(ctx->base, &now);
+    timeradd(&now, &wait, &q->until);
+    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
+    bufferevent_disable(link, EV_READ);
+    *p->wait_tail = q;
+    p->wait_tail = &q->next;
+    if (p->n_waiting++ == 0)
+        arm_wait(p);
+    p->stats.waited++;
+    return 0;
+}
+
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct portal *p = arg;
+    struct timeval now;
+    event_base_gettimeofday_cached(p->base.engine->ctx->base, &now);
+    while (p->wait_head && !timercmp(&p->wait_head->until, &now, >)) {
+        struct waiter *q = pop_waiter(p);
+        refuse(p, q->link, "no usable tunnel came in time");
+        vrev__free(p->base.engine->ctx, q);
+    }
+    arm_wait(p);
+}
+
+/* A tunnel came up: the waiting links go to it (and to others as it fills). */
+static void serve_waiting(struct portal *p)
+{
+    struct pworker *w;
+    while (p->wait_head && (w = pick(p))) {
+        struct waiter *q = pop_waiter(p);
+        open_session(p, w, q->network, &q->target, q->link);
+        vrev__free(p->base.engine->ctx, q);
+    }
+    arm_wait(p);
+}
+
 static int portal_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                          struct bufferevent *link)
 {
     struct portal *p = (struct portal *)ob;
     if (is_portal_domain(p, &info->target))
         return new_tunnel(p, link);
-    struct pworker *w = pick(p);
-    if (!w) {
-        p->stats.no_tunnel++;
-        notify(p, VREV_EVENT_SESSION_REFUSED);
-        vrev__log(ob->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                  "[%s] no tunnel available; connection refused", ob->tag ? ob->tag : "");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_STATE;
-    }
-    uint16_t sid;
-    int rc = vrev__muxconn_open(w->mc, info->network, &info->target, link, NULL, 0, &sid);
-    if (rc == 0)
-        p->stats.sessions++;
-    return rc;
+    struct pworker *w = p->wait_head ? NULL : pick(p); /* first come, first served */
+    if (!w)
+        return wait_for_tunnel(p, info, link);
+    return open_session(p, w, info->network, &info->target, link);
 }
 
 static void portal_destroy(struct vrev__outbound *ob)
 {
     struct portal *p = (struct portal *)ob;
+    vrev_ctx *ctx = ob->engine->ctx;
+    while (p->wait_head) {
+        struct waiter *q = pop_waiter(p);
+        vrev__bev_close(q->link, 1);
+        vrev__free(ctx, q);
+    }
+    if (p->wait_timer)
+        event_free(p->wait_timer);
     while (p->workers.next != &p->workers)
         worker_free(p->workers.next);
-    vrev_ctx *ctx = ob->engine->ctx;
     vrev__free(ctx, p->domain);
     vrev__free(ctx, p->control_domain);
     vrev__outbound_cleanup(ob);
@@ -280,7 +424,10 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
     if (!p)
         return VREV_ERR_NOMEM;
     p->workers.next = p->workers.prev = &p->workers;
+    p->wait_tail = &p->wait_head;
     int rc = vrev__outbound_init(&p->base, e, &portal_ops, tag);
+    if (rc == 0 && !(p->wait_timer = evtimer_new(e->ctx->base, on_wait_timer, p)))
+        rc = VREV_ERR_NOMEM;
     const char *cd = opts->control_domain ? opts->control_domain : VREV_CONTROL_DOMAIN_V2RAY;
     if (rc == 0 && (!(p->domain = copy(e->ctx, opts->domain)) ||
                     !(p->control_domain = copy(e->ctx, cd))))
@@ -292,6 +439,9 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
     p->heartbeat_ms = opts->heartbeat_ms ? opts->heartbeat_ms : 2000;
     p->drain_after = opts->drain_after ? opts->drain_after : 256;
     p->dead_after_ms = opts->dead_after_ms ? opts->dead_after_ms : 10000;
+    unsigned cap = opts->max_sessions; /* the control session and one more at least */
+    p->max_sessions = !cap || cap > 0xffff ? 0xffff : cap < 2 ? 2 : cap;
+    p->wait_ms = opts->wait_ms ? opts->wait_ms : 5000;
     *out = &p->base;
     return 0;
 }

@@ -22,13 +22,22 @@ struct vrev__portal_opts {
      * bridge stops reading for this long, is closed (TCP_USER_TIMEOUT on its socket); 0: 10000.
      * V2Ray's portal keeps retrying such a tunnel for about 15 minutes, handing it sessions. */
     uint32_t dead_after_ms;
+    /* Live sessions one tunnel may carry, its control session included; a full tunnel is
+     * drained at once (the bridge opens another). 0: 65535, every id Mux.Cool has (V2Ray's
+     * portal has no cap). */
+    unsigned max_sessions;
+    /* A link that finds no usable tunnel (none up, or all draining or full) waits this long for
+     * one, then is refused. 0: 5000 (a V2Ray bridge replaces a drained tunnel at its next 2 s
+     * tick, after dialling and its handshake). */
+    uint32_t wait_ms;
 };
 
 struct vrev__portal_stats {
     uint64_t tunnels_opened;
     uint64_t tunnels_closed;
     uint64_t sessions;     /* sessions opened for user links */
-    uint64_t no_tunnel;    /* user links refused: no usable tunnel */
+    uint64_t no_tunnel;    /* user links refused: no usable tunnel within wait_ms */
+    uint64_t waited;       /* user links that had to wait for a tunnel */
     unsigned tunnels_live; /* tunnels currently open (draining included) */
     uint64_t bytes_up;     /* public clients -> bridge */
     uint64_t bytes_down;   /* bridge -> public clients */
@@ -40,12 +49,18 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
 void vrev__portal_get_stats(const struct vrev__outbound *portal, struct vrev__portal_stats *st);
 
 struct vrev__bridge_opts {
-    const char *domain;            /* required */
-    uint32_t monitor_ms;           /* 0: 2000 (V2Ray's worker check period) */
-    unsigned sessions_per_tunnel;  /* open another tunnel above this average; 0: 16 */
-    uint32_t dead_after_ms;        /* nothing heard for this long: tunnel dead; 0: 7000 */
-    uint32_t backoff_min_ms;       /* redial delay after a failed tunnel; 0: 100 */
-    uint32_t backoff_max_ms;       /* 0: 1000 */
+    const char *domain;           /* required */
+    uint32_t monitor_ms;          /* 0: 2000 (V2Ray's worker check period) */
+    unsigned sessions_per_tunnel; /* open another tunnel above this average; 0: 16 */
+    uint32_t dead_after_ms;       /* nothing heard for this long: tunnel dead; 0: 7000 */
+    /* A tunnel that was up is redialled at once when it is lost; failed dials after that wait
+     * a jittered delay from backoff_min_ms doubling up to backoff_max_ms; after a minute of
+     * failures, up to 2 s (V2Ray's own period). */
+    uint32_t backoff_min_ms; /* 0: 25 */
+    uint32_t backoff_max_ms; /* 0: 100 */
+    /* Live sessions one tunnel accepts, its control session included (beyond: End|Error);
+     * with every tunnel full, another is opened at once. 0: 65535 (Mux.Cool's ids). */
+    unsigned max_sessions;
     /* If set, the only targets sessions may reach ("host:port" strings as vrev__addr text);
      * others are refused with End|Error and counted. NULL: route everything. */
     const char *const *allowed_targets;
