@@ -845,6 +845,184 @@ def bench_startup(res, ctx, impls, reps, backends):
                 pair.stop()
 
 
+# ---- capacity: many idle connections through one pair -----------------------------------------
+
+CAPACITY_PER_ADDR = 20000  # connections per (source or destination address, port): of ~28,000
+
+
+def capacity_configs(proto, tunnel_port, publics, echo_port, addr_base):
+    """One public port per CAPACITY_PER_ADDR connections; public i goes to name cap-i, which the
+    bridge sends to the echo server at 127.0.0.(addr_base+i): each destination address has its
+    own ~28,000 local ports on the bridge's side (and a run's closed connections keep theirs in
+    TIME_WAIT for a minute: each run gets addresses of its own)."""
+    names = ["cap-%d" % i for i in range(len(publics))]
+    portal = portal_config(proto, tunnel_port, list(zip(publics, names)))
+    bridge = bridge_config(proto, tunnel_port, [(n, echo_port) for n in names])
+    for ob in bridge["outbounds"]:
+        if ob["tag"].startswith("target-"):
+            i = int(ob["tag"].split("-")[1])
+            ob["settings"]["redirect"] = "127.0.0.%d:%d" % (addr_base + i, echo_port)
+    return portal, bridge
+
+
+def capacity_run(ctx, impl, n, echo_port, hold_s, addr_base):
+    """One pair of `impl` carrying n idle connections; returns a dict of measurements."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    import holdconns as hc
+    nports = (n + CAPACITY_PER_ADDR - 1) // CAPACITY_PER_ADDR
+    tunnel_port = free_port()
+    publics = [free_port() for _ in range(nports)]
+    portal_cfg, bridge_cfg = capacity_configs("vmess-aes", tunnel_port, publics, echo_port,
+                                              addr_base)
+    paths = []
+    for side, cfg in (("portal", portal_cfg), ("bridge", bridge_cfg)):
+        path = os.path.join(ctx.tmp, "capacity-%s-%s.json" % (impl.name, side))
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=1)
+        paths.append(path)
+    portal = ctx.procs.start("cap-portal-" + impl.name, impl.argv(paths[0]))
+    bridge = None
+    out = {"n": n}
+    try:
+        if not wait_until(lambda: all(port_listening(p) for p in publics + [tunnel_port]), 10):
+            raise RuntimeError("portal did not listen:\n" + Procs.log_tail(portal))
+        bridge = ctx.procs.start("cap-bridge-" + impl.name, impl.argv(paths[1]))
+        if not wait_until(lambda: len(hc.open_held(publics[0], 1, timeout=2).socks) == 1, 15,
+                          0.2):
+            raise RuntimeError("no tunnel:\n" + Procs.log_tail(portal) + Procs.log_tail(bridge))
+        time.sleep(1)
+        pids = {"portal": portal.pid, "bridge": bridge.pid}
+        rss0 = {k: hc.rss_kib(p) for k, p in pids.items()}
+        sources = ["127.0.0.%d" % (100 + addr_base + i) for i in range(2 * nports)]
+        helds, t0 = [], time.monotonic()
+        for i, port in enumerate(publics):
+            count = min(CAPACITY_PER_ADDR, n - i * CAPACITY_PER_ADDR)
+            helds.append(hc.open_held(port, count, sources[2 * i:2 * i + 2], batch=1000,
+                                      timeout=max(5, 240 - (time.monotonic() - t0))))
+        out["open_s"] = time.monotonic() - t0
+        out["opened"] = sum(len(h.socks) for h in helds)
+        out["errors"] = {}
+        for h in helds:
+            for k, v in h.errors.items():
+                out["errors"][k] = out["errors"].get(k, 0) + v
+        time.sleep(1)
+        out["rss_held"] = {k: hc.rss_kib(p) for k, p in pids.items()}
+        out["fds_held"] = {k: hc.fd_count(p) for k, p in pids.items()}
+        time.sleep(hold_s)  # past the liveness checks: a drained tunnel must keep its sessions
+        out["answered"] = sum(hc.ping_held(h, 1, timeout=120, batch=10000) for h in helds)
+        out["alive"] = portal.poll() is None and bridge.poll() is None
+        for h in helds:
+            h.close()
+        time.sleep(ctx.settle + 2)
+        out["rss_after"] = {k: hc.rss_kib(p) for k, p in pids.items()}
+        out["rss_idle"] = rss0
+    finally:
+        for p in (bridge, portal):
+            if p is not None:
+                ctx.procs.stop(p)
+    return out
+
+
+def bench_capacity(res, ctx, impls, nconn, v2ray_nconn, hold_s=11):
+    """nconn idle connections through one vrev pair (every vrev build given), v2ray_nconn through
+    V2Ray for comparison: connections held, time to open them, RSS and KiB per connection, and
+    whether every one still answers after hold_s."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    import holdconns as hc
+    need = max(nconn, v2ray_nconn) + 1024  # per process: client, echo server, portal, bridge
+    got = hc.raise_nofile(need)  # children inherit it (the hard limit too, given the right)
+    if got < need:
+        # Each of those processes holds one descriptor per connection; the hard limit can only
+        # be raised with CAP_SYS_RESOURCE.
+        say("  warning: open-file limit %d (hard) < %d: one process holds at most ~%d "
+            "connections here; measuring that many" % (got, need, got - 1024))
+        res.note("capacity", "open-file limit", "vrev-openssl",
+                 "hard limit %d: %d connections asked, at most %d measured" %
+                 (got, nconn, got - 1024))
+        nconn, v2ray_nconn = min(nconn, got - 1024), min(v2ray_nconn, got - 1024)
+    echo_port = free_port()
+    per_run = 1 + max(nconn, v2ray_nconn) // CAPACITY_PER_ADDR  # addresses a run needs
+    addrs = ["127.0.0.%d:%d" % (10 + i, echo_port) for i in range(per_run * len(impls))]
+    echo = hc.start_echo(addrs, os.path.join(ctx.tmp, "capacity-echo.log"), need)
+    try:
+        for k, impl in enumerate(impls):
+            ctx.check_deadline()
+            n = v2ray_nconn if impl.kind == "v2ray" else nconn
+            try:
+                r = capacity_run(ctx, impl, n, echo_port, hold_s, 10 + k * per_run)
+            except RuntimeError as e:
+                res.note("capacity", "connections held", impl.name, str(e).splitlines()[0])
+                say("  %-13s FAILED: %s" % (impl.name, e))
+                continue
+            held = r["rss_held"]
+            per = sum(held[k] - r["rss_idle"][k] for k in held) / max(r["opened"], 1)
+            test = "%d idle conns" % n
+            res.add("capacity", "connections held, " + test, impl.name, "n", r["opened"])
+            res.add("capacity", "answering at the end, " + test, impl.name, "n", r["answered"])
+            res.add("capacity", "time to open, " + test, impl.name, "s", r["open_s"])
+            for side in ("portal", "bridge"):
+                res.add("capacity", "RSS held, %s, %s" % (test, side), impl.name, "kib",
+                        held[side])
+                res.add("capacity", "RSS after close, %s, %s" % (test, side), impl.name, "kib",
+                        r["rss_after"][side])
+            res.add("capacity", "RSS held portal+bridge, " + test, impl.name, "kib",
+                    held["portal"] + held["bridge"])
+            res.add("capacity", "KiB per conn portal+bridge, " + test, impl.name, "kib", per)
+            say("  %-13s %d/%d held (%s), %d answered %d s later, %s; opened in %.1f s; RSS "
+                "portal %d + bridge %d = %.0f MiB (%.2f KiB/conn), after close %d + %d KiB; "
+                "descriptors %d + %d" % (
+                    impl.name, r["opened"], n, r["errors"] or "no errors", r["answered"],
+                    hold_s, "both alive" if r["alive"] else "A PROCESS DIED", r["open_s"],
+                    held["portal"], held["bridge"], (held["portal"] + held["bridge"]) / 1024,
+                    per, r["rss_after"]["portal"], r["rss_after"]["bridge"],
+                    r["fds_held"]["portal"], r["fds_held"]["bridge"]))
+    finally:
+        echo.terminate()
+        echo.wait(10)
+
+
+def bench_restart(res, ctx, impls, backends, reps=5):
+    """Median time until the tunnel serves again: after the portal restarts (from the moment it
+    listens) and after the bridge restarts (from its start)."""
+    for impl in impls:
+        ctx.check_deadline()
+        pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes", backends)
+        try:
+            pair.start()
+            portal_ms, bridge_ms = [], []
+            for i in range(reps):
+                ctx.procs.stop(pair.portal)
+                time.sleep(0.5 + 0.2 * i)  # several phases of a bridge's backoff
+                pair.start_portal()  # returns once it listens
+                t0 = time.monotonic()
+                t1 = first_success(pair.web_port, 15)
+                if t1 is not None:
+                    portal_ms.append((t1 - t0) * 1000)
+            for i in range(reps):
+                ctx.procs.stop(pair.bridge)
+                t0 = time.monotonic()
+                pair.start_bridge()
+                t1 = first_success(pair.web_port, 15)
+                if t1 is not None:
+                    bridge_ms.append((t1 - t0) * 1000)
+            for test, v in (("portal restart (listening) -> served", portal_ms),
+                            ("bridge restart -> served", bridge_ms)):
+                for x in v:
+                    res.add("restart", test, impl.name, "ms", x)
+                if len(v) < reps:
+                    res.note("restart", test, impl.name, "%d of %d not served in 15 s" %
+                             (reps - len(v), reps))
+            say("  %-13s portal restart: median %s ms (%s); bridge restart: median %s ms (%s)" % (
+                impl.name, fmt_med(portal_ms), " ".join("%.0f" % x for x in portal_ms),
+                fmt_med(bridge_ms), " ".join("%.0f" % x for x in bridge_ms)))
+        finally:
+            pair.stop()
+
+
+def fmt_med(v):
+    return "%.0f" % statistics.median(v) if v else "-"
+
+
 def bench_micro(res, ctx, micro_bins):
     for name, path in micro_bins.items():
         if not path or not os.access(path, os.X_OK):
@@ -1096,6 +1274,10 @@ METRICS = [
     ("startup", "ms", "ms", 1, "low", False),
     ("kill", "count", "transfers", 0, "low", False),
     ("kill", "ms", "ms", 0, "low", False),
+    ("capacity", "n", "count", 0, "high", False),
+    ("capacity", "s", "s", 2, "low", False),
+    ("capacity", "kib", "KiB", 0, "low", False),
+    ("restart", "ms", "ms", 1, "low", False),
     ("micro", "gbs", "GB/s", 2, "high", False),
 ]
 
@@ -1544,7 +1726,12 @@ def main():
     ap.add_argument("--duration", type=int, help="seconds per iperf3/wrk run (default 3; quick 1)")
     ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
     ap.add_argument("--only", default="startup,footprint,bulk,requests,micro",
-                    help="comma-separated sections to run")
+                    help="comma-separated sections to run (also, not by default: capacity, "
+                         "restart)")
+    ap.add_argument("--capacity-conns", type=int, default=100000,
+                    help="idle connections through one vrev pair (capacity; default 100000)")
+    ap.add_argument("--capacity-v2ray", type=int, default=10000,
+                    help="the same through V2Ray, for comparison (default 10000)")
     ap.add_argument("--protos", help="comma-separated tunnel protocols (default all: %s)" %
                     ",".join(p for p, _ in PROTOS))
     ap.add_argument("--impls", default=",".join(TUNNEL_IMPLS),
@@ -1719,6 +1906,17 @@ def main():
                 for pair in pairs.values():
                     pair.stop()
             mark("after " + proto)
+
+        if "restart" in sections:
+            say("== restart: median time to served again after a portal / bridge restart")
+            bench_restart(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls], backends)
+            mark("after restart")
+        if "capacity" in sections:
+            say("== capacity: %d idle connections through one vrev pair, %d through V2Ray" %
+                (args.capacity_conns, args.capacity_v2ray))
+            bench_capacity(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
+                           args.capacity_conns, args.capacity_v2ray)
+            mark("after capacity")
 
         if "kill" in sections:
             cycles = args.kill_cycles or (6 if args.quick else 20)
