@@ -49,6 +49,8 @@ extern "C" {
     XX(MUX_ROLE, -50, "operation not allowed for this mux role")                                   \
     XX(MUX_CLOSED, -51, "mux connection failed earlier and is closed")                             \
     XX(MUX_DATA_LEN, -52, "mux data too long for one frame")                                       \
+    XX(MUX_EXT, -53, "malformed vrev mux extension block")                                         \
+    XX(MUX_FLOW, -54, "mux peer sent more than its flow-control window")                           \
     XX(PROTO_VARINT, -60, "malformed protobuf varint")                                             \
     XX(PROTO_WIRETYPE, -61, "unsupported protobuf wire type")                                      \
     XX(PROTO_TRUNCATED, -62, "protobuf field runs past the end of the message")                    \

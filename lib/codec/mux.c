@@ -4,6 +4,7 @@
 
 #include "core/buf.h"
 #include "core/core.h"
+#include "mux_ext.h"
 #include "mux_frame.h"
 #include "mux_table.h"
 
@@ -154,21 +155,32 @@ int vrev_mux_set_max_sessions(vrev_mux *m, unsigned max)
 
 /* Queue one whole frame: header and payload are appended together, so frames of different
  * sessions never interleave. */
+static int queue_spec(vrev_mux *m, const struct vrev__mux_frame_spec *spec, const uint8_t *data)
+{
+    uint8_t *tail = vrev__buf_reserve(m->ctx, &m->out, VREV_MUX_HEADER_MAX + spec->data_len);
+    if (!tail)
+        return VREV_ERR_NOMEM;
+    int hl = vrev__mux_encode_spec(tail, VREV_MUX_HEADER_MAX, spec);
+    if (hl < 0)
+        return hl;
+    if (spec->data_len)
+        memcpy(tail + hl, data, spec->data_len);
+    vrev__buf_commit(&m->out, (size_t)hl + spec->data_len);
+    return 0;
+}
+
 static int queue_frame(vrev_mux *m, uint16_t sid, uint8_t status, uint8_t option, uint8_t network,
                        const struct vrev__addr *target, const uint8_t *data, size_t len,
                        int with_data)
 {
-    uint8_t *tail = vrev__buf_reserve(m->ctx, &m->out, VREV_MUX_HEADER_MAX + len);
-    if (!tail)
-        return VREV_ERR_NOMEM;
-    int hl = vrev__mux_encode_header(tail, VREV_MUX_HEADER_MAX, sid, status, option, network,
-                                     target, with_data, len);
-    if (hl < 0)
-        return hl;
-    if (len)
-        memcpy(tail + hl, data, len);
-    vrev__buf_commit(&m->out, (size_t)hl + len);
-    return 0;
+    struct vrev__mux_frame_spec spec = {.sid = sid,
+                                        .status = status,
+                                        .option = option,
+                                        .network = network,
+                                        .target = target,
+                                        .with_data = with_data,
+                                        .data_len = len};
+    return queue_spec(m, &spec, data);
 }
 
 /* Stream data goes out in Keep frames of at most VREV_MUX_STREAM_CHUNK bytes. */
@@ -201,6 +213,13 @@ static int alloc_id(vrev_mux *m, uint16_t *sid)
 int vrev_mux_open(vrev_mux *m, int network, const char *host, uint16_t port, const uint8_t *data,
                   size_t len, uint16_t *sid)
 {
+    return vrev__mux_open_ext(m, network, host, port, data, len, NULL, 0, sid);
+}
+
+int vrev__mux_open_ext(vrev_mux *m, int network, const char *host, uint16_t port,
+                       const uint8_t *data, size_t len, const uint8_t *ext, size_t ext_len,
+                       uint16_t *sid)
+{
     if (!m || !host || !sid || (len && !data))
         return VREV_ERR_INVAL;
     if (m->error)
@@ -222,7 +241,15 @@ int vrev_mux_open(vrev_mux *m, int network, const char *host, uint16_t port, con
         return rc;
     size_t first = len < VREV_MUX_STREAM_CHUNK ? len : VREV_MUX_STREAM_CHUNK;
     size_t mark = vrev__buf_len(&m->out);
-    rc = queue_frame(m, id, VREV_MUX_NEW, 0, (uint8_t)network, &target, data, first, len > 0);
+    struct vrev__mux_frame_spec spec = {.sid = id,
+                                        .status = VREV_MUX_NEW,
+                                        .network = (uint8_t)network,
+                                        .target = &target,
+                                        .ext = ext,
+                                        .ext_len = ext_len,
+                                        .with_data = len > 0,
+                                        .data_len = first};
+    rc = queue_spec(m, &spec, data);
     if (rc == 0 && len > first)
         rc = queue_stream(m, id, data + first, len - first);
     if (rc == 0 && !vrev__mux_table_insert(m->ctx, &m->sessions, id, (uint8_t)network))
@@ -273,6 +300,20 @@ int vrev_mux_end(vrev_mux *m, uint16_t sid, int error)
         return rc;
     vrev__mux_table_remove(&m->sessions, sid);
     return 0;
+}
+
+int vrev__mux_queue_ext(vrev_mux *m, uint16_t sid, uint8_t status, const uint8_t *ext,
+                        size_t ext_len)
+{
+    if (!m || (status != VREV_MUX_KEEP && status != VREV_MUX_KEEPALIVE))
+        return VREV_ERR_INVAL;
+    if (m->error)
+        return VREV_ERR_MUX_CLOSED;
+    if (status == VREV_MUX_KEEP && !vrev__mux_table_find(&m->sessions, sid))
+        return VREV_ERR_MUX_NO_SESSION;
+    struct vrev__mux_frame_spec spec = {
+        .sid = sid, .status = status, .ext = ext, .ext_len = ext_len};
+    return queue_spec(m, &spec, NULL);
 }
 
 int vrev_mux_keepalive(vrev_mux *m)

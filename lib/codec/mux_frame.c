@@ -7,6 +7,7 @@
  *   5    1     option   0x01 Data, 0x02 Error
  *   6    1     network  1 TCP, 2 UDP                      } New only
  *   7    3+    port-first address (see addr.h)            }
+ *   ...        the rest of the metadata: ignored by V2Ray; vrev's extensions (mux_ext.h)
  *   2+metaLen  2  dataLen, then dataLen bytes              (only if option & Data)
  */
 #include <string.h>
@@ -21,11 +22,13 @@ static int parse_meta(const uint8_t *meta, size_t mlen, struct vrev_mux_frame *f
     f->option = meta[3];
     f->network = 0;
     memset(&f->target, 0, sizeof(f->target));
+    f->ext = mlen > 4 ? meta + 4 : NULL;
+    f->ext_len = mlen - 4;
     switch (f->status) {
     case VREV_MUX_KEEP:
     case VREV_MUX_END:
     case VREV_MUX_KEEPALIVE:
-        return 0; /* bytes past the first 4 are ignored, as V2Ray does */
+        return 0; /* bytes past the first 4 are not V2Ray's: ext */
     case VREV_MUX_NEW:
         break;
     default:
@@ -40,6 +43,8 @@ static int parse_meta(const uint8_t *meta, size_t mlen, struct vrev_mux_frame *f
     int rc = vrev__addr_decode(meta + 5, mlen - 5, &f->target, &used);
     if (rc == VREV_ERR_ADDR_TRUNCATED)
         return VREV_ERR_MUX_NEW_SHORT;
+    f->ext_len = mlen - 5 - used;
+    f->ext = f->ext_len ? meta + 5 + used : NULL;
     return rc;
 }
 
@@ -88,30 +93,47 @@ int vrev__mux_parse(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t
     return (int)total;
 }
 
+int vrev__mux_encode_spec(uint8_t *out, size_t cap, const struct vrev__mux_frame_spec *spec)
+{
+    size_t mlen = 4;
+    if (spec->status == VREV_MUX_NEW)
+        mlen += 1 + vrev__addr_encoded_len(spec->target);
+    size_t head = 2 + mlen;
+    mlen += spec->ext_len;
+    size_t total = 2 + mlen + (spec->with_data ? 2 : 0);
+    if ((spec->with_data && spec->data_len > 0xffff) || mlen > VREV_MUX_META_MAX)
+        return VREV_ERR_RANGE;
+    if (cap < total)
+        return VREV_ERR_NOSPACE;
+    uint8_t option = spec->with_data ? (uint8_t)(spec->option | VREV_MUX_OPT_DATA)
+                                     : (uint8_t)(spec->option & ~VREV_MUX_OPT_DATA);
+    vrev__put_u16(out, (uint16_t)mlen);
+    vrev__put_u16(out + 2, spec->sid);
+    out[4] = spec->status;
+    out[5] = option;
+    if (spec->status == VREV_MUX_NEW) {
+        out[6] = spec->network;
+        int rc = vrev__addr_encode(spec->target, out + 7, cap - 7);
+        if (rc < 0)
+            return rc;
+    }
+    if (spec->ext_len)
+        memcpy(out + head, spec->ext, spec->ext_len);
+    if (spec->with_data)
+        vrev__put_u16(out + 2 + mlen, (uint16_t)spec->data_len);
+    return (int)total;
+}
+
 int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status, uint8_t option,
                             uint8_t network, const struct vrev__addr *target, int with_data,
                             size_t data_len)
 {
-    size_t mlen = 4;
-    if (status == VREV_MUX_NEW)
-        mlen += 1 + vrev__addr_encoded_len(target);
-    size_t total = 2 + mlen + (with_data ? 2 : 0);
-    if (with_data && data_len > 0xffff)
-        return VREV_ERR_RANGE;
-    if (cap < total)
-        return VREV_ERR_NOSPACE;
-    option = (uint8_t)(with_data ? (option | VREV_MUX_OPT_DATA) : (option & ~VREV_MUX_OPT_DATA));
-    vrev__put_u16(out, (uint16_t)mlen);
-    vrev__put_u16(out + 2, sid);
-    out[4] = status;
-    out[5] = option;
-    if (status == VREV_MUX_NEW) {
-        out[6] = network;
-        int rc = vrev__addr_encode(target, out + 7, cap - 7);
-        if (rc < 0)
-            return rc;
-    }
-    if (with_data)
-        vrev__put_u16(out + 2 + mlen, (uint16_t)data_len);
-    return (int)total;
+    struct vrev__mux_frame_spec spec = {.sid = sid,
+                                        .status = status,
+                                        .option = option,
+                                        .network = network,
+                                        .target = target,
+                                        .with_data = with_data,
+                                        .data_len = data_len};
+    return vrev__mux_encode_spec(out, cap, &spec);
 }

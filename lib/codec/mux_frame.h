@@ -15,6 +15,8 @@ struct vrev_mux_frame {
     uint8_t option;
     uint8_t network;          /* New only */
     struct vrev__addr target; /* New only */
+    const uint8_t *ext;       /* metadata past the fields understood (NULL, 0: none): where */
+    size_t ext_len;           /* the vrev extensions ride (lib/codec/mux_ext.h) */
     const uint8_t *data;      /* NULL unless option has DATA */
     size_t data_len;
     uint64_t offset; /* set by the stream decoder */
@@ -38,5 +40,22 @@ int vrev__mux_parse_head(const uint8_t *p, size_t n, struct vrev_mux_frame *f, s
 int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t status, uint8_t option,
                             uint8_t network, const struct vrev__addr *target, int with_data,
                             size_t data_len);
+
+/* The frame header a vrev__mux_frame_spec describes. */
+struct vrev__mux_frame_spec {
+    uint16_t sid;
+    uint8_t status;
+    uint8_t option;
+    uint8_t network;                 /* New only */
+    const struct vrev__addr *target; /* New only */
+    const uint8_t *ext;              /* appended to the metadata (NULL: none) */
+    size_t ext_len;
+    int with_data;
+    size_t data_len;
+};
+
+/* Like vrev__mux_encode_header(), with `ext` appended to the metadata (the tail V2Ray skips).
+ * Also VREV_ERR_RANGE when the metadata would exceed VREV_MUX_META_MAX. */
+int vrev__mux_encode_spec(uint8_t *out, size_t cap, const struct vrev__mux_frame_spec *spec);
 
 #endif

@@ -28,19 +28,6 @@ enum { ST_AUTH_ID, ST_LENGTH, ST_HEADER, ST_DONE, ST_FAILED };
 #define OPT_KNOWN                                                                                  \
     (VREV_VMESS_OPT_CHUNK_STREAM | VREV_VMESS_OPT_CHUNK_MASKING | VREV_VMESS_OPT_GLOBAL_PADDING)
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Seal or open one part of the envelope: the length (length_part) or the header. */
 static int envelope_aead(vrev_ctx *ctx, bool seal, bool length_part, const uint8_t cmd_key[16],
                          const uint8_t auth_id[16], const uint8_t nonce[8], uint8_t *buf,
@@ -132,7 +119,7 @@ int vrev__vmess_request_encode(const struct vrev__vmess_request *req, uint8_t *o
     }
     memcpy(out + off, req->padding, req->padding_len);
     off += req->padding_len;
-    put_u32(out + off, vrev__fnv1a32(out, off));
+    vrev__put_u32(out + off, vrev__fnv1a32(out, off));
     return (int)(off + 4);
 }
 
@@ -163,7 +150,7 @@ static int parse_plain(const uint8_t *h, size_t len, struct vrev__vmess_request 
         return VREV_ERR_VMESS_HEADER_LEN;
     memcpy(req->padding, h + off, req->padding_len);
     off += req->padding_len;
-    if (vrev__fnv1a32(h, off) != get_u32(h + off))
+    if (vrev__fnv1a32(h, off) != vrev__get_u32(h + off))
         return VREV_ERR_VMESS_CHECKSUM;
     if ((req->options & VREV_VMESS_OPT_AUTH_LENGTH) ||
         ((req->options & VREV_VMESS_OPT_GLOBAL_PADDING) &&

@@ -95,4 +95,15 @@ static inline void vrev__put_u16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
+static inline uint32_t vrev__get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void vrev__put_u32(uint8_t *p, uint32_t v)
+{
+    vrev__put_u16(p, (uint16_t)(v >> 16));
+    vrev__put_u16(p + 2, (uint16_t)v);
+}
+
 #endif

@@ -27,12 +27,16 @@ struct vrev__policy {
     uint32_t buffer_bytes;     /* per-direction high-water mark of a relay */
     uint32_t stall_ms; /* a mux session whose full output stops the tunnel this long: reset */
     uint32_t tunnel_buffer_bytes; /* what all sessions of one mux tunnel may hold unwritten */
+    uint32_t flow_window;         /* vrev peers: a mux session's first receive window (0: no flow
+                                     control offered, V2Ray's behaviour with every peer) */
+    uint32_t flow_window_max;     /* ... and the most it grows to for a fast reader */
 };
 
 /* V2Ray 4.34 level-0 defaults: handshake 60 s (source), connIdle 300 s, uplinkOnly 1 s,
  * downlinkOnly 1 s, 512 KiB per connection (amd64); and ours: a mux stalled 10 s by one
  * session (V2Ray waits for ever), 64 MiB held for the local sides of one tunnel (V2Ray: up to
- * 512 KiB for each of its sessions). */
+ * 512 KiB for each of its sessions); with a vrev peer, per-session flow control with a 512 KiB
+ * window that grows to 16 MiB for a fast reader (docs/extensions.md). */
 void vrev__policy_default(struct vrev__policy *p);
 
 /* --- TCP ------------------------------------------------------------------------------------ */
@@ -132,8 +136,7 @@ struct vrev__relay;
 /* Called once when the relay has ended, with 0 (both directions ended cleanly) or an error
  * (VREV_ERR_IO: a side failed; VREV_ERR_TIMEOUT: an idle timer fired). Byte counts are the
  * bytes moved a->b (uplink) and b->a (downlink). Both bufferevents are already freed. */
-typedef void (*vrev__relay_done_cb)(int result, uint64_t up_bytes, uint64_t down_bytes,
-                                    void *user);
+typedef void (*vrev__relay_done_cb)(int result, uint64_t up_bytes, uint64_t down_bytes, void *user);
 
 /* Join a (the client side: inbound) and b (the target side: outbound). The relay owns both
  * from now on: data moves between them without copies (evbuffer chains), each direction

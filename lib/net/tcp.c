@@ -28,6 +28,8 @@ void vrev__policy_default(struct vrev__policy *p)
     p->buffer_bytes = 512 * 1024;
     p->stall_ms = 10 * 1000;
     p->tunnel_buffer_bytes = 64u << 20;
+    p->flow_window = 512 * 1024;
+    p->flow_window_max = 16u << 20;
 }
 
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive)

@@ -10,6 +10,8 @@
  * next frame. Datagrams, control messages and the codec's own frames (New, End) are copied. */
 #include <string.h>
 
+#include "codec/mux_ext.h"
+#include "codec/mux_frame.h"
 #include "core/core.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
@@ -22,11 +24,15 @@ struct msession {
     struct bufferevent *local; /* NULL: internal */
     uint16_t sid;
     bool udp;
-    bool attached; /* still in the codec's table */
+    bool attached;                    /* still in the codec's table */
     struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
-    uint64_t rx, tx; /* payload delivered to / read from the local side */
+    uint64_t rx, tx;                  /* payload delivered to / read from the local side */
+    bool flow;                        /* flow-controlled (a vrev peer): never stops the tunnel */
+    bool eof_pending;                 /* the local side ended; bytes wait for credit before End */
+    bool withheld;                    /* a grant is due but the tunnel is over its cap */
+    struct vrev__flow fc;
     struct timeval last; /* last payload either way (policy connIdle) */
-    char target[64]; /* target host, for events (truncated) */
+    char target[64];     /* target host, for events (truncated) */
 };
 
 struct vrev__muxconn {
@@ -45,15 +51,19 @@ struct vrev__muxconn {
     size_t seg_len;
     struct msession *piece_to; /* NULL: no piece to move */
     size_t piece_off, piece_len;
-    uint64_t rx_bytes; /* session payload delivered to local sides */
-    uint64_t tx_bytes; /* session payload read from local sides and sent */
-    struct event *sweep;  /* ends sessions idle for idle_ms (V2Ray's connIdle); NULL: none */
+    uint64_t rx_bytes;   /* session payload delivered to local sides */
+    uint64_t tx_bytes;   /* session payload read from local sides and sent */
+    struct event *sweep; /* ends sessions idle for idle_ms (V2Ray's connIdle); NULL: none */
     uint32_t idle_ms;
     struct event *stall; /* armed while the transport is stopped for the locals; NULL: none */
     uint32_t stall_ms;
     size_t held;     /* bytes queued for all local sides, not yet written */
     size_t held_cap; /* policy tunnel_buffer_bytes (0: none) */
     bool over_cap;   /* the transport is stopped until held is down to half the cap */
+    uint32_t flow_window, flow_max; /* policy; flow_window 0: no flow control offered */
+    bool peer_flow;                 /* the peer's HELLO offered flow control */
+    uint32_t peer_window;           /* ... and the window it grants each session */
+    unsigned withheld;              /* sessions whose grant waits for held to come down */
     int busy;
     bool free_pending;
 };
@@ -63,6 +73,10 @@ static void local_write(struct bufferevent *bev, void *arg);
 static void local_event(struct bufferevent *bev, short what, void *arg);
 static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 static void transport_read(struct bufferevent *bev, void *arg);
+static void grant(struct msession *s);
+static void release_withheld(struct vrev__muxconn *mc);
+static void arm_stall(struct vrev__muxconn *mc);
+static void reset_session(struct msession *s);
 
 /* --- sessions ------------------------------------------------------------------------------ */
 
@@ -127,7 +141,7 @@ static void resume_reading(struct vrev__muxconn *mc)
 {
     if (mc->blocked || mc->over_cap)
         return;
-    if (mc->stall)
+    if (mc->stall && !mc->withheld)
         evtimer_del(mc->stall);
     if (mc->closed)
         return;
@@ -145,13 +159,16 @@ static void unblock(struct vrev__muxconn *mc)
     resume_reading(mc);
 }
 
-/* Over the cap, the transport waits until the local sides have written half of it. */
+/* Over the cap, the transport waits until the local sides have written half of it, and
+ * flow-controlled sessions get no more credit until then. */
 static void check_held(struct vrev__muxconn *mc)
 {
     if (mc->over_cap && mc->held <= mc->held_cap / 2) {
         mc->over_cap = false;
         resume_reading(mc);
     }
+    if (mc->withheld && mc->held <= mc->held_cap / 2)
+        release_withheld(mc);
 }
 
 static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -160,6 +177,10 @@ static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
     struct msession *s = arg;
     s->mc->held += info->n_added;
     s->mc->held -= info->n_deleted;
+    if (s->flow && info->n_deleted) { /* the reader took them: the peer may send as many */
+        vrev__flow_consumed(&s->fc, info->n_deleted);
+        grant(s);
+    }
     check_held(s->mc);
 }
 
@@ -168,6 +189,8 @@ static void session_free(struct msession *s, int abort)
     struct vrev__muxconn *mc = s->mc;
     if (mc->blocked == s) /* e.g. its reader went away with the tunnel waiting for it */
         unblock(mc);
+    if (s->withheld)
+        mc->withheld--;
     session_event(s, VREV_EVENT_SESSION_CLOSE);
     s->prev->next = s->next;
     s->next->prev = s->prev;
@@ -199,11 +222,18 @@ static void session_finish_local(struct msession *s)
 
 /* --- output -------------------------------------------------------------------------------- */
 
+/* A flow-controlled session out of credit, or waiting for credit after its local side ended,
+ * is not read. */
+static bool may_read(const struct msession *s)
+{
+    return !s->flow || (s->fc.send_credit > 0 && !s->eof_pending);
+}
+
 static void set_locals_reading(struct vrev__muxconn *mc, bool on)
 {
     for (struct msession *s = mc->sessions.next; s != &mc->sessions; s = s->next)
         if (s->local && s->attached) {
-            if (on)
+            if (on && may_read(s))
                 bufferevent_enable(s->local, EV_READ);
             else
                 bufferevent_disable(s->local, EV_READ);
@@ -240,6 +270,135 @@ static void transport_write(struct bufferevent *bev, void *arg)
         mc->tx_paused = false;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         set_locals_reading(mc, true);
+    }
+}
+
+/* --- flow control (vrev peers only: docs/extensions.md) ----------------------------------- */
+
+/* Queue a frame without data that carries one TLV: on session sid, or a KeepAlive (sid 0). */
+static int send_ext(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *tlv, int len)
+{
+    if (len < 0)
+        return len;
+    return vrev__mux_queue_ext(mc->mux, sid, sid ? VREV_MUX_KEEP : VREV_MUX_KEEPALIVE, tlv,
+                               (size_t)len);
+}
+
+/* Offered once per tunnel, in both roles: a V2Ray peer skips the KeepAlive's tail. */
+static void send_hello(struct vrev__muxconn *mc)
+{
+    uint8_t tlv[VREV_MUX_EXT_MAX];
+    send_ext(mc, 0, tlv,
+             vrev__mux_ext_hello(tlv, sizeof(tlv), VREV_MUX_EXT_FLAG_FLOW, mc->flow_window));
+}
+
+/* Give the peer the credit its session is owed, unless the tunnel's local sides hold more
+ * than the cap: then the grant waits until they are down to half of it (the peer's sessions
+ * stop, the tunnel goes on), and the stall timer resets the largest holders if nothing
+ * drains. */
+static void grant(struct msession *s)
+{
+    struct vrev__muxconn *mc = s->mc;
+    if (!s->attached || mc->closed || !vrev__flow_due(&s->fc))
+        return;
+    if (mc->held_cap && mc->held >= mc->held_cap) {
+        if (!s->withheld) {
+            s->withheld = true;
+            if (mc->withheld++ == 0)
+                arm_stall(mc);
+        }
+        return;
+    }
+    uint8_t tlv[VREV_MUX_EXT_MAX];
+    bool sent = false;
+    for (uint32_t g; (g = vrev__flow_grant(&s->fc)) > 0; sent = true)
+        if (send_ext(mc, s->sid, tlv, vrev__mux_ext_window(tlv, sizeof(tlv), g)) < 0)
+            break;
+    if (sent)
+        flush(mc);
+}
+
+static void release_withheld(struct vrev__muxconn *mc)
+{
+    mc->withheld = 0;
+    if (mc->stall && !mc->blocked && !mc->over_cap)
+        evtimer_del(mc->stall);
+    for (struct msession *s = mc->sessions.next; s != &mc->sessions; s = s->next)
+        if (s->withheld) {
+            s->withheld = false;
+            s->fc.urgent = true; /* what it was owed goes out now, however little */
+            grant(s);
+        }
+}
+
+/* The peer's credit came: a session that ran out reads its local side again. */
+static void credit(struct msession *s, uint32_t inc)
+{
+    bool was_out = s->fc.send_credit == 0;
+    vrev__flow_granted(&s->fc, inc);
+    if (!s->local || !s->attached || !was_out)
+        return;
+    if (!s->mc->tx_paused && !s->eof_pending)
+        bufferevent_enable(s->local, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_input(s->local))) /* read already: sent from the */
+        bufferevent_trigger(s->local, EV_READ,                /* loop, not from inside the codec */
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+/* Out of credit: stop reading the local side; say so once if bytes wait (the peer may grow
+ * its window). */
+static void starve(struct msession *s, struct evbuffer *in)
+{
+    bufferevent_disable(s->local, EV_READ);
+    if (s->fc.starved || evbuffer_get_length(in) == 0)
+        return;
+    s->fc.starved = true;
+    uint8_t tlv[VREV_MUX_EXT_MAX];
+    send_ext(s->mc, s->sid, tlv, vrev__mux_ext_blocked(tlv, sizeof(tlv)));
+}
+
+static void take_hello(struct vrev__muxconn *mc, const struct vrev__mux_ext *e)
+{
+    if (e->version < VREV_MUX_EXT_VERSION || !(e->flags & VREV_MUX_EXT_FLAG_FLOW) ||
+        e->hello_window < 16384)
+        return;
+    mc->peer_flow = true;
+    mc->peer_window =
+        e->hello_window > VREV_MUX_EXT_WINDOW_MAX ? VREV_MUX_EXT_WINDOW_MAX : e->hello_window;
+}
+
+/* The extension block of a KeepAlive (HELLO) or of a Keep without data (WINDOW, BLOCKED).
+ * Blocks are read only once this side has offered the extensions, and Keep blocks only from
+ * a peer that has offered them too: what a V2Ray or Xray peer puts there is never read. */
+static void take_ext(struct vrev__muxconn *mc, const struct vrev_mux_frame *f)
+{
+    struct vrev__mux_ext e;
+    if (f->status == VREV_MUX_NEW || vrev__mux_ext_parse(f->ext, f->ext_len, &e) < 0)
+        return; /* New: read by mux_open */
+    if (f->status == VREV_MUX_KEEPALIVE && e.hello) {
+        take_hello(mc, &e);
+        return;
+    }
+    struct msession *s =
+        f->status == VREV_MUX_KEEP && mc->peer_flow ? vrev_mux_session_user(mc->mux, f->sid) : NULL;
+    if (!s || !s->flow)
+        return;
+    if (e.window)
+        credit(s, e.window_inc);
+    if (e.blocked && s->local && s->attached &&
+        vrev__flow_blocked(&s->fc, evbuffer_get_length(bufferevent_get_output(s->local))))
+        grant(s);
+}
+
+/* A session opened with FLOW (from a peer that offered flow control) is flow-controlled. */
+static void take_flow(struct msession *s, const struct vrev_mux_frame *f)
+{
+    struct vrev__muxconn *mc = s->mc;
+    struct vrev__mux_ext e;
+    if (mc->peer_flow && !s->udp && f->ext_len &&
+        vrev__mux_ext_parse(f->ext, f->ext_len, &e) == 0 && e.flow) {
+        s->flow = true;
+        vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
     }
 }
 
@@ -298,8 +457,10 @@ static bool leave(struct vrev__muxconn *mc)
 
 static int mux_frame(vrev_mux *mux, const vrev_mux_frame *f, void *user)
 {
-    (void)mux, (void)f;
+    (void)mux;
     struct vrev__muxconn *mc = user;
+    if (f->ext_len && mc->flow_window)
+        take_ext(mc, f);
     if (mc->cbs.on_frame)
         mc->cbs.on_frame(mc, mc->user);
     return 0;
@@ -319,6 +480,8 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
         return vrev_mux_end(mux, sid, 1);
     }
     vrev_mux_session_set_user(mux, sid, s);
+    if (mc->flow_window)
+        take_flow(s, f);
     char host[VREV_MUX_TARGET_MAX];
     if (vrev_mux_frame_host(f, host, sizeof(host)) > 0)
         set_target(s, host);
@@ -331,6 +494,8 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
  * its own limit). */
 static void check_rx(struct vrev__muxconn *mc, struct msession *s)
 {
+    if (s->flow) /* bounded by its window: never stops the tunnel */
+        return;
     if (evbuffer_get_length(bufferevent_get_output(s->local)) >= mc->hwm) {
         mc->blocked = s;
         bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
@@ -340,6 +505,11 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
         return;
     }
     vrev_mux_pause(mc->mux);
+    arm_stall(mc);
+}
+
+static void arm_stall(struct vrev__muxconn *mc)
+{
     if (mc->stall) {
         struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
         evtimer_add(mc->stall, &tv);
@@ -355,6 +525,12 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
     if (!s->local) {
         if (mc->cbs.on_internal_data)
             mc->cbs.on_internal_data(mc, sid, data, len, mc->user);
+        return 0;
+    }
+    if (s->flow && vrev__flow_received(&s->fc, len) < 0) {
+        vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "session %u: the peer sent past its window: reset", sid);
+        reset_session(s); /* that session, never the tunnel */
         return 0;
     }
     struct evbuffer *out = bufferevent_get_output(s->local);
@@ -504,6 +680,10 @@ static int send_stream(struct msession *s, struct evbuffer *in)
     if (mc->closed)
         return 0;
     for (size_t n; (n = frame_payload(in)) > 0;) {
+        if (s->flow && n > s->fc.send_credit)
+            n = (size_t)s->fc.send_credit; /* what the peer's window allows */
+        if (n == 0)
+            break;
         int hl =
             vrev_mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, n);
         if (hl < 0)
@@ -516,6 +696,12 @@ static int send_stream(struct msession *s, struct evbuffer *in)
         mc->tx_bytes += n;
         s->tx += n;
         touch(s);
+        if (s->flow)
+            vrev__flow_sent(&s->fc, n);
+    }
+    if (s->flow && s->fc.send_credit == 0) {
+        starve(s, in);
+        flush(mc);
     }
     check_tx(mc);
     return 0;
@@ -537,6 +723,23 @@ static bool send_local(struct msession *s, struct evbuffer *in)
     return true;
 }
 
+/* The local side has ended and all it sent is out: End (no half-close in Mux.Cool). A local
+ * side that failed (`dead`) is dropped; its End carries the error flag if bytes it read could
+ * not be sent. */
+static void end_local(struct msession *s, bool dead)
+{
+    struct vrev__muxconn *mc = s->mc;
+    bool cut = evbuffer_get_length(bufferevent_get_input(s->local)) > 0;
+    vrev_mux_end(mc->mux, s->sid, cut);
+    vrev_mux_session_set_user(mc->mux, s->sid, NULL);
+    if (dead || cut) {
+        s->attached = false;
+        session_free(s, 1);
+    } else {
+        session_finish_local(s);
+    }
+}
+
 static void local_read(struct bufferevent *bev, void *arg)
 {
     struct msession *s = arg;
@@ -547,7 +750,8 @@ static void local_read(struct bufferevent *bev, void *arg)
         return;
     }
     mc->busy++;
-    send_local(s, in);
+    if (send_local(s, in) && s->eof_pending && evbuffer_get_length(in) == 0)
+        end_local(s, false);
     flush(mc);
     leave(mc);
 }
@@ -585,14 +789,10 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
         s->attached = false;
         session_free(s, 1);
     } else if (send_local(s, bufferevent_get_input(bev))) { /* the rest, then End */
-        vrev_mux_end(mc->mux, s->sid, 0); /* no half-close in Mux.Cool: the session ends */
-        vrev_mux_session_set_user(mc->mux, s->sid, NULL);
-        if (dead) {
-            s->attached = false;
-            session_free(s, 1);
-        } else {
-            session_finish_local(s);
-        }
+        if (!dead && evbuffer_get_length(bufferevent_get_input(bev)))
+            s->eof_pending = true; /* the rest waits for the peer's credit */
+        else
+            end_local(s, dead);
     }
     flush(mc);
     leave(mc);
@@ -665,21 +865,20 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__muxconn *mc = arg;
-    if (mc->closed || !(mc->blocked || mc->over_cap))
+    if (mc->closed || !(mc->blocked || mc->over_cap || mc->withheld))
         return;
     mc->busy++;
     if (mc->blocked) {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "session %u stalled the tunnel for %u ms: reset", mc->blocked->sid,
-                  mc->stall_ms);
+                  "session %u stalled the tunnel for %u ms: reset", mc->blocked->sid, mc->stall_ms);
         reset_session(mc->blocked); /* unblocks */
     } else {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest",
-                  mc->held, mc->held_cap, mc->stall_ms);
-        struct msession *big;
-        while (!mc->closed && mc->over_cap && (big = largest_holder(mc)))
-            reset_session(big); /* the last one resumes reading */
+                  "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest", mc->held,
+                  mc->held_cap, mc->stall_ms);
+        struct msession *big; /* the last one resumes reading and granting */
+        while (!mc->closed && (mc->over_cap || mc->withheld) && (big = largest_holder(mc)))
+            reset_session(big);
         if (mc->over_cap) { /* nobody holds anything (cannot happen): never stay stopped */
             mc->over_cap = false;
             resume_reading(mc);
@@ -715,6 +914,13 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     mc->held_cap = policy->tunnel_buffer_bytes;
     if (mc->held_cap && mc->held_cap < 2 * mc->hwm)
         mc->held_cap = 2 * mc->hwm;
+    mc->flow_window = policy->flow_window;
+    if (mc->flow_window && mc->flow_window < 65536)
+        mc->flow_window = 65536;
+    if (mc->flow_window > VREV_MUX_EXT_WINDOW_MAX)
+        mc->flow_window = VREV_MUX_EXT_WINDOW_MAX;
+    mc->flow_max =
+        policy->flow_window_max < mc->flow_window ? mc->flow_window : policy->flow_window_max;
     if ((mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
         (mc->stall_ms && !(mc->stall = evtimer_new(ctx->base, stalled, mc)))) {
         if (mc->sweep)
@@ -729,6 +935,10 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         evtimer_add(mc->sweep, &tv);
     }
     vrev_mux_set_partial_data(mc->mux, 1);
+    if (mc->flow_window) {
+        send_hello(mc);
+        flush(mc);
+    }
     bufferevent_setcb(transport, transport_read, transport_write, transport_event, mc);
     bufferevent_setwatermark(transport, EV_WRITE, 0, 0);
     bufferevent_enable(transport, EV_READ | EV_WRITE);
@@ -743,8 +953,16 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
 {
     char host[VREV_ADDR_DOMAIN_MAX + 1];
     int rc = mc->closed ? VREV_ERR_MUX_CLOSED : vrev__addr_host_text(target, host, sizeof(host));
+    /* With a peer that offered flow control, a stream session is flow-controlled (FLOW). */
+    bool flow = mc->peer_flow && mc->flow_window && local && network == VREV_NET_TCP &&
+                first_len <= mc->peer_window;
+    uint8_t ext[VREV_MUX_EXT_MAX];
+    int ext_len = flow ? vrev__mux_ext_flow(ext, sizeof(ext)) : 0;
+    if (rc >= 0 && ext_len < 0)
+        rc = ext_len;
     if (rc >= 0)
-        rc = vrev_mux_open(mc->mux, network, host, target->port, first, first_len, sid);
+        rc = vrev__mux_open_ext(mc->mux, network, host, target->port, first, first_len,
+                                flow ? ext : NULL, (size_t)ext_len, sid);
     struct msession *s = NULL;
     if (rc >= 0) {
         s = session_new(mc, *sid, local, network == VREV_NET_UDP);
@@ -752,6 +970,11 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
             vrev_mux_end(mc->mux, *sid, 1);
             rc = VREV_ERR_NOMEM;
         } else {
+            if (flow) {
+                s->flow = true;
+                vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
+                vrev__flow_sent(&s->fc, first_len);
+            }
             vrev_mux_session_set_user(mc->mux, *sid, s);
             set_target(s, host);
             session_event(s, VREV_EVENT_SESSION_OPEN);
@@ -807,6 +1030,11 @@ int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error)
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc)
 {
     return mc->closed;
+}
+
+bool vrev__muxconn_holding(const struct vrev__muxconn *mc)
+{
+    return !mc->closed && (mc->blocked || mc->over_cap);
 }
 
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc)

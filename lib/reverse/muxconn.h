@@ -62,6 +62,9 @@ int vrev__muxconn_send_internal(struct vrev__muxconn *mc, uint16_t sid, const ui
 int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error);
 
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc);
+/* The transport is not being read by our own choice: a session's local side (or all of them,
+ * over the cap) holds what it cannot write yet. Bounded by the policy's stall timeout. */
+bool vrev__muxconn_holding(const struct vrev__muxconn *mc);
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc);
 uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc);
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc);

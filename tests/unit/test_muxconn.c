@@ -11,6 +11,8 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "codec/mux_ext.h"
+#include "codec/mux_frame.h"
 #include "reverse/muxconn.h"
 #include "testutil.h"
 
@@ -21,6 +23,7 @@ struct tap_dir {
     size_t max_data;  /* largest dataLen seen */
     uint64_t payload; /* stream payload seen */
     unsigned step;
+    unsigned ext_frames, windows, new_with_ext; /* frames with a vrev extension block */
 };
 
 struct world {
@@ -48,6 +51,13 @@ static int check_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
         d->max_data = n;
     if (vrev_mux_frame_status(f) == VREV_MUX_KEEP || vrev_mux_frame_status(f) == VREV_MUX_NEW)
         d->payload += n;
+    struct vrev__mux_ext e;
+    if (f->ext_len) {
+        d->ext_frames++;
+        d->new_with_ext += vrev_mux_frame_status(f) == VREV_MUX_NEW;
+        assert_int_equal(vrev__mux_ext_parse(f->ext, f->ext_len, &e), 0);
+        d->windows += e.window;
+    }
     return 0;
 }
 
@@ -110,8 +120,9 @@ static void app_write(struct bufferevent *bev, void *arg)
     app_fill(arg);
 }
 
-/* Both muxconns made with `policy`. */
-static void world_init_policy(struct world *w, const struct vrev__policy *policy)
+/* The client muxconn made with `policy`, the server with `server` (NULL: the same). */
+static void world_init_policies(struct world *w, const struct vrev__policy *policy,
+                                const struct vrev__policy *server)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -130,10 +141,16 @@ static void world_init_policy(struct world *w, const struct vrev__policy *policy
                          0);
         w->dir[i].step = 7u + (unsigned)i;
         assert_int_equal(vrev__muxconn_new(w->ctx, i ? VREV_MUX_SERVER : VREV_MUX_CLIENT,
-                                           w->t[i][0], &w->policy, i ? &server_cbs : &client_cbs, w,
-                                           &w->mc[i]),
+                                           w->t[i][0], i && server ? server : &w->policy,
+                                           i ? &server_cbs : &client_cbs, w, &w->mc[i]),
                          0);
     }
+}
+
+/* Both muxconns made with `policy`. */
+static void world_init_policy(struct world *w, const struct vrev__policy *policy)
+{
+    world_init_policies(w, policy, NULL);
 }
 
 /* idle_ms, stall_ms: the policy's connIdle and stall timeout (0: the defaults) */
@@ -141,6 +158,7 @@ static void world_init(struct world *w, uint32_t buffer_bytes, uint32_t idle_ms,
 {
     struct vrev__policy policy;
     vrev__policy_default(&policy);
+    policy.flow_window = 0; /* V2Ray's Mux.Cool: no flow control */
     policy.buffer_bytes = buffer_bytes;
     if (idle_ms)
         policy.conn_idle_ms = idle_ms;
@@ -368,6 +386,7 @@ static void test_tunnel_cap(void **state)
     struct world w;
     struct vrev__policy policy;
     vrev__policy_default(&policy);
+    policy.flow_window = 0;
     policy.buffer_bytes = 64 * 1024;
     policy.stall_ms = 1000;
     policy.tunnel_buffer_bytes = 128 * 1024;
@@ -415,7 +434,7 @@ static void test_tunnel_cap(void **state)
     for (int i = 0; i < 4; i++)
         closed += wa[i].closed;
     assert_int_equal(closed, 0); /* not before stall_ms */
-    run_ms(&w, 1500); /* the stall came 1000 ms after the cap was reached */
+    run_ms(&w, 1500);            /* the stall came 1000 ms after the cap was reached */
     total = 0;
     for (int i = 0; i < 4; i++) {
         closed += wa[i].closed;
@@ -432,6 +451,128 @@ static void test_tunnel_cap(void **state)
     world_done(&w);
 }
 
+/* --- flow control (vrev peers, docs/extensions.md) ---------------------------------------- */
+
+static void flow_policy(struct vrev__policy *p, uint32_t window, uint32_t max)
+{
+    vrev__policy_default(p);
+    p->buffer_bytes = 64 * 1024;
+    p->stall_ms = 300;
+    p->flow_window = window;
+    p->flow_window_max = max;
+}
+
+struct checker {
+    struct world *w;
+    size_t received, want;
+};
+
+static void checker_read(struct bufferevent *bev, void *arg)
+{
+    struct checker *c = arg;
+    tu_pattern_check(bufferevent_get_input(bev), &c->received);
+    if (c->received >= c->want)
+        event_base_loopexit(c->w->base, NULL);
+}
+
+/* The in-process form of the slow-reader deadlock: one session's reader takes nothing while
+ * its server sends it megabytes. With flow control the tunnel never waits for it: another
+ * session's bytes pass at once, the slow session is not reset at the stall timeout (it stops
+ * nothing), what the client holds for it stays within its window, and once its reader reads,
+ * every byte arrives in order. Without the extension (V2Ray's Mux.Cool) the other session
+ * waits behind it until the stall reset (test_stalled_session_reset). */
+static void test_flow_slow_reader_stops_only_itself(void **state)
+{
+    (void)state;
+    struct world w;
+    struct vrev__policy policy;
+    flow_policy(&policy, 65536, 262144);
+    world_init_policy(&w, &policy);
+    run_ms(&w, 50); /* the HELLOs cross */
+    struct bufferevent *slow, *other;
+    struct watch ws = {0};
+    open_session(&w, &slow);
+    open_session(&w, &other);
+    bufferevent_setcb(slow, NULL, NULL, watch_event, &ws);
+    bufferevent_enable(other, EV_READ);
+    run_ms(&w, 50);
+    assert_int_equal(w.n_service, 2);
+    size_t sent = 0, total = 2u << 20;
+    tu_pattern_fill(bufferevent_get_output(w.service[0]), &sent, total, total);
+    run_ms(&w, 200);
+    bufferevent_write(w.service[1], "ping", 4);
+    run_ms(&w, 100);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 4); /* not behind it */
+    size_t held = evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(slow)));
+    assert_true(held > 0);
+    assert_true(held <= 65536); /* its window, no more */
+    run_ms(&w, 600);            /* twice the stall timeout */
+    assert_false(ws.closed);
+    assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
+    struct checker c = {&w, 0, total};
+    bufferevent_setcb(slow, checker_read, NULL, watch_event, &c);
+    bufferevent_enable(slow, EV_READ);
+    world_run(&w, 10);
+    assert_int_equal(c.received, total);
+    assert_true(w.dir[0].windows > 0);          /* the client granted credit back */
+    assert_int_equal(w.dir[0].new_with_ext, 2); /* both sessions opened with FLOW */
+    bufferevent_free(slow);
+    bufferevent_free(other);
+    world_done(&w);
+}
+
+/* Bulk both ways with small windows: every byte arrives, in frames V2Ray's decoder reads. */
+static void test_flow_stream_echo(void **state)
+{
+    (void)state;
+    struct world w;
+    struct vrev__policy policy;
+    flow_policy(&policy, 65536, 1 << 20);
+    world_init_policy(&w, &policy);
+    w.echo = 1;
+    run_ms(&w, 50);
+    open_session(&w, &w.app);
+    bufferevent_setcb(w.app, app_read, app_write, NULL, &w);
+    bufferevent_enable(w.app, EV_READ | EV_WRITE);
+    app_fill(&w);
+    world_run(&w, 20);
+    assert_int_equal(w.received, BULK);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w.dir[i].payload, BULK);
+        assert_true(w.dir[i].windows > 0); /* each side granted the other */
+        assert_int_equal(vrev_mux_buffered(w.dir[i].check), 0);
+    }
+    world_done(&w);
+}
+
+/* A peer that offers nothing (V2Ray, or vrev with flow control off) gets plain Mux.Cool: our
+ * HELLO is the only block it ever sees, sessions open without FLOW, and a slow reader stops
+ * the tunnel until the stall reset, as V2Ray's own sessions would. */
+static void test_flow_not_offered_is_plain_mux(void **state)
+{
+    (void)state;
+    struct world w;
+    struct vrev__policy policy, plain;
+    flow_policy(&policy, 65536, 1 << 20);
+    plain = policy;
+    plain.flow_window = 0; /* the server does not offer the extension */
+    world_init_policies(&w, &policy, &plain);
+    run_ms(&w, 50);
+    struct bufferevent *slow, *other;
+    struct watch ws = {0};
+    stall_behind_first(&w, &slow, &other, 100); /* "ping" waits behind the slow session */
+    bufferevent_setcb(slow, NULL, NULL, watch_event, &ws);
+    run_ms(&w, 500);
+    assert_true(ws.closed); /* the stall reset */
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(other)), 4);
+    assert_int_equal(w.dir[0].ext_frames, 1); /* the client's HELLO, nothing else */
+    assert_int_equal(w.dir[0].new_with_ext, 0);
+    assert_int_equal(w.dir[1].ext_frames, 0);
+    bufferevent_free(slow);
+    bufferevent_free(other);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +582,9 @@ int main(void)
         cmocka_unit_test(test_blocked_session_eof_with_error),
         cmocka_unit_test(test_stalled_session_reset),
         cmocka_unit_test(test_tunnel_cap),
+        cmocka_unit_test(test_flow_slow_reader_stops_only_itself),
+        cmocka_unit_test(test_flow_stream_echo),
+        cmocka_unit_test(test_flow_not_offered_is_plain_mux),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
