@@ -321,6 +321,13 @@ static int new_tunnel(struct vrev__bridge *b)
 
 static bool dead(struct vrev__bridge *b, struct bworker *w, const struct timeval *now)
 {
+    if (w->mc && vrev__muxconn_holding(w->mc)) {
+        /* We stopped reading the tunnel ourselves (a local service slower than the portal's
+         * sender, with a peer that has no flow control): the portal's frames wait in our
+         * buffers. That silence is ours, and the stall timeout ends it. */
+        w->last_rx = *now;
+        return false;
+    }
     struct timeval idle;
     timersub(now, &w->last_rx, &idle);
     uint64_t ms = (uint64_t)idle.tv_sec * 1000 + (uint64_t)idle.tv_usec / 1000;
