@@ -573,6 +573,49 @@ static void test_flow_not_offered_is_plain_mux(void **state)
     world_done(&w);
 }
 
+/* Flow-controlled sessions over the tunnel's cap: they never stop the tunnel, but their grants
+ * wait until the local sides hold at most half the cap; if nothing drains for stall_ms, the
+ * largest holders are reset and the grants go out. */
+static void test_flow_cap_withholds_grants(void **state)
+{
+    (void)state;
+    struct world w;
+    struct vrev__policy policy;
+    flow_policy(&policy, 65536, 65536);
+    policy.stall_ms = 500;
+    policy.tunnel_buffer_bytes = 128 * 1024;
+    world_init_policy(&w, &policy);
+    run_ms(&w, 50);
+    struct bufferevent *app[3];
+    struct watch wa[3] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        open_session(&w, &app[i]);
+        bufferevent_setcb(app[i], NULL, NULL, watch_event, &wa[i]);
+    }
+    run_ms(&w, 50);
+    assert_int_equal(w.n_service, 3);
+    size_t sent[3] = {0};
+    for (int i = 0; i < 3; i++) /* more than a window each: 64 KiB arrive, the rest waits */
+        tu_pattern_fill(bufferevent_get_output(w.service[i]), &sent[i], 256 * 1024, 256 * 1024);
+    run_ms(&w, 200);
+    unsigned windows = w.dir[0].windows;
+    /* the first reader takes 32 KiB: a grant is due, but 160 KiB are held (cap 128 KiB) */
+    bufferevent_setwatermark(app[0], EV_READ, 0, 32 * 1024);
+    bufferevent_enable(app[0], EV_READ);
+    run_ms(&w, 200);
+    assert_int_equal(w.dir[0].windows, windows); /* withheld */
+    assert_false(wa[0].closed || wa[1].closed || wa[2].closed);
+    run_ms(&w, 600); /* the stall timeout: the largest holders go, the grant follows */
+    int closed = wa[1].closed + wa[2].closed;
+    assert_true(closed >= 1);
+    assert_false(wa[0].closed); /* it held the least */
+    assert_true(w.dir[0].windows > windows);
+    assert_false(vrev__muxconn_closed(w.mc[0]));
+    for (int i = 0; i < 3; i++)
+        bufferevent_free(app[i]);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -585,6 +628,7 @@ int main(void)
         cmocka_unit_test(test_flow_slow_reader_stops_only_itself),
         cmocka_unit_test(test_flow_stream_echo),
         cmocka_unit_test(test_flow_not_offered_is_plain_mux),
+        cmocka_unit_test(test_flow_cap_withholds_grants),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
