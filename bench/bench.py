@@ -33,6 +33,7 @@ import shutil
 import signal
 import socket
 import statistics
+import threading
 import subprocess
 import sys
 import tempfile
@@ -1019,6 +1020,167 @@ def bench_restart(res, ctx, impls, backends, reps=5):
             pair.stop()
 
 
+# ---- slow reader beside fast requests ---------------------------------------------------------
+
+SLOW_OBJECT = 512 << 20  # what the slow client asks for (it reads a few MiB of it)
+
+
+class StreamServer:
+    """The backend of the slow-reader phase: a line "N\n" is answered with N bytes, then the
+    end (a thread per connection; bounded by the phase)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.web_port = self.sock.getsockname()[1]
+        self.iperf_port = free_port()  # Pair() wants one; nothing listens there
+        self.stopping = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    def answer(self, conn):
+        block = b"s" * 65536
+        try:
+            line = b""
+            while not line.endswith(b"\n"):
+                c = conn.recv(1)
+                if not c:
+                    return
+                line += c
+            if line.startswith(b"GET "):  # Pair.start()'s readiness check
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) +
+                             BODY)
+                return
+            left = int(line)
+            while left > 0 and not self.stopping.is_set():
+                n = min(left, len(block))
+                conn.sendall(block[:n])
+                left -= n
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stopping.set()
+        self.sock.close()
+
+
+def fetch_n(port, n, timeout):
+    """Ask for n bytes through `port`; seconds it took, or None on a failure or a short read."""
+    t0 = time.monotonic()
+    got, buf = 0, bytearray(65536)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"%d\n" % n)
+            while got < n:
+                k = s.recv_into(buf)
+                if not k:
+                    break
+                got += k
+    except OSError:
+        return None
+    return time.monotonic() - t0 if got == n else None
+
+
+def latency_run(port, count, wall_s, timeout):
+    """Sequential 64 KiB requests: their latencies (s) and how many failed."""
+    lat, failed, end = [], 0, time.monotonic() + wall_s
+    for _ in range(count):
+        if time.monotonic() > end:
+            break
+        t = fetch_n(port, 65536, timeout)
+        if t is None:
+            failed += 1
+        else:
+            lat.append(t)
+    return lat, failed
+
+
+def pctl(v, q):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else float("nan")
+
+
+def slow_client(port, state, halt):
+    """Reads a 512 MiB object at 64 KiB/s (16 KiB every 0.25 s) until halted."""
+    buf = bytearray(16384)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(b"%d\n" % SLOW_OBJECT)
+            while not halt.is_set():
+                k = s.recv_into(buf)
+                if not k:
+                    state["end"] = "ended"
+                    return
+                state["got"] += k
+                time.sleep(0.25)
+        state["end"] = "still reading"
+    except OSError as e:
+        state["end"] = "cut: %s" % e
+
+
+def slow_reader_run(res, impl, pair, count, slow_s):
+    alone, failed_alone = latency_run(pair.web_port, count, 30, 5)
+    state, halt = {"got": 0, "end": None}, threading.Event()
+    t = threading.Thread(target=slow_client, args=(pair.web_port, state, halt), daemon=True)
+    t.start()
+    time.sleep(3)  # its window (or V2Ray's buffers) fill
+    g0, t0 = state["got"], time.monotonic()
+    beside, failed = latency_run(pair.web_port, count, slow_s, 5)
+    rate = (state["got"] - g0) / max(time.monotonic() - t0, 1e-9)
+    halt.set()
+    t.join(5)
+    test = "64 KiB requests"
+    res.add("slow_reader", test + ", p99 alone", impl.name, "ms", pctl(alone, .99) * 1e3)
+    res.add("slow_reader", test + ", p99 beside a 64 KiB/s reader", impl.name, "ms",
+            pctl(beside, .99) * 1e3)
+    res.add("slow_reader", test + ", p99 beside / alone", impl.name, "x",
+            pctl(beside, .99) / pctl(alone, .99))
+    res.add("slow_reader", test + ", failed beside it (5 s)", impl.name, "n", failed)
+    res.add("slow_reader", "slow reader's rate", impl.name, "kib_s", rate / 1024)
+    say("  %-13s 64 KiB alone: p50 %.1f p99 %.1f ms (%d failed); beside a slow reader: p50 "
+        "%.1f p99 %.1f ms, %d done, %d failed; slow reader %.0f KiB/s (%s)" % (
+            impl.name, pctl(alone, .5) * 1e3, pctl(alone, .99) * 1e3, failed_alone,
+            pctl(beside, .5) * 1e3, pctl(beside, .99) * 1e3, len(beside), failed, rate / 1024,
+            state["end"]))
+
+
+def bench_slow_reader(res, ctx, impls, reps, count=300, slow_s=20):
+    """M6 item 1: one client reads a 512 MiB object at 64 KiB/s through the pair while others
+    make 64 KiB requests. Target (vrev + vrev): the requests' p99 within 2x their p99 alone,
+    the slow client keeps its pace, portal + bridge RSS under 64 MiB."""
+    server = StreamServer()
+    try:
+        for impl in impls:
+            ctx.check_deadline()
+            pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes", server)
+            try:
+                pair.start()
+                for _ in range(reps):
+                    slow_reader_run(res, impl, pair, count, slow_s)
+                hwm = pair.hwm()
+                res.add("slow_reader", "peak RSS portal+bridge", impl.name, "kib",
+                        hwm["portal"] + hwm["bridge"])
+                say("  %-13s peak RSS portal %d + bridge %d KiB" % (impl.name, hwm["portal"],
+                                                                   hwm["bridge"]))
+            finally:
+                pair.stop()
+    finally:
+        server.close()
+
+
 def fmt_med(v):
     return "%.0f" % statistics.median(v) if v else "-"
 
@@ -1405,6 +1567,34 @@ def check_targets(res, unsupported, nconn):
     abs_target("recovery after portal restart <= 1 s",
                med(res, "startup", "portal restart -> first request", "vrev-openssl", "ms"), "<=",
                1000, "ms")
+    # M6: the tunnel under load (phases not run by default: slow, capacity, restart, kill).
+    abs_target("slow reader: 64 KiB p99 beside a 64 KiB/s reader <= 2x alone",
+               med(res, "slow_reader", "64 KiB requests, p99 beside / alone", "vrev-openssl",
+                   "x"), "<=", 2.0, "x")
+    abs_target("slow reader keeps its pace (>= 48 KiB/s of 64)",
+               med(res, "slow_reader", "slow reader's rate", "vrev-openssl", "kib_s"), ">=", 48,
+               "KiB/s")
+    abs_target("slow reader: portal + bridge peak RSS < 64 MiB",
+               med(res, "slow_reader", "peak RSS portal+bridge", "vrev-openssl", "kib"), "<=",
+               65536, "KiB")
+    for test in res.data.get("capacity", {}):
+        if test.startswith("answering at the end, "):
+            n = int(test.split(", ")[1].split()[0])
+            abs_target("capacity: %d idle connections all answering" % n,
+                       med(res, "capacity", test, "vrev-openssl", "n"), ">=", n, "connections")
+        if test.startswith("RSS held portal+bridge, "):
+            abs_target("capacity: portal + bridge RSS < 1 GiB (%s)" % test.split(", ")[1],
+                       med(res, "capacity", test, "vrev-openssl", "kib"), "<=", 1 << 20, "KiB")
+    abs_target("restart: portal restart -> served, median <= 100 ms",
+               med(res, "restart", "portal restart (listening) -> served", "vrev-openssl", "ms"),
+               "<=", 100, "ms")
+    abs_target("restart: bridge restart -> served, median <= 50 ms",
+               med(res, "restart", "bridge restart -> served", "vrev-openssl", "ms"), "<=", 50,
+               "ms")
+    for test in res.data.get("kill", {}):
+        if test.endswith(("clean-short", "clean, no response", "wrong bytes")):
+            abs_target("kill -9 cycles: %s == 0" % test,
+                       med(res, "kill", test, "vrev-openssl", "count"), "<=", 0, "")
     # mbedTLS: must beat V2Ray on RSS, CPU per request and latency.
     ratio_target("mbedTLS: CPU per request (keep-alive c50) < 1x V2Ray", "requests",
                  "keep-alive c50", "cpu_ms_per_1k_req", "vrev-mbedtls", "<=", 1.0)
@@ -1727,7 +1917,7 @@ def main():
     ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
     ap.add_argument("--only", default="startup,footprint,bulk,requests,micro",
                     help="comma-separated sections to run (also, not by default: capacity, "
-                         "restart)")
+                         "restart, kill, slow)")
     ap.add_argument("--capacity-conns", type=int, default=100000,
                     help="idle connections through one vrev pair (capacity; default 100000)")
     ap.add_argument("--capacity-v2ray", type=int, default=10000,
@@ -1917,6 +2107,12 @@ def main():
             bench_capacity(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
                            args.capacity_conns, args.capacity_v2ray)
             mark("after capacity")
+
+        if "slow" in sections:
+            say("== slow: 64 KiB requests beside a client reading 64 KiB/s")
+            bench_slow_reader(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
+                              reps if not args.quick else 1)
+            mark("after slow")
 
         if "kill" in sections:
             cycles = args.kill_cycles or (6 if args.quick else 20)
