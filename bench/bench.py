@@ -1025,57 +1025,6 @@ def bench_restart(res, ctx, impls, backends, reps=5):
 SLOW_OBJECT = 512 << 20  # what the slow client asks for (it reads a few MiB of it)
 
 
-class StreamServer:
-    """The backend of the slow-reader phase: a line "N\n" is answered with N bytes, then the
-    end (a thread per connection; bounded by the phase)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(256)
-        self.web_port = self.sock.getsockname()[1]
-        self.iperf_port = free_port()  # Pair() wants one; nothing listens there
-        self.stopping = threading.Event()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
-
-    def answer(self, conn):
-        block = b"s" * 65536
-        try:
-            line = b""
-            while not line.endswith(b"\n"):
-                c = conn.recv(1)
-                if not c:
-                    return
-                line += c
-            if line.startswith(b"GET "):  # Pair.start()'s readiness check
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) +
-                             BODY)
-                return
-            left = int(line)
-            while left > 0 and not self.stopping.is_set():
-                n = min(left, len(block))
-                conn.sendall(block[:n])
-                left -= n
-        except (OSError, ValueError):
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stopping.set()
-        self.sock.close()
-
-
 def fetch_n(port, n, timeout):
     """Ask for n bytes through `port`; seconds it took, or None on a failure or a short read."""
     t0 = time.monotonic()
@@ -1161,7 +1110,10 @@ def bench_slow_reader(res, ctx, impls, reps, count=300, slow_s=20):
     """M6 item 1: one client reads a 512 MiB object at 64 KiB/s through the pair while others
     make 64 KiB requests. Target (vrev + vrev): the requests' p99 within 2x their p99 alone,
     the slow client keeps its pace, portal + bridge RSS under 64 MiB."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    from streamsrv import StreamServer
     server = StreamServer()
+    server.web_port, server.iperf_port = server.port, free_port()  # what Pair() routes to
     try:
         for impl in impls:
             ctx.check_deadline()

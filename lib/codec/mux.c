@@ -173,13 +173,8 @@ static int queue_frame(vrev_mux *m, uint16_t sid, uint8_t status, uint8_t option
                        const struct vrev__addr *target, const uint8_t *data, size_t len,
                        int with_data)
 {
-    struct vrev__mux_frame_spec spec = {.sid = sid,
-                                        .status = status,
-                                        .option = option,
-                                        .network = network,
-                                        .target = target,
-                                        .with_data = with_data,
-                                        .data_len = len};
+    struct vrev__mux_frame_spec spec =
+        vrev__mux_spec(sid, status, option, network, target, with_data, len);
     return queue_spec(m, &spec, data);
 }
 

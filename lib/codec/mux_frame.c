@@ -128,12 +128,7 @@ int vrev__mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, uint8_t stat
                             uint8_t network, const struct vrev__addr *target, int with_data,
                             size_t data_len)
 {
-    struct vrev__mux_frame_spec spec = {.sid = sid,
-                                        .status = status,
-                                        .option = option,
-                                        .network = network,
-                                        .target = target,
-                                        .with_data = with_data,
-                                        .data_len = data_len};
+    struct vrev__mux_frame_spec spec =
+        vrev__mux_spec(sid, status, option, network, target, with_data, data_len);
     return vrev__mux_encode_spec(out, cap, &spec);
 }

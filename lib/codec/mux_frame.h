@@ -54,6 +54,17 @@ struct vrev__mux_frame_spec {
     size_t data_len;
 };
 
+/* The spec of a frame without an extension block (vrev__mux_encode_header()'s arguments). */
+static inline struct vrev__mux_frame_spec vrev__mux_spec(uint16_t sid, uint8_t status,
+                                                         uint8_t option, uint8_t network,
+                                                         const struct vrev__addr *target,
+                                                         int with_data, size_t data_len)
+{
+    struct vrev__mux_frame_spec spec = {sid,  status, option,    network, target,
+                                        NULL, 0,      with_data, data_len};
+    return spec;
+}
+
 /* Like vrev__mux_encode_header(), with `ext` appended to the metadata (the tail V2Ray skips).
  * Also VREV_ERR_RANGE when the metadata would exceed VREV_MUX_META_MAX. */
 int vrev__mux_encode_spec(uint8_t *out, size_t cap, const struct vrev__mux_frame_spec *spec);

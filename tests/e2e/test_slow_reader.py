@@ -17,74 +17,11 @@ import time
 import pytest
 
 from harness import UUID, free_port, port_open, wait_until
-
-BLOCK = bytes(range(256)) * 256  # 64 KiB of a pattern the client checks
-
-
-def pattern_ok(data, offset):
-    """Whether `data` continues the backend's pattern at stream offset `offset`."""
-    start = offset % len(BLOCK)
-    expect = (BLOCK[start:] + BLOCK * (len(data) // len(BLOCK) + 1))[:len(data)]
-    return data == expect
-
-
-class StreamBackend:
-    """A TCP service: a line "N\\n" is answered with N pattern bytes, then the end; a line
-    "sink S\\n" makes it read nothing for S seconds, then read all and answer the count."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
-
-    def answer(self, conn):
-        try:
-            line = b""
-            while not line.endswith(b"\n"):
-                chunk = conn.recv(1)
-                if not chunk:
-                    return
-                line += chunk
-            if line.startswith(b"sink "):
-                self.stop.wait(float(line.split()[1]))
-                conn.settimeout(10)
-                total = 0
-                while True:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    total += len(chunk)
-                return
-            left = int(line)
-            while left > 0 and not self.stop.is_set():
-                n = min(left, len(BLOCK))
-                conn.sendall(BLOCK[:n])
-                left -= n
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.sock.close()
-
+from streamsrv import StreamServer, pattern_ok
 
 @pytest.fixture
 def stream_backend():
-    b = StreamBackend()
+    b = StreamServer()
     yield b.port
     b.close()
 
