@@ -1867,13 +1867,14 @@ def main():
     ap.add_argument("--kill-cycles", type=int, help="kill -9 cycles (default 20; quick 6)")
     ap.add_argument("--duration", type=int, help="seconds per iperf3/wrk run (default 3; quick 1)")
     ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
-    ap.add_argument("--only", default="startup,footprint,bulk,requests,micro",
-                    help="comma-separated sections to run (also, not by default: capacity, "
-                         "restart, kill, slow)")
-    ap.add_argument("--capacity-conns", type=int, default=100000,
-                    help="idle connections through one vrev pair (capacity; default 100000)")
-    ap.add_argument("--capacity-v2ray", type=int, default=10000,
-                    help="the same through V2Ray, for comparison (default 10000)")
+    ap.add_argument("--only",
+                    default="startup,footprint,bulk,requests,micro,slow,restart,capacity,kill",
+                    help="comma-separated sections to run (default all: %(default)s)")
+    ap.add_argument("--capacity-conns", type=int,
+                    help="idle connections through one vrev pair (capacity; default 100000, "
+                         "quick 5000)")
+    ap.add_argument("--capacity-v2ray", type=int,
+                    help="the same through V2Ray, for comparison (default 10000, quick 2000)")
     ap.add_argument("--protos", help="comma-separated tunnel protocols (default all: %s)" %
                     ",".join(p for p, _ in PROTOS))
     ap.add_argument("--impls", default=",".join(TUNNEL_IMPLS),
@@ -1909,6 +1910,8 @@ def main():
     reps = args.reps or (1 if args.quick else 3)
     duration = args.duration or (1 if args.quick else 3)
     nconn = args.conns or (300 if args.quick else 1000)
+    args.capacity_conns = args.capacity_conns or (5000 if args.quick else 100000)
+    args.capacity_v2ray = args.capacity_v2ray or (2000 if args.quick else 10000)
     sections = set(args.only.split(","))
     protos = args.protos.split(",") if args.protos else [p for p, _ in PROTOS]
     limit_s = 8 * 60 if args.quick else 45 * 60
