@@ -729,7 +729,8 @@ static bool send_local(struct msession *s, struct evbuffer *in)
 static void end_local(struct msession *s, bool dead)
 {
     struct vrev__muxconn *mc = s->mc;
-    bool cut = evbuffer_get_length(bufferevent_get_input(s->local)) > 0;
+    /* (a datagram session may leave half a datagram: dropped, as it always was) */
+    bool cut = s->flow && evbuffer_get_length(bufferevent_get_input(s->local)) > 0;
     vrev_mux_end(mc->mux, s->sid, cut);
     vrev_mux_session_set_user(mc->mux, s->sid, NULL);
     if (dead || cut) {
@@ -789,7 +790,7 @@ static void local_event(struct bufferevent *bev, short what, void *arg)
         s->attached = false;
         session_free(s, 1);
     } else if (send_local(s, bufferevent_get_input(bev))) { /* the rest, then End */
-        if (!dead && evbuffer_get_length(bufferevent_get_input(bev)))
+        if (s->flow && !dead && evbuffer_get_length(bufferevent_get_input(bev)))
             s->eof_pending = true; /* the rest waits for the peer's credit */
         else
             end_local(s, dead);

@@ -616,6 +616,62 @@ static void test_flow_cap_withholds_grants(void **state)
     world_done(&w);
 }
 
+static void finish_when_written(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_flush(bev, EV_WRITE, BEV_FINISHED); /* its end of stream, once all is out */
+}
+
+struct ending {
+    struct world *w;
+    size_t received;
+    short end;
+};
+
+static void ending_read(struct bufferevent *bev, void *arg)
+{
+    tu_pattern_check(bufferevent_get_input(bev), &((struct ending *)arg)->received);
+}
+
+static void ending_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct ending *e = arg;
+    ending_read(bev, arg);
+    e->end = what;
+    event_base_loopexit(e->w->base, NULL);
+}
+
+/* A source that ends while its last bytes still wait for the peer's credit: the session stays
+ * until they are sent, then ends cleanly (End, not End|Error); the reader gets every byte and
+ * a clean end of stream. */
+static void test_flow_end_waits_for_credit(void **state)
+{
+    (void)state;
+    struct world w;
+    struct vrev__policy policy;
+    flow_policy(&policy, 65536, 65536);
+    world_init_policy(&w, &policy);
+    run_ms(&w, 50);
+    struct bufferevent *app;
+    open_session(&w, &app);
+    run_ms(&w, 50);
+    size_t sent = 0, total = 512 * 1024;
+    bufferevent_setcb(w.service[0], service_read, finish_when_written, NULL, &w);
+    tu_pattern_fill(bufferevent_get_output(w.service[0]), &sent, total, total);
+    run_ms(&w, 300); /* the reader takes nothing: the end comes with bytes still waiting */
+    assert_int_equal(vrev__muxconn_active(w.mc[1]), 1);
+    struct ending e = {&w, 0, 0};
+    bufferevent_setcb(app, ending_read, NULL, ending_event, &e);
+    bufferevent_enable(app, EV_READ);
+    world_run(&w, 10);
+    assert_int_equal(e.received, total);
+    assert_int_equal(e.end, BEV_EVENT_EOF | BEV_EVENT_READING); /* clean, not reset */
+    assert_int_equal(vrev__muxconn_active(w.mc[1]), 0);
+    bufferevent_free(app);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_flow_stream_echo),
         cmocka_unit_test(test_flow_not_offered_is_plain_mux),
         cmocka_unit_test(test_flow_cap_withholds_grants),
+        cmocka_unit_test(test_flow_end_waits_for_credit),
     };
     return cmocka_run_group_tests_name("muxconn", tests, NULL, NULL);
 }
