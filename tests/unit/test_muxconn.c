@@ -462,17 +462,37 @@ static void flow_policy(struct vrev__policy *p, uint32_t window, uint32_t max)
     p->flow_window_max = max;
 }
 
-struct checker {
+/* A flow-controlled world whose HELLOs have crossed. */
+static void flow_world(struct world *w, uint32_t window, uint32_t max)
+{
+    struct vrev__policy policy;
+    flow_policy(&policy, window, max);
+    world_init_policy(w, &policy);
+    run_ms(w, 50);
+}
+
+/* An application end that checks the pattern; the loop stops at `want` bytes (0: never) or at
+ * the end of the stream, which it records. */
+struct app_reader {
     struct world *w;
     size_t received, want;
+    short end;
 };
 
-static void checker_read(struct bufferevent *bev, void *arg)
+static void app_reader_read(struct bufferevent *bev, void *arg)
 {
-    struct checker *c = arg;
-    tu_pattern_check(bufferevent_get_input(bev), &c->received);
-    if (c->received >= c->want)
-        event_base_loopexit(c->w->base, NULL);
+    struct app_reader *r = arg;
+    tu_pattern_check(bufferevent_get_input(bev), &r->received);
+    if (r->want && r->received >= r->want)
+        event_base_loopexit(r->w->base, NULL);
+}
+
+static void app_reader_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct app_reader *r = arg;
+    app_reader_read(bev, arg);
+    r->end = what;
+    event_base_loopexit(r->w->base, NULL);
 }
 
 /* The in-process form of the slow-reader deadlock: one session's reader takes nothing while
@@ -485,10 +505,7 @@ static void test_flow_slow_reader_stops_only_itself(void **state)
 {
     (void)state;
     struct world w;
-    struct vrev__policy policy;
-    flow_policy(&policy, 65536, 262144);
-    world_init_policy(&w, &policy);
-    run_ms(&w, 50); /* the HELLOs cross */
+    flow_world(&w, 65536, 262144);
     struct bufferevent *slow, *other;
     struct watch ws = {0};
     open_session(&w, &slow);
@@ -509,8 +526,8 @@ static void test_flow_slow_reader_stops_only_itself(void **state)
     run_ms(&w, 600);            /* twice the stall timeout */
     assert_false(ws.closed);
     assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
-    struct checker c = {&w, 0, total};
-    bufferevent_setcb(slow, checker_read, NULL, watch_event, &c);
+    struct app_reader c = {&w, 0, total, 0};
+    bufferevent_setcb(slow, app_reader_read, NULL, watch_event, &c);
     bufferevent_enable(slow, EV_READ);
     world_run(&w, 10);
     assert_int_equal(c.received, total);
@@ -526,11 +543,8 @@ static void test_flow_stream_echo(void **state)
 {
     (void)state;
     struct world w;
-    struct vrev__policy policy;
-    flow_policy(&policy, 65536, 1 << 20);
-    world_init_policy(&w, &policy);
+    flow_world(&w, 65536, 1 << 20);
     w.echo = 1;
-    run_ms(&w, 50);
     open_session(&w, &w.app);
     bufferevent_setcb(w.app, app_read, app_write, NULL, &w);
     bufferevent_enable(w.app, EV_READ | EV_WRITE);
@@ -623,25 +637,6 @@ static void finish_when_written(struct bufferevent *bev, void *arg)
         bufferevent_flush(bev, EV_WRITE, BEV_FINISHED); /* its end of stream, once all is out */
 }
 
-struct ending {
-    struct world *w;
-    size_t received;
-    short end;
-};
-
-static void ending_read(struct bufferevent *bev, void *arg)
-{
-    tu_pattern_check(bufferevent_get_input(bev), &((struct ending *)arg)->received);
-}
-
-static void ending_event(struct bufferevent *bev, short what, void *arg)
-{
-    struct ending *e = arg;
-    ending_read(bev, arg);
-    e->end = what;
-    event_base_loopexit(e->w->base, NULL);
-}
-
 /* A source that ends while its last bytes still wait for the peer's credit: the session stays
  * until they are sent, then ends cleanly (End, not End|Error); the reader gets every byte and
  * a clean end of stream. */
@@ -649,10 +644,7 @@ static void test_flow_end_waits_for_credit(void **state)
 {
     (void)state;
     struct world w;
-    struct vrev__policy policy;
-    flow_policy(&policy, 65536, 65536);
-    world_init_policy(&w, &policy);
-    run_ms(&w, 50);
+    flow_world(&w, 65536, 65536);
     struct bufferevent *app;
     open_session(&w, &app);
     run_ms(&w, 50);
@@ -661,8 +653,8 @@ static void test_flow_end_waits_for_credit(void **state)
     tu_pattern_fill(bufferevent_get_output(w.service[0]), &sent, total, total);
     run_ms(&w, 300); /* the reader takes nothing: the end comes with bytes still waiting */
     assert_int_equal(vrev__muxconn_active(w.mc[1]), 1);
-    struct ending e = {&w, 0, 0};
-    bufferevent_setcb(app, ending_read, NULL, ending_event, &e);
+    struct app_reader e = {&w, 0, 0, 0};
+    bufferevent_setcb(app, app_reader_read, NULL, app_reader_event, &e);
     bufferevent_enable(app, EV_READ);
     world_run(&w, 10);
     assert_int_equal(e.received, total);
