@@ -1154,42 +1154,28 @@ def bench_micro(res, ctx, micro_bins):
 
 # ---- kill cycles: crash-honest closes ----------------------------------------------------------
 
-KILL_SIZE = 1 << 20
-KILL_CHUNK = 16 << 10
-KILL_PAUSE = 0.002  # per chunk at the source: a 1 MiB stream lasts about 0.15 s
 KILL_DOWNLOADERS, KILL_UPLOADERS = 6, 2
+# a stream's outcome (tests/e2e/slowstreams.py) -> its label here, after "down " or "up "
+KILL_LABEL = {"done": "completed", "reset": "reset", "clean_short": "clean-short",
+              "no_response": "clean, no response",  # V2Ray's portal, when it has no tunnel
+              "wrong": "wrong bytes"}
 
 
-def kill_pattern(n):
-    block = bytes(range(251)) * 261  # 65511 bytes: a period no chunk size lines up with
-    return (block * (n // len(block) + 1))[:n]
-
-
-KILL_BODY = kill_pattern(KILL_SIZE)
-
-
-class KillTally:
-    def __init__(self):
-        import threading
-        self.lock = threading.Lock()
-        self.n = {}
-        self.in_flight = 0
-
-    def add(self, what):
-        with self.lock:
-            self.n[what] = self.n.get(what, 0) + 1
-
-    def get(self, what):
-        with self.lock:
-            return self.n.get(what, 0)
+def slowstreams():
+    """tests/e2e/slowstreams.py: the slow 1 MiB streams, every byte checked, that the e2e crash
+    test (tests/e2e/test_crash_closes.py) uses too."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    import slowstreams as ss
+    return ss
 
 
 def kill_service(tally):
     """The service behind the bridge: GET / answers the 1 KiB body (first_success); GET /big
-    sends KILL_SIZE pattern bytes slowly (the stream is still going when a process dies); a
-    POST of KILL_SIZE pattern bytes is judged: complete, reset, clean and short, or wrong."""
+    sends 1 MiB of pattern bytes slowly (the stream is still going when a process dies); a
+    POST of 1 MiB of pattern bytes is judged: complete, reset, clean and short, or wrong."""
     import http.server
     import threading
+    ss = slowstreams()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -1204,26 +1190,15 @@ def kill_service(tally):
             if self.path != "/big":
                 return self.answer(BODY)
             self.send_response(200)
-            self.send_header("Content-Length", str(KILL_SIZE))
+            self.send_header("Content-Length", str(ss.SIZE))
             self.end_headers()
-            for at in range(0, KILL_SIZE, KILL_CHUNK):
-                self.wfile.write(KILL_BODY[at:at + KILL_CHUNK])
-                time.sleep(KILL_PAUSE)
+            ss.send_slowly(self.wfile)
 
         def do_POST(self):
-            got = 0
-            try:
-                while got < KILL_SIZE:
-                    chunk = self.rfile.read1(KILL_SIZE - got)
-                    if not chunk:
-                        return tally.add("up clean-short")
-                    if chunk != KILL_BODY[got:got + len(chunk)]:
-                        return tally.add("up wrong bytes")
-                    got += len(chunk)
-            except OSError:
-                return tally.add("up reset")
-            tally.add("up completed")
-            self.answer(b"ok")
+            outcome = ss.judge_upload(self.rfile)
+            tally.add("up " + KILL_LABEL[outcome])
+            if outcome == "done":
+                self.answer(b"ok")
 
         def log_message(self, *args):
             pass
@@ -1239,49 +1214,13 @@ def kill_service(tally):
     return srv
 
 
-def kill_download(port, tally):
-    got, counted = 0, False
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n")
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(4096)
-                if not chunk:  # V2Ray's portal does this when it has no tunnel
-                    return tally.add("down clean, no response")
-                data += chunk
-            body = data.partition(b"\r\n\r\n")[2]
-            with tally.lock:
-                tally.in_flight += 1
-            counted = True
-            while True:
-                if body != KILL_BODY[got:got + len(body)]:
-                    return tally.add("down wrong bytes")
-                got += len(body)
-                if got == KILL_SIZE:
-                    return tally.add("down completed")
-                body = s.recv(1 << 16)
-                if not body:
-                    return tally.add("down clean-short")
-    except OSError:
-        tally.add("down reset")
-        time.sleep(0.01)
-    finally:
-        if counted:
-            with tally.lock:
-                tally.in_flight -= 1
+def kill_download(ss, port, tally):
+    request = b"GET /big HTTP/1.1\r\nHost: bench\r\n\r\n"
+    tally.add("down " + KILL_LABEL[ss.download(port, request, tally)])
 
 
-def kill_upload(port, tally):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % KILL_SIZE)
-            for at in range(0, KILL_SIZE, KILL_CHUNK):
-                s.sendall(KILL_BODY[at:at + KILL_CHUNK])
-                time.sleep(KILL_PAUSE)
-            s.recv(4096)
-    except OSError:
-        time.sleep(0.01)  # judged by the service
+def kill_upload(ss, port, tally):
+    ss.upload(port, b"bench")  # judged by the service
 
 
 def bench_kill_cycles(res, ctx, impls, cycles):
@@ -1289,9 +1228,10 @@ def bench_kill_cycles(res, ctx, impls, cycles):
     upload 1 MiB with slow sources and check every byte; restart the victim each time. A stream
     cut by the kill must end with an error (a reset), never clean and short."""
     import threading
+    ss = slowstreams()
     for impl in impls:
         ctx.check_deadline()
-        tally = KillTally()
+        tally = ss.Tally()
         srv = kill_service(tally)
         port = srv.server_address[1]
         pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes",
@@ -1303,7 +1243,7 @@ def bench_kill_cycles(res, ctx, impls, cycles):
 
             def loop(fn):
                 while not stop.is_set():
-                    fn(pair.web_port, tally)
+                    fn(ss, pair.web_port, tally)
             threads = [threading.Thread(target=loop, args=(fn,), daemon=True)
                        for fn in [kill_download] * KILL_DOWNLOADERS + [kill_upload] * KILL_UPLOADERS]
             for t in threads:

@@ -10,37 +10,20 @@ upload, in small pieces), so that the stream is not over when the victim dies: a
 puts a whole 1 MiB in the kernel's buffers at once, which then deliver it all."""
 import http.server
 import signal
-import socket
 import threading
 import time
 
 import pytest
 
-from harness import Handler, free_port, http_get, pattern, port_open, wait_until
+import slowstreams
+from harness import Handler, free_port, http_get, port_open, wait_until
+from slowstreams import SIZE, Tally
 
-SIZE = 1 << 20
-CHUNK = 16 << 10
-PAUSE = 0.002  # per chunk: a 1 MiB transfer takes about 0.15 s
-BODY = pattern(SIZE)
 CLIENTS = 6  # downloads at once
 UPLOADERS = 2
-
-
-class Tally:
-    """Outcomes of the transfers, from the clients (downloads) and the service (uploads)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.n = {}
-        self.in_flight = 0
-
-    def add(self, what, k=1):
-        with self.lock:
-            self.n[what] = self.n.get(what, 0) + k
-
-    def get(self, what):
-        with self.lock:
-            return self.n.get(what, 0)
+# a download's outcome (slowstreams) -> its label here; an upload's is "up_" + its outcome
+DOWN = {"done": "done", "reset": "error", "clean_short": "clean_short",
+        "no_response": "clean_short", "wrong": "wrong"}
 
 
 class SlowHandler(Handler):
@@ -56,27 +39,14 @@ class SlowHandler(Handler):
         self.send_response(200)
         self.send_header("Content-Length", str(n))
         self.end_headers()
-        for at in range(0, n, CHUNK):
-            self.wfile.write(BODY[at:min(n, at + CHUNK)])
-            time.sleep(PAUSE)
+        slowstreams.send_slowly(self.wfile, n)
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
-        got = 0
-        try:
-            while got < n:
-                chunk = self.rfile.read1(min(n - got, CHUNK))
-                if not chunk:
-                    self.tally.add("up_clean_short")
-                    return
-                if chunk != BODY[got:got + len(chunk)]:
-                    self.tally.add("up_wrong")
-                    return
-                got += len(chunk)
-        except OSError:
-            self.tally.add("up_reset")
-            raise
-        self.tally.add("up_done")
+        outcome = slowstreams.judge_upload(self.rfile, n)
+        self.tally.add("up_" + outcome)
+        if outcome != "done":
+            return
         self.send_response(200)
         self.send_header("Content-Length", "3")
         self.end_headers()
@@ -90,61 +60,14 @@ class SlowBackend(http.server.ThreadingHTTPServer):
         pass  # resets are expected here (and counted above)
 
 
-def read_head(s):
-    data = bytearray()
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            return None, bytes(data)
-        data += chunk
-    head, _, rest = bytes(data).partition(b"\r\n\r\n")
-    return head, rest
-
-
 def download(port, tally):
     """One slow download of SIZE pattern bytes, judged."""
-    got, counted = 0, False
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % SIZE)
-            head, body = read_head(s)
-            if head is None:  # the end (after nothing, or part of a header): clean and short
-                tally.add("clean_short")
-                return
-            with tally.lock:
-                tally.in_flight += 1
-            counted = True
-            while True:
-                if body != BODY[got:got + len(body)]:
-                    tally.add("wrong")
-                    return
-                got += len(body)
-                if got == SIZE:
-                    tally.add("done")
-                    return
-                body = s.recv(1 << 16)
-                if not body:
-                    tally.add("clean_short")
-                    return
-    except OSError:
-        tally.add("error")
-        time.sleep(0.01)  # the victim is down: do not spin
-    finally:
-        if counted:
-            with tally.lock:
-                tally.in_flight -= 1
+    request = b"GET /bytes/%d HTTP/1.1\r\nHost: x\r\n\r\n" % SIZE
+    tally.add(DOWN[slowstreams.download(port, request, tally)])
 
 
 def upload(port, tally):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % SIZE)
-            for at in range(0, SIZE, CHUNK):
-                s.sendall(BODY[at:at + CHUNK])
-                time.sleep(PAUSE)
-            read_head(s)
-    except OSError:
-        time.sleep(0.01)  # judged by the service
+    slowstreams.upload(port)  # judged by the service
 
 
 def clients(port, tally, stop):

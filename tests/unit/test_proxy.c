@@ -170,15 +170,21 @@ static struct vrev__outbound *make_freedom(struct world *w)
     return ob;
 }
 
+/* A world whose client sent its ping through freedom to the echo server and got 23 bytes back. */
+static void freedom_world_echoed(struct world *w)
+{
+    world_init(w, make_freedom);
+    w->want = 23;
+    world_connect(w);
+    world_run(w, 5);
+    assert_int_equal(evbuffer_get_length(w->got), 23);
+}
+
 static void test_dokodemo_to_freedom(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, make_freedom);
-    w.want = 23;
-    world_connect(&w);
-    world_run(&w, 5);
-    assert_int_equal(evbuffer_get_length(w.got), 23);
+    freedom_world_echoed(&w);
     assert_memory_equal(evbuffer_pullup(w.got, -1), "ping through the engine", 23);
     assert_int_equal(w.engine.stats.links, 1);
     /* stop with the connection still up: everything is freed (ASan checks) */
@@ -222,11 +228,7 @@ static void test_live_links_are_armed(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w, make_freedom);
-    w.want = 23;
-    world_connect(&w);
-    world_run(&w, 5);
-    assert_int_equal(evbuffer_get_length(w.got), 23);
+    freedom_world_echoed(&w);
     int client = bufferevent_getfd(w.client);
     int accepted = socket_to(local_port(client), client);
     int dialed = socket_to(echo_port, -1);

@@ -152,13 +152,6 @@ static void world_setup(struct world *w, uint32_t drain_after, uint32_t heartbea
     w->got = evbuffer_new();
 }
 
-static void world_init(struct world *w, uint32_t drain_after, uint32_t heartbeat_ms)
-{
-    world_setup(w, drain_after, heartbeat_ms);
-    portal_up(w);
-    bridge_up(w);
-}
-
 static void world_done(struct world *w)
 {
     if (w->client)
@@ -188,11 +181,74 @@ static bool run_until(struct world *w, bool (*cond)(struct world *), int ms)
     return cond(w);
 }
 
-static bool tunnel_live(struct world *w)
+static struct vrev__portal_stats portal_stats(struct world *w)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(w->portal, &st);
-    return st.tunnels_live >= 1;
+    return st;
+}
+
+static struct vrev__bridge_stats bridge_stats(struct world *w)
+{
+    struct vrev__bridge_stats st;
+    vrev__bridge_get_stats(w->bridge, &st);
+    return st;
+}
+
+static bool tunnel_live(struct world *w)
+{
+    return portal_stats(w).tunnels_live >= 1;
+}
+
+static bool no_tunnel_live(struct world *w)
+{
+    return portal_stats(w).tunnels_live == 0;
+}
+
+static bool two_tunnels_opened(struct world *w)
+{
+    return portal_stats(w).tunnels_opened >= 2;
+}
+
+static bool old_tunnel_closed(struct world *w)
+{
+    return portal_stats(w).tunnels_closed >= 1;
+}
+
+static bool bridge_two_tunnels(struct world *w)
+{
+    return bridge_stats(w).tunnels_opened >= 2;
+}
+
+/* Milliseconds from `t0` to `t1`. */
+static long ms_between(const struct timeval *t0, const struct timeval *t1)
+{
+    return (t1->tv_sec - t0->tv_sec) * 1000 + (t1->tv_usec - t0->tv_usec) / 1000;
+}
+
+/* Run the loop until the portal has a live tunnel; returns how many ms that took. */
+static long ms_until_tunnel_live(struct world *w)
+{
+    struct timeval t0, t1;
+    evutil_gettimeofday(&t0, NULL);
+    assert_true(run_until(w, tunnel_live, 3000));
+    evutil_gettimeofday(&t1, NULL);
+    return ms_between(&t0, &t1);
+}
+
+/* portal_up() and bridge_up(), then wait for the tunnel. */
+static void world_up(struct world *w)
+{
+    portal_up(w);
+    bridge_up(w);
+    assert_true(run_until(w, tunnel_live, 3000));
+}
+
+/* world_setup() and world_up(): a world with a live tunnel. */
+static void world_init(struct world *w, uint32_t drain_after, uint32_t heartbeat_ms)
+{
+    world_setup(w, drain_after, heartbeat_ms);
+    world_up(w);
 }
 
 static bool got_all(struct world *w)
@@ -245,28 +301,12 @@ static void test_reverse_roundtrip(void **state)
     (void)state;
     struct world w;
     world_init(&w, 0, 0);
-    assert_true(run_until(&w, tunnel_live, 3000));
     roundtrip(&w);
     roundtrip(&w);
-    struct vrev__bridge_stats bs;
-    vrev__bridge_get_stats(w.bridge, &bs);
+    struct vrev__bridge_stats bs = bridge_stats(&w);
     assert_int_equal(bs.sessions, 2);
     assert_int_equal(bs.tunnels_opened, 1);
     world_done(&w);
-}
-
-static bool two_tunnels_opened(struct world *w)
-{
-    struct vrev__portal_stats st;
-    vrev__portal_get_stats(w->portal, &st);
-    return st.tunnels_opened >= 2;
-}
-
-static bool old_tunnel_closed(struct world *w)
-{
-    struct vrev__portal_stats st;
-    vrev__portal_get_stats(w->portal, &st);
-    return st.tunnels_closed >= 1;
 }
 
 static void test_reverse_drain(void **state)
@@ -274,14 +314,11 @@ static void test_reverse_drain(void **state)
     (void)state;
     struct world w;
     world_init(&w, 3, 100); /* DRAIN once more than 3 sessions were opened */
-    assert_true(run_until(&w, tunnel_live, 3000));
     for (int i = 0; i < 3; i++)
         roundtrip(&w);
     /* control session + 3 = 4 > 3: the next heartbeat drains, the bridge opens another */
     assert_true(run_until(&w, two_tunnels_opened, 3000));
-    struct vrev__bridge_stats bs;
-    vrev__bridge_get_stats(w.bridge, &bs);
-    assert_int_equal(bs.drains, 1);
+    assert_int_equal(bridge_stats(&w).drains, 1);
     roundtrip(&w); /* served by the new tunnel */
     /* the drained tunnel carries nothing and has a replacement: it closes within about a
      * second (IDLE_CHECK_MS), not at V2Ray's 16 s idle tick */
@@ -295,7 +332,6 @@ static void test_reverse_portal_restart(void **state)
     (void)state;
     struct world w;
     world_init(&w, 0, 0);
-    assert_true(run_until(&w, tunnel_live, 3000));
     roundtrip(&w);
     portal_down(&w);
     /* the portal is gone for a while; the bridge keeps trying */
@@ -303,11 +339,7 @@ static void test_reverse_portal_restart(void **state)
     event_base_loopexit(w.base, &tv);
     event_base_dispatch(w.base);
     portal_up(&w); /* same port */
-    struct timeval t0, t1;
-    evutil_gettimeofday(&t0, NULL);
-    assert_true(run_until(&w, tunnel_live, 3000));
-    evutil_gettimeofday(&t1, NULL);
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    long ms = ms_until_tunnel_live(&w);
     print_message("tunnel back %ld ms after the portal restarted\n", ms);
     /* the dial goes out once per redial (the dialer's retries, 200..800 ms apart, held it
      * back: ~500 ms), redials are 25..100 ms apart */
@@ -370,14 +402,28 @@ static bool held_done(struct world *w)
     return w->watch->got >= w->watch_want || w->watch->eof;
 }
 
-/* Send `h` another ping and wait for its echo (or its end). */
-static bool held_echoes(struct world *w, struct held *h, int ms)
+/* Run the loop until `h` has one more echo than now (or its end), up to 3 s. */
+static bool held_wait(struct world *w, struct held *h)
 {
     w->watch = h;
     w->watch_want = h->got + 4;
+    return run_until(w, held_done, 3000);
+}
+
+/* Open `h` and wait for the echo of its first ping. */
+static void held_open_echoed(struct world *w, struct held *h)
+{
+    held_open(w, h);
+    assert_true(held_wait(w, h));
+    assert_int_equal(h->got, 4);
+}
+
+/* Send `h` another ping and wait for its echo (or its end). */
+static bool held_echoes(struct world *w, struct held *h)
+{
     if (h->bev && !h->eof)
         bufferevent_write(h->bev, "ping", 4);
-    return run_until(w, held_done, ms) && h->got >= w->watch_want;
+    return held_wait(w, h) && h->got >= w->watch_want;
 }
 
 static void held_close(struct held *h, int n)
@@ -385,13 +431,6 @@ static void held_close(struct held *h, int n)
     for (int i = 0; i < n; i++)
         if (h[i].bev)
             bufferevent_free(h[i].bev);
-}
-
-static struct vrev__portal_stats portal_stats(struct world *w)
-{
-    struct vrev__portal_stats st;
-    vrev__portal_get_stats(w->portal, &st);
-    return st;
 }
 
 /* A tunnel at the portal's max_sessions is drained at once (not at the next heartbeat, 2 s),
@@ -403,23 +442,12 @@ static void test_reverse_full_tunnel(void **state)
     struct world w;
     world_setup(&w, 0, 0);
     w.portal_max_sessions = 3; /* the control session and two more */
-    portal_up(&w);
-    bridge_up(&w);
-    assert_true(run_until(&w, tunnel_live, 3000));
+    world_up(&w);
     struct held h[3];
-    for (int i = 0; i < 2; i++) {
-        held_open(&w, &h[i]);
-        w.watch = &h[i];
-        w.watch_want = 4;
-        assert_true(run_until(&w, held_done, 3000));
-        assert_int_equal(h[i].got, 4);
-    }
+    for (int i = 0; i < 2; i++)
+        held_open_echoed(&w, &h[i]);
     assert_true(run_until(&w, two_tunnels_opened, 500)); /* long before a heartbeat */
-    held_open(&w, &h[2]);
-    w.watch = &h[2];
-    w.watch_want = 4;
-    assert_true(run_until(&w, held_done, 3000));
-    assert_int_equal(h[2].got, 4); /* on the new tunnel */
+    held_open_echoed(&w, &h[2]);                         /* on the new tunnel */
     struct vrev__portal_stats st = portal_stats(&w);
     assert_int_equal(st.tunnels_live, 2);
     assert_int_equal(st.sessions, 3);
@@ -429,17 +457,10 @@ static void test_reverse_full_tunnel(void **state)
     event_base_loopexit(w.base, &tv);
     event_base_dispatch(w.base);
     for (int i = 0; i < 3; i++)
-        assert_true(held_echoes(&w, &h[i], 3000));
+        assert_true(held_echoes(&w, &h[i]));
     assert_int_equal(portal_stats(&w).tunnels_live, 2);
     held_close(h, 3);
     world_done(&w);
-}
-
-static bool bridge_two_tunnels(struct world *w)
-{
-    struct vrev__bridge_stats st;
-    vrev__bridge_get_stats(w->bridge, &st);
-    return st.tunnels_opened >= 2;
 }
 
 /* A bridge whose tunnels are all full opens another at once, though the V2Ray rule (a new
@@ -451,31 +472,15 @@ static void test_reverse_bridge_full_opens_another(void **state)
     struct world w;
     world_setup(&w, 0, 0);
     w.bridge_max_sessions = 3;
-    portal_up(&w);
-    bridge_up(&w);
-    assert_true(run_until(&w, tunnel_live, 3000));
+    world_up(&w);
     struct held h[3];
-    for (int i = 0; i < 2; i++) {
-        held_open(&w, &h[i]);
-        w.watch = &h[i];
-        w.watch_want = 4;
-        assert_true(run_until(&w, held_done, 3000));
-        assert_int_equal(h[i].got, 4);
-    }
+    for (int i = 0; i < 2; i++)
+        held_open_echoed(&w, &h[i]);
     assert_true(run_until(&w, bridge_two_tunnels, 500));
     assert_true(run_until(&w, two_tunnels_opened, 500));
-    held_open(&w, &h[2]);
-    w.watch = &h[2];
-    w.watch_want = 4;
-    assert_true(run_until(&w, held_done, 3000));
-    assert_int_equal(h[2].got, 4);
+    held_open_echoed(&w, &h[2]);
     held_close(h, 3);
     world_done(&w);
-}
-
-static bool no_tunnel_live(struct world *w)
-{
-    return portal_stats(w).tunnels_live == 0;
 }
 
 /* A link that comes while no tunnel is up waits for one (then is served) instead of being
@@ -494,9 +499,7 @@ static void test_reverse_link_waits_for_tunnel(void **state)
     event_base_dispatch(w.base);
     assert_int_equal(h[0].eof, 0); /* still waiting */
     bridge_up(&w);
-    w.watch = &h[0];
-    w.watch_want = 4;
-    assert_true(run_until(&w, held_done, 3000));
+    assert_true(held_wait(&w, &h[0]));
     assert_int_equal(h[0].got, 4);
     assert_int_equal(portal_stats(&w).waited, 1);
     /* no tunnel at all now: refused once wait_ms have passed */
@@ -506,11 +509,9 @@ static void test_reverse_link_waits_for_tunnel(void **state)
     assert_true(run_until(&w, no_tunnel_live, 3000));
     held_open(&w, &h[1]);
     evutil_gettimeofday(&t0, NULL);
-    w.watch = &h[1];
-    w.watch_want = 4;
-    assert_true(run_until(&w, held_done, 3000));
+    assert_true(held_wait(&w, &h[1]));
     assert_int_not_equal(h[1].eof, 0);
-    long ms = (h[1].ended.tv_sec - t0.tv_sec) * 1000 + (h[1].ended.tv_usec - t0.tv_usec) / 1000;
+    long ms = ms_between(&t0, &h[1].ended);
     assert_in_range(ms, 300, 2000);
     assert_int_equal(portal_stats(&w).no_tunnel, 1);
     held_close(h, 2);
@@ -526,19 +527,13 @@ static void test_reverse_first_redial_at_once(void **state)
     struct world w;
     world_setup(&w, 0, 0);
     w.bridge_backoff_ms = 500;
-    portal_up(&w);
-    bridge_up(&w);
-    assert_true(run_until(&w, tunnel_live, 3000));
+    world_up(&w);
     roundtrip(&w);
     bufferevent_free(w.client); /* its session goes with the portal */
     w.client = NULL;
     portal_down(&w);
     portal_up(&w); /* same port, before the loop runs again */
-    struct timeval t0, t1;
-    evutil_gettimeofday(&t0, NULL);
-    assert_true(run_until(&w, tunnel_live, 3000));
-    evutil_gettimeofday(&t1, NULL);
-    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    long ms = ms_until_tunnel_live(&w);
     print_message("tunnel back %ld ms after an instant portal restart\n", ms);
     assert_true(ms < 200);
     roundtrip(&w);

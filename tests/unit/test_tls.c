@@ -4,19 +4,32 @@
  * relay. test_tls_verify.c: verification, ALPN, contexts; test_tls_peer.c: the openssl CLI. */
 #include "tls_world.h"
 
+/* world_init() with the usual contexts: the server on server.crt, a client trusting ca.crt. */
+static void tls_world_init(struct world *w)
+{
+    world_init(w);
+    server_ctx(w, "server.crt", "server.key", NULL, 0);
+    client_ctx(w, "ca.crt", false, NULL, 0);
+}
+
+/* BULK bytes echoed both ways; `arm`: both peers' sockets armed to reset (vrev__bev_arm_abort). */
+static void bulk_echo(bool arm)
+{
+    struct world w;
+    tls_world_init(&w);
+    echo_world(&w, BULK);
+    w.s.arm = w.c.arm = arm;
+    world_run(&w, 30);
+    expect_echo(&w, BULK);
+    world_done(&w);
+}
+
 /* --- data ----------------------------------------------------------------------------------- */
 
 static void test_echo_bulk(void **state)
 {
     (void)state;
-    struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
-    echo_world(&w, BULK);
-    world_run(&w, 30);
-    expect_echo(&w, BULK);
-    world_done(&w);
+    bulk_echo(false);
 }
 
 static void test_echo_rsa(void **state)
@@ -38,9 +51,7 @@ static void test_half_close(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     w.s.reply = "world";
     w.c.send_total = 5;
     world_run(&w, 10);
@@ -57,9 +68,7 @@ static void test_backpressure(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     echo_world(&w, BULK);
     w.s.pause_ms = 300;
     w.c.pause_ms = 300;
@@ -74,9 +83,7 @@ static void test_chaos(void **state)
     (void)state;
     for (unsigned seed = 1; seed <= 3; seed++) {
         struct world w;
-        world_init(&w);
-        server_ctx(&w, "server.crt", "server.key", NULL, 0);
-        client_ctx(&w, "ca.crt", false, NULL, 0);
+        tls_world_init(&w);
         echo_world(&w, 512 * 1024 + seed);
         w.s.chaos = seed * 7919;
         w.c.chaos = seed * 104729;
@@ -91,9 +98,7 @@ static void test_free_is_close(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     w.s.reply = "bye";
     w.c.send_total = 1;
     world_run(&w, 10);
@@ -108,15 +113,7 @@ static void test_free_is_close(void **state)
 static void test_armed_ends_are_clean(void **state)
 {
     (void)state;
-    struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
-    echo_world(&w, BULK);
-    w.s.arm = w.c.arm = true;
-    world_run(&w, 30);
-    expect_echo(&w, BULK);
-    world_done(&w);
+    bulk_echo(true);
 }
 
 static void abort_on_read(struct bufferevent *bev, void *arg)
@@ -134,9 +131,7 @@ static void test_abort_is_error(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     w.c.send_total = 10;
     w.c.no_shut = true;
     w.s.stop_at = 10;
@@ -157,9 +152,7 @@ static void test_over_pair(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     echo_world(&w, 1u << 20);
     w.c.chaos = 99;
     struct bufferevent *pair[2];
@@ -190,9 +183,7 @@ static void test_truncation(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     struct bufferevent *pair[2];
     assert_int_equal(
         bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
@@ -274,9 +265,7 @@ static void test_relay(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    server_ctx(&w, "server.crt", "server.key", NULL, 0);
-    client_ctx(&w, "ca.crt", false, NULL, 0);
+    tls_world_init(&w);
     w.c.send_total = BULK;
     w.c.check = true;
     struct vrev__listener *echo;
