@@ -43,9 +43,11 @@ static int parse_meta(const uint8_t *meta, size_t mlen, struct vrev_mux_frame *f
     int rc = vrev__addr_decode(meta + 5, mlen - 5, &f->target, &used);
     if (rc == VREV_ERR_ADDR_TRUNCATED)
         return VREV_ERR_MUX_NEW_SHORT;
+    if (rc < 0) /* `used` says nothing then */
+        return rc;
     f->ext_len = mlen - 5 - used;
     f->ext = f->ext_len ? meta + 5 + used : NULL;
-    return rc;
+    return 0;
 }
 
 int vrev__mux_parse_head(const uint8_t *p, size_t n, struct vrev_mux_frame *f, size_t *need)
