@@ -390,16 +390,26 @@ static void take_ext(struct vrev__muxconn *mc, const struct vrev_mux_frame *f)
         grant(s);
 }
 
+/* Make a session flow-controlled. What its local side has read but may not send yet waits in
+ * its input, bounded by a read high-water mark: re-enabling reading would otherwise take in a
+ * whole read (or, from a pair, all its partner holds) for every grant, however small, and a
+ * fast source behind a slow peer grew it without limit (170 MB in a bridge's session). */
+static void start_flow(struct msession *s)
+{
+    struct vrev__muxconn *mc = s->mc;
+    s->flow = true;
+    vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
+    bufferevent_setwatermark(s->local, EV_READ, 0, mc->hwm);
+}
+
 /* A session opened with FLOW (from a peer that offered flow control) is flow-controlled. */
 static void take_flow(struct msession *s, const struct vrev_mux_frame *f)
 {
     struct vrev__muxconn *mc = s->mc;
     struct vrev__mux_ext e;
     if (mc->peer_flow && !s->udp && f->ext_len &&
-        vrev__mux_ext_parse(f->ext, f->ext_len, &e) == 0 && e.flow) {
-        s->flow = true;
-        vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
-    }
+        vrev__mux_ext_parse(f->ext, f->ext_len, &e) == 0 && e.flow)
+        start_flow(s);
 }
 
 /* --- closing ------------------------------------------------------------------------------- */
@@ -972,8 +982,7 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
             rc = VREV_ERR_NOMEM;
         } else {
             if (flow) {
-                s->flow = true;
-                vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
+                start_flow(s);
                 vrev__flow_sent(&s->fc, first_len);
             }
             vrev_mux_session_set_user(mc->mux, *sid, s);

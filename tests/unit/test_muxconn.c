@@ -532,6 +532,9 @@ static void test_flow_slow_reader_stops_only_itself(void **state)
     size_t held = evbuffer_get_length(bufferevent_get_output(bufferevent_pair_get_partner(slow)));
     assert_true(held > 0);
     assert_true(held <= 65536); /* its window, no more */
+    /* and the server's session holds at most a high-water mark of what it may not send yet */
+    struct bufferevent *local = bufferevent_pair_get_partner(w.service[0]);
+    assert_true(evbuffer_get_length(bufferevent_get_input(local)) <= 64 * 1024);
     run_ms(&w, 600);            /* twice the stall timeout */
     assert_false(ws.closed);
     assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
