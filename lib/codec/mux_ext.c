@@ -127,7 +127,10 @@ bool vrev__flow_blocked(struct vrev__flow *f, size_t held)
     /* Whatever the reader has taken goes back at once, however little: below the usual
      * quarter-window step it would otherwise never be granted, with the sender waiting. */
     f->urgent = f->owed > 0;
-    if (f->window < f->max_window && held <= f->window / 4) { /* the window was the limit */
+    /* The window was the limit if the reader keeps up and the peer has used at least half of
+     * its credit (what remains is grants still on their way): a peer that says BLOCKED without
+     * sending cannot make us promise it more memory. */
+    if (f->window < f->max_window && held <= f->window / 4 && f->peer_credit < f->window / 2) {
         uint32_t grown = f->window > f->max_window / 2 ? f->max_window : f->window * 2;
         f->owed += grown - f->window;
         f->window = grown;

@@ -109,8 +109,9 @@ void vrev__flow_granted(struct vrev__flow *f, uint32_t inc);
 int vrev__flow_received(struct vrev__flow *f, size_t n);
 
 /* The peer is out of credit while our reader holds `held` bytes: what the reader has taken is
- * due at once, and the window grows if the reader keeps up. Returns true if a grant is due
- * (vrev__flow_grant() then gives it). */
+ * due at once, and the window grows if the reader keeps up and the peer has really sent at
+ * least half of what it was granted. Returns true if a grant is due (vrev__flow_grant() then
+ * gives it). */
 bool vrev__flow_blocked(struct vrev__flow *f, size_t held);
 
 /* Our reader took n bytes. */

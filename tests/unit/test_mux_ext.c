@@ -144,6 +144,9 @@ static void test_flow_window_grows_for_fast_readers_only(void **state)
     (void)state;
     struct vrev__flow f;
     vrev__flow_init(&f, 65536, 65536, 262144);
+    /* a peer that says it is blocked before sending anything gets no larger window */
+    assert_false(vrev__flow_blocked(&f, 0));
+    assert_int_equal(f.window, 65536);
     /* the sender is blocked while our reader holds most of the window: the reader is the
      * limit; only what it has taken goes back */
     assert_int_equal(vrev__flow_received(&f, 65536), 0);
