@@ -101,6 +101,20 @@ VREV_API void vrev_ctx_set_log(vrev_ctx *ctx, int max_level, vrev_log_cb cb, voi
 #define VREV_LOG_BURST_DEFAULT 20
 VREV_API void vrev_ctx_set_log_rate(vrev_ctx *ctx, unsigned per_second, unsigned burst);
 
+/** Resource limits (caps on connections, sessions and buffered bytes; names, defaults and
+ *  meanings: vrev_limit_info() and the README's "Limits" table). A context holds one value
+ *  of each; objects made from the context afterwards copy them (a JSON configuration may
+ *  override its instance's copy with "vrev": {"limits": {...}}); "bufferedTotal" is the
+ *  context's own and applies at once. Returns 0, VREV_ERR_INVAL (NULL ctx, unknown name) or
+ *  VREV_ERR_RANGE. */
+VREV_API int vrev_ctx_set_limit(vrev_ctx *ctx, const char *name, uint64_t value);
+/** The context's value of limit `name` into *value. Returns 0 or VREV_ERR_INVAL. */
+VREV_API int vrev_ctx_get_limit(const vrev_ctx *ctx, const char *name, uint64_t *value);
+/** The i-th limit (0, 1, ...): its name (static), with its default, range and a sentence on
+ *  what it bounds (static; each out-pointer may be NULL). NULL past the last one. */
+VREV_API const char *vrev_limit_info(size_t i, uint64_t *def, uint64_t *lo, uint64_t *hi,
+                                     const char **what);
+
 /** The name of a log level ("error", "warn", "info", "debug"), or "?". Static string. */
 VREV_API const char *vrev_log_level_name(int level);
 

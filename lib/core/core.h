@@ -11,6 +11,7 @@
 #include "vrev/ctx.h"
 #include "vrev/error.h"
 #include "vrev/transport.h"
+#include "limits.h"
 
 struct bufferevent;
 
@@ -48,6 +49,8 @@ struct vrev_ctx {
      * of the context: one getrandom per 4 KiB instead of one per 256 bytes and stream */
     size_t pad_left;
     uint8_t pad_pool[4096];
+    struct vrev__limits limits; /* vrev_ctx_set_limit; engines copy them when made */
+    uint64_t buffered;          /* bytes held in the context's buffers (limits.buffered_total) */
 };
 
 /* The transport registered under `name`, or NULL. */

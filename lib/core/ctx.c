@@ -47,6 +47,7 @@ int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator 
     ctx->log_level = VREV_LOG_INFO;
     ctx->log_rate = VREV_LOG_RATE_DEFAULT;
     ctx->log_burst = VREV_LOG_BURST_DEFAULT;
+    vrev__limits_default(&ctx->limits);
     *out = ctx;
     return 0;
 }

@@ -15,6 +15,8 @@ int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
     e->ctx = ctx;
     e->live.next = e->live.prev = &e->live;
     vrev__policy_default(&e->policy);
+    e->limits = ctx->limits;
+    e->policy.tunnel_buffer_bytes = (uint32_t)e->limits.tunnel_buffer;
     e->preauth.max = VREV_PREAUTH_MAX;
     e->preauth.per_source = VREV_PREAUTH_PER_SOURCE;
     return 0;

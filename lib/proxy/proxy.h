@@ -101,6 +101,8 @@ struct vrev__engine {
     struct vrev__outbound **outbounds;
     size_t n_outbounds;
     struct vrev__policy policy;
+    struct vrev__limits limits; /* the context's when made (vrev_ctx_set_limit); may be
+                                   overridden before anything is built on the engine */
     struct vrev__conn live; /* list head */
     struct vrev__engine_stats stats;
     struct vrev__preauth preauth;

@@ -148,12 +148,43 @@ static void test_buf(void **state)
     vrev_ctx_free(ctx);
 }
 
+static void test_limits(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    uint64_t v = 0, def = 0, lo = 0, hi = 0;
+    const char *what = NULL;
+    size_t n = 0;
+    for (const char *name; (name = vrev_limit_info(n, &def, &lo, &hi, &what)); n++) {
+        assert_true(lo <= def && def <= hi && what && *what);
+        assert_int_equal(vrev_ctx_get_limit(ctx, name, &v), 0);
+        assert_true(v == def); /* a new context has the defaults */
+        assert_int_equal(vrev_ctx_set_limit(ctx, name, lo), 0);
+        assert_int_equal(vrev_ctx_get_limit(ctx, name, &v), 0);
+        assert_true(v == lo);
+        if (lo > 0)
+            assert_int_equal(vrev_ctx_set_limit(ctx, name, lo - 1), VREV_ERR_RANGE);
+        if (hi < UINT64_MAX)
+            assert_int_equal(vrev_ctx_set_limit(ctx, name, hi + 1), VREV_ERR_RANGE);
+        assert_true(vrev_ctx_get_limit(ctx, name, &v) == 0 && v == lo); /* unchanged */
+    }
+    assert_true(n >= 12);
+    assert_null(vrev_limit_info(n, NULL, NULL, NULL, NULL));
+    assert_int_equal(vrev_ctx_set_limit(ctx, "noSuchLimit", 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_ctx_get_limit(ctx, "noSuchLimit", &v), VREV_ERR_INVAL);
+    assert_int_equal(vrev_ctx_set_limit(NULL, "sessionRate", 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_ctx_get_limit(ctx, "sessionRate", NULL), VREV_ERR_INVAL);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_table), cmocka_unit_test(test_version),
         cmocka_unit_test(test_ctx_args),    cmocka_unit_test(test_ctx_allocator),
         cmocka_unit_test(test_log),         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
