@@ -53,6 +53,11 @@ struct vrev__tls_client_opts {
     size_t n_ca_files;
     const char *const *alpn; /* offered protocols in order; NULL/0: send no ALPN */
     size_t n_alpn;
+    /* Pinning (V2Ray's pinnedPeerCertificateChainSha256, `--pin sha256:...`): SHA-256
+     * digests (32 bytes each); when any is given, the server's chain must match one of them
+     * (tls_ctx.c says exactly what is hashed) on top of the usual verification. */
+    const uint8_t (*pins)[32];
+    size_t n_pins;
 };
 
 struct vrev__tls_server_opts {

@@ -28,7 +28,22 @@ struct vrev__link_info {
     /* Dial once, without V2Ray's retries: the link's owner redials on its own schedule (a
      * bridge's tunnel; retries 200..800 ms apart would hold it back from a restarted portal). */
     bool dial_once;
+    /* Counts this link's dial while it is in progress, for a cap its owner enforces (a
+     * bridge's dials per tunnel, limits.dials_per_tunnel); NULL: not counted. The outbound
+     * that dials takes a reference for the dial's duration (dialer.c). */
+    struct vrev__gauge *dialing;
 };
+
+/* A reference-counted count shared by an owner and the work it started, so that either may
+ * end first (dialer.c). */
+struct vrev__gauge {
+    vrev_ctx *ctx;
+    unsigned refs;
+    unsigned n;
+};
+struct vrev__gauge *vrev__gauge_new(vrev_ctx *ctx); /* n 0, one reference; NULL: no memory */
+struct vrev__gauge *vrev__gauge_ref(struct vrev__gauge *g);
+void vrev__gauge_unref(struct vrev__gauge *g); /* NULL: no-op */
 
 struct vrev__outbound_ops {
     const char *protocol;
