@@ -332,7 +332,7 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     if (rc == 0 && o->tls) {
         const char *ca[1] = {o->tls_ca};
         struct vrev__tls_client_opts co = {o->tls_sni, o->tls_insecure, false, NULL, 0,
-                                           ca, o->tls_ca ? 1 : 0, NULL, 0};
+                                           ca, o->tls_ca ? 1 : 0, NULL, 0, NULL, 0};
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
         if (o->tls_insecure)
