@@ -2,10 +2,15 @@
 
 #include "mux_table.h"
 
+uint32_t vrev__mux_table_home(const struct vrev__mux_table *t, uint16_t sid, uint32_t cap)
+{
+    uint8_t b[2] = {(uint8_t)(sid >> 8), (uint8_t)sid};
+    return (uint32_t)vrev__siphash24(&t->key, b, sizeof(b)) & (cap - 1);
+}
+
 static uint32_t slot_of(const struct vrev__mux_table *t, uint16_t sid)
 {
-    /* Fibonacci hashing spreads both sequential ids (a portal's) and strided ones. */
-    return (uint32_t)((sid * 40503u) & 0xffffu) & (t->cap - 1);
+    return vrev__mux_table_home(t, sid, t->cap);
 }
 
 struct vrev__mux_session *vrev__mux_table_find(const struct vrev__mux_table *t, uint16_t sid)
@@ -32,6 +37,15 @@ static struct vrev__mux_session *place(struct vrev__mux_table *t, uint16_t sid)
 static int grow(vrev_ctx *ctx, struct vrev__mux_table *t)
 {
     uint32_t cap = t->cap ? t->cap * 2 : 16;
+    if (!t->keyed) {
+        /* no random source (cannot happen on Linux >= 3.17): a key that at least differs
+         * per table and per run, from the table's address and the stack's */
+        if (vrev__siphash_key_random(&t->key) < 0) {
+            t->key.k0 = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15ull;
+            t->key.k1 = (uint64_t)(uintptr_t)&cap * 0xc2b2ae3d27d4eb4full;
+        }
+        t->keyed = true;
+    }
     struct vrev__mux_session *slots = vrev__calloc(ctx, cap, sizeof(*slots));
     if (!slots)
         return VREV_ERR_NOMEM;
