@@ -3,8 +3,11 @@
  * Portal engine: outbound 0 = the portal; a VMess inbound for the bridges; one dokodemo-door
  * inbound per public listener, whose target is the listener's name as a domain, port 0.
  * Bridge engine: outbound "interconn" (VMess to the portal) and one freedom outbound per
- * target; the router sends the tunnel (domain full:<domain>) to interconn and each name to
- * its freedom; the bridge refuses every other target before routing. */
+ * target; the router sends the tunnel (domain full:<domain>) to interconn, and each target's
+ * name (NAME:0, or the HOST:PORT it is named by) and its own HOST:PORT to its freedom. The
+ * bridge refuses every other target, and every UDP session, before routing: a V2Ray portal
+ * set up as its documentation shows (a dokodemo-door whose address and port are the real
+ * service's) asks for the --to address itself, nothing else. */
 #include <stdio.h>
 #include <string.h>
 
@@ -274,6 +277,28 @@ static int handler_new(struct vrev__engine *e, const char *tag,
 
 #define LIST1(x) ((struct vrev__strlist){(const char *const[]){x}, 1})
 
+/* A rule sending the bridge's sessions to HOST:PORT `a` (its IP, or its name in full) to
+ * outbound `tag`. */
+static int route_addr(struct vrev__router *r, const struct vrev__addr *a, const char *tag,
+                      char *msg, size_t len)
+{
+    char name[300], host[VREV_ADDR_DOMAIN_MAX + 1], port[8];
+    const char *domain_v[1] = {name}, *ip_v[1] = {host};
+    struct vrev__rule_spec t;
+    memset(&t, 0, sizeof(t));
+    t.inbound_tags = LIST1("bridge");
+    t.outbound_tag = tag;
+    vrev__addr_host_text(a, host, sizeof(host));
+    snprintf(port, sizeof(port), "%u", (unsigned)a->port);
+    snprintf(name, sizeof(name), "full:%s", host);
+    if (a->type == VREV_ADDR_DOMAIN)
+        t.domains = (struct vrev__strlist){domain_v, 1};
+    else
+        t.ips = (struct vrev__strlist){ip_v, 1};
+    t.ports = port;
+    return vrev__router_add_rule(r, &t, msg, len);
+}
+
 static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
                          char *full, char *err, size_t len)
 {
@@ -288,28 +313,26 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     r.outbound_tag = "interconn";
     if (rc == 0)
         rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
-    for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
-        char name[300], host[VREV_ADDR_DOMAIN_MAX + 1], port[8];
-        const char *domain_v[1] = {name}, *ip_v[1] = {host}; /* live as long as t */
+    for (size_t i = 0; rc == 0 && i < o->n_targets; i++) { /* names first: they win */
         struct vrev__addr a;
+        if (vrev__tunnel_target_addr(&o->targets[i], &a)) { /* the portal's own HOST:PORT */
+            rc = route_addr(e->router, &a, tags[i + 1], msg, sizeof(msg));
+            continue;
+        }
+        char name[300];
+        const char *domain_v[1] = {name};
         struct vrev__rule_spec t;
         memset(&t, 0, sizeof(t));
         t.inbound_tags = LIST1("bridge");
         t.outbound_tag = tags[i + 1];
-        if (vrev__tunnel_target_addr(&o->targets[i], &a)) { /* the portal's own HOST:PORT */
-            vrev__addr_host_text(&a, host, sizeof(host));
-            snprintf(port, sizeof(port), "%u", (unsigned)a.port);
-            snprintf(name, sizeof(name), "full:%s", host);
-            if (a.type == VREV_ADDR_DOMAIN)
-                t.domains = (struct vrev__strlist){domain_v, 1};
-            else
-                t.ips = (struct vrev__strlist){ip_v, 1};
-            t.ports = port;
-        } else {
-            snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
-            t.domains = (struct vrev__strlist){domain_v, 1};
-        }
+        snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
+        t.domains = (struct vrev__strlist){domain_v, 1};
         rc = vrev__router_add_rule(e->router, &t, msg, sizeof(msg));
+    }
+    for (size_t i = 0; rc == 0 && i < o->n_targets; i++) { /* then each target's own address */
+        struct vrev__addr a;
+        if (o->targets[i].hostport && vrev__addr_from_hostport(&a, o->targets[i].hostport) == 0)
+            rc = route_addr(e->router, &a, tags[i + 1], msg, sizeof(msg));
     }
     struct vrev__strlist all = {tags, o->n_targets + 1};
     if (rc == 0)
@@ -367,26 +390,46 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     return rc < 0 ? fail(err, len, rc, NULL) : 0;
 }
 
-/* Outbound tags: "interconn", then "target-<i>"; allowed targets: "<name>:0". */
+/* The bridge's allowed targets (vrev__bridge_target_parse), TCP only: each target's name,
+ * "tcp:<name>:0" (or "tcp:<HOST:PORT>" for a target named by the address a portal asks for),
+ * and its own "tcp:<HOST:PORT>" if it has one. `allowed` has room for 2 per target; returns
+ * how many were written. */
+static size_t bridge_allowed(const vrev_tunnel_opts *o, const char **allowed,
+                             char (*buf)[VREV_MUX_TARGET_MAX + 8])
+{
+    size_t k = 0;
+    for (size_t i = 0; i < o->n_targets; i++) {
+        const char *nm = o->targets[i].name;
+        snprintf(buf[k], sizeof(buf[k]), strchr(nm, ':') ? "tcp:%s" : "tcp:%s:0", nm);
+        allowed[k] = buf[k];
+        k++;
+        if (o->targets[i].hostport) {
+            snprintf(buf[k], sizeof(buf[k]), "tcp:%s", o->targets[i].hostport);
+            allowed[k] = buf[k];
+            k++;
+        }
+    }
+    return k;
+}
+
+/* Outbound tags: "interconn", then "target-<i>"; allowed targets: bridge_allowed(). */
 static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     size_t n = o->n_targets;
     const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
     char (*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
-    const char **allowed = vrev__calloc(b->ctx, n, sizeof(*allowed));
-    char (*allowed_buf)[VREV_MUX_TARGET_MAX] = vrev__calloc(b->ctx, n, sizeof(*allowed_buf));
+    const char **allowed = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed));
+    char (*allowed_buf)[VREV_MUX_TARGET_MAX + 8] =
+        vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
     char full[300];
+    size_t n_allowed = 0;
     int rc = tags && tag_buf && allowed && allowed_buf ? 0 : VREV_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i <= n; i++) {
         snprintf(tag_buf[i], sizeof(tag_buf[i]), i ? "target-%zu" : "interconn", i - 1);
         tags[i] = tag_buf[i];
-        if (i) {
-            const char *nm = o->targets[i - 1].name;
-            snprintf(allowed_buf[i - 1], sizeof(allowed_buf[i - 1]), strchr(nm, ':') ? "%s" : "%s:0",
-                     nm);
-            allowed[i - 1] = allowed_buf[i - 1];
-        }
     }
+    if (rc == 0)
+        n_allowed = bridge_allowed(o, allowed, allowed_buf);
     if (rc == 0)
         rc = bridge_outbounds(b, o, tags, err, len);
     if (rc == 0)
@@ -398,7 +441,7 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
         bo.sessions_per_tunnel = o->sessions_per_tunnel;
         bo.dead_after_ms = o->dead_after_ms;
         bo.allowed_targets = allowed;
-        bo.n_allowed_targets = n;
+        bo.n_allowed_targets = n_allowed;
         rc = vrev__bridge_new(&b->engine, "bridge", &bo, &b->bridge);
         if (rc < 0)
             fail(err, len, rc, NULL);

@@ -2,11 +2,11 @@
  * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms), or a single
  * attempt for a link whose owner retries on its own (a bridge's tunnel). Until the
  * callback runs, the engine owns the link: stopping the engine closes it and releases the
- * caller's state. */
+ * caller's state. A dial may be counted on a gauge while it is in progress (dialer.h). */
 #include <string.h>
 
+#include "dialer.h"
 #include "net/tls.h"
-#include "proxy.h"
 
 #define DIAL_ATTEMPTS 5
 #define DIAL_TIMEOUT_MS 4000
@@ -22,6 +22,7 @@ struct link_dial {
     int attempt;
     struct vrev__dial *dial;
     struct event *retry;
+    struct vrev__gauge *dialing; /* counted on while in progress; NULL: not counted */
     vrev__link_dialed_fn done;
     void (*release)(void *user);
     void *user;
@@ -31,6 +32,10 @@ static void link_dial_free(struct link_dial *d, bool close_link)
 {
     vrev_ctx *ctx = d->engine->ctx;
     vrev__tcp_dial_cancel(d->dial);
+    if (d->dialing) {
+        d->dialing->n--;
+        vrev__gauge_unref(d->dialing);
+    }
     if (d->retry)
         event_free(d->retry);
     if (close_link)
@@ -107,10 +112,33 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     attempt(arg);
 }
 
+struct vrev__gauge *vrev__gauge_new(vrev_ctx *ctx)
+{
+    struct vrev__gauge *g = vrev__calloc(ctx, 1, sizeof(*g));
+    if (g) {
+        g->ctx = ctx;
+        g->refs = 1;
+    }
+    return g;
+}
+
+struct vrev__gauge *vrev__gauge_ref(struct vrev__gauge *g)
+{
+    g->refs++;
+    return g;
+}
+
+void vrev__gauge_unref(struct vrev__gauge *g)
+{
+    if (g && --g->refs == 0)
+        vrev__free(g->ctx, g);
+}
+
 static int dial_for(struct vrev__engine *e, struct bufferevent *link,
                     const struct vrev__addr *target, struct vrev__tls_ctx *tls,
                     const struct vrev__transport *layer, uint32_t step_ms,
-                    vrev__link_dialed_fn done, void (*release)(void *user), void *user)
+                    struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                    void (*release)(void *user), void *user)
 {
     struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
     if (d)
@@ -126,6 +154,10 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->tls = tls;
     d->layer = layer;
     d->step_ms = step_ms;
+    if (dialing) {
+        d->dialing = vrev__gauge_ref(dialing);
+        dialing->n++;
+    }
     d->done = done;
     d->release = release;
     d->user = user;
@@ -138,12 +170,22 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
-    return dial_for(e, link, target, NULL, NULL, step_ms, done, release, user);
+    return dial_for(e, link, target, NULL, NULL, step_ms, NULL, done, release, user);
 }
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, done, release, user);
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, NULL, done, release,
+                    user);
+}
+
+int vrev__outbound_dial_counted(struct vrev__outbound *ob, struct bufferevent *link,
+                                const struct vrev__addr *target, uint32_t step_ms,
+                                struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                                void (*release)(void *user), void *user)
+{
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, dialing, done,
+                    release, user);
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "proxy.h"
+#include "dialer.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "freedom"
@@ -80,7 +80,9 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
                     : vrev__udp_flow_start(ob->engine, link, &target);
     if (name && f->domain_strategy != VREV_DS_AS_IS)
         return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, f);
-    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, on_dialed, NULL, f);
+    /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
+    return vrev__outbound_dial_counted(ob, link, &target, FREEDOM_RETRY_STEP_MS, info->dialing,
+                                       on_dialed, NULL, f);
 }
 
 static void freedom_destroy(struct vrev__outbound *ob)

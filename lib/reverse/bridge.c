@@ -11,7 +11,14 @@
  * served again within about 100 ms of listening; and when every tunnel is full (max_sessions
  * live), another is opened at once rather than by the 16-sessions average of the 2 s check.
  * A drained tunnel is not checked for silence (the portal sends it no heartbeats): it serves
- * its sessions until the portal closes it. */
+ * its sessions until the portal closes it.
+ *
+ * Against a hostile portal (issue M7): at most limits.tunnels_per_bridge tunnels are open at
+ * once, drained ones included (a portal that drains every tunnel at once would otherwise have
+ * one opened per round trip, for ever); at that cap an idle drained tunnel is closed, at most
+ * once per monitor period, to make room. Each tunnel has at most limits.dials_per_tunnel dials
+ * to local services in progress (a gauge the outbound's dialer counts, proxy.h); a session
+ * beyond it is refused, as one to a target outside allowed_targets is. */
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -32,6 +39,8 @@ struct bworker {
     struct bworker *prev, *next;
     struct vrev__bridge *bridge;
     struct vrev__muxconn *mc;
+    struct vrev__gauge *dialing; /* this tunnel's sessions' dials in progress */
+    bool busy;    /* at dials_per_tunnel (logged once until it is below again) */
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
@@ -39,14 +48,23 @@ struct bworker {
     bool full;    /* max_sessions live: another tunnel was asked for */
 };
 
+/* An allowed target: a network and an address (vrev__bridge_target_parse). */
+struct target {
+    int network;
+    struct vrev__addr addr;
+};
+
 struct vrev__bridge {
     struct vrev__engine *engine;
     char *tag;
     char *domain;
     struct vrev__bridge_opts opts;
-    struct vrev__addr *allowed;
+    struct target *allowed;
     size_t n_allowed;
     struct bworker workers; /* list head */
+    unsigned n_workers;     /* drained ones included */
+    bool capped;            /* at tunnels_per_bridge (logged once until below again) */
+    struct timeval last_evict; /* the last idle drained tunnel closed to make room */
     struct event *monitor;
     uint32_t backoff_ms;       /* next redial delay after a failure */
     struct timeval fail_since; /* when the tunnels were last lost (or the bridge started) */
@@ -84,7 +102,9 @@ static void worker_free(struct bworker *w)
     b->stats.bytes_up += rx;
     b->stats.bytes_down += tx;
     vrev__muxconn_free(w->mc);
+    vrev__gauge_unref(w->dialing); /* dials still in progress keep it until they end */
     b->stats.tunnels_closed++;
+    b->n_workers--;
     vrev__free(b->engine->ctx, w);
     if (was_up)
         notify(b, VREV_EVENT_TUNNEL_DOWN);
@@ -147,14 +167,65 @@ static bool has_room(const struct bworker *w)
 
 /* --- sessions ------------------------------------------------------------------------------ */
 
-static bool allowed(const struct vrev__bridge *b, const struct vrev__addr *t)
+int vrev__bridge_target_parse(const char *text, int *network, struct vrev__addr *a)
+{
+    *network = VREV_NET_TCP;
+    if (!text)
+        return VREV_ERR_INVAL;
+    if (!strncmp(text, "tcp:", 4) || !strncmp(text, "udp:", 4)) {
+        *network = text[0] == 't' ? VREV_NET_TCP : VREV_NET_UDP;
+        text += 4;
+    }
+    return vrev__addr_from_hostport(a, text);
+}
+
+/* Exactly one of the allowed targets: the same network and address (no resolving, no other
+ * spelling: "localhost" or "127.1" are not 127.0.0.1). */
+static bool allowed(const struct vrev__bridge *b, int network, const struct vrev__addr *t)
 {
     if (!b->n_allowed)
         return true;
     for (size_t i = 0; i < b->n_allowed; i++)
-        if (vrev__addr_equal(&b->allowed[i], t))
+        if (b->allowed[i].network == network && vrev__addr_equal(&b->allowed[i].addr, t))
             return true;
     return false;
+}
+
+static void refuse(struct vrev__bridge *b, const char *host, const struct vrev__link_info *info,
+                   const char *why)
+{
+    if (b->notify)
+        b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
+    char t[VREV_MUX_TARGET_MAX];
+    vrev__addr_target_text(&info->target, t, sizeof(t));
+    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] refused session to %s:%s: %s",
+              b->tag ? b->tag : "", info->network == VREV_NET_UDP ? "udp" : "tcp", t, why);
+}
+
+/* A tunnel's dials in progress at the cap: refused (a portal's burst of New frames would
+ * otherwise open as many connections to the local service). Logged when the cap is reached,
+ * again only after it was below. */
+static bool dials_full(struct bworker *w, const char *host, const struct vrev__link_info *info)
+{
+    struct vrev__bridge *b = w->bridge;
+    uint64_t cap = b->engine->limits.dials_per_tunnel;
+    if (w->dialing->n < cap) {
+        w->busy = false;
+        return false;
+    }
+    b->stats.dials_refused++;
+    if (b->notify)
+        b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
+    if (!w->busy) {
+        w->busy = true;
+        char t[VREV_MUX_TARGET_MAX];
+        vrev__addr_target_text(&info->target, t, sizeof(t));
+        vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] %u dials in progress on a tunnel (dialsPerTunnel): refusing sessions "
+                  "(first: %s) until one ends",
+                  b->tag ? b->tag : "", w->dialing->n, t);
+    }
+    return true;
 }
 
 /* A tunnel now at max_sessions takes no more (the codec refuses them): with no other tunnel that
@@ -195,16 +266,14 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
     info.network = vrev_mux_frame_network(f);
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
         return NULL;
-    if (!allowed(b, &info.target)) {
+    if (!allowed(b, info.network, &info.target)) {
         b->stats.refused++;
-        if (b->notify)
-            b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
-        char t[VREV_MUX_TARGET_MAX];
-        vrev__addr_target_text(&info.target, t, sizeof(t));
-        vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "[%s] refused session to %s: not an allowed target", b->tag ? b->tag : "", t);
+        refuse(b, host, &info, "not an allowed target");
         return NULL;
     }
+    if (dials_full(w, host, &info))
+        return NULL;
+    info.dialing = w->dialing;
     struct bufferevent *pair[2];
     if (bufferevent_pair_new(b->engine->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
                              pair) < 0)
@@ -294,7 +363,15 @@ static int new_tunnel(struct vrev__bridge *b)
                                                  on_closed};
     w->bridge = b;
     w->active = true;
+    w->dialing = vrev__gauge_new(ctx);
+    if (!w->dialing) {
+        bufferevent_free(pair[0]);
+        bufferevent_free(pair[1]);
+        vrev__free(ctx, w);
+        return VREV_ERR_NOMEM;
+    }
     event_base_gettimeofday_cached(ctx->base, &w->last_rx);
+    b->n_workers++;
     w->next = b->workers.next;
     w->prev = &b->workers;
     b->workers.next->prev = w;
@@ -317,6 +394,41 @@ static int new_tunnel(struct vrev__bridge *b)
     vrev__addr_from_text(&info.target, b->domain, 0);
     vrev__dispatch(b->engine, &info, pair[0]);
     return 0;
+}
+
+/* A drained tunnel that carries no session (its control session aside). */
+static bool idle_drained(const struct bworker *w)
+{
+    return !w->active && vrev__muxconn_active(w->mc) <= (w->control ? 1u : 0u);
+}
+
+/* Another tunnel, unless limits.tunnels_per_bridge are open (drained ones too: each holds a
+ * connection). At the cap, the oldest idle drained tunnel is closed to make room, at most once
+ * per monitor period: a portal that drains every tunnel at once gets one new tunnel per period,
+ * not one per round trip. */
+static void open_tunnel(struct vrev__bridge *b, const struct timeval *now)
+{
+    uint64_t cap = b->engine->limits.tunnels_per_bridge;
+    if (b->n_workers >= cap && ms_between(&b->last_evict, now) >= b->opts.monitor_ms)
+        for (struct bworker *w = b->workers.prev; w != &b->workers; w = w->prev)
+            if (idle_drained(w)) { /* the list's tail is the oldest */
+                b->last_evict = *now;
+                worker_free(w);
+                break;
+            }
+    if (b->n_workers < cap) {
+        b->capped = false;
+        new_tunnel(b);
+        return;
+    }
+    b->stats.tunnels_capped++;
+    if (!b->capped) {
+        b->capped = true;
+        vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "[%s] %u tunnels open (tunnelsPerBridge), drained ones included: opening no "
+                  "more until one closes",
+                  b->tag ? b->tag : "", b->n_workers);
+    }
 }
 
 static bool dead(struct vrev__bridge *b, struct bworker *w, const struct timeval *now)
@@ -359,7 +471,7 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
     }
     b->stats.tunnels_active = active;
     if (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel)
-        new_tunnel(b);
+        open_tunnel(b, &now);
     schedule(b, b->opts.monitor_ms);
 }
 
@@ -392,7 +504,8 @@ static int copy_opts(struct vrev__bridge *b, const char *tag, const struct vrev_
             return VREV_ERR_NOMEM;
     }
     for (size_t i = 0; i < o->n_allowed_targets; i++, b->n_allowed++) {
-        int rc = vrev__addr_from_hostport(&b->allowed[i], o->allowed_targets[i]);
+        struct target *t = &b->allowed[i];
+        int rc = vrev__bridge_target_parse(o->allowed_targets[i], &t->network, &t->addr);
         if (rc < 0)
             return rc;
     }

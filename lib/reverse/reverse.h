@@ -61,8 +61,17 @@ struct vrev__bridge_opts {
     /* Live sessions one tunnel accepts, its control session included (beyond: End|Error);
      * with every tunnel full, another is opened at once. 0: 65535 (Mux.Cool's ids). */
     unsigned max_sessions;
-    /* If set, the only targets sessions may reach ("host:port" strings as vrev__addr text);
-     * others are refused with End|Error and counted. NULL: route everything. */
+    /* If set (n_allowed_targets > 0), the only targets sessions may reach; others are
+     * refused with End|Error, counted (refused) and logged. Each entry is a string
+     *     [tcp:|udp:]HOST:PORT     (no prefix: tcp)
+     * read by vrev__bridge_target_parse(): HOST is an IPv4 literal, an IPv6 literal in
+     * brackets or a name (a target name such as "default", with port 0, is a name). A
+     * session matches an entry when its network is the entry's and its target, as the mux
+     * codec reads it, is the same address: same type, same bytes, same port. Nothing is
+     * resolved or normalised beyond the codec's own reading (an IP literal sent as a domain
+     * and an IPv4-mapped IPv6 address are the IPv4 address, as in V2Ray): "localhost",
+     * "127.1", "0x7f.1" or "2130706433" are names, never 127.0.0.1. The strings are copied.
+     * n_allowed_targets 0: route everything. */
     const char *const *allowed_targets;
     size_t n_allowed_targets;
 };
@@ -73,6 +82,8 @@ struct vrev__bridge_stats {
     uint64_t tunnels_dead; /* closed for missed heartbeats */
     uint64_t sessions;
     uint64_t refused;      /* sessions to targets outside allowed_targets */
+    uint64_t dials_refused; /* sessions refused: limits.dials_per_tunnel dials in progress */
+    uint64_t tunnels_capped; /* tunnels wanted but not opened: limits.tunnels_per_bridge */
     uint64_t drains;       /* DRAIN messages received */
     unsigned tunnels_active;
     uint64_t bytes_up;     /* portal -> local services */
@@ -95,6 +106,11 @@ typedef void (*vrev__reverse_notify_fn)(int event, const char *name, uint64_t up
 void vrev__portal_set_notify(struct vrev__outbound *portal, vrev__reverse_notify_fn fn,
                              void *user);
 void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn, void *user);
+
+/* Read one allowed target, "[tcp:|udp:]HOST:PORT" (see struct vrev__bridge_opts): *network
+ * gets VREV_NET_TCP or VREV_NET_UDP, *a the address. A "tcp:" or "udp:" prefix is always a
+ * prefix (a host named "tcp" is written "tcp:tcp:80"). Returns 0 or VREV_ERR_ADDR_*. */
+int vrev__bridge_target_parse(const char *text, int *network, struct vrev__addr *a);
 
 /* Is `host` one of the internal control domains? */
 bool vrev__is_control_domain(const char *host, size_t len);
