@@ -20,6 +20,10 @@
  * metaLen counts the bytes after itself (4..512). Bytes of metadata beyond those understood
  * are ignored, as V2Ray does.
  *
+ * The codec's own replies: End|Error for a New beyond the session cap, and End for a Keep with
+ * data on an id that is not live, the latter at most once per id until the id is live again
+ * (V2Ray answers every such frame; a peer could turn a stream of them into a stream of Ends).
+ *
  * Any protocol error (bad metaLen, status, network or address, an oversized packet, a
  * duplicate New) is fatal for the whole mux connection: vrev_mux_feed() returns the error,
  * and every later call returns VREV_ERR_MUX_CLOSED. The caller closes the connection.

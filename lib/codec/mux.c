@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "mux_ext.h"
 #include "mux_frame.h"
+#include "mux_guard.h"
 #include "mux_table.h"
 
 #define LOG_COMPONENT "mux"
@@ -22,6 +23,13 @@ struct vrev_mux {
     uint16_t next_id; /* client: last id allocated */
     uint64_t total;
     uint64_t refused;
+
+    /* abuse bounds (mux_guard.h) */
+    uint8_t *answered;  /* a bit per id answered with End in this window (NULL: none yet) */
+    bool answered_any;  /* some bit is set */
+    uint32_t empty;     /* empty frames in this window */
+    uint32_t empty_cap; /* 0: none */
+    struct vrev__mux_guard_stats guard;
 
     /* input */
     uint8_t *rbuf; /* reassembly of a frame split across feeds */
@@ -128,6 +136,7 @@ static void destroy(vrev_mux *m)
     vrev__mux_table_free(ctx, &m->sessions);
     vrev__buf_free(ctx, &m->out);
     vrev__free(ctx, m->rbuf);
+    vrev__free(ctx, m->answered);
     vrev__free(ctx, m);
 }
 
@@ -192,6 +201,50 @@ static int queue_stream(vrev_mux *m, uint16_t sid, const uint8_t *data, size_t l
     return 0;
 }
 
+/* --- abuse bounds (mux_guard.h) ----------------------------------------------------------- */
+
+#define ID_BITS_BYTES (0x10000 / 8)
+
+/* An id that is live again may be answered again once it dies. */
+static void forget_answer(vrev_mux *m, uint16_t sid)
+{
+    if (m->answered)
+        m->answered[sid >> 3] &= (uint8_t) ~(1u << (sid & 7));
+}
+
+/* Whether sid may be answered now; marks it answered. Without memory for the bitmap the
+ * answer is skipped: it is a courtesy, never needed for correctness (the End that ended the
+ * session went out when it ended). */
+static bool may_answer(vrev_mux *m, uint16_t sid)
+{
+    if (!m->answered && !(m->answered = vrev__calloc(m->ctx, 1, ID_BITS_BYTES)))
+        return false;
+    uint8_t bit = (uint8_t)(1u << (sid & 7));
+    if (m->answered[sid >> 3] & bit)
+        return false;
+    m->answered[sid >> 3] |= bit;
+    m->answered_any = true;
+    return true;
+}
+
+void vrev__mux_new_window(vrev_mux *m)
+{
+    if (m->answered_any)
+        memset(m->answered, 0, ID_BITS_BYTES);
+    m->answered_any = false;
+    m->empty = 0;
+}
+
+void vrev__mux_set_empty_cap(vrev_mux *m, uint32_t cap)
+{
+    m->empty_cap = cap;
+}
+
+void vrev__mux_guard_stats(const vrev_mux *m, struct vrev__mux_guard_stats *st)
+{
+    *st = m->guard;
+}
+
 static int alloc_id(vrev_mux *m, uint16_t *sid)
 {
     /* Pre-increment like V2Ray (first id 1), skip 0 and live ids after a wrap. */
@@ -249,6 +302,8 @@ int vrev__mux_open_ext(vrev_mux *m, int network, const char *host, uint16_t port
         rc = queue_stream(m, id, data + first, len - first);
     if (rc == 0 && !vrev__mux_table_insert(m->ctx, &m->sessions, id, (uint8_t)network))
         rc = VREV_ERR_NOMEM;
+    if (rc == 0)
+        forget_answer(m, id);
     if (rc < 0) {
         vrev__buf_truncate(&m->out, mark); /* nothing of a failed open leaves the codec */
         m->next_id--;
@@ -440,9 +495,28 @@ static int fail(vrev_mux *m, int err, uint64_t offset)
         (m)->depth--;                                                                              \
     } while (0)
 
+/* An End the codec queues by itself in answer to input (counted: mux_guard.h). */
 static int reply_end(vrev_mux *m, uint16_t sid, uint8_t option)
 {
-    return queue_frame(m, sid, VREV_MUX_END, option, 0, NULL, NULL, 0, 0);
+    size_t before = vrev__buf_len(&m->out);
+    int rc = queue_frame(m, sid, VREV_MUX_END, option, 0, NULL, NULL, 0, 0);
+    m->guard.reply_bytes += vrev__buf_len(&m->out) - before;
+    return rc;
+}
+
+/* KeepAlive, or a Keep that carries neither payload nor an extension block. */
+static int count_empty(vrev_mux *m, const struct vrev_mux_frame *f)
+{
+    if (f->status == VREV_MUX_KEEP ? f->data_len || f->ext_len : f->status != VREV_MUX_KEEPALIVE)
+        return 0;
+    m->guard.empty_frames++;
+    if (m->empty_cap && ++m->empty > m->empty_cap) {
+        vrev__log(m->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "more than %u empty frames in one window (a flood): closing the mux",
+                  m->empty_cap);
+        return VREV_ERR_RANGE;
+    }
+    return 0;
 }
 
 static int on_new(vrev_mux *m, const struct vrev_mux_frame *f)
@@ -462,6 +536,7 @@ static int on_new(vrev_mux *m, const struct vrev_mux_frame *f)
     }
     if (!vrev__mux_table_insert(m->ctx, &m->sessions, f->sid, f->network))
         return VREV_ERR_NOMEM;
+    forget_answer(m, f->sid);
     m->total++;
     if (m->cb.on_open)
         CALL(m, rc, on_open, f->sid, f);
@@ -477,8 +552,12 @@ static int on_keep(vrev_mux *m, const struct vrev_mux_frame *f)
     if (!(f->option & VREV_MUX_OPT_DATA))
         return 0;
     struct vrev__mux_session *s = vrev__mux_table_find(&m->sessions, f->sid);
-    if (!s) /* the peer still talks to a session we dropped: tell it again */
-        return reply_end(m, f->sid, 0);
+    if (!s) { /* the peer still talks to a session we dropped: tell it again, once a window */
+        if (may_answer(m, f->sid))
+            return reply_end(m, f->sid, 0);
+        m->guard.replies_skipped++;
+        return 0;
+    }
     if (s->network == VREV_NET_UDP && f->data_len > VREV_MUX_PACKET_MAX)
         return VREV_ERR_MUX_PACKET_SIZE;
     if (f->data && f->data_len && m->cb.on_data) /* no data pointer: it comes in pieces */
@@ -501,7 +580,9 @@ static int on_end(vrev_mux *m, const struct vrev_mux_frame *f)
 
 static int process(vrev_mux *m, struct vrev_mux_frame *f)
 {
-    int rc = 0;
+    int rc = count_empty(m, f);
+    if (rc < 0)
+        return rc;
     if (m->cb.on_frame) {
         CALL(m, rc, on_frame, f);
         if (rc < 0 || m->free_pending)

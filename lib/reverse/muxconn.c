@@ -12,11 +12,22 @@
 
 #include "codec/mux_ext.h"
 #include "codec/mux_frame.h"
+#include "codec/mux_guard.h"
 #include "core/core.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
 
 #define LOG_COMPONENT "mux"
+/* Abuse bounds (RELIABILITY §2.5). Frames the receiver queues by itself in answer to input
+ * (End for a dead id, End|Error refusing a New) may add this much to an output that has
+ * reached its high-water mark; past it the tunnel is not read until the peer has taken half
+ * of its output: a peer that sends and never reads cannot make us queue answers for ever. */
+#define REPLY_ALLOWANCE 65536
+/* The codec's window (an id is answered once per window), and the empty frames (KeepAlive,
+ * Keep carrying nothing) one window may bring before the tunnel is closed: neither V2Ray nor
+ * vrev sends them but once in a while (a HELLO, a Keep with no data). */
+#define WINDOW_MS 10000
+#define EMPTY_FRAMES_MAX 1000
 
 struct msession {
     struct msession *prev, *next;
@@ -64,6 +75,15 @@ struct vrev__muxconn {
     bool peer_flow;                 /* the peer's HELLO offered flow control */
     uint32_t peer_window;           /* ... and the window it grants each session */
     unsigned withheld;              /* sessions whose grant waits for held to come down */
+    /* abuse bounds (RELIABILITY §2.5) */
+    uint64_t session_rate, session_burst; /* SERVER: new sessions per second, bucket size */
+    uint64_t tokens_milli;                /* the bucket's tokens x 1000 */
+    int64_t refilled_ms;                  /* when the bucket was last refilled */
+    int64_t window_ms;                    /* when the codec's window began (mux_guard.h) */
+    uint64_t refusal_bytes;               /* End frames of sessions refused here (rate, on_open) */
+    uint64_t replies_at_full;             /* replies queued when the output last reached hwm */
+    bool reply_hold; /* not reading: replies past the allowance wait for the peer */
+    struct vrev__muxconn_stats stats;
     int busy;
     bool free_pending;
 };
@@ -77,6 +97,71 @@ static void grant(struct msession *s);
 static void release_withheld(struct vrev__muxconn *mc);
 static void arm_stall(struct vrev__muxconn *mc);
 static void reset_session(struct msession *s);
+
+/* --- abuse bounds ------------------------------------------------------------------------- */
+
+static int64_t now_ms(const struct vrev__muxconn *mc)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(mc->ctx->base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* SERVER: a token for a new session, if the bucket has one. */
+static bool take_token(struct vrev__muxconn *mc)
+{
+    int64_t now = now_ms(mc);
+    if (now < mc->refilled_ms) /* the clock went back */
+        mc->refilled_ms = now;
+    uint64_t cap = mc->session_burst * 1000,
+             add = (uint64_t)(now - mc->refilled_ms) * mc->session_rate;
+    mc->tokens_milli = add >= cap - mc->tokens_milli ? cap : mc->tokens_milli + add;
+    mc->refilled_ms = now;
+    if (mc->tokens_milli < 1000)
+        return false;
+    mc->tokens_milli -= 1000;
+    return true;
+}
+
+/* Bytes of the frames queued in answer to input, by the codec and by us. */
+static uint64_t replies(const struct vrev__muxconn *mc)
+{
+    struct vrev__mux_guard_stats g;
+    vrev__mux_guard_stats(mc->mux, &g);
+    return g.reply_bytes + mc->refusal_bytes;
+}
+
+/* Refuse session sid (End|Error), counting the End as a reply. */
+static int refuse(struct vrev__muxconn *mc, uint16_t sid)
+{
+    size_t before = vrev_mux_pending(mc->mux, NULL);
+    int rc = vrev_mux_end(mc->mux, sid, 1);
+    size_t after = vrev_mux_pending(mc->mux, NULL);
+    mc->refusal_bytes += after > before ? after - before : 0;
+    return rc;
+}
+
+/* Answers past the allowance while the output is full: stop reading until it drains. */
+static bool over_reply_allowance(struct vrev__muxconn *mc)
+{
+    if (!mc->tx_paused || mc->reply_hold || replies(mc) - mc->replies_at_full <= REPLY_ALLOWANCE)
+        return mc->reply_hold;
+    mc->reply_hold = true;
+    mc->stats.reply_holds++;
+    vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              "the peer does not read the answers to its frames: tunnel not read until it does");
+    return true;
+}
+
+/* A new window of the codec's bounds, every WINDOW_MS. */
+static void tick_window(struct vrev__muxconn *mc)
+{
+    int64_t now = now_ms(mc);
+    if (now - mc->window_ms >= WINDOW_MS || now < mc->window_ms) {
+        vrev__mux_new_window(mc->mux);
+        mc->window_ms = now;
+    }
+}
 
 /* --- sessions ------------------------------------------------------------------------------ */
 
@@ -139,7 +224,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
  * (never from here: this runs inside the codec's callbacks too). */
 static void resume_reading(struct vrev__muxconn *mc)
 {
-    if (mc->blocked || mc->over_cap)
+    if (mc->blocked || mc->over_cap || mc->reply_hold)
         return;
     if (mc->stall && !mc->withheld)
         evtimer_del(mc->stall);
@@ -246,6 +331,7 @@ static void check_tx(struct vrev__muxconn *mc)
     struct evbuffer *out = bufferevent_get_output(mc->transport);
     if (!mc->tx_paused && evbuffer_get_length(out) >= mc->hwm) {
         mc->tx_paused = true;
+        mc->replies_at_full = replies(mc);
         set_locals_reading(mc, false);
         bufferevent_setwatermark(mc->transport, EV_WRITE, mc->hwm / 2, 0);
     }
@@ -270,6 +356,10 @@ static void transport_write(struct bufferevent *bev, void *arg)
         mc->tx_paused = false;
         bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
         set_locals_reading(mc, true);
+        if (mc->reply_hold) { /* the peer reads again: so do we */
+            mc->reply_hold = false;
+            resume_reading(mc);
+        }
     }
 }
 
@@ -479,11 +569,20 @@ static int mux_frame(vrev_mux *mux, const vrev_mux_frame *f, void *user)
 static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *user)
 {
     struct vrev__muxconn *mc = user;
+    if (!take_token(mc)) { /* "Rapid Reset": nothing is dialled or allocated for it */
+        mc->stats.refused_rate++;
+        vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  "session %u refused: the peer opens more than %llu sessions a second "
+                  "(burst %llu); %llu refused so far",
+                  sid, (unsigned long long)mc->session_rate, (unsigned long long)mc->session_burst,
+                  (unsigned long long)mc->stats.refused_rate);
+        return refuse(mc, sid);
+    }
     struct bufferevent *local = mc->cbs.on_open ? mc->cbs.on_open(mc, sid, f, mc->user) : NULL;
     if (vrev_mux_session_user(mux, sid)) /* kept internal */
         return 0;
     if (!local)
-        return vrev_mux_end(mux, sid, 1);
+        return refuse(mc, sid);
     struct msession *s = session_new(mc, sid, local, vrev_mux_frame_network(f) == VREV_NET_UDP);
     if (!s) {
         vrev__bev_close(local, 1);
@@ -604,8 +703,9 @@ static void transport_read(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec vec;
     mc->busy++;
+    tick_window(mc);
     while (!mc->closed && !mc->blocked && !mc->over_cap && !mc->free_pending &&
-           evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
+           !over_reply_allowance(mc) && evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         size_t used = 0;
         mc->seg = vec.iov_base;
         mc->seg_len = vec.iov_len;
@@ -622,10 +722,12 @@ static void transport_read(struct bufferevent *bev, void *arg)
             fail(mc, rc);
             break;
         }
+        if (!mc->free_pending)
+            flush(mc); /* answers count against the output limit as they are made */
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        if (mc->blocked || mc->over_cap)
+        if (mc->blocked || mc->over_cap || mc->reply_hold)
             bufferevent_disable(bev, EV_READ);
     }
     leave(mc);
@@ -946,6 +1048,11 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         evtimer_add(mc->sweep, &tv);
     }
     vrev_mux_set_partial_data(mc->mux, 1);
+    vrev__mux_set_empty_cap(mc->mux, EMPTY_FRAMES_MAX);
+    mc->session_rate = ctx->limits.session_rate;
+    mc->session_burst = ctx->limits.session_burst;
+    mc->tokens_milli = mc->session_burst * 1000;
+    mc->refilled_ms = mc->window_ms = now_ms(mc);
     if (mc->flow_window) {
         send_hello(mc);
         flush(mc);
@@ -1035,6 +1142,23 @@ int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error)
     }
     flush(mc);
     return rc;
+}
+
+void vrev__muxconn_set_session_rate(struct vrev__muxconn *mc, uint64_t rate, uint64_t burst)
+{
+    mc->session_rate = rate ? rate : 1;
+    mc->session_burst = burst ? burst : 1;
+    if (mc->tokens_milli > mc->session_burst * 1000)
+        mc->tokens_milli = mc->session_burst * 1000;
+}
+
+void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *st)
+{
+    struct vrev__mux_guard_stats g;
+    vrev__mux_guard_stats(mc->mux, &g);
+    *st = mc->stats;
+    st->replies_skipped = g.replies_skipped;
+    st->empty_frames = g.empty_frames;
 }
 
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc)

@@ -38,7 +38,16 @@ struct vrev__muxconn_cbs {
     void (*on_closed)(struct vrev__muxconn *mc, int err, void *user);
 };
 
-/* Take over `transport` (freed with the muxconn). */
+/* What a peer's abuse has cost (RELIABILITY §2.5). */
+struct vrev__muxconn_stats {
+    uint64_t refused_rate;    /* New frames refused over the session rate (End|Error) */
+    uint64_t replies_skipped; /* Keep frames for dead ids not answered (answered already) */
+    uint64_t reply_holds;     /* times reading stopped: replies past the output limit */
+    uint64_t empty_frames;    /* KeepAlive / empty Keep frames received */
+};
+
+/* Take over `transport` (freed with the muxconn). A SERVER takes new sessions at the rate
+ * of the context's limits (sessionRate, sessionBurst) until vrev__muxconn_set_session_rate(). */
 int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
                       const struct vrev__policy *policy, const struct vrev__muxconn_cbs *cbs,
                       void *user, struct vrev__muxconn **out);
@@ -60,6 +69,12 @@ void vrev__muxconn_keep_internal(struct vrev__muxconn *mc, uint16_t sid);
 int vrev__muxconn_send_internal(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *data,
                                 size_t len);
 int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error);
+
+/* SERVER: new sessions accepted per second and at once (a token bucket; RELIABILITY §2.5,
+ * "Rapid Reset"): a New beyond it is refused with End|Error before anything is dialled or
+ * allocated for it, and counted. An engine passes its own limits (engine->limits). */
+void vrev__muxconn_set_session_rate(struct vrev__muxconn *mc, uint64_t rate, uint64_t burst);
+void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *st);
 
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc);
 /* The transport is not being read by our own choice: a session's local side (or all of them,

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "codec/mux_guard.h"
 #include "testutil.h"
 #include "vrev.h"
 
@@ -584,6 +585,56 @@ static void test_server_sessions(void **state)
     h_done(&h);
 }
 
+/* Keep with data for a dead id: End once, until the id is live again or a window begins
+ * (RELIABILITY §2.5: "answer at most once per ID per window"). */
+static void test_dead_id_answered_once(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init(&h, VREV_MUX_SERVER);
+    assert_int_equal(h_feed_hex(&h, "000400090201 0001 78 000400090201 0001 78"
+                                    "000400090201 0001 78"),
+                     0);
+    h_expect_out(&h, "000400090300");
+    assert_int_equal(h_feed_hex(&h, "000400090201 0001 78"), 0);
+    assert_int_equal(vrev_mux_pending(h.mux, NULL), 0);
+    struct vrev__mux_guard_stats st;
+    vrev__mux_guard_stats(h.mux, &st);
+    assert_int_equal(st.replies_skipped, 3);
+    assert_int_equal(st.reply_bytes, 6);
+    vrev__mux_new_window(h.mux);
+    assert_int_equal(h_feed_hex(&h, "000400090201 0001 78 000400090201 0001 78"), 0);
+    h_expect_out(&h, "000400090300");
+    /* live again, then ended: answered again */
+    assert_int_equal(h_feed_hex(&h, "000c 0009 01 00 01 0050 01 7f000001 000400090300"
+                                    "000400090201 0001 78"),
+                     0);
+    h_expect_out(&h, "000400090300");
+    h_done(&h);
+}
+
+/* Empty frames past the cap of a window close the mux; a new window starts the count again.
+ * Keep frames with data, or with an extension block, are not empty. */
+static void test_empty_frame_cap(void **state)
+{
+    (void)state;
+    struct harness h;
+    h_init(&h, VREV_MUX_SERVER);
+    vrev__mux_set_empty_cap(h.mux, 3);
+    assert_int_equal(h_feed_hex(&h, "000c 0002 01 00 01 0050 01 7f000001"), 0);
+    /* KeepAlive, Keep without data, Keep with 0 bytes of data: 3 empty frames */
+    assert_int_equal(h_feed_hex(&h, "000400000400 000400020200 000400020201 0000"), 0);
+    /* Keep with data and Keep with an extension block are not */
+    assert_int_equal(h_feed_hex(&h, "000400020201 0001 61 0006 0002 0200 0102"), 0);
+    vrev__mux_new_window(h.mux);
+    assert_int_equal(h_feed_hex(&h, "000400000400 000400000400 000400000400"), 0);
+    assert_int_equal(h_feed_hex(&h, "000400000400"), VREV_ERR_RANGE);
+    struct vrev__mux_guard_stats st;
+    vrev__mux_guard_stats(h.mux, &st);
+    assert_int_equal(st.empty_frames, 7);
+    h_done(&h);
+}
+
 static void test_server_duplicate_new(void **state)
 {
     (void)state;
@@ -1090,6 +1141,8 @@ int main(void)
         cmocka_unit_test(test_truncated_data),
         cmocka_unit_test(test_server_sessions),
         cmocka_unit_test(test_server_duplicate_new),
+        cmocka_unit_test(test_dead_id_answered_once),
+        cmocka_unit_test(test_empty_frame_cap),
         cmocka_unit_test(test_server_session_cap),
         cmocka_unit_test(test_server_refuse_in_callback),
         cmocka_unit_test(test_udp_limits),
