@@ -110,6 +110,10 @@ struct vrev__cfg_tls {
     struct vrev__strlist alpn; /* n == 0: the default */
     struct vrev__cfg_cert *certs;
     size_t n_certs;
+    /* pinnedPeerCertificateChainSha256 (v2fly 4.38's key; 4.34 ignores it): SHA-256 chain
+     * hashes (net/tls_pin.h), base64 in the file. Client only (a server warns and ignores). */
+    uint8_t (*pins)[32];
+    size_t n_pins;
 };
 
 enum vrev__cfg_tproxy {

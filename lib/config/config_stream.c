@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "config/config_internal.h"
+#include "net/tls_pin.h"
 
 static int check_network(vrev__cfg_loader *L, json_t *obj)
 {
@@ -137,18 +138,59 @@ static int parse_certs(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_tls *t
     return 0;
 }
 
-static int parse_tls(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_tls *tls)
+/* As v2fly 4.38 reads it: an array of base64 strings (Go's StdEncoding). V2Ray takes a value
+ * of any length and then matches no chain with it; a pin that is not 32 bytes is refused here.
+ * A server has no use for pins (V2Ray checks them only on a certificate it verifies). */
+static int parse_pins(vrev__cfg_loader *L, json_t *obj, bool server, struct vrev__cfg_tls *tls)
 {
-    static const char *const known[] = {
-        "serverName",        "allowInsecure",           "alpn", "certificates",
-        "disableSystemRoot", "enableSessionResumption", NULL};
+    json_t *arr, *e;
+    const char *key;
+    size_t i;
+    VREV_CFG_TRY(vrev__cfg_array(L, obj, "pinnedPeerCertificateChainSha256", &arr, &key));
+    if (!arr || !json_array_size(arr))
+        return 0;
+    vrev__cfg_push_key(L, key);
+    if (server) {
+        vrev__cfg_warn(L, true, "ignored: a server does not check its clients' certificates");
+        vrev__cfg_pop(L);
+        return 0;
+    }
+    if (!(tls->pins = vrev__cfg_alloc(L, json_array_size(arr), sizeof(*tls->pins))))
+        return vrev__cfg_nomem(L);
+    json_array_foreach(arr, i, e)
+    {
+        vrev__cfg_push_index(L, i);
+        if (!json_is_string(e))
+            return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "expected a string");
+        if (vrev__tls_pin_from_base64(json_string_value(e), json_string_length(e), tls->pins[i]))
+            return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                                  "not a certificate chain's SHA-256: need the 32 bytes in "
+                                  "standard base64 (44 characters, ending in '=')");
+        vrev__cfg_pop(L);
+    }
+    tls->n_pins = json_array_size(arr);
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+static int parse_tls(vrev__cfg_loader *L, json_t *obj, bool server, struct vrev__cfg_tls *tls)
+{
+    static const char *const known[] = {"serverName",
+                                        "allowInsecure",
+                                        "alpn",
+                                        "certificates",
+                                        "disableSystemRoot",
+                                        "enableSessionResumption",
+                                        "pinnedPeerCertificateChainSha256",
+                                        NULL};
     const char *key;
     vrev__cfg_check_keys(L, obj, known);
     VREV_CFG_TRY(vrev__cfg_string(L, obj, "serverName", &tls->server_name, NULL));
     if (tls->server_name && !tls->server_name[0])
         tls->server_name = NULL;
     VREV_CFG_TRY(vrev__cfg_bool(L, obj, "allowInsecure", &tls->allow_insecure));
-    if (tls->allow_insecure) {
+    VREV_CFG_TRY(parse_pins(L, obj, server, tls));
+    if (tls->allow_insecure && !tls->n_pins) {
         vrev__cfg_get(L, obj, "allowInsecure", &key);
         vrev__cfg_push_key(L, key);
         vrev__cfg_warn(L, false,
@@ -209,7 +251,7 @@ static int parse_security(vrev__cfg_loader *L, json_t *obj, bool server,
     out->security = VREV_CFG_SECURITY_TLS;
     if (tls) {
         vrev__cfg_push_key(L, key);
-        VREV_CFG_TRY(parse_tls(L, tls, &out->tls));
+        VREV_CFG_TRY(parse_tls(L, tls, server, &out->tls));
     }
     if (server && !has_server_cert(&out->tls))
         return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,

@@ -59,8 +59,9 @@ static int make_tls(vrev_instance *inst, const struct vrev__cfg_stream *s, bool 
     /* As V2Ray: the client trusts the system roots and every certificate listed. */
     struct vrev__tls_client_opts co = {t->server_name, t->allow_insecure,
                                        t->disable_system_root, pem, n_pem, files, n_files,
-                                       t->alpn.v, t->alpn.n, NULL, 0};
-    if (t->allow_insecure)
+                                       t->alpn.v, t->alpn.n,
+                                       (const uint8_t(*)[32])t->pins, t->n_pins};
+    if (t->allow_insecure && !t->n_pins)
         vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
                   "[%s] allowInsecure: the server's certificate is not checked", tag);
     return vrev__tls_client_ctx_new(inst->ctx, &co, out, msg, len);

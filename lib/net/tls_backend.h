@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "tls.h"
+#include "tls_pin.h"
 
 /* Engine results besides a byte count > 0 (read, write) or 0 (handshake, close_notify done). */
 #define VREV__TLS_AGAIN (-1)  /* blocked: more input needed below (or the chaos hook said so) */
@@ -43,6 +44,10 @@ struct vrev__tls_common {
     bool server;
     bool insecure;     /* client: verify nothing */
     char *server_name; /* client: configured name (our copy) or NULL */
+    /* client: pinned chain hashes (our copy; tls_pin.h). With any, a backend's handshake
+     * fails unless the peer's chain hashes to one of them, whatever `insecure` says. */
+    uint8_t (*pins)[VREV__TLS_PIN_LEN];
+    size_t n_pins;
 };
 
 static inline struct vrev__tls_common *vrev__tls_common_of(struct vrev__tls_ctx *t)
@@ -63,6 +68,7 @@ struct vrev__tls_client_material {
     size_t n_cas;
     bool system_roots;
     bool insecure;
+    bool pinned; /* the context will have pins (common.pins, filled in afterwards) */
     const char *const *alpn;
     size_t n_alpn;
 };
@@ -94,6 +100,9 @@ struct vrev__tls_engine;
 int vrev__tls_engine_new(struct vrev__tls_ctx *t, struct vrev__tls_io *io, const char *name,
                          bool is_ip, struct vrev__tls_engine **out);
 void vrev__tls_engine_free(struct vrev__tls_engine *e);
+/* 0 once the handshake is done. A client with pins checks the peer's chain as it was sent
+ * against them (vrev__tls_pin_check) where the library verifies certificates, so that a
+ * mismatch fails the handshake with an alert to the server, before any application byte. */
 int vrev__tls_engine_handshake(struct vrev__tls_engine *e);
 int vrev__tls_engine_read(struct vrev__tls_engine *e, uint8_t *buf, size_t len);
 int vrev__tls_engine_write(struct vrev__tls_engine *e, const uint8_t *buf, size_t len);

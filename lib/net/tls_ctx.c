@@ -93,15 +93,35 @@ static char *dup_str(vrev_ctx *ctx, const char *s)
     return d;
 }
 
+static void free_common(struct vrev__tls_common *c)
+{
+    vrev__free(c->ctx, c->server_name);
+    vrev__free(c->ctx, c->pins);
+    c->server_name = NULL;
+    c->pins = NULL;
+    c->n_pins = 0;
+}
+
 static int finish_ctx(vrev_ctx *ctx, struct vrev__tls_ctx *t, bool server, bool insecure,
-                      const char *server_name, struct vrev__tls_ctx **out)
+                      const struct vrev__tls_client_opts *o, struct vrev__tls_ctx **out)
 {
     struct vrev__tls_common *c = vrev__tls_common_of(t);
     c->ctx = ctx;
     c->refs = 1;
     c->server = server;
     c->insecure = insecure;
-    if (server_name && *server_name && !(c->server_name = dup_str(ctx, server_name))) {
+    const char *name = o ? o->server_name : NULL;
+    bool ok = !(name && *name) || (c->server_name = dup_str(ctx, name));
+    if (ok && o && o->n_pins) {
+        ok = (c->pins = vrev__calloc(ctx, o->n_pins, sizeof(*c->pins))) != NULL;
+        if (ok) {
+            memcpy(c->pins, o->pins, o->n_pins * sizeof(*c->pins));
+            c->n_pins = o->n_pins;
+        }
+    }
+    if (!ok) {
+        c->refs = 0;
+        free_common(c);
         vrev__tls_backend_ctx_destroy(t);
         return VREV_ERR_NOMEM;
     }
@@ -143,7 +163,8 @@ int vrev__tls_client_ctx_new(vrev_ctx *ctx, const struct vrev__tls_client_opts *
     if (out)
         *out = NULL;
     err[0] = '\0';
-    if (!ctx || !o || !out || (o->n_ca_pem && !o->ca_pem) || (o->n_ca_files && !o->ca_files))
+    if (!ctx || !o || !out || (o->n_ca_pem && !o->ca_pem) || (o->n_ca_files && !o->ca_files) ||
+        (o->n_pins && !o->pins) || o->n_pins > 1024)
         return VREV_ERR_INVAL;
     int rc = check_alpn(o->alpn, o->n_alpn, err, err_len);
     size_t n = o->n_ca_pem + o->n_ca_files;
@@ -161,6 +182,7 @@ int vrev__tls_client_ctx_new(vrev_ctx *ctx, const struct vrev__tls_client_opts *
         .n_cas = n,
         .system_roots = !o->disable_system_root && !o->allow_insecure,
         .insecure = o->allow_insecure,
+        .pinned = o->n_pins > 0,
         .alpn = o->alpn,
         .n_alpn = o->n_alpn,
     };
@@ -172,8 +194,21 @@ int vrev__tls_client_ctx_new(vrev_ctx *ctx, const struct vrev__tls_client_opts *
     vrev__free(ctx, bufs);
     vrev__free(ctx, cas);
     if (rc == 0)
-        rc = finish_ctx(ctx, t, false, o->allow_insecure, o->server_name, out);
+        rc = finish_ctx(ctx, t, false, o->allow_insecure, o, out);
     return rc;
+}
+
+/* A private key others may read is one they may have copied: say so (ssh refuses such keys;
+ * a server that would not start over a mode bit would be harsh on containers, where a key
+ * mounted read-only is often 0644). */
+static void check_key_mode(vrev_ctx *ctx, const char *file)
+{
+    struct stat st;
+    if (stat(file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+        vrev__log_all(ctx, VREV_LOG_WARN, "tls",
+                      "private key file '%s' is open to group or others (mode %04o): "
+                      "chmod 600 it",
+                      file, (unsigned)(st.st_mode & 07777));
 }
 
 static int load_one(vrev_ctx *ctx, const char *pem, const char *file, const char *what,
@@ -192,6 +227,8 @@ static int load_one(vrev_ctx *ctx, const char *pem, const char *file, const char
     p->origin = file;
     int rc = vrev__tls_read_file(ctx, file, buf, &p->len, err, err_len);
     p->text = *buf;
+    if (rc == 0 && what[0] == 'k')
+        check_key_mode(ctx, file);
     return rc;
 }
 
@@ -236,8 +273,6 @@ void vrev__tls_ctx_free(struct vrev__tls_ctx *t)
     struct vrev__tls_common *c = vrev__tls_common_of(t);
     if (--c->refs > 0)
         return;
-    vrev_ctx *ctx = c->ctx;
-    vrev__free(ctx, c->server_name);
-    c->server_name = NULL;
+    free_common(c);
     vrev__tls_backend_ctx_destroy(t);
 }

@@ -67,10 +67,12 @@ struct vrev__tls_ctx {
 
 struct vrev__tls_engine {
     vrev_ctx *ctx;
+    const struct vrev__tls_ctx *t; /* a connection holds a reference to its context */
     mbedtls_ssl_context ssl;
     uint8_t ip[16]; /* client checking an IP address */
     size_t ip_len;
     char err[VREV__TLS_ERR_LEN];
+    bool pin_failed; /* err says why */
 };
 
 /* --- errors --------------------------------------------------------------------------------- */
@@ -132,7 +134,9 @@ static const char *alert_name(unsigned char a)
 
 static int engine_fail(struct vrev__tls_engine *e, int ret)
 {
-    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+    if (e->pin_failed) {
+        /* verify_peer said it */
+    } else if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         char info[256], joined[VREV__TLS_ERR_LEN];
         size_t j = 0;
         if (mbedtls_x509_crt_verify_info(info, sizeof(info), "",
@@ -282,8 +286,11 @@ int vrev__tls_backend_client_new(vrev_ctx *ctx, const struct vrev__tls_client_ma
         snprintf(err, err_len, "no trusted certificates: no system store found and none listed");
         rc = VREV_ERR_INVAL;
     }
-    mbedtls_ssl_conf_authmode(&t->conf,
-                              m->insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
+    /* With pins, an insecure client verifies too, leniently: VERIFY_NONE would not look at
+     * the chain at all, and the pin is then the only check (verify_peer). */
+    mbedtls_ssl_conf_authmode(&t->conf, !m->insecure ? MBEDTLS_SSL_VERIFY_REQUIRED
+                                        : m->pinned  ? MBEDTLS_SSL_VERIFY_OPTIONAL
+                                                     : MBEDTLS_SSL_VERIFY_NONE);
     mbedtls_ssl_conf_ca_chain(&t->conf, &t->cas, NULL);
     if (rc == 0)
         rc = set_alpn(t, m->alpn, m->n_alpn);
@@ -387,12 +394,35 @@ static bool crt_has_ip(const mbedtls_x509_crt *crt, const uint8_t *ip, size_t ip
     return false;
 }
 
-static int verify_ip(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+/* Pins (tls_pin.h): at depth 0, called last, crt is the first certificate the peer sent and
+ * ->next the others in the order they came, each with its raw DER. A mismatch is a fatal
+ * error of the callback (not a flag: an insecure client verifies with VERIFY_OPTIONAL, which
+ * lets flags pass), so the handshake ends with an alert. */
+static int check_pins(struct vrev__tls_engine *e, const mbedtls_x509_crt *crt)
+{
+    const struct vrev__tls_common *c = &e->t->common;
+    struct vrev__tls_chain_hash h;
+    vrev__tls_chain_hash_init(&h);
+    for (; crt && crt->raw.len; crt = crt->next)
+        if (vrev__tls_chain_hash_add(&h, crt->raw.p, crt->raw.len) < 0) {
+            snprintf(e->err, sizeof(e->err), "certificate pin: cannot hash the server's chain");
+            e->pin_failed = true;
+            return MBEDTLS_ERR_X509_FATAL_ERROR;
+        }
+    if (vrev__tls_pin_check(&h, (const uint8_t(*)[VREV__TLS_PIN_LEN])c->pins, c->n_pins, e->err,
+                            sizeof(e->err)))
+        return 0;
+    e->pin_failed = true;
+    return MBEDTLS_ERR_X509_FATAL_ERROR;
+}
+
+static int verify_peer(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
 {
     struct vrev__tls_engine *e = arg;
-    if (depth == 0 && !crt_has_ip(crt, e->ip, e->ip_len))
+    const struct vrev__tls_common *c = &e->t->common;
+    if (depth == 0 && e->ip_len && !c->insecure && !crt_has_ip(crt, e->ip, e->ip_len))
         *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
-    return 0;
+    return depth == 0 && c->n_pins ? check_pins(e, crt) : 0;
 }
 
 /* --- connections ---------------------------------------------------------------------------- */
@@ -411,8 +441,7 @@ static int bio_recv(void *arg, unsigned char *buf, size_t len)
     return n == VREV__TLS_AGAIN ? MBEDTLS_ERR_SSL_WANT_READ : n; /* 0: end of stream */
 }
 
-static int set_name(struct vrev__tls_engine *e, struct vrev__tls_ctx *t, const char *name,
-                    bool is_ip)
+static int set_name(struct vrev__tls_engine *e, const char *name, bool is_ip)
 {
     if (!is_ip) /* SNI, and the name checked against dNSName SANs / CN */
         return mbedtls_ssl_set_hostname(&e->ssl, name) == 0 ? 0 : VREV_ERR_NOMEM;
@@ -422,8 +451,6 @@ static int set_name(struct vrev__tls_engine *e, struct vrev__tls_ctx *t, const c
         e->ip_len = 16;
     else
         return VREV_ERR_INVAL;
-    if (!t->common.insecure)
-        mbedtls_ssl_set_verify(&e->ssl, verify_ip, e);
     return 0;
 }
 
@@ -435,10 +462,13 @@ int vrev__tls_engine_new(struct vrev__tls_ctx *t, struct vrev__tls_io *io, const
     if (!e)
         return VREV_ERR_NOMEM;
     e->ctx = ctx;
+    e->t = t;
     mbedtls_ssl_init(&e->ssl);
     int rc = mbedtls_ssl_setup(&e->ssl, &t->conf) == 0 ? 0 : VREV_ERR_NOMEM;
     if (rc == 0 && !t->common.server && name)
-        rc = set_name(e, t, name, is_ip);
+        rc = set_name(e, name, is_ip);
+    if (rc == 0 && !t->common.server && (e->ip_len || t->common.n_pins))
+        mbedtls_ssl_set_verify(&e->ssl, verify_peer, e);
     if (rc < 0) {
         vrev__tls_engine_free(e);
         return rc;

@@ -39,6 +39,7 @@ struct vrev__tls_engine {
     SSL *ssl;
     char alpn[256];
     char err[VREV__TLS_ERR_LEN];
+    bool pin_failed; /* err says why */
 };
 
 /* --- the BIO over the lower bufferevent ----------------------------------------------------- */
@@ -110,7 +111,9 @@ static int engine_fail(struct vrev__tls_engine *e, int ssl_error)
 {
     unsigned long code = ERR_peek_error();
     long verify = SSL_get_verify_result(e->ssl);
-    if (code && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK)
+    if (e->pin_failed)
+        ; /* check_pins said it */
+    else if (code && ERR_GET_REASON(code) == SSL_R_CERTIFICATE_VERIFY_FAILED && verify != X509_V_OK)
         snprintf(e->err, sizeof(e->err), "certificate verify failed: %s",
                  X509_verify_cert_error_string(verify));
     else if (code)
@@ -202,6 +205,39 @@ static int add_certs(X509_STORE *st, const struct vrev__tls_pem *pem, char *err,
     return rc;
 }
 
+/* Pins (tls_pin.h): the whole-chain verification step, replaced. The chain the peer sent,
+ * its own certificate first, is the store context's untrusted stack (ssl_verify_cert_chain
+ * sets it up so); i2d_X509 gives back the bytes that were parsed (OpenSSL keeps the signed
+ * part's encoding), as Go hashes them on receipt. Insecure: the pin is the only check. */
+static int check_pins(X509_STORE_CTX *x, void *arg)
+{
+    struct vrev__tls_ctx *t = arg;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct vrev__tls_engine *e = ssl ? SSL_get_app_data(ssl) : NULL;
+    int ok = t->common.insecure ? 1 : X509_verify_cert(x);
+    if (ok <= 0 || !e)
+        return e ? ok : 0;
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_untrusted(x);
+    struct vrev__tls_chain_hash h;
+    vrev__tls_chain_hash_init(&h);
+    for (int i = 0; chain && i < sk_X509_num(chain) && ok; i++) {
+        unsigned char *der = NULL;
+        int len = i2d_X509(sk_X509_value(chain, i), &der);
+        ok = len > 0 && vrev__tls_chain_hash_add(&h, der, (size_t)len) == 0;
+        OPENSSL_free(der);
+    }
+    if (!ok)
+        snprintf(e->err, sizeof(e->err), "certificate pin: cannot hash the server's chain");
+    else if (!vrev__tls_pin_check(&h, (const uint8_t(*)[VREV__TLS_PIN_LEN])t->common.pins,
+                                  t->common.n_pins, e->err, sizeof(e->err)))
+        ok = 0;
+    if (!ok) {
+        e->pin_failed = true;
+        X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+    }
+    return ok;
+}
+
 int vrev__tls_backend_client_new(vrev_ctx *ctx, const struct vrev__tls_client_material *m,
                                  struct vrev__tls_ctx **out, char *err, size_t err_len)
 {
@@ -219,7 +255,11 @@ int vrev__tls_backend_client_new(vrev_ctx *ctx, const struct vrev__tls_client_ma
     X509_VERIFY_PARAM *param = SSL_CTX_get0_param(t->ssl);
     X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_PARTIAL_CHAIN);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    SSL_CTX_set_verify(t->ssl, m->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    /* With pins, an insecure client verifies too: the pin (OpenSSL ignores a failed
+     * verification under SSL_VERIFY_NONE). */
+    SSL_CTX_set_verify(t->ssl, m->insecure && !m->pinned ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if (m->pinned)
+        SSL_CTX_set_cert_verify_callback(t->ssl, check_pins, t);
     if (rc == 0 && m->n_alpn) {
         size_t len;
         unsigned char *w = alpn_wire(ctx, m->alpn, m->n_alpn, &len);
@@ -336,6 +376,7 @@ int vrev__tls_engine_new(struct vrev__tls_ctx *t, struct vrev__tls_io *io, const
     BIO *b = e->ssl ? BIO_new(t->bio) : NULL;
     bool ok = b != NULL;
     if (ok) {
+        SSL_set_app_data(e->ssl, e);
         BIO_set_data(b, io);
         SSL_set_bio(e->ssl, b, b); /* one reference, owned by the SSL */
     }

@@ -1267,6 +1267,58 @@ static void test_no_secrets(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* tlsSettings.pinnedPeerCertificateChainSha256, as v2fly 4.38 reads it (4.34 ignores it):
+ * base64 SHA-256 chain hashes on a client; refused unless 32 bytes; ignored on a server. */
+static void test_pins(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    struct vrev__config *c = load_ok(
+        ctx,
+        "{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"security\": "
+        "\"tls\", \"tlsSettings\": {\"allowInsecure\": true,\n"
+        "\"pinnedPeerCertificateChainSha256\": [\"LR27Sw7+VEI2vw5Np/q1hMK4njySaIKS9UIo+dnDs2w=\","
+        " \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]}}}]}");
+    const struct vrev__cfg_tls *t = &c->outbounds[0].stream.tls;
+    assert_int_equal(t->n_pins, 2);
+    static const uint8_t first[4] = {0x2d, 0x1d, 0xbb, 0x4b};
+    assert_memory_equal(t->pins[0], first, 4);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(t->pins[1][i], i);
+    /* pinned: allowInsecure is not "NOT verified" */
+    assert_null(strstr(logbuf, "NOT verified"));
+    vrev__config_free(c);
+    /* a server: ignored, with a warning */
+    logbuf[0] = '\0';
+    c = load_ok(ctx, "{\"inbounds\": [{\"protocol\": \"vless\", \"port\": 1, \"settings\": "
+                     "{\"clients\": [{\"id\": \"27848739-7e62-4138-9fd3-098a63964b6b\"}], "
+                     "\"decryption\": \"none\"}, \"streamSettings\": {\"security\": \"tls\", "
+                     "\"tlsSettings\": {\"certificates\": [{\"certificate\": [\"x\"], \"key\": "
+                     "[\"y\"]}], \"pinnedPeerCertificateChainSha256\": "
+                     "[\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"]}}}]}");
+    assert_int_equal(c->inbounds[0].stream.tls.n_pins, 0);
+    assert_non_null(strstr(logbuf, "inbounds[0].streamSettings.tlsSettings."
+                                   "pinnedPeerCertificateChainSha256: ignored: a server"));
+    vrev__config_free(c);
+    vrev_ctx_free(ctx);
+    static const char *const bad_pins[] = {
+        "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\"",
+        "\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==\"",
+        "\"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\""};
+    for (size_t i = 0; i < 3; i++) {
+        char text[512], want[512];
+        snprintf(text, sizeof(text),
+                 "{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"security\": "
+                 "\"tls\", \"tlsSettings\": {\"pinnedPeerCertificateChainSha256\":\n  [%s]}}}]}",
+                 bad_pins[i]);
+        snprintf(want, sizeof(want),
+                 "t.json:2:4: outbounds[0].streamSettings.tlsSettings."
+                 "pinnedPeerCertificateChainSha256[0]: not a certificate chain's SHA-256: need "
+                 "the 32 bytes in standard base64 (44 characters, ending in '=')");
+        expect_error(text, VREV_ERR_CONFIG_INVALID, want);
+    }
+}
+
 /* ---- allocation failure: fail the N-th allocation until the load succeeds ---- */
 
 static void sweep(const char *name, size_t arena_block)
@@ -1352,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_args_and_format),
         cmocka_unit_test(test_no_secrets),
         cmocka_unit_test(test_router_accepts),
+        cmocka_unit_test(test_pins),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
