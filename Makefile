@@ -54,6 +54,12 @@ EVENT_CFLAGS := $(shell $(PKG_CONFIG) --cflags libevent 2>/dev/null)
 EVENT_LIBS := $(shell $(PKG_CONFIG) --libs libevent 2>/dev/null || echo -levent)
 JANSSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
 JANSSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
+# The WebSocket and HTTP/2 carriers' framing (lib/codec/ws.c, h2.c). Debian's libwslay-dev
+# ships no .pc file, hence the fallback.
+WSLAY_CFLAGS := $(shell $(PKG_CONFIG) --cflags libwslay 2>/dev/null)
+WSLAY_LIBS := $(shell $(PKG_CONFIG) --libs libwslay 2>/dev/null || echo -lwslay)
+NGHTTP2_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnghttp2 2>/dev/null)
+NGHTTP2_LIBS := $(shell $(PKG_CONFIG) --libs libnghttp2 2>/dev/null || echo -lnghttp2)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
@@ -70,10 +76,10 @@ ifeq ($(SANITIZE),1)
   OPT := -O1 -g
 endif
 CPPFLAGS_ALL := -Iinclude -Ilib -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(CRYPTO_CFLAGS) \
-	$(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(CPPFLAGS)
+	$(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(WSLAY_CFLAGS) $(NGHTTP2_CFLAGS) $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(WARN) $(OPT) -fPIC -fvisibility=hidden $(SAN_FLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN_FLAGS) $(LDFLAGS)
-LIBS_ALL := $(CRYPTO_LIBS) $(EVENT_LIBS) $(JANSSON_LIBS)
+LIBS_ALL := $(CRYPTO_LIBS) $(EVENT_LIBS) $(JANSSON_LIBS) $(WSLAY_LIBS) $(NGHTTP2_LIBS)
 
 # The Python example loads libvrev.so with ctypes: not possible for a sanitizer build.
 PYTEST_DIRS := tests/cli tests/e2e
@@ -242,8 +248,8 @@ $(BUILD)/libvrev.pc: pkgconfig/libvrev.pc.in $(VERSION_H)
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 		-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
-		-e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE) libevent jansson|g' \
-		-e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE)|g' $< > $@
+		-e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE) libevent jansson libnghttp2|g' \
+		-e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE) -lwslay|g' $< > $@
 
 install: all $(BUILD)/libvrev.pc
 	install -d $(DESTDIR)$(INCLUDEDIR)/vrev $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \

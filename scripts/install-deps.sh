@@ -11,7 +11,8 @@
 #                                      and gnuplot-nox for the chart
 set -euo pipefail
 
-BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev)
+BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev
+    libwslay-dev libnghttp2-dev)
 TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl)
 BENCH_PKGS=(python3 v2ray iperf3 wrk nginx gnuplot-nox)
 

@@ -83,7 +83,17 @@ extern "C" {
     XX(CONFIG_SYNTAX, -200, "config is not valid JSON (after comment removal)")                    \
     XX(CONFIG_INVALID, -201, "invalid config value")                                               \
     XX(CONFIG_UNSUPPORTED, -202, "config uses a feature libvrev does not support")                 \
-    XX(CONFIG_LIMIT, -203, "config larger than 1 MiB or nested deeper than 64 levels")
+    XX(CONFIG_LIMIT, -203, "config larger than 1 MiB or nested deeper than 64 levels")            \
+    XX(HTTP_HEAD, -300, "malformed HTTP/1.1 message head")                                         \
+    XX(HTTP_HEAD_SIZE, -301, "HTTP/1.1 head over the size or header-count limit")                  \
+    XX(WS_HANDSHAKE, -302, "WebSocket upgrade refused or invalid")                                 \
+    XX(WS_FRAME, -303, "invalid WebSocket frame")                                                  \
+    XX(WS_TOO_BIG, -304, "WebSocket frame larger than the limit")                                  \
+    XX(WS_FLOOD, -305, "WebSocket control-frame flood")                                            \
+    XX(H2_PROTOCOL, -310, "HTTP/2 protocol error")                                                 \
+    XX(H2_REFUSED, -311, "HTTP/2 request refused (status, path or host)")                          \
+    XX(H2_RESET, -312, "HTTP/2 stream reset by the peer")                                          \
+    XX(H2_FLOOD, -313, "HTTP/2 peer over a flood or abuse limit")
 
 enum vrev_errno {
 #define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),

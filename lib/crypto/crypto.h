@@ -75,6 +75,10 @@ int vrev__hmac_sha256(const uint8_t *key, size_t key_len, const struct vrev__iov
  * security decisions of our own). */
 int vrev__md5(const struct vrev__iov *v, size_t n, uint8_t out[16]);
 
+/* SHA-1 of the concatenation of n pieces: only for the WebSocket handshake's
+ * Sec-WebSocket-Accept (RFC 6455 §4.2.2), which is a fixed transform, not a security check. */
+int vrev__sha1(const struct vrev__iov *v, size_t n, uint8_t out[20]);
+
 /* CRC-32 (IEEE 802.3, as zlib's crc32): pass crc = 0 to start, feed the previous value to
  * continue. */
 uint32_t vrev__crc32(uint32_t crc, const uint8_t *p, size_t len);

@@ -16,6 +16,7 @@
 #include <mbedtls/gcm.h>
 #include <mbedtls/md.h>
 #include <mbedtls/md5.h>
+#include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
 
 #include "crypto.h"
@@ -266,6 +267,20 @@ int vrev__md5(const struct vrev__iov *v, size_t n, uint8_t out[16])
     if (ret == 0)
         ret = mbedtls_md5_finish_ret(&c, out);
     mbedtls_md5_free(&c);
+    return ret == 0 ? 0 : VREV_ERR_CRYPTO;
+}
+
+int vrev__sha1(const struct vrev__iov *v, size_t n, uint8_t out[20])
+{
+    mbedtls_sha1_context c;
+    mbedtls_sha1_init(&c);
+    int ret = mbedtls_sha1_starts_ret(&c);
+    for (size_t i = 0; i < n && ret == 0; i++)
+        if (v[i].len > 0)
+            ret = mbedtls_sha1_update_ret(&c, v[i].base, v[i].len);
+    if (ret == 0)
+        ret = mbedtls_sha1_finish_ret(&c, out);
+    mbedtls_sha1_free(&c);
     return ret == 0 ? 0 : VREV_ERR_CRYPTO;
 }
 
