@@ -508,7 +508,12 @@ uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
 {
     struct vrev__bridge_stats st;
     vrev__bridge_get_stats(b->bridge, &st);
-    struct counters c = {st.tunnels_opened - st.tunnels_closed, st.tunnels_opened, st.sessions,
-                         st.sessions_active, st.refused, st.bytes_up, st.bytes_down};
+    struct counters c = {st.tunnels_opened - st.tunnels_closed,
+                         st.tunnels_opened,
+                         st.sessions,
+                         st.sessions_active,
+                         st.refused + st.dials_refused,
+                         st.bytes_up,
+                         st.bytes_down};
     return counter_of(&c, counter);
 }

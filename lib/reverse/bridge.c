@@ -40,6 +40,7 @@ struct bworker {
     struct vrev__bridge *bridge;
     struct vrev__muxconn *mc;
     struct vrev__gauge *dialing; /* this tunnel's sessions' dials in progress */
+    unsigned sessions; /* bound to a local side (opened, not yet closed) */
     bool busy;    /* at dials_per_tunnel (logged once until it is below again) */
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
@@ -325,6 +326,10 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
     struct vrev__bridge *b = w->bridge;
     if (event == VREV_EVENT_SESSION_CLOSE && w->full) /* counted still: a margin of one */
         w->full = vrev__muxconn_active(mc) > b->opts.max_sessions - 1;
+    if (event == VREV_EVENT_SESSION_OPEN)
+        w->sessions++;
+    else if (event == VREV_EVENT_SESSION_CLOSE && w->sessions)
+        w->sessions--;
     if (b->notify) /* the public client's bytes come in (rx) from the portal */
         b->notify(event, target, rx, tx, b->notify_user);
 }
@@ -399,7 +404,7 @@ static int new_tunnel(struct vrev__bridge *b)
 /* A drained tunnel that carries no session (its control session aside). */
 static bool idle_drained(const struct bworker *w)
 {
-    return !w->active && vrev__muxconn_active(w->mc) <= (w->control ? 1u : 0u);
+    return !w->active && w->sessions == 0;
 }
 
 /* Another tunnel, unless limits.tunnels_per_bridge are open (drained ones too: each holds a
@@ -409,7 +414,9 @@ static bool idle_drained(const struct bworker *w)
 static void open_tunnel(struct vrev__bridge *b, const struct timeval *now)
 {
     uint64_t cap = b->engine->limits.tunnels_per_bridge;
-    if (b->n_workers >= cap && ms_between(&b->last_evict, now) >= b->opts.monitor_ms)
+    if (b->n_workers < cap)
+        b->capped = false; /* below it on its own: a new episode gets its log line */
+    else if (ms_between(&b->last_evict, now) >= b->opts.monitor_ms)
         for (struct bworker *w = b->workers.prev; w != &b->workers; w = w->prev)
             if (idle_drained(w)) { /* the list's tail is the oldest */
                 b->last_evict = *now;
@@ -417,7 +424,6 @@ static void open_tunnel(struct vrev__bridge *b, const struct timeval *now)
                 break;
             }
     if (b->n_workers < cap) {
-        b->capped = false;
         new_tunnel(b);
         return;
     }
