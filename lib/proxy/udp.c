@@ -6,7 +6,15 @@
  * lib/net/packet.h; an idle flow or peer is closed after the policy's connIdle.
  *
  * The SOCKS relay takes datagrams only from the IP addresses of clients whose UDP ASSOCIATE
- * connection is open (V2Ray 4.34 relays for anyone who can reach the port). */
+ * connection is open (V2Ray 4.34 relays for anyone who can reach the port).
+ *
+ * Datagrams wait in a link's buffer while whatever carries the link is slow (a tunnel, a
+ * proxy server): a client could queue without end (17 MB/s took a portal from 6 to 87 MB in
+ * 11 s, issue M7). What waits is bounded: per client (limits.udp_client_bytes), per inbound
+ * (limits.udp_inbound_bytes) and, counted into ctx->buffered, by the process-wide
+ * limits.buffered_total; past a bound datagrams are dropped, as a full network queue drops
+ * them, counted and logged at most every DROP_LOG_EVERY_S. A freedom flow bounds the replies
+ * waiting for its link the same way. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,6 +27,8 @@
 #define LOG_COMPONENT "udp"
 #define MAX_PEERS 1024
 #define BURST 64 /* datagrams read per wakeup */
+#define DROP_LOG_EVERY_S 10
+#define LENGTH_PREFIX 2 /* a packet link frames each datagram behind a u16 length */
 
 static uint64_t ms_since(struct event_base *base, const struct timeval *t)
 {
@@ -34,6 +44,75 @@ static void arm(struct event *ev, uint32_t ms)
     evtimer_add(ev, &tv);
 }
 
+/* --- bytes waiting in a link's buffer ------------------------------------------------------ */
+
+/* What one buffer (a link's output) holds, as counted into the inbound's total (if any) and
+ * ctx->buffered; an evbuffer callback keeps it exact as bytes come in and leave. */
+struct queue {
+    vrev_ctx *ctx;
+    size_t *total; /* the inbound's, or NULL */
+    struct evbuffer *buf;
+    struct evbuffer_cb_entry *cb;
+    size_t n;
+};
+
+static void queue_count(struct queue *q, size_t n)
+{
+    if (q->total)
+        *q->total = *q->total - q->n + n;
+    q->ctx->buffered = q->ctx->buffered - q->n + n;
+    q->n = n;
+}
+
+static void queue_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)info;
+    queue_count(arg, evbuffer_get_length(buf));
+}
+
+static int queue_watch(struct queue *q, vrev_ctx *ctx, size_t *total, struct bufferevent *bev)
+{
+    q->ctx = ctx;
+    q->total = total;
+    q->buf = bufferevent_get_output(bev);
+    q->cb = evbuffer_add_cb(q->buf, queue_changed, q);
+    if (!q->cb)
+        return VREV_ERR_NOMEM;
+    queue_count(q, evbuffer_get_length(q->buf));
+    return 0;
+}
+
+/* Before the buffer goes (it may outlive the owner while a close flushes it). */
+static void queue_unwatch(struct queue *q)
+{
+    if (!q->cb)
+        return;
+    evbuffer_remove_cb_entry(q->buf, q->cb);
+    q->cb = NULL;
+    queue_count(q, 0);
+}
+
+/* The process-wide cap (bufferedTotal) reached? */
+static bool ctx_full(const vrev_ctx *ctx)
+{
+    return ctx->buffered >= ctx->limits.buffered_total;
+}
+
+/* A datagram dropped: counted; logged at most every DROP_LOG_EVERY_S with the count. */
+static void dropped(struct vrev__engine *e, uint64_t *count, struct timeval *last,
+                    const char *tag, const char *why)
+{
+    struct timeval now;
+    (*count)++;
+    event_base_gettimeofday_cached(e->ctx->base, &now);
+    if ((last->tv_sec || last->tv_usec) && now.tv_sec - last->tv_sec < DROP_LOG_EVERY_S)
+        return;
+    *last = now;
+    vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              "[%s] dropping datagrams: %s (%llu dropped so far)", tag ? tag : "", why,
+              (unsigned long long)*count);
+}
+
 /* --- dokodemo-door over UDP ---------------------------------------------------------------- */
 
 struct udp_peer {
@@ -43,6 +122,7 @@ struct udp_peer {
     socklen_t alen;
     struct vrev__addr dest;  /* SOCKS: the destination of this peer's datagrams */
     struct bufferevent *bev; /* our end of the link's pair */
+    struct queue queue;      /* its output: datagrams the link has not taken yet */
     struct timeval last;
 };
 
@@ -65,6 +145,9 @@ struct vrev__udp_in {
     struct udp_peer peers; /* list head */
     size_t n_peers;
     uint16_t port;
+    size_t queued;          /* bytes waiting in all peers' links (limits.udp_inbound_bytes) */
+    uint64_t dropped;       /* datagrams dropped over a bound */
+    struct timeval drop_log; /* when that was last logged */
 };
 
 static void peer_free(struct udp_peer *p, int abort)
@@ -72,6 +155,7 @@ static void peer_free(struct udp_peer *p, int abort)
     p->prev->next = p->next;
     p->next->prev = p->prev;
     p->u->n_peers--;
+    queue_unwatch(&p->queue);
     vrev__bev_close(p->bev, abort);
     vrev__free(p->u->engine->ctx, p);
 }
@@ -129,6 +213,12 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
     p->alen = alen;
     p->dest = *dest;
     p->bev = pair[1];
+    if (queue_watch(&p->queue, e->ctx, &u->queued, p->bev) < 0) {
+        bufferevent_free(pair[0]);
+        bufferevent_free(pair[1]);
+        vrev__free(e->ctx, p);
+        return NULL;
+    }
     p->next = u->peers.next;
     p->prev = &u->peers;
     u->peers.next->prev = p;
@@ -212,9 +302,22 @@ static void on_datagrams(evutil_socket_t fd, short what, void *arg)
             data = d.data;
             len = d.data_len;
         }
+        const struct vrev__limits *lim = &u->engine->limits;
+        size_t need = LENGTH_PREFIX + len;
+        if (u->queued + need > lim->udp_inbound_bytes || ctx_full(u->engine->ctx)) {
+            dropped(u->engine, &u->dropped, &u->drop_log, u->tag,
+                    ctx_full(u->engine->ctx) ? "the process holds bufferedTotal bytes"
+                                             : "the inbound holds udpInboundBytes");
+            continue;
+        }
         struct udp_peer *p = peer_find(u, &a, alen, dest);
         if (!p && !(p = peer_new(u, &a, alen, dest)))
             continue; /* too many peers or no memory: the datagram is dropped */
+        if (p->queue.n + need > lim->udp_client_bytes) {
+            dropped(u->engine, &u->dropped, &u->drop_log, u->tag,
+                    "a client's link holds udpClientBytes");
+            continue;
+        }
         vrev__packet_put(bufferevent_get_output(p->bev), data, len);
         event_base_gettimeofday_cached(u->engine->ctx->base, &p->last);
     }
@@ -308,12 +411,21 @@ uint16_t vrev__udp_in_port(const struct vrev__udp_in *u)
     return u ? u->port : 0;
 }
 
+void vrev__udp_in_stats(const struct vrev__udp_in *u, size_t *queued, uint64_t *dropped)
+{
+    *queued = u->queued;
+    *dropped = u->dropped;
+}
+
 /* --- freedom over UDP ---------------------------------------------------------------------- */
 
 struct udp_flow {
     struct vrev__conn conn; /* first */
     struct vrev__engine *engine;
     struct bufferevent *link;
+    struct queue queue; /* the link's output: replies it has not taken yet */
+    uint64_t dropped;
+    struct timeval drop_log;
     evutil_socket_t fd;
     struct event *rd;
     struct event *idle;
@@ -336,6 +448,7 @@ static void flow_close(struct vrev__conn *c)
         close(f->fd);
     if (f->ctl)
         vrev__bev_close(f->ctl, 0);
+    queue_unwatch(&f->queue);
     vrev__bev_close(f->link, 0);
     vrev__free(f->engine->ctx, f);
 }
@@ -384,6 +497,13 @@ static void flow_from_target(evutil_socket_t fd, short what, void *arg)
                 continue;
             data = d.data;
             len = d.data_len;
+        }
+        if (f->queue.n + LENGTH_PREFIX + len > f->engine->limits.udp_client_bytes ||
+            ctx_full(f->engine->ctx)) {
+            dropped(f->engine, &f->dropped, &f->drop_log, "freedom",
+                    ctx_full(f->engine->ctx) ? "the process holds bufferedTotal bytes"
+                                             : "a flow's link holds udpClientBytes");
+            continue;
         }
         vrev__packet_put(bufferevent_get_output(f->link), data, len);
         f->engine->stats.bytes_down += len;
@@ -436,6 +556,8 @@ static int flow_start(struct vrev__engine *e, struct bufferevent *link,
     socklen_t sl = vrev__addr_to_sockaddr(target, &ss);
     f->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int rc = f->fd >= 0 && connect(f->fd, (struct sockaddr *)&ss, sl) == 0 ? 0 : VREV_ERR_IO;
+    if (rc == 0)
+        rc = queue_watch(&f->queue, e->ctx, NULL, link);
     if (rc == 0) {
         f->rd = event_new(e->ctx->base, f->fd, EV_READ | EV_PERSIST, flow_from_target, f);
         f->idle = evtimer_new(e->ctx->base, flow_idle, f);

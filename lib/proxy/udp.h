@@ -20,6 +20,9 @@ int vrev__udp_in_new_socks(struct vrev__engine *e, const char *tag, const char *
 int vrev__udp_in_associate(struct vrev__udp_in *u, const struct vrev__addr *client, bool open);
 void vrev__udp_in_free(struct vrev__udp_in *u);
 uint16_t vrev__udp_in_port(const struct vrev__udp_in *u);
+/* Bytes waiting in the listener's links now (limits.udp_inbound_bytes), and datagrams dropped
+ * so far over a bound (udpClientBytes, udpInboundBytes, bufferedTotal). */
+void vrev__udp_in_stats(const struct vrev__udp_in *u, size_t *queued, uint64_t *dropped);
 
 /* Carry the packet link `link` (owned from now on) to the IP target over a connected UDP
  * socket (a name is refused: resolve it first). */
