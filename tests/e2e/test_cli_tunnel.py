@@ -253,3 +253,53 @@ def test_cli_portal_with_seed_page_v2ray_bridge(procs, backend, tmp_path):
         ("127.0.0.1:80", "127.0.0.1:%d" % backend)]))
     procs.start_file("v2ray", "seedbridge", bp)
     assert wait_until(lambda: works(pub), 15), procs.log(portal)
+
+
+def test_cli_bridge_serves_a_documented_v2ray_portal(procs, backend):
+    """A V2Ray 4.34 portal set up as the V2Ray documentation shows (its public dokodemo-door
+    names the real service: "address": "127.0.0.1", "port": <service port>) is served by
+    `vrev bridge --to 127.0.0.1:<service port>`: the session's target is exactly the --to
+    address. The same address over UDP (a dokodemo-door with "network": "udp") is not a TCP
+    service: refused before anything is sent to the port (issue M7)."""
+    tun, ext, ext_udp = free_port(), free_port(), free_port()
+    cfg = portal_config(ext, tun)
+    cfg["inbounds"][0]["settings"] = {"address": "127.0.0.1", "port": backend, "network": "tcp"}
+    cfg["inbounds"].append({"tag": "external-udp", "listen": "127.0.0.1", "port": ext_udp,
+                            "protocol": "dokodemo-door",
+                            "settings": {"address": "127.0.0.1", "port": backend,
+                                         "network": "udp"}})
+    cfg["routing"]["rules"].append({"type": "field", "inboundTag": ["external-udp"],
+                                    "outboundTag": "portal"})
+    # a UDP socket on the service's port number: whatever reaches it would show up here
+    trap = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    trap.bind(("127.0.0.1", backend))
+    trap.settimeout(0.2)
+    try:
+        procs.start("v2ray", "v2portal", cfg)
+        assert wait_until(lambda: port_open(tun), 10)
+        bridge = procs.start_argv("bridge", [
+            "vrev", "bridge", "--portal", "127.0.0.1:%d" % tun, "--domain", DOMAIN,
+            "--id", UUID, "--to", "127.0.0.1:%d" % backend])
+        assert wait_until(lambda: works(ext), 15), procs.log(bridge)
+        for _ in range(5):
+            assert works(ext)
+        assert "not an allowed target" not in procs.log(bridge)
+        # UDP to the same address: refused, nothing arrives at the port, no answer
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(0.5)
+            for _ in range(3):
+                c.sendto(b"ping", ("127.0.0.1", ext_udp))
+                try:
+                    assert c.recvfrom(65536) is None, "the UDP session was answered"
+                except socket.timeout:
+                    pass
+        want = "refused session to udp:127.0.0.1:%d: not an allowed target" % backend
+        assert wait_until(lambda: want in procs.log(bridge), 5), procs.log(bridge)
+        try:
+            got = trap.recvfrom(65536)
+        except socket.timeout:
+            got = None
+        assert got is None, "a datagram reached the service's port: %r" % (got,)
+        assert works(ext)  # the tunnel still serves TCP
+    finally:
+        trap.close()
