@@ -7,14 +7,17 @@
 #include <stdbool.h>
 #include <sys/time.h>
 
+#include "core/budget.h"
 #include "net.h"
 #include "tls.h"
 
 struct side {
     struct bufferevent *bev;
-    bool eof;          /* no more input from this side */
-    bool shut;         /* the other side's end of stream has been passed to this side */
-    bool paused;       /* reading stopped: the other side's output is full */
+    bool eof;    /* no more input from this side */
+    bool shut;   /* the other side's end of stream has been passed to this side */
+    bool paused; /* reading stopped: the other side's output is full, or holds bytes
+                    while the context's buffers are (bufferedTotal) */
+    struct evbuffer_cb_entry *counted; /* counts this side's output in ctx->buffered */
     bool closes_clean; /* a socket whose write side we ended: a plain free closes it cleanly */
 };
 
@@ -34,6 +37,25 @@ struct vrev__relay {
 #define FLUSH_POLL_MS 20
 #define FLUSH_MAX_S 5
 
+/* A side's output, counted in the context's buffer budget (lib/core/budget.h). */
+static void count_out(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    vrev_ctx *ctx = arg;
+    vrev__budget_add(ctx, info->n_added);
+    vrev__budget_sub(ctx, info->n_deleted);
+}
+
+static void uncount(vrev_ctx *ctx, struct side *s)
+{
+    if (!s->counted)
+        return;
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    evbuffer_remove_cb_entry(out, s->counted);
+    vrev__budget_sub(ctx, evbuffer_get_length(out));
+    s->counted = NULL;
+}
+
 static void close_side(struct side *s, int abort)
 {
     if (!abort && s->closes_clean)
@@ -45,6 +67,8 @@ static void close_side(struct side *s, int abort)
 /* Free the relay; each side is reset (abort) or closed as a socket is. */
 static void release(struct vrev__relay *r, int abort0, int abort1)
 {
+    uncount(r->ctx, &r->s[0]);
+    uncount(r->ctx, &r->s[1]);
     close_side(&r->s[0], abort0);
     close_side(&r->s[1], abort1);
     event_free(r->timer);
@@ -190,6 +214,13 @@ static void on_read(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_READ);
         r->s[i].paused = true;
         bufferevent_setwatermark(to, EV_WRITE, r->policy.buffer_bytes / 2, 0);
+    } else if (vrev__budget_full(r->ctx) && evbuffer_get_length(out) > 0) {
+        /* The context's buffers are full: until the other side has written all it holds (a
+         * side that holds nothing, a pair that handed it on at once, reads on). */
+        bufferevent_disable(bev, EV_READ);
+        r->s[i].paused = true;
+        bufferevent_setwatermark(to, EV_WRITE, 0, 0);
+        vrev__budget_log_stop(r->ctx, "relay");
     }
 }
 
@@ -263,6 +294,9 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
     r->user = user;
     event_base_gettimeofday_cached(ctx->base, &r->last);
     for (int i = 0; i < 2; i++) {
+        struct evbuffer *o = bufferevent_get_output(r->s[i].bev);
+        if ((r->s[i].counted = evbuffer_add_cb(o, count_out, ctx)) != NULL)
+            vrev__budget_add(ctx, evbuffer_get_length(o));
         bufferevent_setcb(r->s[i].bev, on_read, on_write, on_event, r);
         bufferevent_setwatermark(r->s[i].bev, EV_WRITE, 0, 0);
         vrev__bev_enable(r->s[i].bev, EV_READ | EV_WRITE);

@@ -13,6 +13,7 @@
 #include "codec/mux_ext.h"
 #include "codec/mux_frame.h"
 #include "codec/mux_guard.h"
+#include "core/budget.h"
 #include "core/core.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
@@ -68,9 +69,11 @@ struct vrev__muxconn {
     uint32_t idle_ms;
     struct event *stall; /* armed while the transport is stopped for the locals; NULL: none */
     uint32_t stall_ms;
-    size_t held;     /* bytes queued for all local sides, not yet written */
-    size_t held_cap; /* policy tunnel_buffer_bytes (0: none) */
-    bool over_cap;   /* the transport is stopped until held is down to half the cap */
+    size_t held;        /* bytes queued for all local sides, not yet written */
+    size_t held_cap;    /* policy tunnel_buffer_bytes (0: none) */
+    bool over_cap;      /* the transport is stopped until held is down to half the cap */
+    bool over_budget;   /* stopped: the context's buffers are full (bufferedTotal, G7) ... */
+    size_t budget_mark; /* ... until held is down to half what it was then */
     uint32_t flow_window, flow_max; /* policy; flow_window 0: no flow control offered */
     bool peer_flow;                 /* the peer's HELLO offered flow control */
     uint32_t peer_window;           /* ... and the window it grants each session */
@@ -163,6 +166,13 @@ static void tick_window(struct vrev__muxconn *mc)
     }
 }
 
+/* The context's buffers are full (bufferedTotal) and this tunnel's local sides hold some of
+ * it: its own drain will say when to go on (lib/core/budget.h). */
+static bool budget_tight(const struct vrev__muxconn *mc)
+{
+    return mc->held > 0 && vrev__budget_full(mc->ctx);
+}
+
 /* --- sessions ------------------------------------------------------------------------------ */
 
 /* Keep the target for events, truncated to fit (it is informational). */
@@ -212,6 +222,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
             return NULL;
         }
         mc->held += evbuffer_get_length(out);
+        vrev__budget_add(mc->ctx, evbuffer_get_length(out));
         bufferevent_setcb(local, local_read, local_write, local_event, s);
         bufferevent_setwatermark(local, EV_WRITE, 0, 0);
         vrev__bev_enable(local, mc->tx_paused ? EV_WRITE : EV_READ | EV_WRITE);
@@ -224,7 +235,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
  * (never from here: this runs inside the codec's callbacks too). */
 static void resume_reading(struct vrev__muxconn *mc)
 {
-    if (mc->blocked || mc->over_cap || mc->reply_hold)
+    if (mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold)
         return;
     if (mc->stall && !mc->withheld)
         evtimer_del(mc->stall);
@@ -252,7 +263,11 @@ static void check_held(struct vrev__muxconn *mc)
         mc->over_cap = false;
         resume_reading(mc);
     }
-    if (mc->withheld && mc->held <= mc->held_cap / 2)
+    if (mc->over_budget && mc->held <= mc->budget_mark / 2) {
+        mc->over_budget = false;
+        resume_reading(mc);
+    }
+    if (mc->withheld && mc->held <= mc->held_cap / 2 && !budget_tight(mc))
         release_withheld(mc);
 }
 
@@ -262,6 +277,8 @@ static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_inf
     struct msession *s = arg;
     s->mc->held += info->n_added;
     s->mc->held -= info->n_deleted;
+    vrev__budget_add(s->mc->ctx, info->n_added);
+    vrev__budget_sub(s->mc->ctx, info->n_deleted);
     if (s->flow && info->n_deleted) { /* the reader took them: the peer may send as many */
         vrev__flow_consumed(&s->fc, info->n_deleted);
         grant(s);
@@ -285,6 +302,7 @@ static void session_free(struct msession *s, int abort)
         struct evbuffer *out = bufferevent_get_output(s->local);
         evbuffer_remove_cb_entry(out, s->out_cb);
         mc->held -= evbuffer_get_length(out);
+        vrev__budget_sub(mc->ctx, evbuffer_get_length(out));
     }
     if (s->local)
         vrev__bev_close(s->local, abort);
@@ -391,7 +409,7 @@ static void grant(struct msession *s)
     struct vrev__muxconn *mc = s->mc;
     if (!s->attached || mc->closed || !vrev__flow_due(&s->fc))
         return;
-    if (mc->held_cap && mc->held >= mc->held_cap) {
+    if ((mc->held_cap && mc->held >= mc->held_cap) || budget_tight(mc)) {
         if (!s->withheld) {
             s->withheld = true;
             if (mc->withheld++ == 0)
@@ -610,6 +628,12 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
         bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
     } else if (mc->held_cap && mc->held >= mc->held_cap) {
         mc->over_cap = true;
+    } else if (budget_tight(mc)) { /* a V2Ray peer: the stall timeout ends a wait for ever */
+        if (!mc->over_budget)
+            vrev__budget_log_stop(mc->ctx, LOG_COMPONENT);
+        mc->over_budget = true;
+        mc->budget_mark = mc->held;
+        mc->stats.budget_stops++;
     } else {
         return;
     }
@@ -704,7 +728,7 @@ static void transport_read(struct bufferevent *bev, void *arg)
     struct evbuffer_iovec vec;
     mc->busy++;
     tick_window(mc);
-    while (!mc->closed && !mc->blocked && !mc->over_cap && !mc->free_pending &&
+    while (!mc->closed && !mc->blocked && !mc->over_cap && !mc->over_budget && !mc->free_pending &&
            !over_reply_allowance(mc) && evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         size_t used = 0;
         mc->seg = vec.iov_base;
@@ -727,7 +751,7 @@ static void transport_read(struct bufferevent *bev, void *arg)
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        if (mc->blocked || mc->over_cap || mc->reply_hold)
+        if (mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold)
             bufferevent_disable(bev, EV_READ);
     }
     leave(mc);
@@ -978,7 +1002,7 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__muxconn *mc = arg;
-    if (mc->closed || !(mc->blocked || mc->over_cap || mc->withheld))
+    if (mc->closed || !(mc->blocked || mc->over_cap || mc->over_budget || mc->withheld))
         return;
     mc->busy++;
     if (mc->blocked) {
@@ -990,10 +1014,11 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
                   "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest", mc->held,
                   mc->held_cap, mc->stall_ms);
         struct msession *big; /* the last one resumes reading and granting */
-        while (!mc->closed && (mc->over_cap || mc->withheld) && (big = largest_holder(mc)))
+        while (!mc->closed && (mc->over_cap || mc->over_budget || mc->withheld) &&
+               (big = largest_holder(mc)))
             reset_session(big);
-        if (mc->over_cap) { /* nobody holds anything (cannot happen): never stay stopped */
-            mc->over_cap = false;
+        if (mc->over_cap || mc->over_budget) { /* nobody holds anything: never stay stopped */
+            mc->over_cap = mc->over_budget = false;
             resume_reading(mc);
         }
     }
@@ -1168,7 +1193,7 @@ bool vrev__muxconn_closed(const struct vrev__muxconn *mc)
 
 bool vrev__muxconn_holding(const struct vrev__muxconn *mc)
 {
-    return !mc->closed && (mc->blocked || mc->over_cap);
+    return !mc->closed && (mc->blocked || mc->over_cap || mc->over_budget);
 }
 
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc)
