@@ -19,6 +19,13 @@ typedef struct vrev_instance vrev_instance;
  *  NUL-terminated). `filename` names it in messages (NULL: "config"). Listeners are bound
  *  here, so a busy port fails now. On failure, err (if not NULL) receives a one-line message,
  *  "FILE:LINE:COL: PATH: what is wrong" for config errors.
+ *  Besides V2Ray's keys the config may hold a "vrev" object (V2Ray 4.34 ignores it):
+ *  "limits" sets resource limits (names and ranges as vrev_limit_info()) for this instance
+ *  only, over the context's (vrev_ctx_set_limit()); "bufferedTotal" among them is set on the
+ *  context itself. "bridges": {"<reverse.bridges tag>": {"allow": ["tcp:HOST:PORT",
+ *  "udp:HOST:PORT", ...]}} limits what the portal may make that bridge reach (without it, as
+ *  in V2Ray, a freedom outbound without "redirect" dials any target the portal names; the
+ *  load warns when a bridge's sessions can reach one). Unknown keys inside "vrev" are errors.
  *  The context must have an event_base. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE (no
  *  event_base), VREV_ERR_NOMEM, VREV_ERR_CONFIG_* or an error from binding a listener. */
 VREV_API int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,

@@ -546,17 +546,19 @@ static int build(vrev__cfg_loader *L, json_t *root)
         "log",    "inbounds", "outbounds", "routing",       "reverse",
         "policy", "dns",      "transport", "api",           "stats",
         "port",   "inbound",  "outbound",  "inboundDetour", "outboundDetour",
-        NULL};
+        "vrev",   NULL};
     struct vrev__config *cfg = L->cfg;
     vrev__cfg_check_keys(L, root, known);
     warn_ignored_sections(L, root);
     VREV_CFG_TRY(parse_log(L, root, &cfg->log));
     VREV_CFG_TRY(parse_policy(L, root, &cfg->policy));
     VREV_CFG_TRY(parse_reverse(L, root, &cfg->reverse));
+    VREV_CFG_TRY(vrev__cfg_vrev(L, root, &cfg->vrev));
     VREV_CFG_TRY(parse_inbounds(L, root));
     VREV_CFG_TRY(parse_outbounds(L, root));
     VREV_CFG_TRY(build_outbound_tags(L));
     VREV_CFG_TRY(parse_routing_section(L, root));
+    vrev__cfg_check_bridge_reach(L, root);
     if (cfg->outbound_tags.n == 0 && (cfg->n_inbounds || cfg->reverse.n_bridges))
         vrev__cfg_warn(L, false, "no outbounds and no portals: every connection is dropped");
     return 0;

@@ -375,6 +375,25 @@ struct vrev__cfg_policy {
     bool stats_outbound_downlink;
 };
 
+/* The "vrev" object: libvrev's own settings, beside V2Ray's (4.34 ignores an unknown
+ * top-level key: `v2ray -test` accepts such a file). Unknown keys in it are errors. */
+struct vrev__cfg_limit {
+    const char *name; /* as in core/limits.h (static) */
+    uint64_t value;   /* within the limit's range */
+};
+
+struct vrev__cfg_bridge_allow {
+    const char *tag;             /* a reverse.bridges[] tag */
+    struct vrev__strlist allow;  /* "[tcp:|udp:]HOST:PORT" (reverse.h, allowed_targets) */
+};
+
+struct vrev__cfg_vrev {
+    struct vrev__cfg_limit *limits; /* "limits": {"sessionRate": 5000, ...} */
+    size_t n_limits;
+    struct vrev__cfg_bridge_allow *bridges; /* "bridges": {"<tag>": {"allow": [...]}} */
+    size_t n_bridges;
+};
+
 struct vrev__config_arena;
 
 struct vrev__config {
@@ -386,6 +405,7 @@ struct vrev__config {
     struct vrev__cfg_routing routing;
     struct vrev__cfg_reverse reverse;
     struct vrev__cfg_policy policy;
+    struct vrev__cfg_vrev vrev;
     /* The router's outbound index space: every outbound's tag in order, then every portal's
      * tag (4.34 registers portals after the configured outbounds), for
      * vrev__router_finish(). Untagged outbounds appear as "". */
@@ -419,6 +439,10 @@ int vrev__config_load(vrev_ctx *ctx, const char *text, size_t len, const char *f
 int vrev__config_load_ex(vrev_ctx *ctx, const char *text, size_t len, const char *filename,
                          size_t arena_block, struct vrev__config **out,
                          struct vrev__config_error *err);
+
+/* The allow-list the "vrev" object gives bridges tagged `tag`, or NULL (route everything). */
+const struct vrev__strlist *vrev__config_bridge_allow(const struct vrev__config *cfg,
+                                                      const char *tag);
 
 /* Free a description (wiping its secrets). NULL is a no-op. */
 void vrev__config_free(struct vrev__config *cfg);

@@ -126,7 +126,7 @@ void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
             vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s: further warnings suppressed", L->file);
         return;
     }
-    char msg[256], path[256];
+    char msg[512], path[256]; /* one line of the log (1024 bytes) */
     va_list ap;
     va_start(ap, fmt);
     set_message(msg, sizeof(msg), fmt, ap);

@@ -345,6 +345,11 @@ static int build_bridges(vrev_instance *inst, const struct vrev__config *cfg, ch
         struct vrev__bridge_opts bo;
         memset(&bo, 0, sizeof(bo));
         bo.domain = b->domain;
+        const struct vrev__strlist *allow = vrev__config_bridge_allow(cfg, b->tag);
+        if (allow) { /* "vrev": {"bridges": {tag: {"allow": [...]}}} */
+            bo.allowed_targets = allow->v;
+            bo.n_allowed_targets = allow->n;
+        }
         int rc = vrev__bridge_new(&inst->engine, b->tag, &bo, &inst->bridges[i]);
         if (rc < 0)
             return fail(err, len, rc, "reverse.bridges", i, NULL);
@@ -391,6 +396,14 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
     }
     inst->ctx = ctx;
     inst->log_level = cfg->log.error_type == VREV_CFG_LOG_NONE ? -1 : cfg->log.level;
+    /* "vrev": {"limits": {...}} are this instance's: the context holds them only while the
+     * instance is built, so that the engine's copy (vrev__engine_init) and whatever else copies
+     * the context's limits when it is made take them; then the context gets its own back,
+     * except bufferedTotal, which is the context's alone (a budget for all its objects). */
+    struct vrev__limits saved = ctx->limits;
+    for (size_t i = 0; i < cfg->vrev.n_limits; i++) /* names and ranges checked at load */
+        vrev__limits_set(&ctx->limits, cfg->vrev.limits[i].name, cfg->vrev.limits[i].value, NULL,
+                         0);
     rc = vrev__engine_init(&inst->engine, ctx);
     if (rc == 0) {
         apply_policy(inst, cfg);
@@ -402,6 +415,10 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
         rc = build_inbounds(inst, cfg, err, err_len);
     if (rc == 0)
         rc = build_bridges(inst, cfg, err, err_len);
+    uint64_t buffered_total = ctx->limits.buffered_total;
+    ctx->limits = saved;
+    if (rc == 0)
+        ctx->limits.buffered_total = buffered_total;
     vrev__config_free(cfg);
     if (rc < 0) {
         if (err && err_len && !err[0])

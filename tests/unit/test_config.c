@@ -1319,6 +1319,145 @@ static void test_pins(void **state)
     }
 }
 
+/* ---- the "vrev" object ---- */
+
+#define VREV_BRIDGE_PART                                                                           \
+    "\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"                \
+    "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}],\n"
+
+static void test_vrev_object(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    struct vrev__config *c = load_ok(
+        ctx, "{" VREV_BRIDGE_PART "\"vrev\": {\"limits\": {\"sessionRate\": 5000, "
+             "\"BUFFEREDTOTAL\": 134217728},\n"
+             "  \"bridges\": {\"br\": {\"allow\": [\"tcp:127.0.0.1:8080\", \"udp:[::1]:53\", "
+             "\"svc.local:0\"]}}}}");
+    assert_int_equal(c->vrev.n_limits, 2);
+    assert_string_equal(c->vrev.limits[0].name, "sessionRate");
+    assert_int_equal(c->vrev.limits[0].value, 5000);
+    assert_string_equal(c->vrev.limits[1].name, "bufferedTotal"); /* keys match as V2Ray's do */
+    assert_int_equal(c->vrev.limits[1].value, 134217728);
+    const struct vrev__strlist *allow = vrev__config_bridge_allow(c, "br");
+    assert_non_null(allow);
+    assert_strlist(allow, 3, "tcp:127.0.0.1:8080", "udp:[::1]:53", "svc.local:0");
+    assert_null(vrev__config_bridge_allow(c, "other"));
+    assert_null(strstr(logbuf, "unknown key")); /* "vrev" is a known top-level key */
+    assert_null(strstr(logbuf, "redirect"));    /* an allow-list: no warning */
+    vrev__config_free(c);
+    vrev_ctx_free(ctx);
+
+    static const struct {
+        const char *vrev, *formatted;
+    } bad_vrev[] = {
+        {"{\"limits\": {}, \"limit\": 1}",
+         "t.json:3:33: vrev.limit: unknown key \"limit\" in \"vrev\" (known: \"limits\", "
+         "\"bridges\")"},
+        {"{\"limits\": {\"sessionrate\": 1, \"sessionsRate\": 5}}",
+         "t.json:3:55: vrev.limits.sessionsRate: unknown limit \"sessionsRate\" (limits: "
+         "preauthPerInbound, preauthPerSource, connsPerListener, connsPerSource, sessionRate, "
+         "sessionBurst, dialsPerTunnel, tunnelsPerBridge, tunnelBuffer, udpClientBytes, "
+         "udpInboundBytes, bufferedTotal)"},
+        {"{\"limits\": {\"sessionRate\": 0}}",
+         "t.json:3:36: vrev.limits.sessionRate: limit sessionRate must be a whole number from 1 "
+         "to 10000000"},
+        {"{\"limits\": {\"tunnelBuffer\": \"64M\"}}",
+         "t.json:3:37: vrev.limits.tunnelBuffer: limit tunnelBuffer must be a whole number from "
+         "1048576 to 4294967295"},
+        {"{\"limits\": {\"tunnelBuffer\": 1.5e7}}",
+         "t.json:3:37: vrev.limits.tunnelBuffer: limit tunnelBuffer must be a whole number from "
+         "1048576 to 4294967295"},
+        {"{\"limits\": [1]}", "t.json:3:20: vrev.limits: expected an object"},
+        {"{\"bridges\": {\"bridge\": {\"allow\": [\"tcp:1.2.3.4:5\"]}}}",
+         "t.json:3:32: vrev.bridges.bridge: no bridge in reverse.bridges is tagged \"bridge\""},
+        {"{\"bridges\": {\"br\": {\"allow\": [\"tcp:1.2.3.4:5\", \"1.2.3.4\"]}}}",
+         "t.json:3:56: vrev.bridges.br.allow[1]: not a target: need \"tcp:HOST:PORT\" or "
+         "\"udp:HOST:PORT\" (an IPv6 host in brackets)"},
+        {"{\"bridges\": {\"br\": {\"allow\": []}}}",
+         "t.json:3:38: vrev.bridges.br.allow: lists no target: give at least one "
+         "(\"tcp:HOST:PORT\")"},
+        {"{\"bridges\": {\"br\": {}}}", "t.json:3:28: vrev.bridges.br: missing \"allow\""},
+        {"{\"bridges\": {\"br\": {\"allow\": [\"tcp:1.2.3.4:5\"], \"deny\": []}}}",
+         "t.json:3:65: vrev.bridges.br.deny: unknown key \"deny\" in a bridge's settings (known: "
+         "\"allow\")"},
+    };
+    for (size_t i = 0; i < sizeof(bad_vrev) / sizeof(bad_vrev[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), "{" VREV_BRIDGE_PART "\"vrev\": %s}", bad_vrev[i].vrev);
+        expect_error(text, VREV_ERR_CONFIG_INVALID, bad_vrev[i].formatted);
+    }
+}
+
+/* JSON mode keeps V2Ray's semantics (a freedom outbound without "redirect" dials whatever the
+ * portal names), with one warning per bridge whose sessions can get there. */
+static void test_bridge_reach(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *warning; /* NULL: none */
+    } cases[] = {
+        /* the default outbound */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}]",
+         "t.json:1:26: reverse.bridges[0]: the sessions of bridge \"br\" reach freedom outbound "
+         "\"out\" as the default (first) outbound; it has no \"redirect\", so the portal can make "
+         "it dial any host and port (as in V2Ray). To allow only some targets, add \"vrev\": "
+         "{\"bridges\": {\"br\": {\"allow\": [\"tcp:HOST:PORT\", ...]}}}"},
+        /* a rule, even one with conditions (the portal chooses the target they test) */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"x\", \"protocol\": \"blackhole\"}, {\"tag\": \"out\", "
+         "\"protocol\": \"freedom\"}],\n"
+         "\"routing\": {\"rules\": [{\"type\": \"field\", \"inboundTag\": [\"br\"], \"port\": "
+         "\"80\", \"outboundTag\": \"out\"}]}",
+         "reach freedom outbound \"out\" by routing.rules[0]"},
+        /* through a balancer */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"x\", \"protocol\": \"blackhole\"}, {\"tag\": \"out-1\", "
+         "\"protocol\": \"freedom\"}],\n"
+         "\"routing\": {\"balancers\": [{\"tag\": \"b\", \"selector\": [\"out-\"]}], \"rules\": "
+         "[{\"type\": \"field\", \"inboundTag\": [\"br\"], \"balancerTag\": \"b\"}]}",
+         "reach freedom outbound \"out-1\" by routing.rules[0]"},
+        /* a redirect: no warning */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\", \"settings\": "
+         "{\"redirect\": \"127.0.0.1:80\"}}]",
+         NULL},
+        /* a catch-all rule for the bridge before the default: not reached */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}, {\"tag\": \"web\", "
+         "\"protocol\": \"freedom\", \"settings\": {\"redirect\": \"127.0.0.1:80\"}}],\n"
+         "\"routing\": {\"rules\": [{\"type\": \"field\", \"inboundTag\": [\"br\"], "
+         "\"outboundTag\": \"web\"}]}",
+         NULL},
+        /* a rule for another inbound only: the default is still reached */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"inbounds\": [{\"tag\": \"in\", \"protocol\": \"socks\", \"port\": 1, \"listen\": "
+         "\"127.0.0.1\"}],\n"
+         "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}, {\"tag\": \"web\", "
+         "\"protocol\": \"freedom\", \"settings\": {\"redirect\": \"127.0.0.1:80\"}}],\n"
+         "\"routing\": {\"rules\": [{\"type\": \"field\", \"inboundTag\": [\"in\"], "
+         "\"outboundTag\": \"web\"}]}",
+         "reach freedom outbound \"out\" as the default (first) outbound"},
+        /* the opt-in allow-list: no warning */
+        {"\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"
+         "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}],\n"
+         "\"vrev\": {\"bridges\": {\"br\": {\"allow\": [\"tcp:127.0.0.1:80\"]}}}",
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[2048];
+        snprintf(text, sizeof(text), "{%s}", cases[i].json);
+        vrev_ctx *ctx = new_ctx();
+        vrev__config_free(load_ok(ctx, text));
+        if (cases[i].warning && !strstr(logbuf, cases[i].warning))
+            fail_msg("case %zu: log\n%s\nlacks\n%s", i, logbuf, cases[i].warning);
+        if (!cases[i].warning && strstr(logbuf, "redirect"))
+            fail_msg("case %zu: unexpected warning\n%s", i, logbuf);
+        vrev_ctx_free(ctx);
+    }
+}
+
 /* ---- allocation failure: fail the N-th allocation until the load succeeds ---- */
 
 static void sweep(const char *name, size_t arena_block)
@@ -1405,6 +1544,8 @@ int main(void)
         cmocka_unit_test(test_no_secrets),
         cmocka_unit_test(test_router_accepts),
         cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_vrev_object),
+        cmocka_unit_test(test_bridge_reach),
         cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
