@@ -83,6 +83,14 @@ void vrev__listener_free(struct vrev__listener *l);
 uint16_t vrev__listener_port(const struct vrev__listener *l);
 /* Every socket accepted from now on starts armed, as by vrev__bev_arm_abort. */
 void vrev__listener_arm_abort(struct vrev__listener *l);
+/* Cap the live connections accepted by `l`, in all and from one source (an IPv4 address, an
+ * IPv6 /64): a connection counts from its accept until its socket is closed (by whichever
+ * owner, layer or linger); one over a cap is closed at accept (a log line now and then, and
+ * vrev__listener_refused counts it). Returns 0 or VREV_ERR_CRYPTO. */
+int vrev__listener_set_caps(struct vrev__listener *l, uint64_t max_conns, uint64_t max_per_source);
+/* Connections counted live now (see above), and refused at accept so far. */
+uint64_t vrev__listener_live(const struct vrev__listener *l);
+uint64_t vrev__listener_refused(const struct vrev__listener *l);
 
 /* Fill a socket address from an IP vrev__addr (not a domain); returns its length. */
 socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss);

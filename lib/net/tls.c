@@ -48,7 +48,8 @@ struct tconn {
     bool peer_done;   /* the peer's close_notify was read */
     bool eof_sent;    /* ... and passed to the user */
     bool aborted;
-    size_t wr_len; /* after AGAIN from a write: retry with the same length (and bytes) */
+    size_t wr_len;      /* after AGAIN from a write: retry with the same length (and bytes) */
+    uint32_t linger_ms; /* the most the close may linger (vrev__tls_set_linger) */
     char alpn[256];
     char err[VREV__TLS_ERR_LEN];
 };
@@ -411,24 +412,45 @@ static bool flush_plaintext(struct tconn *c)
 
 /* After the user has freed the layer, the socket below may still hold records the kernel had
  * no room for, and closing a socket with unread input makes the kernel send an RST that can
- * destroy the data still queued. So the lower bufferevent is left to finish alone, with no
- * object of ours: write the rest, end the write direction, read and discard until the peer
- * ends, then close. Bounded: 10 s without progress either way, at most LINGER_DISCARD bytes
- * discarded; then it is reset. A lingering socket left when the event_base is freed leaks,
- * like any bufferevent its owner did not free. */
-#define LINGER_SECONDS 10
+ * destroy the data still queued. So the lower bufferevent is left to finish alone: write the
+ * rest, end the write direction, read and discard until the peer ends, then close. Bounded by
+ * an absolute time (c->linger_ms, at most LINGER_MS from the close) and LINGER_DISCARD bytes
+ * discarded, then reset. The bound does not move with traffic: an idle timeout that every
+ * byte restarted let a peer trickling one byte every 5 s keep a socket for days (issue M7).
+ * A handshake ending at its deadline lingers not at all (vrev__tls_set_linger 0). A lingering
+ * socket left when the event_base is freed leaks, like any bufferevent its owner did not
+ * free. */
+#define LINGER_MS 10000
 #define LINGER_DISCARD (64 * 1024)
 
-static void linger_event(struct bufferevent *bev, short what, void *arg);
+struct lingering {
+    vrev_ctx *ctx;
+    struct bufferevent *bev;
+    struct event *until;
+    size_t discarded;
+};
+
+static void linger_end(struct lingering *l, bool abort)
+{
+    struct bufferevent *bev = l->bev;
+    event_free(l->until);
+    vrev__free(l->ctx, l);
+    vrev__bev_close(bev, abort);
+}
+
+static void linger_expired(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    linger_end(arg, true);
+}
 
 static void linger_write(struct bufferevent *bev, void *arg)
 {
-    (void)arg;
     if (evbuffer_get_length(bufferevent_get_output(bev)))
         return;
     if (!(bufferevent_get_enabled(bev) & EV_READ)) { /* the peer has ended as well */
         /* all out: closed, never reset, even if armed (vrev__bev_arm_abort) */
-        vrev__bev_close(bev, 0);
+        linger_end(arg, false);
         return;
     }
     vrev__bev_shutdown_write(bev);
@@ -437,32 +459,42 @@ static void linger_write(struct bufferevent *bev, void *arg)
 
 static void linger_read(struct bufferevent *bev, void *arg)
 {
-    /* the callback argument counts the bytes discarded so far (no object of ours) */
+    struct lingering *l = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    uintptr_t total = (uintptr_t)arg + evbuffer_get_length(in);
+    l->discarded += evbuffer_get_length(in);
     evbuffer_drain(in, evbuffer_get_length(in));
-    if (total > LINGER_DISCARD)
-        vrev__bev_close(bev, 1);
-    else
-        bufferevent_setcb(bev, linger_read, linger_write, linger_event, (void *)total);
+    if (l->discarded > LINGER_DISCARD)
+        linger_end(l, true);
 }
 
 static void linger_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)arg;
     bool pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
+    /* at the peer's end with bytes still to send: linger_write closes once they are out */
     if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_WRITING | BEV_EVENT_ERROR)) && pending)
-        return; /* reading has stopped; linger_write closes once the rest is out */
-    vrev__bev_close(bev, pending); /* a reset only if bytes would be lost silently */
+        return;
+    linger_end(arg, pending); /* a reset only if bytes would be lost silently */
 }
 
-static void linger(struct bufferevent *lower, bool peer_ended)
+static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 {
-    struct timeval tv = {LINGER_SECONDS, 0};
+    uint32_t ms = c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS;
+    struct lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
+    if (l && !(l->until = evtimer_new(bufferevent_get_base(lower), linger_expired, l))) {
+        vrev__free(c->ctx, l);
+        l = NULL;
+    }
+    if (!l) { /* no time (a handshake deadline) or no memory: closed at once */
+        vrev__bev_close(lower, evbuffer_get_length(bufferevent_get_output(lower)) > 0);
+        return;
+    }
+    l->ctx = c->ctx;
+    l->bev = lower;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(l->until, &tv);
     evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
     bufferevent_setwatermark(lower, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_setcb(lower, linger_read, linger_write, linger_event, NULL);
-    bufferevent_set_timeouts(lower, &tv, &tv);
+    bufferevent_setcb(lower, linger_read, linger_write, linger_event, l);
     if (peer_ended)
         bufferevent_disable(lower, EV_READ);
     else
@@ -498,7 +530,7 @@ static void close_lower(struct tconn *c)
     if (!evbuffer_get_length(out) && c->io.eof)
         vrev__bev_close(lower, false); /* all out, and nothing more can arrive */
     else
-        linger(lower, c->io.eof);
+        linger(c, lower, c->io.eof);
 }
 
 /* The filter's free callback: the user has freed `self`. */
@@ -639,6 +671,7 @@ struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *
         rc = VREV_ERR_NOMEM;
     if (rc == 0) {
         c->ctx = vrev__tls_common_of(t)->ctx;
+        c->linger_ms = LINGER_MS;
         c->lower = lower;
         c->io.in = bufferevent_get_input(lower);
         c->io.out = bufferevent_get_output(lower);
@@ -708,6 +741,14 @@ bool vrev__tls_set_abort(struct bufferevent *tls_bev)
     struct tconn *c = conn_of(tls_bev);
     if (c)
         c->aborted = true;
+    return c != NULL;
+}
+
+bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms)
+{
+    struct tconn *c = conn_of(tls_bev);
+    if (c)
+        c->linger_ms = ms;
     return c != NULL;
 }
 

@@ -108,6 +108,12 @@ struct bufferevent *vrev__tls_lower(struct bufferevent *tls_bev);
 /* Make the coming free an abort (see above). False if tls_bev is not a TLS bufferevent. */
 bool vrev__tls_set_abort(struct bufferevent *tls_bev);
 
+/* The coming free lingers (sends what is left, reads until the peer ends) for at most `ms`
+ * (and never more than 10 s); 0: the socket is closed at once, reset if bytes are left
+ * unsent. For a connection whose time is up (a handshake deadline), so that nothing of it
+ * outlives that time. False if tls_bev is not a TLS bufferevent. */
+bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms);
+
 /* Tests only: make the transport below behave badly (short reads and writes, spurious
  * would-block) with a pseudo-random sequence from `seed` (0: off). */
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed);

@@ -17,8 +17,6 @@ int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
     vrev__policy_default(&e->policy);
     e->limits = ctx->limits;
     e->policy.tunnel_buffer_bytes = (uint32_t)e->limits.tunnel_buffer;
-    e->preauth.max = VREV_PREAUTH_MAX;
-    e->preauth.per_source = VREV_PREAUTH_PER_SOURCE;
     return 0;
 }
 
@@ -57,7 +55,6 @@ void vrev__engine_cleanup(struct vrev__engine *e)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);
     vrev__router_free(e->router);
-    vrev__preauth_cleanup(e); /* after the handshakes above released their counts */
     if (e->dns) /* queries still out are answered "shut down" from the loop (resolve.c) */
         evdns_base_free(e->dns, 1);
     memset(e, 0, sizeof(*e));

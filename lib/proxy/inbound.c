@@ -2,6 +2,7 @@
  * every connection to one fixed target (WIRE-SPEC §6.1), over TCP and/or UDP (udp.c); vmess
  * lives in vmess_in.c. */
 #include <string.h>
+#include <time.h>
 
 #include "inbound.h"
 #include "net/tls.h"
@@ -26,7 +27,8 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
     if (!in)
         return NULL;
     in->engine = e;
-    if (tag && !(in->tag = vrev__strdup(e->ctx, tag))) {
+    if ((tag && !(in->tag = vrev__strdup(e->ctx, tag))) || vrev__preauth_init(in) < 0) {
+        vrev__free(e->ctx, in->tag);
         vrev__free(e->ctx, in);
         return NULL;
     }
@@ -36,9 +38,12 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept)
 {
+    const struct vrev__limits *l = &in->engine->limits;
     int rc = vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
     if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
         vrev__listener_arm_abort(in->listener);
+    if (rc == 0)
+        rc = vrev__listener_set_caps(in->listener, l->conns_per_listener, l->conns_per_source);
     return rc;
 }
 
@@ -62,29 +67,63 @@ void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)
 
 /* --- handshakes ----------------------------------------------------------------------------- */
 
-static void handshake_free(struct vrev__handshake *h, bool close_bev)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How a handshake's connection is closed. Nothing of it may outlive the handshake deadline
+ * (issue M7: a TLS layer's lingering close, restarted by every byte, kept sockets of clients
+ * trickling a byte every 5 s for days): a graceful end lingers at most until the deadline,
+ * the deadline itself and an engine stop close at once, an eviction resets. */
+enum close_how {
+    KEEP,     /* the connection goes on (vrev__handshake_take) */
+    GRACEFUL, /* the protocol ended it, or the client did: what is written still goes out */
+    NOW,      /* the deadline, or the engine stops: closed at once, no lingering */
+    RESET,    /* evicted for a newcomer */
+};
+
+static void close_bev(struct vrev__handshake *h, enum close_how how)
+{
+    if (how == RESET) {
+        vrev__bev_close(h->bev, 1);
+        return;
+    }
+    int64_t left = how == NOW ? 0 : h->until_ms - now_ms();
+    vrev__tls_set_linger(h->bev, left > 0 ? (uint32_t)left : 0); /* no-op without TLS */
+    vrev__bev_close(h->bev, 0);
+}
+
+static void handshake_free(struct vrev__handshake *h, enum close_how how)
 {
     vrev_ctx *ctx = h->engine->ctx;
-    if (h->counted)
-        vrev__preauth_release(h->engine, &h->source);
+    vrev__preauth_release(h->in, h);
     if (h->wipe)
         h->wipe(h);
     if (h->deadline)
         event_free(h->deadline);
-    if (close_bev && h->bev)
-        vrev__bev_close(h->bev, 0);
+    if (how != KEEP && h->bev)
+        close_bev(h, how);
     vrev__free(ctx, h);
 }
 
 static void handshake_close(struct vrev__conn *c)
 {
-    handshake_free((struct vrev__handshake *)c, true);
+    handshake_free((struct vrev__handshake *)c, NOW);
 }
 
 void vrev__handshake_end(struct vrev__handshake *h)
 {
     vrev__engine_untrack(h->engine, &h->conn);
-    handshake_free(h, true);
+    handshake_free(h, GRACEFUL);
+}
+
+void vrev__handshake_evict(struct vrev__handshake *h)
+{
+    vrev__engine_untrack(h->engine, &h->conn);
+    handshake_free(h, RESET);
 }
 
 struct bufferevent *vrev__handshake_take(struct vrev__handshake *h)
@@ -92,7 +131,7 @@ struct bufferevent *vrev__handshake_take(struct vrev__handshake *h)
     struct bufferevent *bev = h->bev;
     h->bev = NULL;
     vrev__engine_untrack(h->engine, &h->conn);
-    handshake_free(h, false);
+    handshake_free(h, KEEP);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
     return bev;
 }
@@ -115,7 +154,9 @@ void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    vrev__handshake_end(arg);
+    struct vrev__handshake *h = arg;
+    vrev__engine_untrack(h->engine, &h->conn);
+    handshake_free(h, NOW);
 }
 
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
@@ -123,33 +164,29 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
                                             void (*wipe)(struct vrev__handshake *h))
 {
     struct vrev__engine *e = in->engine;
-    struct vrev__addr source;
-    vrev__addr_from_sockaddr(&source, peer);
-    if (!vrev__preauth_admit(e, &source)) {
-        evutil_closesocket(fd);
-        return NULL;
-    }
     struct vrev__handshake *h = vrev__calloc(e->ctx, 1, size);
-    if (!h) {
-        vrev__preauth_release(e, &source);
+    if (h) {
+        h->in = in;
+        h->engine = e;
+        vrev__addr_from_sockaddr(&h->source, peer);
+    }
+    if (!h || !vrev__preauth_admit(in, h)) {
+        vrev__free(e->ctx, h);
         evutil_closesocket(fd);
         return NULL;
     }
-    h->counted = true;
-    h->in = in;
-    h->engine = e;
-    h->source = source;
     h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
     h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
     if (!h->bev) {
         if (!h->deadline)
             evutil_closesocket(fd);
-        handshake_free(h, false);
+        handshake_free(h, KEEP);
         return NULL;
     }
     h->wipe = wipe;
     vrev__engine_track(e, &h->conn, handshake_close);
     uint32_t ms = e->policy.handshake_ms;
+    h->until_ms = now_ms() + ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(h->deadline, &tv);
     return h;
@@ -210,6 +247,7 @@ void vrev__inbound_free(struct vrev__inbound *in)
         return;
     vrev_ctx *ctx = in->engine->ctx;
     vrev__listener_free(in->listener);
+    vrev__preauth_cleanup(in); /* its handshakes refer to it */
     vrev__udp_in_free(in->udp);
     vrev__tls_ctx_free(in->tls);
     for (size_t i = 0; i < in->n_users; i++) {

@@ -3,7 +3,32 @@
 #define VREV_PROXY_INBOUND_H
 
 #include "codec/vmess.h"
+#include "net/sources.h"
 #include "proxy.h"
+
+struct vrev__handshake;
+struct vrev__preauth_source; /* preauth.c */
+
+/* An inbound's connections still in their proxy handshake (not yet authenticated): each holds
+ * a place until it is dispatched, fails or reaches the handshake deadline (60 s: V2Ray's
+ * anti-probing hold, kept). Each inbound has places of its own (limits.preauth_per_inbound),
+ * so that a flood on a public inbound never takes the tunnel inbound's, and each source (an
+ * IPv4 address, an IPv6 /64) at most limits.preauth_per_source of them. A newcomer is never
+ * refused for want of a place: the oldest handshake of the source holding the most is closed
+ * for it (see preauth.c for why). */
+struct vrev__preauth_bucket {
+    struct vrev__preauth_source *head, *tail; /* oldest first */
+};
+struct vrev__preauth {
+    uint32_t max;        /* places in all */
+    uint32_t per_source; /* places one source may hold */
+    uint32_t n;
+    struct vrev__sources sources;          /* struct vrev__preauth_source entries */
+    struct vrev__preauth_bucket *by_count; /* by_count[k]: the sources holding k places */
+    uint32_t n_by_count, top;              /* top: the most any source holds */
+    uint64_t evicted;                      /* handshakes closed for a newcomer */
+    uint64_t refused;                      /* newcomers turned away (out of memory) */
+};
 
 struct vrev__inbound {
     struct vrev__engine *engine;
@@ -24,25 +49,41 @@ struct vrev__inbound {
     size_t n_users;
     struct vrev__vmess_replay *auth_ids;
     struct vrev__vmess_replay *sessions;
+    struct vrev__preauth preauth;
 };
 
 /* The phase of an accepted connection before it is dispatched: tracked by the engine (so
  * stopping it closes the connection) and bounded by an absolute deadline (policy.handshake)
  * that traffic does not move. Protocols embed it first in their own handshake struct. */
 struct vrev__handshake {
-    struct vrev__conn conn;      /* first */
-    struct vrev__engine *engine; /* kept apart: the engine may close us after the inbound */
-    struct vrev__inbound *in;    /* valid while the handshake runs in the loop */
+    struct vrev__conn conn; /* first */
+    struct vrev__engine *engine;
+    struct vrev__inbound *in; /* freeing it closes its handshakes first (preauth cleanup) */
     struct bufferevent *bev;
     struct event *deadline;
     struct vrev__addr source;
     void (*wipe)(struct vrev__handshake *h); /* protocol state to erase on free; may be NULL */
-    bool counted; /* holds a place in the engine's pre-auth caps (preauth.c) */
+    int64_t until_ms;                        /* the deadline, on the monotonic clock */
+    /* its place in the inbound's pre-auth pool (preauth.c); src NULL: holds none */
+    struct vrev__preauth_source *src;
+    struct vrev__handshake *older, *newer; /* the same source's handshakes */
 };
 
+/* Pre-auth places (preauth.c). Init from the engine's limits; returns 0 or VREV_ERR_CRYPTO. */
+int vrev__preauth_init(struct vrev__inbound *in);
+/* Give `h` (its source set) a place, closing another handshake of the inbound if there is
+ * none free (vrev__handshake_evict). False: out of memory (nothing closed for it then). */
+bool vrev__preauth_admit(struct vrev__inbound *in, struct vrev__handshake *h);
+/* Give h's place back (nothing if it holds none). */
+void vrev__preauth_release(struct vrev__inbound *in, struct vrev__handshake *h);
+/* Close every handshake still holding a place, and free the pool (the inbound is going). */
+void vrev__preauth_cleanup(struct vrev__inbound *in);
+/* Close a handshake for a newcomer: reset at once, nothing left lingering (inbound.c). */
+void vrev__handshake_evict(struct vrev__handshake *h);
+
 /* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS layered on if the
- * inbound has it), within the engine's caps on connections in handshake (else the socket is
- * closed at once). The caller sets the bufferevent's callbacks (with
+ * inbound has it), with a place in the inbound's pre-auth pool (another handshake may be
+ * closed for it). The caller sets the bufferevent's callbacks (with
  * vrev__handshake_on_event as the event callback) and enables reading. NULL on failure (the
  * socket is closed). */
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,

@@ -86,29 +86,6 @@ struct vrev__engine_stats {
     uint64_t bytes_down;
 };
 
-/* Connections in their proxy handshake (preauth.c). */
-#define VREV_PREAUTH_MAX 1024
-#define VREV_PREAUTH_PER_SOURCE 256 /* RELIABILITY.md says 32 (OpenSSH's figure); one V2Ray
-                                       client opens more than that at once (a browser's burst
-                                       through its dokodemo/socks inbound) */
-struct vrev__preauth_source {
-    struct vrev__addr ip;
-    uint32_t n;
-};
-struct vrev__preauth {
-    uint32_t max;        /* in all; random early drop from max / 2 */
-    uint32_t per_source; /* per source IP */
-    uint32_t n;
-    struct vrev__preauth_source *sources;
-    size_t n_sources, cap;
-    uint64_t dropped; /* connections refused */
-};
-
-/* May a connection from `source` start a handshake? If so it is counted until released. */
-bool vrev__preauth_admit(struct vrev__engine *e, const struct vrev__addr *source);
-void vrev__preauth_release(struct vrev__engine *e, const struct vrev__addr *source);
-void vrev__preauth_cleanup(struct vrev__engine *e);
-
 struct vrev__engine {
     vrev_ctx *ctx;
     struct evdns_base *dns; /* created on first use */
@@ -120,7 +97,6 @@ struct vrev__engine {
                                    overridden before anything is built on the engine */
     struct vrev__conn live; /* list head */
     struct vrev__engine_stats stats;
-    struct vrev__preauth preauth;
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
