@@ -2,7 +2,9 @@
 #ifndef VREV_CLI_H
 #define VREV_CLI_H
 
-#include "vrev/ctx.h"
+#include <stdint.h>
+
+#include "vrev.h"
 
 int vrev_cli_mux_dump(int argc, char **argv);
 int vrev_cli_run(int argc, char **argv);
@@ -10,6 +12,20 @@ int vrev_cli_test(int argc, char **argv);
 int vrev_cli_portal(int argc, char **argv);
 int vrev_cli_bridge(int argc, char **argv);
 int vrev_cli_uuid(void);
+int vrev_cli_limits(int argc, char **argv); /* vrev limits: the table */
+
+/* --limit NAME=VALUE (cli/limits.c): checked as parsed (a message to stderr and -1 when bad),
+ * applied to a context before anything is made from it. */
+#define VREV_CLI_LIMITS_MAX 64
+struct vrev_cli_limits {
+    struct {
+        const char *name; /* static (vrev_limit_info) */
+        uint64_t value;
+    } v[VREV_CLI_LIMITS_MAX];
+    size_t n;
+};
+int vrev_cli_limit_add(struct vrev_cli_limits *l, const char *arg);
+int vrev_cli_limits_apply(const struct vrev_cli_limits *l, vrev_ctx *ctx);
 /* Log lines to stderr: "YYYY/MM/DD HH:MM:SS [level] component: message". */
 void vrev_cli_log(int level, const char *component, const char *message, void *user);
 /* "error", "warning"/"warn", "info", "debug" -> VREV_LOG_*; "none" -> -1; else -3. */

@@ -16,6 +16,7 @@
 struct run_opts {
     const char *config;
     int log_level; /* -2: as the config says */
+    struct vrev_cli_limits limits;
 };
 
 void vrev_cli_log(int level, const char *component, const char *message, void *user)
@@ -44,7 +45,10 @@ static int usage(const char *cmd, FILE *out)
 {
     fprintf(out,
             "usage: vrev %s -c FILE [--log-level error|warning|info|debug|none]\n"
+            "       [--limit NAME=VALUE ...]\n"
             "  -c, -config, --config FILE   a V2Ray v4 JSON configuration (comments allowed)\n"
+            "  --limit NAME=VALUE           a resource limit (vrev limits lists them); the\n"
+            "                               config's \"vrev\": {\"limits\": {...}} wins over it\n"
             "%s",
             cmd,
             !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM.\n"
@@ -56,6 +60,7 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
 {
     o->config = NULL;
     o->log_level = -2;
+    o->limits.n = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
@@ -63,6 +68,9 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
         if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) &&
             i + 1 < argc) {
             o->config = argv[++i];
+        } else if (!strcmp(a, "--limit") && i + 1 < argc) {
+            if (vrev_cli_limit_add(&o->limits, argv[++i]) < 0)
+                return 2;
         } else if (!strcmp(a, "--log-level") && i + 1 < argc) {
             o->log_level = vrev_cli_parse_log_level(argv[++i]);
             if (o->log_level < -1) {
@@ -141,14 +149,16 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
         return 1;
     vrev_ctx *ctx = NULL;
     vrev_instance *inst = NULL;
-    char err[1024];
+    char err[1024] = "";
     rc = vrev_ctx_new_loop(&ctx, vrev_cli_allocator()); /* the context frees its loop */
     struct event_base *base = vrev_ctx_base(ctx);
     if (rc == 0) {
         vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log,
                          NULL);
-        rc = vrev_instance_new_json(&inst, ctx, text, len, o.config, err, sizeof(err));
+        rc = vrev_cli_limits_apply(&o.limits, ctx);
     }
+    if (rc == 0)
+        rc = vrev_instance_new_json(&inst, ctx, text, len, o.config, err, sizeof(err));
     free(text);
     int status = 0;
     if (rc < 0) {

@@ -11,8 +11,11 @@
 
 struct cli_opts {
     vrev_tunnel_opts *t;
+    struct vrev_cli_limits limits;
     int print_config;
     int log_level;
+    int tls;
+    int security_none;
     const char *cert; /* portal: --cert and --key may come in either order */
     const char *key;
 };
@@ -44,7 +47,10 @@ static int usage(int portal, FILE *out)
                 "             roots and --ca FILE, for the portal's host name or --sni NAME\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     fprintf(out, "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
+                 "  --security the VMess body cipher; \"none\" without --tls leaves the tunnel\n"
+                 "             readable and changeable by anyone on the path (warned at start)\n"
                  "  --domain   the tunnel's name on both sides (default %s)\n"
+                 "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
                  "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
@@ -57,11 +63,14 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
     int rc;
     if (portal && !strcmp(opt, "--cert"))
         c->cert = val;
+    if (!strcmp(opt, "--limit"))
+        return vrev_cli_limit_add(&c->limits, val) < 0 ? -1 : 1; /* it said why */
     if (!strcmp(opt, "--id"))
         rc = vrev_tunnel_opts_set_id(t, val);
-    else if (!strcmp(opt, "--security"))
+    else if (!strcmp(opt, "--security")) {
         rc = vrev_tunnel_opts_set_security(t, val);
-    else if (!strcmp(opt, "--domain"))
+        c->security_none = rc == 0 && !strcmp(val, "none");
+    } else if (!strcmp(opt, "--domain"))
         rc = vrev_tunnel_opts_set_domain(t, val);
     else if (!strcmp(opt, "--log-level"))
         rc = (c->log_level = vrev_cli_parse_log_level(val)) < -1 ? VREV_ERR_INVAL : 0;
@@ -106,6 +115,8 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
 {
     c->log_level = VREV_LOG_INFO;
     c->print_config = 0;
+    c->tls = c->security_none = 0;
+    c->limits.n = 0;
     c->cert = c->key = NULL;
     const char *env_id = getenv("VREV_ID");
     if (env_id && option(c, portal, "--id", env_id) < 0)
@@ -119,7 +130,7 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
         }
         if (!strcmp(argv[i], "--tls") || (!portal && !strcmp(argv[i], "--insecure"))) {
             if (!strcmp(argv[i], "--tls"))
-                vrev_tunnel_opts_set_tls(c->t, 1);
+                vrev_tunnel_opts_set_tls(c->t, (c->tls = 1));
             else
                 vrev_tunnel_opts_set_tls_insecure(c->t, 1);
             continue;
@@ -184,9 +195,17 @@ static int serve(struct cli_opts *c, int portal)
     struct event_base *base = vrev_ctx_base(ctx);
     if (rc == 0) {
         vrev_ctx_set_log(ctx, c->log_level, vrev_cli_log, NULL);
+        rc = vrev_cli_limits_apply(&c->limits, ctx); /* before the objects copy them */
+    }
+    if (rc == 0 && c->security_none && !c->tls && c->log_level >= VREV_LOG_WARN)
+        vrev_cli_log(VREV_LOG_WARN, portal ? "portal" : "bridge",
+                     "--security none without --tls: the tunnel is neither encrypted nor "
+                     "authenticated (VMess \"none\" has no integrity check on the mux stream); "
+                     "anyone on the path can read it and change what it carries",
+                     NULL);
+    if (rc == 0)
         rc = portal ? vrev_portal_new(&p, ctx, c->t, err, sizeof(err))
                     : vrev_bridge_new(&b, ctx, c->t, err, sizeof(err));
-    }
     int status = 0;
     if (rc < 0) {
         fprintf(stderr, "vrev %s: %s\n", portal ? "portal" : "bridge",
