@@ -186,6 +186,6 @@ int vrev__outbound_dial_counted(struct vrev__outbound *ob, struct bufferevent *l
                                 struct vrev__gauge *dialing, vrev__link_dialed_fn done,
                                 void (*release)(void *user), void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, dialing, done,
-                    release, user);
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, dialing, done, release,
+                    user);
 }

@@ -99,8 +99,8 @@ static bool ctx_full(const vrev_ctx *ctx)
 }
 
 /* A datagram dropped: counted; logged at most every DROP_LOG_EVERY_S with the count. */
-static void dropped(struct vrev__engine *e, uint64_t *count, struct timeval *last,
-                    const char *tag, const char *why)
+static void dropped(struct vrev__engine *e, uint64_t *count, struct timeval *last, const char *tag,
+                    const char *why)
 {
     struct timeval now;
     (*count)++;
@@ -145,8 +145,8 @@ struct vrev__udp_in {
     struct udp_peer peers; /* list head */
     size_t n_peers;
     uint16_t port;
-    size_t queued;          /* bytes waiting in all peers' links (limits.udp_inbound_bytes) */
-    uint64_t dropped;       /* datagrams dropped over a bound */
+    size_t queued;           /* bytes waiting in all peers' links (limits.udp_inbound_bytes) */
+    uint64_t dropped;        /* datagrams dropped over a bound */
     struct timeval drop_log; /* when that was last logged */
 };
 

@@ -40,8 +40,8 @@ struct bworker {
     struct vrev__bridge *bridge;
     struct vrev__muxconn *mc;
     struct vrev__gauge *dialing; /* this tunnel's sessions' dials in progress */
-    unsigned sessions; /* bound to a local side (opened, not yet closed) */
-    bool busy;    /* at dials_per_tunnel (logged once until it is below again) */
+    unsigned sessions;           /* bound to a local side (opened, not yet closed) */
+    bool busy;                   /* at dials_per_tunnel (logged once until it is below again) */
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
@@ -62,9 +62,9 @@ struct vrev__bridge {
     struct vrev__bridge_opts opts;
     struct target *allowed;
     size_t n_allowed;
-    struct bworker workers; /* list head */
-    unsigned n_workers;     /* drained ones included */
-    bool capped;            /* at tunnels_per_bridge (logged once until below again) */
+    struct bworker workers;    /* list head */
+    unsigned n_workers;        /* drained ones included */
+    bool capped;               /* at tunnels_per_bridge (logged once until below again) */
     struct timeval last_evict; /* the last idle drained tunnel closed to make room */
     struct event *monitor;
     uint32_t backoff_ms;       /* next redial delay after a failure */

@@ -79,15 +79,15 @@ struct vrev__bridge_opts {
 struct vrev__bridge_stats {
     uint64_t tunnels_opened;
     uint64_t tunnels_closed;
-    uint64_t tunnels_dead; /* closed for missed heartbeats */
+    uint64_t tunnels_dead;   /* closed for missed heartbeats */
     uint64_t sessions;
-    uint64_t refused;      /* sessions to targets outside allowed_targets */
-    uint64_t dials_refused; /* sessions refused: limits.dials_per_tunnel dials in progress */
+    uint64_t refused;        /* sessions to targets outside allowed_targets */
+    uint64_t dials_refused;  /* sessions refused: limits.dials_per_tunnel dials in progress */
     uint64_t tunnels_capped; /* tunnels wanted but not opened: limits.tunnels_per_bridge */
-    uint64_t drains;       /* DRAIN messages received */
+    uint64_t drains;         /* DRAIN messages received */
     unsigned tunnels_active;
-    uint64_t bytes_up;     /* portal -> local services */
-    uint64_t bytes_down;   /* local services -> portal */
+    uint64_t bytes_up;       /* portal -> local services */
+    uint64_t bytes_down;     /* local services -> portal */
     unsigned sessions_active;
 };
 

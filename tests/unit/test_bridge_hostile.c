@@ -4,9 +4,9 @@
  * --to address over TCP, or the target's name), that a portal draining every tunnel gets at
  * most limits.tunnels_per_bridge of them, and that a burst of sessions to a service that does
  * not accept has at most limits.dials_per_tunnel dials in progress. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,10 +51,10 @@ struct world {
     struct vrev__engine pe;
     struct vrev__inbound *interconn;
     struct vrev__muxconn *tunnels[MAX_TUNNELS];
-    int n_tunnels;      /* ever handed over */
-    int live;           /* not closed yet */
-    int max_live;       /* the most at once */
-    bool drain;         /* drain each tunnel as soon as it comes */
+    int n_tunnels; /* ever handed over */
+    int live;      /* not closed yet */
+    int max_live;  /* the most at once */
+    bool drain;    /* drain each tunnel as soon as it comes */
     struct probe probes[MAX_SESSIONS];
     int n_probes;
     /* the bridge */
@@ -98,8 +98,8 @@ struct grab {
     struct world *w;
 };
 
-static struct bufferevent *mc_open(struct vrev__muxconn *mc, uint16_t sid,
-                                   const vrev_mux_frame *f, void *user)
+static struct bufferevent *mc_open(struct vrev__muxconn *mc, uint16_t sid, const vrev_mux_frame *f,
+                                   void *user)
 {
     (void)mc, (void)sid, (void)f, (void)user;
     return NULL; /* a mux client: never called */
@@ -127,8 +127,7 @@ static void drain_tunnel(struct vrev__muxconn *mc)
     struct vrev__addr control;
     assert_int_equal(vrev__addr_from_text(&control, VREV_CONTROL_DOMAIN_V2RAY, 0), 0);
     uint16_t sid;
-    assert_int_equal(vrev__muxconn_open(mc, VREV_NET_UDP, &control, NULL, msg, (size_t)n, &sid),
-                     0);
+    assert_int_equal(vrev__muxconn_open(mc, VREV_NET_UDP, &control, NULL, msg, (size_t)n, &sid), 0);
     n = vrev_control_encode(msg, sizeof(msg), VREV_CONTROL_DRAIN, NULL, 0);
     assert_true(n > 0);
     assert_int_equal(vrev__muxconn_send_internal(mc, sid, msg, (size_t)n), 0);
@@ -142,8 +141,8 @@ static int grab_handle(struct vrev__outbound *ob, const struct vrev__link_info *
     static const struct vrev__muxconn_cbs cbs = {mc_open, NULL, NULL, NULL, mc_closed};
     assert_true(w->n_tunnels < MAX_TUNNELS);
     struct vrev__muxconn *mc;
-    assert_int_equal(
-        vrev__muxconn_new(w->ctx, VREV_MUX_CLIENT, link, &w->pe.policy, &cbs, w, &mc), 0);
+    assert_int_equal(vrev__muxconn_new(w->ctx, VREV_MUX_CLIENT, link, &w->pe.policy, &cbs, w, &mc),
+                     0);
     w->tunnels[w->n_tunnels++] = mc;
     if (++w->live > w->max_live)
         w->max_live = w->live;
@@ -333,13 +332,13 @@ static void test_allowed_targets_exact(void **state)
         const char *host;
         int port_delta; /* -1: port 0 */
     } refused[] = {
-        {VREV_NET_UDP, "127.0.0.1", 0},                /* the network */
-        {VREV_NET_UDP, VREV_TUNNEL_DEFAULT_NAME, -1},  /* the name, over UDP */
-        {VREV_NET_TCP, "127.0.0.1", 1},                /* another port */
-        {VREV_NET_TCP, "127.0.0.1", -1},               /* port 0 */
-        {VREV_NET_TCP, "127.0.0.2", 0},                /* another host */
-        {VREV_NET_TCP, "::1", 0},                      /* IPv6 loopback */
-        {VREV_NET_TCP, "localhost", 0},                /* names for it: */
+        {VREV_NET_UDP, "127.0.0.1", 0},               /* the network */
+        {VREV_NET_UDP, VREV_TUNNEL_DEFAULT_NAME, -1}, /* the name, over UDP */
+        {VREV_NET_TCP, "127.0.0.1", 1},               /* another port */
+        {VREV_NET_TCP, "127.0.0.1", -1},              /* port 0 */
+        {VREV_NET_TCP, "127.0.0.2", 0},               /* another host */
+        {VREV_NET_TCP, "::1", 0},                     /* IPv6 loopback */
+        {VREV_NET_TCP, "localhost", 0},               /* names for it: */
         {VREV_NET_TCP, "127.1", 0},
         {VREV_NET_TCP, "0x7f.1", 0},
         {VREV_NET_TCP, "0x7f000001", 0},
@@ -349,7 +348,7 @@ static void test_allowed_targets_exact(void **state)
         {VREV_NET_TCP, "localhost.", 0},
         {VREV_NET_TCP, "default.", -1},
         {VREV_NET_TCP, "DEFAULT", -1},
-        {VREV_NET_TCP, VREV_TUNNEL_DEFAULT_NAME, 0},   /* the name with the service's port */
+        {VREV_NET_TCP, VREV_TUNNEL_DEFAULT_NAME, 0}, /* the name with the service's port */
     };
     size_t n_refused = sizeof(refused) / sizeof(refused[0]);
     struct probe *bad[sizeof(refused) / sizeof(refused[0])];

@@ -3,9 +3,9 @@
  * udpClientBytes per client and udpInboundBytes in all, counts them into ctx->buffered, drops
  * the rest (counted), and works again once the links move; nothing is taken in while the
  * process holds bufferedTotal; a freedom flow holds at most udpClientBytes of replies. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
