@@ -1,7 +1,11 @@
 /* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
  * refused dials), large socket reads, writes in the pass that queued them, reading at accept.
  * Every test runs its own event_base with a hard deadline. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -703,6 +707,127 @@ static void test_bev_tcp_fd(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* --- caps on a listener's live connections (issue M7) ---------------------------------------- */
+
+struct capped {
+    int fds[16]; /* what the owner holds (accepted sockets, as an inbound would) */
+    int n;
+};
+
+static void capped_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    struct capped *c = arg;
+    assert_true(c->n < 16);
+    c->fds[c->n++] = fd;
+}
+
+static int connect_from(const char *from, uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &a.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    return fd;
+}
+
+/* Closed by the listener (an end of stream or a reset), rather than still open? */
+static bool was_closed(int fd)
+{
+    char b;
+    ssize_t n = recv(fd, &b, 1, 0);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static void spin_base(struct event_base *base)
+{
+    for (int i = 0; i < 5; i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(base, &tv);
+        event_base_dispatch(base);
+    }
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Four live connections in all, two from one address: more are closed at accept; a connection
+ * counts until its socket is closed by whoever holds it, whether accept() then reuses its
+ * number or the number is taken by something else (then SO_COOKIE tells). */
+static void test_listener_caps(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    struct event_base *base = new_base_ctx(&ctx);
+    struct capped owner = {.n = 0};
+    struct vrev__listener *l;
+    assert_int_equal(vrev__listener_new(ctx, "127.0.0.1", 0, capped_accept, &owner, &l), 0);
+    assert_int_equal(vrev__listener_set_caps(l, 4, 2), 0);
+    uint16_t port = vrev__listener_port(l);
+    int before = count_fds();
+    int cl[6];
+    const char *from[6] = {"127.0.0.2", "127.0.0.2", "127.0.0.2",
+                           "127.0.0.3", "127.0.0.3", "127.0.0.4"};
+    for (int i = 0; i < 6; i++) {
+        cl[i] = connect_from(from[i], port);
+        spin_base(base);
+    }
+    /* .2's third over its cap; .4 over the listener's */
+    assert_int_equal(owner.n, 4);
+    assert_int_equal(vrev__listener_live(l), 4);
+    assert_int_equal(vrev__listener_refused(l), 2);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(was_closed(cl[i]), i == 2 || i == 5);
+    assert_int_equal(count_fds(), before + 6 + 4); /* the clients', and at most the caps */
+    /* the owner closes one of .2's; its number is taken by something else at once */
+    close(owner.fds[0]);
+    int other = open("/dev/null", O_RDONLY);
+    assert_int_equal(other, owner.fds[0]);
+    int again = connect_from("127.0.0.2", port);
+    spin_base(base);
+    assert_int_equal(owner.n, 5);
+    assert_false(was_closed(again));
+    assert_int_equal(vrev__listener_live(l), 4);
+    /* the owner closes one of .3's: accept() hands its number out again */
+    int more = connect_from("127.0.0.3", port); /* (its own socket first: not that number) */
+    int freed = owner.fds[2];
+    close(freed);
+    spin_base(base);
+    assert_int_equal(owner.n, 6);
+    assert_int_equal(owner.fds[5], freed);
+    assert_false(was_closed(more));
+    assert_int_equal(vrev__listener_live(l), 4);
+    assert_int_equal(vrev__listener_refused(l), 2);
+    int over = connect_from("127.0.0.5", port); /* still full */
+    spin_base(base);
+    assert_true(was_closed(over));
+    assert_int_equal(vrev__listener_refused(l), 3);
+    close(over);
+    close(other);
+    close(again);
+    close(more);
+    for (int i = 0; i < 6; i++)
+        close(cl[i]);
+    for (int i = 1; i < owner.n; i++)
+        if (i != 2)
+            close(owner.fds[i]);
+    vrev__listener_free(l);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_socket_read_now),
         cmocka_unit_test(test_dial_bound_ends_with_connect),
         cmocka_unit_test(test_bev_tcp_fd),
+        cmocka_unit_test(test_listener_caps),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }

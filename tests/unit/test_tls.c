@@ -2,6 +2,12 @@
  * echo both ways, half-close, close on free, abort, backpressure with paused readers, a bad
  * transport (short reads and writes, spurious would-block), TLS over a pair and through a
  * relay. test_tls_verify.c: verification, ALPN, contexts; test_tls_peer.c: the openssl CLI. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "tls_world.h"
 
 /* world_init() with the usual contexts: the server on server.crt, a client trusting ca.crt. */
@@ -282,6 +288,96 @@ static void test_relay(void **state)
     world_done(&w);
 }
 
+/* --- lingering close, bounded (issue M7) ------------------------------------------------------ */
+
+/* A TLS server layer over an accepted loopback socket; *client_fd: the raw client end. */
+static struct bufferevent *raw_server(struct world *w, int *client_fd)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 1), 0);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+    *client_fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(*client_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    evutil_make_socket_nonblocking(*client_fd);
+    int fd = accept(ls, NULL, NULL);
+    close(ls);
+    assert_true(fd >= 0);
+    evutil_make_socket_nonblocking(fd);
+    int err;
+    struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, &err);
+    assert_non_null(tls);
+    return tls;
+}
+
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) >= 0;
+    return n;
+}
+
+static void run_ms(struct world *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+/* A peer that trickles a byte now and then (a TLS record that never completes) does not keep a
+ * closed layer's socket past its linger bound: the bound is a time from the close, not an idle
+ * timer every byte restarts (which let such a client hold a socket for days). */
+static void test_linger_is_bounded_in_time(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    server_ctx(&w, "server.crt", "server.key", NULL, 0);
+    int before = open_fds(), client;
+    struct bufferevent *tls = raw_server(&w, &client);
+    static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+    assert_int_equal(send(client, hello, sizeof(hello), 0), (ssize_t)sizeof(hello));
+    run_ms(&w, 50);
+    assert_true(vrev__tls_set_linger(tls, 300));
+    bufferevent_free(tls); /* graceful: it lingers, reading and dropping what comes */
+    assert_int_equal(open_fds(), before + 2);
+    bool closed = false;
+    for (int i = 0; i < 20 && !closed; i++) { /* a byte every 50 ms for up to 1 s */
+        (void)send(client, "x", 1, MSG_NOSIGNAL);
+        run_ms(&w, 50);
+        closed = open_fds() == before + 1;
+        if (i < 4)
+            assert_false(closed); /* not before the bound either */
+    }
+    assert_true(closed);
+    close(client);
+    world_done(&w);
+}
+
+/* Linger 0 (a handshake deadline): the socket is closed at once, whatever the peer does. */
+static void test_linger_zero_closes_at_once(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    server_ctx(&w, "server.crt", "server.key", NULL, 0);
+    int before = open_fds(), client;
+    struct bufferevent *tls = raw_server(&w, &client);
+    assert_int_equal(send(client, "\x16\x03", 2, 0), 2);
+    run_ms(&w, 20);
+    assert_true(vrev__tls_set_linger(tls, 0));
+    bufferevent_free(tls);
+    run_ms(&w, 1);
+    assert_int_equal(open_fds(), before + 1);
+    char b;
+    assert_true(recv(client, &b, 1, 0) <= 0); /* an end or a reset, at once */
+    close(client);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -296,6 +392,8 @@ int main(void)
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_relay),
         cmocka_unit_test(test_armed_ends_are_clean),
+        cmocka_unit_test(test_linger_is_bounded_in_time),
+        cmocka_unit_test(test_linger_zero_closes_at_once),
     };
     if (getenv("TLS_TEST")) /* run one: TLS_TEST=test_name */
         cmocka_set_test_filter(getenv("TLS_TEST"));
