@@ -627,6 +627,25 @@ static void check_trailing(vrev__cfg_loader *L, size_t end)
               L->file, line, col);
 }
 
+/* A key given twice in one object: jansson (like V2Ray's decoder) takes the last without a
+ * word, so the first one's value is lost; say where. */
+static void warn_duplicate(size_t first, size_t dup, void *user)
+{
+    vrev__cfg_loader *L = user;
+    char key[80];
+    size_t n = 0, i = dup + 1;
+    while (i < L->len && L->clean[i] != '"' && n + 4 < sizeof(key)) {
+        if (L->clean[i] == '\\' && i + 1 < L->len)
+            key[n++] = L->clean[i++];
+        key[n++] = L->clean[i++];
+    }
+    key[n] = '\0';
+    unsigned line, col;
+    vrev__json_pos_linecol(L->text, L->len, first, &line, &col);
+    vrev__cfg_warn_at(L, dup, "duplicate key \"%s%s\" (first at %u:%u): only the last one is used",
+                      key, i < L->len && L->clean[i] != '"' ? "..." : "", line, col);
+}
+
 static int parse_text(vrev__cfg_loader *L, size_t arena_block, struct vrev__config **out)
 {
     size_t off;
@@ -645,6 +664,9 @@ static int parse_text(vrev__cfg_loader *L, size_t arena_block, struct vrev__conf
     }
     if (!rc)
         check_trailing(L, (size_t)je.position);
+    if (!rc && vrev__log_enabled(L->ctx, VREV_LOG_WARN) &&
+        !vrev__json_dup_keys(L->ctx, L->clean, (size_t)je.position, warn_duplicate, L))
+        rc = vrev__cfg_nomem(L);
     struct vrev__config *cfg = rc ? NULL : vrev__calloc(L->ctx, 1, sizeof(*cfg));
     if (!rc && cfg) {
         cfg->ctx = L->ctx;

@@ -70,6 +70,10 @@ int vrev__cfg_nomem(vrev__cfg_loader *L);
 void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A warning at byte offset off of the text (no path), with the same budget. */
+void vrev__cfg_warn_at(vrev__cfg_loader *L, size_t off, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* The path as text ("a.b[2].c") into buf. */
 void vrev__cfg_path_text(const struct vrev__cfg_path_item *path, size_t n, char *buf, size_t cap);
 
@@ -181,6 +185,13 @@ void vrev__json_pos_linecol(const char *text, size_t len, size_t off, unsigned *
                             unsigned *col);
 /* Whether brackets nest deeper than max outside strings; *off gets the offending bracket. */
 bool vrev__json_too_deep(const char *s, size_t len, size_t max, size_t *off);
+/* For every key that repeats an earlier key of the same object (as decoded), in text order:
+ * fn(offset of the earlier one, offset of the repeat, user). The text must be valid JSON
+ * nested at most VREV_CONFIG_MAX_DEPTH deep (recursion); the work is bounded. Returns
+ * false when out of memory. */
+typedef void (*vrev__json_dup_fn)(size_t first, size_t dup, void *user);
+bool vrev__json_dup_keys(vrev_ctx *ctx, const char *s, size_t len, vrev__json_dup_fn fn,
+                         void *user);
 /* The start of the JSON token whose bytes include offset off (for jansson's positions, which
  * point past the end of a bad token). */
 size_t vrev__json_token_start(const char *s, size_t len, size_t off);

@@ -117,15 +117,38 @@ int vrev__cfg_nomem(vrev__cfg_loader *L)
     return VREV_ERR_NOMEM;
 }
 
-void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
+/* Whether one more warning may be written (the budget of VREV_CFG_MAX_WARNINGS). */
+static bool warning_allowed(vrev__cfg_loader *L)
 {
     if (!vrev__log_enabled(L->ctx, VREV_LOG_WARN))
-        return;
+        return false;
     if (++L->warnings > VREV_CFG_MAX_WARNINGS) {
         if (L->warnings == VREV_CFG_MAX_WARNINGS + 1)
-            vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s: further warnings suppressed", L->file);
-        return;
+            vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s: further warnings suppressed",
+                          L->file);
+        return false;
     }
+    return true;
+}
+
+void vrev__cfg_warn_at(vrev__cfg_loader *L, size_t off, const char *fmt, ...)
+{
+    if (!warning_allowed(L))
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    set_message(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    unsigned line, col;
+    vrev__json_pos_linecol(L->text, L->len, off, &line, &col);
+    vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: %s", L->file, line, col, msg);
+}
+
+void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
+{
+    if (!warning_allowed(L))
+        return;
     char msg[512], path[256]; /* one line of the log (1024 bytes) */
     va_list ap;
     va_start(ap, fmt);

@@ -302,3 +302,136 @@ size_t vrev__json_token_start(const char *s, size_t len, size_t off)
     }
     return off;
 }
+
+/* ---- duplicate keys ----
+ *
+ * jansson keeps the last of two equal keys in an object, silently (JSON_REJECT_DUPLICATES
+ * would make it an error, and V2Ray's Go decoder takes them too). A pass over the text finds
+ * them so that the loader can say where. Keys are compared as they decode; one longer than
+ * KEY_MAX decoded bytes is compared by its raw bytes only. The work is bounded: past
+ * DUP_BUDGET comparisons (a hostile object with very many keys) the pass stops. */
+
+#define KEY_MAX 256
+#define DUP_BUDGET (4u << 20)
+
+/* Decode the key at s[i] == '"' into out[0..KEY_MAX); false when too long or malformed. */
+static bool decode_key(const char *s, size_t len, size_t i, char *out, size_t *n)
+{
+    size_t j = i + 1, o = 0;
+    while (j < len && s[j] != '"') {
+        char buf[4];
+        size_t k = 1;
+        if (s[j] == '\\') {
+            size_t used = decode_escape(s, len, j, buf, &k);
+            if (!used)
+                return false;
+            j += used;
+        } else {
+            buf[0] = s[j++];
+        }
+        if (o + k > KEY_MAX)
+            return false;
+        memcpy(out + o, buf, k);
+        o += k;
+    }
+    *n = o;
+    return j < len;
+}
+
+static bool same_key(const char *s, size_t len, size_t a, size_t b)
+{
+    size_t ea = skip_string(s, len, a), eb = skip_string(s, len, b);
+    if (ea - a == eb - b && !memcmp(s + a, s + b, ea - a))
+        return true;
+    if (!memchr(s + a, '\\', ea - a) && !memchr(s + b, '\\', eb - b))
+        return false; /* no escapes: the raw bytes are the keys */
+    char ka[KEY_MAX], kb[KEY_MAX];
+    size_t na, nb;
+    return decode_key(s, len, a, ka, &na) && decode_key(s, len, b, kb, &nb) && na == nb &&
+           !memcmp(ka, kb, na);
+}
+
+struct dup_scan {
+    const char *s;
+    size_t len;
+    size_t *keys; /* offsets of the keys of the objects open now, outermost first */
+    size_t n, cap;
+    size_t budget;
+    vrev__json_dup_fn fn;
+    void *user;
+    bool nomem;
+};
+
+static bool push_key(struct dup_scan *d, size_t off, vrev_ctx *ctx)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 64;
+        size_t *k = vrev__realloc(ctx, d->keys, cap * sizeof(*k));
+        if (!k) {
+            d->nomem = true;
+            return false;
+        }
+        d->keys = k;
+        d->cap = cap;
+    }
+    d->keys[d->n++] = off;
+    return true;
+}
+
+/* The value at s[i]; returns the offset past it (the text is valid JSON: jansson read it). */
+static size_t scan_value(struct dup_scan *d, size_t i, vrev_ctx *ctx, bool *stop);
+
+static size_t scan_object(struct dup_scan *d, size_t i, vrev_ctx *ctx, bool *stop)
+{
+    const char *s = d->s;
+    size_t first = d->n; /* this object's keys start here */
+    i = skip_ws(s, d->len, i + 1);
+    while (!*stop && i < d->len && s[i] == '"') {
+        for (size_t k = first; k < d->n && !*stop; k++) {
+            if (d->budget-- == 0)
+                *stop = true;
+            else if (same_key(s, d->len, d->keys[k], i))
+                d->fn(d->keys[k], i, d->user);
+        }
+        if (!*stop && !push_key(d, i, ctx))
+            *stop = true;
+        i = skip_ws(s, d->len, skip_string(s, d->len, i));
+        if (i >= d->len || s[i] != ':')
+            break;
+        i = skip_ws(s, d->len, scan_value(d, skip_ws(s, d->len, i + 1), ctx, stop));
+        if (i >= d->len || s[i] != ',')
+            break;
+        i = skip_ws(s, d->len, i + 1);
+    }
+    d->n = first;
+    return i < d->len ? i + 1 : d->len;
+}
+
+static size_t scan_value(struct dup_scan *d, size_t i, vrev_ctx *ctx, bool *stop)
+{
+    const char *s = d->s;
+    if (*stop || i >= d->len)
+        return d->len;
+    if (s[i] == '{')
+        return scan_object(d, i, ctx, stop);
+    if (s[i] != '[')
+        return skip_value(s, d->len, i);
+    i = skip_ws(s, d->len, i + 1);
+    while (!*stop && i < d->len && s[i] != ']') {
+        i = skip_ws(s, d->len, scan_value(d, i, ctx, stop));
+        if (i >= d->len || s[i] != ',')
+            break;
+        i = skip_ws(s, d->len, i + 1);
+    }
+    return i < d->len ? i + 1 : d->len;
+}
+
+bool vrev__json_dup_keys(vrev_ctx *ctx, const char *s, size_t len, vrev__json_dup_fn fn,
+                         void *user)
+{
+    struct dup_scan d = {s, len, NULL, 0, 0, DUP_BUDGET, fn, user, false};
+    bool stop = false;
+    scan_value(&d, skip_ws(s, len, 0), ctx, &stop);
+    vrev__free(ctx, d.keys);
+    return !d.nomem;
+}

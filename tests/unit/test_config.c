@@ -1319,6 +1319,38 @@ static void test_pins(void **state)
     }
 }
 
+/* A key given twice in one object: jansson keeps the last silently; the loader says where. */
+static void test_duplicate_keys(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    struct vrev__config *c = load_ok(
+        ctx,
+        "{\"log\": {\"loglevel\": \"info\", \"loglevel\": \"error\"},\n"
+        " \"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\", \"t\\u0061g\": \"b\"},\n"
+        "   {\"protocol\": \"blackhole\", \"tag\": \"a2\"}],\n"
+        " // the same key in other objects is no duplicate\n"
+        " \"routing\": {\"rules\": [{\"type\": \"field\", \"port\": 2, \"outboundTag\": \"b\"}, "
+        "{\"type\": \"field\", \"port\": 1, \"outboundTag\": \"a2\"}]},\n"
+        " \"log\": {\"loglevel\": \"debug\"}}");
+    assert_int_equal(c->log.level, VREV_LOG_DEBUG); /* the last "log" */
+    assert_string_equal(c->outbounds[0].tag, "b");
+    vrev__config_free(c);
+    static const char *const want[] = {
+        "t.json:1:30: duplicate key \"loglevel\" (first at 1:10): only the last one is used",
+        "t.json:2:52: duplicate key \"t\\u0061g\" (first at 2:40): only the last one is used",
+        "t.json:6:2: duplicate key \"log\" (first at 1:2): only the last one is used",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (!strstr(logbuf, want[i]))
+            fail_msg("log\n%s\nlacks\n%s", logbuf, want[i]);
+    size_t n = 0;
+    for (const char *p = logbuf; (p = strstr(p, "duplicate key")); p++)
+        n++;
+    assert_int_equal(n, 3);
+    vrev_ctx_free(ctx);
+}
+
 /* ---- the "vrev" object ---- */
 
 #define VREV_BRIDGE_PART                                                                           \
@@ -1544,6 +1576,7 @@ int main(void)
         cmocka_unit_test(test_no_secrets),
         cmocka_unit_test(test_router_accepts),
         cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_vrev_object),
         cmocka_unit_test(test_bridge_reach),
         cmocka_unit_test(test_alloc_failure),
