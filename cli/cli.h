@@ -32,10 +32,13 @@ void vrev_cli_log(int level, const char *component, const char *message, void *u
 int vrev_cli_parse_log_level(const char *s);
 
 /* The program's memory policy (cli/mem.c). vrev_cli_mem_init() first thing in main(), before
- * any libevent call; contexts are made with vrev_cli_allocator() (NULL: the default); between
+ * any libevent or jansson call; contexts are made with vrev_cli_allocator() (NULL: the default); between
  * vrev_cli_mem_start() and vrev_cli_mem_stop() (before event_base_free) freed heap pages go
  * back to the system after bursts of closes. */
 void vrev_cli_mem_init(void);
+/* Overwrite n bytes at p with zeros (not optimised away): for configuration text, which holds
+ * secrets. vrev_cli_mem_init() also makes jansson wipe every block it frees. */
+void vrev_cli_wipe(void *p, size_t n);
 const vrev_allocator *vrev_cli_allocator(void);
 void vrev_cli_mem_start(struct event_base *base);
 void vrev_cli_mem_stop(void);

@@ -23,6 +23,7 @@
  * Single-threaded, like the rest of the program. Under a sanitizer everything here stands
  * aside, so that libevent's allocations stay visible to it. */
 #include <event2/event.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,11 +216,50 @@ static void lib_free(void *p, void *user)
 static const vrev_allocator lib_allocator = {VREV_ALLOCATOR_ABI, lib_malloc, lib_realloc, lib_free,
                                              NULL};
 
+/* --- jansson's allocator: wipe what it frees ----------------------------------------------------
+ * The configuration's JSON tree and jansson's lexer buffers hold the file's UUIDs, passwords
+ * and inline private keys. libvrev wipes the tree's strings before it frees the tree, but a
+ * library must not install allocators for jansson (json_set_alloc_funcs is process-global, and
+ * libvrev keeps no global state): the program does, so that everything jansson frees is wiped.
+ * Each block carries its size in front (jansson's free function is not told it). */
+
+#define WIPE_HEADER 16 /* keeps malloc's alignment for what follows */
+
+void vrev_cli_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+static void *json_malloc(size_t n)
+{
+    if (n > SIZE_MAX - WIPE_HEADER)
+        return NULL;
+    unsigned char *p = malloc(n + WIPE_HEADER);
+    if (!p)
+        return NULL;
+    memcpy(p, &n, sizeof(n));
+    return p + WIPE_HEADER;
+}
+
+static void json_free(void *q)
+{
+    if (!q)
+        return;
+    unsigned char *p = (unsigned char *)q - WIPE_HEADER;
+    size_t n;
+    memcpy(&n, p, sizeof(n));
+    vrev_cli_wipe(p, n + WIPE_HEADER);
+    free(p);
+}
+
 /* --- the program's interface -------------------------------------------------------------------
  */
 
 void vrev_cli_mem_init(void)
 {
+    json_set_alloc_funcs(json_malloc, json_free); /* before any JSON is read */
     if (MEM_SANITIZER)
         return;
     void *span = mmap(NULL, POOL_SPAN, PROT_READ | PROT_WRITE,

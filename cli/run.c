@@ -104,6 +104,8 @@ static char *read_file(const char *path, size_t *len)
         fclose(f);
     if (failed) {
         fprintf(stderr, "vrev: %s: cannot read\n", path);
+        if (buf)
+            vrev_cli_wipe(buf, n);
         free(buf);
         return NULL;
     }
@@ -159,6 +161,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     }
     if (rc == 0)
         rc = vrev_instance_new_json(&inst, ctx, text, len, o.config, err, sizeof(err));
+    vrev_cli_wipe(text, len); /* UUIDs, passwords, inline keys */
     free(text);
     int status = 0;
     if (rc < 0) {

@@ -627,6 +627,33 @@ static void check_trailing(vrev__cfg_loader *L, size_t end)
               L->file, line, col);
 }
 
+/* jansson's copies of the text: UUIDs, passwords and inline private keys are string values
+ * (and anything may be a key). Wiped before jansson frees them; its lexer's scratch buffer it
+ * frees itself, unwiped: only a program may make jansson wipe all it frees
+ * (json_set_alloc_funcs is process-global, and the library keeps no global state; the vrev
+ * program does it, cli/mem.c). Nesting is at most VREV_CONFIG_MAX_DEPTH (checked first). */
+static void wipe_tree(json_t *v)
+{
+    if (json_is_string(v)) {
+        vrev__wipe((char *)json_string_value(v), json_string_length(v));
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            wipe_tree(json_array_get(v, i));
+    } else if (json_is_object(v)) {
+        void *it = json_object_iter(v);
+        while (it) {
+            void *next = json_object_iter_next(v, it); /* the list, not the key's hash */
+            wipe_tree(json_object_iter_value(it));
+#if JANSSON_VERSION_HEX >= 0x020e00 /* 2.14: keys may hold NUL bytes */
+            vrev__wipe((char *)json_object_iter_key(it), json_object_iter_key_len(it));
+#else
+            vrev__wipe((char *)json_object_iter_key(it), strlen(json_object_iter_key(it)));
+#endif
+            it = next;
+        }
+    }
+}
+
 /* A key given twice in one object: jansson (like V2Ray's decoder) takes the last without a
  * word, so the first one's value is lost; say where. */
 static void warn_duplicate(size_t first, size_t dup, void *user)
@@ -680,6 +707,7 @@ static int parse_text(vrev__cfg_loader *L, size_t arena_block, struct vrev__conf
     } else if (!rc) {
         rc = vrev__cfg_nomem(L);
     }
+    wipe_tree(root);
     json_decref(root);
     if (rc < 0) {
         vrev__config_free(cfg);

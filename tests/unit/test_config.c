@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "config/config.h"
 #include "testutil.h"
@@ -1351,6 +1352,69 @@ static void test_duplicate_keys(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* ---- jansson's tree is wiped before it is freed ----
+ * jansson allocates through functions this test program installs (json_set_alloc_funcs, in
+ * main); its free looks at each block before freeing it. A decoded string value is a block of
+ * its own that begins with the text (the lexer's scratch buffer begins with the quote). */
+
+static const char *watched; /* a secret to look for at the start of freed blocks */
+static unsigned watched_hits;
+
+static void *watch_malloc(size_t n)
+{
+    unsigned char *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    memcpy(p, &n, sizeof(n));
+    return p + 16;
+}
+
+static void watch_free(void *q)
+{
+    if (!q)
+        return;
+    unsigned char *p = (unsigned char *)q - 16;
+    size_t n;
+    memcpy(&n, p, sizeof(n));
+    if (watched && n >= strlen(watched) && !memcmp(q, watched, strlen(watched)))
+        watched_hits++;
+    free(p);
+}
+
+static void test_tree_wiped(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    static const char *const secrets[] = {"27848739-7e62-4138-9fd3-098a63964b6b", "s3cret-pass",
+                                          "-----BEGIN PRIVATE KEY-----"};
+    for (size_t i = 0; i < 3; i++) {
+        watched = secrets[i];
+        watched_hits = 0;
+        /* a successful load, then one that fails after the tree was built */
+        for (int fail = 0; fail < 2; fail++) {
+            char text[1024];
+            snprintf(text, sizeof(text),
+                     "{\"outbounds\": [{\"protocol\": \"vmess\", \"settings\": {\"vnext\": "
+                     "[{\"address\": \"a.b\", \"port\": 1, \"users\": [{\"id\": "
+                     "\"27848739-7e62-4138-9fd3-098a63964b6b\"}]}]}}, {\"protocol\": \"socks\", "
+                     "\"settings\": {\"servers\": [{\"address\": \"a.b\", \"port\": 1, \"users\": "
+                     "[{\"user\": \"u\", \"pass\": \"s3cret-pass\"}]}]}, \"streamSettings\": "
+                     "{\"security\": \"tls\", \"tlsSettings\": {\"certificates\": "
+                     "[{\"certificate\": [\"x\"], \"key\": [\"-----BEGIN PRIVATE KEY-----\"], "
+                     "\"usage\": \"verify\"}]}}}]%s}",
+                     fail ? ", \"log\": 5" : "");
+            struct vrev__config *c = NULL;
+            struct vrev__config_error e;
+            assert_int_equal(load(ctx, text, &c, &e), fail ? VREV_ERR_CONFIG_INVALID : 0);
+            vrev__config_free(c);
+        }
+        if (watched_hits)
+            fail_msg("'%s' was freed unwiped %u times", watched, watched_hits);
+    }
+    watched = NULL;
+    vrev_ctx_free(ctx);
+}
+
 /* ---- the "vrev" object ---- */
 
 #define VREV_BRIDGE_PART                                                                           \
@@ -1554,6 +1618,7 @@ static void test_alloc_failure(void **state)
 
 int main(void)
 {
+    json_set_alloc_funcs(watch_malloc, watch_free); /* this program's, not the library's */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bridge),
         cmocka_unit_test(test_portal),
@@ -1577,6 +1642,7 @@ int main(void)
         cmocka_unit_test(test_router_accepts),
         cmocka_unit_test(test_pins),
         cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_tree_wiped),
         cmocka_unit_test(test_vrev_object),
         cmocka_unit_test(test_bridge_reach),
         cmocka_unit_test(test_alloc_failure),
