@@ -477,12 +477,12 @@ static struct vrev__http1_str target_path(struct vrev__http1_str t)
     return (struct vrev__http1_str){t.p, n};
 }
 
-/* Compare the %-decoded path with `want`: 1 equal, 0 different, -1 a bad escape. */
-static int path_equal(struct vrev__http1_str path, const char *want)
+int vrev__http1_path_match(const char *target, size_t len, const char *want, bool prefix)
 {
+    struct vrev__http1_str path = target_path((struct vrev__http1_str){target, len});
     size_t w = 0, wlen = strlen(want);
     int same = 1;
-    for (size_t i = 0; i < path.len; i++) {
+    for (size_t i = 0; i < path.len; i++, w++) {
         char c = path.p[i];
         if (c == '%') {
             int hi = i + 2 < path.len ? hex(path.p[i + 1]) : -1;
@@ -492,11 +492,10 @@ static int path_equal(struct vrev__http1_str path, const char *want)
             c = (char)(hi << 4 | lo);
             i += 2;
         }
-        if (w >= wlen || want[w] != c)
+        if (w < wlen ? want[w] != c : !prefix)
             same = 0;
-        w++;
     }
-    return same && w == wlen;
+    return same && w >= wlen;
 }
 
 /* Host header against the configured name: equal (case-insensitive), or equal before a
@@ -545,7 +544,7 @@ int vrev__ws_check_request(const struct vrev__http1_head *h, const struct vrev__
         out->forwarded = *v;
     if (h->response || vrev__http1_count(h, "Host") > 1)
         return out->status = 400; /* Go's server: "too many Host headers" */
-    int eq = path_equal(target_path(h->target), o->path ? o->path : "/");
+    int eq = vrev__http1_path_match(h->target.p, h->target.len, o->path ? o->path : "/", false);
     if (eq < 0)
         return out->status = 400;
     if (eq == 0 || (o->host && !host_matches(out->host, o->host)))

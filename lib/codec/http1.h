@@ -107,6 +107,11 @@ size_t vrev__http1_count(const struct vrev__http1_head *h, const char *name);
  * "Connection: keep-alive, Upgrade". */
 bool vrev__http1_has_token(const struct vrev__http1_head *h, const char *name, const char *token);
 
+/* Whether a request target's path — without query, without scheme://authority of an absolute
+ * URL, %-escapes decoded, as Go's URL.Path — equals `want` (prefix: starts with it, V2Ray's
+ * h2 check). Returns 1, 0, or -1 for a bad %-escape. */
+int vrev__http1_path_match(const char *target, size_t len, const char *want, bool prefix);
+
 /* The first address of an X-Forwarded-For value ("client, proxy1, proxy2": the client as the
  * first proxy saw it, which is what V2Ray takes), trimmed; len 0 if there is none. */
 struct vrev__http1_str vrev__http1_xff_first(struct vrev__http1_str xff);

@@ -19,6 +19,18 @@
 
 static const char RFC_KEY[] = "dGhlIHNhbXBsZSBub25jZQ==";
 
+/* A vector as a C string (a NUL after its bytes); *len gets its length. */
+static char *load_text(const char *path, size_t *len)
+{
+    uint8_t *p = tu_load(path, len);
+    char *s = malloc(*len + 1);
+    assert_non_null(s);
+    memcpy(s, p, *len);
+    s[*len] = '\0';
+    free(p);
+    return s;
+}
+
 static void assert_hex20(const uint8_t *got, const char *want)
 {
     char hex[41];
@@ -179,8 +191,8 @@ static void test_request_is_v2rays(void **state)
 {
     (void)state;
     size_t n;
-    uint8_t *want = tu_load("ws/client-request.txt", &n);
-    const char *k = strstr((const char *)want, "Sec-WebSocket-Key: ");
+    char *want = load_text("ws/client-request.txt", &n);
+    const char *k = strstr(want, "Sec-WebSocket-Key: ");
     assert_non_null(k);
     uint8_t key[16];
     assert_int_equal(vrev__base64_decode(k + 19, VREV_WS_KEY_LEN, key, sizeof(key)), 16);
@@ -458,10 +470,10 @@ static void test_limits(void **state)
 }
 
 /* The date string of a captured answer, or NULL. */
-static char *date_of(const uint8_t *p, size_t n, char out[30])
+static char *date_of(const char *p, size_t n, char out[30])
 {
-    const char *d = strstr((const char *)p, "Date: ");
-    if (!d || (size_t)(d - (const char *)p) + 35 > n)
+    const char *d = strstr(p, "Date: ");
+    if (!d || (size_t)(d - p) + 35 > n)
         return NULL;
     memcpy(out, d + 6, 29);
     out[29] = '\0';
@@ -471,7 +483,7 @@ static char *date_of(const uint8_t *p, size_t n, char out[30])
 static void expect_answer(const char *file, int status, bool unreadable)
 {
     size_t n;
-    uint8_t *want = tu_load(file, &n);
+    char *want = load_text(file, &n);
     char date_buf[30], out[1024];
     const char *date = date_of(want, n, date_buf);
     int len = unreadable ? vrev__http1_write_unreadable(out, sizeof(out), status)
