@@ -10,6 +10,9 @@ the bridge, and measures, alternating the implementations run by run:
   footprint  VmRSS idle, with N open tunneled connections, after they close
   startup    bridge start -> first successful request; portal restart -> first request
   micro      the AEAD seal rate of each crypto backend (bench/aead_bench.c), if built
+  attack     bridge under attack: the bridge restarted while 8 addresses open 1,000
+             connections/s at the portal (garbage, held); the portal's descriptors and RSS
+             before, during and after the flood
   kill       (--only kill) kill -9 of portal and bridge in turns during 1 MiB transfers:
              completed, reset, clean but short (must be 0), wrong bytes (must be 0); recovery
              after each restart
@@ -1020,6 +1023,109 @@ def bench_restart(res, ctx, impls, backends, reps=5):
             pair.stop()
 
 
+# ---- bridge under attack ------------------------------------------------------------------------
+
+ATTACK_HANDSHAKE_S = 60  # vrev's pre-auth deadline (policy.levels.0.handshake, V2Ray's hold)
+
+
+def proc_fds(pid):
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def bench_attack(res, ctx, impls, backends, flood_s, reps=3, rate=1000):
+    """Bridge under attack: 8 addresses (127.0.0.2..9) open `rate` new connections/s at the
+    portal's tunnel port for flood_s seconds, each sending 32 bytes of garbage and holding
+    (tests/e2e/flood.py). The bridge is restarted during the flood: time from its start to the
+    first request served, beside the same without a flood. The portal's descriptors and RSS
+    before, during (peak) and after (the flood stopped and the handshake deadline passed)."""
+    flood_py = os.path.join(ROOT, "tests", "e2e", "flood.py")
+    for impl in impls:
+        ctx.check_deadline()
+        pair = Pair(ctx.procs, ctx.tmp, impl, "vmess-aes", backends)
+        try:
+            pair.start()
+            quiet, attacked = [], []
+            for _ in range(reps):
+                ctx.procs.stop(pair.bridge)
+                t0 = time.monotonic()
+                pair.start_bridge()
+                t1 = first_success(pair.web_port, 15)
+                if t1 is not None:
+                    quiet.append((t1 - t0) * 1000)
+            pid = pair.portal.pid
+            time.sleep(1)
+            fds0, rss0 = proc_fds(pid), proc_rss_kib(pid)[0]
+            peak = {"fds": fds0, "rss": rss0}
+
+            def sample():
+                peak["fds"] = max(peak["fds"], proc_fds(pid) or 0)
+                peak["rss"] = max(peak["rss"], proc_rss_kib(pid)[0])
+            flood = subprocess.Popen(
+                [sys.executable, flood_py, "--port", str(pair.tunnel_port), "--rate", str(rate),
+                 "--seconds", str(flood_s), "--sources", "127.0.0.2-9", "--mode", "garbage"],
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=_child_setup)
+            t_flood = time.monotonic()
+            try:
+                while time.monotonic() - t_flood < 2.5:  # the pool fills
+                    sample()
+                    time.sleep(0.1)
+                for _ in range(reps):
+                    if time.monotonic() - t_flood > flood_s - 3:
+                        break
+                    sample()
+                    ctx.procs.stop(pair.bridge)
+                    t0 = time.monotonic()
+                    pair.start_bridge()
+                    t1 = first_success(pair.web_port, max(1.0, flood_s - (t0 - t_flood)))
+                    attacked.append((t1 - t0) * 1000 if t1 is not None else None)
+                    sample()
+                    time.sleep(1.0)
+                while flood.poll() is None and time.monotonic() - t_flood < flood_s + 10:
+                    sample()
+                    time.sleep(0.25)
+            finally:
+                out, _ = flood.communicate(timeout=flood_s + 30)
+            stats = json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {}
+            t_end = time.monotonic()
+            while time.monotonic() - t_end < ATTACK_HANDSHAKE_S + 3:  # every place's deadline
+                time.sleep(0.5)
+            fds1, rss1 = proc_fds(pid), proc_rss_kib(pid)[0]
+            served_after = first_success(pair.web_port, 5) is not None
+            name = impl.name
+            for x in quiet:
+                res.add("attack", "bridge restart -> served, no flood", name, "ms", x)
+            if len(quiet) < reps:
+                res.note("attack", "bridge restart -> served, no flood", name,
+                         "%d of %d restarts not served in 15 s" % (reps - len(quiet), reps))
+            for x in attacked:
+                if x is not None:
+                    res.add("attack", "bridge restart -> served, under the flood", name, "ms", x)
+            if None in attacked or not attacked:
+                res.note("attack", "bridge restart -> served, under the flood", name,
+                         "%d of %d restarts not served during the flood" %
+                         (attacked.count(None), len(attacked)))
+            for when, f, r in (("before", fds0, rss0), ("during (peak)", peak["fds"],
+                                                         peak["rss"]), ("after", fds1, rss1)):
+                res.add("attack", "portal descriptors %s" % when, name, "n", f)
+                res.add("attack", "portal RSS %s" % when, name, "kib", r)
+            res.add("attack", "flood connections opened", name, "n", stats.get("opened", 0))
+            res.add("attack", "flood connections closed by the portal", name, "n",
+                    stats.get("closed_by_server", 0))
+            if not served_after:
+                res.note("attack", "portal RSS after", name, "tunnel not serving after the flood")
+            say("  %-13s bridge restart -> served: no flood %s ms, under %d conn/s %s ms; "
+                "portal fds %s / %s / %s, RSS %s / %s / %s KiB (before / during / after); "
+                "flood %s" % (
+                    name, " ".join("%.0f" % x for x in quiet), rate,
+                    " ".join("-" if x is None else "%.0f" % x for x in attacked), fds0,
+                    peak["fds"], fds1, rss0, peak["rss"], rss1, stats))
+        finally:
+            pair.stop()
+
+
 # ---- slow reader beside fast requests ---------------------------------------------------------
 
 SLOW_OBJECT = 512 << 20  # what the slow client asks for (it reads a few MiB of it)
@@ -1485,6 +1591,9 @@ def check_targets(res, unsupported, nconn):
     abs_target("restart: bridge restart -> served, median <= 50 ms",
                med(res, "restart", "bridge restart -> served", "vrev-openssl", "ms"), "<=", 50,
                "ms")
+    abs_target("attack: bridge restart -> served under a 1,000 conn/s flood, median <= 1 s",
+               med(res, "attack", "bridge restart -> served, under the flood", "vrev-openssl",
+                   "ms"), "<=", 1000, "ms")
     for test in res.data.get("kill", {}):
         if test.endswith(("clean-short", "clean, no response", "wrong bytes")):
             abs_target("kill -9 cycles: %s == 0" % test,
@@ -1810,7 +1919,8 @@ def main():
     ap.add_argument("--duration", type=int, help="seconds per iperf3/wrk run (default 3; quick 1)")
     ap.add_argument("--conns", type=int, help="open connections for the footprint (default 1000)")
     ap.add_argument("--only",
-                    default="startup,footprint,bulk,requests,micro,slow,restart,capacity,kill",
+                    default="startup,footprint,bulk,requests,micro,slow,restart,capacity,kill,"
+                            "attack",
                     help="comma-separated sections to run (default all: %(default)s)")
     ap.add_argument("--capacity-conns", type=int,
                     help="idle connections through one vrev pair (capacity; default 100000, "
@@ -2004,6 +2114,14 @@ def main():
             bench_capacity(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls],
                            args.capacity_conns, args.capacity_v2ray)
             mark("after capacity")
+
+        if "attack" in sections:
+            flood_s = 8 if args.quick else 15
+            say("== attack: bridge restarts while 127.0.0.2..9 open 1,000 connections/s at the "
+                "portal for %d s; the portal's descriptors and RSS" % flood_s)
+            bench_attack(res, ctx, [impls[n] for n in TUNNEL_IMPLS if n in impls], backends,
+                         flood_s, reps=1 if args.quick else 3)
+            mark("after attack")
 
         if "slow" in sections:
             say("== slow: 64 KiB requests beside a client reading 64 KiB/s")
