@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "codec/socks5.h"
+#include "core/budget.h"
 #include "net/packet.h"
 #include "udp.h"
 
@@ -60,7 +61,10 @@ static void queue_count(struct queue *q, size_t n)
 {
     if (q->total)
         *q->total = *q->total - q->n + n;
-    q->ctx->buffered = q->ctx->buffered - q->n + n;
+    if (n > q->n)
+        vrev__budget_add(q->ctx, n - q->n);
+    else
+        vrev__budget_sub(q->ctx, q->n - n);
     q->n = n;
 }
 
@@ -92,10 +96,11 @@ static void queue_unwatch(struct queue *q)
     queue_count(q, 0);
 }
 
-/* The process-wide cap (bufferedTotal) reached? */
+/* The process-wide cap (bufferedTotal) reached? A datagram is dropped then, not left in the
+ * socket: nothing would wake the reader, and the kernel would drop it anyway. */
 static bool ctx_full(const vrev_ctx *ctx)
 {
-    return ctx->buffered >= ctx->limits.buffered_total;
+    return vrev__budget_full(ctx);
 }
 
 /* A datagram dropped: counted; logged at most every DROP_LOG_EVERY_S with the count. */
