@@ -16,7 +16,7 @@
       "newcomer")                                                                               \
     X(preauth_per_source, "preauthPerSource", 256, 1, 1000000,                                 \
       "connections in their handshake per inbound from one address (an IPv6 /64)")             \
-    X(conns_per_listener, "connsPerListener", 65536, 1, 10000000,                              \
+    X(conns_per_listener, "connsPerListener", 262144, 1, 10000000,                             \
       "live connections accepted by one listener")                                             \
     X(conns_per_source, "connsPerSource", 16384, 1, 10000000,                                  \
       "live connections one listener holds from one address (an IPv6 /64)")                   \
