@@ -2,10 +2,12 @@
  * k * step milliseconds (freedom: 100 ms steps; VMess/VLESS outbounds: 200 ms), or a single
  * attempt for a link whose owner retries on its own (a bridge's tunnel). Until the
  * callback runs, the engine owns the link: stopping the engine closes it and releases the
- * caller's state. A dial may be counted on a gauge while it is in progress (dialer.h). */
+ * caller's state, and so does the link failing meanwhile (a mux session reset by its peer: a
+ * rapid reset must not leave dials behind). A dial may be counted on a gauge while it is in
+ * progress (proxy.h). */
 #include <string.h>
 
-#include "dialer.h"
+#include "proxy.h"
 #include "net/tls.h"
 
 #define DIAL_ATTEMPTS 5
@@ -53,6 +55,18 @@ static void link_dial_close(struct vrev__conn *c) /* the engine stops */
 
 static void attempt(struct link_dial *d);
 
+/* The link failed while its dial is in progress: give up the dial. An end of stream is not a
+ * failure (a client may half-close right after its request): the dial goes on. */
+static void on_link_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct link_dial *d = arg;
+    if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+        return;
+    vrev__engine_untrack(d->engine, &d->conn);
+    link_dial_close(&d->conn);
+}
+
 static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
 {
     struct link_dial *d = user;
@@ -92,6 +106,7 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     }
     vrev__engine_untrack(e, &d->conn);
     link_dial_free(d, false);
+    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
     done(link, bev, err, cb_user);
 }
 
@@ -162,6 +177,7 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->release = release;
     d->user = user;
     vrev__engine_track(e, &d->conn, link_dial_close);
+    bufferevent_setcb(link, NULL, NULL, on_link_event, d);
     attempt(d);
     return 0;
 }
@@ -175,16 +191,8 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        vrev__link_dialed_fn done, void (*release)(void *user), void *user)
-{
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, NULL, done, release,
-                    user);
-}
-
-int vrev__outbound_dial_counted(struct vrev__outbound *ob, struct bufferevent *link,
-                                const struct vrev__addr *target, uint32_t step_ms,
-                                struct vrev__gauge *dialing, vrev__link_dialed_fn done,
-                                void (*release)(void *user), void *user)
+                        struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                        void (*release)(void *user), void *user)
 {
     return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, dialing, done, release,
                     user);

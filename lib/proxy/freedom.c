@@ -7,7 +7,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "dialer.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "freedom"
@@ -38,7 +37,7 @@ static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr
 {
     (void)err;
     struct freedom *f = user;
-    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, on_dialed, NULL, f);
+    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, NULL, on_dialed, NULL, f);
 }
 
 /* A UDP socket needs an address: a name is resolved whatever the strategy. */
@@ -81,7 +80,7 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     if (name && f->domain_strategy != VREV_DS_AS_IS)
         return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, f);
     /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
-    return vrev__outbound_dial_counted(ob, link, &target, FREEDOM_RETRY_STEP_MS, info->dialing,
+    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, info->dialing,
                                        on_dialed, NULL, f);
 }
 

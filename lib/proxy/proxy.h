@@ -131,10 +131,14 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void (*release)(void *user), void *user);
 
-/* The same for an outbound: TLS (ob->tls) is layered on the connection before `done` runs. */
+/* The same for an outbound: TLS (ob->tls) is layered on the connection before `done` runs.
+ * The dial is counted on `dialing` (may be NULL: not counted) until it ends: connected, given
+ * up, or cancelled (the engine stops, or the link fails meanwhile: a mux session reset by its
+ * peer). It holds a reference to the gauge meanwhile, so its owner may drop its own first. */
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        vrev__link_dialed_fn done, void (*release)(void *user), void *user);
+                        struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                        void (*release)(void *user), void *user);
 
 /* Resolve a link's domain target (non-blocking: the hosts file, then resolv.conf's name
  * servers) to one address of `family` (AF_INET, AF_INET6 or AF_UNSPEC), picked at random;

@@ -262,6 +262,7 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     vrev__hdr_reader_init(&r->rd);
     int rc =
         vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : SOCKS_RETRY_STEP_MS,
+                            info->dialing,
                             on_dialed, req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);

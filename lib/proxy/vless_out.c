@@ -155,6 +155,7 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
     int rc =
         vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VLESS_RETRY_STEP_MS,
+                            info->dialing,
                             on_dialed, req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);

@@ -91,6 +91,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info.user = NULL;
     int rc =
         vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VMESS_RETRY_STEP_MS,
+                            info->dialing,
                             on_dialed, req_release, r);
     if (rc < 0)
         vrev__free(ob->engine->ctx, r);

@@ -496,6 +496,50 @@ static void test_dials_capped(void **state)
     close(lfd);
 }
 
+/* A session reset by the portal while its dial is in progress takes its dial with it (a rapid
+ * reset must not leave the bridge dialling for sessions that are gone): the dials stop, and
+ * their places under the cap are free again. */
+static void test_reset_cancels_dial(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    assert_int_equal(vrev_ctx_set_limit(w.ctx, "dialsPerTunnel", 16), 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    uint16_t port = ntohs(sa.sin_port);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%u", port);
+    bridge_up(&w, target);
+    for (int round = 0; round < 2; round++) {
+        int first = w.n_probes;
+        for (int i = 0; i < 16; i++)
+            probe_open(&w, VREV_NET_TCP, "127.0.0.1", port);
+        for (int i = 0; i < 50 && syn_sent_to(port) < 16; i++)
+            run_ms(&w, 10);
+        assert_true(syn_sent_to(port) >= 16); /* (the count is machine-wide: >=) */
+        for (int i = first; i < w.n_probes; i++) { /* the portal resets them: End|Error */
+            vrev__bev_close(w.probes[i].bev, 1);
+            w.probes[i].bev = NULL;
+        }
+        for (int i = 0; i < 100 && syn_sent_to(port) > 0; i++)
+            run_ms(&w, 10);
+        assert_int_equal(syn_sent_to(port), 0); /* without the cancel: 16 until 4 s */
+    }
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 0);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS), 32);
+    world_done(&w);
+    close(filler);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_allowed_targets_exact),
         cmocka_unit_test(test_tunnels_capped_when_drained),
         cmocka_unit_test(test_dials_capped),
+        cmocka_unit_test(test_reset_cancels_dial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
