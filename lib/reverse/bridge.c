@@ -386,6 +386,9 @@ static int new_tunnel(struct vrev__bridge *b)
                                &w->mc);
     if (rc == 0) /* the codec's default (1024) is far below what a portal may send */
         rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), b->opts.max_sessions);
+    if (rc == 0) /* the engine's limits: a JSON configuration's "vrev" object may set them */
+        vrev__muxconn_set_session_rate(w->mc, b->engine->limits.session_rate,
+                                       b->engine->limits.session_burst);
     if (rc < 0) {
         bufferevent_free(pair[0]);
         worker_free(w);

@@ -105,6 +105,10 @@ static void world_init(struct world *w, enum gen_kind kind, uint64_t total)
     assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.2", 0, portal_accept, w, &w->portal), 0);
     struct vrev__engine *e = &w->engine;
     assert_int_equal(vrev__engine_init(e, w->ctx), 0);
+    /* the bridge's tunnels take the engine's rate (a JSON "vrev" object may set it), not the
+     * context's, which is changed now to show it */
+    assert_int_equal(vrev_ctx_set_limit(w->ctx, "sessionRate", 1000000), 0);
+    assert_int_equal(vrev_ctx_set_limit(w->ctx, "sessionBurst", 1000000), 0);
     struct vrev__outbound *ob;
     struct vrev__freedom_opts out = {"127.0.0.1", vrev__listener_port(w->service), VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(e, "out", &out, &ob), 0);
