@@ -36,7 +36,7 @@ static int usage(int portal, FILE *out)
     else
         fprintf(out,
                 "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
-                "                   [--tls [--ca FILE | --insecure] [--sni NAME]]\n"
+                "                   [--tls [--ca FILE | --insecure] [--sni NAME] [--pin sha256:HASH]]\n"
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "  --portal   the portal's tunnel address\n"
@@ -44,7 +44,10 @@ static int usage(int portal, FILE *out)
                 "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
                 "             a V2Ray portal); the bridge reaches nothing but these\n"
                 "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
-                "             roots and --ca FILE, for the portal's host name or --sni NAME\n",
+                "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
+                "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
+                "             64 hex digits or base64, as V2Ray's pinnedPeerCertificateChainSha256;\n"
+                "             repeatable; with --insecure, the only check)\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     fprintf(out, "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
                  "  --security the VMess body cipher; \"none\" without --tls leaves the tunnel\n"
@@ -83,6 +86,8 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         rc = vrev_tunnel_opts_set_tls_ca(t, val);
     else if (!portal && !strcmp(opt, "--sni"))
         rc = vrev_tunnel_opts_set_tls_sni(t, val);
+    else if (!portal && !strcmp(opt, "--pin"))
+        rc = vrev_tunnel_opts_add_tls_pin(t, val);
     else if (portal && !strcmp(opt, "--listen"))
         rc = vrev_tunnel_opts_set_listen(t, val);
     else if (portal && !strcmp(opt, "--public")) {

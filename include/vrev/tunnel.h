@@ -88,6 +88,14 @@ VREV_API int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert
 VREV_API int vrev_tunnel_opts_set_tls_ca(vrev_tunnel_opts *o, const char *file);
 /** Bridge: the name to send (SNI) and verify in the portal's certificate. */
 VREV_API int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name);
+/** Bridge: pin the portal's certificate chain: "sha256:" and the SHA-256 chain hash, as
+ *  64 hex digits or standard base64 (V2Ray's pinnedPeerCertificateChainSha256, v2fly 4.38+):
+ *  the hash of the one certificate's DER for a portal that sends its certificate alone, else
+ *  h = SHA-256(der0), then h = SHA-256(h || SHA-256(der_i)) over the chain as the portal sends
+ *  it. May be given several times (any one matches). The chain must match on top of the usual
+ *  verification, or instead of it with vrev_tunnel_opts_set_tls_insecure() (a self-signed
+ *  portal). A mismatch fails the handshake; the log names the chain's own hash. */
+VREV_API int vrev_tunnel_opts_add_tls_pin(vrev_tunnel_opts *o, const char *pin);
 /** Bridge: accept any certificate (on = 1). Insecure: anyone on the path can read the tunnel
  *  and pose as the portal; the bridge logs a warning. */
 VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);

@@ -355,10 +355,11 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     if (rc == 0 && o->tls) {
         const char *ca[1] = {o->tls_ca};
         struct vrev__tls_client_opts co = {o->tls_sni, o->tls_insecure, false, NULL, 0,
-                                           ca, o->tls_ca ? 1 : 0, NULL, 0, NULL, 0};
+                                           ca, o->tls_ca ? 1 : 0, NULL, 0,
+                                           (const uint8_t(*)[32])o->tls_pins, o->n_tls_pins};
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
-        if (o->tls_insecure)
+        if (o->tls_insecure && !o->n_tls_pins)
             vrev__log(b->ctx, VREV_LOG_WARN, "bridge",
                       "--insecure: the portal's certificate is not checked");
         rc = vrev__tls_client_ctx_new(b->ctx, &co, &tls, msg, sizeof(msg));

@@ -34,6 +34,8 @@ struct vrev_tunnel_opts {
     char *tls_key;
     char *tls_ca;  /* bridge */
     char *tls_sni;
+    uint8_t (*tls_pins)[32]; /* bridge: --pin (vrev_tunnel_opts_add_tls_pin) */
+    size_t n_tls_pins;
     char *transport; /* a custom transport's name (vrev/transport.h); NULL: none */
 };
 

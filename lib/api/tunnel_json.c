@@ -7,6 +7,7 @@
 
 #include "codec/addr.h"
 #include "codec/vmess.h"
+#include "net/tls_pin.h"
 #include "tunnel_internal.h"
 
 struct out {
@@ -113,6 +114,13 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         if (t->tls_ca)
             put(o, "\"certificates\": [ { \"certificateFile\": \"%s\", \"usage\": \"verify\" } ], ",
                 t->tls_ca);
+        /* v2fly 4.38 and later check it; 4.34 ignores the key */
+        for (size_t i = 0; i < t->n_tls_pins; i++) {
+            char b64[VREV__TLS_PIN_B64_LEN + 1];
+            vrev__tls_pin_base64(t->tls_pins[i], b64);
+            put(o, "%s\"%s\"%s", i ? ", " : "\"pinnedPeerCertificateChainSha256\": [ ", b64,
+                i + 1 == t->n_tls_pins ? " ], " : "");
+        }
         put(o, "\"alpn\": [ \"http/1.1\" ] } }");
     } else if (t->transport) {
         put(o, ",\n      \"streamSettings\": { \"security\": \"%s\" }", t->transport);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "codec/vmess.h"
+#include "net/tls_pin.h"
 #include "tunnel_internal.h"
 #include "vrev/transport.h"
 
@@ -58,6 +59,7 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     free(o->tls_key);
     free(o->tls_ca);
     free(o->tls_sni);
+    free(o->tls_pins);
     free(o->transport);
     free(o->domain);
     free(o->listen);
@@ -306,6 +308,26 @@ int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert_file,
 int vrev_tunnel_opts_set_tls_ca(vrev_tunnel_opts *o, const char *file)
 {
     return set_path(o, o ? &o->tls_ca : NULL, file);
+}
+
+int vrev_tunnel_opts_add_tls_pin(vrev_tunnel_opts *o, const char *pin)
+{
+    uint8_t h[VREV__TLS_PIN_LEN];
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (vrev__tls_pin_parse(pin, h) < 0)
+        return set_err(o, VREV_ERR_INVAL,
+                       "invalid pin '%.80s': need sha256: and the chain's SHA-256 in 64 hex "
+                       "digits or base64",
+                       pin ? pin : "");
+    if (o->n_tls_pins >= 64)
+        return set_err(o, VREV_ERR_INVAL, "too many pins (at most 64)");
+    uint8_t(*v)[32] = realloc(o->tls_pins, (o->n_tls_pins + 1) * sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    memcpy(v[o->n_tls_pins++], h, sizeof(h));
+    o->tls_pins = v;
+    return 0;
 }
 
 int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
