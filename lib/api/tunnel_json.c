@@ -91,6 +91,17 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     put(o, " ], \"outboundTag\": \"portal\" }\n  ] }\n}\n");
 }
 
+/* A routing rule sending TCP sessions to exactly `a` to outbound target-<i>. */
+static void put_target_rule(struct out *o, const struct vrev__addr *a, size_t i)
+{
+    char h[VREV_ADDR_DOMAIN_MAX + 1];
+    vrev__addr_host_text(a, h, sizeof(h));
+    put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": \"tcp\", "
+           "\"%s\": [ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
+        a->type == VREV_ADDR_DOMAIN ? "domain" : "ip", a->type == VREV_ADDR_DOMAIN ? "full:" : "",
+        h, (unsigned)a->port, i);
+}
+
 static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
 {
     struct vrev__addr a;
@@ -136,18 +147,19 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         d);
     for (size_t i = 0; i < t->n_targets; i++) {
         struct vrev__addr ta;
-        char th[VREV_ADDR_DOMAIN_MAX + 1];
-        if (!vrev__tunnel_target_addr(&t->targets[i], &ta)) {
-            put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"domain\": "
-                   "[ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
+        if (vrev__tunnel_target_addr(&t->targets[i], &ta)) /* the HOST:PORT the portal asks for */
+            put_target_rule(o, &ta, i);
+        else
+            put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": "
+                   "\"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
                 t->targets[i].name, i);
-            continue;
-        }
-        vrev__addr_host_text(&ta, th, sizeof(th)); /* the HOST:PORT the portal asks for */
-        put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"%s\": "
-               "[ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
-            ta.type == VREV_ADDR_DOMAIN ? "domain" : "ip",
-            ta.type == VREV_ADDR_DOMAIN ? "full:" : "", th, (unsigned)ta.port, i);
+    }
+    /* as the bridge itself: each target's own HOST:PORT reaches it too (a V2Ray portal set up
+     * as its documentation shows names the real service) */
+    for (size_t i = 0; i < t->n_targets; i++) {
+        struct vrev__addr ta;
+        if (vrev__addr_from_hostport(&ta, t->targets[i].hostport) == 0)
+            put_target_rule(o, &ta, i);
     }
     /* nothing else: a portal cannot make this bridge reach other hosts */
     put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"outboundTag\": "

@@ -303,3 +303,22 @@ def test_cli_bridge_serves_a_documented_v2ray_portal(procs, backend):
         assert works(ext)  # the tunnel still serves TCP
     finally:
         trap.close()
+
+
+def test_printed_bridge_serves_a_documented_v2ray_portal(procs, backend):
+    """What `vrev bridge --to 127.0.0.1:<port> --print-config` prints does what the CLI bridge
+    does: run by V2Ray and by `vrev run`, it serves a V2Ray portal set up as the V2Ray
+    documentation shows (the session names the real service over TCP)."""
+    argv = ["vrev", "bridge", "--portal", "127.0.0.1:%d", "--domain", DOMAIN, "--id", UUID,
+            "--to", "127.0.0.1:%d" % backend]
+    for kind in ("v2ray", "vrev"):
+        tun, ext = free_port(), free_port()
+        cfg = portal_config(ext, tun)
+        cfg["inbounds"][0]["settings"] = {"address": "127.0.0.1", "port": backend,
+                                          "network": "tcp"}
+        procs.start("v2ray", "v2portal-" + kind, cfg)
+        assert wait_until(lambda: port_open(tun), 10)
+        bridge_cfg = printed(procs, [a % tun if a == "127.0.0.1:%d" else a for a in argv])
+        bridge = procs.start(kind, "printed-" + kind, bridge_cfg)
+        assert wait_until(lambda: works(ext), 15), procs.log(bridge)
+        procs.stop_all()
