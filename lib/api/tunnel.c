@@ -513,7 +513,7 @@ uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
                          st.tunnels_opened,
                          st.sessions,
                          st.sessions_active,
-                         st.refused + st.dials_refused,
+                         st.refused + st.dials_refused + st.mux.refused_rate,
                          st.bytes_up,
                          st.bytes_down};
     return counter_of(&c, counter);

@@ -102,6 +102,7 @@ static void worker_free(struct bworker *w)
     vrev__muxconn_bytes(w->mc, &rx, &tx);
     b->stats.bytes_up += rx;
     b->stats.bytes_down += tx;
+    vrev__muxconn_add_stats(w->mc, &b->stats.mux);
     vrev__muxconn_free(w->mc);
     vrev__gauge_unref(w->dialing); /* dials still in progress keep it until they end */
     b->stats.tunnels_closed++;
@@ -575,6 +576,7 @@ void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_st
         vrev__muxconn_bytes(w->mc, &rx, &tx);
         st->bytes_up += rx;
         st->bytes_down += tx;
+        vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && w->control ? 1 : 0);
     }

@@ -1186,6 +1186,17 @@ void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxcon
     st->empty_frames = g.empty_frames;
 }
 
+void vrev__muxconn_add_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *sum)
+{
+    struct vrev__muxconn_stats st;
+    vrev__muxconn_get_stats(mc, &st);
+    sum->refused_rate += st.refused_rate;
+    sum->replies_skipped += st.replies_skipped;
+    sum->reply_holds += st.reply_holds;
+    sum->empty_frames += st.empty_frames;
+    sum->budget_stops += st.budget_stops;
+}
+
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc)
 {
     return mc->closed;

@@ -76,6 +76,8 @@ int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error);
  * allocated for it, and counted. An engine passes its own limits (engine->limits). */
 void vrev__muxconn_set_session_rate(struct vrev__muxconn *mc, uint64_t rate, uint64_t burst);
 void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *st);
+/* Add mc's counters to *sum (a bridge's or portal's, over its tunnels). */
+void vrev__muxconn_add_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *sum);
 
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc);
 /* The transport is not being read by our own choice: a session's local side (or all of them,

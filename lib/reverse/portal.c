@@ -83,6 +83,7 @@ static void worker_free(struct pworker *w)
     vrev__muxconn_bytes(w->mc, &rx, &tx);
     p->stats.bytes_up += tx;
     p->stats.bytes_down += rx;
+    vrev__muxconn_add_stats(w->mc, &p->stats.mux);
     vrev__muxconn_free(w->mc);
     p->stats.tunnels_closed++;
     p->stats.tunnels_live--;
@@ -456,6 +457,7 @@ void vrev__portal_get_stats(const struct vrev__outbound *ob, struct vrev__portal
         vrev__muxconn_bytes(w->mc, &rx, &tx);
         st->bytes_up += tx;
         st->bytes_down += rx;
+        vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && !w->draining ? 1 : 0); /* not the control session */
     }

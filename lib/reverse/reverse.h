@@ -6,6 +6,7 @@
 #define VREV_REVERSE_REVERSE_H
 
 #include "proxy/proxy.h"
+#include "reverse/muxconn.h"
 
 /* The internal control domain of V2Ray <= 4.34 (a portal's default), of v2fly >= 4.35 and
  * Xray >= 1.5.4, and of Xray 1.0-1.5.3. A bridge accepts all three. */
@@ -42,6 +43,7 @@ struct vrev__portal_stats {
     uint64_t bytes_up;     /* public clients -> bridge */
     uint64_t bytes_down;   /* bridge -> public clients */
     unsigned sessions_active;
+    struct vrev__muxconn_stats mux; /* over every tunnel, closed ones included */
 };
 
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
@@ -89,6 +91,7 @@ struct vrev__bridge_stats {
     uint64_t bytes_up;       /* portal -> local services */
     uint64_t bytes_down;     /* local services -> portal */
     unsigned sessions_active;
+    struct vrev__muxconn_stats mux; /* over every tunnel, closed ones included */
 };
 
 struct vrev__bridge;

@@ -196,6 +196,7 @@ static void test_bridge_rapid_reset(void **state)
     assert_int_equal(w.made, 5000);
     assert_true(w.accepted <= 100 + (unsigned)(1000 * s) + 1);
     assert_true(st.sessions <= 100 + (unsigned)(1000 * s) + 1);
+    assert_int_equal(st.sessions + st.mux.refused_rate, 5000); /* every refusal counted */
     assert_int_equal(st.tunnels_closed, 0);
     world_done(&w);
 }
