@@ -24,7 +24,11 @@ struct vrev__ws {
     int err;             /* sticky: the error feed returned */
     int cb_err;          /* on_data's or an output failure */
     unsigned pings;      /* since the last tick */
-    unsigned unanswered; /* pings since the output was last empty */
+    unsigned unflushed;  /* pings whose pongs wslay still holds */
+    unsigned unanswered; /* pongs in the output, not yet all consumed */
+    uint64_t out_total;  /* bytes ever put into the output */
+    uint64_t out_done;   /* bytes ever consumed from it */
+    uint64_t pong_mark;  /* out_total after the last pongs went in */
     size_t mask_pos;     /* next unused byte of masks */
     uint8_t masks[256];  /* random bytes for client masking keys */
 };
@@ -55,6 +59,7 @@ static ssize_t send_cb(wslay_event_context_ptr ev, const uint8_t *p, size_t len,
         wslay_event_set_error(ev, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
+    ws->out_total += len;
     return (ssize_t)len;
 }
 
@@ -95,7 +100,7 @@ static void frame_start_cb(wslay_event_context_ptr ev,
         return;
     /* Each ping makes wslay queue a pong (a malloc'd copy): stop reading at once past a
      * bound rather than answer a flood. */
-    if (++ws->pings > ws->o.max_pings || ++ws->unanswered > ws->o.max_unanswered) {
+    if (++ws->pings > ws->o.max_pings || ++ws->unflushed + ws->unanswered > ws->o.max_unanswered) {
         ws->flood = true;
         wslay_event_shutdown_read(ev);
     }
@@ -205,8 +210,18 @@ int vrev__ws_feed(struct vrev__ws *ws, const uint8_t *p, size_t n)
 /* Move wslay's queued control frames (pongs, close) into the output. */
 static void flush(struct vrev__ws *ws)
 {
-    if (wslay_event_want_write(ws->ev) && wslay_event_send(ws->ev) != 0 && !ws->err)
-        ws->err = ws->cb_err ? ws->cb_err : VREV_ERR_NOMEM;
+    if (!wslay_event_want_write(ws->ev))
+        return;
+    if (wslay_event_send(ws->ev) != 0) {
+        if (!ws->err)
+            ws->err = ws->cb_err ? ws->cb_err : VREV_ERR_NOMEM;
+        return;
+    }
+    if (ws->unflushed) { /* every queued pong is in the output now, before pong_mark */
+        ws->unanswered += ws->unflushed;
+        ws->unflushed = 0;
+        ws->pong_mark = ws->out_total;
+    }
 }
 
 static void mask(uint8_t *p, size_t n, const uint8_t key[4])
@@ -260,6 +275,7 @@ static int put_frame(struct vrev__ws *ws, const uint8_t *p, size_t n)
     if (m)
         mask(dst + hl, n, key);
     vrev__buf_commit(&ws->out, hl + n);
+    ws->out_total += hl + n;
     return 0;
 }
 
@@ -307,9 +323,13 @@ size_t vrev__ws_pending(struct vrev__ws *ws, const uint8_t **p)
 
 void vrev__ws_consume(struct vrev__ws *ws, size_t n)
 {
+    size_t held = vrev__buf_len(&ws->out);
+    ws->out_done += n < held ? n : held;
     vrev__buf_consume(&ws->out, n);
-    if (vrev__buf_len(&ws->out) == 0 && !wslay_event_want_write(ws->ev))
-        ws->unanswered = 0; /* every pong owed so far is out */
+    /* The output is written in order: once it is written up to the last pong, every pong is
+     * answered, however much data keeps following (a bulk download never empties it). */
+    if (ws->unanswered && ws->out_done >= ws->pong_mark)
+        ws->unanswered = 0;
 }
 
 size_t vrev__ws_buffered(const struct vrev__ws *ws)

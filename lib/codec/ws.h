@@ -36,10 +36,12 @@
  *
  * Bounds: a data frame longer than max_frame closes the connection (1009); control frames are
  * at most 125 bytes (wslay); pings are counted — more than max_pings between two
- * vrev__ws_tick() calls, or more than max_unanswered pongs waiting to be written, close the
- * connection (1008) with VREV_ERR_WS_FLOOD. Input is never held: every fed byte is parsed and
- * payload goes to on_data at once. Output is held in one buffer whose size
- * vrev__ws_buffered() gives: the glue stops reading its source above a high-water mark.
+ * vrev__ws_tick() calls, or more than max_unanswered pongs not yet written out (consumed),
+ * close the connection (1008) with VREV_ERR_WS_FLOOD. A pong counts as written once the output
+ * has been consumed up to it, so data queued behind it never makes it look unanswered. Input is
+ * never held: every fed byte is parsed and payload goes to on_data at once. Output is held in one
+ * buffer whose size vrev__ws_buffered() gives: the glue stops reading its source above a high-water
+ * mark.
  *
  * What the glue (lib/net) does: after the upgrade, feed every byte read to vrev__ws_feed();
  * on_data gets the payload (append it to the upper layer's input); write what
