@@ -35,6 +35,23 @@ def test_limits_table(vrev):
     assert "--limit NAME=VALUE" in r.stdout and '"vrev": {"limits"' in r.stdout
 
 
+def test_readme_names_every_limit_with_its_default(vrev):
+    """The README's Limits table lists every limit with the default the library has."""
+    r = run(vrev, "limits")
+    assert r.returncode == 0, r.stderr
+    have = {l.split()[0]: l.split()[1] for l in r.stdout.splitlines()[1:1 + len(NAMES)]}
+    readme = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+    with open(readme) as f:
+        text = f.read()
+    section = text.split("### Limits", 1)[1].split("\n## ", 1)[0]
+    doc = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`") and cells[0].endswith("`"):
+            doc[cells[0].strip("`")] = cells[1]
+    assert doc == have
+
+
 @pytest.mark.parametrize("cmd", [["portal", "--listen", "127.0.0.1:0", "--public",
                                   "127.0.0.1:0", "--id", UUID],
                                  ["bridge", "--portal", "127.0.0.1:1", "--id", UUID, "--to",
