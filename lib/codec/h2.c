@@ -303,8 +303,10 @@ static int frame_recv_cb(nghttp2_session *s, const nghttp2_frame *f, void *u)
     if (!st || (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && !h2->o.client && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-        if (decide(h2, st) == NGHTTP2_ERR_NOMEM)
+        if (decide(h2, st) == NGHTTP2_ERR_NOMEM) {
+            h2->err = VREV_ERR_NOMEM;
             return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
     } else if (f->hd.type == NGHTTP2_HEADERS && h2->o.client) {
         client_answer(h2, st);
     }
@@ -529,7 +531,8 @@ int vrev__h2_feed(struct vrev__h2 *h2, const uint8_t *p, size_t n)
         return h2->err;
     ssize_t rv = nghttp2_session_mem_recv(h2->s, p, n);
     if (rv < 0) {
-        h2->err = map_error(rv);
+        if (!h2->err) /* a callback may have said why (out of memory) */
+            h2->err = map_error(rv);
         return h2->err;
     }
     /* A connection error shows as the GOAWAY nghttp2 queued: frame it now to know. Not past
