@@ -94,6 +94,8 @@ bool vrev__cfg_key_equal(const char *doc_key, const char *name);
 json_t *vrev__cfg_get(vrev__cfg_loader *L, json_t *obj, const char *name, const char **spelled);
 
 /* Warn once for every member of obj whose name is not in known[] (NULL-terminated). */
+/* Is `key` one of known[] (NULL-terminated; compared as V2Ray does)? */
+bool vrev__cfg_known_key(const char *key, const char *const *known);
 void vrev__cfg_check_keys(vrev__cfg_loader *L, json_t *obj, const char *const *known);
 
 /* Member as an object / array; *out NULL when absent. Wrong type -> error. The member key is

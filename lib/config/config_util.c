@@ -245,6 +245,14 @@ static void check_case_duplicates(vrev__cfg_loader *L, json_t *obj)
     }
 }
 
+bool vrev__cfg_known_key(const char *key, const char *const *known)
+{
+    size_t i = 0;
+    while (known[i] && !vrev__cfg_key_equal(key, known[i]))
+        i++;
+    return known[i] != NULL;
+}
+
 void vrev__cfg_check_keys(vrev__cfg_loader *L, json_t *obj, const char *const *known)
 {
     if (!vrev__log_enabled(L->ctx, VREV_LOG_WARN))
@@ -253,10 +261,7 @@ void vrev__cfg_check_keys(vrev__cfg_loader *L, json_t *obj, const char *const *k
     json_t *v;
     json_object_foreach(obj, key, v)
     {
-        size_t i = 0;
-        while (known[i] && !vrev__cfg_key_equal(key, known[i]))
-            i++;
-        if (!known[i]) {
+        if (!vrev__cfg_known_key(key, known)) {
             vrev__cfg_push_key(L, key);
             vrev__cfg_warn(L, true, "unknown key \"%.64s\" ignored", key);
             vrev__cfg_pop(L);

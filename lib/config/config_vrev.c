@@ -86,10 +86,7 @@ static int strict_keys(vrev__cfg_loader *L, json_t *obj, const char *const *know
     json_t *v;
     json_object_foreach(obj, key, v)
     {
-        size_t i = 0;
-        while (known[i] && !vrev__cfg_key_equal(key, known[i]))
-            i++;
-        if (!known[i]) {
+        if (!vrev__cfg_known_key(key, known)) {
             vrev__cfg_push_key(L, key);
             return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown key \"%.32s\" in %s", key,
                                   what);

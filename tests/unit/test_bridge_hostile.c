@@ -457,24 +457,33 @@ static int syn_sent_to(uint16_t port)
 }
 
 /* A service that never accepts: a listener whose accept queue (backlog 0: one connection) is
- * full, so that every further SYN is dropped and each dial stays in progress. 500 sessions to
- * it: at most dialsPerTunnel (here 16) dials at once, the rest refused, one log line. */
+ * full, held by *filler, so that every further SYN is dropped and each dial stays in progress.
+ * Returns its port. */
+static uint16_t never_accepting(int *lfd, int *filler)
+{
+    *lfd = socket(AF_INET, SOCK_STREAM, 0);
+    *filler = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(*lfd, 0), 0);
+    assert_int_equal(getsockname(*lfd, (struct sockaddr *)&sa, &sl), 0);
+    assert_int_equal(connect(*filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return ntohs(sa.sin_port);
+}
+
+/* 500 sessions to a service that never accepts: at most dialsPerTunnel (here 16) dials at
+ * once, the rest refused, one log line. */
 static void test_dials_capped(void **state)
 {
     (void)state;
     struct world w;
     world_init(&w);
     assert_int_equal(vrev_ctx_set_limit(w.ctx, "dialsPerTunnel", 16), 0);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-    assert_int_equal(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    uint16_t port = ntohs(sa.sin_port);
+    int lfd, filler;
+    uint16_t port = never_accepting(&lfd, &filler);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%u", port);
     bridge_up(&w, target);
@@ -505,16 +514,8 @@ static void test_reset_cancels_dial(void **state)
     struct world w;
     world_init(&w);
     assert_int_equal(vrev_ctx_set_limit(w.ctx, "dialsPerTunnel", 16), 0);
-    int lfd = socket(AF_INET, SOCK_STREAM, 0), filler = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(listen(lfd, 0), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
-    assert_int_equal(connect(filler, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    uint16_t port = ntohs(sa.sin_port);
+    int lfd, filler;
+    uint16_t port = never_accepting(&lfd, &filler);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%u", port);
     bridge_up(&w, target);
