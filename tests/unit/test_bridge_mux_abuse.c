@@ -155,19 +155,6 @@ static void run_ms(struct world *w, int ms)
 }
 
 /* Resident set of this process, in KiB (Linux). */
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static double seconds_since(const struct timeval *t0)
 {
     struct timeval t1;
@@ -207,12 +194,12 @@ static void test_bridge_dead_id_flood(void **state)
     struct world w;
     world_init(&w, GEN_KEEP_DEAD, 4000000);
     run_ms(&w, 200); /* the tunnel */
-    long before = rss_kib();
+    long before = tu_mem_kib();
     for (int t = 0; t < 15000 && w.made < w.total; t += 100)
         run_ms(&w, 100);
-    long after = rss_kib();
+    long after = tu_mem_kib();
     print_message("bridge dead-id flood: %llu Keep frames (%llu MB) sent by a portal that never "
-                  "reads: RSS %ld -> %ld KiB\n",
+                  "reads: memory %ld -> %ld KiB\n",
                   (unsigned long long)w.made, (unsigned long long)(w.made * 9 >> 20), before,
                   after);
     /* answered each, 24 MB of End frames: the bridge answers each id once per window */

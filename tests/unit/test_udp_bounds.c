@@ -130,22 +130,12 @@ static size_t held(struct bufferevent *link)
     return mine ? evbuffer_get_length(bufferevent_get_output(mine)) : 0;
 }
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    assert_non_null(f);
-    assert_int_equal(fscanf(f, "%ld %ld", &pages, &rss), 2);
-    fclose(f);
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void test_flood_is_bounded(void **state)
 {
     (void)state;
     struct world w;
     world_init(&w);
-    long rss0 = rss_kib();
+    long rss0 = tu_mem_kib();
     flood(&w, 4u << 20); /* 8 clients x 4 MiB = 32 MiB at a link nobody reads */
     size_t queued, total = 0;
     uint64_t dropped;
@@ -160,7 +150,7 @@ static void test_flood_is_bounded(void **state)
     assert_true(queued > INBOUND_CAP - CLIENTS * (DGRAM + 2)); /* it did fill up */
     assert_int_equal(w.ctx->buffered, queued);
     assert_true(dropped > 20000); /* of 32,768 sent, at most 2,200 or so fit */
-    assert_true(rss_kib() - rss0 < 8 * 1024);
+    assert_true(tu_mem_kib() - rss0 < 8 * 1024);
     /* the links move again: what waited goes, and new datagrams are taken */
     for (int i = 0; i < w.n_links; i++)
         bufferevent_enable(w.links[i], EV_READ);

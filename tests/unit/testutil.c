@@ -145,3 +145,32 @@ void tu_pattern_check(struct evbuffer *in, size_t *received)
         *received += (size_t)n;
     }
 }
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#endif
+#ifdef TU_ASAN
+#include <sanitizer/allocator_interface.h>
+#endif
+
+long tu_mem_kib(void)
+{
+#ifdef TU_ASAN
+    return (long)(__sanitizer_get_current_allocated_bytes() / 1024);
+#else
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+#endif
+}

@@ -24,6 +24,10 @@ struct tu_failing_alloc {
 struct vrev_allocator;
 void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *state);
 
+/* The process's memory in KiB, for tests that bound it: its resident set, or under ASan
+ * (whose quarantine keeps freed memory resident) the bytes its heap has live. */
+long tu_mem_kib(void);
+
 /* Test payload: byte i of a stream. */
 uint8_t tu_pattern(size_t i);
 
