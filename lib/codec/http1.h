@@ -43,6 +43,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/base64.h"
+
 /* A head is at most this long (request line, headers, the empty line) and has at most this
  * many header lines: an upgrade needs some 300 bytes and 8 headers; nginx and CDNs add a few.
  * V2Ray's server allows 2048 + 4096 bytes. */
@@ -184,15 +186,5 @@ int vrev__ws_write_request(char *out, size_t cap, const char *host, const char *
  * Sec-WebSocket-Accept for our key, no extension we did not offer. Returns 0 or
  * VREV_ERR_WS_HANDSHAKE. */
 int vrev__ws_check_response(const struct vrev__http1_head *h, const char *key);
-
-/* --- base64 (RFC 4648, with padding) -------------------------------------------------------- */
-
-/* Encode in[0..n) into out (4 * ceil(n / 3) characters and a NUL). */
-void vrev__base64_encode(const uint8_t *in, size_t n, char *out);
-
-/* Decode p[0..n) (padded, no whitespace) into out[0..cap). Returns the decoded length,
- * VREV_ERR_INVAL (not canonical base64: bad character, length or padding, non-zero spare
- * bits) or VREV_ERR_NOSPACE. */
-int vrev__base64_decode(const char *p, size_t n, uint8_t *out, size_t cap);
 
 #endif

@@ -2,48 +2,30 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "core/core.h"
 #include "crypto/crypto.h"
 #include "tls_pin.h"
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_value(char c)
-{
-    const char *p = c ? strchr(b64, c) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-/* Go's StdEncoding: groups of four characters, '=' padding only in the last group, CR and LF
- * ignored wherever they are. Trailing bits need not be zero (Go's decoder is not Strict). */
+/* Go's StdEncoding, as V2Ray reads a pin: '=' padding, CR and LF ignored wherever they are,
+ * the bits the padding leaves over need not be zero (Go's decoder is not Strict). */
 int vrev__tls_pin_from_base64(const char *s, size_t len, uint8_t out[VREV__TLS_PIN_LEN])
 {
-    int quad[4];
-    size_t q = 0, n = 0;
-    bool ended = false;
+    char text[VREV__TLS_PIN_B64_LEN];
+    size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (s[i] == '\r' || s[i] == '\n')
             continue;
-        if (ended)
-            return VREV_ERR_INVAL; /* anything after the padded group */
-        int v = s[i] == '=' ? 64 : b64_value(s[i]);
-        if (v < 0 || (v == 64 && q < 2) || (q == 3 && quad[2] == 64 && v != 64))
+        if (n == sizeof(text))
             return VREV_ERR_INVAL;
-        quad[q++] = v;
-        if (q < 4)
-            continue;
-        int bytes = quad[2] == 64 ? 1 : quad[3] == 64 ? 2 : 3;
-        uint32_t bits = (uint32_t)quad[0] << 18 | (uint32_t)quad[1] << 12 |
-                        (uint32_t)(quad[2] & 63) << 6 | (uint32_t)(quad[3] & 63);
-        for (int k = 0; k < bytes; k++) {
-            if (n >= VREV__TLS_PIN_LEN)
-                return VREV_ERR_INVAL;
-            out[n++] = (uint8_t)(bits >> (16 - 8 * k));
-        }
-        ended = bytes < 3;
-        q = 0;
+        text[n++] = s[i];
     }
-    return q == 0 && n == VREV__TLS_PIN_LEN ? 0 : VREV_ERR_INVAL;
+    uint8_t buf[VREV__TLS_PIN_LEN];
+    int got = vrev__base64_decode(text, n, buf, sizeof(buf), true);
+    if (got != VREV__TLS_PIN_LEN)
+        return VREV_ERR_INVAL;
+    memcpy(out, buf, sizeof(buf));
+    return 0;
 }
 
 static int hex_value(char c)
@@ -74,17 +56,7 @@ int vrev__tls_pin_parse(const char *s, uint8_t out[VREV__TLS_PIN_LEN])
 
 void vrev__tls_pin_base64(const uint8_t pin[VREV__TLS_PIN_LEN], char out[VREV__TLS_PIN_B64_LEN + 1])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < VREV__TLS_PIN_LEN; i += 3) {
-        size_t left = VREV__TLS_PIN_LEN - i;
-        uint32_t bits = (uint32_t)pin[i] << 16 | (left > 1 ? (uint32_t)pin[i + 1] << 8 : 0) |
-                        (left > 2 ? pin[i + 2] : 0);
-        out[o++] = b64[bits >> 18 & 63];
-        out[o++] = b64[bits >> 12 & 63];
-        out[o++] = left > 1 ? b64[bits >> 6 & 63] : '=';
-        out[o++] = left > 2 ? b64[bits & 63] : '=';
-    }
-    out[o] = '\0';
+    vrev__base64_encode(pin, VREV__TLS_PIN_LEN, out);
 }
 
 void vrev__tls_chain_hash_init(struct vrev__tls_chain_hash *c)

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)vrev__ws_check_response(&whole.head, "dGhlIHNhbXBsZSBub25jZQ==");
     }
     uint8_t dec[64];
-    int d = vrev__base64_decode((const char *)p, n < 80 ? n : 80, dec, sizeof(dec));
+    int d = vrev__base64_decode((const char *)p, n < 80 ? n : 80, dec, sizeof(dec), false);
     if (d > 0) { /* canonical base64 re-encodes to itself */
         char enc[96];
         vrev__base64_encode(dec, (size_t)d, enc);

@@ -89,16 +89,16 @@ static void test_base64(void **state)
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
         vrev__base64_encode((const uint8_t *)vec[i][0], strlen(vec[i][0]), enc);
         assert_string_equal(enc, vec[i][1]);
-        int n = vrev__base64_decode(vec[i][1], strlen(vec[i][1]), dec, sizeof(dec));
+        int n = vrev__base64_decode(vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), false);
         assert_int_equal(n, (int)strlen(vec[i][0]));
         assert_memory_equal(dec, vec[i][0], (size_t)n);
     }
     static const char *const bad[] = {
         "Zg=", "Zg", "Z===", "Zh==", "Zm9=", "Zm 9v", "Zm9v=", "====", "Z*==", "=Zg="};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(vrev__base64_decode(bad[i], strlen(bad[i]), dec, sizeof(dec)),
+        assert_int_equal(vrev__base64_decode(bad[i], strlen(bad[i]), dec, sizeof(dec), false),
                          VREV_ERR_INVAL);
-    assert_int_equal(vrev__base64_decode("Zm9vYmFy", 8, dec, 5), VREV_ERR_NOSPACE);
+    assert_int_equal(vrev__base64_decode("Zm9vYmFy", 8, dec, 5, false), VREV_ERR_NOSPACE);
 }
 
 static void test_accept_rfc6455(void **state)
@@ -195,7 +195,7 @@ static void test_request_is_v2rays(void **state)
     const char *k = strstr(want, "Sec-WebSocket-Key: ");
     assert_non_null(k);
     uint8_t key[16];
-    assert_int_equal(vrev__base64_decode(k + 19, VREV_WS_KEY_LEN, key, sizeof(key)), 16);
+    assert_int_equal(vrev__base64_decode(k + 19, VREV_WS_KEY_LEN, key, sizeof(key), false), 16);
     char out[1024], key_out[VREV_WS_KEY_LEN + 1];
     int len =
         vrev__ws_write_request(out, sizeof(out), "ws.example.com", "/ray", NULL, 0, key, key_out);
