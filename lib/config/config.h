@@ -3,7 +3,7 @@
  * The loader reads the subset of V2Ray 4.34's format that libvrev implements (DESIGN.md §5):
  * log, inbounds (dokodemo-door, vmess, vless, socks), outbounds (freedom, blackhole, vmess,
  * vless, socks), routing (field rules, balancers), reverse (bridges, portals), policy, and
- * streamSettings (tcp, optionally TLS). It follows 4.34's lexical rules: `//`, `#` and
+ * streamSettings (tcp, ws or h2, optionally TLS). It follows 4.34's lexical rules: `//`, `#` and
  * block comments outside strings, object keys matched case-insensitively (as Go's
  * encoding/json does), the last of duplicate keys wins, unknown keys ignored (with a warning
  * through the ctx log), null treated as absent. Where 4.34 would silently do something the
@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "net/carrier.h"
 #include "route/router.h"
 
 /* RELIABILITY.md §3.6: larger configs and deeper nesting are refused before parsing
@@ -82,7 +83,7 @@ struct vrev__cfg_log {
                   "none" sets both types to NONE. */
 };
 
-/* streamSettings: network is always tcp (anything else is refused at load). */
+/* streamSettings: network tcp, ws or h2 (others are refused at load), TLS or not. */
 enum vrev__cfg_security {
     VREV_CFG_SECURITY_NONE = 0,
     VREV_CFG_SECURITY_TLS = 1,
@@ -123,6 +124,10 @@ enum vrev__cfg_tproxy {
 };
 
 struct vrev__cfg_stream {
+    /* network and its wsSettings / httpSettings; strings in the description's arena. path is
+     * normalized as V2Ray does ("" -> NULL, meaning "/"; "p" -> "/p"). ws: hosts holds the
+     * Host header (0 or 1), headers the others; h2: hosts is httpSettings.host. */
+    struct vrev__carrier_opts carrier;
     int security;             /* VREV_CFG_SECURITY_* */
     struct vrev__cfg_tls tls; /* meaningful when security == TLS */
     const char *custom;       /* the transport's name when security == CUSTOM */
@@ -383,8 +388,8 @@ struct vrev__cfg_limit {
 };
 
 struct vrev__cfg_bridge_allow {
-    const char *tag;             /* a reverse.bridges[] tag */
-    struct vrev__strlist allow;  /* "[tcp:|udp:]HOST:PORT" (reverse.h, allowed_targets) */
+    const char *tag;            /* a reverse.bridges[] tag */
+    struct vrev__strlist allow; /* "[tcp:|udp:]HOST:PORT" (reverse.h, allowed_targets) */
 };
 
 struct vrev__cfg_vrev {

@@ -1,28 +1,211 @@
-/* streamSettings (WIRE-SPEC §8.5): libvrev carries every proxy over plain TCP, optionally in
- * TLS. Other transports and TCP header obfuscation are refused, since ignoring them would make
- * the peer see bytes it does not expect. */
+/* streamSettings (WIRE-SPEC §8.5): libvrev carries every proxy over plain TCP, WebSocket
+ * ("ws") or HTTP/2 ("h2", "http"), optionally in TLS (net/carrier.h shows how they stack).
+ * Other transports and TCP header obfuscation are refused, since ignoring them would make the
+ * peer see bytes it does not expect. */
 #include <string.h>
 #include <strings.h>
 
 #include "config/config_internal.h"
 #include "net/tls_pin.h"
 
-static int check_network(vrev__cfg_loader *L, json_t *obj)
+static const char *const carrier_names[] = {"tcp", "ws", "h2"};
+
+static int parse_network(vrev__cfg_loader *L, json_t *obj, int *kind)
 {
-    static const char *const others[] = {"kcp",  "mkcp", "ws",           "websocket", "h2",
-                                         "http", "ds",   "domainsocket", "quic",      NULL};
+    static const char *const others[] = {"kcp",  "mkcp", "ds",  "domainsocket",
+                                         "quic", "grpc", "gun", NULL};
     const char *net = "tcp", *key;
     VREV_CFG_TRY(vrev__cfg_string(L, obj, "network", &net, NULL));
-    if (!strcasecmp(net, "tcp"))
+    if (!strcasecmp(net, "tcp")) {
+        *kind = VREV_CARRIER_TCP;
         return 0;
+    }
+    if (!strcasecmp(net, "ws") || !strcasecmp(net, "websocket")) {
+        *kind = VREV_CARRIER_WS;
+        return 0;
+    }
+    if (!strcasecmp(net, "h2") || !strcasecmp(net, "http")) {
+        *kind = VREV_CARRIER_H2;
+        return 0;
+    }
     vrev__cfg_get(L, obj, "network", &key);
     vrev__cfg_push_key(L, key);
     for (size_t i = 0; others[i]; i++)
         if (!strcasecmp(net, others[i]))
             return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                                  "transport \"%s\" is not supported (libvrev speaks tcp only)",
+                                  "transport \"%s\" is not supported (libvrev speaks \"tcp\", "
+                                  "\"ws\" and \"h2\"/\"http\")",
                                   others[i]);
     return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown transport \"%.32s\"", net);
+}
+
+/* A path as V2Ray normalizes it: "" -> NULL ("/"), "p" -> "/p". */
+static int carrier_path(vrev__cfg_loader *L, json_t *obj, const char *name, const char **out)
+{
+    const char *p = "";
+    VREV_CFG_TRY(vrev__cfg_string(L, obj, name, &p, NULL));
+    if (!p[0]) {
+        *out = NULL;
+        return 0;
+    }
+    if (p[0] == '/') {
+        *out = p;
+        return 0;
+    }
+    size_t n = strlen(p);
+    char *q = vrev__cfg_alloc(L, n + 2, 1);
+    if (!q)
+        return vrev__cfg_nomem(L);
+    q[0] = '/';
+    memcpy(q + 1, p, n + 1);
+    *out = q;
+    return 0;
+}
+
+/* Keys of later V2Ray versions: accepted, warned about as ignored. */
+static void warn_later(vrev__cfg_loader *L, json_t *obj, const char *const *names, const char *why)
+{
+    const char *key;
+    for (size_t i = 0; names[i]; i++) {
+        if (!vrev__cfg_get(L, obj, names[i], &key))
+            continue;
+        vrev__cfg_push_key(L, key);
+        vrev__cfg_warn(L, true, "ignored: a later V2Ray version's setting (not in 4.34)%s", why);
+        vrev__cfg_pop(L);
+    }
+}
+
+static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj);
+
+/* wsSettings.headers: a map of strings (Go's map[string]string). Host is the Host header;
+ * the handshake's own headers are refused as V2Ray's dialer (gorilla/websocket) refuses
+ * them at every dial. A server has no use for them. */
+static int ws_headers(vrev__cfg_loader *L, json_t *ws, bool server, struct vrev__carrier_opts *c)
+{
+    static const char *const own[] = {"upgrade",
+                                      "connection",
+                                      "sec-websocket-key",
+                                      "sec-websocket-version",
+                                      "sec-websocket-extensions",
+                                      NULL};
+    json_t *h, *v;
+    const char *key, *name;
+    VREV_CFG_TRY(vrev__cfg_object(L, ws, "headers", &h, &key));
+    if (!h || !json_object_size(h))
+        return 0;
+    vrev__cfg_push_key(L, key);
+    if (server) {
+        vrev__cfg_warn(L, true, "ignored: a server does not send request headers");
+        vrev__cfg_pop(L);
+        return 0;
+    }
+    size_t n = json_object_size(h), k = 0;
+    const char **names = vrev__cfg_strv(L, n), **values = vrev__cfg_strv(L, n);
+    const char **host = vrev__cfg_strv(L, 1);
+    if (!names || !values || !host)
+        return vrev__cfg_nomem(L);
+    json_object_foreach(h, name, v)
+    {
+        vrev__cfg_push_key(L, name);
+        if (!json_is_string(v))
+            return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "expected a string");
+        for (size_t i = 0; own[i]; i++)
+            if (!strcasecmp(name, own[i]))
+                return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                                      "the WebSocket handshake sets this header itself (V2Ray "
+                                      "refuses it at every dial)");
+        const char *val = vrev__cfg_strndup(L, json_string_value(v), json_string_length(v));
+        if (!val)
+            return vrev__cfg_nomem(L);
+        if (!strcasecmp(name, "host")) {
+            host[0] = val;
+            c->hosts = host;
+            c->n_hosts = 1;
+        } else {
+            if (!(names[k] = vrev__cfg_strndup(L, name, strlen(name))))
+                return vrev__cfg_nomem(L);
+            values[k++] = val;
+        }
+        vrev__cfg_pop(L);
+    }
+    c->header_names = names;
+    c->header_values = values;
+    c->n_headers = k;
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+static int parse_ws(vrev__cfg_loader *L, json_t *obj, bool server, struct vrev__carrier_opts *c)
+{
+    static const char *const known[] = {"path",
+                                        "headers",
+                                        "acceptProxyProtocol",
+                                        "maxEarlyData",
+                                        "earlyDataHeaderName",
+                                        "useBrowserForwarding",
+                                        NULL};
+    static const char *const later[] = {"maxEarlyData", "earlyDataHeaderName",
+                                        "useBrowserForwarding", NULL};
+    json_t *ws;
+    const char *key;
+    VREV_CFG_TRY(vrev__cfg_object(L, obj, "wsSettings", &ws, &key));
+    if (!ws)
+        return 0;
+    vrev__cfg_push_key(L, key);
+    vrev__cfg_check_keys(L, ws, known);
+    VREV_CFG_TRY(carrier_path(L, ws, "path", &c->path));
+    VREV_CFG_TRY(ws_headers(L, ws, server, c));
+    if (server)
+        VREV_CFG_TRY(refuse_proxy_protocol(L, ws));
+    warn_later(L, ws, later,
+               "; early data is neither sent nor read, so a peer that sends it does not connect");
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+static int parse_http(vrev__cfg_loader *L, json_t *obj, struct vrev__carrier_opts *c)
+{
+    static const char *const known[] = {"host", "path", "method", "headers", NULL};
+    static const char *const later[] = {"method", "headers", NULL};
+    struct vrev__strlist hosts = {NULL, 0};
+    json_t *h2;
+    const char *key;
+    VREV_CFG_TRY(vrev__cfg_object(L, obj, "httpSettings", &h2, &key));
+    if (!h2)
+        return 0;
+    vrev__cfg_push_key(L, key);
+    vrev__cfg_check_keys(L, h2, known);
+    VREV_CFG_TRY(vrev__cfg_strlist(L, h2, "host", false, &hosts, NULL));
+    c->hosts = hosts.v;
+    c->n_hosts = hosts.n;
+    VREV_CFG_TRY(carrier_path(L, h2, "path", &c->path));
+    warn_later(L, h2, later, "; requests use PUT and V2Ray 4.34's headers");
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+/* ALPN as V2Ray's dialers and listeners set it: its h2 client offers "h2" first whatever the
+ * configuration says and its h2 server always accepts "h2"; its ws client offers "http/1.1"
+ * unless "alpn" is given. */
+static int carrier_alpn(vrev__cfg_loader *L, bool server, int kind, struct vrev__strlist *alpn)
+{
+    const char *want = kind == VREV_CARRIER_H2              ? "h2"
+                       : kind == VREV_CARRIER_WS && !server ? "http/1.1"
+                                                            : NULL;
+    if (!want || (kind == VREV_CARRIER_WS && alpn->n))
+        return 0;
+    for (size_t i = 0; i < alpn->n; i++)
+        if (!strcmp(alpn->v[i], want))
+            return 0;
+    const char **v = vrev__cfg_strv(L, alpn->n + 1);
+    if (!v)
+        return vrev__cfg_nomem(L);
+    size_t at = server ? alpn->n : 0; /* the client offers it first; the server adds it */
+    for (size_t i = 0, k = 0; i <= alpn->n; i++)
+        v[i] = i == at ? want : alpn->v[k++];
+    alpn->v = v;
+    alpn->n++;
+    return 0;
 }
 
 /* certificate / key: an array of lines that 4.34 joins with '\n'. */
@@ -275,7 +458,7 @@ static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj)
                           "the PROXY protocol (acceptProxyProtocol) is not supported");
 }
 
-static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj)
+static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, int kind)
 {
     static const char *const known[] = {"header", "acceptProxyProtocol", NULL};
     json_t *tcp, *header;
@@ -284,6 +467,11 @@ static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj)
     if (!tcp)
         return 0;
     vrev__cfg_push_key(L, key);
+    if (kind != VREV_CARRIER_TCP) { /* V2Ray keeps them for tcp and uses them nowhere else */
+        vrev__cfg_warn(L, true, "ignored: the network is %s", carrier_names[kind]);
+        vrev__cfg_pop(L);
+        return 0;
+    }
     vrev__cfg_check_keys(L, tcp, known);
     VREV_CFG_TRY(vrev__cfg_object(L, tcp, "header", &header, &hkey));
     if (header) {
@@ -329,18 +517,56 @@ static int parse_sockopt(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_stre
     return 0;
 }
 
-static void warn_other_transports(vrev__cfg_loader *L, json_t *obj)
+/* Settings of a network other than the one in use: V2Ray keeps and ignores them. */
+static void warn_other_transports(vrev__cfg_loader *L, json_t *obj, int kind)
 {
-    static const char *const others[] = {"kcpSettings", "wsSettings",   "httpSettings",
-                                         "dsSettings",  "quicSettings", NULL};
+    static const char *const others[] = {"kcpSettings", "dsSettings", "quicSettings", NULL};
     const char *key;
     for (size_t i = 0; others[i]; i++) {
         if (!vrev__cfg_get(L, obj, others[i], &key))
             continue;
         vrev__cfg_push_key(L, key);
-        vrev__cfg_warn(L, true, "ignored: the network is tcp");
+        vrev__cfg_warn(L, true, "ignored: the network is %s", carrier_names[kind]);
         vrev__cfg_pop(L);
     }
+}
+
+/* wsSettings / httpSettings next to another network: read as V2Ray reads them (errors
+ * there are errors), then ignored with a warning. */
+static int carrier_settings(vrev__cfg_loader *L, json_t *obj, bool server,
+                            struct vrev__carrier_opts *c)
+{
+    struct vrev__carrier_opts ws = {.kind = VREV_CARRIER_WS}, h2 = {.kind = VREV_CARRIER_H2};
+    const char *key;
+    VREV_CFG_TRY(parse_ws(L, obj, server, &ws));
+    VREV_CFG_TRY(parse_http(L, obj, &h2));
+    if (c->kind == VREV_CARRIER_WS)
+        *c = ws;
+    else if (c->kind == VREV_CARRIER_H2)
+        *c = h2;
+    static const char *const names[] = {"wsSettings", "httpSettings"};
+    for (int i = 0; i < 2; i++) {
+        if (c->kind == i + 1 || !vrev__cfg_get(L, obj, names[i], &key))
+            continue;
+        vrev__cfg_push_key(L, key);
+        vrev__cfg_warn(L, true, "ignored: the network is %s", carrier_names[c->kind]);
+        vrev__cfg_pop(L);
+    }
+    return 0;
+}
+
+/* h2: V2Ray's client needs TLS ("TLS must be enabled for http transport"; refused at load
+ * here rather than at every dial); its server also serves cleartext h2 (for a front server). */
+static int check_h2_tls(vrev__cfg_loader *L, json_t *obj, bool server,
+                        const struct vrev__cfg_stream *out)
+{
+    const char *key;
+    if (server || out->carrier.kind != VREV_CARRIER_H2 || out->security == VREV_CFG_SECURITY_TLS)
+        return 0;
+    vrev__cfg_get(L, obj, "network", &key);
+    vrev__cfg_push_key(L, key);
+    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                          "an h2 client needs TLS (\"security\": \"tls\"), as V2Ray's");
 }
 
 int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server, struct vrev__cfg_stream *out)
@@ -350,6 +576,8 @@ int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server, struct vr
         "httpSettings", "dsSettings", "quicSettings", "sockopt",     NULL};
     json_t *obj;
     const char *key;
+    memset(&out->carrier, 0, sizeof(out->carrier));
+    out->carrier.kind = VREV_CARRIER_TCP;
     out->security = VREV_CFG_SECURITY_NONE;
     out->custom = NULL;
     out->tcp_fast_open = -1;
@@ -358,11 +586,15 @@ int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server, struct vr
         return 0;
     vrev__cfg_push_key(L, key);
     vrev__cfg_check_keys(L, obj, known);
-    VREV_CFG_TRY(check_network(L, obj));
+    VREV_CFG_TRY(parse_network(L, obj, &out->carrier.kind));
     VREV_CFG_TRY(parse_security(L, obj, server, out));
-    VREV_CFG_TRY(parse_tcp_settings(L, obj));
+    VREV_CFG_TRY(check_h2_tls(L, obj, server, out));
+    if (out->security == VREV_CFG_SECURITY_TLS)
+        VREV_CFG_TRY(carrier_alpn(L, server, out->carrier.kind, &out->tls.alpn));
+    VREV_CFG_TRY(parse_tcp_settings(L, obj, out->carrier.kind));
+    VREV_CFG_TRY(carrier_settings(L, obj, server, &out->carrier));
     VREV_CFG_TRY(parse_sockopt(L, obj, out));
-    warn_other_transports(L, obj);
+    warn_other_transports(L, obj, out->carrier.kind);
     vrev__cfg_pop(L);
     return 0;
 }

@@ -173,6 +173,11 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
         if (rc < 0)
             return fail(err, len, rc, "outbounds", i, msg[0] ? msg : NULL);
         rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
+        if (rc == 0 && cfg->outbounds[i].stream.carrier.kind != VREV_CARRIER_TCP) {
+            ob->ops->destroy(ob);
+            why = "the ws and h2 carriers are not built yet";
+            rc = VREV_ERR_UNSUPPORTED;
+        }
         if (rc == 0) {
             vrev__outbound_set_tls(ob, tls);
             ob->layer = vrev__ctx_transport(inst->ctx, cfg->outbounds[i].stream.custom);
@@ -313,6 +318,12 @@ static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, c
         if (rc < 0)
             return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
         rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
+        if (rc == 0 && cfg->inbounds[i].stream.carrier.kind != VREV_CARRIER_TCP) {
+            vrev__inbound_free(inst->inbounds[i]);
+            inst->inbounds[i] = NULL;
+            why = "the ws and h2 carriers are not built yet";
+            rc = VREV_ERR_UNSUPPORTED;
+        }
         if (rc == 0) {
             vrev__inbound_set_tls(inst->inbounds[i], tls);
             inst->inbounds[i]->layer =

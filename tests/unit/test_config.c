@@ -472,10 +472,44 @@ static const struct {
      VREV_ERR_CONFIG_UNSUPPORTED,
      "t.json:1:59: outbounds[0].mux.enabled: mux on an outbound is not supported (a reverse tunnel "
      "is already multiplexed; never enable mux on it)"},
-    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": \"ws\"}}]}",
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": \"kcp\"}}]}",
      VREV_ERR_CONFIG_UNSUPPORTED,
-     "t.json:1:70: outbounds[0].streamSettings.network: transport \"ws\" is not supported (libvrev "
-     "speaks tcp only)"},
+     "t.json:1:70: outbounds[0].streamSettings.network: transport \"kcp\" is not supported "
+     "(libvrev speaks \"tcp\", \"ws\" and \"h2\"/\"http\")"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
+     "\"QUIC\"}}]}",
+     VREV_ERR_CONFIG_UNSUPPORTED,
+     "t.json:1:70: outbounds[0].streamSettings.network: transport \"quic\" is not supported "
+     "(libvrev speaks \"tcp\", \"ws\" and \"h2\"/\"http\")"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
+     "\"grpc\"}}]}",
+     VREV_ERR_CONFIG_UNSUPPORTED,
+     "t.json:1:70: outbounds[0].streamSettings.network: transport \"grpc\" is not supported "
+     "(libvrev speaks \"tcp\", \"ws\" and \"h2\"/\"http\")"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
+     "\"domainsocket\"}}]}",
+     VREV_ERR_CONFIG_UNSUPPORTED,
+     "t.json:1:70: outbounds[0].streamSettings.network: transport \"domainsocket\" is not "
+     "supported (libvrev speaks \"tcp\", \"ws\" and \"h2\"/\"http\")"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": \"h2\"}}]}",
+     VREV_ERR_CONFIG_INVALID,
+     "t.json:1:70: outbounds[0].streamSettings.network: an h2 client needs TLS (\"security\": "
+     "\"tls\"), as V2Ray's"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": \"ws\", "
+     "\"wsSettings\": {\"headers\": {\"Host\": \"a\", \"upgrade\": \"h2c\"}}}}]}",
+     VREV_ERR_CONFIG_INVALID,
+     "t.json:1:127: outbounds[0].streamSettings.wsSettings.headers.upgrade: the WebSocket "
+     "handshake sets this header itself (V2Ray refuses it at every dial)"},
+    {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": \"ws\", "
+     "\"wsSettings\": {\"headers\": {\"Host\": 1}}}}]}",
+     VREV_ERR_CONFIG_INVALID,
+     "t.json:1:111: outbounds[0].streamSettings.wsSettings.headers.Host: expected a string"},
+    {"{\"inbounds\": [{\"protocol\": \"vmess\", \"port\": 1, \"settings\": {\"clients\": [{\"id\": "
+     "\"27848739-7e62-4138-9fd3-098a63964b6c\"}]}, \"streamSettings\": {\"network\": \"ws\", "
+     "\"wsSettings\": {\"acceptProxyProtocol\": true}}}]}",
+     VREV_ERR_CONFIG_UNSUPPORTED,
+     "t.json:1:197: inbounds[0].streamSettings.wsSettings.acceptProxyProtocol: the PROXY "
+     "protocol (acceptProxyProtocol) is not supported"},
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
      "\"carrier-pigeon\"}}]}",
      VREV_ERR_CONFIG_INVALID,
@@ -1042,6 +1076,94 @@ static void test_warnings(void **state)
                                    "condition never matches"));
     assert_non_null(strstr(logbuf, "routing.rules[1].port: a bare 0 names no port"));
     assert_non_null(strstr(logbuf, "routing.rules[2].port: names no port"));
+    vrev__config_free(c);
+    vrev_ctx_free(ctx);
+}
+
+/* streamSettings.network ws / h2 with their settings, as V2Ray 4.34 reads them. */
+static void test_carriers(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx = new_ctx();
+    struct vrev__config *c =
+        load_ok(ctx, "{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": "
+                     "{\"network\": \"websocket\", \"security\": \"tls\", \"wsSettings\": "
+                     "{\"Path\": \"p?ed=2048\", \"headers\": {\"host\": \"cdn.example\", "
+                     "\"X-A\": \"1\"}, \"maxEarlyData\": 2048, \"useBrowserForwarding\": "
+                     "true},\n\"httpSettings\": {\"host\": \"a\"}}}]}");
+    const struct vrev__carrier_opts *k = &c->outbounds[0].stream.carrier;
+    assert_int_equal(k->kind, VREV_CARRIER_WS);
+    assert_string_equal(k->path, "/p?ed=2048"); /* normalized as V2Ray: a leading '/' */
+    assert_int_equal(k->n_hosts, 1);
+    assert_string_equal(k->hosts[0], "cdn.example");
+    assert_int_equal(k->n_headers, 1);
+    assert_string_equal(k->header_names[0], "X-A");
+    assert_string_equal(k->header_values[0], "1");
+    /* V2Ray's ws client offers http/1.1 when no alpn is given */
+    assert_strlist(&c->outbounds[0].stream.tls.alpn, 1, "http/1.1");
+    assert_non_null(strstr(logbuf, "t.json:1:186: outbounds[0].streamSettings.wsSettings."
+                                   "maxEarlyData: ignored: a later V2Ray version's setting"));
+    assert_non_null(strstr(logbuf, "wsSettings.useBrowserForwarding: ignored: a later V2Ray"));
+    assert_non_null(strstr(logbuf, "t.json:2:1: outbounds[0].streamSettings.httpSettings: "
+                                   "ignored: the network is ws"));
+    vrev__config_free(c);
+
+    /* h2 ("http"): hosts as a StringList, ALPN h2 offered first by the client, added by the
+     * server; ws without TLS; no settings: path "/" (NULL) */
+    logbuf[0] = '\0';
+    c = load_ok(ctx,
+                "{\"inbounds\": [{\"protocol\": \"vless\", \"port\": 1, \"settings\": "
+                "{\"decryption\": \"none\", \"clients\": [{\"id\": "
+                "\"27848739-7e62-4138-9fd3-098a63964b6c\"}]}, \"streamSettings\": {\"network\": "
+                "\"h2\", \"security\": \"tls\", \"tlsSettings\": {\"alpn\": [\"http/1.1\"], "
+                "\"certificates\": [{\"certificate\": [\"x\"], \"key\": [\"y\"]}]}, "
+                "\"httpSettings\": {\"host\": [\"a.example\", \"b.example\"], \"path\": \"/h\", "
+                "\"method\": \"PUT\"}, \"tcpSettings\": {\"header\": {\"type\": \"http\"}}}}], "
+                "\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
+                "\"HTTP\", \"security\": \"tls\", \"tlsSettings\": {\"alpn\": \"http/1.1\"}, "
+                "\"httpSettings\": {\"host\": \"a.example,b.example\"}}}, {\"protocol\": "
+                "\"freedom\", \"streamSettings\": {\"network\": \"ws\", \"wsSettings\": "
+                "{\"headers\": {\"X\": \"y\"}}}}, {\"protocol\": \"freedom\", \"streamSettings\": "
+                "{\"network\": \"ws\"}}]}");
+    k = &c->inbounds[0].stream.carrier;
+    assert_int_equal(k->kind, VREV_CARRIER_H2);
+    assert_string_equal(k->path, "/h");
+    assert_int_equal(k->n_hosts, 2);
+    assert_string_equal(k->hosts[1], "b.example");
+    assert_strlist(&c->inbounds[0].stream.tls.alpn, 2, "http/1.1", "h2");
+    assert_non_null(strstr(logbuf, "inbounds[0].streamSettings.httpSettings.method: ignored: a "
+                                   "later V2Ray version's setting"));
+    assert_non_null(strstr(logbuf, "inbounds[0].streamSettings.tcpSettings: ignored: the "
+                                   "network is h2"));
+    k = &c->outbounds[0].stream.carrier;
+    assert_int_equal(k->kind, VREV_CARRIER_H2);
+    assert_null(k->path);
+    assert_int_equal(k->n_hosts, 2);
+    assert_string_equal(k->hosts[0], "a.example");
+    assert_strlist(&c->outbounds[0].stream.tls.alpn, 2, "h2", "http/1.1");
+    k = &c->outbounds[1].stream.carrier;
+    assert_int_equal(k->kind, VREV_CARRIER_WS);
+    assert_int_equal(k->n_hosts, 0);
+    assert_int_equal(k->n_headers, 1);
+    assert_int_equal(c->outbounds[1].stream.tls.alpn.n, 0);
+    k = &c->outbounds[2].stream.carrier;
+    assert_int_equal(k->kind, VREV_CARRIER_WS);
+    assert_null(k->path);
+    assert_int_equal(k->n_headers, 0);
+    assert_int_equal(c->outbounds[2].stream.carrier.kind, VREV_CARRIER_WS);
+    vrev__config_free(c);
+
+    /* a server's ws headers are ignored; tcp keeps carrier tcp */
+    logbuf[0] = '\0';
+    c = load_ok(ctx, "{\"inbounds\": [{\"protocol\": \"socks\", \"listen\": \"127.0.0.1\", "
+                     "\"port\": 1, \"streamSettings\": {\"network\": \"ws\", \"wsSettings\": "
+                     "{\"path\": \"/w\", \"headers\": {\"Host\": \"h\"}}}}], \"outbounds\": "
+                     "[{\"protocol\": \"freedom\"}]}");
+    assert_int_equal(c->inbounds[0].stream.carrier.kind, VREV_CARRIER_WS);
+    assert_string_equal(c->inbounds[0].stream.carrier.path, "/w");
+    assert_int_equal(c->inbounds[0].stream.carrier.n_hosts, 0);
+    assert_non_null(strstr(logbuf, "wsSettings.headers: ignored: a server does not send"));
+    assert_int_equal(c->outbounds[0].stream.carrier.kind, VREV_CARRIER_TCP);
     vrev__config_free(c);
     vrev_ctx_free(ctx);
 }
@@ -1633,6 +1755,7 @@ int main(void)
         cmocka_unit_test(test_comments_in_config),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_carriers),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_policy_defaults),
         cmocka_unit_test(test_legacy_sections),
