@@ -20,6 +20,7 @@ struct link_dial {
     struct vrev__addr target;
     struct vrev__tls_ctx *tls; /* borrowed from the outbound */
     const struct vrev__transport *layer; /* an embedder's transport, also borrowed */
+    const struct vrev__carrier_opts *carrier; /* borrowed too; NULL: none */
     uint32_t step_ms;
     int attempt;
     struct vrev__dial *dial;
@@ -95,6 +96,13 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
             bev = vrev__transport_wrap(e->ctx, d->layer, bev, VREV_TRANSPORT_CLIENT,
                                        host[0] ? host : NULL, &err);
     }
+    if (!err && d->carrier && d->carrier->kind != VREV_CARRIER_TCP) {
+        char name[VREV_ADDR_DOMAIN_MAX + 1], host[VREV_ADDR_DOMAIN_MAX + 16];
+        vrev__addr_host_text(&d->target, name, sizeof(name));
+        if (vrev__ws_default_host(name, d->target.port, d->tls != NULL, host, sizeof(host)) < 0)
+            host[0] = 0;
+        bev = vrev__carrier_client(e->ctx, bev, d->carrier, host, &err);
+    }
     if (err) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&d->target, t, sizeof(t));
@@ -151,8 +159,8 @@ void vrev__gauge_unref(struct vrev__gauge *g)
 
 static int dial_for(struct vrev__engine *e, struct bufferevent *link,
                     const struct vrev__addr *target, struct vrev__tls_ctx *tls,
-                    const struct vrev__transport *layer, uint32_t step_ms,
-                    struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                    const struct vrev__transport *layer, const struct vrev__carrier_opts *carrier,
+                    uint32_t step_ms, struct vrev__gauge *dialing, vrev__link_dialed_fn done,
                     void (*release)(void *user), void *user)
 {
     struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
@@ -168,6 +176,7 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     d->target = *target;
     d->tls = tls;
     d->layer = layer;
+    d->carrier = carrier;
     d->step_ms = step_ms;
     if (dialing) {
         d->dialing = vrev__gauge_ref(dialing);
@@ -186,7 +195,7 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void (*release)(void *user), void *user)
 {
-    return dial_for(e, link, target, NULL, NULL, step_ms, NULL, done, release, user);
+    return dial_for(e, link, target, NULL, NULL, NULL, step_ms, NULL, done, release, user);
 }
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
@@ -194,6 +203,6 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         struct vrev__gauge *dialing, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, step_ms, dialing, done, release,
-                    user);
+    return dial_for(ob->engine, link, target, ob->tls, ob->layer, &ob->carrier.o, step_ms,
+                    dialing, done, release, user);
 }

@@ -184,6 +184,7 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
     ob->tag = NULL;
     ob->tls = NULL;
     ob->layer = NULL;
+    memset(&ob->carrier, 0, sizeof(ob->carrier));
     if (tag) {
         size_t n = strlen(tag) + 1;
         ob->tag = vrev__malloc(e->ctx, n);
@@ -198,6 +199,12 @@ void vrev__outbound_cleanup(struct vrev__outbound *ob)
 {
     vrev__free(ob->engine->ctx, ob->tag);
     vrev__tls_ctx_free(ob->tls);
+    vrev__carrier_clear(ob->engine->ctx, &ob->carrier);
+}
+
+int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o)
+{
+    return vrev__carrier_set(ob->engine->ctx, &ob->carrier, o);
 }
 
 void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls)

@@ -49,14 +49,21 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
 
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
 {
-    struct bufferevent *bev = vrev__bev_socket(in->engine->ctx, fd);
+    vrev_ctx *ctx = in->engine->ctx;
+    struct bufferevent *bev = vrev__bev_socket(ctx, fd);
     int err;
-    if (bev && in->tls)
-        return vrev__tls_wrap(in->tls, bev, NULL, &err); /* frees bev on failure */
-    if (bev && in->layer)
-        return vrev__transport_wrap(in->engine->ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL,
-                                    &err);
+    if (bev && in->tls) /* these wraps free bev on failure */
+        bev = vrev__tls_wrap(in->tls, bev, NULL, &err);
+    else if (bev && in->layer)
+        bev = vrev__transport_wrap(ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL, &err);
+    if (bev && in->carrier.o.kind != VREV_CARRIER_TCP)
+        bev = vrev__carrier_server(ctx, bev, &in->carrier.o, &err);
     return bev;
+}
+
+int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o)
+{
+    return vrev__carrier_set(in->engine->ctx, &in->carrier, o);
 }
 
 void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls)
@@ -92,7 +99,10 @@ static void close_bev(struct vrev__handshake *h, enum close_how how)
         return;
     }
     int64_t left = how == NOW ? 0 : h->until_ms - now_ms();
-    vrev__tls_set_linger(h->bev, left > 0 ? (uint32_t)left : 0); /* no-op without TLS */
+    /* no-op without TLS; under a carrier, the TLS below it */
+    for (struct bufferevent *b = h->bev; b; b = bufferevent_get_underlying(b))
+        if (vrev__tls_set_linger(b, left > 0 ? (uint32_t)left : 0))
+            break;
     vrev__bev_close(h->bev, 0);
 }
 
@@ -250,6 +260,7 @@ void vrev__inbound_free(struct vrev__inbound *in)
     vrev__preauth_cleanup(in); /* its handshakes refer to it */
     vrev__udp_in_free(in->udp);
     vrev__tls_ctx_free(in->tls);
+    vrev__carrier_clear(ctx, &in->carrier);
     for (size_t i = 0; i < in->n_users; i++) {
         vrev__vmess_user_wipe(&in->users[i]);
         if (in->emails)

@@ -3,6 +3,7 @@
 #define VREV_PROXY_INBOUND_H
 
 #include "codec/vmess.h"
+#include "net/carrier_layer.h"
 #include "net/sources.h"
 #include "proxy.h"
 
@@ -36,6 +37,7 @@ struct vrev__inbound {
     struct vrev__listener *listener;
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls"; NULL: none */
     const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
+    struct vrev__carrier carrier; /* ws / h2 above TLS (protocol inbounds); kind 0: none */
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;
@@ -105,7 +107,11 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept);
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
-/* A bufferevent for an accepted socket, with the inbound's TLS layered on if it has one.
+/* Give an inbound a carrier (ws) between its TLS and its protocol (a copy of `o` is kept; NULL
+ * or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
+ * Returns 0, VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED (h2: not yet) or VREV_ERR_NOMEM. */
+int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);
+/* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "codec/addr.h"
+#include "net/carrier_layer.h"
 #include "net/net.h"
 #include "route/router.h"
 
@@ -61,6 +62,7 @@ struct vrev__outbound {
     char *tag;
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls": dials are wrapped; NULL: none */
     const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
+    struct vrev__carrier carrier; /* ws / h2 above TLS; kind 0 (tcp): none */
 };
 
 /* --- connections tracked by the engine (so that stopping it frees everything) ------------- */
@@ -131,7 +133,8 @@ int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
                           const struct vrev__addr *target, uint32_t step_ms,
                           vrev__link_dialed_fn done, void (*release)(void *user), void *user);
 
-/* The same for an outbound: TLS (ob->tls) is layered on the connection before `done` runs.
+/* The same for an outbound: TLS (ob->tls), then the carrier (ob->carrier), are layered on the
+ * connection before `done` runs.
  * The dial is counted on `dialing` (may be NULL: not counted) until it ends: connected, given
  * up, or cancelled (the engine stops, or the link fails meanwhile: a mux session reset by its
  * peer). It holds a reference to the gauge meanwhile, so its owner may drop its own first. */
@@ -159,6 +162,11 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
 void vrev__outbound_cleanup(struct vrev__outbound *ob);
 /* Give an outbound a TLS client context (the outbound takes the reference). */
 void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls);
+/* Give an outbound a carrier (ws) put on each dialed connection after TLS (a copy of `o` is
+ * kept; NULL or kind TCP: none). For the outbounds that dial a proxy server (vmess, vless,
+ * socks); freedom never uses one. Returns 0, VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED (h2: not
+ * yet) or VREV_ERR_NOMEM. */
+int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o);
 
 /* Several servers and users for one outbound (picker.c): `entries` is an array of n
  * (server, user) entries of `stride` bytes, each starting with the server's struct vrev__addr;
@@ -296,6 +304,8 @@ void vrev__inbound_free(struct vrev__inbound *in);
 /* Give an inbound a TLS server context (the inbound takes the reference): every accepted
  * connection is wrapped before its protocol reads it. */
 void vrev__inbound_set_tls(struct vrev__inbound *in, struct vrev__tls_ctx *tls);
+/* Give an inbound a carrier (inbound.h). */
+int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);
 /* The TCP port an inbound listens on (after binding port 0). */
 uint16_t vrev__inbound_port(const struct vrev__inbound *in);
 

@@ -1,0 +1,56 @@
+/* Carriers as bufferevent layers (carrier.h says what a carrier is): the glue between the
+ * sans-IO codecs (lib/codec/http1, ws) and a connection.
+ *
+ *   upper (VMess, VLESS, SOCKS)  <-- bytes -->  [ carrier layer ]  <-- frames -->  lower (tls, tcp)
+ *
+ * The layer is a bufferevent the upper layer uses as it uses a TCP one: it can be written at
+ * once (the bytes wait for the upgrade), its input is the peer's payload, the peer's end
+ * (close frame, or the connection's end) is an EOF event, a protocol failure an error event.
+ *
+ * ws: the client writes the upgrade request at once and reads the 101 (within 8 s, as
+ * V2Ray's client); the server reads the request (the inbound's handshake deadline bounds it),
+ * answers a refused one as V2Ray does (404 for a wrong path, ...), then raises an error event
+ * once the answer is written, so that its owner closes the connection. An end of stream from
+ * the upper layer (vrev__bev_shutdown_write) sends close 1000: WebSocket has no half-close.
+ * h2: not yet (VREV_ERR_UNSUPPORTED).
+ *
+ * Thread safety: a layer belongs to the thread running its ctx's event_base. */
+#ifndef VREV_NET_CARRIER_LAYER_H
+#define VREV_NET_CARRIER_LAYER_H
+
+#include <event2/bufferevent.h>
+
+#include "carrier.h"
+#include "core/core.h"
+
+/* Options kept by an inbound or outbound: `o`'s strings live in `mem` (one block), its path
+ * normalised as V2Ray normalises it ("" -> "/", a leading "/" added). */
+struct vrev__carrier {
+    struct vrev__carrier_opts o;
+    void *mem;
+};
+
+/* Copy `src` into `c` (replacing what it held). src NULL or kind TCP: no carrier. Returns 0,
+ * VREV_ERR_INVAL (unknown kind, a NULL string in the lists), VREV_ERR_UNSUPPORTED (h2, not
+ * yet) or VREV_ERR_NOMEM (c unchanged on failure). */
+int vrev__carrier_set(vrev_ctx *ctx, struct vrev__carrier *c, const struct vrev__carrier_opts *src);
+void vrev__carrier_clear(vrev_ctx *ctx, struct vrev__carrier *c);
+
+/* The ws Host a client sends for a dialed `host` and `port` when no Host is configured, as
+ * V2Ray's: "host:port" (IPv6 in brackets), the port left out when it is the scheme's default
+ * (80 for ws, 443 for wss). Returns the length or VREV_ERR_NOSPACE. */
+int vrev__ws_default_host(const char *host, uint16_t port, bool tls, char *out, size_t cap);
+
+/* Put the carrier's client role on a connected `lower` (TLS already on, if any). host: the
+ * Host to send when o->hosts has none (vrev__ws_default_host()). Takes ownership of `lower`
+ * (freed on failure). Kind TCP returns `lower` itself. NULL with *err (VREV_ERR_NOMEM,
+ * VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED) on failure. */
+struct bufferevent *vrev__carrier_client(vrev_ctx *ctx, struct bufferevent *lower,
+                                         const struct vrev__carrier_opts *o, const char *host,
+                                         int *err);
+
+/* The server role on an accepted `lower` (TLS already on, if any). Same ownership and errors. */
+struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lower,
+                                         const struct vrev__carrier_opts *o, int *err);
+
+#endif

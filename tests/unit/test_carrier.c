@@ -1,0 +1,543 @@
+/* lib/net carrier layers (ws) over real loopback sockets: both roles against each other, with
+ * and without TLS, bulk both ways; the server's refusal of a wrong path; the ends of a stream
+ * (close 1000 out, the peer's close or TCP end in) against a hand-driven peer built on the
+ * codecs; bounded buffering under a reader that does not read. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "codec/http1.h"
+#include "codec/ws.h"
+#include "net/carrier_layer.h"
+#include "net/net.h"
+#include "net/tls.h"
+#include "testutil.h"
+
+#define BULK (3u << 20)
+
+static const struct vrev__carrier_opts ws_opts = {.kind = VREV_CARRIER_WS, .path = "/tunnel"};
+
+/* A connected pair of loopback TCP sockets, non-blocking. */
+static void socket_pair(int fds[2])
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(l >= 0);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    assert_int_equal(getsockname(l, (struct sockaddr *)&sa, &len), 0);
+    fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fds[0], (struct sockaddr *)&sa, sizeof(sa)), 0);
+    fds[1] = accept(l, NULL, NULL);
+    assert_true(fds[1] >= 0);
+    close(l);
+    evutil_make_socket_nonblocking(fds[0]);
+    evutil_make_socket_nonblocking(fds[1]);
+}
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    struct vrev__tls_ctx *stls, *ctls;
+};
+
+static void world_init(struct world *w, bool tls)
+{
+    memset(w, 0, sizeof(*w));
+    w->base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    if (!tls)
+        return;
+    const char *dir = getenv("VREV_VECTORS") ? getenv("VREV_VECTORS") : "tests/vectors";
+    char crt[512], key[512], ca[512], err[256];
+    snprintf(crt, sizeof(crt), "%s/tls/server.crt", dir);
+    snprintf(key, sizeof(key), "%s/tls/server.key", dir);
+    snprintf(ca, sizeof(ca), "%s/tls/ca.crt", dir);
+    struct vrev__tls_server_opts so = {.cert_file = crt, .key_file = key};
+    const char *cas[1] = {ca};
+    struct vrev__tls_client_opts co = {
+        .disable_system_root = true, .ca_files = cas, .n_ca_files = 1};
+    if (vrev__tls_server_ctx_new(w->ctx, &so, &w->stls, err, sizeof(err)) < 0 ||
+        vrev__tls_client_ctx_new(w->ctx, &co, &w->ctls, err, sizeof(err)) < 0)
+        fail_msg("tls: %s", err);
+}
+
+static void world_done(struct world *w)
+{
+    vrev__tls_ctx_free(w->stls);
+    vrev__tls_ctx_free(w->ctls);
+    /* let lingering closes finish */
+    struct timeval tv = {0, 50000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+    vrev_ctx_free(w->ctx);
+    event_base_free(w->base);
+}
+
+static void run(struct world *w, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+/* socket, TLS if the world has it, then the ws layer of the role */
+static struct bufferevent *stack(struct world *w, int fd, bool client,
+                                 const struct vrev__carrier_opts *o)
+{
+    int err = 0;
+    struct bufferevent *bev = vrev__bev_socket(w->ctx, fd);
+    assert_non_null(bev);
+    if (w->stls)
+        bev = vrev__tls_wrap(client ? w->ctls : w->stls, bev, client ? "localhost" : NULL, &err);
+    assert_non_null(bev);
+    bev = client ? vrev__carrier_client(w->ctx, bev, o, "localhost", &err)
+                 : vrev__carrier_server(w->ctx, bev, o, &err);
+    assert_int_equal(err, 0);
+    assert_non_null(bev);
+    return bev;
+}
+
+/* --- a peer that sends a pattern and checks the other's ----------------------------------------
+ */
+
+struct peer {
+    struct bufferevent *bev;
+    size_t total, sent, received, expect;
+    bool shut, no_read;
+    int end; /* 0 running, 1 EOF, -1 error or timeout */
+};
+
+static void maybe_shut(struct peer *p)
+{
+    if (!p->shut && p->sent == p->total && p->received >= p->expect &&
+        evbuffer_get_length(bufferevent_get_output(p->bev)) == 0) {
+        p->shut = true; /* only once the other's bytes are in: WebSocket has no half-close */
+        vrev__bev_shutdown_write(p->bev);
+    }
+}
+
+static void peer_write(struct bufferevent *bev, void *arg)
+{
+    struct peer *p = arg;
+    tu_pattern_fill(bufferevent_get_output(bev), &p->sent, p->total, 256 * 1024);
+    maybe_shut(p);
+}
+
+static void peer_read(struct bufferevent *bev, void *arg)
+{
+    struct peer *p = arg;
+    if (p->no_read)
+        return;
+    tu_pattern_check(bufferevent_get_input(bev), &p->received);
+    maybe_shut(p);
+}
+
+static void peer_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct peer *p = arg;
+    if (what & BEV_EVENT_EOF) {
+        peer_read(bev, p);
+        p->end = 1;
+    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        p->end = -1;
+    }
+}
+
+static void peer_start(struct peer *p, struct bufferevent *bev, size_t total, size_t expect)
+{
+    p->bev = bev;
+    p->total = total;
+    p->expect = expect;
+    bufferevent_setcb(bev, peer_read, peer_write, peer_event, p);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    peer_write(bev, p);
+}
+
+static void bulk(bool tls)
+{
+    struct world w;
+    int fds[2];
+    world_init(&w, tls);
+    socket_pair(fds);
+    struct peer c = {0}, s = {0};
+    peer_start(&c, stack(&w, fds[0], true, &ws_opts), BULK, BULK + 1000);
+    peer_start(&s, stack(&w, fds[1], false, &ws_opts), BULK + 1000, BULK);
+    for (int i = 0; i < 500 && (c.end == 0 || s.end == 0); i++)
+        run(&w, 20);
+    assert_int_equal(c.received, BULK + 1000);
+    assert_int_equal(s.received, BULK);
+    assert_int_equal(c.end, 1); /* both ends are clean ends (close frames), not errors */
+    assert_int_equal(s.end, 1);
+    bufferevent_free(c.bev);
+    bufferevent_free(s.bev);
+    world_done(&w);
+}
+
+static void test_bulk_both_ways(void **state)
+{
+    (void)state;
+    bulk(false);
+}
+
+static void test_bulk_over_tls(void **state)
+{
+    (void)state;
+    bulk(true);
+}
+
+/* A reader that never reads: what the layers and sockets hold stays bounded, whatever the
+ * writer pushes. */
+static void test_slow_reader_bounded(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2];
+    world_init(&w, false);
+    socket_pair(fds);
+    struct peer c = {0}, s = {0};
+    s.no_read = true;
+    c.shut = s.shut = true; /* no end here */
+    peer_start(&c, stack(&w, fds[0], true, &ws_opts), 256u << 20, 0);
+    peer_start(&s, stack(&w, fds[1], false, &ws_opts), 0, 0);
+    bufferevent_setwatermark(s.bev, EV_READ, 0, 64 * 1024);
+    for (int i = 0; i < 30; i++)
+        run(&w, 10);
+    size_t taken = c.sent - evbuffer_get_length(bufferevent_get_output(c.bev));
+    size_t held = evbuffer_get_length(bufferevent_get_input(s.bev));
+    if (getenv("CARRIER_DEBUG"))
+        fprintf(stderr, "taken %zu held %zu below %zu client below out %zu\n", taken, held,
+                evbuffer_get_length(bufferevent_get_input(bufferevent_get_underlying(s.bev))),
+                evbuffer_get_length(bufferevent_get_output(bufferevent_get_underlying(c.bev))));
+    /* kernel buffers on loopback take a few MiB; the layers add their marks */
+    assert_true(taken < (24u << 20));
+    assert_true(held <= 64 * 1024 + VREV_WS_SEND_FRAME + 4096);
+    /* and the stream resumes intact once the reader reads */
+    s.no_read = false;
+    c.total = c.sent; /* stop sending more */
+    s.expect = SIZE_MAX;
+    peer_read(s.bev, &s);
+    for (int i = 0; i < 300 && s.received < taken; i++)
+        run(&w, 10);
+    assert_true(s.received >= taken);
+    bufferevent_free(c.bev);
+    bufferevent_free(s.bev);
+    world_done(&w);
+}
+
+/* --- a hand-driven peer on a plain socket ------------------------------------------------------
+ */
+
+/* Read what the raw socket has (non-blocking) into buf, looping the event loop meanwhile,
+ * until `until` returns true or the peer ends. Returns the bytes held; *eof set on its end. */
+static size_t raw_read(struct world *w, int fd, uint8_t *buf, size_t cap, size_t have,
+                       bool (*until)(const uint8_t *b, size_t n, void *arg), void *arg, bool *eof)
+{
+    *eof = false;
+    for (int i = 0; i < 300 && !until(buf, have, arg); i++) {
+        run(w, 10);
+        ssize_t r = recv(fd, buf + have, cap - have, 0);
+        if (r == 0) {
+            *eof = true;
+            break;
+        }
+        if (r > 0)
+            have += (size_t)r;
+        else
+            assert_true(errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+    return have;
+}
+
+static bool never(const uint8_t *b, size_t n, void *arg)
+{
+    (void)b, (void)n, (void)arg;
+    return false;
+}
+
+static bool has_head(const uint8_t *b, size_t n, void *arg)
+{
+    (void)arg;
+    for (size_t i = 3; i < n; i++)
+        if (memcmp(b + i - 3, "\r\n\r\n", 4) == 0)
+            return true;
+    return false;
+}
+
+static void raw_write(int fd, const void *p, size_t n)
+{
+    assert_int_equal(send(fd, p, n, 0), (ssize_t)n);
+}
+
+static void close_on_error(struct bufferevent *bev, short what, void *arg)
+{
+    int *seen = arg;
+    *seen |= what;
+    if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+        vrev__bev_close(bev, 0); /* as an inbound's handshake does */
+}
+
+static void nothing_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev, (void)arg;
+    fail_msg("the server layer delivered bytes of a refused request");
+}
+
+/* A wrong path gets V2Ray's bare 404, then the connection closes. */
+static void test_wrong_path_404(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2], seen = 0;
+    world_init(&w, false);
+    socket_pair(fds);
+    struct bufferevent *s = stack(&w, fds[1], false, &ws_opts);
+    bufferevent_setcb(s, nothing_read, NULL, close_on_error, &seen);
+    bufferevent_enable(s, EV_READ | EV_WRITE);
+    char req[1024], key_b64[VREV_WS_KEY_LEN + 1];
+    uint8_t key[16] = {1, 2, 3};
+    int n =
+        vrev__ws_write_request(req, sizeof(req), "localhost", "/elsewhere", NULL, 0, key, key_b64);
+    assert_true(n > 0);
+    raw_write(fds[0], req, (size_t)n);
+    uint8_t got[4096];
+    bool eof;
+    size_t have = raw_read(&w, fds[0], got, sizeof(got), 0, never, NULL, &eof);
+    assert_true(eof);
+    assert_true(have > 24);
+    assert_memory_equal(got, "HTTP/1.1 404 Not Found\r\n", 24);
+    assert_true(seen & BEV_EVENT_ERROR);
+    close(fds[0]);
+    world_done(&w);
+}
+
+/* The server side of the handshake, by hand: read the request, answer 101. Returns the bytes
+ * of `got` after the head (frames already sent). */
+static size_t raw_accept(struct world *w, int fd, uint8_t *got, size_t cap, const char *path)
+{
+    bool eof;
+    size_t have = raw_read(w, fd, got, cap, 0, has_head, NULL, &eof);
+    struct vrev__http1_reader *r = malloc(sizeof(*r));
+    vrev__http1_reader_init(r, false);
+    size_t used;
+    assert_true(vrev__http1_reader_feed(r, got, have, &used) > 0);
+    struct vrev__ws_server_opts so = {path, NULL};
+    struct vrev__ws_request req;
+    assert_int_equal(vrev__ws_check_request(&r->head, &so, &req), 101);
+    assert_non_null(vrev__http1_get(&r->head, "Host"));
+    assert_true(vrev__http1_get(&r->head, "Host")->len == 9); /* "localhost" as passed */
+    char ans[512];
+    int n = vrev__ws_write_101(ans, sizeof(ans), &req);
+    assert_true(n > 0);
+    raw_write(fd, ans, (size_t)n);
+    free(r);
+    memmove(got, got + used, have - used);
+    return have - used;
+}
+
+struct collect {
+    uint8_t data[256];
+    size_t n;
+};
+
+static int collect(void *user, const uint8_t *p, size_t n)
+{
+    struct collect *c = user;
+    assert_true(c->n + n <= sizeof(c->data));
+    memcpy(c->data + c->n, p, n);
+    c->n += n;
+    return 0;
+}
+
+/* Feed what the raw socket receives to `ws` until its peer's close frame (or the end). */
+static void feed_until_closed(struct world *w, int fd, struct vrev__ws *ws)
+{
+    uint8_t buf[4096];
+    for (int i = 0; i < 300 && !vrev__ws_peer_closed(ws); i++) {
+        run(w, 10);
+        ssize_t r = recv(fd, buf, sizeof(buf), 0);
+        if (r == 0)
+            break;
+        if (r > 0)
+            assert_int_equal(vrev__ws_feed(ws, buf, (size_t)r), 0);
+    }
+}
+
+/* Client: bytes written before the 101 wait for it; the upper layer's end is close 1000; the
+ * server's close frame is an EOF. */
+static void test_client_end_is_close_1000(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2];
+    world_init(&w, false);
+    socket_pair(fds);
+    struct peer c = {0};
+    struct bufferevent *bev = stack(&w, fds[0], true, &ws_opts);
+    peer_start(&c, bev, 0, 0);
+    c.shut = true; /* ends by hand below */
+    bufferevent_write(bev, "hello", 5);
+    vrev__bev_shutdown_write(bev); /* before the 101: held, then sent in order */
+    uint8_t got[8192];
+    size_t have = raw_accept(&w, fds[1], got, sizeof(got), "/tunnel");
+    struct collect col = {{0}, 0};
+    struct vrev__ws *ws;
+    assert_int_equal(vrev__ws_new(w.ctx, &ws, NULL, collect, &col), 0);
+    assert_int_equal(vrev__ws_feed(ws, got, have), 0);
+    feed_until_closed(&w, fds[1], ws);
+    assert_true(vrev__ws_peer_closed(ws));
+    assert_int_equal(vrev__ws_peer_status(ws), VREV_WS_CLOSE_NORMAL);
+    assert_int_equal(col.n, 5);
+    assert_memory_equal(col.data, "hello", 5);
+    assert_int_equal(c.end, 0); /* the client waits for the server's close */
+    const uint8_t *p;
+    size_t k;
+    while ((k = vrev__ws_pending(ws, &p)) > 0) { /* our close answer */
+        raw_write(fds[1], p, k);
+        vrev__ws_consume(ws, k);
+    }
+    for (int i = 0; i < 100 && c.end == 0; i++)
+        run(&w, 10);
+    assert_int_equal(c.end, 1);
+    vrev__ws_free(ws);
+    bufferevent_free(bev);
+    close(fds[1]);
+    world_done(&w);
+}
+
+/* Client: the server ending TCP without a close frame is an EOF too (V2Ray's way), after the
+ * payload before it. */
+static void test_client_tcp_end_is_eof(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2];
+    world_init(&w, false);
+    socket_pair(fds);
+    struct peer c = {0};
+    struct bufferevent *bev = stack(&w, fds[0], true, &ws_opts);
+    peer_start(&c, bev, 0, 5000);
+    uint8_t got[8192];
+    raw_accept(&w, fds[1], got, sizeof(got), "/tunnel");
+    struct vrev__ws *ws;
+    assert_int_equal(vrev__ws_new(w.ctx, &ws, NULL, collect, NULL), 0);
+    uint8_t pat[5000];
+    for (size_t i = 0; i < sizeof(pat); i++)
+        pat[i] = tu_pattern(i);
+    assert_int_equal(vrev__ws_send(ws, pat, sizeof(pat)), 0);
+    const uint8_t *p;
+    size_t k;
+    while ((k = vrev__ws_pending(ws, &p)) > 0) {
+        raw_write(fds[1], p, k);
+        vrev__ws_consume(ws, k);
+    }
+    close(fds[1]);
+    for (int i = 0; i < 100 && c.end == 0; i++)
+        run(&w, 10);
+    assert_int_equal(c.received, 5000);
+    assert_int_equal(c.end, 1);
+    vrev__ws_free(ws);
+    bufferevent_free(bev);
+    world_done(&w);
+}
+
+/* Client: an answer other than 101 is an error. */
+static void test_client_refused(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2];
+    world_init(&w, false);
+    socket_pair(fds);
+    struct peer c = {0};
+    struct bufferevent *bev = stack(&w, fds[0], true, &ws_opts);
+    peer_start(&c, bev, 0, 0);
+    uint8_t got[8192];
+    bool eof;
+    raw_read(&w, fds[1], got, sizeof(got), 0, has_head, NULL, &eof);
+    const char *ans = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    raw_write(fds[1], ans, strlen(ans));
+    for (int i = 0; i < 100 && c.end == 0; i++)
+        run(&w, 10);
+    assert_int_equal(c.end, -1);
+    bufferevent_free(bev);
+    close(fds[1]);
+    world_done(&w);
+}
+
+static void test_options_copied(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    char path[8] = "ws", host[16] = "cdn.example", name[8] = "X-A", value[8] = "1";
+    const char *hosts[1] = {host}, *names[1] = {name}, *values[1] = {value};
+    struct vrev__carrier_opts o = {.kind = VREV_CARRIER_WS,
+                                   .path = path,
+                                   .hosts = hosts,
+                                   .n_hosts = 1,
+                                   .header_names = names,
+                                   .header_values = values,
+                                   .n_headers = 1};
+    struct vrev__carrier c = {{0}, NULL};
+    assert_int_equal(vrev__carrier_set(ctx, &c, &o), 0);
+    memset(path, 0, sizeof(path));
+    memset(host, 0, sizeof(host));
+    memset(name, 0, sizeof(name));
+    assert_string_equal(c.o.path, "/ws"); /* normalised as V2Ray does */
+    assert_string_equal(c.o.hosts[0], "cdn.example");
+    assert_string_equal(c.o.header_names[0], "X-A");
+    assert_string_equal(c.o.header_values[0], "1");
+    o.path = NULL;
+    o.n_hosts = o.n_headers = 0;
+    assert_int_equal(vrev__carrier_set(ctx, &c, &o), 0);
+    assert_string_equal(c.o.path, "/");
+    assert_null(c.o.hosts);
+    o.kind = 7;
+    assert_int_equal(vrev__carrier_set(ctx, &c, &o), VREV_ERR_INVAL);
+    vrev__carrier_clear(ctx, &c);
+    char out[64];
+    assert_true(vrev__ws_default_host("example.com", 80, false, out, sizeof(out)) > 0);
+    assert_string_equal(out, "example.com");
+    assert_true(vrev__ws_default_host("example.com", 443, false, out, sizeof(out)) > 0);
+    assert_string_equal(out, "example.com:443");
+    assert_true(vrev__ws_default_host("::1", 443, true, out, sizeof(out)) > 0);
+    assert_string_equal(out, "[::1]");
+    assert_true(vrev__ws_default_host("::1", 8443, true, out, sizeof(out)) > 0);
+    assert_string_equal(out, "[::1]:8443");
+    vrev_ctx_free(ctx);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options_copied),
+        cmocka_unit_test(test_bulk_both_ways),
+        cmocka_unit_test(test_bulk_over_tls),
+        cmocka_unit_test(test_slow_reader_bounded),
+        cmocka_unit_test(test_wrong_path_404),
+        cmocka_unit_test(test_client_end_is_close_1000),
+        cmocka_unit_test(test_client_tcp_end_is_eof),
+        cmocka_unit_test(test_client_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
