@@ -16,6 +16,7 @@ struct cli_opts {
     int log_level;
     int tls;
     int security_none;
+    int h2;           /* --transport h2 */
     const char *cert; /* portal: --cert and --key may come in either order */
     const char *key;
 };
@@ -26,6 +27,7 @@ static int usage(int portal, FILE *out)
         fprintf(out,
                 "usage: vrev portal --listen HOST:PORT --public HOST:PORT[=NAME] [...] --id UUID\n"
                 "                   [--tls --cert FILE --key FILE]\n"
+                "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "  --listen   where bridges connect (the tunnel)\n"
@@ -34,27 +36,35 @@ static int usage(int portal, FILE *out)
                 "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
-        fprintf(out,
-                "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
-                "                   [--tls [--ca FILE | --insecure] [--sni NAME] [--pin sha256:HASH]]\n"
-                "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
-                "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
-                "  --portal   the portal's tunnel address\n"
-                "  --to       a local service for target NAME (default \"%s\"), or for the\n"
-                "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
-                "             a V2Ray portal); the bridge reaches nothing but these\n"
-                "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
-                "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
-                "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
-                "             64 hex digits or base64, as V2Ray's pinnedPeerCertificateChainSha256;\n"
-                "             repeatable; with --insecure, the only check)\n",
-                VREV_TUNNEL_DEFAULT_NAME);
-    fprintf(out, "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
-                 "  --security the VMess body cipher; \"none\" without --tls leaves the tunnel\n"
-                 "             readable and changeable by anyone on the path (warned at start)\n"
-                 "  --domain   the tunnel's name on both sides (default %s)\n"
-                 "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
-                 "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
+        fprintf(
+            out,
+            "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
+            "                   [--tls [--ca FILE | --insecure] [--sni NAME] [--pin sha256:HASH]]\n"
+            "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
+            "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
+            "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
+            "  --portal   the portal's tunnel address\n"
+            "  --to       a local service for target NAME (default \"%s\"), or for the\n"
+            "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
+            "             a V2Ray portal); the bridge reaches nothing but these\n"
+            "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
+            "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
+            "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
+            "             64 hex digits or base64, as V2Ray's pinnedPeerCertificateChainSha256;\n"
+            "             repeatable; with --insecure, the only check)\n",
+            VREV_TUNNEL_DEFAULT_NAME);
+    fprintf(out,
+            "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
+            "  --security the VMess body cipher; \"none\" without --tls leaves the tunnel\n"
+            "             readable and changeable by anyone on the path (warned at start)\n"
+            "  --domain   the tunnel's name on both sides (default %s)\n"
+            "  --transport the carrier below VMess, as V2Ray's streamSettings.network: tcp\n"
+            "             (default), ws (WebSocket) or h2 (HTTP/2; a bridge needs --tls)\n"
+            "  --path     ws, h2: the HTTP path (default /); other paths get 404\n"
+            "  --host     ws bridge: the Host header; h2: the one host name both sides use\n"
+            "             (default www.example.com, as V2Ray)\n"
+            "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
+            "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
 }
@@ -75,6 +85,13 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         c->security_none = rc == 0 && !strcmp(val, "none");
     } else if (!strcmp(opt, "--domain"))
         rc = vrev_tunnel_opts_set_domain(t, val);
+    else if (!strcmp(opt, "--transport")) {
+        rc = vrev_tunnel_opts_set_carrier(t, val);
+        c->h2 = rc == 0 && (!strcmp(val, "h2") || !strcmp(val, "http"));
+    } else if (!strcmp(opt, "--path"))
+        rc = vrev_tunnel_opts_set_carrier_path(t, val);
+    else if (!strcmp(opt, "--host"))
+        rc = vrev_tunnel_opts_set_carrier_host(t, val);
     else if (!strcmp(opt, "--log-level"))
         rc = (c->log_level = vrev_cli_parse_log_level(val)) < -1 ? VREV_ERR_INVAL : 0;
     else if (portal && !strcmp(opt, "--cert"))
@@ -120,7 +137,7 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
 {
     c->log_level = VREV_LOG_INFO;
     c->print_config = 0;
-    c->tls = c->security_none = 0;
+    c->tls = c->security_none = c->h2 = 0;
     c->limits.n = 0;
     c->cert = c->key = NULL;
     const char *env_id = getenv("VREV_ID");
@@ -141,8 +158,7 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
             continue;
         }
         if (i + 1 >= argc) {
-            fprintf(stderr, "vrev %s: '%s' needs a value\n", portal ? "portal" : "bridge",
-                    argv[i]);
+            fprintf(stderr, "vrev %s: '%s' needs a value\n", portal ? "portal" : "bridge", argv[i]);
             return usage(portal, stderr);
         }
         int r = option(c, portal, argv[i], argv[i + 1]);
@@ -154,6 +170,12 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
             return usage(portal, stderr);
         }
         i++;
+    }
+    if (!portal && c->h2 && !c->tls) {
+        fprintf(stderr, "vrev bridge: --transport h2 needs --tls (V2Ray's HTTP/2 client speaks "
+                        "it over TLS only; a portal behind a TLS front server is still dialled "
+                        "with TLS)\n");
+        return 2;
     }
     return 0;
 }

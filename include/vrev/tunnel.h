@@ -106,6 +106,22 @@ VREV_API int vrev_tunnel_opts_set_tls_insecure(vrev_tunnel_opts *o, int on);
  *  fail (VREV_ERR_INVAL) if nothing is registered under it, or if TLS is on as well. */
 VREV_API int vrev_tunnel_opts_set_transport(vrev_tunnel_opts *o, const char *name);
 
+/** Both: the carrier below VMess, as V2Ray's streamSettings.network: "tcp" (the default),
+ *  "ws" (WebSocket; alias "websocket") or "h2" (HTTP/2; alias "http"). Both ends must use the
+ *  same. A bridge over h2 needs TLS (V2Ray's h2 client requires it: vrev_bridge_new() fails
+ *  with VREV_ERR_INVAL otherwise); a portal over h2 without TLS serves cleartext HTTP/2, for a
+ *  front server that terminates TLS. Excludes a custom transport. Returns 0 or VREV_ERR_INVAL. */
+VREV_API int vrev_tunnel_opts_set_carrier(vrev_tunnel_opts *o, const char *network);
+/** Both (ws, h2): the HTTP path (wsSettings.path / httpSettings.path); NULL or "" for "/"; a
+ *  leading '/' is added as V2Ray adds it. The portal answers other paths 404. Up to 255 of
+ *  the characters of a URL path and query. */
+VREV_API int vrev_tunnel_opts_set_carrier_path(vrev_tunnel_opts *o, const char *path);
+/** ws bridge: the Host header to send (wsSettings.headers.Host; default: the portal's
+ *  HOST:PORT as V2Ray sends it); a ws portal does not check it (as V2Ray). h2, both: the one
+ *  host (httpSettings.host) the bridge names and the portal accepts (default, as V2Ray:
+ *  "www.example.com"). A host name or IP address; NULL or "" restores the default. */
+VREV_API int vrev_tunnel_opts_set_carrier_host(vrev_tunnel_opts *o, const char *host);
+
 /** Tunables V2Ray hard-codes (the defaults keep wire behaviour identical to V2Ray 4.34):
  *  portal: heartbeat period (2000 ms) and the lifetime sessions after which a tunnel is drained
  *  (256); bridge: the average live sessions per tunnel above which another is opened (16).
@@ -154,9 +170,9 @@ enum vrev_tunnel_event {
 };
 
 /** Event callback, run from the event loop: `name` is the session's target name (NULL for
- *  tunnel events and for a portal's refusals; valid during the call only); for SESSION_CLOSE, bytes_up is what
- *  the public client sent to the service and bytes_down the other way (0 otherwise). Do not
- *  free the portal or bridge from inside it. */
+ *  tunnel events and for a portal's refusals; valid during the call only); for SESSION_CLOSE,
+ * bytes_up is what the public client sent to the service and bytes_down the other way (0
+ * otherwise). Do not free the portal or bridge from inside it. */
 typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,
                                      uint64_t bytes_down, void *user);
 
@@ -165,9 +181,9 @@ enum vrev_tunnel_counter {
     VREV_COUNTER_TUNNELS_OPENED = 2, /* since creation */
     VREV_COUNTER_SESSIONS = 3,       /* sessions opened since creation */
     VREV_COUNTER_SESSIONS_ACTIVE = 4,
-    VREV_COUNTER_REFUSED = 5,        /* sessions refused (bridge: a target outside its
-                                        targets, dialsPerTunnel dials in progress, or over
-                                        sessionRate; portal: no tunnel) */
+    VREV_COUNTER_REFUSED = 5, /* sessions refused (bridge: a target outside its
+                                 targets, dialsPerTunnel dials in progress, or over
+                                 sessionRate; portal: no tunnel) */
     VREV_COUNTER_BYTES_UP = 6,
     VREV_COUNTER_BYTES_DOWN = 7,
 };
@@ -177,8 +193,8 @@ enum vrev_tunnel_counter {
 /** Create a portal and bind its listeners. Needs: id, listen, at least one public listener.
  *  On failure err (if not NULL) gets a message. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE
  *  (ctx without event_base), VREV_ERR_NOMEM or a listener error (VREV_ERR_ADDRINUSE...). */
-VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
-                             char *err, size_t err_len);
+VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                             size_t err_len);
 VREV_API void vrev_portal_free(vrev_portal *p);
 VREV_API void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *user);
 VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
@@ -189,8 +205,8 @@ VREV_API unsigned vrev_portal_public_port(const vrev_portal *p, size_t i);
 /* --- bridge --------------------------------------------------------------------------------- */
 
 /** Create a bridge. Needs: id, portal, at least one target. Returns as vrev_portal_new(). */
-VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
-                             char *err, size_t err_len);
+VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                             size_t err_len);
 /** Start dialing the portal (and keep a tunnel up from now on). Returns 0. */
 VREV_API int vrev_bridge_start(vrev_bridge *b);
 VREV_API void vrev_bridge_free(vrev_bridge *b);

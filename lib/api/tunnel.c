@@ -61,8 +61,8 @@ static void split_hostport(const char *hp, char *host, size_t cap, uint16_t *por
     *port = a.port;
 }
 /* The custom transport the options name: *t (NULL for none). Returns 0 or a failure. */
-static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o,
-                        const struct vrev__transport **t, char *err, size_t len)
+static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o, const struct vrev__transport **t,
+                        char *err, size_t len)
 {
     char msg[128];
     *t = NULL;
@@ -78,13 +78,32 @@ static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o,
     return 0;
 }
 
+/* The carrier (vrev_tunnel_opts_set_carrier) on the portal's tunnel inbound or the bridge's
+ * outbound. Returns 0 or a failure (err filled). */
+static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
+                          struct vrev__outbound *ob, char *err, size_t len)
+{
+    struct vrev__carrier_opts c;
+    const char *host;
+    if (o->carrier == VREV_CARRIER_TCP)
+        return 0;
+    if (o->transport)
+        return fail(err, len, VREV_ERR_INVAL, "a custom transport excludes ws and h2");
+    if (ob && o->carrier == VREV_CARRIER_H2 && !o->tls)
+        return fail(err, len, VREV_ERR_INVAL,
+                    "a bridge over h2 needs TLS (V2Ray's h2 client speaks it over TLS only)");
+    (void)in;
+    vrev__tunnel_carrier(o, &c, &host);
+    return fail(err, len, VREV_ERR_UNSUPPORTED, "the ws and h2 carriers are not built yet");
+}
+
 /* --- portal -------------------------------------------------------------------------------- */
 
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
-    struct vrev__portal_opts po = {vrev__tunnel_domain(o), NULL, o->heartbeat_ms,
-                                   o->drain_after, o->dead_after_ms, 0, 0};
+    struct vrev__portal_opts po = {
+        vrev__tunnel_domain(o), NULL, o->heartbeat_ms, o->drain_after, o->dead_after_ms, 0, 0};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -107,7 +126,10 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
         if (!o->tls_cert || !o->tls_key)
             return fail(err, len, VREV_ERR_INVAL,
                         "a portal with TLS needs a certificate and key (--cert F --key F)");
-        struct vrev__tls_server_opts so = {NULL, o->tls_cert, NULL, o->tls_key, NULL, 0};
+        static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
+        bool is_h2 = o->carrier == VREV_CARRIER_H2;
+        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
+                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
         struct vrev__tls_ctx *tls;
         rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
         if (rc < 0)
@@ -116,6 +138,8 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
     }
     rc = custom_layer(p->ctx, o, &p->tunnel->layer, err, len);
     if (rc < 0)
+        return rc;
+    if ((rc = tunnel_carrier(o, p->tunnel, NULL, err, len)) < 0)
         return rc;
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
     if (!p->publics)
@@ -142,7 +166,7 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     *out = NULL;
     if (!o->has_id || !o->listen || !o->n_publics)
         return fail(err, err_len, VREV_ERR_INVAL,
-                    !o->has_id    ? "a portal needs an id (--id UUID)"
+                    !o->has_id   ? "a portal needs an id (--id UUID)"
                     : !o->listen ? "a portal needs a tunnel listener (--listen HOST:PORT)"
                                  : "a portal needs a public listener (--public HOST:PORT)");
     vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
@@ -213,7 +237,7 @@ uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    struct counters c = {st.tunnels_live, st.tunnels_opened, st.sessions, st.sessions_active,
+    struct counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,  st.sessions_active,
                          st.no_tunnel,    st.bytes_up,       st.bytes_down};
     return counter_of(&c, counter);
 }
@@ -254,11 +278,10 @@ static void handler_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle,
-                                                      handler_destroy};
+static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle, handler_destroy};
 
-static int handler_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__tunnel_pair *t, struct vrev__outbound **out)
+static int handler_new(struct vrev__engine *e, const char *tag, const struct vrev__tunnel_pair *t,
+                       struct vrev__outbound **out)
 {
     struct handler_out *h = vrev__calloc(e->ctx, 1, sizeof(*h));
     if (!h)
@@ -299,8 +322,8 @@ static int route_addr(struct vrev__router *r, const struct vrev__addr *a, const 
     return vrev__router_add_rule(r, &t, msg, len);
 }
 
-static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
-                         char *full, char *err, size_t len)
+static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags, char *full,
+                         char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
     char msg[256];
@@ -340,8 +363,8 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     return rc < 0 ? fail(err, len, rc, msg) : 0;
 }
 
-static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
-                            char *err, size_t len)
+static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags, char *err,
+                            size_t len)
 {
     struct vrev__engine *e = &b->engine;
     char host[VREV_MUX_TARGET_MAX];
@@ -354,9 +377,15 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     vrev__wipe(vo.uuid, sizeof(vo.uuid));
     if (rc == 0 && o->tls) {
         const char *ca[1] = {o->tls_ca};
-        struct vrev__tls_client_opts co = {o->tls_sni, o->tls_insecure, false, NULL, 0,
-                                           ca, o->tls_ca ? 1 : 0, NULL, 0,
-                                           (const uint8_t(*)[32])o->tls_pins, o->n_tls_pins};
+        /* ALPN as V2Ray's dialers: h2 for h2, http/1.1 for ws, none for tcp */
+        static const char *const h2[] = {"h2"}, *const h1[] = {"http/1.1"};
+        const char *const *alpn = o->carrier == VREV_CARRIER_H2   ? h2
+                                  : o->carrier == VREV_CARRIER_WS ? h1
+                                                                  : NULL;
+        struct vrev__tls_client_opts co = {
+            o->tls_sni,   o->tls_insecure,   false, NULL,         0,
+            ca,           o->tls_ca ? 1 : 0, alpn,  alpn ? 1 : 0, (const uint8_t(*)[32])o->tls_pins,
+            o->n_tls_pins};
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
         if (o->tls_insecure && !o->n_tls_pins)
@@ -371,6 +400,8 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     }
     if (rc == 0) {
         rc = custom_layer(b->ctx, o, &ob->layer, err, len);
+        if (rc == 0)
+            rc = tunnel_carrier(o, NULL, ob, err, len);
         if (rc < 0) {
             ob->ops->destroy(ob);
             return rc;
@@ -418,10 +449,9 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
 {
     size_t n = o->n_targets;
     const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
-    char (*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
+    char(*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
     const char **allowed = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed));
-    char (*allowed_buf)[VREV_MUX_TARGET_MAX + 8] =
-        vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
+    char(*allowed_buf)[VREV_MUX_TARGET_MAX + 8] = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
     char full[300];
     size_t n_allowed = 0;
     int rc = tags && tag_buf && allowed && allowed_buf ? 0 : VREV_ERR_NOMEM;
@@ -464,7 +494,7 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     *out = NULL;
     if (!o->has_id || !o->portal || !o->n_targets)
         return fail(err, err_len, VREV_ERR_INVAL,
-                    !o->has_id    ? "a bridge needs an id (--id UUID)"
+                    !o->has_id   ? "a bridge needs an id (--id UUID)"
                     : !o->portal ? "a bridge needs the portal's address (--portal HOST:PORT)"
                                  : "a bridge needs a local target (--to HOST:PORT)");
     vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));

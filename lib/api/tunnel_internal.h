@@ -6,6 +6,7 @@
 
 #include "codec/addr.h"
 #include "core/core.h"
+#include "net/carrier.h"
 #include "vrev/tunnel.h"
 
 struct vrev__tunnel_pair {
@@ -32,12 +33,21 @@ struct vrev_tunnel_opts {
     bool tls_insecure;
     char *tls_cert; /* portal */
     char *tls_key;
-    char *tls_ca;  /* bridge */
+    char *tls_ca; /* bridge */
     char *tls_sni;
     uint8_t (*tls_pins)[32]; /* bridge: --pin (vrev_tunnel_opts_add_tls_pin) */
     size_t n_tls_pins;
-    char *transport; /* a custom transport's name (vrev/transport.h); NULL: none */
+    char *transport;    /* a custom transport's name (vrev/transport.h); NULL: none */
+    int carrier;        /* VREV_CARRIER_* (net/carrier.h) */
+    char *carrier_path; /* normalized ("/..."); NULL: "/" */
+    char *carrier_host; /* NULL: the default */
 };
+
+/* The carrier options the tunnel's inbound or outbound takes (strings borrowed from o);
+ * *host is the storage for the one host. */
+void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *c,
+                          const char **host);
+const char *vrev__tunnel_carrier_name(int kind);
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
 /* A bridge target named by the HOST:PORT a portal asks for (e.g. a V2Ray portal's

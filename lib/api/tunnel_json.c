@@ -2,6 +2,7 @@
  * (it runs under both `vrev run -c` and V2Ray). Every string in it was validated by the
  * setters (names, domains, host:port, UUID), so none needs JSON escaping. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +59,23 @@ static void listen_fields(struct out *o, const char *hostport)
     put(o, "\"listen\": \"%s\", \"port\": %u", host, (unsigned)a.port);
 }
 
+/* "network" and its settings, inside streamSettings (nothing for tcp). */
+static void carrier_fields(struct out *o, const vrev_tunnel_opts *t, bool portal)
+{
+    const char *path = t->carrier_path ? t->carrier_path : "/";
+    if (t->carrier == VREV_CARRIER_WS) {
+        put(o, "\"network\": \"ws\", \"wsSettings\": { \"path\": \"%s\"", path);
+        if (!portal && t->carrier_host) /* a V2Ray ws server does not check it */
+            put(o, ", \"headers\": { \"Host\": \"%s\" }", t->carrier_host);
+        put(o, " }, ");
+    } else if (t->carrier == VREV_CARRIER_H2) {
+        put(o, "\"network\": \"h2\", \"httpSettings\": { \"path\": \"%s\"", path);
+        if (t->carrier_host)
+            put(o, ", \"host\": [ \"%s\" ]", t->carrier_host);
+        put(o, " }, ");
+    }
+}
+
 static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
 {
     put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n");
@@ -65,21 +83,28 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         vrev__tunnel_domain(t));
     put(o, "  \"inbounds\": [\n    { \"tag\": \"tunnel\", ");
     listen_fields(o, t->listen);
-    put(o, ", \"protocol\": \"vmess\",\n      \"settings\": { \"clients\": [ { \"id\": \"%s\", "
-           "\"alterId\": 0 } ] }",
+    put(o,
+        ", \"protocol\": \"vmess\",\n      \"settings\": { \"clients\": [ { \"id\": \"%s\", "
+        "\"alterId\": 0 } ] }",
         id);
-    if (t->tls)
-        put(o, ",\n      \"streamSettings\": { \"security\": \"tls\", \"tlsSettings\": { "
-               "\"certificates\": [ { \"certificateFile\": \"%s\", \"keyFile\": \"%s\" } ] } }",
-            t->tls_cert ? t->tls_cert : "", t->tls_key ? t->tls_key : "");
-    else if (t->transport)
-        put(o, ",\n      \"streamSettings\": { \"security\": \"%s\" }", t->transport);
+    if (t->tls || t->transport || t->carrier != VREV_CARRIER_TCP) {
+        put(o, ",\n      \"streamSettings\": { ");
+        carrier_fields(o, t, true);
+        if (t->tls)
+            put(o,
+                "\"security\": \"tls\", \"tlsSettings\": { \"certificates\": [ { "
+                "\"certificateFile\": \"%s\", \"keyFile\": \"%s\" } ] } }",
+                t->tls_cert ? t->tls_cert : "", t->tls_key ? t->tls_key : "");
+        else
+            put(o, "\"security\": \"%s\" }", t->transport ? t->transport : "none");
+    }
     put(o, " }");
     for (size_t i = 0; i < t->n_publics; i++) {
         put(o, ",\n    { \"tag\": \"public-%zu\", ", i);
         listen_fields(o, t->publics[i].hostport);
-        put(o, ", \"protocol\": \"dokodemo-door\",\n      \"settings\": { \"address\": \"%s\", "
-               "\"port\": 0, \"network\": \"tcp\" } }",
+        put(o,
+            ", \"protocol\": \"dokodemo-door\",\n      \"settings\": { \"address\": \"%s\", "
+            "\"port\": 0, \"network\": \"tcp\" } }",
             t->publics[i].name);
     }
     put(o, "\n  ],\n  \"outbounds\": [ { \"tag\": \"block\", \"protocol\": \"blackhole\", "
@@ -96,8 +121,9 @@ static void put_target_rule(struct out *o, const struct vrev__addr *a, size_t i)
 {
     char h[VREV_ADDR_DOMAIN_MAX + 1];
     vrev__addr_host_text(a, h, sizeof(h));
-    put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": \"tcp\", "
-           "\"%s\": [ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
+    put(o,
+        ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": \"tcp\", "
+        "\"%s\": [ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
         a->type == VREV_ADDR_DOMAIN ? "domain" : "ip", a->type == VREV_ADDR_DOMAIN ? "full:" : "",
         h, (unsigned)a->port, i);
 }
@@ -111,12 +137,16 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     const char *d = vrev__tunnel_domain(t);
     put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n");
     put(o, "  \"reverse\": { \"bridges\": [ { \"tag\": \"bridge\", \"domain\": \"%s\" } ] },\n", d);
-    put(o, "  \"outbounds\": [\n    { \"tag\": \"interconn\", \"protocol\": \"vmess\",\n"
-           "      \"settings\": { \"vnext\": [ { \"address\": \"%s\", \"port\": %u, \"users\": "
-           "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] }",
+    put(o,
+        "  \"outbounds\": [\n    { \"tag\": \"interconn\", \"protocol\": \"vmess\",\n"
+        "      \"settings\": { \"vnext\": [ { \"address\": \"%s\", \"port\": %u, \"users\": "
+        "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] }",
         host, (unsigned)a.port, id, security_name(t->security));
+    if (t->tls || t->transport || t->carrier != VREV_CARRIER_TCP)
+        put(o, ",\n      \"streamSettings\": { ");
+    carrier_fields(o, t, false);
     if (t->tls) {
-        put(o, ",\n      \"streamSettings\": { \"security\": \"tls\", \"tlsSettings\": { ");
+        put(o, "\"security\": \"tls\", \"tlsSettings\": { ");
         /* Go (V2Ray) refuses a TLS client without a server name: say which name to check,
          * the portal's host (an IP is checked against the certificate's IP SANs). */
         put(o, "\"serverName\": \"%s\", ", t->tls_sni ? t->tls_sni : host);
@@ -132,26 +162,30 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
             put(o, "%s\"%s\"%s", i ? ", " : "\"pinnedPeerCertificateChainSha256\": [ ", b64,
                 i + 1 == t->n_tls_pins ? " ], " : "");
         }
-        put(o, "\"alpn\": [ \"http/1.1\" ] } }");
-    } else if (t->transport) {
-        put(o, ",\n      \"streamSettings\": { \"security\": \"%s\" }", t->transport);
+        /* V2Ray's h2 client offers h2 whatever it is told; say it */
+        put(o, "\"alpn\": [ \"%s\" ] } }", t->carrier == VREV_CARRIER_H2 ? "h2" : "http/1.1");
+    } else if (t->transport || t->carrier != VREV_CARRIER_TCP) {
+        put(o, "\"security\": \"%s\" }", t->transport ? t->transport : "none");
     }
     put(o, " }");
     for (size_t i = 0; i < t->n_targets; i++)
-        put(o, ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
-               "{ \"redirect\": \"%s\" } }",
+        put(o,
+            ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
+            "{ \"redirect\": \"%s\" } }",
             i, t->targets[i].hostport);
     put(o, ",\n    { \"tag\": \"deny\", \"protocol\": \"blackhole\", \"settings\": {} }\n  ],\n");
-    put(o, "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
-           "[ \"bridge\" ], \"domain\": [ \"full:%s\" ], \"outboundTag\": \"interconn\" }",
+    put(o,
+        "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
+        "[ \"bridge\" ], \"domain\": [ \"full:%s\" ], \"outboundTag\": \"interconn\" }",
         d);
     for (size_t i = 0; i < t->n_targets; i++) {
         struct vrev__addr ta;
         if (vrev__tunnel_target_addr(&t->targets[i], &ta)) /* the HOST:PORT the portal asks for */
             put_target_rule(o, &ta, i);
         else
-            put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": "
-                   "\"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
+            put(o,
+                ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": "
+                "\"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
                 t->targets[i].name, i);
     }
     /* as the bridge itself: each target's own HOST:PORT reaches it too (a V2Ray portal set up
@@ -166,8 +200,7 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
            "\"deny\" }\n  ] }\n}\n");
 }
 
-int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char *buf,
-                                  size_t cap)
+int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char *buf, size_t cap)
 {
     if (!t || (cap && !buf) || !t->has_id)
         return VREV_ERR_INVAL;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "codec/vmess.h"
 #include "net/tls_pin.h"
@@ -61,6 +62,8 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     free(o->tls_sni);
     free(o->tls_pins);
     free(o->transport);
+    free(o->carrier_path);
+    free(o->carrier_host);
     free(o->domain);
     free(o->listen);
     free(o->portal);
@@ -172,8 +175,8 @@ int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport)
     return set_addr(o, o ? &o->portal : NULL, hostport, false);
 }
 
-static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n,
-                    const char *name, const char *hostport, bool listen)
+static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n, const char *name,
+                    const char *hostport, bool listen)
 {
     if (!o)
         return VREV_ERR_INVAL;
@@ -183,8 +186,8 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
     bool addr_name = !listen && strchr(name, ':') && vrev__addr_from_hostport(&as_addr, name) == 0;
     if (!addr_name && !name_ok(name, 63))
         return set_err(o, VREV_ERR_INVAL,
-                       "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'%s",
-                       name, listen ? "" : ", or the HOST:PORT a portal asks for");
+                       "invalid target name '%s': 1..63 of letters, digits, '.', '-', '_'%s", name,
+                       listen ? "" : ", or the HOST:PORT a portal asks for");
     int rc = hostport ? check_hostport(o, hostport, listen) : 0;
     if (rc < 0)
         return rc;
@@ -204,8 +207,8 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
     return 0;
 }
 
-int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name,
-                                 vrev_bridge_accept_cb cb, void *user)
+int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name, vrev_bridge_accept_cb cb,
+                                 void *user)
 {
     if (!o || !cb)
         return VREV_ERR_INVAL;
@@ -298,8 +301,7 @@ static int set_path(vrev_tunnel_opts *o, char **slot, const char *path)
     return 0;
 }
 
-int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert_file,
-                                  const char *key_file)
+int vrev_tunnel_opts_set_tls_cert(vrev_tunnel_opts *o, const char *cert_file, const char *key_file)
 {
     int rc = set_path(o, o ? &o->tls_cert : NULL, cert_file);
     return rc < 0 ? rc : set_path(o, &o->tls_key, key_file);
@@ -379,4 +381,92 @@ int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsigned sessi
         return VREV_ERR_INVAL;
     o->sessions_per_tunnel = sessions;
     return 0;
+}
+
+int vrev_tunnel_opts_set_carrier(vrev_tunnel_opts *o, const char *network)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!network || !*network || !strcasecmp(network, "tcp"))
+        o->carrier = VREV_CARRIER_TCP;
+    else if (!strcasecmp(network, "ws") || !strcasecmp(network, "websocket"))
+        o->carrier = VREV_CARRIER_WS;
+    else if (!strcasecmp(network, "h2") || !strcasecmp(network, "http"))
+        o->carrier = VREV_CARRIER_H2;
+    else
+        return set_err(o, VREV_ERR_INVAL,
+                       "unknown transport '%.40s': tcp, ws or h2 (V2Ray's mKCP, QUIC, domain "
+                       "sockets and gRPC are not supported)",
+                       network);
+    return 0;
+}
+
+/* A URL path and query: printed into JSON and sent in requests, so kept to RFC 3986's
+ * characters (no quote, backslash, space or control). */
+static bool path_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@/%?", c));
+}
+
+int vrev_tunnel_opts_set_carrier_path(vrev_tunnel_opts *o, const char *path)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    char *d = NULL;
+    if (path && *path) {
+        size_t n = strlen(path);
+        for (size_t i = 0; i < n; i++)
+            if (!path_char_ok(path[i]))
+                return set_err(o, VREV_ERR_INVAL,
+                               "invalid path '%.40s': the characters of a URL path and query "
+                               "only",
+                               path);
+        if (n > 255)
+            return set_err(o, VREV_ERR_INVAL, "path longer than 255 characters");
+        if (!(d = malloc(n + 2)))
+            return VREV_ERR_NOMEM;
+        snprintf(d, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
+    }
+    free(o->carrier_path);
+    o->carrier_path = d;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_carrier_host(vrev_tunnel_opts *o, const char *host)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    char *d = NULL;
+    if (host && *host) {
+        size_t n = strlen(host);
+        bool ok = n <= 255;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+                 (host[i] >= '0' && host[i] <= '9') || strchr(".-_:[]", host[i]);
+        if (!ok)
+            return set_err(o, VREV_ERR_INVAL,
+                           "invalid host '%.40s': a host name or IP address (and a port)", host);
+        if (!(d = dup_str(host)))
+            return VREV_ERR_NOMEM;
+    }
+    free(o->carrier_host);
+    o->carrier_host = d;
+    return 0;
+}
+
+void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *c,
+                          const char **host)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = o->carrier;
+    c->path = o->carrier_path;
+    *host = o->carrier_host;
+    c->hosts = o->carrier_host ? host : NULL;
+    c->n_hosts = o->carrier_host ? 1 : 0;
+}
+
+const char *vrev__tunnel_carrier_name(int kind)
+{
+    return kind == VREV_CARRIER_WS ? "ws" : kind == VREV_CARRIER_H2 ? "h2" : "tcp";
 }
