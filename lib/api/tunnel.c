@@ -92,9 +92,11 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
     if (ob && o->carrier == VREV_CARRIER_H2 && !o->tls)
         return fail(err, len, VREV_ERR_INVAL,
                     "a bridge over h2 needs TLS (V2Ray's h2 client speaks it over TLS only)");
-    (void)in;
     vrev__tunnel_carrier(o, &c, &host);
-    return fail(err, len, VREV_ERR_UNSUPPORTED, "the ws and h2 carriers are not built yet");
+    int rc = in ? vrev__inbound_set_carrier(in, &c) : vrev__outbound_set_carrier(ob, &c);
+    if (rc == VREV_ERR_UNSUPPORTED)
+        return fail(err, len, rc, "this transport is not supported yet");
+    return rc < 0 ? fail(err, len, rc, NULL) : 0;
 }
 
 /* --- portal -------------------------------------------------------------------------------- */

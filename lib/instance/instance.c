@@ -52,15 +52,25 @@ static int make_tls(vrev_instance *inst, const struct vrev__cfg_stream *s, bool 
     if (server) {
         const struct vrev__cfg_cert *c = t->n_certs ? &t->certs[0] : NULL;
         struct vrev__tls_server_opts so = {c ? c->certificate : NULL,
-                                           c ? c->certificate_file : NULL, c ? c->key : NULL,
-                                           c ? c->key_file : NULL, t->alpn.v, t->alpn.n};
+                                           c ? c->certificate_file : NULL,
+                                           c ? c->key : NULL,
+                                           c ? c->key_file : NULL,
+                                           t->alpn.v,
+                                           t->alpn.n};
         return vrev__tls_server_ctx_new(inst->ctx, &so, out, msg, len);
     }
     /* As V2Ray: the client trusts the system roots and every certificate listed. */
-    struct vrev__tls_client_opts co = {t->server_name, t->allow_insecure,
-                                       t->disable_system_root, pem, n_pem, files, n_files,
-                                       t->alpn.v, t->alpn.n,
-                                       (const uint8_t(*)[32])t->pins, t->n_pins};
+    struct vrev__tls_client_opts co = {t->server_name,
+                                       t->allow_insecure,
+                                       t->disable_system_root,
+                                       pem,
+                                       n_pem,
+                                       files,
+                                       n_files,
+                                       t->alpn.v,
+                                       t->alpn.n,
+                                       (const uint8_t(*)[32])t->pins,
+                                       t->n_pins};
     if (t->allow_insecure && !t->n_pins)
         vrev__log(inst->ctx, VREV_LOG_WARN, LOG_COMPONENT,
                   "[%s] allowInsecure: the server's certificate is not checked", tag);
@@ -160,6 +170,49 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
     }
 }
 
+static const char *carrier_why(int rc)
+{
+    return rc == VREV_ERR_UNSUPPORTED ? "this carrier (streamSettings.network) is not supported "
+                                        "yet"
+                                      : NULL;
+}
+
+/* streamSettings.network on an outbound: vmess, vless and socks dial their server through it.
+ * V2Ray's freedom would dial its targets through it too: refused rather than ignored. A
+ * blackhole never dials (V2Ray ignores it there too). */
+static int outbound_carrier(struct vrev__outbound *ob, const struct vrev__cfg_outbound *o,
+                            const char **why)
+{
+    const struct vrev__carrier_opts *c = &o->stream.carrier;
+    if (c->kind == VREV_CARRIER_TCP || o->protocol == VREV_CFG_OUT_BLACKHOLE)
+        return 0;
+    if (o->protocol == VREV_CFG_OUT_FREEDOM) {
+        *why = "a freedom outbound over ws or h2 is not supported (streamSettings.network: use "
+               "tcp)";
+        return VREV_ERR_UNSUPPORTED;
+    }
+    int rc = vrev__outbound_set_carrier(ob, c);
+    *why = carrier_why(rc);
+    return rc;
+}
+
+/* The same on an inbound: vmess, vless and socks accept through it; V2Ray's dokodemo-door
+ * would too: refused rather than ignored. */
+static int inbound_carrier(struct vrev__inbound *in, const struct vrev__cfg_inbound *c,
+                           const char **why)
+{
+    if (c->stream.carrier.kind == VREV_CARRIER_TCP)
+        return 0;
+    if (c->protocol == VREV_CFG_IN_DOKODEMO) {
+        *why = "a dokodemo-door inbound over ws or h2 is not supported (streamSettings.network: "
+               "use tcp)";
+        return VREV_ERR_UNSUPPORTED;
+    }
+    int rc = vrev__inbound_set_carrier(in, &c->stream.carrier);
+    *why = carrier_why(rc);
+    return rc;
+}
+
 static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, char *err,
                            size_t len)
 {
@@ -168,16 +221,13 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
         struct vrev__tls_ctx *tls = NULL;
         const char *why = NULL;
         char msg[256] = "";
-        int rc = make_tls(inst, &cfg->outbounds[i].stream, false, cfg->outbounds[i].tag, &tls,
-                          msg, sizeof(msg));
+        int rc = make_tls(inst, &cfg->outbounds[i].stream, false, cfg->outbounds[i].tag, &tls, msg,
+                          sizeof(msg));
         if (rc < 0)
             return fail(err, len, rc, "outbounds", i, msg[0] ? msg : NULL);
         rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
-        if (rc == 0 && cfg->outbounds[i].stream.carrier.kind != VREV_CARRIER_TCP) {
+        if (rc == 0 && (rc = outbound_carrier(ob, &cfg->outbounds[i], &why)) < 0)
             ob->ops->destroy(ob);
-            why = "the ws and h2 carriers are not built yet";
-            rc = VREV_ERR_UNSUPPORTED;
-        }
         if (rc == 0) {
             vrev__outbound_set_tls(ob, tls);
             ob->layer = vrev__ctx_transport(inst->ctx, cfg->outbounds[i].stream.custom);
@@ -202,8 +252,7 @@ static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, 
     return 0;
 }
 
-static int build_router(vrev_instance *inst, const struct vrev__config *cfg, char *err,
-                        size_t len)
+static int build_router(vrev_instance *inst, const struct vrev__config *cfg, char *err, size_t len)
 {
     const struct vrev__cfg_routing *r = &cfg->routing;
     if (r->n_rules == 0 && r->n_balancers == 0)
@@ -243,8 +292,7 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
             *why = "followRedirect without an address is not supported";
             return VREV_ERR_UNSUPPORTED;
         }
-        struct vrev__dokodemo_opts o = {c->listen, c->port.from, d->address, d->port,
-                                        d->networks};
+        struct vrev__dokodemo_opts o = {c->listen, c->port.from, d->address, d->port, d->networks};
         return vrev__dokodemo_new(e, c->tag, &o, in);
     }
     case VREV_CFG_IN_VMESS: {
@@ -318,11 +366,9 @@ static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, c
         if (rc < 0)
             return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
         rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
-        if (rc == 0 && cfg->inbounds[i].stream.carrier.kind != VREV_CARRIER_TCP) {
+        if (rc == 0 && (rc = inbound_carrier(inst->inbounds[i], &cfg->inbounds[i], &why)) < 0) {
             vrev__inbound_free(inst->inbounds[i]);
             inst->inbounds[i] = NULL;
-            why = "the ws and h2 carriers are not built yet";
-            rc = VREV_ERR_UNSUPPORTED;
         }
         if (rc == 0) {
             vrev__inbound_set_tls(inst->inbounds[i], tls);
@@ -345,8 +391,7 @@ static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, c
     return 0;
 }
 
-static int build_bridges(vrev_instance *inst, const struct vrev__config *cfg, char *err,
-                         size_t len)
+static int build_bridges(vrev_instance *inst, const struct vrev__config *cfg, char *err, size_t len)
 {
     inst->bridges = vrev__calloc(inst->ctx, cfg->reverse.n_bridges, sizeof(*inst->bridges));
     if (!inst->bridges && cfg->reverse.n_bridges)
