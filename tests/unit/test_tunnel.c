@@ -1,9 +1,9 @@
 /* The JSON-free tunnel API (include/vrev/tunnel.h): options validation, a portal and a bridge
  * in one loop with events and counters, refusal of unknown targets, allocation failures, and a
  * portal giving up the tunnel of a bridge that has stopped. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +60,42 @@ static void test_options(void **state)
     assert_int_equal(strlen(small), sizeof(small) - 1);
     vrev_tunnel_opts_free(o);
     vrev_tunnel_opts_free(NULL);
+}
+
+/* --transport / --path / --host: validated, normalized, printed as V2Ray's streamSettings. */
+static void test_carrier_options(void **state)
+{
+    (void)state;
+    vrev_tunnel_opts *o;
+    char buf[4096];
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_carrier(o, "kcp"), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "tcp, ws or h2"));
+    assert_int_equal(vrev_tunnel_opts_set_carrier_path(o, "/a b"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_carrier_path(o, "/a\"x"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_carrier_host(o, "a\"b"), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_carrier(o, "WebSocket"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_carrier_path(o, "t?x=1"), 0); /* "/" added */
+    assert_int_equal(vrev_tunnel_opts_set_carrier_host(o, "cdn.example:8443"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:443"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:80"), 0);
+    assert_true(vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"streamSettings\": { \"network\": \"ws\", \"wsSettings\": { "
+                                "\"path\": \"/t?x=1\", \"headers\": { \"Host\": "
+                                "\"cdn.example:8443\" } }, \"security\": \"none\" }"));
+    assert_int_equal(vrev_tunnel_opts_set_carrier(o, "http"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_tls(o, 1), 0);
+    assert_true(vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"network\": \"h2\", \"httpSettings\": { \"path\": "
+                                "\"/t?x=1\", \"host\": [ \"cdn.example:8443\" ] }, \"security\": "
+                                "\"tls\""));
+    assert_non_null(strstr(buf, "\"alpn\": [ \"h2\" ]"));
+    assert_int_equal(vrev_tunnel_opts_set_carrier(o, NULL), 0); /* back to tcp */
+    assert_int_equal(vrev_tunnel_opts_set_tls(o, 0), 0);
+    assert_true(vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf)) > 0);
+    assert_null(strstr(buf, "streamSettings"));
+    vrev_tunnel_opts_free(o);
 }
 
 /* --- a portal and a bridge in one loop ------------------------------------------------------ */
@@ -274,8 +310,7 @@ static void test_drain_after_option(void **state)
     for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS) < 1; i++)
         run_ms(&w, 10);
     connect_client(&w); /* control + 1 session > 1: the next heartbeat (50 ms) drains */
-    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS_OPENED) < 2;
-         i++)
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS_OPENED) < 2; i++)
         run_ms(&w, 10);
     assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS_OPENED), 2);
     world_done(&w);
@@ -512,6 +547,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_carrier_options),
         cmocka_unit_test(test_portal_bridge_events_and_counters),
         cmocka_unit_test(test_drain_after_option),
         cmocka_unit_test(test_bridge_refuses_unknown_names),
