@@ -10,8 +10,10 @@
  * ws: the client writes the upgrade request at once and reads the 101 (within 8 s, as
  * V2Ray's client); the server reads the request (the inbound's handshake deadline bounds it),
  * answers a refused one as V2Ray does (404 for a wrong path, ...), then raises an error event
- * once the answer is written, so that its owner closes the connection. An end of stream from
- * the upper layer (vrev__bev_shutdown_write) sends close 1000: WebSocket has no half-close.
+ * once the answer is written, so that its owner closes the connection. WebSocket has no
+ * half-close: an end of stream from the upper layer (vrev__bev_shutdown_write) puts nothing on
+ * the wire (V2Ray sends its close frame only when it closes the connection: ws_layer.c says
+ * why); the peer's close frame is an EOF.
  * h2: not yet (VREV_ERR_UNSUPPORTED).
  *
  * Thread safety: a layer belongs to the thread running its ctx's event_base. */

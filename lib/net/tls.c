@@ -43,6 +43,7 @@ struct tconn {
     bool busy, again;
     bool lower_reading;
     bool user_done;   /* the user's end of stream arrived on `inner` */
+    bool keep_open;   /* ... is ignored (vrev__tls_keep_open) */
     bool notify_sent; /* our close_notify is out */
     bool lower_shut;  /* and the write direction below has ended */
     bool peer_done;   /* the peer's close_notify was read */
@@ -355,6 +356,8 @@ static void inner_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct tconn *c = arg;
     if (what & BEV_EVENT_EOF) {
+        if (c->keep_open) /* a layer above has no half-close: only the free ends it */
+            return;
         c->user_done = true; /* bufferevent_flush(self, EV_WRITE, BEV_FINISHED) */
         pump(c);
     } else if (what & BEV_EVENT_ERROR) {
@@ -749,6 +752,14 @@ bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms)
     struct tconn *c = conn_of(tls_bev);
     if (c)
         c->linger_ms = ms;
+    return c != NULL;
+}
+
+bool vrev__tls_keep_open(struct bufferevent *tls_bev)
+{
+    struct tconn *c = conn_of(tls_bev);
+    if (c)
+        c->keep_open = true;
     return c != NULL;
 }
 

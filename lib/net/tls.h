@@ -114,6 +114,12 @@ bool vrev__tls_set_abort(struct bufferevent *tls_bev);
  * outlives that time. False if tls_bev is not a TLS bufferevent. */
 bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms);
 
+/* Ignore the user's end of stream from now on (no close_notify until the free): for a layer
+ * above with no half-close (the ws carrier, whose upper layer's end must not end the TLS
+ * stream under it: V2Ray's WebSocket reader takes that for a broken connection). False if
+ * tls_bev is not a TLS bufferevent. */
+bool vrev__tls_keep_open(struct bufferevent *tls_bev);
+
 /* Tests only: make the transport below behave badly (short reads and writes, spurious
  * would-block) with a pseudo-random sequence from `seed` (0: off). */
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed);

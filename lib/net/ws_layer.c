@@ -12,7 +12,17 @@
  * (vrev__ws_buffered() stays at a frame).
  *
  * Both roles hold the upper layer's bytes until the upgrade is done (gorilla refuses frames
- * sent before its 101), then a deferred flush sends them. */
+ * sent before its 101), then a deferred flush sends them.
+ *
+ * Ends. WebSocket has no half-close, and V2Ray sends its close frame (1000) only when it closes
+ * the whole connection, after both directions are over: an end of stream from the upper layer
+ * (BEV_FINISHED; a VMess upper layer has already sent its end-of-stream chunk inside) puts
+ * nothing on the wire, and the TLS below is told to ignore it too (vrev__tls_keep_open): a close
+ * frame, or a close_notify, would make the peer end both directions (our codec stops sending
+ * after a close; gorilla's reader fails on either, and V2Ray then drops the session), losing
+ * what the other direction still carries. The connection ends when the upper layer frees it
+ * (TCP FIN or close_notify: V2Ray takes either for an end), or with the peer's close frame, which
+ * the codec answers, and which is an EOF here. */
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -24,6 +34,7 @@
 #include "codec/ws.h"
 #include "crypto/crypto.h"
 #include "net.h"
+#include "tls.h"
 
 #define CLIENT_HANDSHAKE_S 8 /* V2Ray's client: HandshakeTimeout 8 s */
 #define LOWER_HIGH_WATER (256 * 1024)
@@ -43,7 +54,7 @@ struct wsl {
     char *path;                        /* server: the path to check */
     char key[VREV_WS_KEY_LEN + 1];     /* client: our key */
     unsigned ticks;
-    bool client, upgraded, failed, refused, finish_wanted, close_sent, eof_raised;
+    bool client, upgraded, failed, refused, eof_raised;
 };
 
 static void wsl_free(void *arg)
@@ -231,16 +242,13 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
     struct wsl *v = arg;
     if (v->failed)
         return fail(v, src, BEV_EVENT_WRITING);
-    if (!v->upgraded) { /* held until the 101 (the kick sends it) */
-        if (mode == BEV_FINISHED)
-            v->finish_wanted = true;
+    (void)mode; /* an end of stream puts nothing on the wire (see the top) */
+    if (!v->upgraded) /* held until the 101 (the kick sends it) */
         return BEV_NEED_MORE;
-    }
     size_t budget = limit < 0 ? SIZE_MAX : (size_t)limit, start = evbuffer_get_length(dst);
     const uint8_t *p;
     size_t n;
-    while (!v->close_sent && evbuffer_get_length(dst) - start < budget &&
-           first_segment(src, &p, &n)) {
+    while (evbuffer_get_length(dst) - start < budget && first_segment(src, &p, &n)) {
         if (n > VREV_WS_SEND_FRAME)
             n = VREV_WS_SEND_FRAME;
         int rc = vrev__ws_send(v->ws, p, n);
@@ -250,14 +258,8 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
         if (rc < 0 || flush_codec(v) < 0)
             return fail(v, src, BEV_EVENT_WRITING);
     }
-    if (v->close_sent || vrev__ws_peer_closed(v->ws))
+    if (vrev__ws_peer_closed(v->ws))
         evbuffer_drain(src, evbuffer_get_length(src));
-    if ((mode == BEV_FINISHED || v->finish_wanted) && evbuffer_get_length(src) == 0 &&
-        !v->close_sent) {
-        v->close_sent = true; /* no half-close in WebSocket: an end is close 1000, as V2Ray */
-        if (vrev__ws_close(v->ws, VREV_WS_CLOSE_NORMAL) < 0 || flush_codec(v) < 0)
-            return fail(v, src, BEV_EVENT_WRITING);
-    }
     return BEV_OK;
 }
 
@@ -282,7 +284,7 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct wsl *v = arg;
-    bufferevent_flush(v->self, EV_WRITE, v->finish_wanted ? BEV_FINISHED : BEV_NORMAL);
+    bufferevent_flush(v->self, EV_WRITE, BEV_NORMAL);
 }
 
 /* --- making one ----------------------------------------------------------------------------- */
@@ -321,6 +323,7 @@ static struct bufferevent *wrap(struct wsl *v, struct bufferevent *lower, int *e
     }
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
     bufferevent_setwatermark(lower, EV_READ, 0, LOWER_READ_WATER);
+    vrev__tls_keep_open(lower); /* no-op without TLS */
     *err = 0;
     return v->self;
 }

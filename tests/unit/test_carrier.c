@@ -121,16 +121,27 @@ static struct bufferevent *stack(struct world *w, int fd, bool client,
 struct peer {
     struct bufferevent *bev;
     size_t total, sent, received, expect;
-    bool shut, no_read;
-    int end; /* 0 running, 1 EOF, -1 error or timeout */
+    bool shut, no_read, closes;
+    bool shut_early; /* end the stream once sent, whatever is still to come */
+    bool saw_eof;
+    int end; /* 0 running, 1 EOF, -1 error or timeout, 2 closed by us */
 };
 
+/* Once everything is sent and received: end the stream (which puts nothing on a ws wire), or
+ * close the connection (`closes`). */
 static void maybe_shut(struct peer *p)
 {
-    if (!p->shut && p->sent == p->total && p->received >= p->expect &&
-        evbuffer_get_length(bufferevent_get_output(p->bev)) == 0) {
-        p->shut = true; /* only once the other's bytes are in: WebSocket has no half-close */
+    if (!p->shut && p->sent == p->total && (p->shut_early || p->received >= p->expect) &&
+        evbuffer_get_length(bufferevent_get_output(p->bev)) == 0 &&
+        (!p->closes || /* a free drops what the socket below has not written yet */
+         evbuffer_get_length(bufferevent_get_output(bufferevent_get_underlying(p->bev))) == 0)) {
+        p->shut = true;
         vrev__bev_shutdown_write(p->bev);
+        if (p->closes) {
+            vrev__bev_close(p->bev, 0);
+            p->bev = NULL;
+            p->end = 2;
+        }
     }
 }
 
@@ -156,6 +167,7 @@ static void peer_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_EOF) {
         peer_read(bev, p);
         p->end = 1;
+        p->saw_eof = true;
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
         p->end = -1;
     }
@@ -178,15 +190,22 @@ static void bulk(bool tls)
     world_init(&w, tls);
     socket_pair(fds);
     struct peer c = {0}, s = {0};
-    peer_start(&c, stack(&w, fds[0], true, &ws_opts), BULK, BULK + 1000);
-    peer_start(&s, stack(&w, fds[1], false, &ws_opts), BULK + 1000, BULK);
-    for (int i = 0; i < 500 && (c.end == 0 || s.end == 0); i++)
+    /* the server ends its stream at once: nothing on the wire (no close frame, no close_notify:
+     * either would end V2Ray's reading too); the client goes on until it has all, then closes:
+     * the server's EOF */
+    c.closes = true;
+    s.shut_early = true;
+    peer_start(&c, stack(&w, fds[0], true, &ws_opts), BULK, 1000);
+    peer_start(&s, stack(&w, fds[1], false, &ws_opts), 1000, BULK);
+    for (int i = 0; i < 500 && (c.end == 0 || s.end == 0); i++) {
         run(&w, 20);
-    assert_int_equal(c.received, BULK + 1000);
+        maybe_shut(&c);
+    }
+    assert_int_equal(c.received, 1000);
     assert_int_equal(s.received, BULK);
-    assert_int_equal(c.end, 1); /* both ends are clean ends (close frames), not errors */
-    assert_int_equal(s.end, 1);
-    bufferevent_free(c.bev);
+    assert_int_equal(c.end, 2);
+    assert_false(c.saw_eof);
+    assert_int_equal(s.end, 1); /* a clean end, not an error */
     bufferevent_free(s.bev);
     world_done(&w);
 }
@@ -366,11 +385,12 @@ static int collect(void *user, const uint8_t *p, size_t n)
     return 0;
 }
 
-/* Feed what the raw socket receives to `ws` until its peer's close frame (or the end). */
-static void feed_until_closed(struct world *w, int fd, struct vrev__ws *ws)
+/* Feed what the raw socket receives to `ws` until its peer's close frame (or the end), at most
+ * `rounds` times 10 ms. */
+static void feed_until_closed(struct world *w, int fd, struct vrev__ws *ws, int rounds)
 {
     uint8_t buf[4096];
-    for (int i = 0; i < 300 && !vrev__ws_peer_closed(ws); i++) {
+    for (int i = 0; i < rounds && !vrev__ws_peer_closed(ws); i++) {
         run(w, 10);
         ssize_t r = recv(fd, buf, sizeof(buf), 0);
         if (r == 0)
@@ -380,9 +400,21 @@ static void feed_until_closed(struct world *w, int fd, struct vrev__ws *ws)
     }
 }
 
-/* Client: bytes written before the 101 wait for it; the upper layer's end is close 1000; the
- * server's close frame is an EOF. */
-static void test_client_end_is_close_1000(void **state)
+static void send_frames(struct vrev__ws *ws, int fd)
+{
+    const uint8_t *p;
+    size_t k;
+    while ((k = vrev__ws_pending(ws, &p)) > 0) {
+        raw_write(fd, p, k);
+        vrev__ws_consume(ws, k);
+    }
+}
+
+/* Client: bytes written before the 101 wait for it; the upper layer's end of stream puts
+ * nothing on the wire (no close frame: the other direction goes on, as with V2Ray, whose close
+ * frame would end both); the server's close frame is an EOF after the payload before it, and is
+ * answered. */
+static void test_client_end_and_peer_close(void **state)
 {
     (void)state;
     struct world w;
@@ -391,7 +423,7 @@ static void test_client_end_is_close_1000(void **state)
     socket_pair(fds);
     struct peer c = {0};
     struct bufferevent *bev = stack(&w, fds[0], true, &ws_opts);
-    peer_start(&c, bev, 0, 0);
+    peer_start(&c, bev, 0, 5000);
     c.shut = true; /* ends by hand below */
     bufferevent_write(bev, "hello", 5);
     vrev__bev_shutdown_write(bev); /* before the 101: held, then sent in order */
@@ -401,21 +433,23 @@ static void test_client_end_is_close_1000(void **state)
     struct vrev__ws *ws;
     assert_int_equal(vrev__ws_new(w.ctx, &ws, NULL, collect, &col), 0);
     assert_int_equal(vrev__ws_feed(ws, got, have), 0);
-    feed_until_closed(&w, fds[1], ws);
-    assert_true(vrev__ws_peer_closed(ws));
-    assert_int_equal(vrev__ws_peer_status(ws), VREV_WS_CLOSE_NORMAL);
+    feed_until_closed(&w, fds[1], ws, 30); /* runs until its bound: no close comes */
+    assert_false(vrev__ws_peer_closed(ws));
     assert_int_equal(col.n, 5);
     assert_memory_equal(col.data, "hello", 5);
-    assert_int_equal(c.end, 0); /* the client waits for the server's close */
-    const uint8_t *p;
-    size_t k;
-    while ((k = vrev__ws_pending(ws, &p)) > 0) { /* our close answer */
-        raw_write(fds[1], p, k);
-        vrev__ws_consume(ws, k);
-    }
+    uint8_t pat[5000];
+    for (size_t i = 0; i < sizeof(pat); i++)
+        pat[i] = tu_pattern(i);
+    assert_int_equal(vrev__ws_send(ws, pat, sizeof(pat)), 0);
+    assert_int_equal(vrev__ws_close(ws, VREV_WS_CLOSE_NORMAL), 0);
+    send_frames(ws, fds[1]);
     for (int i = 0; i < 100 && c.end == 0; i++)
         run(&w, 10);
+    assert_int_equal(c.received, 5000); /* after our end of stream */
     assert_int_equal(c.end, 1);
+    feed_until_closed(&w, fds[1], ws, 300); /* the client's answer */
+    assert_true(vrev__ws_peer_closed(ws));
+    assert_int_equal(vrev__ws_peer_status(ws), VREV_WS_CLOSE_NORMAL);
     vrev__ws_free(ws);
     bufferevent_free(bev);
     close(fds[1]);
@@ -442,12 +476,7 @@ static void test_client_tcp_end_is_eof(void **state)
     for (size_t i = 0; i < sizeof(pat); i++)
         pat[i] = tu_pattern(i);
     assert_int_equal(vrev__ws_send(ws, pat, sizeof(pat)), 0);
-    const uint8_t *p;
-    size_t k;
-    while ((k = vrev__ws_pending(ws, &p)) > 0) {
-        raw_write(fds[1], p, k);
-        vrev__ws_consume(ws, k);
-    }
+    send_frames(ws, fds[1]);
     close(fds[1]);
     for (int i = 0; i < 100 && c.end == 0; i++)
         run(&w, 10);
@@ -535,7 +564,7 @@ int main(void)
         cmocka_unit_test(test_bulk_over_tls),
         cmocka_unit_test(test_slow_reader_bounded),
         cmocka_unit_test(test_wrong_path_404),
-        cmocka_unit_test(test_client_end_is_close_1000),
+        cmocka_unit_test(test_client_end_and_peer_close),
         cmocka_unit_test(test_client_tcp_end_is_eof),
         cmocka_unit_test(test_client_refused),
     };
