@@ -24,6 +24,8 @@
 #include "net/carrier_layer.h"
 #include "net/net.h"
 #include "net/tls.h"
+#include "proxy/inbound.h"
+#include "proxy/proxy.h"
 #include "testutil.h"
 
 #define BULK (3u << 20)
@@ -511,6 +513,141 @@ static void test_client_refused(void **state)
     world_done(&w);
 }
 
+/* --- through the engine: dokodemo -> vmess out =(VMess over ws)=> vmess in -> freedom -> echo -- */
+
+#define CHAIN_BYTES (2u << 20)
+
+static struct bufferevent *echo_bev;
+
+static void echo_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+/* After the client's end of stream: finish echoing, then close. */
+static void echo_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (!(bufferevent_get_enabled(bev) & EV_READ) &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        bufferevent_free(bev);
+        echo_bev = NULL;
+    }
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & BEV_EVENT_EOF) {
+        echo_read(bev, arg);
+        bufferevent_disable(bev, EV_READ);
+        echo_write(bev, arg);
+        return;
+    }
+    bufferevent_free(bev);
+    echo_bev = NULL;
+}
+
+static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
+{
+    (void)sa, (void)len;
+    assert_null(echo_bev);
+    echo_bev = vrev__bev_socket(arg, fd);
+    bufferevent_setcb(echo_bev, echo_read, echo_write, echo_event, NULL);
+    bufferevent_enable(echo_bev, EV_READ | EV_WRITE);
+}
+
+/* 2 MiB out, then our end of stream (a VMess end-of-stream chunk inside the ws stream): the
+ * echo finishes and every byte comes back before the clean end. */
+static void run_chain(bool tls, const char *client_path)
+{
+    static const uint8_t uuid[16] = {0x27, 0x84, 0x87, 0x39, 0x7e, 0x62, 0x41, 0x38,
+                                     0x9f, 0xd3, 0x09, 0x8a, 0x63, 0x96, 0x4b, 0x6b};
+    struct world w;
+    world_init(&w, tls);
+    struct vrev__listener *echo;
+    assert_int_equal(vrev__listener_new(w.ctx, "127.0.0.1", 0, echo_accept, w.ctx, &echo), 0);
+    struct vrev__engine server, client;
+    assert_int_equal(vrev__engine_init(&server, w.ctx), 0);
+    assert_int_equal(vrev__engine_init(&client, w.ctx), 0);
+    struct vrev__outbound *fr, *ob;
+    struct vrev__freedom_opts f = {"127.0.0.1", vrev__listener_port(echo), VREV_DS_AS_IS};
+    assert_int_equal(vrev__freedom_new(&server, "direct", &f, &fr), 0);
+    assert_int_equal(vrev__engine_add_outbound(&server, fr), 0);
+    struct vrev__vmess_in_user u;
+    memcpy(u.uuid, uuid, 16);
+    u.email = NULL;
+    struct vrev__vmess_in_opts vi = {"127.0.0.1", 0, &u, 1};
+    struct vrev__inbound *vin, *door;
+    assert_int_equal(vrev__vmess_in_new(&server, "in", &vi, &vin), 0);
+    assert_int_equal(vrev__inbound_set_carrier(vin, &ws_opts), 0);
+    struct vrev__vmess_out_opts vo = {tls ? "localhost" : "127.0.0.1", vrev__inbound_port(vin),
+                                      {0}, VREV_VMESS_SEC_AES_128_GCM};
+    memcpy(vo.uuid, uuid, 16);
+    assert_int_equal(vrev__vmess_out_new(&client, "out", &vo, 1, &ob), 0);
+    struct vrev__carrier_opts co = ws_opts;
+    co.path = client_path;
+    assert_int_equal(vrev__outbound_set_carrier(ob, &co), 0);
+    if (tls) { /* the contexts pass to the inbound and outbound */
+        vrev__inbound_set_tls(vin, w.stls);
+        vrev__outbound_set_tls(ob, w.ctls);
+        w.stls = w.ctls = NULL;
+    }
+    assert_int_equal(vrev__engine_add_outbound(&client, ob), 0);
+    struct vrev__dokodemo_opts d = {"127.0.0.1", 0, "192.0.2.1", 9, VREV_ROUTE_TCP};
+    assert_int_equal(vrev__dokodemo_new(&client, "door", &d, &door), 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(vrev__inbound_port(door));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    evutil_make_socket_nonblocking(fd);
+    struct peer c = {0};
+    peer_start(&c, vrev__bev_socket(w.ctx, fd), CHAIN_BYTES, 0);
+    c.shut_early = true;
+    maybe_shut(&c);
+    for (int i = 0; i < 500 && c.end == 0; i++)
+        run(&w, 10);
+    bool right = strcmp(client_path, ws_opts.path) == 0;
+    assert_int_equal(c.received, right ? CHAIN_BYTES : 0);
+    if (right)
+        assert_int_equal(c.end, 1);
+    else /* a wrong path: 404, and the client's link ends */
+        assert_int_not_equal(c.end, 0);
+    assert_int_equal(server.stats.links, right ? 1 : 0);
+    bufferevent_free(c.bev);
+    vrev__inbound_free(door);
+    vrev__engine_cleanup(&client);
+    vrev__inbound_free(vin);
+    vrev__engine_cleanup(&server);
+    if (echo_bev)
+        bufferevent_free(echo_bev);
+    echo_bev = NULL;
+    vrev__listener_free(echo);
+    world_done(&w);
+}
+
+static void test_vmess_over_ws_chain(void **state)
+{
+    (void)state;
+    run_chain(false, "/tunnel");
+}
+
+static void test_vmess_over_tls_ws_chain(void **state)
+{
+    (void)state;
+    run_chain(true, "/tunnel");
+}
+
+/* Both ends do put their carrier on: the inbound refuses the outbound's other path. */
+static void test_chain_wrong_path(void **state)
+{
+    (void)state;
+    run_chain(false, "/other");
+}
+
 static void test_options_copied(void **state)
 {
     (void)state;
@@ -567,6 +704,9 @@ int main(void)
         cmocka_unit_test(test_client_end_and_peer_close),
         cmocka_unit_test(test_client_tcp_end_is_eof),
         cmocka_unit_test(test_client_refused),
+        cmocka_unit_test(test_vmess_over_ws_chain),
+        cmocka_unit_test(test_vmess_over_tls_ws_chain),
+        cmocka_unit_test(test_chain_wrong_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
