@@ -513,7 +513,8 @@ static void test_client_refused(void **state)
     world_done(&w);
 }
 
-/* --- through the engine: dokodemo -> vmess out =(VMess over ws)=> vmess in -> freedom -> echo -- */
+/* --- through the engine: dokodemo -> vmess out =(VMess over ws)=> vmess in -> freedom -> echo --
+ */
 
 #define CHAIN_BYTES (2u << 20)
 
@@ -581,8 +582,8 @@ static void run_chain(bool tls, const char *client_path)
     struct vrev__inbound *vin, *door;
     assert_int_equal(vrev__vmess_in_new(&server, "in", &vi, &vin), 0);
     assert_int_equal(vrev__inbound_set_carrier(vin, &ws_opts), 0);
-    struct vrev__vmess_out_opts vo = {tls ? "localhost" : "127.0.0.1", vrev__inbound_port(vin),
-                                      {0}, VREV_VMESS_SEC_AES_128_GCM};
+    struct vrev__vmess_out_opts vo = {
+        tls ? "localhost" : "127.0.0.1", vrev__inbound_port(vin), {0}, VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
     assert_int_equal(vrev__vmess_out_new(&client, "out", &vo, 1, &ob), 0);
     struct vrev__carrier_opts co = ws_opts;
