@@ -46,9 +46,7 @@ int vrev__carrier_set(vrev_ctx *ctx, struct vrev__carrier *c, const struct vrev_
         vrev__carrier_clear(ctx, c);
         return 0;
     }
-    if (src->kind == VREV_CARRIER_H2)
-        return VREV_ERR_UNSUPPORTED;
-    if (src->kind != VREV_CARRIER_WS)
+    if (src->kind != VREV_CARRIER_WS && src->kind != VREV_CARRIER_H2)
         return VREV_ERR_INVAL;
     /* V2Ray's GetNormalizedPath: "" is "/", a path without its leading "/" gets one */
     const char *path = src->path && src->path[0] ? src->path : "/";

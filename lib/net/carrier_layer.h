@@ -14,7 +14,8 @@
  * half-close: an end of stream from the upper layer (vrev__bev_shutdown_write) puts nothing on
  * the wire (V2Ray sends its close frame only when it closes the connection: ws_layer.c says
  * why); the peer's close frame is an EOF.
- * h2: not yet (VREV_ERR_UNSUPPORTED).
+ * h2 (client role only, so far): one HTTP/2 connection per dial with one stream (h2_layer.c);
+ * under TLS the server must choose ALPN "h2", so the TLS client context must offer it.
  *
  * Thread safety: a layer belongs to the thread running its ctx's event_base. */
 #ifndef VREV_NET_CARRIER_LAYER_H
@@ -33,8 +34,8 @@ struct vrev__carrier {
 };
 
 /* Copy `src` into `c` (replacing what it held). src NULL or kind TCP: no carrier. Returns 0,
- * VREV_ERR_INVAL (unknown kind, a NULL string in the lists), VREV_ERR_UNSUPPORTED (h2, not
- * yet) or VREV_ERR_NOMEM (c unchanged on failure). */
+ * VREV_ERR_INVAL (unknown kind, a NULL string in the lists) or VREV_ERR_NOMEM (c unchanged on
+ * failure). */
 int vrev__carrier_set(vrev_ctx *ctx, struct vrev__carrier *c, const struct vrev__carrier_opts *src);
 void vrev__carrier_clear(vrev_ctx *ctx, struct vrev__carrier *c);
 
@@ -51,8 +52,13 @@ struct bufferevent *vrev__carrier_client(vrev_ctx *ctx, struct bufferevent *lowe
                                          const struct vrev__carrier_opts *o, const char *host,
                                          int *err);
 
-/* The server role on an accepted `lower` (TLS already on, if any). Same ownership and errors. */
+/* The server role on an accepted `lower` (TLS already on, if any). Same ownership and errors;
+ * h2: VREV_ERR_UNSUPPORTED (not yet). */
 struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lower,
                                          const struct vrev__carrier_opts *o, int *err);
+
+/* h2_layer.c: the h2 client role (vrev__carrier_client calls it). */
+struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *lower,
+                                          const struct vrev__carrier_opts *o, int *err);
 
 #endif

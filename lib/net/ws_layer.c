@@ -396,8 +396,10 @@ struct bufferevent *vrev__carrier_client(vrev_ctx *ctx, struct bufferevent *lowe
         return lower;
     if (o->kind == VREV_CARRIER_WS)
         return ws_client(ctx, lower, o, host, err);
+    if (o->kind == VREV_CARRIER_H2)
+        return vrev__h2_layer_client(ctx, lower, o, err);
     bufferevent_free(lower);
-    *err = o->kind == VREV_CARRIER_H2 ? VREV_ERR_UNSUPPORTED : VREV_ERR_INVAL;
+    *err = VREV_ERR_INVAL;
     return NULL;
 }
 

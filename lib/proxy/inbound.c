@@ -63,6 +63,8 @@ struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket
 
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o)
 {
+    if (o && o->kind == VREV_CARRIER_H2) /* the h2 server role: not yet */
+        return VREV_ERR_UNSUPPORTED;
     return vrev__carrier_set(in->engine->ctx, &in->carrier, o);
 }
 

@@ -162,10 +162,10 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
 void vrev__outbound_cleanup(struct vrev__outbound *ob);
 /* Give an outbound a TLS client context (the outbound takes the reference). */
 void vrev__outbound_set_tls(struct vrev__outbound *ob, struct vrev__tls_ctx *tls);
-/* Give an outbound a carrier (ws) put on each dialed connection after TLS (a copy of `o` is
- * kept; NULL or kind TCP: none). For the outbounds that dial a proxy server (vmess, vless,
- * socks); freedom never uses one. Returns 0, VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED (h2: not
- * yet) or VREV_ERR_NOMEM. */
+/* Give an outbound a carrier (ws or h2) put on each dialed connection after TLS (a copy of `o`
+ * is kept; NULL or kind TCP: none). For the outbounds that dial a proxy server (vmess, vless,
+ * socks); freedom never uses one. h2 under TLS needs a TLS context offering ALPN "h2".
+ * Returns 0, VREV_ERR_INVAL or VREV_ERR_NOMEM. */
 int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o);
 
 /* Several servers and users for one outbound (picker.c): `entries` is an array of n
