@@ -178,6 +178,12 @@ $(BUILD)/tests/carrier_peer: tests/e2e/carrier_peer.c $(STATIC_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(LIBS_ALL)
 
+# The carrier layers of lib/net on libevent, for tests/e2e/test_carrier_layers.py.
+$(BUILD)/tests/layer_peer: tests/e2e/layer_peer.c $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(STATIC_LIB) $(LIBS_ALL)
+
 # The main job: a web service, a portal and a bridge on loopback, a page through the tunnel.
 demo:
 	@bash scripts/demo.sh
@@ -193,7 +199,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-run
 
 check-run: $(UNIT_BINS) $(REPLAY_BINS) $(VREV_BIN) $(EXAMPLE_BINS) $(BUILD)/$(SONAME) \
-		$(BUILD)/libvrev.so $(BUILD)/tests/carrier_peer
+		$(BUILD)/libvrev.so $(BUILD)/tests/carrier_peer $(BUILD)/tests/layer_peer
 	@$(MAKE) --no-print-directory -j1 unit replay clitest exports headers run-examples
 	@echo "check: all suites passed ($(CRYPTO) backend)"
 

@@ -148,8 +148,8 @@ static bool alpn_ok(struct h2l *v)
 }
 
 static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
-                                               ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                               void *arg)
+                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                void *arg)
 {
     (void)mode, (void)limit; /* the stream window bounds what arrives unread */
     struct h2l *v = arg;
@@ -169,8 +169,8 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
 }
 
 static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                                void *arg)
+                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                 void *arg)
 {
     (void)limit, (void)dst; /* the stream's mark bounds what the codec holds */
     struct h2l *v = arg;
@@ -238,9 +238,9 @@ struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *low
         (rc = vrev__h2_open(v->h2, &v->sid)) == 0)
         rc = flush_codec(v); /* the preface, SETTINGS and the request */
     if (rc == 0) {
-        v->self = bufferevent_filter_new(lower, filter_in, filter_out,
-                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, h2l_free,
-                                         v);
+        v->self =
+            bufferevent_filter_new(lower, filter_in, filter_out,
+                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, h2l_free, v);
         if (!v->self)
             rc = VREV_ERR_NOMEM;
         else if (!(v->taken = evbuffer_add_cb(bufferevent_get_input(v->self), on_taken, v))) {

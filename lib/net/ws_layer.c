@@ -242,7 +242,7 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
     struct wsl *v = arg;
     if (v->failed)
         return fail(v, src, BEV_EVENT_WRITING);
-    (void)mode; /* an end of stream puts nothing on the wire (see the top) */
+    (void)mode;       /* an end of stream puts nothing on the wire (see the top) */
     if (!v->upgraded) /* held until the 101 (the kick sends it) */
         return BEV_NEED_MORE;
     size_t budget = limit < 0 ? SIZE_MAX : (size_t)limit, start = evbuffer_get_length(dst);

@@ -1,0 +1,86 @@
+"""M9: the carrier layers of lib/net (ws both roles, h2 client) against Debian's V2Ray 4.34,
+through tests/e2e/layer_peer.c (libevent, the layers as the proxy protocols use them), before
+the configuration names them. V2Ray relays between a dokodemo-door inbound and a freedom
+outbound, one side of which is the carrier under test, so the bytes through it are the test's
+own.
+
+  ws  V2Ray's client (freedom over ws, path /ray, Host header) -> our ws server layer (echo)
+      our ws client layer -> V2Ray's server (dokodemo-door over ws) -> an echo service
+  h2  our h2 client layer (cleartext: V2Ray's server serves prior knowledge without TLS) ->
+      V2Ray's server -> an echo service
+
+Each moves 4 MiB each way and compares.
+"""
+import os
+import subprocess
+
+from harness import ROOT, free_port, port_open, wait_until
+from test_carrier_codecs import dokodemo, echo_service, echo_through, start_v2ray
+
+SIZE = 4 << 20
+
+
+def peer_bin():
+    build = os.environ.get("VREV_BUILD", "build")
+    path = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build), "tests",
+                        "layer_peer")
+    assert os.access(path, os.X_OK), "build it first: make %s" % path
+    return path
+
+
+def start_server(procs):
+    p = procs.start_argv("layer-ws-server", [peer_bin(), "ws-server"])
+    port = []
+
+    def announced():
+        for line in procs.log(p).splitlines():
+            if line.startswith("port "):
+                port.append(int(line.split()[1]))
+                return True
+        return p.poll() is not None
+
+    assert wait_until(announced, 10) and port, procs.log(p)
+    return port[0]
+
+
+def run_client(kind, port):
+    r = subprocess.run([peer_bin(), kind, str(port), str(SIZE)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ok %d bytes echoed" % SIZE in r.stdout
+
+
+def test_v2ray_ws_client_to_our_layer(procs):
+    ours = start_server(procs)
+    local = free_port()
+    start_v2ray(procs, "v2ray-ws-client", dokodemo(local, ours), {
+        "protocol": "freedom", "streamSettings": {
+            "network": "ws",
+            "wsSettings": {"path": "/ray", "headers": {"Host": "ws.example.com"}}}})
+    echo_through(local)
+    echo_through(local)  # a second connection: the server takes many
+
+
+def test_our_ws_layer_to_v2ray_server(procs):
+    echo = echo_service()
+    port = free_port()
+    start_v2ray(procs, "v2ray-ws-server",
+                dokodemo(port, echo.getsockname()[1],
+                         {"network": "ws", "wsSettings": {"path": "/ray"}}),
+                {"protocol": "freedom"})
+    assert wait_until(lambda: port_open(port), 10)
+    run_client("ws-client", port)
+    echo.close()
+
+
+def test_our_h2_layer_to_v2ray_server(procs):
+    echo = echo_service()
+    port = free_port()
+    start_v2ray(procs, "v2ray-h2-server",
+                dokodemo(port, echo.getsockname()[1],
+                         {"network": "h2",
+                          "httpSettings": {"host": ["h2.example.com"], "path": "/h2"}}),
+                {"protocol": "freedom"})
+    assert wait_until(lambda: port_open(port), 10)
+    run_client("h2-client", port)
+    echo.close()
