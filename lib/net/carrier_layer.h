@@ -57,6 +57,20 @@ struct bufferevent *vrev__carrier_client(vrev_ctx *ctx, struct bufferevent *lowe
 struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lower,
                                          const struct vrev__carrier_opts *o, int *err);
 
+/* h2_server.c: serve HTTP/2 on an accepted `lower` (TLS already on, if any), as V2Ray's h2
+ * server: every stream whose :authority is one of o->hosts (none: "www.example.com") and
+ * whose path starts with o->path gets 200 and becomes a bufferevent handed to `cb`, which owns
+ * it from then on (the proxy protocol's connection: its own handshake, its own relay); others
+ * get 404. The connection lives while `lower` does or any stream is held; freeing a stream
+ * before its end resets it (RST_STREAM CANCEL); `lower` ending is an error event on every
+ * stream held. o's strings are copied. Takes ownership of `lower`. Returns 0 or
+ * VREV_ERR_NOMEM / VREV_ERR_INVAL (lower freed). */
+struct vrev__h2_request;
+typedef void (*vrev__h2_stream_cb)(struct bufferevent *stream, const struct vrev__h2_request *req,
+                                   void *user);
+int vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower, const struct vrev__carrier_opts *o,
+                   vrev__h2_stream_cb cb, void *user);
+
 /* h2_layer.c: the h2 client role (vrev__carrier_client calls it). */
 struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *lower,
                                           const struct vrev__carrier_opts *o, int *err);

@@ -8,6 +8,8 @@
  *                                    BYTES of a pattern, check the echo
  *   layer_peer h2-client PORT BYTES  the h2 client layer with prior knowledge (host
  *                                    h2.example.com, path /h2): the same
+ *   layer_peer h2-server TLSDIR      listen, TLS (TLSDIR/server.crt, ALPN h2) then the h2
+ *                                    server (host h2.example.com, path /h2): echo every stream
  *
  * Exit status 0 when the exchange checked out ("ok N bytes echoed"); a message on stderr
  * otherwise. */
@@ -25,6 +27,7 @@
 
 #include "net/carrier_layer.h"
 #include "net/net.h"
+#include "net/tls.h"
 
 static struct event_base *base;
 static vrev_ctx *ctx;
@@ -153,10 +156,43 @@ static void on_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, 
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
-static int server(void)
+static struct vrev__tls_ctx *tls;
+static const char *const h2_host[] = {"h2.example.com"};
+static const struct vrev__carrier_opts h2_server_opts = {
+    .kind = VREV_CARRIER_H2, .path = "/h2", .hosts = h2_host, .n_hosts = 1};
+
+static void on_stream(struct bufferevent *stream, const struct vrev__h2_request *req, void *user)
+{
+    (void)req, (void)user;
+    bufferevent_setcb(stream, echo_read, NULL, echo_event, NULL);
+    bufferevent_enable(stream, EV_READ | EV_WRITE);
+}
+
+static void on_accept_h2(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
+{
+    (void)peer, (void)len, (void)user;
+    int err;
+    struct bufferevent *bev = vrev__tls_wrap(tls, vrev__bev_socket(ctx, fd), NULL, &err);
+    if (bev)
+        vrev__h2_serve(ctx, bev, &h2_server_opts, on_stream, NULL);
+}
+
+static int server(const char *tls_dir)
 {
     struct vrev__listener *l;
-    if (vrev__listener_new(ctx, "127.0.0.1", 0, on_accept, NULL, &l) < 0)
+    if (tls_dir) {
+        char crt[512], key[512], err[256];
+        static const char *const alpn[] = {"h2"};
+        snprintf(crt, sizeof(crt), "%s/server.crt", tls_dir);
+        snprintf(key, sizeof(key), "%s/server.key", tls_dir);
+        struct vrev__tls_server_opts so = {
+            .cert_file = crt, .key_file = key, .alpn = alpn, .n_alpn = 1};
+        if (vrev__tls_server_ctx_new(ctx, &so, &tls, err, sizeof(err)) < 0) {
+            fprintf(stderr, "tls: %s\n", err);
+            return 1;
+        }
+    }
+    if (vrev__listener_new(ctx, "127.0.0.1", 0, tls_dir ? on_accept_h2 : on_accept, NULL, &l) < 0)
         return 1;
     printf("port %u\n", vrev__listener_port(l));
     fflush(stdout);
@@ -167,7 +203,7 @@ static int server(void)
 
 int main(int argc, char **argv)
 {
-    static const char *const ws_host[] = {"ws.example.com"}, *const h2_host[] = {"h2.example.com"};
+    static const char *const ws_host[] = {"ws.example.com"};
     const struct vrev__carrier_opts ws = {
         .kind = VREV_CARRIER_WS, .path = "/ray", .hosts = ws_host, .n_hosts = 1};
     const struct vrev__carrier_opts h2 = {
@@ -177,14 +213,16 @@ int main(int argc, char **argv)
         return 1;
     int rc = 2;
     if (argc == 2 && strcmp(argv[1], "ws-server") == 0)
-        rc = server();
+        rc = server(NULL);
+    else if (argc == 3 && strcmp(argv[1], "h2-server") == 0)
+        rc = server(argv[2]);
     else if (argc == 4 &&
              (strcmp(argv[1], "ws-client") == 0 || strcmp(argv[1], "h2-client") == 0)) {
         total = strtoull(argv[3], NULL, 10);
         rc = client(argv[1][0] == 'w' ? &ws : &h2, atoi(argv[2]));
     } else {
-        fprintf(stderr, "usage: layer_peer ws-server | ws-client PORT BYTES | h2-client PORT "
-                        "BYTES\n");
+        fprintf(stderr, "usage: layer_peer ws-server | h2-server TLSDIR | ws-client PORT BYTES | "
+                        "h2-client PORT BYTES\n");
     }
     vrev_ctx_free(ctx);
     event_base_free(base);

@@ -6,16 +6,19 @@ own.
 
   ws  V2Ray's client (freedom over ws, path /ray, Host header) -> our ws server layer (echo)
       our ws client layer -> V2Ray's server (dokodemo-door over ws) -> an echo service
-  h2  our h2 client layer (cleartext: V2Ray's server serves prior knowledge without TLS) ->
+  h2  V2Ray's client (freedom over h2 + TLS, ALPN h2) -> our TLS + h2 server (echo per
+      stream); two connections at once, which V2Ray multiplexes over one HTTP/2 connection
+      our h2 client layer (cleartext: V2Ray's server serves prior knowledge without TLS) ->
       V2Ray's server -> an echo service
 
 Each moves 4 MiB each way and compares.
 """
 import os
 import subprocess
+import threading
 
 from harness import ROOT, free_port, port_open, wait_until
-from test_carrier_codecs import dokodemo, echo_service, echo_through, start_v2ray
+from test_carrier_codecs import TLS, dokodemo, echo_service, echo_through, start_v2ray
 
 SIZE = 4 << 20
 
@@ -28,8 +31,8 @@ def peer_bin():
     return path
 
 
-def start_server(procs):
-    p = procs.start_argv("layer-ws-server", [peer_bin(), "ws-server"])
+def start_server(procs, *argv):
+    p = procs.start_argv("layer-" + argv[0], [peer_bin()] + list(argv))
     port = []
 
     def announced():
@@ -51,7 +54,7 @@ def run_client(kind, port):
 
 
 def test_v2ray_ws_client_to_our_layer(procs):
-    ours = start_server(procs)
+    ours = start_server(procs, "ws-server")
     local = free_port()
     start_v2ray(procs, "v2ray-ws-client", dokodemo(local, ours), {
         "protocol": "freedom", "streamSettings": {
@@ -84,3 +87,28 @@ def test_our_h2_layer_to_v2ray_server(procs):
     assert wait_until(lambda: port_open(port), 10)
     run_client("h2-client", port)
     echo.close()
+
+
+def test_v2ray_h2_client_to_our_layer(procs):
+    ours = start_server(procs, "h2-server", TLS)
+    local = free_port()
+    start_v2ray(procs, "v2ray-h2-client", dokodemo(local, ours), {
+        "protocol": "freedom", "streamSettings": {
+            "network": "h2", "security": "tls",
+            "tlsSettings": {"serverName": "localhost", "allowInsecure": True},
+            "httpSettings": {"host": ["h2.example.com"], "path": "/h2"}}})
+    errors = []
+
+    def one():
+        try:
+            echo_through(local)
+        except AssertionError as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    echo_through(local)  # and one more after those ended

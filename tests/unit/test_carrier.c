@@ -778,6 +778,67 @@ static void test_h2_client(void **state)
     world_done(&w);
 }
 
+/* --- h2 server: streams handed out one by one ---------------------------------------------------
+ */
+
+struct served {
+    struct world *w;
+    struct peer peers[4];
+    int n;
+    size_t total; /* what each stream sends back */
+};
+
+static void on_stream(struct bufferevent *stream, const struct vrev__h2_request *req, void *user)
+{
+    struct served *sv = user;
+    assert_string_equal(req->path, "/h2");
+    assert_true(sv->n < 4);
+    struct peer *p = &sv->peers[sv->n++];
+    p->shut_early = true;
+    peer_start(p, stream, sv->total, BULK);
+}
+
+static void serve_on(struct world *w, int fd, struct served *sv)
+{
+    struct bufferevent *lower = vrev__bev_socket(w->ctx, fd);
+    int err = 0;
+    if (w->stls)
+        lower = vrev__tls_wrap(w->stls, lower, NULL, &err);
+    assert_non_null(lower);
+    assert_int_equal(vrev__h2_serve(w->ctx, lower, &h2_opts, on_stream, sv), 0);
+}
+
+/* Our h2 client layer to our h2 server, bulk both ways (more than a stream window down), each
+ * side ending with END_STREAM, which the other sees as its EOF. */
+static void h2_pair(bool tls)
+{
+    struct world w;
+    int fds[2];
+    world_init(&w, tls);
+    socket_pair(fds);
+    struct served sv = {&w, {{0}}, 0, 5u << 20};
+    serve_on(&w, fds[1], &sv);
+    struct peer c = {0};
+    c.shut_early = true;
+    peer_start(&c, stack(&w, fds[0], true, &h2_opts), BULK, sv.total);
+    for (int i = 0; i < 500 && (c.end == 0 || sv.n == 0 || sv.peers[0].end == 0); i++)
+        run(&w, 10);
+    assert_int_equal(sv.n, 1);
+    assert_int_equal(c.received, sv.total);
+    assert_int_equal(c.end, 1);
+    assert_int_equal(sv.peers[0].received, BULK);
+    assert_int_equal(sv.peers[0].end, 1);
+    bufferevent_free(c.bev);
+    bufferevent_free(sv.peers[0].bev);
+    world_done(&w);
+}
+
+static void test_h2_server(void **state)
+{
+    (void)state;
+    h2_pair(false);
+}
+
 static void test_options_copied(void **state)
 {
     (void)state;
@@ -838,6 +899,7 @@ int main(void)
         cmocka_unit_test(test_vmess_over_tls_ws_chain),
         cmocka_unit_test(test_chain_wrong_path),
         cmocka_unit_test(test_h2_client),
+        cmocka_unit_test(test_h2_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
