@@ -14,8 +14,10 @@
  * half-close: an end of stream from the upper layer (vrev__bev_shutdown_write) puts nothing on
  * the wire (V2Ray sends its close frame only when it closes the connection: ws_layer.c says
  * why); the peer's close frame is an EOF.
- * h2 (client role only, so far): one HTTP/2 connection per dial with one stream (h2_layer.c);
- * under TLS the server must choose ALPN "h2", so the TLS client context must offer it.
+ * h2: the client makes one HTTP/2 connection per dial with one stream (h2_layer.c); under TLS
+ * the server must choose ALPN "h2", so the TLS client context must offer it. The server
+ * (h2_server.c) hands out every stream of a connection as a bufferevent of its own: it is not
+ * a layer on one connection, so vrev__carrier_server() does not do it (vrev__h2_serve()).
  *
  * Thread safety: a layer belongs to the thread running its ctx's event_base. */
 #ifndef VREV_NET_CARRIER_LAYER_H
@@ -47,13 +49,13 @@ int vrev__ws_default_host(const char *host, uint16_t port, bool tls, char *out, 
 /* Put the carrier's client role on a connected `lower` (TLS already on, if any). host: the
  * Host to send when o->hosts has none (vrev__ws_default_host()). Takes ownership of `lower`
  * (freed on failure). Kind TCP returns `lower` itself. NULL with *err (VREV_ERR_NOMEM,
- * VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED) on failure. */
+ * VREV_ERR_INVAL) on failure. */
 struct bufferevent *vrev__carrier_client(vrev_ctx *ctx, struct bufferevent *lower,
                                          const struct vrev__carrier_opts *o, const char *host,
                                          int *err);
 
 /* The server role on an accepted `lower` (TLS already on, if any). Same ownership and errors;
- * h2: VREV_ERR_UNSUPPORTED (not yet). */
+ * h2: VREV_ERR_UNSUPPORTED (one connection is many: vrev__h2_serve()). */
 struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lower,
                                          const struct vrev__carrier_opts *o, int *err);
 
@@ -63,13 +65,22 @@ struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lowe
  * it from then on (the proxy protocol's connection: its own handshake, its own relay); others
  * get 404. The connection lives while `lower` does or any stream is held; freeing a stream
  * before its end resets it (RST_STREAM CANCEL); `lower` ending is an error event on every
- * stream held. o's strings are copied. Takes ownership of `lower`. Returns 0 or
- * VREV_ERR_NOMEM / VREV_ERR_INVAL (lower freed). */
+ * stream held. A connection that holds no stream for idle_ms (0: no bound) is closed. `gone`
+ * (may be NULL) runs when the connection ends by itself (not after vrev__h2_conn_close);
+ * the handle is not to be used after it. o's strings are copied. Takes ownership of `lower`.
+ * Returns the connection, or NULL with *err = VREV_ERR_NOMEM / VREV_ERR_INVAL (lower freed). */
 struct vrev__h2_request;
+struct vrev__h2_conn;
 typedef void (*vrev__h2_stream_cb)(struct bufferevent *stream, const struct vrev__h2_request *req,
                                    void *user);
-int vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower, const struct vrev__carrier_opts *o,
-                   vrev__h2_stream_cb cb, void *user);
+typedef void (*vrev__h2_gone_cb)(struct vrev__h2_conn *conn, void *user);
+struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
+                                     const struct vrev__carrier_opts *o, uint32_t idle_ms,
+                                     vrev__h2_stream_cb cb, vrev__h2_gone_cb gone, void *user,
+                                     int *err);
+/* Close the connection now (its owner goes): streams still held get an error event and live
+ * on until freed; no callback runs any more. */
+void vrev__h2_conn_close(struct vrev__h2_conn *conn);
 
 /* h2_layer.c: the h2 client role (vrev__carrier_client calls it). */
 struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *lower,

@@ -31,19 +31,21 @@
 
 struct h2s;
 
-struct h2c {
+struct vrev__h2_conn {
     vrev_ctx *ctx;
     struct bufferevent *lower; /* NULL once it ended */
     struct vrev__h2 *h2;
     struct event *tick;
     vrev__h2_stream_cb cb;
+    vrev__h2_gone_cb gone;
     void *user;
-    struct h2s *streams; /* held by their owners */
-    bool busy;           /* inside the codec: frees wait */
+    uint32_t idle_ms, idle_for; /* without a stream held: closed after idle_ms */
+    struct h2s *streams;        /* held by their owners */
+    bool busy;                  /* inside the codec: frees wait */
 };
 
 struct h2s {
-    struct h2c *c;
+    struct vrev__h2_conn *c;
     struct h2s *prev, *next;
     int32_t sid; /* -1 once the HTTP/2 stream is gone */
     struct bufferevent *self;
@@ -51,7 +53,7 @@ struct h2s {
     bool ended_in, failed, ended_out;
 };
 
-static void conn_maybe_free(struct h2c *c)
+static void conn_maybe_free(struct vrev__h2_conn *c)
 {
     if (c->lower || c->streams || c->busy)
         return;
@@ -61,7 +63,7 @@ static void conn_maybe_free(struct h2c *c)
     vrev__free(c->ctx, c);
 }
 
-static void conn_flush(struct h2c *c)
+static void conn_flush(struct vrev__h2_conn *c)
 {
     const uint8_t *p;
     size_t n;
@@ -102,7 +104,7 @@ static enum bufferevent_filter_result stream_out(struct evbuffer *src, struct ev
 {
     (void)dst, (void)limit;
     struct h2s *s = arg;
-    struct h2c *c = s->c;
+    struct vrev__h2_conn *c = s->c;
     if (s->sid < 0 || !c->lower) { /* gone: nobody reads this */
         evbuffer_drain(src, evbuffer_get_length(src));
         return BEV_OK;
@@ -140,7 +142,7 @@ static void stream_taken(struct evbuffer *buf, const struct evbuffer_cb_info *in
 static void stream_free(void *arg)
 {
     struct h2s *s = arg;
-    struct h2c *c = s->c;
+    struct vrev__h2_conn *c = s->c;
     if (s->taken)
         evbuffer_remove_cb_entry(bufferevent_get_input(s->self), s->taken);
     if (s->sid >= 0 && c->lower) {
@@ -161,7 +163,7 @@ static void stream_free(void *arg)
 
 /* --- codec callbacks ------------------------------------------------------------------------ */
 
-static struct h2s *find(struct h2c *c, int32_t sid)
+static struct h2s *find(struct vrev__h2_conn *c, int32_t sid)
 {
     for (struct h2s *s = c->streams; s; s = s->next)
         if (s->sid == sid)
@@ -171,7 +173,7 @@ static struct h2s *find(struct h2c *c, int32_t sid)
 
 static int on_open(void *user, int32_t sid, const struct vrev__h2_request *req)
 {
-    struct h2c *c = user;
+    struct vrev__h2_conn *c = user;
     struct bufferevent *pair[2];
     struct h2s *s = vrev__calloc(c->ctx, 1, sizeof(*s));
     if (!s)
@@ -233,8 +235,12 @@ static void on_close(void *user, int32_t sid, int err)
 
 /* --- the connection ------------------------------------------------------------------------- */
 
-static void conn_end(struct h2c *c)
+static void conn_end(struct vrev__h2_conn *c, bool notify)
 {
+    if (!c->lower)
+        return;
+    if (notify && c->gone)
+        c->gone(c, c->user);
     for (struct h2s *s = c->streams; s; s = s->next) {
         s->sid = -1;
         stream_event(s, BEV_EVENT_ERROR | BEV_EVENT_READING);
@@ -245,7 +251,7 @@ static void conn_end(struct h2c *c)
 }
 
 /* Streams whose output waits for credit: the peer may have given some. */
-static void kick_streams(struct h2c *c)
+static void kick_streams(struct vrev__h2_conn *c)
 {
     for (struct h2s *s = c->streams; s; s = s->next)
         if (s->sid >= 0 && evbuffer_get_length(bufferevent_get_output(s->self)) &&
@@ -255,7 +261,7 @@ static void kick_streams(struct h2c *c)
 
 static void lower_read(struct bufferevent *bev, void *arg)
 {
-    struct h2c *c = arg;
+    struct vrev__h2_conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer_iovec vec;
     int rc = 0;
@@ -268,7 +274,7 @@ static void lower_read(struct bufferevent *bev, void *arg)
     conn_flush(c);
     if (rc < 0 || vrev__h2_done(c->h2)) { /* a connection error: its GOAWAY is queued */
         vrev__bev_shutdown_write(c->lower);
-        conn_end(c);
+        conn_end(c, true);
         return;
     }
     kick_streams(c);
@@ -283,29 +289,43 @@ static void lower_write(struct bufferevent *bev, void *arg)
 static void lower_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev, (void)what;
-    conn_end(arg);
+    conn_end(arg, true);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
-    struct h2c *c = arg;
+    struct vrev__h2_conn *c = arg;
+    if (!c->lower)
+        return;
     vrev__h2_tick(c->h2);
+    c->idle_for = c->streams ? 0 : c->idle_for + 1000;
+    if (c->idle_ms && c->idle_for >= c->idle_ms)
+        conn_end(c, true); /* may free c */
 }
 
-int vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower, const struct vrev__carrier_opts *o,
-                   vrev__h2_stream_cb cb, void *user)
+void vrev__h2_conn_close(struct vrev__h2_conn *c)
+{
+    conn_end(c, false);
+}
+
+struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
+                                     const struct vrev__carrier_opts *o, uint32_t idle_ms,
+                                     vrev__h2_stream_cb cb, vrev__h2_gone_cb gone, void *user,
+                                     int *err)
 {
     static const struct vrev__h2_callbacks cbs = {on_open, on_data, on_end, on_close};
     struct vrev__h2_opts ho = {
         .client = false, .path = o->path ? o->path : "/", .hosts = o->hosts, .n_hosts = o->n_hosts};
-    struct h2c *c = vrev__calloc(ctx, 1, sizeof(*c));
+    struct vrev__h2_conn *c = vrev__calloc(ctx, 1, sizeof(*c));
     struct timeval sec = {1, 0};
     int rc = VREV_ERR_NOMEM;
     if (c) {
         c->ctx = ctx;
         c->cb = cb;
+        c->gone = gone;
         c->user = user;
+        c->idle_ms = idle_ms;
         c->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, c);
     }
     if (c && c->tick && event_add(c->tick, &sec) == 0)
@@ -315,7 +335,8 @@ int vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower, const struct vrev__
             event_free(c->tick);
         vrev__free(ctx, c);
         bufferevent_free(lower);
-        return rc;
+        *err = rc;
+        return NULL;
     }
     c->lower = lower;
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
@@ -323,5 +344,6 @@ int vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower, const struct vrev__
     bufferevent_setcb(lower, lower_read, lower_write, lower_event, c);
     bufferevent_enable(lower, EV_READ | EV_WRITE);
     conn_flush(c); /* our SETTINGS */
-    return 0;
+    *err = 0;
+    return c;
 }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "inbound.h"
+#include "codec/h2.h"
 #include "net/tls.h"
 #include "udp.h"
 
@@ -35,11 +36,97 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
     return in;
 }
 
+/* --- h2: one connection, many streams, each a connection of the inbound ------------------- */
+
+/* An h2 connection of an inbound, with the address its streams come from. */
+struct vrev__h2_link {
+    struct vrev__inbound *in;
+    struct vrev__h2_conn *conn;
+    struct sockaddr_storage peer;
+    struct vrev__h2_link *prev, *next;
+};
+
+static void h2_unlink(struct vrev__h2_link *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->in->h2_conns = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    vrev__free(l->in->engine->ctx, l);
+}
+
+/* A stream passed the host and path checks: it starts its handshake as a connection would. */
+static void h2_on_stream(struct bufferevent *stream, const struct vrev__h2_request *req,
+                         void *user)
+{
+    (void)req;
+    struct vrev__h2_link *l = user;
+    struct vrev__inbound *in = l->in;
+    in->stream = stream;
+    in->proto_accept(-1, (const struct sockaddr *)&l->peer, (int)sizeof(l->peer), in);
+    if (in->stream) /* not taken */
+        vrev__bev_close(in->stream, 1);
+    in->stream = NULL;
+}
+
+static void h2_gone(struct vrev__h2_conn *conn, void *user)
+{
+    (void)conn;
+    h2_unlink(user);
+}
+
+static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd);
+
+/* The listener's accept: an h2 connection is served here, its streams enter the protocol. A
+ * connection without a stream is closed after the handshake deadline (policy.handshake). */
+static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
+{
+    struct vrev__inbound *in = user;
+    if (in->carrier.o.kind != VREV_CARRIER_H2) {
+        in->proto_accept(fd, peer, len, in);
+        return;
+    }
+    vrev_ctx *ctx = in->engine->ctx;
+    struct vrev__h2_link *l = vrev__calloc(ctx, 1, sizeof(*l));
+    struct bufferevent *bev = l ? socket_below(in, fd) : NULL;
+    if (!bev) {
+        if (!l)
+            evutil_closesocket(fd);
+        vrev__free(ctx, l);
+        return;
+    }
+    l->in = in;
+    if (len > 0 && (size_t)len <= sizeof(l->peer))
+        memcpy(&l->peer, peer, (size_t)len);
+    int err;
+    l->conn = vrev__h2_serve(ctx, bev, &in->carrier.o, in->engine->policy.handshake_ms,
+                             h2_on_stream, h2_gone, l, &err);
+    if (!l->conn) {
+        vrev__free(ctx, l);
+        return;
+    }
+    l->next = in->h2_conns;
+    if (l->next)
+        l->next->prev = l;
+    in->h2_conns = l;
+}
+
+static void h2_close_all(struct vrev__inbound *in)
+{
+    while (in->h2_conns) {
+        vrev__h2_conn_close(in->h2_conns->conn);
+        h2_unlink(in->h2_conns);
+    }
+}
+
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept)
 {
     const struct vrev__limits *l = &in->engine->limits;
-    int rc = vrev__listener_new(in->engine->ctx, host, port, accept, in, &in->listener);
+    in->proto_accept = accept;
+    int rc = vrev__listener_new(in->engine->ctx, host, port, inbound_accept, in, &in->listener);
     if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
         vrev__listener_arm_abort(in->listener);
     if (rc == 0)
@@ -47,7 +134,8 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
     return rc;
 }
 
-struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
+/* The socket with TLS (or an embedder's transport) on. */
+static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd)
 {
     vrev_ctx *ctx = in->engine->ctx;
     struct bufferevent *bev = vrev__bev_socket(ctx, fd);
@@ -56,15 +144,20 @@ struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket
         bev = vrev__tls_wrap(in->tls, bev, NULL, &err);
     else if (bev && in->layer)
         bev = vrev__transport_wrap(ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL, &err);
-    if (bev && in->carrier.o.kind != VREV_CARRIER_TCP)
-        bev = vrev__carrier_server(ctx, bev, &in->carrier.o, &err);
+    return bev;
+}
+
+struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
+{
+    struct bufferevent *bev = socket_below(in, fd);
+    int err;
+    if (bev && in->carrier.o.kind == VREV_CARRIER_WS)
+        bev = vrev__carrier_server(in->engine->ctx, bev, &in->carrier.o, &err);
     return bev;
 }
 
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o)
 {
-    if (o && o->kind == VREV_CARRIER_H2) /* the h2 server role: not yet */
-        return VREV_ERR_UNSUPPORTED;
     return vrev__carrier_set(in->engine->ctx, &in->carrier, o);
 }
 
@@ -184,13 +277,19 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
     }
     if (!h || !vrev__preauth_admit(in, h)) {
         vrev__free(e->ctx, h);
-        evutil_closesocket(fd);
-        return NULL;
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        return NULL; /* an h2 stream not taken: its connection resets it */
     }
     h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    h->bev = h->deadline ? vrev__inbound_socket(in, fd) : NULL;
+    if (h->deadline && fd < 0) { /* an h2 stream (inbound_accept) */
+        h->bev = in->stream;
+        in->stream = NULL;
+    } else if (h->deadline) {
+        h->bev = vrev__inbound_socket(in, fd);
+    }
     if (!h->bev) {
-        if (!h->deadline)
+        if (!h->deadline && fd >= 0)
             evutil_closesocket(fd);
         handshake_free(h, KEEP);
         return NULL;
@@ -259,6 +358,7 @@ void vrev__inbound_free(struct vrev__inbound *in)
         return;
     vrev_ctx *ctx = in->engine->ctx;
     vrev__listener_free(in->listener);
+    h2_close_all(in);
     vrev__preauth_cleanup(in); /* its handshakes refer to it */
     vrev__udp_in_free(in->udp);
     vrev__tls_ctx_free(in->tls);

@@ -38,6 +38,9 @@ struct vrev__inbound {
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls"; NULL: none */
     const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
     struct vrev__carrier carrier; /* ws / h2 above TLS (protocol inbounds); kind 0: none */
+    vrev__accept_cb proto_accept; /* the protocol's accept (vrev__inbound_listen) */
+    struct bufferevent *stream;   /* an h2 stream being accepted (vrev__handshake_new, fd -1) */
+    struct vrev__h2_link *h2_conns; /* its h2 connections (inbound.c) */
     /* dokodemo-door */
     struct vrev__addr target;
     unsigned networks;
@@ -83,9 +86,9 @@ void vrev__preauth_cleanup(struct vrev__inbound *in);
 /* Close a handshake for a newcomer: reset at once, nothing left lingering (inbound.c). */
 void vrev__handshake_evict(struct vrev__handshake *h);
 
-/* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS layered on if the
- * inbound has it), with a place in the inbound's pre-auth pool (another handshake may be
- * closed for it). The caller sets the bufferevent's callbacks (with
+/* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS and a ws carrier layered
+ * on if the inbound has them; fd -1: the h2 stream in->stream, from an h2 connection), with a
+ * place in the inbound's pre-auth pool (another handshake may be closed for it). The caller sets the bufferevent's callbacks (with
  * vrev__handshake_on_event as the event callback) and enables reading. NULL on failure (the
  * socket is closed). */
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
@@ -107,9 +110,12 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept);
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
-/* Give an inbound a carrier (ws) between its TLS and its protocol (a copy of `o` is kept; NULL
- * or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
- * Returns 0, VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED (h2: not yet) or VREV_ERR_NOMEM. */
+/* Give an inbound a carrier (ws or h2) between its TLS and its protocol (a copy of `o` is kept;
+ * NULL or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
+ * With h2, each stream of a connection is a connection of the inbound (its own handshake and
+ * relay); a connection holding no stream is closed after policy.handshake_ms. h2 under TLS
+ * needs the TLS server context to offer ALPN "h2". Returns 0, VREV_ERR_INVAL or
+ * VREV_ERR_NOMEM. */
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);
 /* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */

@@ -561,6 +561,9 @@ static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, 
 
 /* 2 MiB out, then our end of stream (a VMess end-of-stream chunk inside the ws stream): the
  * echo finishes and every byte comes back before the clean end. */
+static const struct vrev__carrier_opts h2_opts;
+static const struct vrev__carrier_opts *chain_carrier = &ws_opts;
+
 static void run_chain(bool tls, const char *client_path)
 {
     static const uint8_t uuid[16] = {0x27, 0x84, 0x87, 0x39, 0x7e, 0x62, 0x41, 0x38,
@@ -582,12 +585,12 @@ static void run_chain(bool tls, const char *client_path)
     struct vrev__vmess_in_opts vi = {"127.0.0.1", 0, &u, 1};
     struct vrev__inbound *vin, *door;
     assert_int_equal(vrev__vmess_in_new(&server, "in", &vi, &vin), 0);
-    assert_int_equal(vrev__inbound_set_carrier(vin, &ws_opts), 0);
+    assert_int_equal(vrev__inbound_set_carrier(vin, chain_carrier), 0);
     struct vrev__vmess_out_opts vo = {
         tls ? "localhost" : "127.0.0.1", vrev__inbound_port(vin), {0}, VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
     assert_int_equal(vrev__vmess_out_new(&client, "out", &vo, 1, &ob), 0);
-    struct vrev__carrier_opts co = ws_opts;
+    struct vrev__carrier_opts co = *chain_carrier;
     co.path = client_path;
     assert_int_equal(vrev__outbound_set_carrier(ob, &co), 0);
     if (tls) { /* the contexts pass to the inbound and outbound */
@@ -612,7 +615,7 @@ static void run_chain(bool tls, const char *client_path)
     maybe_shut(&c);
     for (int i = 0; i < 500 && c.end == 0; i++)
         run(&w, 10);
-    bool right = strcmp(client_path, ws_opts.path) == 0;
+    bool right = strcmp(client_path, chain_carrier->path) == 0;
     assert_int_equal(c.received, right ? CHAIN_BYTES : 0);
     if (right)
         assert_int_equal(c.end, 1);
@@ -653,6 +656,17 @@ static void test_chain_wrong_path(void **state)
 /* --- h2 client against a server driven by the codec ------------------------------------------ */
 
 static const struct vrev__carrier_opts h2_opts = {.kind = VREV_CARRIER_H2, .path = "/h2"};
+
+/* The same chain over h2: each stream of the inbound's h2 connection is a connection of its
+ * own; a path that is not ours gets 404 and the client's link ends. */
+static void test_vmess_over_h2_chain(void **state)
+{
+    (void)state;
+    chain_carrier = &h2_opts;
+    run_chain(false, "/h2");
+    run_chain(false, "/other");
+    chain_carrier = &ws_opts;
+}
 
 struct h2srv {
     struct bufferevent *bev;
@@ -805,7 +819,7 @@ static void serve_on(struct world *w, int fd, struct served *sv)
     if (w->stls)
         lower = vrev__tls_wrap(w->stls, lower, NULL, &err);
     assert_non_null(lower);
-    assert_int_equal(vrev__h2_serve(w->ctx, lower, &h2_opts, on_stream, sv), 0);
+    assert_non_null(vrev__h2_serve(w->ctx, lower, &h2_opts, 0, on_stream, NULL, sv, &err));
 }
 
 /* Our h2 client layer to our h2 server, bulk both ways (more than a stream window down), each
@@ -900,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_chain_wrong_path),
         cmocka_unit_test(test_h2_client),
         cmocka_unit_test(test_h2_server),
+        cmocka_unit_test(test_vmess_over_h2_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
