@@ -224,7 +224,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: layer_peer ws-server | h2-server TLSDIR | ws-client PORT BYTES | "
                         "h2-client PORT BYTES\n");
     }
+    event_base_loop(base, EVLOOP_NONBLOCK); /* deferred callbacks release their references */
+    event_base_free(base);                  /* runs libevent's deferred frees, using the ctx */
     vrev_ctx_free(ctx);
-    event_base_free(base);
     return rc;
 }

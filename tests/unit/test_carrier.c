@@ -90,8 +90,8 @@ static void world_done(struct world *w)
     struct timeval tv = {0, 50000};
     event_base_loopexit(w->base, &tv);
     event_base_dispatch(w->base);
+    event_base_free(w->base); /* runs libevent's deferred frees, which may use the ctx */
     vrev_ctx_free(w->ctx);
-    event_base_free(w->base);
 }
 
 static void run(struct world *w, int ms)
