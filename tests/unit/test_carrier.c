@@ -61,6 +61,9 @@ struct world {
     struct vrev__tls_ctx *stls, *ctls;
 };
 
+/* ALPN the next world's TLS contexts offer (NULL: none), as an h2 configuration must. */
+static const char *const *world_alpn;
+
 static void world_init(struct world *w, bool tls)
 {
     memset(w, 0, sizeof(*w));
@@ -73,10 +76,14 @@ static void world_init(struct world *w, bool tls)
     snprintf(crt, sizeof(crt), "%s/tls/server.crt", dir);
     snprintf(key, sizeof(key), "%s/tls/server.key", dir);
     snprintf(ca, sizeof(ca), "%s/tls/ca.crt", dir);
-    struct vrev__tls_server_opts so = {.cert_file = crt, .key_file = key};
+    struct vrev__tls_server_opts so = {
+        .cert_file = crt, .key_file = key, .alpn = world_alpn, .n_alpn = world_alpn ? 1 : 0};
     const char *cas[1] = {ca};
-    struct vrev__tls_client_opts co = {
-        .disable_system_root = true, .ca_files = cas, .n_ca_files = 1};
+    struct vrev__tls_client_opts co = {.disable_system_root = true,
+                                       .ca_files = cas,
+                                       .n_ca_files = 1,
+                                       .alpn = world_alpn,
+                                       .n_alpn = world_alpn ? 1 : 0};
     if (vrev__tls_server_ctx_new(w->ctx, &so, &w->stls, err, sizeof(err)) < 0 ||
         vrev__tls_client_ctx_new(w->ctx, &co, &w->ctls, err, sizeof(err)) < 0)
         fail_msg("tls: %s", err);
@@ -668,6 +675,18 @@ static void test_vmess_over_h2_chain(void **state)
     chain_carrier = &ws_opts;
 }
 
+/* Over TLS with ALPN h2 on both sides. */
+static void test_vmess_over_tls_h2_chain(void **state)
+{
+    (void)state;
+    static const char *const h2[] = {"h2"};
+    world_alpn = h2;
+    chain_carrier = &h2_opts;
+    run_chain(true, "/h2");
+    chain_carrier = &ws_opts;
+    world_alpn = NULL;
+}
+
 struct h2srv {
     struct bufferevent *bev;
     struct vrev__h2 *h2;
@@ -853,6 +872,28 @@ static void test_h2_server(void **state)
     h2_pair(false);
 }
 
+/* Under TLS the h2 client insists on ALPN h2, as V2Ray's: a server that chose none fails it. */
+static void test_h2_client_needs_alpn(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2];
+    world_init(&w, true); /* no ALPN */
+    socket_pair(fds);
+    struct served sv = {&w, {{0}}, 0, 1000};
+    serve_on(&w, fds[1], &sv);
+    struct peer c = {0};
+    peer_start(&c, stack(&w, fds[0], true, &h2_opts), 1000, 1000);
+    for (int i = 0; i < 200 && c.end == 0; i++)
+        run(&w, 10);
+    assert_int_equal(c.end, -1);
+    assert_int_equal(c.received, 0);
+    bufferevent_free(c.bev);
+    for (int i = 0; i < sv.n; i++)
+        bufferevent_free(sv.peers[i].bev);
+    world_done(&w);
+}
+
 static void test_options_copied(void **state)
 {
     (void)state;
@@ -915,6 +956,8 @@ int main(void)
         cmocka_unit_test(test_h2_client),
         cmocka_unit_test(test_h2_server),
         cmocka_unit_test(test_vmess_over_h2_chain),
+        cmocka_unit_test(test_vmess_over_tls_h2_chain),
+        cmocka_unit_test(test_h2_client_needs_alpn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
