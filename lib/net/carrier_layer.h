@@ -65,7 +65,8 @@ struct bufferevent *vrev__carrier_server(vrev_ctx *ctx, struct bufferevent *lowe
  * it from then on (the proxy protocol's connection: its own handshake, its own relay); others
  * get 404. The connection lives while `lower` does or any stream is held; freeing a stream
  * before its end resets it (RST_STREAM CANCEL); `lower` ending is an error event on every
- * stream held. A connection that holds no stream for idle_ms (0: no bound) is closed. `gone`
+ * stream held. A connection that holds no stream for idle_ms before its first stream, or for
+ * idle_later_ms after it, is closed (0: no bound). `gone`
  * (may be NULL) runs when the connection ends by itself (not after vrev__h2_conn_close);
  * the handle is not to be used after it. o's strings are copied. Takes ownership of `lower`.
  * Returns the connection, or NULL with *err = VREV_ERR_NOMEM / VREV_ERR_INVAL (lower freed). */
@@ -76,8 +77,8 @@ typedef void (*vrev__h2_stream_cb)(struct bufferevent *stream, const struct vrev
 typedef void (*vrev__h2_gone_cb)(struct vrev__h2_conn *conn, void *user);
 struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
                                      const struct vrev__carrier_opts *o, uint32_t idle_ms,
-                                     vrev__h2_stream_cb cb, vrev__h2_gone_cb gone, void *user,
-                                     int *err);
+                                     uint32_t idle_later_ms, vrev__h2_stream_cb cb,
+                                     vrev__h2_gone_cb gone, void *user, int *err);
 /* Close the connection now (its owner goes): streams still held get an error event and live
  * on until freed; no callback runs any more. */
 void vrev__h2_conn_close(struct vrev__h2_conn *conn);

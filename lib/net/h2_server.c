@@ -39,9 +39,13 @@ struct vrev__h2_conn {
     vrev__h2_stream_cb cb;
     vrev__h2_gone_cb gone;
     void *user;
-    uint32_t idle_ms, idle_for; /* without a stream held: closed after idle_ms */
-    struct h2s *streams;        /* held by their owners */
-    bool busy;                  /* inside the codec: frees wait */
+    /* without a stream held: closed after idle_ms before the first stream (an unauthenticated
+     * connection), after idle_later_ms once one was opened (V2Ray's client keeps its
+     * connection open between streams, and a close races its next request) */
+    uint32_t idle_ms, idle_later_ms, idle_for;
+    bool had_stream;
+    struct h2s *streams; /* held by their owners */
+    bool busy;           /* inside the codec: frees wait */
 };
 
 struct h2s {
@@ -202,6 +206,7 @@ static int on_open(void *user, int32_t sid, const struct vrev__h2_request *req)
         bufferevent_free(s->self);
         return VREV_ERR_NOMEM;
     }
+    c->had_stream = true;
     c->cb(s->self, req, c->user); /* the owner's from now on */
     return 0;
 }
@@ -300,7 +305,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         return;
     vrev__h2_tick(c->h2);
     c->idle_for = c->streams ? 0 : c->idle_for + 1000;
-    if (c->idle_ms && c->idle_for >= c->idle_ms)
+    uint32_t bound = c->had_stream ? c->idle_later_ms : c->idle_ms;
+    if (bound && c->idle_for >= bound)
         conn_end(c, true); /* may free c */
 }
 
@@ -311,8 +317,8 @@ void vrev__h2_conn_close(struct vrev__h2_conn *c)
 
 struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
                                      const struct vrev__carrier_opts *o, uint32_t idle_ms,
-                                     vrev__h2_stream_cb cb, vrev__h2_gone_cb gone, void *user,
-                                     int *err)
+                                     uint32_t idle_later_ms, vrev__h2_stream_cb cb,
+                                     vrev__h2_gone_cb gone, void *user, int *err)
 {
     static const struct vrev__h2_callbacks cbs = {on_open, on_data, on_end, on_close};
     struct vrev__h2_opts ho = {
@@ -326,6 +332,7 @@ struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
         c->gone = gone;
         c->user = user;
         c->idle_ms = idle_ms;
+        c->idle_later_ms = idle_later_ms;
         c->tick = event_new(ctx->base, -1, EV_PERSIST, on_tick, c);
     }
     if (c && c->tick && event_add(c->tick, &sec) == 0)

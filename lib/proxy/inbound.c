@@ -80,7 +80,8 @@ static void h2_gone(struct vrev__h2_conn *conn, void *user)
 static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd);
 
 /* The listener's accept: an h2 connection is served here, its streams enter the protocol. A
- * connection without a stream is closed after the handshake deadline (policy.handshake). */
+ * connection is closed when it has held no stream for the handshake deadline
+ * (policy.handshake) before its first stream, for policy.connIdle after. */
 static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
     struct vrev__inbound *in = user;
@@ -101,7 +102,8 @@ static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int 
     if (len > 0 && (size_t)len <= sizeof(l->peer))
         memcpy(&l->peer, peer, (size_t)len);
     int err;
-    l->conn = vrev__h2_serve(ctx, bev, &in->carrier.o, in->engine->policy.handshake_ms,
+    const struct vrev__policy *p = &in->engine->policy;
+    l->conn = vrev__h2_serve(ctx, bev, &in->carrier.o, p->handshake_ms, p->conn_idle_ms,
                              h2_on_stream, h2_gone, l, &err);
     if (!l->conn) {
         vrev__free(ctx, l);

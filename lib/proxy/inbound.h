@@ -113,7 +113,8 @@ char *vrev__strdup(vrev_ctx *ctx, const char *s);
 /* Give an inbound a carrier (ws or h2) between its TLS and its protocol (a copy of `o` is kept;
  * NULL or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
  * With h2, each stream of a connection is a connection of the inbound (its own handshake and
- * relay); a connection holding no stream is closed after policy.handshake_ms. h2 under TLS
+ * relay); a connection holding no stream is closed after policy.handshake_ms (connIdle once it
+ * had one). h2 under TLS
  * needs the TLS server context to offer ALPN "h2". Returns 0, VREV_ERR_INVAL or
  * VREV_ERR_NOMEM. */
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);

@@ -174,7 +174,7 @@ static void on_accept_h2(evutil_socket_t fd, const struct sockaddr *peer, int le
     int err;
     struct bufferevent *bev = vrev__tls_wrap(tls, vrev__bev_socket(ctx, fd), NULL, &err);
     if (bev)
-        vrev__h2_serve(ctx, bev, &h2_server_opts, 0, on_stream, NULL, NULL, &err);
+        vrev__h2_serve(ctx, bev, &h2_server_opts, 0, 0, on_stream, NULL, NULL, &err);
 }
 
 static int server(const char *tls_dir)

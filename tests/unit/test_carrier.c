@@ -838,7 +838,7 @@ static void serve_on(struct world *w, int fd, struct served *sv)
     if (w->stls)
         lower = vrev__tls_wrap(w->stls, lower, NULL, &err);
     assert_non_null(lower);
-    assert_non_null(vrev__h2_serve(w->ctx, lower, &h2_opts, 0, on_stream, NULL, sv, &err));
+    assert_non_null(vrev__h2_serve(w->ctx, lower, &h2_opts, 0, 0, on_stream, NULL, sv, &err));
 }
 
 /* Our h2 client layer to our h2 server, bulk both ways (more than a stream window down), each
@@ -891,6 +891,25 @@ static void test_h2_client_needs_alpn(void **state)
     bufferevent_free(c.bev);
     for (int i = 0; i < sv.n; i++)
         bufferevent_free(sv.peers[i].bev);
+    world_done(&w);
+}
+
+/* An HTTP/2 connection that opens no stream is closed after its bound (an inbound passes its
+ * handshake deadline): unauthenticated connections do not stay. */
+static void test_h2_server_idle_closed(void **state)
+{
+    (void)state;
+    struct world w;
+    int fds[2], err;
+    world_init(&w, false);
+    socket_pair(fds);
+    assert_non_null(vrev__h2_serve(w.ctx, vrev__bev_socket(w.ctx, fds[1]), &h2_opts, 1000, 0,
+                                   on_stream, NULL, NULL, &err));
+    uint8_t got[4096];
+    bool eof;
+    raw_read(&w, fds[0], got, sizeof(got), 0, never, NULL, &eof);
+    assert_true(eof); /* within raw_read's 3 s */
+    close(fds[0]);
     world_done(&w);
 }
 
@@ -958,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_vmess_over_h2_chain),
         cmocka_unit_test(test_vmess_over_tls_h2_chain),
         cmocka_unit_test(test_h2_client_needs_alpn),
+        cmocka_unit_test(test_h2_server_idle_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
