@@ -88,9 +88,9 @@ void vrev__handshake_evict(struct vrev__handshake *h);
 
 /* Accept `fd` from `peer` into a zeroed handshake of `size` bytes (TLS and a ws carrier layered
  * on if the inbound has them; fd -1: the h2 stream in->stream, from an h2 connection), with a
- * place in the inbound's pre-auth pool (another handshake may be closed for it). The caller sets the bufferevent's callbacks (with
- * vrev__handshake_on_event as the event callback) and enables reading. NULL on failure (the
- * socket is closed). */
+ * place in the inbound's pre-auth pool (another handshake may be closed for it). The caller
+ * sets the bufferevent's callbacks (with vrev__handshake_on_event as the event callback) and
+ * enables reading. NULL on failure (the socket is closed; a stream is left to its caller). */
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
                                             const struct sockaddr *peer, size_t size,
                                             void (*wipe)(struct vrev__handshake *h));
