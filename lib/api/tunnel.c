@@ -94,8 +94,6 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
                     "a bridge over h2 needs TLS (V2Ray's h2 client speaks it over TLS only)");
     vrev__tunnel_carrier(o, &c, &host);
     int rc = in ? vrev__inbound_set_carrier(in, &c) : vrev__outbound_set_carrier(ob, &c);
-    if (rc == VREV_ERR_UNSUPPORTED)
-        return fail(err, len, rc, "this transport is not supported yet");
     return rc < 0 ? fail(err, len, rc, NULL) : 0;
 }
 

@@ -114,9 +114,8 @@ char *vrev__strdup(vrev_ctx *ctx, const char *s);
  * NULL or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
  * With h2, each stream of a connection is a connection of the inbound (its own handshake and
  * relay); a connection holding no stream is closed after policy.handshake_ms (connIdle once it
- * had one). h2 under TLS
- * needs the TLS server context to offer ALPN "h2". Returns 0, VREV_ERR_INVAL or
- * VREV_ERR_NOMEM. */
+ * had one). h2 under TLS needs the TLS server context to offer ALPN "h2". Returns 0,
+ * VREV_ERR_INVAL or VREV_ERR_NOMEM. */
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);
 /* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */

@@ -17,7 +17,8 @@ from harness import (ROOT, UUID, bridge_config, free_port, http_get, http_post, 
 TLS = os.path.join(ROOT, "tests", "vectors", "tls")
 PAIRS = [("vrev", "v2ray"), ("v2ray", "vrev"), ("vrev", "vrev")]
 # (proxy protocol, network, TLS)
-CARRIERS = [("vmess", "ws", False), ("vless", "ws", True)]
+CARRIERS = [("vmess", "ws", False), ("vless", "ws", True), ("vmess", "h2", True),
+            ("vless", "h2", True)]
 H2_HOST = "tunnel.example.net"
 SIZE = 8 << 20  # both ways; the issue's 64 MiB is a bench item
 
@@ -120,7 +121,7 @@ def logs(procs, *ps):
 
 
 @pytest.mark.parametrize("protocol,network,tls", CARRIERS,
-                         ids=["vmess-ws", "vless-ws-tls"])
+                         ids=["vmess-ws", "vless-ws-tls", "vmess-h2-tls", "vless-h2-tls"])
 @pytest.mark.parametrize("portal_kind,bridge_kind", PAIRS)
 def test_reverse_tunnel(procs, backend, udp_echo, portal_kind, bridge_kind, protocol, network,
                         tls):
@@ -195,7 +196,8 @@ def forward_configs(app, srv, backend, network, tls):
     return client, server
 
 
-@pytest.mark.parametrize("network,tls", [("ws", False), ("ws", True)], ids=["ws", "ws-tls"])
+@pytest.mark.parametrize("network,tls", [("ws", False), ("ws", True), ("h2", True)],
+                         ids=["ws", "ws-tls", "h2-tls"])
 @pytest.mark.parametrize("client_kind,server_kind", [("vrev", "v2ray"), ("v2ray", "vrev")])
 def test_forward(procs, backend, client_kind, server_kind, network, tls):
     app, srv = free_port(), free_port()
@@ -274,7 +276,7 @@ def test_portal_behind_nginx(procs, backend, tmp_path, bridge_kind):
 
 # ---- the CLI ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("transport", ["ws"])
+@pytest.mark.parametrize("transport", ["ws", "h2"])
 def test_cli_transport(procs, backend, transport):
     """vrev portal / vrev bridge --transport; the bridge's --print-config, run by V2Ray,
     reaches the same portal."""
