@@ -5,8 +5,10 @@ Starts a portal + bridge pair per implementation with the same V2Ray JSON config
 (`vrev run -c` and `v2ray -config`), a backend (iperf3 server, nginx serving a 1 KiB body) behind
 the bridge, and measures, alternating the implementations run by run:
 
-  bulk       iperf3 1 and 8 streams, both directions, per tunnel protocol, plus CPU s/GB
+  bulk       iperf3 1 and 8 streams, both directions, per tunnel protocol (VMess, VLESS, over
+             TCP, TLS, WebSocket and WebSocket + TLS), plus CPU s/GB
   requests   wrk keep-alive -c50 / -c1000 and `Connection: close` -c50, p50/p99, CPU per request
+             (over ws and ws + TLS too: the c50 runs)
   footprint  VmRSS idle, with N open tunneled connections, after they close
   startup    bridge start -> first successful request; portal restart -> first request
   micro      the AEAD seal rate of each crypto backend (bench/aead_bench.c), if built
@@ -57,8 +59,12 @@ PROTOS = [
     ("vless", "vless (plain TCP)"),
     ("vmess-tls", "vmess aes-128-gcm + tls"),
     ("vless-tls", "vless + tls"),
+    ("vmess-ws", "vmess aes-128-gcm over ws"),
+    ("vmess-ws-tls", "vmess aes-128-gcm over ws + tls"),
 ]
-TLS_PROTOS = ("vmess-tls", "vless-tls")
+TLS_PROTOS = ("vmess-tls", "vless-tls", "vmess-ws-tls")
+WS_PROTOS = ("vmess-ws", "vmess-ws-tls")
+WS_PATH = "/bench-ws"
 PROTO_LABEL = dict(PROTOS)
 IMPLS = ["direct", "v2ray", "vrev-openssl", "vrev-mbedtls"]
 TUNNEL_IMPLS = ["v2ray", "vrev-openssl", "vrev-mbedtls"]
@@ -476,6 +482,9 @@ def portal_config(proto, tunnel_port, publics):
         inbound["streamSettings"] = {
             "network": "tcp", "security": "tls",
             "tlsSettings": {"certificates": [{"certificateFile": CERT, "keyFile": KEY}]}}
+    if proto in WS_PROTOS:
+        inbound.setdefault("streamSettings", {}).update(
+            {"network": "ws", "wsSettings": {"path": WS_PATH}})
     inbounds = [inbound]
     for i, (port, name) in enumerate(publics):
         inbounds.append({"tag": "public-%d" % i, "listen": "127.0.0.1", "port": port,
@@ -508,6 +517,9 @@ def bridge_config(proto, tunnel_port, targets):
             "network": "tcp", "security": "tls",
             "tlsSettings": {"serverName": TLS_NAME, "disableSystemRoot": True,
                             "certificates": [{"usage": "verify", "certificateFile": CERT}]}}
+    if proto in WS_PROTOS:
+        tunnel.setdefault("streamSettings", {}).update(
+            {"network": "ws", "wsSettings": {"path": WS_PATH}})
     outbounds = [tunnel]
     rules = [{"type": "field", "inboundTag": ["bridge"], "domain": ["full:" + DOMAIN],
               "outboundTag": "interconn"}]
@@ -740,8 +752,10 @@ WRK_TESTS = [("keep-alive c50", 50, False), ("keep-alive c1000", 1000, False),
              ("Connection: close c50", 50, True)]
 
 
-def bench_requests(res, ctx, pairs, reps, duration):
-    for test, conns, close in WRK_TESTS:
+def bench_requests(res, ctx, pairs, reps, duration, tests=None, label=""):
+    """tests: WRK_TESTS or a part of it; label: prefixed to each test's name (" over ws")."""
+    for test, conns, close in tests or WRK_TESTS:
+        test += label
         for r in range(reps):
             for name in rotated(list(pairs), r):
                 ctx.check_deadline()
@@ -1542,6 +1556,17 @@ def check_targets(res, unsupported, nconn):
                 out.append({"target": label, "status": "MISSED", "detail": "not supported yet"})
             else:
                 ratio_target(label, "bulk", test, "gbps", "vrev-openssl", ">=", 2.0)
+    for proto in WS_PROTOS:  # issue M9
+        for direction in ("up", "down (-R)"):
+            test = "%s 1 stream %s" % (PROTO_LABEL[proto], direction)
+            label = "iperf3 1 stream %s %s >= 2.0x V2Ray" % (PROTO_LABEL[proto], direction)
+            if (proto, "vrev-openssl") in unsup:
+                out.append({"target": label, "status": "MISSED", "detail": "not supported yet"})
+            else:
+                ratio_target(label, "bulk", test, "gbps", "vrev-openssl", ">=", 2.0)
+        test = "keep-alive c50 (%s)" % PROTO_LABEL[proto]
+        ratio_target("wrk %s req/s >= 1.5x V2Ray" % test, "requests", test, "rps",
+                     "vrev-openssl", ">=", 1.5)
     ratio_target("CPU s/GB (1 stream up, aes) <= 0.4x V2Ray", "bulk",
                  "vmess aes-128-gcm 1 stream up", "cpu_s_per_gb", "vrev-openssl", "<=", 0.4)
     ratio_target("CPU s/GB (1 stream down, aes) <= 0.4x V2Ray", "bulk",
@@ -2094,6 +2119,11 @@ def main():
                     say("-- requests (wrk, %d s per run)" % duration)
                     allp = dict([("direct", None)] + list(pairs.items()))
                     bench_requests(res, ctx, allp, reps, duration)
+                if proto in WS_PROTOS and "requests" in sections:
+                    say("-- requests over ws (wrk, %d s per run)" % duration)
+                    bench_requests(res, ctx, pairs, reps, duration,
+                                   [t for t in WRK_TESTS if t[1] == 50],
+                                   " (%s)" % PROTO_LABEL[proto])
                 for iname, pair in pairs.items():
                     hwm = pair.hwm()
                     for side in ("portal", "bridge"):
