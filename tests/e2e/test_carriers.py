@@ -149,6 +149,33 @@ def test_reverse_tunnel(procs, backend, udp_echo, portal_kind, bridge_kind, prot
     assert carrier_answers(tun, network, tls)  # not bare VMess on both sides
 
 
+@pytest.mark.parametrize("protocol,network,tls", CARRIERS[:3],
+                         ids=["vmess-ws", "vless-ws-tls", "vmess-h2-tls"])
+@pytest.mark.parametrize("portal_kind,bridge_kind", PAIRS)
+def test_drain_over_carrier(procs, backend, udp_echo, portal_kind, bridge_kind, protocol,
+                            network, tls):
+    """The portal drains a tunnel after 256 sessions and the bridge replaces it, over the
+    carrier: no request fails on the way."""
+    import time
+    ext, tun = free_port(), free_port()
+    portal_cfg, bridge_cfg, _ = reverse_configs(ext, tun, backend, udp_echo, protocol, network,
+                                                tls)
+    portal = procs.start(portal_kind, "portal", portal_cfg)
+    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
+    bridge = procs.start(bridge_kind, "bridge", bridge_cfg)
+    assert wait_until(lambda: works(ext), 15), "no tunnel:\n" + logs(procs, portal, bridge)
+    for i in range(300):
+        head, body = http_get(ext)
+        assert body == b"hello from the backend\n", "request %d failed" % i
+    time.sleep(2.5)  # the next heartbeat carries DRAIN; the bridge replaces the tunnel
+    for i in range(20):
+        head, body = http_get(ext)
+        assert body == b"hello from the backend\n", "request %d after the drain failed" % i
+    for p, kind in ((portal, portal_kind), (bridge, bridge_kind)):
+        if kind == "vrev":
+            assert "drained" in procs.log(p), logs(procs, portal, bridge)
+
+
 def test_wrong_path_is_a_web_server(procs, backend, udp_echo):
     """A vrev ws portal answers another path 404 as a web server would, and a bridge sent
     there gets no tunnel; the right path works."""
