@@ -231,8 +231,10 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
 }
 
 /* Nothing stops the transport any more (no blocking session, not over the cap): read on.
- * Frames already buffered below are not announced again, so they are processed from the loop
- * (never from here: this runs inside the codec's callbacks too). */
+ * Frames already buffered are not announced again, so they are processed from the loop (never
+ * from here: this runs inside the codec's callbacks too); so are bytes left below a filter
+ * transport (VMess over an h2 stream: no new read event comes for them, and the peer, out of
+ * credit, sends nothing more). */
 static void resume_reading(struct vrev__muxconn *mc)
 {
     if (mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold)
@@ -242,9 +244,7 @@ static void resume_reading(struct vrev__muxconn *mc)
     if (mc->closed)
         return;
     bufferevent_enable(mc->transport, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_input(mc->transport)))
-        bufferevent_trigger(mc->transport, EV_READ,
-                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    vrev__bev_kick_input(mc->transport);
 }
 
 /* The session that stopped the transport from being read has drained or is gone. */
