@@ -26,7 +26,29 @@ struct vrev_cli_limits {
 };
 int vrev_cli_limit_add(struct vrev_cli_limits *l, const char *arg);
 int vrev_cli_limits_apply(const struct vrev_cli_limits *l, vrev_ctx *ctx);
-/* Log lines to stderr: "YYYY/MM/DD HH:MM:SS [level] component: message". */
+/* Logs and metrics (cli/obs.c). `files`: the command takes --access-log and --error-log. */
+struct vrev_cli_obs {
+    int files;
+    int json;               /* --log-format json */
+    const char *metrics;    /* --metrics HOST:PORT */
+    const char *access_log; /* --access-log FILE */
+    const char *error_log;  /* --error-log FILE */
+    struct event *usr1;
+    vrev_metrics_server *server;
+};
+/* One option with its value: 1 if consumed, 0 if not ours, -1 if bad (said on stderr). */
+int vrev_cli_obs_option(struct vrev_cli_obs *o, const char *opt, const char *val);
+/* Open the log files, send access events to them (or to stdout with access_console, V2Ray's
+ * console access log), and reopen them on SIGUSR1. Returns 0 or -1 (said on stderr). */
+int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console);
+/* Serve --metrics for the one object given. Returns 0 (also without --metrics) or -1. */
+int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst,
+                         vrev_portal *p, vrev_bridge *b);
+/* Stop serving and watching SIGUSR1 (before the objects are freed); close the files (last). */
+void vrev_cli_obs_stop(struct vrev_cli_obs *o);
+void vrev_cli_obs_close(void);
+/* Log lines to the error log (--error-log, log.error) or stderr: text, "YYYY/MM/DD HH:MM:SS
+ * [level] component: message", or one JSON object a line (--log-format json). */
 void vrev_cli_log(int level, const char *component, const char *message, void *user);
 /* "error", "warning"/"warn", "info", "debug" -> VREV_LOG_*; "none" -> -1; else -3. */
 int vrev_cli_parse_log_level(const char *s);

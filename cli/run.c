@@ -17,18 +17,8 @@ struct run_opts {
     const char *config;
     int log_level; /* -2: as the config says */
     struct vrev_cli_limits limits;
+    struct vrev_cli_obs obs; /* --metrics, --log-format */
 };
-
-void vrev_cli_log(int level, const char *component, const char *message, void *user)
-{
-    (void)user;
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y/%m/%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s [%s] %s: %s\n", stamp, vrev_log_level_name(level), component, message);
-}
 
 int vrev_cli_parse_log_level(const char *s)
 {
@@ -45,10 +35,14 @@ static int usage(const char *cmd, FILE *out)
 {
     fprintf(out,
             "usage: vrev %s -c FILE [--log-level error|warning|info|debug|none]\n"
-            "       [--limit NAME=VALUE ...]\n"
+            "       [--limit NAME=VALUE ...] [--metrics HOST:PORT] [--log-format text|json]\n"
             "  -c, -config, --config FILE   a V2Ray v4 JSON configuration (comments allowed)\n"
             "  --limit NAME=VALUE           a resource limit (vrev limits lists them); the\n"
             "                               config's \"vrev\": {\"limits\": {...}} wins over it\n"
+            "  --metrics HOST:PORT          serve /metrics (Prometheus) and /ready there (over\n"
+            "                               the config's \"vrev\": {\"metrics\": ...})\n"
+            "  --log-format text|json       json: one object a line (log files: the config's\n"
+            "                               \"log\"; SIGUSR1 reopens them)\n"
             "%s",
             cmd,
             !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM.\n"
@@ -61,8 +55,16 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
     o->config = NULL;
     o->log_level = -2;
     o->limits.n = 0;
+    memset(&o->obs, 0, sizeof(o->obs));
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        int r = i + 1 < argc ? vrev_cli_obs_option(&o->obs, a, argv[i + 1]) : 0;
+        if (r < 0)
+            return 2;
+        if (r > 0) {
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return usage(cmd, stdout) + 100;
         if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) &&
@@ -139,6 +141,22 @@ static int serve(struct event_base *base, vrev_instance *inst)
     return 0;
 }
 
+/* The config's "log" files (V2Ray's rules: an access log on the console is standard output)
+ * and "vrev": {"metrics"}, unless the command line says otherwise. */
+static int start_obs(struct run_opts *o, vrev_ctx *ctx, vrev_instance *inst)
+{
+    const char *path;
+    if (vrev_instance_log_target(inst, 0, &path) == VREV_LOG_TARGET_FILE)
+        o->obs.error_log = path;
+    int access = vrev_instance_log_target(inst, 1, &path);
+    o->obs.access_log = path;
+    if (!o->obs.metrics)
+        o->obs.metrics = vrev_instance_metrics_address(inst);
+    if (vrev_cli_obs_logs(&o->obs, ctx, access == VREV_LOG_TARGET_CONSOLE) < 0)
+        return -1;
+    return vrev_cli_obs_metrics(&o->obs, ctx, inst, NULL, NULL);
+}
+
 static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
 {
     struct run_opts o;
@@ -173,10 +191,12 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
         if (o.log_level < -1) /* no --log-level: the config's "log.loglevel" decides */
             vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), vrev_cli_log, NULL);
         vrev_cli_nofile_report(o.log_level >= -1 ? o.log_level : vrev_instance_log_level(inst));
-        status = serve(base, inst);
+        status = start_obs(&o, ctx, inst) < 0 ? 1 : serve(base, inst);
+        vrev_cli_obs_stop(&o.obs);
     }
     vrev_instance_free(inst);
     vrev_ctx_free(ctx);
+    vrev_cli_obs_close();
     return status;
 }
 

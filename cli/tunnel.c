@@ -19,6 +19,7 @@ struct cli_opts {
     int h2;           /* --transport h2 */
     const char *cert; /* portal: --cert and --key may come in either order */
     const char *key;
+    struct vrev_cli_obs obs; /* --metrics, --log-format, --access-log, --error-log */
 };
 
 static int usage(int portal, FILE *out)
@@ -64,6 +65,10 @@ static int usage(int portal, FILE *out)
             "  --host     ws bridge: the Host header; h2: the one host name both sides use\n"
             "             (default www.example.com, as V2Ray)\n"
             "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
+            "  --metrics HOST:PORT serve /metrics (Prometheus text) and /ready there\n"
+            "  --access-log FILE   a line per session (V2Ray's access log format)\n"
+            "  --error-log FILE    the log (default: standard error); SIGUSR1 reopens both\n"
+            "  --log-format text|json  json: one object a line\n"
             "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
@@ -73,7 +78,9 @@ static int usage(int portal, FILE *out)
 static int option(struct cli_opts *c, int portal, const char *opt, const char *val)
 {
     vrev_tunnel_opts *t = c->t;
-    int rc;
+    int rc = vrev_cli_obs_option(&c->obs, opt, val);
+    if (rc)
+        return rc;
     if (portal && !strcmp(opt, "--cert"))
         c->cert = val;
     if (!strcmp(opt, "--limit"))
@@ -140,6 +147,8 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
     c->tls = c->security_none = c->h2 = 0;
     c->limits.n = 0;
     c->cert = c->key = NULL;
+    memset(&c->obs, 0, sizeof(c->obs));
+    c->obs.files = 1;
     const char *env_id = getenv("VREV_ID");
     if (env_id && option(c, portal, "--id", env_id) < 0)
         return 2;
@@ -238,6 +247,9 @@ static int serve(struct cli_opts *c, int portal)
         fprintf(stderr, "vrev %s: %s\n", portal ? "portal" : "bridge",
                 err[0] ? err : vrev_strerror(rc));
         status = 1;
+    } else if (vrev_cli_obs_logs(&c->obs, ctx, 0) < 0 ||
+               vrev_cli_obs_metrics(&c->obs, ctx, NULL, p, b) < 0) {
+        status = 1;
     } else {
         struct event *si = evsignal_new(base, SIGINT, on_signal, base);
         struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
@@ -262,9 +274,11 @@ static int serve(struct cli_opts *c, int portal)
         event_free(si);
         event_free(st);
     }
+    vrev_cli_obs_stop(&c->obs);
     vrev_portal_free(p);
     vrev_bridge_free(b);
     vrev_ctx_free(ctx);
+    vrev_cli_obs_close();
     return status;
 }
 

@@ -9,6 +9,7 @@
 #include "vrev/error.h"
 #include "vrev/instance.h"
 #include "vrev/mux.h"
+#include "vrev/obs.h"
 #include "vrev/transport.h"
 #include "vrev/tunnel.h"
 #include "vrev/version.h"

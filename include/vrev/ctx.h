@@ -115,6 +115,29 @@ VREV_API int vrev_ctx_get_limit(const vrev_ctx *ctx, const char *name, uint64_t 
 VREV_API const char *vrev_limit_info(size_t i, uint64_t *def, uint64_t *lo, uint64_t *hi,
                                      const char **what);
 
+/** Access log callback (V2Ray's access log): one call per connection or session the router
+ *  hands to an outbound (accepted = 1), and per connection an inbound turns away in its
+ *  handshake (accepted = 0, `reason` says why; `to` is then ""). `from` is the client's
+ *  address as "HOST:PORT" ("[V6]:PORT"), or "" when the link has none (a bridge's sessions,
+ *  as in V2Ray); `to` is "tcp:HOST:PORT" or "udp:HOST:PORT"; `inbound_tag` and
+ *  `outbound_tag` are "" when untagged; `reason` is "" when accepted. No secret (user id,
+ *  key) is ever passed. Strings are valid during the call only. */
+typedef void (*vrev_access_cb)(const char *from, const char *to, const char *inbound_tag,
+                               const char *outbound_tag, int accepted, const char *reason,
+                               void *user);
+
+/** Install an access log callback (NULL: none, the default). Events are not rate-limited: the
+ *  callback runs once per session. NULL ctx is a no-op. */
+VREV_API void vrev_ctx_set_access_log(vrev_ctx *ctx, vrev_access_cb cb, void *user);
+
+/** Format one access event as V2Ray 4.34 writes it in its access log, without the time stamp
+ *  its logger puts first: "FROM accepted|rejected TO [OUTBOUND_TAG] REASON" (the bracket part
+ *  only with an outbound tag, the reason only when not empty). Arguments as vrev_access_cb's
+ *  (NULL counts as ""). Writes at most `cap` bytes into buf, NUL-terminated (buf may be NULL
+ *  with cap 0). Returns the length of the whole line (as snprintf), or VREV_ERR_INVAL. */
+VREV_API int vrev_access_format(char *buf, size_t cap, const char *from, const char *to,
+                                const char *outbound_tag, int accepted, const char *reason);
+
 /** The name of a log level ("error", "warn", "info", "debug"), or "?". Static string. */
 VREV_API const char *vrev_log_level_name(int level);
 

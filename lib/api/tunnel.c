@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "net/tls.h"
+#include "obs/obs.h"
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
 #include "tunnel_internal.h"
@@ -547,4 +548,39 @@ uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
                          st.bytes_up,
                          st.bytes_down};
     return counter_of(&c, counter);
+}
+
+/* --- metrics and readiness (vrev/obs.h) ------------------------------------------------------ */
+
+int vrev_portal_metrics(const vrev_portal *p, vrev_metric_cb cb, void *user)
+{
+    if (!p || !cb)
+        return VREV_ERR_INVAL;
+    struct vrev__metrics m = {cb, user};
+    vrev__metrics_portal(&m, p->portal);
+    vrev__metrics_inbound(&m, p->tunnel);
+    for (size_t i = 0; i < p->n_publics; i++)
+        vrev__metrics_inbound(&m, p->publics[i]);
+    vrev__metrics_engine(&m, &p->engine);
+    return 0;
+}
+
+int vrev_bridge_metrics(const vrev_bridge *b, vrev_metric_cb cb, void *user)
+{
+    if (!b || !cb)
+        return VREV_ERR_INVAL;
+    struct vrev__metrics m = {cb, user};
+    vrev__metrics_bridge(&m, b->bridge);
+    vrev__metrics_engine(&m, &b->engine);
+    return 0;
+}
+
+int vrev_portal_ready(const vrev_portal *p)
+{
+    return p && vrev_portal_counter(p, VREV_COUNTER_TUNNELS) > 0;
+}
+
+int vrev_bridge_ready(const vrev_bridge *b)
+{
+    return b && vrev_bridge_counter(b, VREV_COUNTER_TUNNELS) > 0;
 }

@@ -397,6 +397,7 @@ struct vrev__cfg_vrev {
     size_t n_limits;
     struct vrev__cfg_bridge_allow *bridges; /* "bridges": {"<tag>": {"allow": [...]}} */
     size_t n_bridges;
+    const char *metrics; /* "metrics": "IP:PORT" (checked); NULL: none */
 };
 
 struct vrev__config_arena;

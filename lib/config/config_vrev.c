@@ -157,16 +157,36 @@ static int parse_bridges(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_vrev
     return 0;
 }
 
+/* "metrics": "HOST:PORT" (an IP literal: the endpoint is bound as given, never resolved). */
+static int parse_metrics(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_vrev *out)
+{
+    const char *key;
+    struct vrev__addr a;
+    VREV_CFG_TRY(vrev__cfg_string(L, obj, "metrics", &out->metrics, NULL));
+    if (!out->metrics)
+        return 0;
+    if (vrev__addr_from_hostport(&a, out->metrics) < 0 || a.type == VREV_ADDR_DOMAIN) {
+        vrev__cfg_get(L, obj, "metrics", &key);
+        vrev__cfg_push_key(L, key);
+        return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                              "not an address: need \"IP:PORT\" (\"127.0.0.1:9100\", "
+                              "\"[::1]:9100\")");
+    }
+    return 0;
+}
+
 int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out)
 {
-    static const char *const known[] = {"limits", "bridges", NULL};
+    static const char *const known[] = {"limits", "bridges", "metrics", NULL};
     json_t *obj, *sub;
     const char *key, *subkey;
     VREV_CFG_TRY(vrev__cfg_object(L, root, "vrev", &obj, &key));
     if (!obj)
         return 0;
     vrev__cfg_push_key(L, key);
-    VREV_CFG_TRY(strict_keys(L, obj, known, "\"vrev\" (known: \"limits\", \"bridges\")"));
+    VREV_CFG_TRY(strict_keys(L, obj, known,
+                             "\"vrev\" (known: \"limits\", \"bridges\", \"metrics\")"));
+    VREV_CFG_TRY(parse_metrics(L, obj, out));
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "limits", &sub, &subkey));
     if (sub) {
         vrev__cfg_push_key(L, subkey);

@@ -39,6 +39,8 @@ struct vrev_ctx {
     vrev_log_cb log_cb;
     void *log_user;
     int log_level;
+    vrev_access_cb access_cb; /* vrev_ctx_set_access_log; NULL: none */
+    void *access_user;
     unsigned log_rate, log_burst; /* lines per second and burst per component; 0: no limit */
     struct vrev__log_bucket log_buckets[VREV__LOG_BUCKETS];
     struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
@@ -80,6 +82,10 @@ void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt,
 /* The same without the rate limit, for bursts bounded by their caller (config warnings). */
 void vrev__log_all(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Report an access event (vrev_access_cb) if a callback is installed. `from` may be NULL. */
+void vrev__access(vrev_ctx *ctx, const char *from, const char *to, const char *inbound_tag,
+                  const char *outbound_tag, int accepted, const char *reason);
 
 /* a + b into *out; false on overflow. */
 static inline bool vrev__add_size(size_t a, size_t b, size_t *out)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "instance/instance_obs.h"
 #include "net/tls.h"
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
@@ -21,6 +22,7 @@ struct vrev_instance {
     size_t n_bridges;
     int log_level;
     bool stopped;
+    struct vrev__instance_obs obs; /* instance_obs.c */
 };
 
 /* A build error: the message names the config element (no line: the loader has checked the
@@ -461,6 +463,8 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
         vrev__limits_set(&ctx->limits, cfg->vrev.limits[i].name, cfg->vrev.limits[i].value, NULL,
                          0);
     rc = vrev__engine_init(&inst->engine, ctx);
+    if (rc == 0)
+        rc = vrev__instance_obs_init(ctx, &inst->obs, cfg);
     if (rc == 0) {
         apply_policy(inst, cfg);
         rc = build_outbounds(inst, cfg, err, err_len);
@@ -525,6 +529,7 @@ void vrev_instance_free(vrev_instance *inst)
     vrev__free(ctx, inst->bridges);
     vrev__free(ctx, inst->inbounds);
     vrev__free(ctx, inst->inbound_tags);
+    vrev__instance_obs_cleanup(ctx, &inst->obs);
     vrev__free(ctx, inst);
 }
 
@@ -539,4 +544,12 @@ unsigned vrev_instance_inbound_port(const vrev_instance *inst, const char *tag)
         if (inst->inbound_tags[i] && !strcmp(inst->inbound_tags[i], tag))
             return vrev__inbound_port(inst->inbounds[i]);
     return 0;
+}
+
+void vrev__instance_view(const vrev_instance *inst, struct vrev__instance_view *v)
+{
+    *v = (struct vrev__instance_view){&inst->engine,  inst->inbounds,
+                                      inst->n_inbounds, inst->bridges,
+                                      inst->n_bridges, (struct vrev__instance_obs *)&inst->obs,
+                                      inst->stopped};
 }

@@ -55,6 +55,9 @@ void vrev__engine_cleanup(struct vrev__engine *e)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);
     vrev__router_free(e->router);
+    for (size_t i = 0; i < e->n_routes; i++)
+        vrev__free(e->ctx, e->routes[i].inbound);
+    vrev__free(e->ctx, e->routes);
     if (e->dns) /* queries still out are answered "shut down" from the loop (resolve.c) */
         evdns_base_free(e->dns, 1);
     memset(e, 0, sizeof(*e));
@@ -92,10 +95,51 @@ struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
     return e->dns;
 }
 
+/* Count a link under its (inbound tag, outbound) pair. */
+static void count_route(struct vrev__engine *e, const char *inbound, size_t outbound)
+{
+    for (size_t i = 0; i < e->n_routes; i++) {
+        struct vrev__route_count *r = &e->routes[i];
+        if (r->outbound == outbound && (r->inbound && inbound ? !strcmp(r->inbound, inbound)
+                                                              : r->inbound == inbound)) {
+            r->links++;
+            return;
+        }
+    }
+    if (e->n_routes >= VREV__ROUTE_COUNTS_MAX)
+        return;
+    struct vrev__route_count *v = vrev__realloc(e->ctx, e->routes, (e->n_routes + 1) * sizeof(*v));
+    if (!v)
+        return;
+    e->routes = v;
+    char *copy = NULL;
+    if (inbound && !(copy = vrev__malloc(e->ctx, strlen(inbound) + 1)))
+        return;
+    if (copy)
+        memcpy(copy, inbound, strlen(inbound) + 1);
+    v[e->n_routes++] = (struct vrev__route_count){copy, outbound, 1};
+}
+
+/* The access log line for a routed link (V2Ray writes it where its dispatcher has picked the
+ * outbound: app/dispatcher/default.go). */
+static void log_access(struct vrev__engine *e, const struct vrev__link_info *info,
+                       const char *outbound, int accepted, const char *reason)
+{
+    if (!e->ctx->access_cb)
+        return;
+    char from[VREV_MUX_TARGET_MAX] = "", to[VREV_MUX_TARGET_MAX + 4];
+    if (info->has_source)
+        vrev__addr_target_text(&info->source, from, sizeof(from));
+    memcpy(to, info->network == VREV_NET_UDP ? "udp:" : "tcp:", 4);
+    vrev__addr_target_text(&info->target, to + 4, sizeof(to) - 4);
+    vrev__access(e->ctx, from, to, info->inbound_tag, outbound, accepted, reason);
+}
+
 int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
                    struct bufferevent *link)
 {
     if (e->n_outbounds == 0) {
+        log_access(e, info, NULL, 0, "no outbound");
         vrev__bev_close(link, 1);
         return VREV_ERR_STATE;
     }
@@ -115,7 +159,9 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
             idx = 0;
     }
     e->stats.links++;
+    count_route(e, info->inbound_tag, idx);
     struct vrev__outbound *ob = e->outbounds[idx];
+    log_access(e, info, ob->tag, 1, NULL);
     if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info->target, t, sizeof(t));
@@ -140,6 +186,7 @@ static void relay_done(int result, uint64_t up, uint64_t down, void *user)
     struct vrev__engine *e = t->engine;
     e->stats.bytes_up += up;
     e->stats.bytes_down += down;
+    e->stats.relays_live--;
     if (result == 0)
         e->stats.relays_ok++;
     else
@@ -151,6 +198,7 @@ static void relay_done(int result, uint64_t up, uint64_t down, void *user)
 static void relay_close(struct vrev__conn *c)
 {
     struct tracked_relay *t = (struct tracked_relay *)c;
+    t->engine->stats.relays_live--;
     vrev__relay_abort(t->relay, 1);
     vrev__free(t->engine->ctx, t);
 }
@@ -171,6 +219,7 @@ int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
         return rc;
     }
     vrev__engine_track(e, &t->conn, relay_close);
+    e->stats.relays_live++;
     return 0;
 }
 

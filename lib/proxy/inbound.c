@@ -243,25 +243,38 @@ struct bufferevent *vrev__handshake_take(struct vrev__handshake *h)
     return bev;
 }
 
-void vrev__handshake_log(const struct vrev__handshake *h, const char *component, const char *verb,
+void vrev__handshake_log(struct vrev__handshake *h, const char *component, const char *verb,
                          const char *why)
 {
     char src[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&h->source, src, sizeof(src));
     vrev__log(h->engine->ctx, VREV_LOG_INFO, component, "[%s] %s %s: %s",
               h->in && h->in->tag ? h->in->tag : "", verb, src, why);
+    if (!h->failed && h->in)
+        h->in->failures.rejected++;
+    h->failed = true;
+    vrev__access(h->engine->ctx, src, "", h->in ? h->in->tag : NULL, NULL, 0, why);
 }
 
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev, (void)what;
-    vrev__handshake_end(arg);
+    (void)bev;
+    struct vrev__handshake *h = arg;
+    if (!h->failed && h->in) {
+        if (what & BEV_EVENT_ERROR)
+            h->in->failures.error++;
+        else
+            h->in->failures.closed++;
+    }
+    vrev__handshake_end(h);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__handshake *h = arg;
+    if (!h->failed && h->in)
+        h->in->failures.timeout++;
     vrev__engine_untrack(h->engine, &h->conn);
     handshake_free(h, NOW);
 }

@@ -31,6 +31,14 @@ struct vrev__preauth {
     uint64_t refused;                      /* newcomers turned away (out of memory) */
 };
 
+/* Connections that ended in their handshake, by why (for the metrics, lib/obs). */
+struct vrev__handshake_failures {
+    uint64_t rejected; /* the protocol turned it away (bad header, unknown user...) */
+    uint64_t timeout;  /* the handshake deadline passed */
+    uint64_t closed;   /* the client closed first */
+    uint64_t error;    /* a socket or TLS error */
+};
+
 struct vrev__inbound {
     struct vrev__engine *engine;
     char *tag;
@@ -55,6 +63,7 @@ struct vrev__inbound {
     struct vrev__vmess_replay *auth_ids;
     struct vrev__vmess_replay *sessions;
     struct vrev__preauth preauth;
+    struct vrev__handshake_failures failures;
 };
 
 /* The phase of an accepted connection before it is dispatched: tracked by the engine (so
@@ -72,6 +81,7 @@ struct vrev__handshake {
     /* its place in the inbound's pre-auth pool (preauth.c); src NULL: holds none */
     struct vrev__preauth_source *src;
     struct vrev__handshake *older, *newer; /* the same source's handshakes */
+    bool failed; /* rejected already (vrev__handshake_log): counted once */
 };
 
 /* Pre-auth places (preauth.c). Init from the engine's limits; returns 0 or VREV_ERR_CRYPTO. */
@@ -98,8 +108,9 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
 void vrev__handshake_end(struct vrev__handshake *h);
 /* The handshake succeeded: free it and return its connection, callbacks cleared. */
 struct bufferevent *vrev__handshake_take(struct vrev__handshake *h);
-/* Log (at info) that a handshake was refused: "[tag] <verb> <source>: <why>". */
-void vrev__handshake_log(const struct vrev__handshake *h, const char *component, const char *verb,
+/* A handshake was refused: log it (at info: "[tag] <verb> <source>: <why>"), count it, and
+ * report it to the access log ("rejected", as V2Ray's inbounds do). */
+void vrev__handshake_log(struct vrev__handshake *h, const char *component, const char *verb,
                          const char *why);
 /* Event callback during a handshake: the client went away, or failed. */
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg);

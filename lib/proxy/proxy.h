@@ -86,6 +86,17 @@ struct vrev__engine_stats {
     uint64_t dial_failures;  /* outbound dials that gave up */
     uint64_t bytes_up;
     uint64_t bytes_down;
+    uint64_t relays_live; /* relays running now (vrev__engine_relay) */
+};
+
+/* Links dispatched per (inbound tag, outbound): for the metrics (lib/obs). Pairs come from the
+ * configuration, so they are few; past VREV__ROUTE_COUNTS_MAX pairs, new ones are not broken
+ * out (stats.links still counts them). */
+#define VREV__ROUTE_COUNTS_MAX 256
+struct vrev__route_count {
+    char *inbound; /* a copy; NULL: untagged */
+    size_t outbound; /* index into the engine's outbounds */
+    uint64_t links;
 };
 
 struct vrev__engine {
@@ -99,6 +110,8 @@ struct vrev__engine {
                                    overridden before anything is built on the engine */
     struct vrev__conn live; /* list head */
     struct vrev__engine_stats stats;
+    struct vrev__route_count *routes; /* n_routes of them */
+    size_t n_routes;
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);

@@ -587,3 +587,8 @@ void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn,
     b->notify = fn;
     b->notify_user = user;
 }
+
+const char *vrev__bridge_tag(const struct vrev__bridge *b)
+{
+    return b->tag;
+}

@@ -101,6 +101,7 @@ int vrev__bridge_new(struct vrev__engine *e, const char *tag,
 int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
+const char *vrev__bridge_tag(const struct vrev__bridge *b); /* may be NULL */
 
 /* Events for the public API (VREV_EVENT_*): tunnels up/down, sessions opened/closed (with the
  * target name and bytes: up = public client -> service, down = service -> client), refused. */

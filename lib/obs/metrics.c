@@ -1,0 +1,181 @@
+/* The counters of lib/proxy and lib/reverse as metric samples (names: vrev/obs.h). */
+#include <stdarg.h>
+#include <string.h>
+
+#include "net/net.h"
+#include "obs.h"
+#include "proxy/udp.h"
+
+#define LABELS_MAX 512
+
+/* Append `s` to buf (at *n, capacity cap) as a Prometheus label value: \, " and newline
+ * escaped. Stops (truncates) at the capacity. */
+static void put_value(char *buf, size_t cap, size_t *n, const char *s)
+{
+    for (; s && *s; s++) {
+        const char *esc = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
+        size_t k = esc ? 2 : 1;
+        if (*n + k >= cap)
+            return;
+        memcpy(buf + *n, esc ? esc : s, k);
+        *n += k;
+    }
+}
+
+static void put_text(char *buf, size_t cap, size_t *n, const char *s)
+{
+    size_t k = strlen(s);
+    if (*n + k >= cap)
+        k = cap - 1 - *n;
+    memcpy(buf + *n, s, k);
+    *n += k;
+}
+
+void vrev__metric(const struct vrev__metrics *m, const char *name, int kind, const char *help,
+                  uint64_t value, ...)
+{
+    char labels[LABELS_MAX];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, value);
+    const char *key;
+    while ((key = va_arg(ap, const char *))) {
+        const char *v = va_arg(ap, const char *);
+        put_text(labels, sizeof(labels), &n, n ? ",": "");
+        put_text(labels, sizeof(labels), &n, key);
+        put_text(labels, sizeof(labels), &n, "=\"");
+        put_value(labels, sizeof(labels) - 1, &n, v); /* room for the closing quote */
+        put_text(labels, sizeof(labels), &n, "\"");
+    }
+    va_end(ap);
+    labels[n] = '\0';
+    m->cb(name, kind, help, labels, value, m->user);
+}
+
+#define COUNTER VREV_METRIC_COUNTER
+#define GAUGE VREV_METRIC_GAUGE
+
+static const char help_links[] = "Connections and sessions routed, by inbound and outbound tag.";
+static const char help_drops[] = "Work turned away or held back by a limit (vrev limits).";
+static const char help_hs[] = "Inbound connections that ended in their handshake, by reason.";
+
+void vrev__metrics_engine(const struct vrev__metrics *m, const struct vrev__engine *e)
+{
+    for (size_t i = 0; i < e->n_routes; i++) {
+        const struct vrev__route_count *r = &e->routes[i];
+        const struct vrev__outbound *ob =
+            r->outbound < e->n_outbounds ? e->outbounds[r->outbound] : NULL;
+        vrev__metric(m, "vrev_links_total", COUNTER, help_links, r->links, "inbound",
+                     r->inbound, "outbound", ob ? ob->tag : NULL, NULL);
+    }
+    vrev__metric(m, "vrev_relays", GAUGE, "Direct relays (freedom outbounds) live now.",
+                 e->stats.relays_live, NULL);
+    static const char help_rb[] = "Bytes carried by direct relays (up: client to target).";
+    vrev__metric(m, "vrev_relay_bytes_total", COUNTER, help_rb, e->stats.bytes_up, "direction",
+                 "up", NULL);
+    vrev__metric(m, "vrev_relay_bytes_total", COUNTER, help_rb, e->stats.bytes_down,
+                 "direction", "down", NULL);
+}
+
+static void drop(const struct vrev__metrics *m, const char *limit, const char *key,
+                 const char *value, uint64_t n)
+{
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, n, "limit", limit, key, value,
+                 NULL);
+}
+
+void vrev__metrics_inbound(const struct vrev__metrics *m, const struct vrev__inbound *in)
+{
+    const char *tag = in->tag;
+    const struct vrev__handshake_failures *f = &in->failures;
+    static const char *const why[] = {"rejected", "timeout", "closed", "error"};
+    const uint64_t n[] = {f->rejected, f->timeout, f->closed, f->error};
+    for (size_t i = 0; i < 4; i++)
+        vrev__metric(m, "vrev_handshake_failures_total", COUNTER, help_hs, n[i], "inbound", tag,
+                     "reason", why[i], NULL);
+    if (in->listener)
+        drop(m, "connsPerListener|connsPerSource", "inbound", tag,
+             vrev__listener_refused(in->listener));
+    drop(m, "preauthPerInbound|preauthPerSource", "inbound", tag, in->preauth.evicted);
+    if (in->udp) {
+        size_t queued;
+        uint64_t dropped;
+        vrev__udp_in_stats(in->udp, &queued, &dropped);
+        drop(m, "udpClientBytes|udpInboundBytes", "inbound", tag, dropped);
+    }
+}
+
+/* What portals and bridges share. */
+struct reverse_counts {
+    const char *role, *tag;
+    uint64_t tunnels, opened, sessions, active, up, down;
+    const struct vrev__muxconn_stats *mux;
+};
+
+static void reverse_metrics(const struct vrev__metrics *m, const struct reverse_counts *c)
+{
+    const char *r = c->role, *t = c->tag;
+    vrev__metric(m, "vrev_tunnels", GAUGE, "Tunnels open now.", c->tunnels, "role", r, "tag", t,
+                 NULL);
+    vrev__metric(m, "vrev_tunnels_opened_total", COUNTER, "Tunnels opened.", c->opened, "role",
+                 r, "tag", t, NULL);
+    vrev__metric(m, "vrev_sessions", GAUGE, "Sessions live now.", c->active, "role", r, "tag", t,
+                 NULL);
+    vrev__metric(m, "vrev_sessions_total", COUNTER, "Sessions opened.", c->sessions, "role", r,
+                 "tag", t, NULL);
+    static const char help_b[] = "Session payload bytes (up: public client to service).";
+    vrev__metric(m, "vrev_bytes_total", COUNTER, help_b, c->up, "role", r, "tag", t, "direction",
+                 "up", NULL);
+    vrev__metric(m, "vrev_bytes_total", COUNTER, help_b, c->down, "role", r, "tag", t,
+                 "direction", "down", NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->refused_rate, "limit",
+                 "sessionRate", "role", r, "tag", t, NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->reply_holds, "limit",
+                 "tunnelBuffer", "role", r, "tag", t, NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->budget_stops, "limit",
+                 "bufferedTotal", "role", r, "tag", t, NULL);
+}
+
+static const char help_refused[] = "Sessions refused, by reason.";
+
+bool vrev__is_portal(const struct vrev__outbound *ob)
+{
+    return ob && ob->ops && ob->ops->protocol && !strcmp(ob->ops->protocol, "portal");
+}
+
+void vrev__metrics_portal(const struct vrev__metrics *m, const struct vrev__outbound *portal)
+{
+    struct vrev__portal_stats st;
+    memset(&st, 0, sizeof(st));
+    vrev__portal_get_stats(portal, &st);
+    struct reverse_counts c = {"portal",       portal->tag,       st.tunnels_live, st.tunnels_opened,
+                               st.sessions,    st.sessions_active, st.bytes_up,     st.bytes_down,
+                               &st.mux};
+    reverse_metrics(m, &c);
+    vrev__metric(m, "vrev_sessions_refused_total", COUNTER, help_refused, st.no_tunnel, "role",
+                 "portal", "tag", portal->tag, "reason", "no_tunnel", NULL);
+}
+
+void vrev__metrics_bridge(const struct vrev__metrics *m, const struct vrev__bridge *b)
+{
+    struct vrev__bridge_stats st;
+    memset(&st, 0, sizeof(st));
+    vrev__bridge_get_stats(b, &st);
+    const char *tag = vrev__bridge_tag(b);
+    struct reverse_counts c = {"bridge",
+                               tag,
+                               st.tunnels_opened - st.tunnels_closed,
+                               st.tunnels_opened,
+                               st.sessions,
+                               st.sessions_active,
+                               st.bytes_up,
+                               st.bytes_down,
+                               &st.mux};
+    reverse_metrics(m, &c);
+    vrev__metric(m, "vrev_sessions_refused_total", COUNTER, help_refused, st.refused, "role",
+                 "bridge", "tag", tag, "reason", "target", NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, st.dials_refused, "limit",
+                 "dialsPerTunnel", "role", "bridge", "tag", tag, NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, st.tunnels_capped, "limit",
+                 "tunnelsPerBridge", "role", "bridge", "tag", tag, NULL);
+}
