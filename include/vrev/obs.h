@@ -98,9 +98,9 @@ typedef struct vrev_metrics_server vrev_metrics_server;
 
 /** Serve GET /metrics (Prometheus text format 0.0.4) and GET /ready (200 "ready", or 503 "not
  *  ready") on `hostport` ("IP:PORT", "[V6]:PORT"; port 0 picks one), in the context's loop.
- *  Anything else is answered 404 (other paths) or 405 (other methods). Bounded: at most 16
- *  connections at once (more are closed at accept), request headers up to 8 KiB, no body,
- *  10 s to send a request, a response of at most 1 MiB. It serves what is added to it with
+ *  Other paths are answered 404, other methods than GET and HEAD 501. Bounded: request
+ *  headers up to 8 KiB, no body, a connection idle 5 s (no whole request yet, or none since
+ *  the last answer) is closed, a response is at most 1 MiB (else 500). It serves what is added to it with
  *  vrev_metrics_server_add_*(). On failure err (if not NULL) gets a message.
  *  Returns 0, VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without
  *  event_base), VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */

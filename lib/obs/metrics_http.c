@@ -1,15 +1,13 @@
 /* The metrics endpoint (vrev/obs.h): Prometheus text for /metrics and a readiness answer for
  * /ready, over libevent's evhttp in the context's loop.
  *
- * evhttp 2.1 has no cap on connections, so each connection's bufferevent is made here (the
- * server's bevcb) as a pass-through filter whose free callback counts it out; at the cap the
- * listener stops accepting until one closes (clients wait in the kernel's backlog). libevent
- * may run that callback after the server is freed (bufferevents are finalized from the loop),
- * so the count lives in a gate that the last of the server and its connections frees. */
+ * Bounds: evhttp 2.1 has no cap on connections (2.2's evhttp_set_max_connections), and a
+ * bufferevent of our own under it (bevcb) breaks its error replies, so what bounds the
+ * descriptors a client can hold is time: a connection that has not sent a whole request
+ * within IDLE_S seconds is closed, and an answered one too after as long idle. Requests are
+ * small (headers up to 8 KiB, no body, GET or HEAD only: anything else is answered 501). */
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/http.h>
-#include <event2/listener.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -19,23 +17,16 @@
 #include "obs.h"
 
 #define SOURCES_MAX 16
-#define CONNS_MAX 16
+#define IDLE_S 5
 #define SAMPLES_MAX 4096
 #define RESPONSE_MAX (1u << 20)
 
 enum source_kind { SRC_INSTANCE, SRC_PORTAL, SRC_BRIDGE };
 
-struct gate {
-    vrev_ctx *ctx;
-    struct evhttp_bound_socket *sock; /* NULL once the server is freed */
-    unsigned conns;                   /* connections open now */
-};
-
 struct vrev_metrics_server {
     vrev_ctx *ctx;
     struct evhttp *http;
     struct evhttp_bound_socket *sock;
-    struct gate *gate;
     unsigned port;
     struct {
         int kind;
@@ -214,33 +205,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
-/* One connection fewer: accept again if the cap had stopped the listener. */
-static void conn_gone(void *arg)
-{
-    struct gate *g = arg;
-    if (g->conns-- == CONNS_MAX && g->sock)
-        evconnlistener_enable(evhttp_bound_socket_get_listener(g->sock));
-    if (!g->sock && !g->conns)
-        vrev__free(g->ctx, g);
-}
-
-static struct bufferevent *new_conn(struct event_base *base, void *arg)
-{
-    struct gate *g = arg;
-    struct bufferevent *sock = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    if (!sock)
-        return NULL; /* evhttp makes one of its own: counted out of the cap, but rare */
-    struct bufferevent *f =
-        bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, conn_gone, g);
-    if (!f) {
-        bufferevent_free(sock);
-        return NULL;
-    }
-    if (++g->conns == CONNS_MAX)
-        evconnlistener_disable(evhttp_bound_socket_get_listener(g->sock));
-    return f;
-}
-
 static int fail(char *err, size_t len, int rc, const char *hostport, const char *why)
 {
     if (err && len)
@@ -263,21 +227,16 @@ static int server_setup(vrev_metrics_server *s, const struct vrev__addr *a, char
                         size_t len, const char *hostport)
 {
     char host[64];
-    if (!(s->gate = vrev__calloc(s->ctx, 1, sizeof(*s->gate))))
-        return fail(err, len, VREV_ERR_NOMEM, hostport, "out of memory");
-    s->gate->ctx = s->ctx;
     if (!(s->http = evhttp_new(s->ctx->base)))
         return fail(err, len, VREV_ERR_NOMEM, hostport, "out of memory");
-    evhttp_set_timeout(s->http, 10);
+    evhttp_set_timeout(s->http, IDLE_S);
     evhttp_set_max_headers_size(s->http, 8192);
     evhttp_set_max_body_size(s->http, 0);
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_bevcb(s->http, new_conn, s->gate);
     evhttp_set_gencb(s->http, on_request, s);
     vrev__addr_host_text(a, host, sizeof(host));
     if (!(s->sock = evhttp_bind_socket_with_handle(s->http, host, a->port)))
         return fail(err, len, VREV_ERR_IO, hostport, "cannot listen (address in use?)");
-    s->gate->sock = s->sock;
     s->port = bound_port(s->sock);
     return 0;
 }
@@ -342,14 +301,7 @@ void vrev_metrics_server_free(vrev_metrics_server *s)
 {
     if (!s)
         return;
-    struct gate *g = s->gate;
-    if (g)
-        g->sock = NULL; /* evhttp_free closes it: the gate must not touch it any more */
-    if (g)
-        g->conns++; /* hold the gate while evhttp_free runs conn_gone */
     if (s->http)
-        evhttp_free(s->http); /* frees the connections: conn_gone runs for each, now or later */
-    if (g)
-        conn_gone(g); /* frees the gate if no connection is left */
+        evhttp_free(s->http); /* the listener and every connection */
     vrev__free(s->ctx, s);
 }
