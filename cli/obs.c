@@ -170,6 +170,8 @@ int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console)
     if (o->access_log && !(sink.access = open_log(o->access_log)))
         return -1;
     sink.access_path = o->access_log;
+    if (!o->access_log && access_console)
+        setvbuf(stdout, NULL, _IOLBF, 0); /* a line as it happens, as to a file */
     if (o->access_log || access_console)
         vrev_ctx_set_access_log(ctx, on_access, NULL);
     struct event_base *base = vrev_ctx_base(ctx);
