@@ -44,12 +44,13 @@ static void test_access_format(void **state)
 static const char config[] =
     "{\"log\": {\"access\": \"/var/log/vrev/access.log\", \"error\": \"none\"},\n"
     " \"inbounds\": [{\"tag\": \"in\\\"x\\\\y\", \"listen\": \"127.0.0.1\", \"port\": 0,\n"
-    "   \"protocol\": \"dokodemo-door\", \"settings\": {\"address\": \"10.1.2.3\", \"port\": 80}}],\n"
+    "   \"protocol\": \"dokodemo-door\", \"settings\": {\"address\": \"10.1.2.3\", \"port\": 80}},\n"
+    "  {\"tag\": \"socks\", \"listen\": \"127.0.0.1\", \"port\": 0, \"protocol\": \"socks\"}],\n"
     " \"outbounds\": [{\"tag\": \"block\", \"protocol\": \"blackhole\"}],\n"
     " \"vrev\": {\"metrics\": \"127.0.0.1:0\"}}";
 
 struct access_seen {
-    int calls;
+    int calls, rejected;
     char line[256], in_tag[64];
 };
 
@@ -58,11 +59,12 @@ static void on_access(const char *from, const char *to, const char *in_tag, cons
 {
     struct access_seen *a = user;
     a->calls++;
+    a->rejected += !accepted;
     vrev_access_format(a->line, sizeof(a->line), from, to, out_tag, accepted, reason);
     snprintf(a->in_tag, sizeof(a->in_tag), "%s", in_tag);
 }
 
-static void connect_once(unsigned port)
+static void connect_once(unsigned port, const char *send)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {0};
@@ -70,6 +72,8 @@ static void connect_once(unsigned port)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    if (send)
+        assert_int_equal(write(fd, send, strlen(send)), (ssize_t)strlen(send));
     close(fd);
 }
 
@@ -119,13 +123,22 @@ static void test_instance_metrics(void **state)
     assert_int_equal(vrev_instance_ready(inst), 1); /* no bridge, no portal: nothing to wait for */
 
     /* one connection: routed to the blackhole, one access event, one link counted */
-    connect_once(vrev_instance_inbound_port(inst, "in\"x\\y"));
+    connect_once(vrev_instance_inbound_port(inst, "in\"x\\y"), NULL);
     for (int i = 0; i < 200 && !seen.calls; i++)
         event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
     assert_int_equal(seen.calls, 1);
     assert_string_equal(seen.in_tag, "in\"x\\y");
     assert_non_null(strstr(seen.line, " accepted tcp:10.1.2.3:80 [block]"));
     assert_memory_equal(seen.line, "127.0.0.1:", 10);
+    /* a SOCKS4 request at a SOCKS5 inbound: refused in its handshake, "rejected" */
+    connect_once(vrev_instance_inbound_port(inst, "socks"), "\x04\x01");
+    for (int i = 0; i < 200 && seen.calls < 2; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    assert_int_equal(seen.calls, 2);
+    assert_int_equal(seen.rejected, 1);
+    assert_string_equal(seen.in_tag, "socks");
+    assert_non_null(strstr(seen.line, " rejected  ")); /* no destination, as V2Ray */
+    assert_true(strlen(strstr(seen.line, " rejected  ")) > strlen(" rejected  ")); /* why */
 
     vrev_metrics_server *srv;
     assert_int_equal(vrev_metrics_server_new(&srv, ctx, vrev_instance_metrics_address(inst), err,
@@ -143,6 +156,10 @@ static void test_instance_metrics(void **state)
     assert_non_null(
         strstr(text, "vrev_handshake_failures_total{inbound=\"in\\\"x\\\\y\",reason=\"timeout\"} 0\n"));
     assert_non_null(strstr(text, "# TYPE vrev_reloads_total counter\nvrev_reloads_total 1\n"));
+    assert_non_null(
+        strstr(text, "vrev_handshake_failures_total{inbound=\"socks\",reason=\"rejected\"} 1\n"));
+    assert_non_null(
+        strstr(text, "vrev_handshake_failures_total{inbound=\"socks\",reason=\"closed\"} 0\n"));
     assert_non_null(strstr(text, "# TYPE vrev_ready gauge\nvrev_ready 1\n"));
     check_grouped(text);
     /* a short buffer: cut and terminated, the whole length returned */
