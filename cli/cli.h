@@ -42,8 +42,8 @@ int vrev_cli_obs_option(struct vrev_cli_obs *o, const char *opt, const char *val
  * console access log), and reopen them on SIGUSR1. Returns 0 or -1 (said on stderr). */
 int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console);
 /* Serve --metrics for the one object given. Returns 0 (also without --metrics) or -1. */
-int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst,
-                         vrev_portal *p, vrev_bridge *b);
+int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst, vrev_portal *p,
+                         vrev_bridge *b);
 /* Stop serving and watching SIGUSR1 (before the objects are freed); close the files (last). */
 void vrev_cli_obs_stop(struct vrev_cli_obs *o);
 void vrev_cli_obs_close(void);

@@ -21,7 +21,7 @@ static struct {
     int json;
     FILE *error; /* NULL: stderr */
     const char *error_path;
-    FILE *access; /* NULL: no access log */
+    FILE *access;            /* NULL: no access log */
     const char *access_path; /* NULL with access set: stdout (V2Ray's console) */
 } sink;
 
@@ -182,17 +182,17 @@ int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console)
     return 0;
 }
 
-int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst,
-                         vrev_portal *p, vrev_bridge *b)
+int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst, vrev_portal *p,
+                         vrev_bridge *b)
 {
     if (!o->metrics)
         return 0;
     char err[256];
     int rc = vrev_metrics_server_new(&o->server, ctx, o->metrics, err, sizeof(err));
     if (rc == 0)
-        rc = inst   ? vrev_metrics_server_add_instance(o->server, inst)
-             : p    ? vrev_metrics_server_add_portal(o->server, p)
-                    : vrev_metrics_server_add_bridge(o->server, b);
+        rc = inst ? vrev_metrics_server_add_instance(o->server, inst)
+             : p  ? vrev_metrics_server_add_portal(o->server, p)
+                  : vrev_metrics_server_add_bridge(o->server, b);
     if (rc < 0) {
         fprintf(stderr, "vrev: %s\n", o->server ? vrev_strerror(rc) : err);
         return -1;

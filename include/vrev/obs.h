@@ -100,12 +100,12 @@ typedef struct vrev_metrics_server vrev_metrics_server;
  *  ready") on `hostport` ("IP:PORT", "[V6]:PORT"; port 0 picks one), in the context's loop.
  *  Other paths are answered 404, other methods than GET and HEAD 501. Bounded: request
  *  headers up to 8 KiB, no body, a connection idle 5 s (no whole request yet, or none since
- *  the last answer) is closed, a response is at most 1 MiB (else 500). It serves what is added to it with
- *  vrev_metrics_server_add_*(). On failure err (if not NULL) gets a message.
- *  Returns 0, VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without
- *  event_base), VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
-VREV_API int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx,
-                                     const char *hostport, char *err, size_t err_len);
+ *  the last answer) is closed, a response is at most 1 MiB (else 500). It serves what is added to
+ * it with vrev_metrics_server_add_*(). On failure err (if not NULL) gets a message. Returns 0,
+ * VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without event_base),
+ * VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
+VREV_API int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,
+                                     char *err, size_t err_len);
 /** Add an object to serve (borrowed: it must outlive the server, or be freed after it). At
  *  most 16 objects. Returns 0, VREV_ERR_INVAL or VREV_ERR_RANGE (full). */
 VREV_API int vrev_metrics_server_add_instance(vrev_metrics_server *s, const vrev_instance *inst);

@@ -184,8 +184,8 @@ int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out
     if (!obj)
         return 0;
     vrev__cfg_push_key(L, key);
-    VREV_CFG_TRY(strict_keys(L, obj, known,
-                             "\"vrev\" (known: \"limits\", \"bridges\", \"metrics\")"));
+    VREV_CFG_TRY(
+        strict_keys(L, obj, known, "\"vrev\" (known: \"limits\", \"bridges\", \"metrics\")"));
     VREV_CFG_TRY(parse_metrics(L, obj, out));
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "limits", &sub, &subkey));
     if (sub) {

@@ -548,8 +548,8 @@ unsigned vrev_instance_inbound_port(const vrev_instance *inst, const char *tag)
 
 void vrev__instance_view(const vrev_instance *inst, struct vrev__instance_view *v)
 {
-    *v = (struct vrev__instance_view){&inst->engine,  inst->inbounds,
+    *v = (struct vrev__instance_view){&inst->engine,    inst->inbounds,
                                       inst->n_inbounds, inst->bridges,
-                                      inst->n_bridges, (struct vrev__instance_obs *)&inst->obs,
+                                      inst->n_bridges,  (struct vrev__instance_obs *)&inst->obs,
                                       inst->stopped};
 }

@@ -10,7 +10,7 @@
 #include "vrev/instance.h"
 
 struct vrev__instance_obs {
-    char *metrics; /* "vrev": {"metrics": ...}; NULL: none */
+    char *metrics;               /* "vrev": {"metrics": ...}; NULL: none */
     int access_type, error_type; /* VREV_CFG_LOG_* */
     char *access_path, *error_path;
     uint64_t reloads; /* vrev_instance_count_reload() */

@@ -41,7 +41,7 @@ void vrev__metric(const struct vrev__metrics *m, const char *name, int kind, con
     const char *key;
     while ((key = va_arg(ap, const char *))) {
         const char *v = va_arg(ap, const char *);
-        put_text(labels, sizeof(labels), &n, n ? ",": "");
+        put_text(labels, sizeof(labels), &n, n ? "," : "");
         put_text(labels, sizeof(labels), &n, key);
         put_text(labels, sizeof(labels), &n, "=\"");
         put_value(labels, sizeof(labels) - 1, &n, v); /* room for the closing quote */
@@ -65,16 +65,16 @@ void vrev__metrics_engine(const struct vrev__metrics *m, const struct vrev__engi
         const struct vrev__route_count *r = &e->routes[i];
         const struct vrev__outbound *ob =
             r->outbound < e->n_outbounds ? e->outbounds[r->outbound] : NULL;
-        vrev__metric(m, "vrev_links_total", COUNTER, help_links, r->links, "inbound",
-                     r->inbound, "outbound", ob ? ob->tag : NULL, NULL);
+        vrev__metric(m, "vrev_links_total", COUNTER, help_links, r->links, "inbound", r->inbound,
+                     "outbound", ob ? ob->tag : NULL, NULL);
     }
     vrev__metric(m, "vrev_relays", GAUGE, "Direct relays (freedom outbounds) live now.",
                  e->stats.relays_live, NULL);
     static const char help_rb[] = "Bytes carried by direct relays (up: client to target).";
     vrev__metric(m, "vrev_relay_bytes_total", COUNTER, help_rb, e->stats.bytes_up, "direction",
                  "up", NULL);
-    vrev__metric(m, "vrev_relay_bytes_total", COUNTER, help_rb, e->stats.bytes_down,
-                 "direction", "down", NULL);
+    vrev__metric(m, "vrev_relay_bytes_total", COUNTER, help_rb, e->stats.bytes_down, "direction",
+                 "down", NULL);
 }
 
 static void drop(const struct vrev__metrics *m, const char *limit, const char *key,
@@ -117,8 +117,8 @@ static void reverse_metrics(const struct vrev__metrics *m, const struct reverse_
     const char *r = c->role, *t = c->tag;
     vrev__metric(m, "vrev_tunnels", GAUGE, "Tunnels open now.", c->tunnels, "role", r, "tag", t,
                  NULL);
-    vrev__metric(m, "vrev_tunnels_opened_total", COUNTER, "Tunnels opened.", c->opened, "role",
-                 r, "tag", t, NULL);
+    vrev__metric(m, "vrev_tunnels_opened_total", COUNTER, "Tunnels opened.", c->opened, "role", r,
+                 "tag", t, NULL);
     vrev__metric(m, "vrev_sessions", GAUGE, "Sessions live now.", c->active, "role", r, "tag", t,
                  NULL);
     vrev__metric(m, "vrev_sessions_total", COUNTER, "Sessions opened.", c->sessions, "role", r,
@@ -126,8 +126,8 @@ static void reverse_metrics(const struct vrev__metrics *m, const struct reverse_
     static const char help_b[] = "Session payload bytes (up: public client to service).";
     vrev__metric(m, "vrev_bytes_total", COUNTER, help_b, c->up, "role", r, "tag", t, "direction",
                  "up", NULL);
-    vrev__metric(m, "vrev_bytes_total", COUNTER, help_b, c->down, "role", r, "tag", t,
-                 "direction", "down", NULL);
+    vrev__metric(m, "vrev_bytes_total", COUNTER, help_b, c->down, "role", r, "tag", t, "direction",
+                 "down", NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->refused_rate, "limit",
                  "sessionRate", "role", r, "tag", t, NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->reply_holds, "limit",
@@ -148,9 +148,9 @@ void vrev__metrics_portal(const struct vrev__metrics *m, const struct vrev__outb
     struct vrev__portal_stats st;
     memset(&st, 0, sizeof(st));
     vrev__portal_get_stats(portal, &st);
-    struct reverse_counts c = {"portal",       portal->tag,       st.tunnels_live, st.tunnels_opened,
-                               st.sessions,    st.sessions_active, st.bytes_up,     st.bytes_down,
-                               &st.mux};
+    struct reverse_counts c = {"portal",          portal->tag,   st.tunnels_live,
+                               st.tunnels_opened, st.sessions,   st.sessions_active,
+                               st.bytes_up,       st.bytes_down, &st.mux};
     reverse_metrics(m, &c);
     vrev__metric(m, "vrev_sessions_refused_total", COUNTER, help_refused, st.no_tunnel, "role",
                  "portal", "tag", portal->tag, "reason", "no_tunnel", NULL);
@@ -162,15 +162,10 @@ void vrev__metrics_bridge(const struct vrev__metrics *m, const struct vrev__brid
     memset(&st, 0, sizeof(st));
     vrev__bridge_get_stats(b, &st);
     const char *tag = vrev__bridge_tag(b);
-    struct reverse_counts c = {"bridge",
-                               tag,
-                               st.tunnels_opened - st.tunnels_closed,
-                               st.tunnels_opened,
-                               st.sessions,
-                               st.sessions_active,
-                               st.bytes_up,
-                               st.bytes_down,
-                               &st.mux};
+    struct reverse_counts c = {
+        "bridge",          tag,           st.tunnels_opened - st.tunnels_closed,
+        st.tunnels_opened, st.sessions,   st.sessions_active,
+        st.bytes_up,       st.bytes_down, &st.mux};
     reverse_metrics(m, &c);
     vrev__metric(m, "vrev_sessions_refused_total", COUNTER, help_refused, st.refused, "role",
                  "bridge", "tag", tag, "reason", "target", NULL);

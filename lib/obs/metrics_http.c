@@ -59,7 +59,8 @@ static void collect(const char *name, int kind, const char *help, const char *la
         return;
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        struct sample *v = cap <= SAMPLES_MAX ? vrev__realloc(s->ctx, s->v, cap * sizeof(*v)) : NULL;
+        struct sample *v =
+            cap <= SAMPLES_MAX ? vrev__realloc(s->ctx, s->v, cap * sizeof(*v)) : NULL;
         if (!v) {
             s->err = cap <= SAMPLES_MAX ? VREV_ERR_NOMEM : VREV_ERR_RANGE;
             return;
@@ -223,8 +224,8 @@ static unsigned bound_port(struct evhttp_bound_socket *sock)
     return a.port;
 }
 
-static int server_setup(vrev_metrics_server *s, const struct vrev__addr *a, char *err,
-                        size_t len, const char *hostport)
+static int server_setup(vrev_metrics_server *s, const struct vrev__addr *a, char *err, size_t len,
+                        const char *hostport)
 {
     char host[64];
     if (!(s->http = evhttp_new(s->ctx->base)))

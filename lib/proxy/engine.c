@@ -100,8 +100,8 @@ static void count_route(struct vrev__engine *e, const char *inbound, size_t outb
 {
     for (size_t i = 0; i < e->n_routes; i++) {
         struct vrev__route_count *r = &e->routes[i];
-        if (r->outbound == outbound && (r->inbound && inbound ? !strcmp(r->inbound, inbound)
-                                                              : r->inbound == inbound)) {
+        if (r->outbound == outbound &&
+            (r->inbound && inbound ? !strcmp(r->inbound, inbound) : r->inbound == inbound)) {
             r->links++;
             return;
         }

@@ -94,7 +94,7 @@ struct vrev__engine_stats {
  * out (stats.links still counts them). */
 #define VREV__ROUTE_COUNTS_MAX 256
 struct vrev__route_count {
-    char *inbound; /* a copy; NULL: untagged */
+    char *inbound;   /* a copy; NULL: untagged */
     size_t outbound; /* index into the engine's outbounds */
     uint64_t links;
 };

@@ -21,8 +21,8 @@ static void test_access_format(void **state)
     (void)state;
     char buf[256];
     /* what V2Ray 4.34 writes for a dokodemo-door connection (after its time stamp) */
-    int n = vrev_access_format(buf, sizeof(buf), "127.0.0.1:5555", "tcp:127.0.0.1:80", "out-tag",
-                               1, "");
+    int n = vrev_access_format(buf, sizeof(buf), "127.0.0.1:5555", "tcp:127.0.0.1:80", "out-tag", 1,
+                               "");
     assert_string_equal(buf, "127.0.0.1:5555 accepted tcp:127.0.0.1:80 [out-tag]");
     assert_int_equal(n, (int)strlen(buf));
     /* a refused VMess handshake: no destination (two spaces, as V2Ray), no detour, a reason */
@@ -36,7 +36,8 @@ static void test_access_format(void **state)
     n = vrev_access_format(small, sizeof(small), "1.2.3.4:5", "tcp:a:1", "t", 1, "");
     assert_int_equal(n, (int)strlen("1.2.3.4:5 accepted tcp:a:1 [t]"));
     assert_string_equal(small, "1.2.3.4");
-    assert_int_equal(vrev_access_format(NULL, 0, "a", "b", "c", 1, ""), (int)strlen("a accepted b [c]"));
+    assert_int_equal(vrev_access_format(NULL, 0, "a", "b", "c", 1, ""),
+                     (int)strlen("a accepted b [c]"));
     assert_int_equal(vrev_access_format(NULL, 4, "a", "b", "c", 1, ""), VREV_ERR_INVAL);
 }
 
@@ -44,7 +45,8 @@ static void test_access_format(void **state)
 static const char config[] =
     "{\"log\": {\"access\": \"/var/log/vrev/access.log\", \"error\": \"none\"},\n"
     " \"inbounds\": [{\"tag\": \"in\\\"x\\\\y\", \"listen\": \"127.0.0.1\", \"port\": 0,\n"
-    "   \"protocol\": \"dokodemo-door\", \"settings\": {\"address\": \"10.1.2.3\", \"port\": 80}},\n"
+    "   \"protocol\": \"dokodemo-door\", \"settings\": {\"address\": \"10.1.2.3\", \"port\": "
+    "80}},\n"
     "  {\"tag\": \"socks\", \"listen\": \"127.0.0.1\", \"port\": 0, \"protocol\": \"socks\"}],\n"
     " \"outbounds\": [{\"tag\": \"block\", \"protocol\": \"blackhole\"}],\n"
     " \"vrev\": {\"metrics\": \"127.0.0.1:0\"}}";
@@ -141,9 +143,9 @@ static void test_instance_metrics(void **state)
     assert_true(strlen(strstr(seen.line, " rejected  ")) > strlen(" rejected  ")); /* why */
 
     vrev_metrics_server *srv;
-    assert_int_equal(vrev_metrics_server_new(&srv, ctx, vrev_instance_metrics_address(inst), err,
-                                             sizeof(err)),
-                     0);
+    assert_int_equal(
+        vrev_metrics_server_new(&srv, ctx, vrev_instance_metrics_address(inst), err, sizeof(err)),
+        0);
     assert_true(vrev_metrics_server_port(srv) > 0);
     assert_int_equal(vrev_metrics_server_add_instance(srv, inst), 0);
     vrev_instance_count_reload(inst);
@@ -152,9 +154,10 @@ static void test_instance_metrics(void **state)
     char *text = malloc((size_t)n + 1);
     assert_int_equal(vrev_metrics_server_render(srv, text, (size_t)n + 1), n);
     assert_int_equal(strlen(text), (size_t)n);
-    assert_non_null(strstr(text, "\nvrev_links_total{inbound=\"in\\\"x\\\\y\",outbound=\"block\"} 1\n"));
     assert_non_null(
-        strstr(text, "vrev_handshake_failures_total{inbound=\"in\\\"x\\\\y\",reason=\"timeout\"} 0\n"));
+        strstr(text, "\nvrev_links_total{inbound=\"in\\\"x\\\\y\",outbound=\"block\"} 1\n"));
+    assert_non_null(strstr(
+        text, "vrev_handshake_failures_total{inbound=\"in\\\"x\\\\y\",reason=\"timeout\"} 0\n"));
     assert_non_null(strstr(text, "# TYPE vrev_reloads_total counter\nvrev_reloads_total 1\n"));
     assert_non_null(
         strstr(text, "vrev_handshake_failures_total{inbound=\"socks\",reason=\"rejected\"} 1\n"));
@@ -189,9 +192,9 @@ static void test_metrics_key_errors(void **state)
     for (size_t i = 0; i < 3; i++) {
         vrev_instance *inst = NULL;
         char err[256] = "";
-        assert_int_equal(vrev_instance_new_json(&inst, ctx, bad[i], strlen(bad[i]), "m.json", err,
-                                                sizeof(err)),
-                         VREV_ERR_CONFIG_INVALID);
+        assert_int_equal(
+            vrev_instance_new_json(&inst, ctx, bad[i], strlen(bad[i]), "m.json", err, sizeof(err)),
+            VREV_ERR_CONFIG_INVALID);
         assert_null(inst);
         assert_non_null(strstr(err, "m.json:1:"));
         assert_non_null(strstr(err, "vrev.metrics"));
