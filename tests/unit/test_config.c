@@ -1571,7 +1571,7 @@ static void test_vrev_object(void **state)
     } bad_vrev[] = {
         {"{\"limits\": {}, \"limit\": 1}",
          "t.json:3:33: vrev.limit: unknown key \"limit\" in \"vrev\" (known: \"limits\", "
-         "\"bridges\")"},
+         "\"bridges\", \"metrics\")"},
         {"{\"limits\": {\"sessionrate\": 1, \"sessionsRate\": 5}}",
          "t.json:3:55: vrev.limits.sessionsRate: unknown limit \"sessionsRate\" (limits: "
          "preauthPerInbound, preauthPerSource, connsPerListener, connsPerSource, sessionRate, "
