@@ -27,10 +27,16 @@ static void usage(FILE *out)
             "Run 'vrev <command> --help' for a command's options.\n");
 }
 
+/* The first line is what scripts read (bench/bench.py); then one line per library, with the
+ * version it reports at run time (the one loaded, not the one built against). */
 static int version(void)
 {
     printf("vrev %s (libvrev %s, crypto %s, libevent %s)\n", vrev_version_string(),
            vrev_version_string(), vrev_crypto_backend(), event_get_version());
+    const char *name;
+    char v[128];
+    for (unsigned i = 0; vrev_dependency_version(i, &name, v, sizeof(v)) >= 0; i++)
+        printf("  %-11s %s\n", name, v[0] ? v : "(linked; the library reports no version)");
     return 0;
 }
 
