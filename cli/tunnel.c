@@ -65,8 +65,8 @@ static int usage(int portal, FILE *out)
             "             64 hex digits or base64, as V2Ray's pinnedPeerCertificateChainSha256;\n"
             "             repeatable; with --insecure, the only check)\n"
             "  --dead-after  close and redial a tunnel that has heard nothing from the portal\n"
-            "                this long (default 7s, 1s..1h; keep it above the portal's heartbeat,\n"
-            "                2s unless its --heartbeat says otherwise)\n"
+            "                this long (default 7s, 1s..1h; keep it above the portal's heartbeat\n"
+            "                period, 2s unless the portal was told otherwise)\n"
             "  --max-sessions  open another tunnel when the tunnels carry more than N live\n"
             "                sessions each on average (checked every 2s; default 16, as V2Ray)\n",
             VREV_TUNNEL_DEFAULT_NAME);
