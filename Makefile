@@ -237,13 +237,18 @@ headers:
 # (it needs no running systemd) checks every key, that the command exists and that the man
 # page in Documentation= opens (MANPATH: ours); any message it prints fails. Then the
 # hardening's exposure score must stay at most 2.0 ("OK"; the units score 1.5).
-UNITS := $(notdir $(basename $(wildcard dist/systemd/*.service.in)))
+UNITS := $(shell grep -v '^\#' dist/systemd/units | cut -d'|' -f1)
+# $(call write_units,BINDIR,DIR): the units from dist/systemd/vrev.service.in into DIR.
+write_units = grep -v '^\#' dist/systemd/units | while IFS='|' read -r unit desc args; do \
+	sed -e '/^\#:/d' -e "s|@UNIT@|$$unit|g" -e "s|@DESCRIPTION@|$$desc|g" \
+		-e "s|@ARGS@|$$args|g" -e 's|@BINDIR@|$(1)|g' dist/systemd/vrev.service.in \
+		> $(2)/$$unit || exit 1; chmod 644 $(2)/$$unit; done
 units: $(VREV_BIN)
 	@command -v systemd-analyze >/dev/null || { echo "units: systemd-analyze not found" \
 		"(apt-get install systemd, or scripts/install-deps.sh)"; exit 1; }
 	@set -e; d=$(BUILD)/units-check; rm -rf $$d; mkdir -p $$d; \
-	for u in $(UNITS); do sed 's|@BINDIR@|$(abspath $(BUILD))|g' dist/systemd/$$u.in > $$d/$$u; \
-	done; out=$$(cd $$d && MANPATH=$(CURDIR)/man systemd-analyze verify $(UNITS:%=./%) 2>&1) \
+	$(call write_units,$(abspath $(BUILD)),$$d); \
+	out=$$(cd $$d && MANPATH=$(CURDIR)/man systemd-analyze verify $(UNITS:%=./%) 2>&1) \
 		|| { echo "$$out"; echo "units: systemd-analyze verify failed"; exit 1; }; \
 	if [ -n "$$out" ]; then echo "$$out"; echo "units: systemd-analyze verify warned"; exit 1; fi; \
 	for u in $(UNITS); do (cd $$d && systemd-analyze security --offline=yes --threshold=20 \
@@ -309,8 +314,7 @@ install: all $(BUILD)/libvrev.pc
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvrev.so
 	install -m 644 $(BUILD)/libvrev.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 755 $(VREV_BIN) $(DESTDIR)$(BINDIR)/
-	for u in $(UNITS); do sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/$$u.in > \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; done
+	$(call write_units,$(BINDIR),$(DESTDIR)$(SYSTEMDUNITDIR))
 	install -m 644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 dist/bash-completion/vrev $(DESTDIR)$(BASHCOMPDIR)/vrev

@@ -11,38 +11,29 @@ from cliutil import run
 from test_cli_limits import UUID, Echo, free_port, stop
 
 
-class Relay:
+class Relay(Echo):
     """Accepts the bridge's tunnel connections and joins each to `upstream` (or, with None,
     holds it silent: a portal that never answers). Counts connections, and the reads from the
     upstream side (one per write the portal made, on an idle loopback tunnel)."""
 
     def __init__(self, upstream=None):
         self.upstream = upstream
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.accepted = []  # monotonic times
         self.down_reads = []  # monotonic times of reads from upstream
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__()
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(time.monotonic())
-            if self.upstream is None:
-                threading.Thread(target=self.pump, args=(c, None, False), daemon=True).start()
-                continue
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                c.close()  # as a portal not up yet: the bridge dials again
-                continue
-            threading.Thread(target=self.pump, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self.pump, args=(u, c, True), daemon=True).start()
+    def echo(self, c):  # Echo's per-connection handler, in a thread of its own
+        self.accepted.append(time.monotonic())
+        if self.upstream is None:
+            self.pump(c, None, False)
+            return
+        try:
+            u = socket.create_connection(("127.0.0.1", self.upstream))
+        except OSError:
+            c.close()  # as a portal not up yet: the bridge dials again
+            return
+        threading.Thread(target=self.pump, args=(u, c, True), daemon=True).start()
+        self.pump(c, u, False)
 
     def pump(self, src, dst, down):
         try:
