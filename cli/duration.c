@@ -13,17 +13,16 @@ int vrev_cli_parse_duration_ms(const char *opt, const char *s, unsigned *ms)
         const char *suffix;
         unsigned long long ms;
     } units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}};
-    char *end;
-    errno = 0;
-    unsigned long long v = (*s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
-    for (size_t i = 0; (*s >= '0' && *s <= '9') && !errno && i < sizeof(units) / sizeof(units[0]);
-         i++) {
-        if (strcmp(end, units[i].suffix))
-            continue;
-        if (v > VREV_CLI_DURATION_MAX_MS / units[i].ms)
-            break;
-        *ms = (unsigned)(v * units[i].ms);
-        return 0;
+    if (*s >= '0' && *s <= '9') { /* strtoull would take a sign or blanks */
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        for (size_t i = 0; !errno && i < sizeof(units) / sizeof(units[0]); i++) {
+            if (!strcmp(end, units[i].suffix) && v <= VREV_CLI_DURATION_MAX_MS / units[i].ms) {
+                *ms = (unsigned)(v * units[i].ms);
+                return 0;
+            }
+        }
     }
     fprintf(stderr,
             "vrev: %s '%s': not a duration (500ms, 10s, 2m, or a number of seconds; at most "
