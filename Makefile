@@ -265,7 +265,11 @@ manlint:
 	@out=$$(MANPATH=$(CURDIR)/man mandoc -T lint -W style $(MANPAGES) 2>&1 | \
 		grep -v -e 'referenced manual not found' -e 'mandoc.db'); \
 	if [ -n "$$out" ]; then echo "$$out"; echo "manlint: mandoc -T lint complained"; exit 1; fi; \
-	echo "manlint: $(MANPAGES) lint-clean (mandoc -T lint -W style)"
+	if man --version 2>/dev/null | grep -q man-db; then for m in $(MANPAGES); do \
+		out=$$(MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null | grep -v 'mandoc.db'); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "manlint: groff warned ($$m)"; exit 1; fi; \
+	done; fi; \
+	echo "manlint: $(MANPAGES) lint-clean (mandoc -T lint -W style; man --warnings)"
 
 asan: deps
 	$(MAKE) BUILD=$(ASAN_BUILD) CC=clang SANITIZE=1 VREV_NO_DEPS=1 check
