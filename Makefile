@@ -4,7 +4,8 @@
 #   make check            build and run every test (cmocka units, fuzz corpus replays, CLI tests)
 #   make asan             the same under ASan+UBSan (clang), in build/asan (ASAN_BUILD=...)
 #   make fuzz             libFuzzer targets (clang) in build/fuzz (FUZZ_BUILD=...)
-#   make install          PREFIX=/usr/local DESTDIR= ; make uninstall
+#   make install          PREFIX=/usr/local DESTDIR= ; make uninstall (also the systemd units,
+#                         man pages and bash completion: SYSTEMDUNITDIR, MANDIR, BASHCOMPDIR)
 #   make clean
 #
 # Options: CRYPTO=auto|openssl|mbedtls (auto prefers OpenSSL), BUILD=dir, CC=..., V=1
@@ -21,6 +22,9 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR ?= $(PREFIX)/lib
 BINDIR ?= $(PREFIX)/bin
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 
 BUILD ?= build
 CC ?= cc
@@ -116,7 +120,7 @@ VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
 .PHONY: demo all lib cli examples deps check check-run unit replay clitest exports headers run-examples asan fuzz install \
-	uninstall clean bench bench-micro FORCE
+	uninstall clean bench bench-micro units manlint FORCE
 
 all: lib cli
 
@@ -200,7 +204,7 @@ check: deps
 
 check-run: $(UNIT_BINS) $(REPLAY_BINS) $(VREV_BIN) $(EXAMPLE_BINS) $(BUILD)/$(SONAME) \
 		$(BUILD)/libvrev.so $(BUILD)/tests/carrier_peer $(BUILD)/tests/layer_peer
-	@$(MAKE) --no-print-directory -j1 unit replay clitest exports headers run-examples
+	@$(MAKE) --no-print-directory -j1 units manlint unit replay clitest exports headers run-examples
 	@echo "check: all suites passed ($(CRYPTO) backend)"
 
 unit: $(UNIT_BINS)
@@ -228,6 +232,44 @@ headers:
 	@set -e; for h in include/vrev.h include/vrev/*.h; do \
 		echo "#include \"$$h\"" | $(CC) -std=c11 $(WARN) -Iinclude -fsyntax-only -xc - ; done; \
 	echo "headers: all public headers compile standalone"
+
+# The systemd units, with ExecStart= pointing at the vrev just built: systemd-analyze verify
+# (it needs no running systemd) checks every key, that the command exists and that the man
+# page in Documentation= opens (MANPATH: ours); any message it prints fails. Then the
+# hardening's exposure score must stay at most 2.0 ("OK"; the units score 1.5).
+UNITS := $(shell grep -v '^\#' dist/systemd/units | cut -d'|' -f1)
+# $(call write_units,BINDIR,DIR): the units from dist/systemd/vrev.service.in into DIR.
+write_units = grep -v '^\#' dist/systemd/units | while IFS='|' read -r unit desc args; do \
+	sed -e '/^\#:/d' -e "s|@UNIT@|$$unit|g" -e "s|@DESCRIPTION@|$$desc|g" \
+		-e "s|@ARGS@|$$args|g" -e 's|@BINDIR@|$(1)|g' dist/systemd/vrev.service.in \
+		> $(2)/$$unit || exit 1; chmod 644 $(2)/$$unit; done
+units: $(VREV_BIN)
+	@command -v systemd-analyze >/dev/null || { echo "units: systemd-analyze not found" \
+		"(apt-get install systemd, or scripts/install-deps.sh)"; exit 1; }
+	@set -e; d=$(BUILD)/units-check; rm -rf $$d; mkdir -p $$d; \
+	$(call write_units,$(abspath $(BUILD)),$$d); \
+	out=$$(cd $$d && MANPATH=$(CURDIR)/man systemd-analyze verify $(UNITS:%=./%) 2>&1) \
+		|| { echo "$$out"; echo "units: systemd-analyze verify failed"; exit 1; }; \
+	if [ -n "$$out" ]; then echo "$$out"; echo "units: systemd-analyze verify warned"; exit 1; fi; \
+	for u in $(UNITS); do (cd $$d && systemd-analyze security --offline=yes --threshold=20 \
+		./$$u >/dev/null 2>&1) || { echo "units: $$u exposure above 2.0:"; \
+		(cd $$d && systemd-analyze security --offline=yes ./$$u | grep '✗'); exit 1; }; done; \
+	echo "units: $(UNITS) verified (systemd-analyze verify, exposure <= 2.0)"
+
+# The man pages: mandoc's lint at its strictest (style), less the cross-references it cannot
+# resolve on this machine (its mandoc.db).
+MANPAGES := $(wildcard man/man*/*.[1-9])
+manlint:
+	@command -v mandoc >/dev/null || { echo "manlint: mandoc not found (apt-get install" \
+		"mandoc, or scripts/install-deps.sh)"; exit 1; }
+	@out=$$(MANPATH=$(CURDIR)/man mandoc -T lint -W style $(MANPAGES) 2>&1 | \
+		grep -v -e 'referenced manual not found' -e 'mandoc.db'); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "manlint: mandoc -T lint complained"; exit 1; fi; \
+	if man --version 2>/dev/null | grep -q man-db; then for m in $(MANPAGES); do \
+		out=$$(MANWIDTH=80 man --warnings -l $$m 2>&1 >/dev/null | grep -v 'mandoc.db'); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "manlint: groff warned ($$m)"; exit 1; fi; \
+	done; fi; \
+	echo "manlint: $(MANPAGES) lint-clean (mandoc -T lint -W style; man --warnings)"
 
 asan: deps
 	$(MAKE) BUILD=$(ASAN_BUILD) CC=clang SANITIZE=1 VREV_NO_DEPS=1 check
@@ -266,7 +308,8 @@ $(BUILD)/libvrev.pc: pkgconfig/libvrev.pc.in $(VERSION_H)
 
 install: all $(BUILD)/libvrev.pc
 	install -d $(DESTDIR)$(INCLUDEDIR)/vrev $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-		$(DESTDIR)$(BINDIR)
+		$(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 644 include/vrev.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 include/vrev/*.h $(DESTDIR)$(INCLUDEDIR)/vrev/
 	install -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
@@ -275,13 +318,18 @@ install: all $(BUILD)/libvrev.pc
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libvrev.so
 	install -m 644 $(BUILD)/libvrev.pc $(DESTDIR)$(PKGCONFIGDIR)/
 	install -m 755 $(VREV_BIN) $(DESTDIR)$(BINDIR)/
+	$(call write_units,$(BINDIR),$(DESTDIR)$(SYSTEMDUNITDIR))
+	install -m 644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/man3/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 dist/bash-completion/vrev $(DESTDIR)$(BASHCOMPDIR)/vrev
 
 uninstall:
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/vrev
 	rm -f $(DESTDIR)$(INCLUDEDIR)/vrev.h $(DESTDIR)$(LIBDIR)/libvrev.a \
 		$(DESTDIR)$(LIBDIR)/libvrev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
 		$(DESTDIR)$(LIBDIR)/libvrev.so $(DESTDIR)$(PKGCONFIGDIR)/libvrev.pc \
-		$(DESTDIR)$(BINDIR)/vrev
+		$(DESTDIR)$(BINDIR)/vrev $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MANPAGES)) $(DESTDIR)$(BASHCOMPDIR)/vrev
 
 $(BUILD)/examples/%: examples/%.c $(STATIC_LIB)
 	@mkdir -p $(dir $@)

@@ -26,6 +26,11 @@ struct vrev_cli_limits {
 };
 int vrev_cli_limit_add(struct vrev_cli_limits *l, const char *arg);
 int vrev_cli_limits_apply(const struct vrev_cli_limits *l, vrev_ctx *ctx);
+/* A duration (--heartbeat, --dead-after): "500ms", "10s", "2m" or a plain number of seconds,
+ * up to VREV_CLI_DURATION_MAX_MS. Returns 0 with *ms set, or -1 after a message naming `opt`
+ * to stderr. */
+#define VREV_CLI_DURATION_MAX_MS 3600000u
+int vrev_cli_parse_duration_ms(const char *opt, const char *s, unsigned *ms);
 /* Logs and metrics (cli/obs.c). `files`: the command takes --access-log and --error-log. */
 struct vrev_cli_obs {
     int files;
@@ -54,8 +59,8 @@ void vrev_cli_log(int level, const char *component, const char *message, void *u
 int vrev_cli_parse_log_level(const char *s);
 
 /* The program's memory policy (cli/mem.c). vrev_cli_mem_init() first thing in main(), before
- * any libevent or jansson call; contexts are made with vrev_cli_allocator() (NULL: the default); between
- * vrev_cli_mem_start() and vrev_cli_mem_stop() (before event_base_free) freed heap pages go
+ * any libevent or jansson call; contexts are made with vrev_cli_allocator() (NULL: the default);
+ * between vrev_cli_mem_start() and vrev_cli_mem_stop() (before event_base_free) freed heap pages go
  * back to the system after bursts of closes. */
 void vrev_cli_mem_init(void);
 /* Overwrite n bytes at p with zeros (not optimised away): for configuration text, which holds

@@ -94,10 +94,11 @@ int vrev_cli_limits_apply(const struct vrev_cli_limits *l, vrev_ctx *ctx)
 
 int vrev_cli_limits(int argc, char **argv)
 {
-    (void)argv;
     if (argc > 1) {
-        fprintf(stderr, "usage: vrev limits\n");
-        return 2;
+        int help = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h");
+        fprintf(help ? stdout : stderr, "usage: vrev limits\n  print the resource limits: name, "
+                                        "default, range, meaning\n");
+        return help ? 0 : 2;
     }
     uint64_t def, lo, hi;
     const char *name, *what;

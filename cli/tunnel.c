@@ -1,4 +1,5 @@
 /* vrev portal / vrev bridge / vrev uuid: the easy path, no JSON (include/vrev/tunnel.h). */
+#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,10 +32,19 @@ static int usage(int portal, FILE *out)
                 "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
                 "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
+                "                   [--heartbeat DURATION] [--dead-after DURATION]\n"
+                "                   [--max-sessions N] [--limit NAME=VALUE]\n"
                 "  --listen   where bridges connect (the tunnel)\n"
                 "  --public   a public listener; its connections go to the bridge target NAME\n"
                 "             (default \"%s\"); repeat for more\n"
-                "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n",
+                "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n"
+                "  --cert, --key  the portal's certificate chain and private key (PEM files)\n"
+                "  --heartbeat   a control message on each tunnel this often (default 2s, as\n"
+                "                V2Ray; a vrev bridge's --dead-after must stay above it)\n"
+                "  --dead-after  close a tunnel whose bytes stay unacknowledged this long\n"
+                "                (TCP_USER_TIMEOUT; default 10s, 1s..1h)\n"
+                "  --max-sessions  drain a tunnel once it has carried more than N sessions, so\n"
+                "                that the bridge opens a fresh one (default 256, as V2Ray)\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
         fprintf(
@@ -44,15 +54,22 @@ static int usage(int portal, FILE *out)
             "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
             "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
             "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
+            "                   [--dead-after DURATION] [--max-sessions N] [--limit NAME=VALUE]\n"
             "  --portal   the portal's tunnel address\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
             "             a V2Ray portal); the bridge reaches nothing but these\n"
             "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
             "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
+            "  --insecure no certificate check (only --pin, if given): tests only\n"
             "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
             "             64 hex digits or base64, as V2Ray's pinnedPeerCertificateChainSha256;\n"
-            "             repeatable; with --insecure, the only check)\n",
+            "             repeatable; with --insecure, the only check)\n"
+            "  --dead-after  close and redial a tunnel that has heard nothing from the portal\n"
+            "                this long (default 7s, 1s..1h; keep it above the portal's heartbeat\n"
+            "                period, 2s unless the portal was told otherwise)\n"
+            "  --max-sessions  open another tunnel when the tunnels carry more than N live\n"
+            "                sessions each on average (checked every 2s; default 16, as V2Ray)\n",
             VREV_TUNNEL_DEFAULT_NAME);
     fprintf(out,
             "  --id       the shared secret (a UUID: vrev uuid makes one); or set VREV_ID\n"
@@ -64,6 +81,8 @@ static int usage(int portal, FILE *out)
             "  --path     ws, h2: the HTTP path (default /); other paths get 404\n"
             "  --host     ws bridge: the Host header; h2: the one host name both sides use\n"
             "             (default www.example.com, as V2Ray)\n"
+            "  --log-level error|warning|info|debug|none  (default info; to stderr)\n"
+            "  DURATION   500ms, 10s, 2m, or a plain number of seconds\n"
             "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
             "  --metrics HOST:PORT serve /metrics (Prometheus text) and /ready there\n"
             "  --access-log FILE   a line per session (V2Ray's access log format)\n"
@@ -72,6 +91,37 @@ static int usage(int portal, FILE *out)
             "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
+}
+
+/* --heartbeat and --dead-after (durations), --max-sessions N: what V2Ray hard-codes. 0 would
+ * mean "the default" to the library: refused here, where it would read as "none". Returns 1, or
+ * -1 after saying why. */
+static int tunable(vrev_tunnel_opts *t, int portal, const char *opt, const char *val)
+{
+    unsigned v = 0;
+    const char *range = "1ms..1h";
+    int rc = VREV_ERR_INVAL;
+    if (!strcmp(opt, "--max-sessions")) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long n = (*val >= '0' && *val <= '9') ? strtoul(val, &end, 10) : 0;
+        range = "a number of sessions, 1..65000";
+        if (n > 0 && !errno && !*end && n <= 65000)
+            rc = portal ? vrev_tunnel_opts_set_drain_after(t, (unsigned)n)
+                        : vrev_tunnel_opts_set_sessions_per_tunnel(t, (unsigned)n);
+    } else if (vrev_cli_parse_duration_ms(opt, val, &v) < 0) {
+        return -1;
+    } else if (!strcmp(opt, "--heartbeat")) {
+        rc = v ? vrev_tunnel_opts_set_heartbeat_ms(t, v) : rc;
+    } else {
+        range = "1s..1h";
+        rc = v ? vrev_tunnel_opts_set_dead_after_ms(t, v) : rc;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vrev: %s '%s': out of range (%s)\n", opt, val, range);
+        return -1;
+    }
+    return 1;
 }
 
 /* One option with its value. Returns 1 if consumed, 0 if unknown, -1 on a bad value. */
@@ -85,6 +135,9 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         c->cert = val;
     if (!strcmp(opt, "--limit"))
         return vrev_cli_limit_add(&c->limits, val) < 0 ? -1 : 1; /* it said why */
+    if (!strcmp(opt, "--dead-after") || !strcmp(opt, "--max-sessions") ||
+        (portal && !strcmp(opt, "--heartbeat")))
+        return tunable(t, portal, opt, val);
     if (!strcmp(opt, "--id"))
         rc = vrev_tunnel_opts_set_id(t, val);
     else if (!strcmp(opt, "--security")) {

@@ -13,7 +13,10 @@ set -euo pipefail
 
 BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev
     libwslay-dev libnghttp2-dev)
-TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl)
+# mandoc lints the man pages, systemd's systemd-analyze verifies the units (no running systemd
+# needed), bash-completion runs the completion script in the CLI tests.
+TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl mandoc
+    systemd bash-completion)
 BENCH_PKGS=(python3 v2ray iperf3 wrk nginx gnuplot-nox)
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -186,4 +186,7 @@ int vrev__h2_shutdown(struct vrev__h2 *h2);
 /* Nothing more to read or write: the connection can be closed. */
 bool vrev__h2_done(struct vrev__h2 *h2);
 
+/* The nghttp2 library at run time (nghttp2_version()), as snprintf into buf. */
+int vrev__h2_nghttp2_version(char *buf, size_t cap);
+
 #endif

@@ -129,4 +129,8 @@ uint16_t vrev__ws_peer_status(const struct vrev__ws *ws);
 /* Both close frames have been exchanged and ours is written out: the connection can go. */
 bool vrev__ws_done(struct vrev__ws *ws);
 
+/* The wslay library: it has no version call, and Debian 12's header names a version older
+ * than its package (1.0.1-DEV in 1.1.1), so this writes "" (as snprintf) and returns 0. */
+int vrev__ws_wslay_version(char *buf, size_t cap);
+
 #endif

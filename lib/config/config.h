@@ -465,4 +465,7 @@ void vrev__config_policy_for_level(const struct vrev__config *cfg, uint32_t leve
  * escapes are left alone, and a backslash outside strings protects the next byte. */
 void vrev__config_strip_comments(const char *in, size_t len, char *out);
 
+/* The jansson library at run time (jansson_version_str()), as snprintf into buf. */
+int vrev__config_jansson_version(char *buf, size_t cap);
+
 #endif

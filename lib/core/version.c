@@ -1,4 +1,5 @@
-#include "crypto/crypto.h"
+/* The library's own version. What it runs on (vrev_crypto_backend, vrev_dependency_version)
+ * is asked of the layers that use each library: lib/api/api_version.c. */
 #include "vrev/version.h"
 
 #define VREV_STR_(x) #x
@@ -13,9 +14,4 @@ const char *vrev_version_string(void)
 {
     return VREV_STR(VREV_VERSION_MAJOR) "." VREV_STR(VREV_VERSION_MINOR) "." VREV_STR(
         VREV_VERSION_PATCH);
-}
-
-const char *vrev_crypto_backend(void)
-{
-    return vrev__crypto_backend_name();
 }

@@ -104,6 +104,11 @@ bool vrev__ct_equal(const void *a, const void *b, size_t len);
 /* The backend's name: "openssl" or "mbedtls". */
 const char *vrev__crypto_backend_name(void);
 
+/* The backend library as it reports itself at run time ("OpenSSL 3.0.19 27 Jan 2026",
+ * "mbed TLS 2.28.3"); the TLS side (lib/net/tls_*.c) is the same library. Writes into buf as
+ * snprintf does and returns what snprintf returns. Thread-safe. */
+int vrev__crypto_backend_version(char *buf, size_t cap);
+
 /* --- additions for the legacy (alterId > 0) envelope and Trojan (WIRE-SPEC §4.10) ---------- */
 
 /* SHA-224 of the concatenation of n pieces (Trojan password hash). */

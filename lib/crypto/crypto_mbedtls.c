@@ -8,6 +8,7 @@
  */
 #if defined(VREV_CRYPTO_MBEDTLS)
 
+#include <stdio.h>
 #include <string.h>
 
 #include <mbedtls/aes.h>
@@ -18,12 +19,20 @@
 #include <mbedtls/md5.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 
 #include "crypto.h"
 
 const char *vrev__crypto_backend_name(void)
 {
     return "mbedtls";
+}
+
+int vrev__crypto_backend_version(char *buf, size_t cap)
+{
+    char v[32]; /* mbedtls_version_get_string_full writes at most 18 bytes */
+    mbedtls_version_get_string_full(v);
+    return snprintf(buf, cap, "%s", v);
 }
 
 /* --- AEAD ---------------------------------------------------------------------------------- */

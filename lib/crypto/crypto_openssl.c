@@ -9,9 +9,11 @@
  */
 #if defined(VREV_CRYPTO_OPENSSL)
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "crypto.h"
@@ -22,6 +24,11 @@
 const char *vrev__crypto_backend_name(void)
 {
     return "openssl";
+}
+
+int vrev__crypto_backend_version(char *buf, size_t cap)
+{
+    return snprintf(buf, cap, "%s", OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* Run in[0..len) through EVP_CipherUpdate into out (NULL: AAD, nothing written). */

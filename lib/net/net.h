@@ -158,4 +158,7 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
 /* Stop a relay now (both sides closed, with RST when abort is set); `done` is not called. */
 void vrev__relay_abort(struct vrev__relay *r, int abort);
 
+/* The libevent library at run time (event_get_version()), as snprintf into buf. */
+int vrev__net_libevent_version(char *buf, size_t cap);
+
 #endif

@@ -37,6 +37,8 @@ static void link_dial_free(struct link_dial *d, bool close_link)
     vrev__tcp_dial_cancel(d->dial);
     if (d->dialing) {
         d->dialing->n--;
+        if (d->dialing->on_drop)
+            d->dialing->on_drop(d->dialing->drop_arg);
         vrev__gauge_unref(d->dialing);
     }
     if (d->retry)

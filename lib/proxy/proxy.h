@@ -41,6 +41,10 @@ struct vrev__gauge {
     vrev_ctx *ctx;
     unsigned refs;
     unsigned n;
+    /* Called after n goes down (a dial ended), when set; the owner clears it before it drops
+     * its reference. */
+    void (*on_drop)(void *arg);
+    void *drop_arg;
 };
 struct vrev__gauge *vrev__gauge_new(vrev_ctx *ctx); /* n 0, one reference; NULL: no memory */
 struct vrev__gauge *vrev__gauge_ref(struct vrev__gauge *g);

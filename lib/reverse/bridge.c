@@ -17,8 +17,9 @@
  * once, drained ones included (a portal that drains every tunnel at once would otherwise have
  * one opened per round trip, for ever); at that cap an idle drained tunnel is closed, at most
  * once per monitor period, to make room. Each tunnel has at most limits.dials_per_tunnel dials
- * to local services in progress (a gauge the outbound's dialer counts, proxy.h); a session
- * beyond it is refused, as one to a target outside allowed_targets is. */
+ * to local services in progress (a gauge the outbound's dialer counts, proxy.h); at the cap
+ * the tunnel is not read until one ends (dial_hold), and after DIALS_HOLD_MS a session beyond
+ * it is refused, as one to a target outside allowed_targets is. */
 #include <string.h>
 
 #include "crypto/crypto.h"
@@ -34,6 +35,9 @@
 /* Failures for this long (an outage, not a restart): redial about every SLOW_MAX_MS. */
 #define SLOW_AFTER_MS 60000
 #define SLOW_MAX_MS 2000
+/* How long a tunnel at its dials in progress cap (dialsPerTunnel) waits, unread, for one to
+ * end before it refuses new sessions instead. */
+#define DIALS_HOLD_MS 1000
 
 struct bworker {
     struct bworker *prev, *next;
@@ -42,6 +46,8 @@ struct bworker {
     struct vrev__gauge *dialing; /* this tunnel's sessions' dials in progress */
     unsigned sessions;           /* bound to a local side (opened, not yet closed) */
     bool busy;                   /* at dials_per_tunnel (logged once until it is below again) */
+    bool holding;                /* at dials_per_tunnel: the tunnel is not read (dial_hold) */
+    struct event *hold_timer;    /* ends the hold after DIALS_HOLD_MS */
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
@@ -96,6 +102,9 @@ static void worker_free(struct bworker *w)
 {
     struct vrev__bridge *b = w->bridge;
     bool was_up = w->heard;
+    w->dialing->on_drop = NULL; /* the dials the muxconn's free cancels must not call back */
+    if (w->hold_timer)
+        event_free(w->hold_timer);
     w->prev->next = w->next;
     w->next->prev = w->prev;
     uint64_t rx, tx;
@@ -204,29 +213,62 @@ static void refuse(struct vrev__bridge *b, const char *host, const struct vrev__
               b->tag ? b->tag : "", info->network == VREV_NET_UDP ? "udp" : "tcp", t, why);
 }
 
-/* A tunnel's dials in progress at the cap: refused (a portal's burst of New frames would
- * otherwise open as many connections to the local service). Logged when the cap is reached,
- * again only after it was below. */
+/* A tunnel's dials in progress at the cap (a portal's burst of New frames would otherwise open
+ * as many connections to the local service at once): the tunnel is not read until one ends,
+ * so that a burst waits rather than being refused; after DIALS_HOLD_MS at the cap (a local
+ * service that does not answer), new sessions are refused until a dial ends, and the tunnel
+ * reads on. */
+static void dial_hold(struct bworker *w)
+{
+    if (w->holding || w->busy || w->dialing->n < w->bridge->engine->limits.dials_per_tunnel)
+        return;
+    w->holding = true;
+    struct timeval tv = {DIALS_HOLD_MS / 1000, (DIALS_HOLD_MS % 1000) * 1000};
+    evtimer_add(w->hold_timer, &tv);
+    vrev__muxconn_hold(w->mc);
+}
+
+static void dial_release(struct bworker *w)
+{
+    if (!w->holding)
+        return;
+    w->holding = false;
+    evtimer_del(w->hold_timer);
+    vrev__muxconn_release(w->mc);
+}
+
+static void on_dial_drop(void *arg) /* a dial of the tunnel's sessions ended */
+{
+    struct bworker *w = arg;
+    if (w->dialing->n < w->bridge->engine->limits.dials_per_tunnel) {
+        w->busy = false;
+        dial_release(w);
+    }
+}
+
+static void on_hold_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct bworker *w = arg;
+    struct vrev__bridge *b = w->bridge;
+    w->busy = true;
+    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              "[%s] %u dials in progress on a tunnel for %u ms (dialsPerTunnel): refusing "
+              "sessions until one ends",
+              b->tag ? b->tag : "", w->dialing->n, DIALS_HOLD_MS);
+    dial_release(w);
+}
+
+/* At the cap after the hold: refused. */
 static bool dials_full(struct bworker *w, const char *host, const struct vrev__link_info *info)
 {
     struct vrev__bridge *b = w->bridge;
-    uint64_t cap = b->engine->limits.dials_per_tunnel;
-    if (w->dialing->n < cap) {
-        w->busy = false;
+    if (w->dialing->n < b->engine->limits.dials_per_tunnel)
         return false;
-    }
+    (void)info; /* logged once, when the hold ended (on_hold_timeout) */
     b->stats.dials_refused++;
     if (b->notify)
         b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
-    if (!w->busy) {
-        w->busy = true;
-        char t[VREV_MUX_TARGET_MAX];
-        vrev__addr_target_text(&info->target, t, sizeof(t));
-        vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "[%s] %u dials in progress on a tunnel (dialsPerTunnel): refusing sessions "
-                  "(first: %s) until one ends",
-                  b->tag ? b->tag : "", w->dialing->n, t);
-    }
     return true;
 }
 
@@ -282,6 +324,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
         return NULL;
     b->stats.sessions++;
     vrev__dispatch(b->engine, &info, pair[0]);
+    dial_hold(w);
     return pair[1];
 }
 
@@ -370,12 +413,18 @@ static int new_tunnel(struct vrev__bridge *b)
     w->bridge = b;
     w->active = true;
     w->dialing = vrev__gauge_new(ctx);
-    if (!w->dialing) {
+    w->hold_timer = evtimer_new(ctx->base, on_hold_timeout, w);
+    if (!w->dialing || !w->hold_timer) {
+        vrev__gauge_unref(w->dialing);
+        if (w->hold_timer)
+            event_free(w->hold_timer);
         bufferevent_free(pair[0]);
         bufferevent_free(pair[1]);
         vrev__free(ctx, w);
         return VREV_ERR_NOMEM;
     }
+    w->dialing->on_drop = on_dial_drop;
+    w->dialing->drop_arg = w;
     event_base_gettimeofday_cached(ctx->base, &w->last_rx);
     b->n_workers++;
     w->next = b->workers.next;

@@ -86,6 +86,7 @@ struct vrev__muxconn {
     uint64_t refusal_bytes;               /* End frames of sessions refused here (rate, on_open) */
     uint64_t replies_at_full;             /* replies queued when the output last reached hwm */
     bool reply_hold; /* not reading: replies past the allowance wait for the peer */
+    bool owner_hold; /* not reading: the owner asked (vrev__muxconn_hold) */
     struct vrev__muxconn_stats stats;
     int busy;
     bool free_pending;
@@ -230,6 +231,12 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     return s;
 }
 
+/* Reading the transport is stopped for one of these reasons (each clears its own). */
+static bool stopped(const struct vrev__muxconn *mc)
+{
+    return mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold || mc->owner_hold;
+}
+
 /* Nothing stops the transport any more (no blocking session, not over the cap): read on.
  * Frames already buffered are not announced again, so they are processed from the loop (never
  * from here: this runs inside the codec's callbacks too); so are bytes left below a filter
@@ -237,7 +244,7 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
  * credit, sends nothing more). */
 static void resume_reading(struct vrev__muxconn *mc)
 {
-    if (mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold)
+    if (stopped(mc))
         return;
     if (mc->stall && !mc->withheld)
         evtimer_del(mc->stall);
@@ -729,7 +736,8 @@ static void transport_read(struct bufferevent *bev, void *arg)
     mc->busy++;
     tick_window(mc);
     while (!mc->closed && !mc->blocked && !mc->over_cap && !mc->over_budget && !mc->free_pending &&
-           !over_reply_allowance(mc) && evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
+           !mc->owner_hold && !over_reply_allowance(mc) &&
+           evbuffer_peek(in, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
         size_t used = 0;
         mc->seg = vec.iov_base;
         mc->seg_len = vec.iov_len;
@@ -751,7 +759,7 @@ static void transport_read(struct bufferevent *bev, void *arg)
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        if (mc->blocked || mc->over_cap || mc->over_budget || mc->reply_hold)
+        if (stopped(mc))
             bufferevent_disable(bev, EV_READ);
     }
     leave(mc);
@@ -1175,6 +1183,23 @@ void vrev__muxconn_set_session_rate(struct vrev__muxconn *mc, uint64_t rate, uin
     mc->session_burst = burst ? burst : 1;
     if (mc->tokens_milli > mc->session_burst * 1000)
         mc->tokens_milli = mc->session_burst * 1000;
+}
+
+void vrev__muxconn_hold(struct vrev__muxconn *mc)
+{
+    if (mc->owner_hold || mc->closed)
+        return;
+    mc->owner_hold = true;
+    vrev_mux_pause(mc->mux); /* no-op outside vrev_mux_feed() */
+    bufferevent_disable(mc->transport, EV_READ);
+}
+
+void vrev__muxconn_release(struct vrev__muxconn *mc)
+{
+    if (!mc->owner_hold)
+        return;
+    mc->owner_hold = false;
+    resume_reading(mc);
 }
 
 void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *st)

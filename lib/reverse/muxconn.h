@@ -75,6 +75,12 @@ int vrev__muxconn_end(struct vrev__muxconn *mc, uint16_t sid, int error);
  * "Rapid Reset"): a New beyond it is refused with End|Error before anything is dialled or
  * allocated for it, and counted. An engine passes its own limits (engine->limits). */
 void vrev__muxconn_set_session_rate(struct vrev__muxconn *mc, uint64_t rate, uint64_t burst);
+/* The owner's backpressure (a bridge whose tunnel has its dials in progress at the cap): from
+ * a callback or outside one, stop reading the transport after the current frame until
+ * vrev__muxconn_release(). Frames already read wait; nothing is refused. The owner bounds the
+ * wait (the stall timeout does not). */
+void vrev__muxconn_hold(struct vrev__muxconn *mc);
+void vrev__muxconn_release(struct vrev__muxconn *mc);
 void vrev__muxconn_get_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *st);
 /* Add mc's counters to *sum (a bridge's or portal's, over its tunnels). */
 void vrev__muxconn_add_stats(const struct vrev__muxconn *mc, struct vrev__muxconn_stats *sum);

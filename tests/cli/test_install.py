@@ -1,4 +1,5 @@
-"""make install into a DESTDIR, then build an example with pkg-config alone and run it."""
+"""make install into a DESTDIR (library, headers, vrev, systemd units, man pages, bash
+completion), then build an example with pkg-config alone and run it."""
 import os
 import subprocess
 
@@ -17,6 +18,21 @@ def test_install_and_build_example(tmp_path):
               "bin/vrev"):
         assert (prefix / f).exists(), f
     assert os.readlink(prefix / "lib/libvrev.so.0").startswith("libvrev.so.0.")
+    # the systemd units (ExecStart at the installed binary), man pages and bash completion
+    units = prefix / "lib/systemd/system"
+    for unit, cmd in (("vrev@.service", "run -c /etc/vrev/%i.json"),
+                      ("vrev-portal@.service", "portal --config-file /etc/vrev/%i.conf"),
+                      ("vrev-bridge@.service", "bridge --config-file /etc/vrev/%i.conf")):
+        text = (units / unit).read_text()
+        assert "\nExecStart=/usr/local/bin/vrev %s\n" % cmd in text, text
+        assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in text
+        assert "@BINDIR@" not in text
+    for f in ("share/man/man1/vrev.1", "share/man/man3/libvrev.3",
+              "share/bash-completion/completions/vrev"):
+        assert (prefix / f).is_file(), f
+    man = run("man", "-l", str(prefix / "share/man/man1/vrev.1"), env=dict(os.environ,
+                                                                           MANWIDTH="80"))
+    assert man.returncode == 0 and "--dead-after" in man.stdout.replace("\u2010", "-")
     env = dict(os.environ, PKG_CONFIG_PATH=str(prefix / "lib/pkgconfig"),
                PKG_CONFIG_SYSROOT_DIR=str(dest))
     flags = run("pkg-config", "--cflags", "--libs", "libvrev", env=env)

@@ -24,16 +24,18 @@ TLS = os.path.join(ROOT, "tests", "vectors", "tls")
 SIZE = 4 << 20
 
 
-def peer_bin():
+def peer_bin(name="carrier_peer"):
+    """A test peer program of tests/e2e (carrier_peer.c, layer_peer.c), built by make."""
     build = os.environ.get("VREV_BUILD", "build")
     path = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build), "tests",
-                        "carrier_peer")
+                        name)
     assert os.access(path, os.X_OK), "build it first: make %s" % path
     return path
 
 
-def start_peer(procs, kind):
-    p = procs.start_argv("peer-" + kind, [peer_bin(), kind])
+def start_peer(procs, kind, *args, name="carrier_peer"):
+    """Run a peer's server role; returns the port it announces."""
+    p = procs.start_argv("%s-%s" % (name, kind), [peer_bin(name), kind] + list(args))
     port = []
 
     def announced():
@@ -143,9 +145,10 @@ def echo_through(port):
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest(), len(got)
 
 
-def run_client(kind, port):
-    r = subprocess.run([peer_bin(), kind, str(port), str(SIZE)], capture_output=True, text=True,
-                       timeout=60)
+def run_client(kind, port, name="carrier_peer"):
+    """Run a peer's client role: SIZE bytes echoed through `port`."""
+    r = subprocess.run([peer_bin(name), kind, str(port), str(SIZE)], capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ok %d bytes echoed" % SIZE in r.stdout
 

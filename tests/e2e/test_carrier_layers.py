@@ -13,48 +13,18 @@ own.
 
 Each moves 4 MiB each way and compares.
 """
-import os
-import subprocess
 import threading
 
-from harness import ROOT, free_port, port_open, wait_until
-from test_carrier_codecs import TLS, dokodemo, echo_service, echo_through, start_v2ray
-
-SIZE = 4 << 20
-
-
-def peer_bin():
-    build = os.environ.get("VREV_BUILD", "build")
-    path = os.path.join(build if os.path.isabs(build) else os.path.join(ROOT, build), "tests",
-                        "layer_peer")
-    assert os.access(path, os.X_OK), "build it first: make %s" % path
-    return path
+from harness import free_port, port_open, wait_until
+from test_carrier_codecs import (TLS, dokodemo, echo_service, echo_through, run_client,
+                                 start_peer, start_v2ray)
 
 
-def start_server(procs, *argv):
-    p = procs.start_argv("layer-" + argv[0], [peer_bin()] + list(argv))
-    port = []
-
-    def announced():
-        for line in procs.log(p).splitlines():
-            if line.startswith("port "):
-                port.append(int(line.split()[1]))
-                return True
-        return p.poll() is not None
-
-    assert wait_until(announced, 10) and port, procs.log(p)
-    return port[0]
-
-
-def run_client(kind, port):
-    r = subprocess.run([peer_bin(), kind, str(port), str(SIZE)], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok %d bytes echoed" % SIZE in r.stdout
+PEER = "layer_peer"
 
 
 def test_v2ray_ws_client_to_our_layer(procs):
-    ours = start_server(procs, "ws-server")
+    ours = start_peer(procs, "ws-server", name=PEER)
     local = free_port()
     start_v2ray(procs, "v2ray-ws-client", dokodemo(local, ours), {
         "protocol": "freedom", "streamSettings": {
@@ -72,7 +42,7 @@ def test_our_ws_layer_to_v2ray_server(procs):
                          {"network": "ws", "wsSettings": {"path": "/ray"}}),
                 {"protocol": "freedom"})
     assert wait_until(lambda: port_open(port), 10)
-    run_client("ws-client", port)
+    run_client("ws-client", port, name=PEER)
     echo.close()
 
 
@@ -85,12 +55,12 @@ def test_our_h2_layer_to_v2ray_server(procs):
                           "httpSettings": {"host": ["h2.example.com"], "path": "/h2"}}),
                 {"protocol": "freedom"})
     assert wait_until(lambda: port_open(port), 10)
-    run_client("h2-client", port)
+    run_client("h2-client", port, name=PEER)
     echo.close()
 
 
 def test_v2ray_h2_client_to_our_layer(procs):
-    ours = start_server(procs, "h2-server", TLS)
+    ours = start_peer(procs, "h2-server", TLS, name=PEER)
     local = free_port()
     start_v2ray(procs, "v2ray-h2-client", dokodemo(local, ours), {
         "protocol": "freedom", "streamSettings": {

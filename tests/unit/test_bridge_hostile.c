@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
@@ -475,7 +476,8 @@ static uint16_t never_accepting(int *lfd, int *filler)
 }
 
 /* 500 sessions to a service that never accepts: at most dialsPerTunnel (here 16) dials at
- * once, the rest refused, one log line. */
+ * once; the tunnel waits (nothing refused) for one to end, then, after a second, refuses the
+ * rest, with one log line. */
 static void test_dials_capped(void **state)
 {
     (void)state;
@@ -490,19 +492,53 @@ static void test_dials_capped(void **state)
     for (int i = 0; i < 500; i++)
         probe_open(&w, VREV_NET_TCP, "127.0.0.1", port);
     int most = 0;
-    for (int i = 0; i < 60; i++) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long ms = 0;
+    while (ms < 500) { /* within the hold (1 s) */
         run_ms(&w, 10);
         int n = syn_sent_to(port);
         most = n > most ? n : most;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
     }
     assert_true(most >= 8);  /* the dials did start, and stay in progress */
     assert_true(most <= 16); /* but no more than the cap */
+    if (ms < 900) { /* a loaded machine may have taken longer: then the hold may be over */
+        assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 0);
+        assert_int_equal(w.cap_lines, 0);
+    }
+    run_ms(&w, 1200 - (int)(ms < 1200 ? ms : 1200));
+    assert_true(syn_sent_to(port) <= 16);
     assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 500 - 16);
     assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS), 16);
     assert_int_equal(w.cap_lines, 1);
     world_done(&w); /* the dials in progress are cancelled: their gauge is freed (ASan) */
     close(filler);
     close(lfd);
+}
+
+/* A burst of sessions to a service that answers at once, more than dialsPerTunnel (here 8)
+ * in one read of the tunnel: the tunnel waits for dials to end instead of refusing, and every
+ * session is served (the capacity benchmark lost 207 of 5,000 to refusals before). */
+static void test_dial_burst_waits(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    assert_int_equal(vrev_ctx_set_limit(w.ctx, "dialsPerTunnel", 8), 0);
+    bridge_up(&w, NULL);
+    uint16_t port = vrev__listener_port(w.svc);
+    for (int i = 0; i < 60; i++)
+        probe_open(&w, VREV_NET_TCP, "127.0.0.1", port);
+    for (int i = 0; i < 200 && !all_settled(&w); i++)
+        run_ms(&w, 10);
+    for (int i = 0; i < w.n_probes; i++)
+        assert_int_equal(w.probes[i].echoed, 4);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 0);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS), 60);
+    assert_int_equal(w.cap_lines, 0);
+    world_done(&w);
 }
 
 /* A session reset by the portal while its dial is in progress takes its dial with it (a rapid
@@ -548,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_allowed_targets_exact),
         cmocka_unit_test(test_tunnels_capped_when_drained),
         cmocka_unit_test(test_dials_capped),
+        cmocka_unit_test(test_dial_burst_waits),
         cmocka_unit_test(test_reset_cancels_dial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /* lib/core: error table, version, context, allocator and log hooks, byte queue. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,31 @@ static void test_version(void **state)
     assert_int_equal(vrev_version(), VREV_VERSION_NUMBER);
     const char *b = vrev_crypto_backend();
     assert_true(!strcmp(b, "openssl") || !strcmp(b, "mbedtls"));
+}
+
+static void test_dependency_version(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"crypto/TLS", "libevent", "jansson", "nghttp2", "wslay"};
+    const char *name = NULL;
+    char v[128], tiny[4];
+    for (unsigned i = 0; i < 5; i++) {
+        int n = vrev_dependency_version(i, &name, v, sizeof(v));
+        assert_string_equal(name, names[i]);
+        assert_int_equal(n, (int)strlen(v));
+        assert_int_equal(vrev_dependency_version(i, NULL, NULL, 0), n); /* the length alone */
+        if (i < 4) /* wslay has no version call */
+            assert_true(n > 0);
+        if (n >= (int)sizeof(tiny)) { /* cut, NUL-terminated, length of the whole */
+            assert_int_equal(vrev_dependency_version(i, NULL, tiny, sizeof(tiny)), n);
+            assert_int_equal(strlen(tiny), sizeof(tiny) - 1);
+        }
+    }
+    vrev_dependency_version(0, NULL, v, sizeof(v));
+    assert_non_null(
+        strstr(v, !strcmp(vrev_crypto_backend(), "openssl") ? "OpenSSL " : "mbed TLS "));
+    assert_int_equal(vrev_dependency_version(5, &name, v, sizeof(v)), VREV_ERR_RANGE);
+    assert_int_equal(vrev_dependency_version(0, &name, NULL, 8), VREV_ERR_INVAL);
 }
 
 static void test_ctx_args(void **state)
@@ -181,9 +206,13 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_table), cmocka_unit_test(test_version),
-        cmocka_unit_test(test_ctx_args),    cmocka_unit_test(test_ctx_allocator),
-        cmocka_unit_test(test_log),         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_error_table),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_dependency_version),
+        cmocka_unit_test(test_ctx_args),
+        cmocka_unit_test(test_ctx_allocator),
+        cmocka_unit_test(test_log),
+        cmocka_unit_test(test_buf),
         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -19,44 +19,20 @@ certificates of tests/vectors/tls). Rewrites the files next to it:
 
 Usage: python3 tests/vectors/h2/capture.py  (needs the v2ray binary: scripts/install-deps.sh)
 """
-import json
 import os
-import shutil
 import socket
 import ssl
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from capturelib import (echo_server, free_port, read_for, run_captures,  # noqa: E402
+                        start_v2ray, stop, writer)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
+write = writer(HERE)
 TLS = os.path.join(HERE, "..", "tls")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def start_v2ray(cfg, tmp):
-    path = os.path.join(tmp, "config-%d.json" % len(os.listdir(tmp)))
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    p = subprocess.Popen([shutil.which("v2ray"), "-config", path], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
-    # Wait for its "started" line: probing the port would open a connection it forwards.
-    end = time.monotonic() + 10
-    for line in p.stdout:
-        if b"started" in line or time.monotonic() > end:
-            break
-    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
-    return p
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
 
 
 def connect(port, timeout=10.0):
@@ -69,29 +45,6 @@ def connect(port, timeout=10.0):
             if time.monotonic() > end:
                 raise
             time.sleep(0.05)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def read_for(s, seconds):
-    s.settimeout(0.2)
-    data = b""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            chunk = s.recv(65536)
-        except (socket.timeout, ssl.SSLWantReadError):
-            continue
-        except (ssl.SSLError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -108,11 +61,6 @@ def headers(sid, path, host, end_stream=False):
     block = (literal(b":method", b"PUT") + literal(b":scheme", b"https") +
              literal(b":path", path) + literal(b":authority", host))
     return frame(1, 0x04 | (0x01 if end_stream else 0), sid, block)
-
-
-def write(name, data):
-    with open(os.path.join(HERE, name), "wb") as f:
-        f.write(data)
 
 
 def capture_client(tmp):
@@ -153,31 +101,6 @@ def capture_client(tmp):
     finally:
         stop(p)
         fake.close()
-
-
-def echo_server():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-
-    def run():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-    def echo(c):
-        with c:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                c.sendall(d)
-
-    threading.Thread(target=run, daemon=True).start()
-    return srv
 
 
 def capture_server(tmp, use_tls):
@@ -229,12 +152,7 @@ def capture_server(tmp, use_tls):
 
 
 def main():
-    if not shutil.which("v2ray"):
-        sys.exit("v2ray not found: run scripts/install-deps.sh")
-    with tempfile.TemporaryDirectory() as tmp:
-        capture_client(tmp)
-        capture_server(tmp, True)
-        capture_server(tmp, False)
+    run_captures(capture_client, lambda tmp: capture_server(tmp, True), lambda tmp: capture_server(tmp, False))
 
 
 if __name__ == "__main__":

@@ -22,25 +22,18 @@ Usage: python3 tests/vectors/ws/capture.py  (needs the v2ray binary: scripts/ins
 """
 import base64
 import hashlib
-import json
 import os
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from capturelib import (echo_server, free_port, read_for, run_captures,  # noqa: E402
+                        start_v2ray, stop, writer)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+write = writer(HERE)
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455 section 1.3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def read_head(s):
@@ -52,21 +45,6 @@ def read_head(s):
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     return head + b"\r\n\r\n", rest
-
-
-def read_for(s, seconds):
-    s.settimeout(0.2)
-    data = b""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            chunk = s.recv(65536)
-        except socket.timeout:
-            continue
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def frame(opcode, payload, mask=None):
@@ -83,37 +61,6 @@ def frame(opcode, payload, mask=None):
         b += mask
         payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
     return b + payload
-
-
-def start_v2ray(cfg, tmp):
-    path = os.path.join(tmp, "config-%d.json" % len(os.listdir(tmp)))
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    p = subprocess.Popen([shutil.which("v2ray"), "-config", path], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT)
-    # Wait for its "started" line: probing the port would open a connection it forwards.
-    end = time.monotonic() + 10
-    for line in p.stdout:
-        if b"started" in line:
-            break
-        if time.monotonic() > end:
-            break
-    threading.Thread(target=lambda: [None for _ in p.stdout], daemon=True).start()
-    return p
-
-
-def stop(p):
-    p.terminate()
-    try:
-        p.wait(5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
-def write(name, data):
-    with open(os.path.join(HERE, name), "wb") as f:
-        f.write(data)
 
 
 def capture_client(tmp):
@@ -155,31 +102,6 @@ def capture_client(tmp):
     finally:
         stop(p)
         fake.close()
-
-
-def echo_server():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-
-    def run():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-    def echo(c):
-        with c:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                c.sendall(d)
-
-    threading.Thread(target=run, daemon=True).start()
-    return srv
 
 
 def upgrade(port, request):
@@ -240,11 +162,7 @@ def capture_server(tmp):
 
 
 def main():
-    if not shutil.which("v2ray"):
-        sys.exit("v2ray not found: run scripts/install-deps.sh")
-    with tempfile.TemporaryDirectory() as tmp:
-        capture_client(tmp)
-        capture_server(tmp)
+    run_captures(capture_client, capture_server)
 
 
 if __name__ == "__main__":
