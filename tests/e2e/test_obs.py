@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 
 from harness import (DOMAIN, UUID, bridge_config, free_port, http_get, http_post, pattern,
                      port_open, portal_config, wait_until)
@@ -211,3 +212,23 @@ def test_run_serves_the_configured_endpoint(procs, backend):
     # "log" without "access": V2Ray writes the access log to standard output
     assert wait_until(lambda: "accepted tcp:127.0.0.1:80 [portal]" in procs.log(portal))
     assert UUID not in procs.log(portal) + procs.log(bridge)
+
+
+def test_endpoint_refuses_other_requests_and_keeps_serving(procs):
+    tun, pub, pm = free_port(), free_port(), free_port()
+    portal = procs.start_argv("portal", portal_argv(tun, pub, "--metrics", "127.0.0.1:%d" % pm))
+    assert wait_until(lambda: port_open(pm)), procs.log(portal)
+    c = http.client.HTTPConnection("127.0.0.1", pm, timeout=5)
+    c.request("POST", "/metrics", body=b"x" * 100)
+    assert c.getresponse().status in (413, 501)  # no body taken, and GET or HEAD only
+    c.close()
+    # a request cut short, and a connection that says nothing: closed after the idle time
+    idle = [socket.create_connection(("127.0.0.1", pm)) for _ in range(2)]
+    idle[0].sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    assert status(pm) == 503 and status(pm, "/metrics") == 200  # served meanwhile
+    for s in idle:
+        s.settimeout(8)  # closed after 5 s (an error answer first, or nothing)
+        while s.recv(1000):
+            pass
+        s.close()
+    assert status(pm, "/metrics") == 200
