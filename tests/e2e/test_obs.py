@@ -192,6 +192,7 @@ def test_run_serves_the_configured_endpoint(procs, backend):
     ext, tun, pm, bm = free_port(), free_port(), free_port(), free_port()
     pc = portal_config(ext, tun)
     pc["vrev"] = {"metrics": "127.0.0.1:%d" % pm}
+    pc["log"]["error"] = str(procs.tmp / "portal-error.log")  # "loglevel": "info" as well
     portal = procs.start("vrev", "portal", pc)
     assert wait_until(lambda: port_open(pm)), procs.log(portal)
     assert status(pm) == 503
@@ -211,6 +212,8 @@ def test_run_serves_the_configured_endpoint(procs, backend):
     assert mb[("vrev_links_total", "inbound=\"bridge\",outbound=\"out\"")] == 1
     # "log" without "access": V2Ray writes the access log to standard output
     assert wait_until(lambda: "accepted tcp:127.0.0.1:80 [portal]" in procs.log(portal))
+    # "error": the log goes to that file, at the "loglevel" asked for
+    assert "[info] portal: [portal] tunnel up" in (procs.tmp / "portal-error.log").read_text()
     assert UUID not in procs.log(portal) + procs.log(bridge)
 
 
