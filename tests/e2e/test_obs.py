@@ -235,3 +235,23 @@ def test_endpoint_refuses_other_requests_and_keeps_serving(procs):
             pass
         s.close()
     assert status(pm, "/metrics") == 200
+
+
+def test_limit_drops_are_counted(procs):
+    # connsPerSource 1: a second connection from 127.0.0.1 to the public listener is refused
+    # at accept while the first waits for a tunnel (there is no bridge)
+    tun, pub, pm = free_port(), free_port(), free_port()
+    portal = procs.start_argv("portal", portal_argv(tun, pub, "--metrics", "127.0.0.1:%d" % pm,
+                                                    "--limit", "connsPerSource=1"))
+    assert wait_until(lambda: port_open(pm)), procs.log(portal)
+    key = ("vrev_limit_drops_total", "limit=\"connsPerListener|connsPerSource\",inbound=\"public\"")
+    assert metrics(pm)[key] == 0
+    with socket.create_connection(("127.0.0.1", pub)) as held:
+        held.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", pub)) as refused:
+            refused.settimeout(5)
+            try:
+                assert refused.recv(10) == b""
+            except ConnectionResetError:
+                pass  # closed at accept, with a reset
+        assert wait_until(lambda: metrics(pm)[key] == 1)
