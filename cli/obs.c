@@ -62,6 +62,13 @@ static void put_json(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* s on a text line: a control character (a newline in a tag would forge a line) as '?'. */
+static void put_text(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, f);
+}
+
 static void put_field(FILE *f, const char *key, const char *value)
 {
     fprintf(f, ",\"%s\":", key);
@@ -82,7 +89,11 @@ void vrev_cli_log(int level, const char *component, const char *message, void *u
         fputs("}\n", f);
     } else {
         stamp_text(stamp, sizeof(stamp));
-        fprintf(f, "%s [%s] %s: %s\n", stamp, vrev_log_level_name(level), component, message);
+        fprintf(f, "%s [%s] ", stamp, vrev_log_level_name(level));
+        put_text(f, component);
+        fputs(": ", f);
+        put_text(f, message);
+        fputc('\n', f);
     }
 }
 
@@ -106,7 +117,9 @@ static void on_access(const char *from, const char *to, const char *in_tag, cons
         fputs("}\n", f);
     } else {
         stamp_text(stamp, sizeof(stamp));
-        fprintf(f, "%s %s\n", stamp, line);
+        fprintf(f, "%s ", stamp);
+        put_text(f, line);
+        fputc('\n', f);
     }
 }
 
