@@ -233,14 +233,35 @@ static void test_server_args(void **state)
     snprintf(port, sizeof(port), "127.0.0.1:%u", vrev_metrics_server_port(s));
     assert_int_equal(vrev_metrics_server_new(&busy, ctx, port, err, sizeof(err)), VREV_ERR_IO);
     assert_int_equal(vrev_metrics_server_add_instance(s, NULL), VREV_ERR_INVAL);
+    /* a bridge not started: no tunnel, not ready */
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5"), 0);
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:9"), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    vrev_bridge *b;
+    assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
     for (int i = 0; i < 16; i++)
-        assert_int_equal(vrev_metrics_server_add_bridge(s, (const vrev_bridge *)s), 0);
-    assert_int_equal(vrev_metrics_server_add_bridge(s, (const vrev_bridge *)s), VREV_ERR_RANGE);
+        assert_int_equal(vrev_metrics_server_add_bridge(s, b), 0);
+    assert_int_equal(vrev_metrics_server_add_bridge(s, b), VREV_ERR_RANGE);
+    assert_int_equal(vrev_metrics_server_ready(s), 0);
+    assert_int_equal(vrev_bridge_ready(b), 0);
+    int n = vrev_metrics_server_render(s, NULL, 0);
+    assert_true(n > 0);
+    char *text = malloc((size_t)n + 1);
+    assert_int_equal(vrev_metrics_server_render(s, text, (size_t)n + 1), n);
+    assert_non_null(strstr(text, "\nvrev_tunnels{role=\"bridge\",tag=\"bridge\"} 0\n"));
+    assert_non_null(strstr(text, "\nvrev_ready 0\n"));
+    check_grouped(text);
+    free(text);
     vrev_metrics_server_free(s);
+    vrev_bridge_free(b);
     vrev_metrics_server_free(NULL);
     assert_int_equal(vrev_instance_metrics(NULL, NULL, NULL), VREV_ERR_INVAL);
     assert_int_equal(vrev_portal_ready(NULL), 0);
     vrev_ctx_free(no_base);
+    event_base_loop(base, EVLOOP_NONBLOCK);
     vrev_ctx_free(ctx);
     event_base_free(base);
 }
