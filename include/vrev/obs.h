@@ -97,17 +97,18 @@ VREV_API int vrev_instance_log_target(const vrev_instance *inst, int access, con
 typedef struct vrev_metrics_server vrev_metrics_server;
 
 /** Serve GET /metrics (Prometheus text format 0.0.4) and GET /ready (200 "ready", or 503 "not
- *  ready") on `hostport` ("IP:PORT", "[V6]:PORT"; port 0 picks one), in the context's loop.
- *  Other paths are answered 404, other methods than GET and HEAD 501. Bounded: request
- *  headers up to 8 KiB, no body, a connection idle 5 s (no whole request yet, or none since
- *  the last answer) is closed, a response is at most 1 MiB (else 500). It serves what is added to
- * it with vrev_metrics_server_add_*(). On failure err (if not NULL) gets a message. Returns 0,
- * VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without event_base),
- * VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
+ *  ready") on `hostport` ("IP:PORT", "[V6]:PORT"; port 0 picks one), in the context's loop,
+ *  for what is added with vrev_metrics_server_add_*(). Other paths are answered 404, a request
+ *  with a body 413, other methods than GET and HEAD 501. Bounded: request headers up to 8 KiB,
+ *  a connection idle 5 s (no whole request yet, or none since the last answer) is closed, a
+ *  response is at most 1 MiB (else 500). libevent 2.1's evhttp has no cap on connections: bind
+ *  it to a loopback or management address. On failure err (if not NULL) gets a message.
+ *  Returns 0, VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without
+ *  event_base), VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
 VREV_API int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,
                                      char *err, size_t err_len);
-/** Add an object to serve (borrowed: it must outlive the server, or be freed after it). At
- *  most 16 objects. Returns 0, VREV_ERR_INVAL or VREV_ERR_RANGE (full). */
+/** Add an object to serve (borrowed: free the server before the object). At most 16 objects.
+ *  Returns 0, VREV_ERR_INVAL or VREV_ERR_RANGE (full). */
 VREV_API int vrev_metrics_server_add_instance(vrev_metrics_server *s, const vrev_instance *inst);
 VREV_API int vrev_metrics_server_add_portal(vrev_metrics_server *s, const vrev_portal *p);
 VREV_API int vrev_metrics_server_add_bridge(vrev_metrics_server *s, const vrev_bridge *b);
@@ -116,7 +117,8 @@ VREV_API unsigned vrev_metrics_server_port(const vrev_metrics_server *s);
 /** 1 if every object added is ready (as /ready answers), else 0 (none added: 1). */
 VREV_API int vrev_metrics_server_ready(const vrev_metrics_server *s);
 /** The text /metrics answers, into buf (NUL-terminated, at most cap bytes; buf may be NULL
- *  with cap 0). Returns its whole length (as snprintf), or VREV_ERR_INVAL / VREV_ERR_NOMEM. */
+ *  with cap 0). Returns its whole length (as snprintf), or VREV_ERR_INVAL, VREV_ERR_NOMEM or
+ *  VREV_ERR_RANGE (more than 4096 samples or 1 MiB). */
 VREV_API int vrev_metrics_server_render(const vrev_metrics_server *s, char *buf, size_t cap);
 /** Close the listener and every connection, and free. NULL is a no-op. */
 VREV_API void vrev_metrics_server_free(vrev_metrics_server *s);

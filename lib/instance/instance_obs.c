@@ -31,6 +31,21 @@ int vrev__instance_obs_init(vrev_ctx *ctx, struct vrev__instance_obs *o,
     return 0;
 }
 
+int vrev__instance_obs_reload(vrev_ctx *ctx, struct vrev__instance_obs *o,
+                              const struct vrev__config *cfg)
+{
+    struct vrev__instance_obs n;
+    memset(&n, 0, sizeof(n));
+    if (vrev__instance_obs_init(ctx, &n, cfg) < 0) {
+        vrev__instance_obs_cleanup(ctx, &n);
+        return VREV_ERR_NOMEM;
+    }
+    n.reloads = o->reloads + 1;
+    vrev__instance_obs_cleanup(ctx, o);
+    *o = n;
+    return 0;
+}
+
 void vrev__instance_obs_cleanup(vrev_ctx *ctx, struct vrev__instance_obs *o)
 {
     vrev__free(ctx, o->metrics);

@@ -19,6 +19,10 @@ struct vrev__instance_obs {
 /* Copy what cfg says (strings with the context's allocator). Returns 0 or VREV_ERR_NOMEM. */
 int vrev__instance_obs_init(vrev_ctx *ctx, struct vrev__instance_obs *o,
                             const struct vrev__config *cfg);
+/* After a reload (vrev_instance_reload): take the new configuration's metrics address and log
+ * targets, and count the reload. On VREV_ERR_NOMEM *o is left as it was (not counted). */
+int vrev__instance_obs_reload(vrev_ctx *ctx, struct vrev__instance_obs *o,
+                              const struct vrev__config *cfg);
 /* Free the copies (a zeroed struct is fine). */
 void vrev__instance_obs_cleanup(vrev_ctx *ctx, struct vrev__instance_obs *o);
 

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "instance/instance_obs.h"
 #include "vrev.h"
 
 static void test_access_format(void **state)
@@ -266,13 +267,41 @@ static void test_server_args(void **state)
     event_base_free(base);
 }
 
+/* What the reload code calls: the new file's address and log targets, the reload counted. */
+static void test_obs_reload(void **state)
+{
+    (void)state;
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    static const char *const text[] = {
+        "{\"vrev\": {\"metrics\": \"127.0.0.1:9100\"}}",
+        "{\"log\": {\"error\": \"/var/log/e.log\"}, \"vrev\": {\"metrics\": \"[::1]:9101\"}}",
+    };
+    struct vrev__config *cfg[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(vrev__config_load(ctx, text[i], strlen(text[i]), NULL, &cfg[i], NULL), 0);
+    struct vrev__instance_obs o;
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(vrev__instance_obs_init(ctx, &o, cfg[0]), 0);
+    assert_string_equal(o.metrics, "127.0.0.1:9100");
+    assert_null(o.error_path);
+    assert_int_equal(vrev__instance_obs_reload(ctx, &o, cfg[1]), 0);
+    assert_string_equal(o.metrics, "[::1]:9101");
+    assert_string_equal(o.error_path, "/var/log/e.log");
+    assert_int_equal(o.error_type, VREV_LOG_TARGET_FILE);
+    assert_int_equal(o.reloads, 1);
+    vrev__instance_obs_cleanup(ctx, &o);
+    for (int i = 0; i < 2; i++)
+        vrev__config_free(cfg[i]);
+    vrev_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_access_format),
-        cmocka_unit_test(test_instance_metrics),
-        cmocka_unit_test(test_metrics_key_errors),
-        cmocka_unit_test(test_server_args),
+        cmocka_unit_test(test_access_format),      cmocka_unit_test(test_instance_metrics),
+        cmocka_unit_test(test_metrics_key_errors), cmocka_unit_test(test_server_args),
+        cmocka_unit_test(test_obs_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
