@@ -17,14 +17,15 @@
  *                                          "target" (bridge: not one of its targets)
  *   limit_drops_total{limit,...}           work turned away (or held) by a limit of
  *                                          vrev_limit_info(): "sessionRate", "dialsPerTunnel",
- *                                          "tunnelsPerBridge", "tunnelBuffer" (times a tunnel
- *                                          stopped reading, its sessions' output full),
- *                                          "bufferedTotal" (the same for the context's budget),
+ *                                          "tunnelsPerBridge", "bufferedTotal" (times a tunnel
+ *                                          stopped reading: the context's buffers were full),
  *                                          "connsPerListener|connsPerSource" (connections
  *                                          refused at accept), "preauthPerInbound|
  *                                          preauthPerSource" (handshakes closed for a
  *                                          newcomer), "udpClientBytes|udpInboundBytes"
- *                                          (datagrams dropped)
+ *                                          (datagrams dropped); and the fixed
+ *                                          "replyAllowance" (times a tunnel stopped reading: its
+ *                                          peer did not read the answers to its frames)
  *   handshake_failures_total{inbound,reason} reason: "rejected" (bad header, unknown user),
  *                                          "timeout", "closed" (by the client), "error"
  *   links_total{inbound,outbound}          connections and sessions routed, by tags

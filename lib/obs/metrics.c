@@ -131,7 +131,7 @@ static void reverse_metrics(const struct vrev__metrics *m, const struct reverse_
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->refused_rate, "limit",
                  "sessionRate", "role", r, "tag", t, NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->reply_holds, "limit",
-                 "tunnelBuffer", "role", r, "tag", t, NULL);
+                 "replyAllowance", "role", r, "tag", t, NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->budget_stops, "limit",
                  "bufferedTotal", "role", r, "tag", t, NULL);
 }
