@@ -92,13 +92,11 @@ struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
     return e->dns;
 }
 
-int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
-                   struct bufferevent *link)
+struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
+                                          const struct vrev__link_info *info)
 {
-    if (e->n_outbounds == 0) {
-        vrev__bev_close(link, 1);
-        return VREV_ERR_STATE;
-    }
+    if (e->n_outbounds == 0)
+        return NULL;
     size_t idx = 0;
     if (e->router) {
         struct vrev__route_ctx rc = {
@@ -114,8 +112,18 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
         if (idx >= e->n_outbounds)
             idx = 0;
     }
+    return e->outbounds[idx];
+}
+
+int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
+                   struct bufferevent *link)
+{
+    struct vrev__outbound *ob = vrev__engine_route(e, info);
+    if (!ob) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_STATE;
+    }
     e->stats.links++;
-    struct vrev__outbound *ob = e->outbounds[idx];
     if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info->target, t, sizeof(t));

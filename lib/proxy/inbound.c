@@ -128,6 +128,11 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
 {
     const struct vrev__limits *l = &in->engine->limits;
     in->proto_accept = accept;
+    if (in->engine->adopt) { /* a reload: the old inbound's socket, caps and all */
+        in->listener = in->engine->adopt;
+        in->engine->adopt = NULL;
+        return 0;
+    }
     int rc = vrev__listener_new(in->engine->ctx, host, port, inbound_accept, in, &in->listener);
     if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
         vrev__listener_arm_abort(in->listener);
@@ -376,6 +381,35 @@ void vrev__inbound_free(struct vrev__inbound *in)
     vrev__vmess_replay_free(in->sessions);
     vrev__free(ctx, in->tag);
     vrev__free(ctx, in);
+}
+
+/* --- reload ---------------------------------------------------------------------------------- */
+
+void vrev__inbound_adopt(struct vrev__inbound *to, struct vrev__inbound *from)
+{
+    from->listener = NULL;
+    vrev__listener_set_user(to->listener, to);
+}
+
+void vrev__inbound_drop_adopted(struct vrev__inbound *in)
+{
+    in->listener = NULL;
+    vrev__inbound_free(in);
+}
+
+void vrev__inbound_close_listener(struct vrev__inbound *in)
+{
+    vrev__listener_free(in->listener);
+    in->listener = NULL;
+    if (in->networks) { /* dokodemo-door: its UDP flows end (a SOCKS relay waits, see .h) */
+        vrev__udp_in_free(in->udp);
+        in->udp = NULL;
+    }
+}
+
+bool vrev__inbound_idle(const struct vrev__inbound *in)
+{
+    return !in->listener && !in->udp && !in->h2_conns && in->preauth.n == 0;
 }
 
 uint16_t vrev__inbound_port(const struct vrev__inbound *in)

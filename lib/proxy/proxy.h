@@ -99,6 +99,10 @@ struct vrev__engine {
                                    overridden before anything is built on the engine */
     struct vrev__conn live; /* list head */
     struct vrev__engine_stats stats;
+    /* A listening socket the next vrev__inbound_listen takes instead of binding one (set by a
+     * reload for an inbound whose address and port stay: no connection is refused meanwhile).
+     * The listener's callback still names its old inbound: vrev__inbound_adopt moves it. */
+    struct vrev__listener *adopt;
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
@@ -112,6 +116,10 @@ int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob)
 struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag);
 /* The resolver for configured host names, created on first use (NULL if out of memory). */
 struct evdns_base *vrev__engine_dns(struct vrev__engine *e);
+
+/* The outbound the router picks for a link (outbound 0 without a router); NULL: none. */
+struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
+                                          const struct vrev__link_info *info);
 
 /* Route a link and hand it to its outbound (which owns it from then on, even on failure). */
 int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
