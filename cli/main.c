@@ -17,6 +17,8 @@ static void usage(FILE *out)
             "  uuid           print a new random UUID (a shared id for --id)\n"
             "  run -c FILE    run a V2Ray v4 JSON configuration (also -config FILE)\n"
             "  test -c FILE   check a configuration and exit\n"
+            "  reload --pid-file FILE | PID\n"
+            "                 make a running vrev re-read its configuration (SIGHUP)\n"
             "  limits         print the resource limits: name, default, range, meaning\n"
             "                 (set them with --limit NAME=VALUE)\n"
             "  mux-dump [--from-client|--from-server] [--skip N] FILE\n"
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
         return vrev_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "test"))
         return vrev_cli_test(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reload"))
+        return vrev_cli_reload(argc - 1, argv + 1);
     if (!strcmp(cmd, "limits"))
         return vrev_cli_limits(argc - 1, argv + 1);
     if (!strcmp(cmd, "mux-dump"))

@@ -15,6 +15,7 @@
 
 struct run_opts {
     const char *config;
+    const char *pid_file;
     int log_level; /* -2: as the config says */
     struct vrev_cli_limits limits;
 };
@@ -45,13 +46,15 @@ static int usage(const char *cmd, FILE *out)
 {
     fprintf(out,
             "usage: vrev %s -c FILE [--log-level error|warning|info|debug|none]\n"
-            "       [--limit NAME=VALUE ...]\n"
+            "       [--limit NAME=VALUE ...] [--pid-file FILE]\n"
             "  -c, -config, --config FILE   a V2Ray v4 JSON configuration (comments allowed)\n"
+            "  --pid-file FILE              write the process id there (removed at exit)\n"
             "  --limit NAME=VALUE           a resource limit (vrev limits lists them); the\n"
             "                               config's \"vrev\": {\"limits\": {...}} wins over it\n"
             "%s",
             cmd,
-            !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM.\n"
+            !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM; SIGHUP (vrev reload) re-reads FILE and\n"
+                                  "applies what changed, keeping live sessions and tunnels.\n"
                                 : "Checks the configuration and exits 0 if it is valid.\n");
     return out == stdout ? 0 : 2;
 }
@@ -59,6 +62,7 @@ static int usage(const char *cmd, FILE *out)
 static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
 {
     o->config = NULL;
+    o->pid_file = NULL;
     o->log_level = -2;
     o->limits.n = 0;
     for (int i = 1; i < argc; i++) {
@@ -68,6 +72,8 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
         if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) &&
             i + 1 < argc) {
             o->config = argv[++i];
+        } else if (!strcmp(a, "--pid-file") && i + 1 < argc) {
+            o->pid_file = argv[++i];
         } else if (!strcmp(a, "--limit") && i + 1 < argc) {
             if (vrev_cli_limit_add(&o->limits, argv[++i]) < 0)
                 return 2;
@@ -90,7 +96,7 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
 }
 
 /* Read the whole file (one byte more than the limit, so the loader sees it is too big). */
-static char *read_file(const char *path, size_t *len)
+char *vrev_cli_read_file(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
@@ -120,23 +126,66 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(arg);
 }
 
-static int serve(struct event_base *base, vrev_instance *inst)
+/* SIGHUP: the file again, applied by vrev_instance_reload (which logs what changed, or why
+ * nothing did). */
+struct reload {
+    vrev_instance *inst;
+    vrev_ctx *ctx;
+    const struct run_opts *o;
+};
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
+    (void)sig, (void)what;
+    struct reload *r = arg;
+    if (!strcmp(r->o->config, "-")) {
+        vrev_cli_log(VREV_LOG_ERROR, "run", "SIGHUP: the configuration came from stdin: not reloaded",
+                     NULL);
+        return;
+    }
+    size_t len;
+    char *text = vrev_cli_read_file(r->o->config, &len);
+    if (!text)
+        return; /* it said why; the running configuration stays */
+    char err[1024];
+    int rc = vrev_instance_reload(r->inst, text, len, r->o->config, err, sizeof(err));
+    vrev_cli_wipe(text, len);
+    free(text);
+    if (rc == 0 && r->o->log_level < -1) /* the config's "log.loglevel" decides */
+        vrev_ctx_set_log(r->ctx, vrev_instance_log_level(r->inst), vrev_cli_log, NULL);
+}
+
+static int serve(struct event_base *base, vrev_instance *inst, vrev_ctx *ctx,
+                 const struct run_opts *o)
+{
+    struct reload r = {inst, ctx, o};
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    if (!sigint || !sigterm || evsignal_add(sigint, NULL) < 0 || evsignal_add(sigterm, NULL) < 0) {
+    struct event *sighup = evsignal_new(base, SIGHUP, on_hup, &r);
+    int status = 0;
+    if (!sigint || !sigterm || !sighup || evsignal_add(sigint, NULL) < 0 ||
+        evsignal_add(sigterm, NULL) < 0 || evsignal_add(sighup, NULL) < 0) {
         fprintf(stderr, "vrev: cannot install signal handlers\n");
-        return 1;
+        status = 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    vrev_instance_start(inst);
-    fprintf(stderr, "vrev %s started\n", vrev_version_string());
-    vrev_cli_mem_start(base);
-    event_base_dispatch(base);
-    vrev_cli_mem_stop();
-    event_free(sigint);
-    event_free(sigterm);
-    return 0;
+    if (status == 0 && vrev_cli_pidfile_write(o->pid_file) < 0)
+        status = 1;
+    if (status == 0) {
+        vrev_instance_start(inst);
+        fprintf(stderr, "vrev %s started\n", vrev_version_string());
+        vrev_cli_mem_start(base);
+        event_base_dispatch(base);
+        vrev_cli_mem_stop();
+        vrev_cli_pidfile_remove(o->pid_file);
+    }
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    if (sighup)
+        event_free(sighup);
+    return status;
 }
 
 static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
@@ -146,7 +195,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     if (rc)
         return rc >= 100 ? rc - 100 : rc;
     size_t len;
-    char *text = read_file(o.config, &len);
+    char *text = vrev_cli_read_file(o.config, &len);
     if (!text)
         return 1;
     vrev_ctx *ctx = NULL;
@@ -173,7 +222,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
         if (o.log_level < -1) /* no --log-level: the config's "log.loglevel" decides */
             vrev_ctx_set_log(ctx, vrev_instance_log_level(inst), vrev_cli_log, NULL);
         vrev_cli_nofile_report(o.log_level >= -1 ? o.log_level : vrev_instance_log_level(inst));
-        status = serve(base, inst);
+        status = serve(base, inst, ctx, &o);
     }
     vrev_instance_free(inst);
     vrev_ctx_free(ctx);

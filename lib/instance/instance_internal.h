@@ -72,8 +72,8 @@ int vrev__inst_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev_
 
 /* reload.c: plan `cfg` (taken: freed with the plan on failure) against what runs (nothing, for
  * a new instance), then commit it or throw it away. */
-int vrev__plan_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev__plan *p,
-                     char *err, size_t len);
+int vrev__plan_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev__plan *p, char *err,
+                     size_t len);
 void vrev__plan_commit(vrev_instance *inst, struct vrev__plan *p);
 void vrev__plan_discard(vrev_instance *inst, struct vrev__plan *p);
 /* Free the retired inbounds that are idle (all of them with `all`). */

@@ -57,8 +57,8 @@ static int plan_alloc(vrev_instance *inst, struct vrev__plan *p)
         ctx, inst->retired_in, (inst->n_retired_in + inst->n_inbounds + 1) * sizeof(*ri));
     if (ri)
         inst->retired_in = ri;
-    struct vrev__outbound **ro = vrev__realloc(
-        ctx, inst->retired_out, (inst->n_retired_out + n_old_obs + 1) * sizeof(*ro));
+    struct vrev__outbound **ro =
+        vrev__realloc(ctx, inst->retired_out, (inst->n_retired_out + n_old_obs + 1) * sizeof(*ro));
     if (ro)
         inst->retired_out = ro;
     if (!ri || !ro)
@@ -109,10 +109,9 @@ static int plan_outbounds(vrev_instance *inst, struct vrev__plan *p, char *err, 
             p->ob_kept++;
             continue;
         }
-        int rc = portal ? vrev__inst_make_portal(inst, &cfg->reverse.portals[k], k, &p->obs[j],
-                                                 err, len)
-                        : vrev__inst_make_outbound(inst, &cfg->outbounds[k], k, &p->obs[j], err,
-                                                   len);
+        int rc =
+            portal ? vrev__inst_make_portal(inst, &cfg->reverse.portals[k], k, &p->obs[j], err, len)
+                   : vrev__inst_make_outbound(inst, &cfg->outbounds[k], k, &p->obs[j], err, len);
         if (rc < 0)
             return rc;
         p->ob_new[j] = true;
@@ -126,7 +125,8 @@ static int plan_outbounds(vrev_instance *inst, struct vrev__plan *p, char *err, 
  * over (live UDP flows are bound to it). */
 static bool has_udp(const struct vrev__cfg_inbound *c)
 {
-    return (c->protocol == VREV_CFG_IN_DOKODEMO && (c->settings.dokodemo.networks & VREV_ROUTE_UDP)) ||
+    return (c->protocol == VREV_CFG_IN_DOKODEMO &&
+            (c->settings.dokodemo.networks & VREV_ROUTE_UDP)) ||
            (c->protocol == VREV_CFG_IN_SOCKS && c->settings.socks.udp);
 }
 
@@ -166,8 +166,7 @@ static long find_old_inbound(vrev_instance *inst, const struct vrev__plan *p,
     return -1;
 }
 
-static int plan_inbound(vrev_instance *inst, struct vrev__plan *p, size_t j, char *err,
-                        size_t len)
+static int plan_inbound(vrev_instance *inst, struct vrev__plan *p, size_t j, char *err, size_t len)
 {
     const struct vrev__cfg_inbound *c = &p->cfg->inbounds[j];
     long i = find_old_inbound(inst, p, c);
@@ -262,8 +261,7 @@ static bool same_limits(const struct vrev__config *a, const struct vrev__config 
     return true;
 }
 
-static int check_fixed(vrev_instance *inst, const struct vrev__config *cfg, char *err,
-                       size_t len)
+static int check_fixed(vrev_instance *inst, const struct vrev__config *cfg, char *err, size_t len)
 {
     const char *key = NULL;
     if (!inst->cfg)
@@ -281,8 +279,8 @@ static int check_fixed(vrev_instance *inst, const struct vrev__config *cfg, char
 
 /* --- plan, commit, discard -------------------------------------------------------------------- */
 
-int vrev__plan_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev__plan *p,
-                     char *err, size_t len)
+int vrev__plan_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev__plan *p, char *err,
+                     size_t len)
 {
     memset(p, 0, sizeof(*p));
     p->cfg = cfg;
@@ -459,8 +457,7 @@ void vrev__plan_commit(vrev_instance *inst, struct vrev__plan *p)
 
 /* --- the API ---------------------------------------------------------------------------------- */
 
-static int reload_failed(vrev_instance *inst, int rc, const char *filename, char *err,
-                         size_t len)
+static int reload_failed(vrev_instance *inst, int rc, const char *filename, char *err, size_t len)
 {
     inst->reloads_failed++;
     if (err && len && !err[0])
