@@ -512,10 +512,10 @@ int vrev_instance_stop(vrev_instance *inst)
     if (inst->sweep)
         event_free(inst->sweep);
     inst->sweep = NULL;
-    vrev__engine_cleanup(&inst->engine); /* every connection, outbound and the resolver */
-    for (size_t i = 0; i < inst->n_retired_out; i++)
+    for (size_t i = 0; i < inst->n_retired_out; i++) /* their dials ended with close_all */
         inst->retired_out[i]->ops->destroy(inst->retired_out[i]);
     inst->n_retired_out = 0;
+    vrev__engine_cleanup(&inst->engine); /* every connection, outbound and the resolver */
     vrev__config_free(inst->cfg);
     inst->cfg = NULL;
     inst->stopped = true;
