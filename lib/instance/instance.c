@@ -508,10 +508,7 @@ int vrev_instance_stop(vrev_instance *inst)
         vrev__free(ctx, inst->inbound_tags[i]);
     }
     inst->n_inbounds = 0;
-    vrev__inst_sweep(inst, true);
-    if (inst->sweep)
-        event_free(inst->sweep);
-    inst->sweep = NULL;
+    vrev__retired_cleanup(&inst->retired_in);
     for (size_t i = 0; i < inst->n_retired_out; i++) /* their dials ended with close_all */
         inst->retired_out[i]->ops->destroy(inst->retired_out[i]);
     inst->n_retired_out = 0;
@@ -531,7 +528,6 @@ void vrev_instance_free(vrev_instance *inst)
     vrev__free(ctx, inst->bridges);
     vrev__free(ctx, inst->inbounds);
     vrev__free(ctx, inst->inbound_tags);
-    vrev__free(ctx, inst->retired_in);
     vrev__free(ctx, inst->retired_out);
     vrev__free(ctx, inst);
 }

@@ -18,13 +18,11 @@ struct vrev_instance {
     struct vrev__bridge **bridges;
     size_t n_bridges;
     /* Replaced or removed by a reload. An inbound is freed once idle (its handshakes and h2
-     * connections ended: vrev__inbound_idle), checked every second by `sweep`; an outbound
-     * when the instance stops (a dial in progress may still use it). */
-    struct vrev__inbound **retired_in;
-    size_t n_retired_in;
+     * connections ended); an outbound when the instance stops (a dial in progress may still
+     * use it). */
+    struct vrev__retired retired_in;
     struct vrev__outbound **retired_out;
     size_t n_retired_out;
-    struct event *sweep;
     uint64_t reloads_ok, reloads_failed;
     int log_level;
     bool started;
@@ -76,7 +74,5 @@ int vrev__plan_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev_
                      size_t len);
 void vrev__plan_commit(vrev_instance *inst, struct vrev__plan *p);
 void vrev__plan_discard(vrev_instance *inst, struct vrev__plan *p);
-/* Free the retired inbounds that are idle (all of them with `all`). */
-void vrev__inst_sweep(vrev_instance *inst, bool all);
 
 #endif

@@ -53,15 +53,11 @@ static int plan_alloc(vrev_instance *inst, struct vrev__plan *p)
     p->old_in_kept = alloc_n(ctx, inst->n_inbounds, sizeof(bool), &rc);
     p->old_br_kept = alloc_n(ctx, inst->n_bridges, sizeof(bool), &rc);
     /* room for everything running to retire, so that committing never allocates */
-    struct vrev__inbound **ri = vrev__realloc(
-        ctx, inst->retired_in, (inst->n_retired_in + inst->n_inbounds + 1) * sizeof(*ri));
-    if (ri)
-        inst->retired_in = ri;
     struct vrev__outbound **ro =
         vrev__realloc(ctx, inst->retired_out, (inst->n_retired_out + n_old_obs + 1) * sizeof(*ro));
     if (ro)
         inst->retired_out = ro;
-    if (!ri || !ro)
+    if (!ro || vrev__retired_reserve(&inst->retired_in, ctx, inst->n_inbounds) < 0)
         rc = VREV_ERR_NOMEM;
     for (size_t i = 0; rc == 0 && i < p->n_ins; i++)
         p->in_from[i] = -1;
@@ -338,27 +334,6 @@ void vrev__plan_discard(vrev_instance *inst, struct vrev__plan *p)
     memset(p, 0, sizeof(*p));
 }
 
-static void on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    vrev__inst_sweep(arg, false);
-}
-
-void vrev__inst_sweep(vrev_instance *inst, bool all)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < inst->n_retired_in; i++)
-        if (all || vrev__inbound_idle(inst->retired_in[i]))
-            vrev__inbound_free(inst->retired_in[i]);
-        else
-            inst->retired_in[n++] = inst->retired_in[i];
-    inst->n_retired_in = n;
-    if (n && inst->sweep && !all) {
-        struct timeval tv = {1, 0};
-        evtimer_add(inst->sweep, &tv);
-    }
-}
-
 /* Old inbounds: kept, handed over (listener taken), or gone (listener closed); the last two
  * retire. */
 static void commit_inbounds(vrev_instance *inst, struct vrev__plan *p)
@@ -373,10 +348,8 @@ static void commit_inbounds(vrev_instance *inst, struct vrev__plan *p)
             stays[p->in_from[j]] = true;
     }
     for (size_t i = 0; i < inst->n_inbounds; i++) {
-        if (!stays[i]) {
-            vrev__inbound_close_listener(inst->inbounds[i]); /* none left if handed over */
-            inst->retired_in[inst->n_retired_in++] = inst->inbounds[i];
-        }
+        if (!stays[i])
+            vrev__retired_add(&inst->retired_in, inst->inbounds[i]);
         vrev__free(ctx, inst->inbound_tags[i]);
     }
     vrev__free(ctx, inst->inbounds);
@@ -386,13 +359,6 @@ static void commit_inbounds(vrev_instance *inst, struct vrev__plan *p)
     inst->n_inbounds = p->n_ins;
     p->ins = NULL;
     p->tags = NULL;
-    if (inst->n_retired_in && !inst->sweep)
-        inst->sweep = evtimer_new(ctx->base, on_sweep, inst);
-    vrev__inst_sweep(inst, false);
-    if (inst->n_retired_in && inst->sweep) {
-        struct timeval tv = {1, 0};
-        evtimer_add(inst->sweep, &tv);
-    }
 }
 
 static void commit_outbounds(vrev_instance *inst, struct vrev__plan *p)

@@ -412,6 +412,61 @@ bool vrev__inbound_idle(const struct vrev__inbound *in)
     return !in->listener && !in->udp && !in->h2_conns && in->preauth.n == 0;
 }
 
+static void retired_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__retired *r = arg;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (vrev__inbound_idle(r->v[i]))
+            vrev__inbound_free(r->v[i]);
+        else
+            r->v[n++] = r->v[i];
+    r->n = n;
+    if (n) {
+        struct timeval tv = {1, 0};
+        evtimer_add(r->timer, &tv);
+    }
+}
+
+int vrev__retired_reserve(struct vrev__retired *r, vrev_ctx *ctx, size_t more)
+{
+    r->ctx = ctx;
+    if (!r->timer && !(r->timer = evtimer_new(ctx->base, retired_sweep, r)))
+        return VREV_ERR_NOMEM;
+    if (r->n + more <= r->cap)
+        return 0;
+    struct vrev__inbound **v = vrev__realloc(ctx, r->v, (r->n + more) * sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    r->v = v;
+    r->cap = r->n + more;
+    return 0;
+}
+
+void vrev__retired_add(struct vrev__retired *r, struct vrev__inbound *in)
+{
+    vrev__inbound_close_listener(in);
+    if (vrev__inbound_idle(in)) { /* nothing of it is in use */
+        vrev__inbound_free(in);
+        return;
+    }
+    r->v[r->n++] = in;
+    struct timeval tv = {1, 0};
+    evtimer_add(r->timer, &tv);
+}
+
+void vrev__retired_cleanup(struct vrev__retired *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        vrev__inbound_free(r->v[i]);
+    if (r->timer)
+        event_free(r->timer);
+    if (r->ctx)
+        vrev__free(r->ctx, r->v);
+    memset(r, 0, sizeof(*r));
+}
+
 uint16_t vrev__inbound_port(const struct vrev__inbound *in)
 {
     return in->listener ? vrev__listener_port(in->listener) : vrev__udp_in_port(in->udp);

@@ -130,6 +130,21 @@ void vrev__inbound_drop_adopted(struct vrev__inbound *in);
 void vrev__inbound_close_listener(struct vrev__inbound *in);
 bool vrev__inbound_idle(const struct vrev__inbound *in);
 
+/* Inbounds a reload replaced or removed (listener closed or handed over), each freed once
+ * idle: checked every second. vrev__retired_reserve makes room for `more` (0 or
+ * VREV_ERR_NOMEM), after which vrev__retired_add cannot fail; it closes the inbound's
+ * listener if it still has one. vrev__retired_cleanup frees them all (the engine's connections
+ * closed first) and the list. */
+struct vrev__retired {
+    vrev_ctx *ctx;
+    struct vrev__inbound **v;
+    size_t n, cap;
+    struct event *timer;
+};
+int vrev__retired_reserve(struct vrev__retired *r, vrev_ctx *ctx, size_t more);
+void vrev__retired_add(struct vrev__retired *r, struct vrev__inbound *in);
+void vrev__retired_cleanup(struct vrev__retired *r);
+
 /* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);
