@@ -1,6 +1,7 @@
 /* vrev portal / vrev bridge / vrev uuid: the easy path, no JSON (include/vrev/tunnel.h). */
 #include <event2/event.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@ struct cli_opts {
     int h2;           /* --transport h2 */
     const char *cert; /* portal: --cert and --key may come in either order */
     const char *key;
+    const char *config_file; /* --config-file: more options, re-read on SIGHUP */
+    const char *pid_file;
+    char where[300]; /* "FILE:LINE: " while the file's options are read, else "" */
 };
 
 static int usage(int portal, FILE *out)
@@ -64,7 +68,12 @@ static int usage(int portal, FILE *out)
             "  --host     ws bridge: the Host header; h2: the one host name both sides use\n"
             "             (default www.example.com, as V2Ray)\n"
             "  --limit NAME=VALUE  a resource limit (repeatable; vrev limits lists them)\n"
-            "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
+            "  --print-config  print the equivalent V2Ray JSON configuration and exit\n"
+            "  --config-file FILE  more options from FILE, one per line without the dashes\n"
+            "             (\"id 1b2c...\", \"to web=127.0.0.1:8080\", \"tls\"; # comments),\n"
+            "             applied after the command line's; SIGHUP (vrev reload) re-reads it\n"
+            "             and applies what changed, keeping live tunnels and sessions\n"
+            "  --pid-file FILE  write the process id there (removed at exit)\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
 }
@@ -127,23 +136,20 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         return 0;
     if (rc < 0) {
         const char *why = vrev_tunnel_opts_error(t);
-        fprintf(stderr, "vrev: %s: %s\n", opt, why[0] ? why : "invalid value");
+        fprintf(stderr, "vrev: %s%s: %s\n", c->where, opt, why[0] ? why : "invalid value");
         return -1;
     }
     return 1;
 }
 
-static int parse(struct cli_opts *c, int portal, int argc, char **argv)
+/* The options in argv[first..argc) (a file's when `lines`: argv[i] came from lines[i]). */
+static int parse_list(struct cli_opts *c, int portal, int argc, char **argv, int first,
+                      const unsigned *lines, const char *file)
 {
-    c->log_level = VREV_LOG_INFO;
-    c->print_config = 0;
-    c->tls = c->security_none = c->h2 = 0;
-    c->limits.n = 0;
-    c->cert = c->key = NULL;
-    const char *env_id = getenv("VREV_ID");
-    if (env_id && option(c, portal, "--id", env_id) < 0)
-        return 2;
-    for (int i = 1; i < argc; i++) {
+    const char *cmd = portal ? "vrev portal" : "vrev bridge";
+    for (int i = first; i < argc; i++) {
+        if (lines)
+            snprintf(c->where, sizeof(c->where), "%s:%u: ", file, lines[i]);
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(portal, stdout) + 100;
         if (!strcmp(argv[i], "--print-config")) {
@@ -157,27 +163,66 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
                 vrev_tunnel_opts_set_tls_insecure(c->t, 1);
             continue;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "vrev %s: '%s' needs a value\n", portal ? "portal" : "bridge", argv[i]);
-            return usage(portal, stderr);
+        if (i + 1 >= argc || (lines && lines[i + 1] != lines[i])) {
+            fprintf(stderr, "%s: %s'%s' needs a value\n", cmd, c->where, argv[i]);
+            return lines ? 2 : usage(portal, stderr);
         }
-        int r = option(c, portal, argv[i], argv[i + 1]);
+        int r = 0;
+        if (!strcmp(argv[i], "--config-file") || !strcmp(argv[i], "--pid-file")) {
+            if (lines) {
+                fprintf(stderr, "%s: %s'%s' belongs on the command line\n", cmd, c->where,
+                        argv[i]);
+                return 2;
+            }
+            *(argv[i][2] == 'c' ? &c->config_file : &c->pid_file) = argv[i + 1];
+            r = 1;
+        } else {
+            r = option(c, portal, argv[i], argv[i + 1]);
+        }
         if (r < 0)
             return 2;
         if (r == 0) {
-            fprintf(stderr, "vrev %s: unknown option '%s'\n", portal ? "portal" : "bridge",
-                    argv[i]);
-            return usage(portal, stderr);
+            fprintf(stderr, "%s: %sunknown option '%s'\n", cmd, c->where, argv[i]);
+            return lines ? 2 : usage(portal, stderr);
         }
         i++;
     }
-    if (!portal && c->h2 && !c->tls) {
+    c->where[0] = '\0';
+    return 0;
+}
+
+/* The command line, then --config-file's options. */
+static int parse(struct cli_opts *c, int portal, int argc, char **argv)
+{
+    c->log_level = VREV_LOG_INFO;
+    c->print_config = 0;
+    c->tls = c->security_none = c->h2 = 0;
+    c->limits.n = 0;
+    c->cert = c->key = c->config_file = c->pid_file = NULL;
+    c->where[0] = '\0';
+    const char *env_id = getenv("VREV_ID");
+    if (env_id && option(c, portal, "--id", env_id) < 0)
+        return 2;
+    int rc = parse_list(c, portal, argc, argv, 1, NULL, NULL);
+    if (rc == 0 && c->config_file) {
+        struct vrev_cli_conffile cf;
+        char err[512];
+        if (vrev_cli_conffile_read(c->config_file, &cf, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vrev: %s\n", err);
+            rc = 2;
+        } else {
+            rc = parse_list(c, portal, cf.argc, cf.argv, 0, cf.line, c->config_file);
+        }
+        c->cert = c->key = NULL; /* they pointed into the file's text */
+        vrev_cli_conffile_free(&cf);
+    }
+    if (rc == 0 && !portal && c->h2 && !c->tls) {
         fprintf(stderr, "vrev bridge: --transport h2 needs --tls (V2Ray's HTTP/2 client speaks "
                         "it over TLS only; a portal behind a TLS front server is still dialled "
                         "with TLS)\n");
         return 2;
     }
-    return 0;
+    return rc;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -212,7 +257,61 @@ static unsigned long long load_bridge(void *arg)
     return vrev_bridge_counter(arg, VREV_COUNTER_SESSIONS_ACTIVE);
 }
 
-static int serve(struct cli_opts *c, int portal)
+/* SIGHUP: the command line and the file again, applied by vrev_portal_reload or
+ * vrev_bridge_reload (they log what changed, or why nothing did). */
+struct reload {
+    struct cli_opts *c;
+    int portal, argc;
+    char **argv;
+    vrev_ctx *ctx;
+    vrev_portal *p;
+    vrev_bridge *b;
+};
+
+static bool same_limits(const struct vrev_cli_limits *a, const struct vrev_cli_limits *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].name, b->v[i].name) || a->v[i].value != b->v[i].value)
+            return false;
+    return true;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what;
+    struct reload *r = arg;
+    const char *who = r->portal ? "portal" : "bridge";
+    if (!r->c->config_file) {
+        vrev_cli_log(VREV_LOG_WARN, who, "SIGHUP: no --config-file to re-read", NULL);
+        return;
+    }
+    struct cli_opts n;
+    char err[512] = "";
+    if (vrev_tunnel_opts_new(&n.t) < 0)
+        return;
+    int rc = parse(&n, r->portal, r->argc, r->argv);
+    if (rc == 0 && !same_limits(&n.limits, &r->c->limits)) {
+        snprintf(err, sizeof(err), "limit changed: that needs a restart");
+        rc = 2;
+    }
+    if (rc == 0)
+        rc = r->portal ? vrev_portal_reload(r->p, n.t, err, sizeof(err))
+                       : vrev_bridge_reload(r->b, n.t, err, sizeof(err));
+    if (rc > 0) { /* the options' own errors (rc < 0: the library has logged it) */
+        char msg[700];
+        snprintf(msg, sizeof(msg), "reload of %s failed (the running options stay)%s%s",
+                 r->c->config_file, err[0] ? ": " : ": see above", err);
+        vrev_cli_log(VREV_LOG_ERROR, who, msg, NULL);
+    } else if (rc == 0) {
+        r->c->log_level = n.log_level;
+        vrev_ctx_set_log(r->ctx, n.log_level, vrev_cli_log, NULL);
+    }
+    vrev_tunnel_opts_free(n.t);
+}
+
+static int serve(struct cli_opts *c, int portal, int argc, char **argv)
 {
     vrev_ctx *ctx = NULL;
     vrev_portal *p = NULL;
@@ -239,10 +338,13 @@ static int serve(struct cli_opts *c, int portal)
                 err[0] ? err : vrev_strerror(rc));
         status = 1;
     } else {
+        struct reload r = {c, portal, argc, argv, ctx, p, b};
         struct event *si = evsignal_new(base, SIGINT, on_signal, base);
         struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
+        struct event *sh = evsignal_new(base, SIGHUP, on_hup, &r);
         evsignal_add(si, NULL);
         evsignal_add(st, NULL);
+        evsignal_add(sh, NULL);
         signal(SIGPIPE, SIG_IGN);
         if (p) {
             fprintf(stderr, "vrev portal: tunnel on port %u\n", vrev_portal_tunnel_port(p));
@@ -255,12 +357,18 @@ static int serve(struct cli_opts *c, int portal)
             vrev_cli_nofile_watch(base, c->log_level, load_portal, p);
         else
             vrev_cli_nofile_watch(base, c->log_level, load_bridge, b);
-        vrev_cli_mem_start(base);
-        event_base_dispatch(base);
-        vrev_cli_mem_stop();
+        if (vrev_cli_pidfile_write(c->pid_file) == 0) {
+            vrev_cli_mem_start(base);
+            event_base_dispatch(base);
+            vrev_cli_mem_stop();
+            vrev_cli_pidfile_remove(c->pid_file);
+        } else {
+            status = 1;
+        }
         vrev_cli_nofile_unwatch();
         event_free(si);
         event_free(st);
+        event_free(sh);
     }
     vrev_portal_free(p);
     vrev_bridge_free(b);
@@ -275,7 +383,7 @@ static int tunnel_main(int portal, int argc, char **argv)
         return 1;
     int rc = parse(&c, portal, argc, argv);
     if (rc == 0)
-        rc = c.print_config ? print_config(c.t, portal) : serve(&c, portal);
+        rc = c.print_config ? print_config(c.t, portal) : serve(&c, portal, argc, argv);
     else if (rc >= 100)
         rc -= 100;
     vrev_tunnel_opts_free(c.t);

@@ -475,6 +475,9 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
             continue;
         }
         if (w->retired && w->sessions == 0) {
+            vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                      "[%s] a tunnel of the old settings carries no session: closing it",
+                      b->tag ? b->tag : "");
             worker_free(w);
             continue;
         }

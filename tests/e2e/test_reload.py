@@ -111,6 +111,7 @@ class Stream(threading.Thread):
                     self.ok += 1
                 else:
                     self.failed.append(head[:40])
+                time.sleep(0.02)  # fewer than the 256 sessions that drain a tunnel
             except OSError as e:
                 self.failed.append(repr(e))
 
@@ -160,9 +161,9 @@ def test_twenty_reloads_keep_a_download_and_new_connections(procs, tmp_path, bac
     assert stream.ok >= 20, stream.ok
     assert "reload of" not in log, log[-2000:]  # no failed reload
     assert log.count("2 on their old listener") == 20, log[-2000:]
-    assert "tunnel down" not in procs.log(bridge)  # the tunnel itself survived
-    blog = procs.log(bridge)  # new tunnels: only the replacements of those drained (256 sessions)
-    assert blog.count("tunnel up") == 1 + blog.count("tunnel drained by the portal"), blog
+    # the tunnel itself survived: never closed, never replaced
+    assert "tunnel closed" not in log and log.count("tunnel up") == 1, log
+    assert procs.log(bridge).count("tunnel up") == 1, procs.log(bridge)
     # the spare inbound came and went ten times, the handed-over listeners stayed open: no
     # descriptor is left behind (the retired inbounds are freed within a second or two)
     assert wait_until(lambda: fds(portal.pid) <= fds_before, 5), (fds_before, fds(portal.pid))
@@ -185,14 +186,17 @@ def test_reload_adds_a_public_port_and_removes_a_user(procs, tmp_path, backend):
     os.kill(portal.pid, signal.SIGHUP)
     assert wait_until(lambda: reloads(procs, portal) == 2, 5), procs.log(portal)
     time.sleep(0.5)
-    assert "tunnel down" not in procs.log(bridge2)
+    assert "tunnel closed" not in procs.log(portal)  # bridge2's live tunnel stays
+    assert procs.log(portal).count("tunnel up") == 2
     procs.stop(bridge2)
+    assert wait_until(lambda: "tunnel closed" in procs.log(portal), 5)
     bridge3 = procs.start("vrev", "bridge3", bridge_cfg(tunnel, backend, UUID2))
     time.sleep(2.5)
     assert "tunnel up" not in procs.log(bridge3), procs.log(bridge3)
     assert "refused" in procs.log(portal) or "failed" in procs.log(portal), procs.log(portal)
-    # the other bridge's tunnel stayed up throughout, and serves both ports
-    assert "tunnel down" not in procs.log(bridge)
+    # the other bridge's tunnel stayed up throughout (bridge2's alone closed), and serves both
+    assert procs.log(portal).count("tunnel closed") == 1, procs.log(portal)
+    assert procs.log(bridge).count("tunnel up") == 1
     for port in (ext, ext2):
         assert http_get(port)[1] == b"hello from the backend\n"
     # and a user put back is let in again
@@ -252,3 +256,83 @@ def test_bad_config_is_reported_and_the_old_one_keeps_serving(procs, tmp_path, b
                            str(tmp_path / "nope.pid")]).returncode == 1
     procs.stop(portal)
     assert not pid_file.exists(), "the pid file is removed at exit"
+
+
+def write_conf(path, lines):
+    tmp = str(path) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("# written by test_reload\n" + "\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+@pytest.mark.limit(90)
+def test_cli_config_file_reloads(procs, tmp_path, backend):
+    ext, ext2, tunnel = free_port(), free_port(), free_port()
+    pconf, bconf = tmp_path / "portal.conf", tmp_path / "bridge.conf"
+
+    def portal_lines(extra=False, user=UUID):
+        lines = ["listen 127.0.0.1:%d   # the tunnel" % tunnel, "public 127.0.0.1:%d=web" % ext,
+                 "id " + user]
+        return lines + (["public 127.0.0.1:%d=web" % ext2] if extra else [])
+
+    def bridge_lines(extra=False, user=UUID):
+        lines = ["portal 127.0.0.1:%d" % tunnel, "to web=127.0.0.1:%d" % backend, "id " + user]
+        return lines + (["to other=127.0.0.1:9"] if extra else [])
+
+    write_conf(pconf, portal_lines())
+    write_conf(bconf, bridge_lines())
+    pid_file = tmp_path / "portal.pid"
+    portal = procs.start_argv("portal", ["vrev", "portal", "--config-file", str(pconf),
+                                         "--pid-file", str(pid_file)])
+    bridge = procs.start_argv("bridge", ["vrev", "bridge", "--log-level", "info",
+                                         "--config-file", str(bconf)])
+    assert wait_until(lambda: "tunnel up" in procs.log(bridge)), procs.log(bridge)
+    assert http_get(ext)[1] == b"hello from the backend\n"
+    dl, stream = Download(ext, DOWNLOAD), Stream(ext)
+    dl.start()
+    stream.start()
+    assert wait_until(lambda: dl.got > 0, 10)
+    for i in range(20):
+        write_conf(pconf, portal_lines(extra=i % 2 == 0))
+        subprocess.run([procs.vrev_bin, "reload", "--pid-file", str(pid_file)], check=True)
+        if i % 4 == 0:
+            write_conf(bconf, bridge_lines(extra=i % 8 == 0))
+            os.kill(bridge.pid, signal.SIGHUP)
+        assert wait_until(lambda: procs.log(portal).count("reloaded") == i + 1, 5), \
+            procs.log(portal)[-2000:]
+        time.sleep(0.05)
+    stream.stop.set()
+    stream.join(20)
+    dl.join(30)
+    assert dl.error is None, dl.error
+    assert dl.digest == hashlib.sha256(pattern(DOWNLOAD)).hexdigest()
+    assert stream.failed == [] and stream.ok >= 20, (stream.failed, stream.ok)
+    assert procs.log(bridge).count("reloaded") == 5, procs.log(bridge)
+    assert "tunnel closed" not in procs.log(portal), procs.log(portal)
+    assert procs.log(bridge).count("tunnel up") == 1, procs.log(bridge)
+    # the added public port served while it was there; now (i = 19: without it) it is closed
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", ext2), timeout=1).close()
+    # a bad line: named by file and line, nothing changes
+    write_conf(pconf, portal_lines(extra=True) + ["bogus 1"])
+    os.kill(portal.pid, signal.SIGHUP)
+    assert wait_until(lambda: "failed" in procs.log(portal), 5)
+    assert "%s:6: unknown option '--bogus'" % pconf in procs.log(portal), procs.log(portal)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", ext2), timeout=1).close()
+    assert http_get(ext)[1] == b"hello from the backend\n"
+    # a new id on both sides: the portal's tunnel listener is renewed (the live tunnel stays),
+    # then the bridge dials new tunnels with it and lets the old one go
+    write_conf(pconf, portal_lines(user=UUID2))
+    os.kill(portal.pid, signal.SIGHUP)
+    assert wait_until(lambda: "tunnel listener renewed" in procs.log(portal), 5)
+    assert http_get(ext)[1] == b"hello from the backend\n"
+    write_conf(bconf, bridge_lines(user=UUID2))
+    os.kill(bridge.pid, signal.SIGHUP)
+    assert wait_until(lambda: "tunnels renewed" in procs.log(bridge), 5), procs.log(bridge)
+    assert wait_until(lambda: procs.log(bridge).count("tunnel up") == 2, 5), procs.log(bridge)
+    assert wait_until(lambda: "old settings carries no session: closing it" in procs.log(bridge),
+                      5), procs.log(bridge)
+    assert wait_until(lambda: procs.log(portal).count("tunnel closed") == 1, 5), procs.log(portal)
+    assert http_get(ext)[1] == b"hello from the backend\n"
+    assert procs.stop(portal) == 0 and not pid_file.exists()
