@@ -53,9 +53,10 @@ static int usage(const char *cmd, FILE *out)
             "                               config's \"vrev\": {\"limits\": {...}} wins over it\n"
             "%s",
             cmd,
-            !strcmp(cmd, "run") ? "Runs until SIGINT or SIGTERM; SIGHUP (vrev reload) re-reads FILE and\n"
-                                  "applies what changed, keeping live sessions and tunnels.\n"
-                                : "Checks the configuration and exits 0 if it is valid.\n");
+            !strcmp(cmd, "run")
+                ? "Runs until SIGINT or SIGTERM; SIGHUP (vrev reload) re-reads FILE and\n"
+                  "applies what changed, keeping live sessions and tunnels.\n"
+                : "Checks the configuration and exits 0 if it is valid.\n");
     return out == stdout ? 0 : 2;
 }
 
@@ -139,8 +140,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     (void)sig, (void)what;
     struct reload *r = arg;
     if (!strcmp(r->o->config, "-")) {
-        vrev_cli_log(VREV_LOG_ERROR, "run", "SIGHUP: the configuration came from stdin: not reloaded",
-                     NULL);
+        vrev_cli_log(VREV_LOG_ERROR, "run",
+                     "SIGHUP: the configuration came from stdin: not reloaded", NULL);
         return;
     }
     size_t len;

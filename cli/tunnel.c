@@ -170,8 +170,7 @@ static int parse_list(struct cli_opts *c, int portal, int argc, char **argv, int
         int r = 0;
         if (!strcmp(argv[i], "--config-file") || !strcmp(argv[i], "--pid-file")) {
             if (lines) {
-                fprintf(stderr, "%s: %s'%s' belongs on the command line\n", cmd, c->where,
-                        argv[i]);
+                fprintf(stderr, "%s: %s'%s' belongs on the command line\n", cmd, c->where, argv[i]);
                 return 2;
             }
             *(argv[i][2] == 'c' ? &c->config_file : &c->pid_file) = argv[i + 1];

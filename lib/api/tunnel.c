@@ -16,33 +16,6 @@
 #include "reverse/reverse.h"
 #include "tunnel_internal.h"
 
-struct events {
-    vrev_tunnel_event_cb cb;
-    void *user;
-};
-
-struct vrev_portal {
-    vrev_ctx *ctx;
-    struct vrev__engine engine;
-    struct vrev__outbound *portal; /* owned by the engine */
-    struct vrev__inbound *tunnel;
-    char *listen;
-    struct vrev__inbound **publics;
-    char **public_keys; /* "HOST:PORT=NAME" of each public listener */
-    size_t n_publics;
-    struct events ev;
-    struct vrev__tunnel_reload rs;
-};
-
-struct vrev_bridge {
-    vrev_ctx *ctx;
-    struct vrev__engine engine;
-    struct vrev__bridge *bridge;
-    bool started;
-    struct events ev;
-    struct vrev__tunnel_reload rs;
-};
-
 static void forward_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
     struct events *ev = user;
@@ -55,6 +28,11 @@ static int fail(char *err, size_t len, int rc, const char *msg)
     if (err && len)
         snprintf(err, len, "%s", msg ? msg : vrev_strerror(rc));
     return rc;
+}
+
+int vrev__tunnel_fail(char *err, size_t len, int rc, const char *msg)
+{
+    return fail(err, len, rc, msg);
 }
 
 /* Split "HOST:PORT" (checked by the options) into a host text and a port. */
@@ -105,8 +83,8 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
 /* --- portal -------------------------------------------------------------------------------- */
 
 /* The tunnel listener: VMess with the id, TLS, the carrier. */
-static int make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
-                       char *err, size_t len)
+int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
+                             char *err, size_t len)
 {
     struct vrev__listener *adopt = p->engine.adopt; /* a reload's */
     char host[VREV_MUX_TARGET_MAX], msg[300];
@@ -153,8 +131,8 @@ static int make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__i
     return 0;
 }
 
-static int make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
-                       struct vrev__inbound **out, char *err, size_t len)
+int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
+                             struct vrev__inbound **out, char *err, size_t len)
 {
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
@@ -170,7 +148,7 @@ static int make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
     return 0;
 }
 
-static char *public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t)
+char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t)
 {
     size_t n = strlen(t->hostport) + strlen(t->name) + 2;
     char *k = vrev__malloc(ctx, n);
@@ -179,7 +157,8 @@ static char *public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t)
     return k;
 }
 
-static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o, int portal)
+static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
+                    int portal)
 {
     vrev__tunnel_key(o, portal, rs->tunnel_key);
     rs->heartbeat_ms = o->heartbeat_ms;
@@ -203,23 +182,23 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
     if (rc < 0)
         return fail(err, len, rc, NULL);
     vrev__portal_set_notify(p->portal, forward_event, &p->ev);
-    if ((rc = make_tunnel(p, o, &p->tunnel, err, len)) < 0)
+    if ((rc = vrev__portal_make_tunnel(p, o, &p->tunnel, err, len)) < 0)
         return rc;
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
     p->public_keys = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->public_keys));
     if (!p->publics || !p->public_keys)
         return fail(err, len, VREV_ERR_NOMEM, NULL);
     for (size_t i = 0; i < o->n_publics; i++) {
-        if ((rc = make_public(p, o, i, &p->publics[i], err, len)) < 0)
+        if ((rc = vrev__portal_make_public(p, o, i, &p->publics[i], err, len)) < 0)
             return rc;
         p->n_publics = i + 1;
-        if (!(p->public_keys[i] = public_key(p->ctx, &o->publics[i])))
+        if (!(p->public_keys[i] = vrev__portal_public_key(p->ctx, &o->publics[i])))
             return fail(err, len, VREV_ERR_NOMEM, NULL);
     }
     return 0;
 }
 
-static int portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
+int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
 {
     if (!o->has_id || !o->listen || !o->n_publics)
         return fail(err, len, VREV_ERR_INVAL,
@@ -235,7 +214,7 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (portal_check(o, err, err_len) < 0)
+    if (vrev__portal_check(o, err, err_len) < 0)
         return VREV_ERR_INVAL;
     vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
     if (!p)
@@ -518,8 +497,8 @@ static size_t bridge_allowed(const vrev_tunnel_opts *o, const char **allowed,
 }
 
 /* Outbound tags: "interconn", then "target-<i>"; allowed targets: bridge_allowed(). */
-static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
-                        char *err, size_t len)
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+                       char *err, size_t len)
 {
     size_t n = o->n_targets;
     const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
@@ -560,7 +539,7 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
-static int bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
 {
     if (!o->has_id || !o->portal || !o->n_targets)
         return fail(err, len, VREV_ERR_INVAL,
@@ -576,7 +555,7 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (bridge_check(o, err, err_len) < 0)
+    if (vrev__bridge_check(o, err, err_len) < 0)
         return VREV_ERR_INVAL;
     vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));
     if (!b)
@@ -588,7 +567,7 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     else if ((rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
     else
-        rc = bridge_build(b, o, &b->bridge, err, err_len);
+        rc = vrev__bridge_build(b, o, &b->bridge, err, err_len);
     if (rc < 0) {
         vrev_bridge_free(b);
         return rc;
@@ -635,281 +614,4 @@ uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
                          st.bytes_up,
                          st.bytes_down};
     return counter_of(&c, counter);
-}
-
-/* --- reload -------------------------------------------------------------------------------- */
-
-static int reload_failed(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, int rc, char *err,
-                         size_t len)
-{
-    rs->failed++;
-    if (err && len && !err[0])
-        snprintf(err, len, "%s", vrev_strerror(rc));
-    vrev__log(ctx, VREV_LOG_ERROR, "reload", "reload failed (the running options stay): %s",
-              err && len ? err : vrev_strerror(rc));
-    return rc;
-}
-
-/* A portal reload planned: new objects beside the running ones, nothing running touched. */
-struct portal_plan {
-    uint8_t key[32];
-    struct vrev__inbound *tunnel; /* NULL: the old one stays */
-    bool tunnel_adopt;
-    char *listen;
-    struct vrev__inbound **publics;
-    char **keys;
-    long *from; /* the old public kept (adopt false) or whose listener it takes; -1: none */
-    bool *adopt;
-    bool *old_kept;
-    size_t n;
-};
-
-static void portal_discard(vrev_portal *p, struct portal_plan *pl)
-{
-    vrev_ctx *ctx = p->ctx;
-    if (pl->tunnel && pl->tunnel_adopt)
-        vrev__inbound_drop_adopted(pl->tunnel);
-    else
-        vrev__inbound_free(pl->tunnel);
-    for (size_t i = 0; pl->publics && pl->from && pl->adopt && pl->keys && i < pl->n; i++) {
-        if (pl->adopt[i])
-            vrev__inbound_drop_adopted(pl->publics[i]);
-        else if (pl->from[i] < 0)
-            vrev__inbound_free(pl->publics[i]);
-        vrev__free(ctx, pl->keys[i]);
-    }
-    vrev__free(ctx, pl->listen);
-    vrev__free(ctx, pl->publics);
-    vrev__free(ctx, pl->keys);
-    vrev__free(ctx, pl->from);
-    vrev__free(ctx, pl->adopt);
-    vrev__free(ctx, pl->old_kept);
-}
-
-/* The old public listener for key "HOST:PORT=NAME": the same key (kept), else the same
- * HOST:PORT (its socket handed over). */
-static long find_public(vrev_portal *p, struct portal_plan *pl, const char *key, bool *same)
-{
-    size_t hp = strrchr(key, '=') - key;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t j = 0; j < p->n_publics; j++)
-            if (!pl->old_kept[j] && (pass ? !strncmp(p->public_keys[j], key, hp + 1)
-                                          : !strcmp(p->public_keys[j], key))) {
-                *same = !pass;
-                return (long)j;
-            }
-    return -1;
-}
-
-static int plan_public(vrev_portal *p, const vrev_tunnel_opts *o, struct portal_plan *pl,
-                       size_t i, char *err, size_t len)
-{
-    if (!(pl->keys[i] = public_key(p->ctx, &o->publics[i])))
-        return fail(err, len, VREV_ERR_NOMEM, NULL);
-    bool same = false;
-    long j = find_public(p, pl, pl->keys[i], &same);
-    pl->from[i] = j;
-    if (j >= 0)
-        pl->old_kept[j] = true;
-    if (same) {
-        pl->publics[i] = p->publics[j];
-        return 0;
-    }
-    p->engine.adopt = j >= 0 ? p->publics[j]->listener : NULL;
-    pl->adopt[i] = j >= 0;
-    int rc = make_public(p, o, i, &pl->publics[i], err, len);
-    if (rc < 0)
-        pl->adopt[i] = false, pl->from[i] = -1;
-    return rc;
-}
-
-static int portal_plan(vrev_portal *p, const vrev_tunnel_opts *o, struct portal_plan *pl,
-                       char *err, size_t len)
-{
-    vrev_ctx *ctx = p->ctx;
-    memset(pl, 0, sizeof(*pl));
-    pl->n = o->n_publics;
-    vrev__tunnel_key(o, 1, pl->key);
-    pl->publics = vrev__calloc(ctx, pl->n, sizeof(*pl->publics));
-    pl->keys = vrev__calloc(ctx, pl->n, sizeof(*pl->keys));
-    pl->from = vrev__calloc(ctx, pl->n, sizeof(*pl->from));
-    pl->adopt = vrev__calloc(ctx, pl->n, sizeof(*pl->adopt));
-    pl->old_kept = vrev__calloc(ctx, p->n_publics, sizeof(*pl->old_kept));
-    pl->listen = vrev__strdup(ctx, o->listen);
-    if (!pl->publics || !pl->keys || !pl->from || !pl->adopt || !pl->old_kept || !pl->listen ||
-        vrev__retired_reserve(&p->rs.retired_in, ctx, p->n_publics + 1) < 0)
-        return fail(err, len, VREV_ERR_NOMEM, NULL);
-    int rc = 0;
-    if (memcmp(pl->key, p->rs.tunnel_key, 32)) {
-        pl->tunnel_adopt = !strcmp(p->listen, o->listen) && p->tunnel->listener;
-        p->engine.adopt = pl->tunnel_adopt ? p->tunnel->listener : NULL;
-        rc = make_tunnel(p, o, &pl->tunnel, err, len);
-    }
-    for (size_t i = 0; rc == 0 && i < pl->n; i++)
-        pl->from[i] = -1;
-    for (size_t i = 0; rc == 0 && i < pl->n; i++)
-        rc = plan_public(p, o, pl, i, err, len);
-    return rc;
-}
-
-static void portal_commit(vrev_portal *p, struct portal_plan *pl)
-{
-    unsigned kept = 0, moved = 0;
-    bool renewed = pl->tunnel != NULL;
-    if (pl->tunnel) {
-        if (pl->tunnel_adopt)
-            vrev__inbound_adopt(pl->tunnel, p->tunnel);
-        vrev__retired_add(&p->rs.retired_in, p->tunnel); /* its handshakes finish first */
-        p->tunnel = pl->tunnel;
-        memcpy(p->rs.tunnel_key, pl->key, 32);
-        pl->tunnel = NULL;
-    }
-    for (size_t i = 0; i < pl->n; i++)
-        if (pl->adopt[i]) {
-            vrev__inbound_adopt(pl->publics[i], p->publics[pl->from[i]]);
-            moved++;
-        } else if (pl->from[i] >= 0) {
-            kept++;
-        }
-    for (size_t j = 0; j < p->n_publics; j++) {
-        if (!pl->old_kept[j] || !p->publics[j]->listener) /* gone, or handed over */
-            vrev__retired_add(&p->rs.retired_in, p->publics[j]);
-        vrev__free(p->ctx, p->public_keys[j]);
-    }
-    vrev__log(p->ctx, VREV_LOG_INFO, "reload",
-              "reloaded: tunnel listener %s, public listeners %zu -> %zu (%u kept, %u on their "
-              "old socket)",
-              renewed ? "renewed" : "kept", p->n_publics, pl->n, kept, moved);
-    vrev__free(p->ctx, p->publics);
-    vrev__free(p->ctx, p->public_keys);
-    vrev__free(p->ctx, p->listen);
-    p->publics = pl->publics;
-    p->public_keys = pl->keys;
-    p->n_publics = pl->n;
-    p->listen = pl->listen;
-    vrev__free(p->ctx, pl->from);
-    vrev__free(p->ctx, pl->adopt);
-    vrev__free(p->ctx, pl->old_kept);
-}
-
-int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t err_len)
-{
-    if (err && err_len)
-        err[0] = '\0';
-    if (!p || !o)
-        return fail(err, err_len, VREV_ERR_INVAL, NULL);
-    struct portal_plan pl;
-    memset(&pl, 0, sizeof(pl));
-    int rc = portal_check(o, err, err_len);
-    if (rc == 0)
-        rc = vrev__tunnel_reload_check(&p->rs, o, err, err_len);
-    if (rc == 0 && (rc = portal_plan(p, o, &pl, err, err_len)) < 0)
-        portal_discard(p, &pl);
-    if (rc < 0)
-        return reload_failed(p->ctx, &p->rs, rc, err, err_len);
-    portal_commit(p, &pl);
-    p->rs.ok++;
-    return 0;
-}
-
-uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed)
-{
-    return !p ? 0 : failed ? p->rs.failed : p->rs.ok;
-}
-
-/* The bridge's new outbounds, router and bridge object, built on the engine with its running
- * ones set aside (restored before returning). */
-struct bridge_plan {
-    struct vrev__outbound **obs;
-    size_t n_obs;
-    struct vrev__router *router;
-    struct vrev__bridge *bridge;
-};
-
-static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_plan *pl,
-                       char *err, size_t len)
-{
-    struct vrev__engine *e = &b->engine;
-    struct vrev__outbound **obs = e->outbounds;
-    size_t n_obs = e->n_outbounds;
-    struct vrev__router *router = e->router;
-    e->outbounds = NULL;
-    e->n_outbounds = 0;
-    e->router = NULL;
-    int rc = vrev__tunnel_reserve_out(b->ctx, &b->rs, n_obs);
-    if (rc < 0)
-        fail(err, len, rc, NULL);
-    else
-        rc = bridge_build(b, o, &pl->bridge, err, len);
-    pl->obs = e->outbounds;
-    pl->n_obs = e->n_outbounds;
-    pl->router = e->router;
-    e->outbounds = obs;
-    e->n_outbounds = n_obs;
-    e->router = router;
-    if (rc < 0) {
-        for (size_t i = 0; i < pl->n_obs; i++)
-            pl->obs[i]->ops->destroy(pl->obs[i]);
-        vrev__free(b->ctx, pl->obs);
-        vrev__router_free(pl->router);
-        vrev__bridge_free(pl->bridge);
-    }
-    return rc;
-}
-
-/* Outbound 0 is the tunnel's ("interconn"): kept when the way to the portal is the same (the
- * new one, never used, goes), else the tunnels move to the new one. */
-static void bridge_commit(vrev_bridge *b, struct bridge_plan *pl, const uint8_t key[32])
-{
-    struct vrev__engine *e = &b->engine;
-    bool same_way = !memcmp(key, b->rs.tunnel_key, 32);
-    if (same_way) {
-        pl->obs[0]->ops->destroy(pl->obs[0]);
-        pl->obs[0] = e->outbounds[0];
-    }
-    for (size_t i = same_way ? 1 : 0; i < e->n_outbounds; i++)
-        vrev__tunnel_retire_out(&b->rs, e->outbounds[i]);
-    vrev__free(b->ctx, e->outbounds);
-    vrev__router_free(e->router);
-    e->outbounds = pl->obs;
-    e->n_outbounds = pl->n_obs;
-    e->router = pl->router;
-    vrev__bridge_adopt(pl->bridge, b->bridge);
-    vrev__bridge_free(b->bridge);
-    b->bridge = pl->bridge;
-    if (b->started)
-        vrev__bridge_start(b->bridge);
-    if (!same_way) {
-        memcpy(b->rs.tunnel_key, key, 32);
-        vrev__bridge_retire_tunnels(b->bridge);
-    }
-    vrev__log(b->ctx, VREV_LOG_INFO, "reload", "reloaded: %zu targets, tunnels %s",
-              pl->n_obs - 1, same_way ? "kept" : "renewed (the old ones close once idle)");
-}
-
-int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
-{
-    if (err && err_len)
-        err[0] = '\0';
-    if (!b || !o)
-        return fail(err, err_len, VREV_ERR_INVAL, NULL);
-    struct bridge_plan pl;
-    memset(&pl, 0, sizeof(pl));
-    uint8_t key[32];
-    vrev__tunnel_key(o, 0, key);
-    int rc = bridge_check(o, err, err_len);
-    if (rc == 0)
-        rc = vrev__tunnel_reload_check(&b->rs, o, err, err_len);
-    if (rc == 0)
-        rc = bridge_plan(b, o, &pl, err, err_len);
-    if (rc < 0)
-        return reload_failed(b->ctx, &b->rs, rc, err, err_len);
-    bridge_commit(b, &pl, key);
-    b->rs.ok++;
-    return 0;
-}
-
-uint64_t vrev_bridge_reload_count(const vrev_bridge *b, int failed)
-{
-    return !b ? 0 : failed ? b->rs.failed : b->rs.ok;
 }

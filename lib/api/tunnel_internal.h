@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "net/carrier.h"
 #include "proxy/inbound.h"
+#include "reverse/reverse.h"
 #include "vrev/tunnel.h"
 
 struct vrev__tunnel_pair {
@@ -86,5 +87,49 @@ int vrev__tunnel_reserve_out(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, size
 void vrev__tunnel_retire_out(struct vrev__tunnel_reload *rs, struct vrev__outbound *ob);
 /* Free what reloads replaced (the engine's connections closed first) and the state. */
 void vrev__tunnel_reload_cleanup(struct vrev__engine *e, struct vrev__tunnel_reload *rs);
+
+/* --- the objects (tunnel.c builds them, tunnel_reload.c reloads them) --- */
+
+struct events {
+    vrev_tunnel_event_cb cb;
+    void *user;
+};
+
+struct vrev_portal {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__outbound *portal; /* owned by the engine */
+    struct vrev__inbound *tunnel;
+    char *listen;
+    struct vrev__inbound **publics;
+    char **public_keys; /* "HOST:PORT=NAME" of each public listener */
+    size_t n_publics;
+    struct events ev;
+    struct vrev__tunnel_reload rs;
+};
+
+struct vrev_bridge {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__bridge *bridge;
+    bool started;
+    struct events ev;
+    struct vrev__tunnel_reload rs;
+};
+
+/* Builders shared with tunnel_reload.c (tunnel.c). On failure err gets the message. The
+ * portal's tunnel listener and its i-th public listener (on engine.adopt's socket when set);
+ * a public listener's "HOST:PORT=NAME"; the bridge's outbounds and router (added to its
+ * engine) and its bridge object; the options each needs. */
+int vrev__tunnel_fail(char *err, size_t len, int rc, const char *msg);
+int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
+                             char *err, size_t len);
+int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
+                             struct vrev__inbound **out, char *err, size_t len);
+char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t);
+int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len);
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+                       char *err, size_t len);
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len);
 
 #endif
