@@ -1,7 +1,7 @@
-/* vrev_instance_reload: all or nothing. A reload that fails anywhere (a busy port after other
- * inbounds were planned, each allocation in turn) leaves the running instance as it was: same
- * listeners, nothing leaked; one that succeeds keeps the listeners of changed inbounds on the
- * same address, closes removed ones and opens new ones. */
+/* vrev_instance_reload, vrev_portal_reload, vrev_bridge_reload: all or nothing. A reload that fails
+ * anywhere (a busy port after other inbounds were planned, each allocation in turn) leaves the
+ * running instance as it was: same listeners, nothing leaked; one that succeeds keeps the listeners
+ * of changed inbounds on the same address, closes removed ones and opens new ones. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -187,11 +187,101 @@ static void test_allocation_failures(void **state)
     event_base_free(base);
 }
 
+static vrev_tunnel_opts *tunnel_opts(const char *id, const char *portal, bool more)
+{
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, id), 0);
+    if (portal) {
+        assert_int_equal(vrev_tunnel_opts_set_portal(o, portal), 0);
+        assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+        if (more)
+            assert_int_equal(vrev_tunnel_opts_add_target(o, "other", "127.0.0.1:10"), 0);
+    } else {
+        assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+        assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), 0);
+        if (more)
+            assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "other"), 0);
+    }
+    return o;
+}
+
+/* The same sweep over vrev_portal_reload (a new id: the tunnel listener renewed on its socket;
+ * a public listener kept, one added) and vrev_bridge_reload (a new id and a target more). */
+static void test_tunnel_allocation_failures(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct vrev_allocator alloc;
+    struct tu_failing_alloc fa = {0, 0, 0};
+    tu_failing_allocator(&alloc, &fa);
+    vrev_ctx *ctx;
+    vrev_portal *p;
+    vrev_bridge *b;
+    char err[512], portal_at[64];
+    assert_int_equal(vrev_ctx_new2(&ctx, base, &alloc), 0);
+    vrev_ctx_set_log(ctx, -1, NULL, NULL);
+    vrev_tunnel_opts *pa = tunnel_opts(ID1, NULL, false), *pb = tunnel_opts(ID2, NULL, true);
+    assert_int_equal(vrev_portal_new(&p, ctx, pa, err, sizeof(err)), 0);
+    assert_int_equal(vrev_portal_reload(p, pa, err, sizeof(err)), 0); /* its bookkeeping */
+    unsigned tport = vrev_portal_tunnel_port(p), web = vrev_portal_public_port(p, 0);
+    snprintf(portal_at, sizeof(portal_at), "127.0.0.1:%u", tport);
+    vrev_tunnel_opts *ba = tunnel_opts(ID1, portal_at, false),
+                     *bb = tunnel_opts(ID2, portal_at, true);
+    assert_int_equal(vrev_bridge_new(&b, ctx, ba, err, sizeof(err)), 0);
+    assert_int_equal(vrev_bridge_reload(b, ba, err, sizeof(err)), 0);
+    for (int side = 0; side < 2; side++) {
+        long live = fa.live;
+        unsigned n;
+        int rc = -1;
+        for (n = 1; n < 2000 && rc < 0; n++) {
+            fa.calls = 0;
+            fa.fail_at = n;
+            rc = side ? vrev_bridge_reload(b, bb, err, sizeof(err))
+                      : vrev_portal_reload(p, pb, err, sizeof(err));
+            fa.fail_at = 0;
+            if (rc < 0) {
+                assert_int_equal(rc, VREV_ERR_NOMEM);
+                assert_int_equal(fa.live, live);
+                assert_int_equal(vrev_portal_tunnel_port(p), tport);
+                assert_int_equal(vrev_portal_public_port(p, 0), web);
+                assert_true(side || vrev_portal_public_port(p, 1) == 0);
+                assert_true(can_connect(tport) && can_connect(web));
+            }
+        }
+        assert_int_equal(rc, 0);
+        assert_true(n > 5);
+        if (side)
+            assert_int_equal(vrev_bridge_reload_count(b, 1), n - 2);
+        else
+            assert_int_equal(vrev_portal_reload_count(p, 1), n - 2);
+    }
+    assert_int_equal(vrev_portal_tunnel_port(p), tport); /* renewed on the same socket */
+    assert_int_equal(vrev_portal_public_port(p, 0), web);
+    assert_true(can_connect(vrev_portal_public_port(p, 1)));
+    assert_int_equal(vrev_portal_reload_count(p, 0), 2);
+    assert_int_equal(vrev_bridge_reload_count(b, 0), 2);
+    /* what needs a restart */
+    assert_int_equal(vrev_tunnel_opts_set_domain(pb, "other.test"), 0);
+    assert_int_equal(vrev_portal_reload(p, pb, err, sizeof(err)), VREV_ERR_UNSUPPORTED);
+    assert_non_null(strstr(err, "--domain"));
+    vrev_bridge_free(b);
+    vrev_portal_free(p);
+    vrev_tunnel_opts_free(pa);
+    vrev_tunnel_opts_free(pb);
+    vrev_tunnel_opts_free(ba);
+    vrev_tunnel_opts_free(bb);
+    vrev_ctx_free(ctx);
+    assert_int_equal(fa.live, 0);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failure_in_the_middle_changes_nothing),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_tunnel_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
