@@ -229,7 +229,7 @@ def test_bad_config_is_reported_and_the_old_one_keeps_serving(procs, tmp_path, b
     bad = portal_cfg(ext, tunnel)
     bad["policy"] = {"levels": {"0": {"handshake": 7}}}
     write(cfg_path, bad)
-    os.kill(portal.pid, signal.SIGHUP)
+    subprocess.run([procs.vrev_bin, "reload", str(portal.pid)], check=True)
     assert wait_until(lambda: procs.log(portal).count("reload of") == 3, 5)
     last = [l for l in procs.log(portal).splitlines() if "reload of" in l][-1]
     assert "policy" in last and "restart" in last, last
@@ -254,6 +254,8 @@ def test_bad_config_is_reported_and_the_old_one_keeps_serving(procs, tmp_path, b
     assert portal.poll() is None and reloads(procs, portal) == 0
     assert subprocess.run([procs.vrev_bin, "reload", "--pid-file",
                            str(tmp_path / "nope.pid")]).returncode == 1
+    assert subprocess.run([procs.vrev_bin, "reload", "1"]).returncode == 2  # never init
+    assert subprocess.run([procs.vrev_bin, "reload"]).returncode == 2
     procs.stop(portal)
     assert not pid_file.exists(), "the pid file is removed at exit"
 
