@@ -290,6 +290,8 @@ def test_cli_config_file_reloads(procs, tmp_path, backend):
                                          "--config-file", str(bconf)])
     assert wait_until(lambda: "tunnel up" in procs.log(bridge)), procs.log(bridge)
     assert http_get(ext)[1] == b"hello from the backend\n"
+    time.sleep(0.3)
+    fds_before = fds(portal.pid), fds(bridge.pid)
     dl, stream = Download(ext, DOWNLOAD), Stream(ext)
     dl.start()
     stream.start()
@@ -312,6 +314,8 @@ def test_cli_config_file_reloads(procs, tmp_path, backend):
     assert procs.log(bridge).count("reloaded") == 5, procs.log(bridge)
     assert "tunnel closed" not in procs.log(portal), procs.log(portal)
     assert procs.log(bridge).count("tunnel up") == 1, procs.log(bridge)
+    assert wait_until(lambda: fds(portal.pid) <= fds_before[0] and fds(bridge.pid) <= fds_before[1],
+                      5), (fds_before, fds(portal.pid), fds(bridge.pid))
     # the added public port served while it was there; now (i = 19: without it) it is closed
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", ext2), timeout=1).close()
