@@ -78,6 +78,17 @@ static int hold_port(unsigned *port)
     return fd;
 }
 
+/* A context on `base` whose allocator fails as `fa` says, without log lines. */
+static vrev_ctx *failing_ctx(struct event_base *base, struct vrev_allocator *alloc,
+                             struct tu_failing_alloc *fa)
+{
+    vrev_ctx *ctx;
+    tu_failing_allocator(alloc, fa);
+    assert_int_equal(vrev_ctx_new2(&ctx, base, alloc), 0);
+    vrev_ctx_set_log(ctx, -1, NULL, NULL);
+    return ctx;
+}
+
 static int reload(vrev_instance *inst, const char *text, char *err, size_t len)
 {
     return vrev_instance_reload(inst, text, strlen(text), "t.json", err, len);
@@ -147,12 +158,9 @@ static void test_allocation_failures(void **state)
     struct event_base *base = event_base_new();
     struct vrev_allocator alloc;
     struct tu_failing_alloc fa = {0, 0, 0};
-    tu_failing_allocator(&alloc, &fa);
-    vrev_ctx *ctx;
+    vrev_ctx *ctx = failing_ctx(base, &alloc, &fa);
     vrev_instance *inst;
     char err[512], b[4096];
-    assert_int_equal(vrev_ctx_new2(&ctx, base, &alloc), 0);
-    vrev_ctx_set_log(ctx, -1, NULL, NULL);
     assert_int_equal(
         vrev_instance_new_json(&inst, ctx, config_a, strlen(config_a), "a.json", err, sizeof(err)),
         0);
@@ -214,13 +222,10 @@ static void test_tunnel_allocation_failures(void **state)
     struct event_base *base = event_base_new();
     struct vrev_allocator alloc;
     struct tu_failing_alloc fa = {0, 0, 0};
-    tu_failing_allocator(&alloc, &fa);
-    vrev_ctx *ctx;
+    vrev_ctx *ctx = failing_ctx(base, &alloc, &fa);
     vrev_portal *p;
     vrev_bridge *b;
     char err[512], portal_at[64];
-    assert_int_equal(vrev_ctx_new2(&ctx, base, &alloc), 0);
-    vrev_ctx_set_log(ctx, -1, NULL, NULL);
     vrev_tunnel_opts *pa = tunnel_opts(ID1, NULL, false), *pb = tunnel_opts(ID2, NULL, true);
     assert_int_equal(vrev_portal_new(&p, ctx, pa, err, sizeof(err)), 0);
     assert_int_equal(vrev_portal_reload(p, pa, err, sizeof(err)), 0); /* its bookkeeping */
