@@ -13,6 +13,32 @@ int vrev_cli_portal(int argc, char **argv);
 int vrev_cli_bridge(int argc, char **argv);
 int vrev_cli_uuid(void);
 int vrev_cli_limits(int argc, char **argv); /* vrev limits: the table */
+int vrev_cli_reload(int argc, char **argv); /* vrev reload: SIGHUP to a running vrev */
+
+/* A whole file ("-": stdin), up to the config loader's limit plus one byte (cli/run.c). NULL
+ * and a message on stderr on failure. The caller wipes and frees it. */
+char *vrev_cli_read_file(const char *path, size_t *len);
+
+/* --pid-file (cli/reload.c): written once the process serves (NULL path: nothing; -1 and a
+ * message on failure), removed at exit. */
+int vrev_cli_pidfile_write(const char *path);
+void vrev_cli_pidfile_remove(const char *path);
+
+/* --config-file FILE for vrev portal|bridge (cli/conffile.c): the command line's options, one
+ * per line without the leading dashes ("id 1b2c...", "to web=127.0.0.1:8080", "tls"), '#'
+ * starts a comment. Read into an argv-style list ("--id", "1b2c...", ...) for the option
+ * parser, each argument with the line it came from. Returns 0, or -1 with a message
+ * "FILE:LINE: ..." in err. Free with vrev_cli_conffile_free (it wipes the text: ids). */
+struct vrev_cli_conffile {
+    char **argv;
+    unsigned *line; /* line[i]: the file's line of argv[i] */
+    int argc;
+    char *text;
+    size_t len;
+};
+int vrev_cli_conffile_read(const char *path, struct vrev_cli_conffile *cf, char *err,
+                           size_t err_len);
+void vrev_cli_conffile_free(struct vrev_cli_conffile *cf);
 
 /* --limit NAME=VALUE (cli/limits.c): checked as parsed (a message to stderr and -1 when bad),
  * applied to a context before anything is made from it. */
@@ -40,6 +66,7 @@ struct vrev_cli_obs {
     const char *error_log;  /* --error-log FILE */
     struct event *usr1;
     vrev_metrics_server *server;
+    char *metrics_copy; /* owned: the address a reload named (metrics points to it) */
 };
 /* One option with its value: 1 if consumed, 0 if not ours, -1 if bad (said on stderr). */
 int vrev_cli_obs_option(struct vrev_cli_obs *o, const char *opt, const char *val);
@@ -49,6 +76,12 @@ int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console)
 /* Serve --metrics for the one object given. Returns 0 (also without --metrics) or -1. */
 int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst, vrev_portal *p,
                          vrev_bridge *b);
+/* After a reload of the one object given: the log format and files, and the metrics address
+ * (NULL: none) the new configuration names in `want`. A file or address that cannot be opened
+ * is logged, and the old one stays (a file) or none is served (metrics). */
+void vrev_cli_obs_retarget(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst,
+                           vrev_portal *p, vrev_bridge *b, const struct vrev_cli_obs *want,
+                           int access_console);
 /* Stop serving and watching SIGUSR1 (before the objects are freed); close the files (last). */
 void vrev_cli_obs_stop(struct vrev_cli_obs *o);
 void vrev_cli_obs_close(void);

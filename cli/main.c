@@ -17,6 +17,7 @@ static void usage(FILE *out)
                  "  bridge    run a bridge: keep tunnels to a portal, serve its sessions locally\n"
                  "  run       run a V2Ray v4 JSON configuration (-c FILE)\n"
                  "  test      check a V2Ray v4 JSON configuration and exit (-c FILE)\n"
+                 "  reload    make a running vrev re-read its configuration (SIGHUP)\n"
                  "  uuid      print a new random UUID (a shared secret for --id)\n"
                  "  limits    print the resource limits (set them with --limit NAME=VALUE)\n"
                  "  mux-dump  print the frames of a raw Mux.Cool byte stream, one per line\n"
@@ -78,6 +79,8 @@ int main(int argc, char **argv)
         return vrev_cli_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "test"))
         return vrev_cli_test(argc - 1, argv + 1);
+    if (!strcmp(cmd, "reload"))
+        return vrev_cli_reload(argc - 1, argv + 1);
     if (!strcmp(cmd, "limits"))
         return vrev_cli_limits(argc - 1, argv + 1);
     if (!strcmp(cmd, "mux-dump"))

@@ -20,9 +20,9 @@
 static struct {
     int json;
     FILE *error; /* NULL: stderr */
-    const char *error_path;
-    FILE *access;            /* NULL: no access log */
-    const char *access_path; /* NULL with access set: stdout (V2Ray's console) */
+    char *error_path;
+    FILE *access;      /* NULL: no access log */
+    char *access_path; /* NULL with access set: stdout (V2Ray's console) */
 } sink;
 
 static void stamp_text(char *buf, size_t cap)
@@ -174,15 +174,34 @@ static void on_usr1(evutil_socket_t sig, short what, void *arg)
     vrev_cli_log(VREV_LOG_INFO, "cli", "SIGUSR1: log files reopened", NULL);
 }
 
+/* A copy of path, or NULL (said on stderr) */
+static char *copy_path(const char *path)
+{
+    char *c = path ? strdup(path) : NULL;
+    if (path && !c)
+        fprintf(stderr, "vrev: out of memory\n");
+    return c;
+}
+
+/* Open `path` for *f (its name copied to *f_path): 0, or -1 (said on stderr). */
+static int open_sink(FILE **f, char **f_path, const char *path)
+{
+    if (!path)
+        return 0;
+    if (!(*f_path = copy_path(path)) || !(*f = open_log(path))) {
+        free(*f_path);
+        *f_path = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console)
 {
     sink.json = o->json;
-    if (o->error_log && !(sink.error = open_log(o->error_log)))
+    if (open_sink(&sink.error, &sink.error_path, o->error_log) < 0 ||
+        open_sink(&sink.access, &sink.access_path, o->access_log) < 0)
         return -1;
-    sink.error_path = o->error_log;
-    if (o->access_log && !(sink.access = open_log(o->access_log)))
-        return -1;
-    sink.access_path = o->access_log;
     if (!o->access_log && access_console)
         setvbuf(stdout, NULL, _IOLBF, 0); /* a line as it happens, as to a file */
     if (o->access_log || access_console)
@@ -193,6 +212,54 @@ int vrev_cli_obs_logs(struct vrev_cli_obs *o, vrev_ctx *ctx, int access_console)
         return -1;
     }
     return 0;
+}
+
+static int same_path(const char *a, const char *b)
+{
+    return a && b ? !strcmp(a, b) : a == b;
+}
+
+/* Point *f at `path` (NULL: none) unless it is there already; on failure keep the old one. */
+static void retarget(FILE **f, char **f_path, const char *path, const char *what)
+{
+    if (same_path(*f_path, path))
+        return;
+    FILE *n = NULL;
+    char *n_path = NULL;
+    if (open_sink(&n, &n_path, path) < 0) {
+        vrev_cli_log(VREV_LOG_ERROR, "cli", what, NULL);
+        return;
+    }
+    if (*f)
+        fclose(*f);
+    free(*f_path);
+    *f = n;
+    *f_path = n_path;
+    if (f == &sink.error)
+        vrev_cli_log(VREV_LOG_INFO, "cli", "reload: the log goes on here", NULL);
+}
+
+void vrev_cli_obs_retarget(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst,
+                           vrev_portal *p, vrev_bridge *b, const struct vrev_cli_obs *want,
+                           int access_console)
+{
+    sink.json = want->json;
+    o->json = want->json;
+    retarget(&sink.error, &sink.error_path, want->error_log,
+             "reload: the new error log cannot be opened: the old one stays");
+    retarget(&sink.access, &sink.access_path, want->access_log,
+             "reload: the new access log cannot be opened: the old one stays");
+    vrev_ctx_set_access_log(ctx, sink.access || access_console ? on_access : NULL, NULL);
+    if (same_path(want->metrics, o->metrics))
+        return;
+    vrev_metrics_server_free(o->server);
+    o->server = NULL;
+    char *copy = copy_path(want->metrics);
+    free(o->metrics_copy);
+    o->metrics = o->metrics_copy = copy;
+    if (vrev_cli_obs_metrics(o, ctx, inst, p, b) < 0)
+        vrev_cli_log(VREV_LOG_ERROR, "cli", "reload: the new metrics address cannot be served",
+                     NULL);
 }
 
 int vrev_cli_obs_metrics(struct vrev_cli_obs *o, vrev_ctx *ctx, vrev_instance *inst, vrev_portal *p,
@@ -222,6 +289,8 @@ void vrev_cli_obs_stop(struct vrev_cli_obs *o)
     if (o->usr1)
         event_free(o->usr1);
     o->usr1 = NULL;
+    free(o->metrics_copy);
+    o->metrics = o->metrics_copy = NULL;
 }
 
 void vrev_cli_obs_close(void)
@@ -230,5 +299,7 @@ void vrev_cli_obs_close(void)
         fclose(sink.error);
     if (sink.access)
         fclose(sink.access);
+    free(sink.error_path);
+    free(sink.access_path);
     memset(&sink, 0, sizeof(sink));
 }

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,10 @@ struct cli_opts {
     const char *cert; /* portal: --cert and --key may come in either order */
     const char *key;
     struct vrev_cli_obs obs; /* --metrics, --log-format, --access-log, --error-log */
+    char *obs_copies[3];     /* obs strings that came from --config-file (its text is freed) */
+    const char *config_file; /* --config-file: more options, re-read on SIGHUP */
+    const char *pid_file;
+    char where[300]; /* "FILE:LINE: " while the file's options are read, else "" */
 };
 
 static int usage(int portal, FILE *out)
@@ -34,6 +39,7 @@ static int usage(int portal, FILE *out)
                 "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
                 "                   [--heartbeat DURATION] [--dead-after DURATION]\n"
                 "                   [--max-sessions N] [--limit NAME=VALUE]\n"
+                "                   [--config-file FILE] [--pid-file FILE]\n"
                 "  --listen   where bridges connect (the tunnel)\n"
                 "  --public   a public listener; its connections go to the bridge target NAME\n"
                 "             (default \"%s\"); repeat for more\n"
@@ -55,6 +61,7 @@ static int usage(int portal, FILE *out)
             "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
             "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
             "                   [--dead-after DURATION] [--max-sessions N] [--limit NAME=VALUE]\n"
+            "                   [--config-file FILE] [--pid-file FILE]\n"
             "  --portal   the portal's tunnel address\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
@@ -88,7 +95,12 @@ static int usage(int portal, FILE *out)
             "  --access-log FILE   a line per session (V2Ray's access log format)\n"
             "  --error-log FILE    the log (default: standard error); SIGUSR1 reopens both\n"
             "  --log-format text|json  json: one object a line\n"
-            "  --print-config  print the equivalent V2Ray JSON configuration and exit\n",
+            "  --print-config  print the equivalent V2Ray JSON configuration and exit\n"
+            "  --config-file FILE  more options from FILE, one per line without the dashes\n"
+            "             (\"id 1b2c...\", \"to web=127.0.0.1:8080\", \"tls\"; # comments),\n"
+            "             applied after the command line's; SIGHUP (vrev reload) re-reads it\n"
+            "             and applies what changed, keeping live tunnels and sessions\n"
+            "  --pid-file FILE  write the process id there (removed at exit)\n",
             VREV_TUNNEL_DEFAULT_DOMAIN);
     return out == stdout ? 0 : 2;
 }
@@ -187,25 +199,20 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
         return 0;
     if (rc < 0) {
         const char *why = vrev_tunnel_opts_error(t);
-        fprintf(stderr, "vrev: %s: %s\n", opt, why[0] ? why : "invalid value");
+        fprintf(stderr, "vrev: %s%s: %s\n", c->where, opt, why[0] ? why : "invalid value");
         return -1;
     }
     return 1;
 }
 
-static int parse(struct cli_opts *c, int portal, int argc, char **argv)
+/* The options in argv[first..argc) (a file's when `lines`: argv[i] came from lines[i]). */
+static int parse_list(struct cli_opts *c, int portal, int argc, char **argv, int first,
+                      const unsigned *lines, const char *file)
 {
-    c->log_level = VREV_LOG_INFO;
-    c->print_config = 0;
-    c->tls = c->security_none = c->h2 = 0;
-    c->limits.n = 0;
-    c->cert = c->key = NULL;
-    memset(&c->obs, 0, sizeof(c->obs));
-    c->obs.files = 1;
-    const char *env_id = getenv("VREV_ID");
-    if (env_id && option(c, portal, "--id", env_id) < 0)
-        return 2;
-    for (int i = 1; i < argc; i++) {
+    const char *cmd = portal ? "vrev portal" : "vrev bridge";
+    for (int i = first; i < argc; i++) {
+        if (lines)
+            snprintf(c->where, sizeof(c->where), "%s:%u: ", file, lines[i]);
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(portal, stdout) + 100;
         if (!strcmp(argv[i], "--print-config")) {
@@ -219,27 +226,95 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
                 vrev_tunnel_opts_set_tls_insecure(c->t, 1);
             continue;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "vrev %s: '%s' needs a value\n", portal ? "portal" : "bridge", argv[i]);
-            return usage(portal, stderr);
+        if (i + 1 >= argc || (lines && lines[i + 1] != lines[i])) {
+            fprintf(stderr, "%s: %s'%s' needs a value\n", cmd, c->where, argv[i]);
+            return lines ? 2 : usage(portal, stderr);
         }
-        int r = option(c, portal, argv[i], argv[i + 1]);
+        int r = 0;
+        if (!strcmp(argv[i], "--config-file") || !strcmp(argv[i], "--pid-file")) {
+            if (lines) {
+                fprintf(stderr, "%s: %s'%s' belongs on the command line\n", cmd, c->where, argv[i]);
+                return 2;
+            }
+            *(argv[i][2] == 'c' ? &c->config_file : &c->pid_file) = argv[i + 1];
+            r = 1;
+        } else {
+            r = option(c, portal, argv[i], argv[i + 1]);
+        }
         if (r < 0)
             return 2;
         if (r == 0) {
-            fprintf(stderr, "vrev %s: unknown option '%s'\n", portal ? "portal" : "bridge",
-                    argv[i]);
-            return usage(portal, stderr);
+            fprintf(stderr, "%s: %sunknown option '%s'\n", cmd, c->where, argv[i]);
+            return lines ? 2 : usage(portal, stderr);
         }
         i++;
     }
-    if (!portal && c->h2 && !c->tls) {
+    c->where[0] = '\0';
+    return 0;
+}
+
+/* The obs options the file set point into its text: copied (freed by free_obs_strings). */
+static int keep_obs_strings(struct cli_opts *c, const struct vrev_cli_obs *before)
+{
+    const char **field[3] = {&c->obs.metrics, &c->obs.access_log, &c->obs.error_log};
+    const char *was[3] = {before->metrics, before->access_log, before->error_log};
+    for (int i = 0; i < 3; i++) {
+        if (*field[i] == was[i])
+            continue;
+        if (!(c->obs_copies[i] = strdup(*field[i]))) {
+            fprintf(stderr, "vrev: out of memory\n");
+            return -1;
+        }
+        *field[i] = c->obs_copies[i];
+    }
+    return 0;
+}
+
+static void free_obs_strings(struct cli_opts *c)
+{
+    for (int i = 0; i < 3; i++)
+        free(c->obs_copies[i]);
+    memset(c->obs_copies, 0, sizeof(c->obs_copies));
+}
+
+/* The command line, then --config-file's options. */
+static int parse(struct cli_opts *c, int portal, int argc, char **argv)
+{
+    c->log_level = VREV_LOG_INFO;
+    c->print_config = 0;
+    c->tls = c->security_none = c->h2 = 0;
+    c->limits.n = 0;
+    c->cert = c->key = c->config_file = c->pid_file = NULL;
+    c->where[0] = '\0';
+    memset(&c->obs, 0, sizeof(c->obs));
+    memset(c->obs_copies, 0, sizeof(c->obs_copies));
+    c->obs.files = 1;
+    const char *env_id = getenv("VREV_ID");
+    if (env_id && option(c, portal, "--id", env_id) < 0)
+        return 2;
+    int rc = parse_list(c, portal, argc, argv, 1, NULL, NULL);
+    if (rc == 0 && c->config_file) {
+        struct vrev_cli_conffile cf;
+        char err[512];
+        if (vrev_cli_conffile_read(c->config_file, &cf, err, sizeof(err)) < 0) {
+            fprintf(stderr, "vrev: %s\n", err);
+            rc = 2;
+        } else {
+            struct vrev_cli_obs before = c->obs;
+            rc = parse_list(c, portal, cf.argc, cf.argv, 0, cf.line, c->config_file);
+            if (rc == 0 && keep_obs_strings(c, &before) < 0)
+                rc = 1;
+        }
+        c->cert = c->key = NULL; /* they pointed into the file's text */
+        vrev_cli_conffile_free(&cf);
+    }
+    if (rc == 0 && !portal && c->h2 && !c->tls) {
         fprintf(stderr, "vrev bridge: --transport h2 needs --tls (V2Ray's HTTP/2 client speaks "
                         "it over TLS only; a portal behind a TLS front server is still dialled "
                         "with TLS)\n");
         return 2;
     }
-    return 0;
+    return rc;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -274,7 +349,63 @@ static unsigned long long load_bridge(void *arg)
     return vrev_bridge_counter(arg, VREV_COUNTER_SESSIONS_ACTIVE);
 }
 
-static int serve(struct cli_opts *c, int portal)
+/* SIGHUP: the command line and the file again, applied by vrev_portal_reload or
+ * vrev_bridge_reload (they log what changed, or why nothing did). */
+struct reload {
+    struct cli_opts *c;
+    int portal, argc;
+    char **argv;
+    vrev_ctx *ctx;
+    vrev_portal *p;
+    vrev_bridge *b;
+};
+
+static bool same_limits(const struct vrev_cli_limits *a, const struct vrev_cli_limits *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].name, b->v[i].name) || a->v[i].value != b->v[i].value)
+            return false;
+    return true;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig, (void)what;
+    struct reload *r = arg;
+    const char *who = r->portal ? "portal" : "bridge";
+    if (!r->c->config_file) {
+        vrev_cli_log(VREV_LOG_WARN, who, "SIGHUP: no --config-file to re-read", NULL);
+        return;
+    }
+    struct cli_opts n;
+    char err[512] = "";
+    if (vrev_tunnel_opts_new(&n.t) < 0)
+        return;
+    int rc = parse(&n, r->portal, r->argc, r->argv);
+    if (rc == 0 && !same_limits(&n.limits, &r->c->limits)) {
+        snprintf(err, sizeof(err), "limit changed: that needs a restart");
+        rc = 2;
+    }
+    if (rc == 0)
+        rc = r->portal ? vrev_portal_reload(r->p, n.t, err, sizeof(err))
+                       : vrev_bridge_reload(r->b, n.t, err, sizeof(err));
+    if (rc > 0) { /* the options' own errors (rc < 0: the library has logged it) */
+        char msg[700];
+        snprintf(msg, sizeof(msg), "reload of %s failed (the running options stay)%s%s",
+                 r->c->config_file, err[0] ? ": " : ": see above", err);
+        vrev_cli_log(VREV_LOG_ERROR, who, msg, NULL);
+    } else if (rc == 0) {
+        r->c->log_level = n.log_level;
+        vrev_ctx_set_log(r->ctx, n.log_level, vrev_cli_log, NULL);
+        vrev_cli_obs_retarget(&r->c->obs, r->ctx, NULL, r->p, r->b, &n.obs, 0);
+    }
+    free_obs_strings(&n);
+    vrev_tunnel_opts_free(n.t);
+}
+
+static int serve(struct cli_opts *c, int portal, int argc, char **argv)
 {
     vrev_ctx *ctx = NULL;
     vrev_portal *p = NULL;
@@ -304,10 +435,13 @@ static int serve(struct cli_opts *c, int portal)
                vrev_cli_obs_metrics(&c->obs, ctx, NULL, p, b) < 0) {
         status = 1;
     } else {
+        struct reload r = {c, portal, argc, argv, ctx, p, b};
         struct event *si = evsignal_new(base, SIGINT, on_signal, base);
         struct event *st = evsignal_new(base, SIGTERM, on_signal, base);
+        struct event *sh = evsignal_new(base, SIGHUP, on_hup, &r);
         evsignal_add(si, NULL);
         evsignal_add(st, NULL);
+        evsignal_add(sh, NULL);
         signal(SIGPIPE, SIG_IGN);
         if (p) {
             fprintf(stderr, "vrev portal: tunnel on port %u\n", vrev_portal_tunnel_port(p));
@@ -320,12 +454,18 @@ static int serve(struct cli_opts *c, int portal)
             vrev_cli_nofile_watch(base, c->log_level, load_portal, p);
         else
             vrev_cli_nofile_watch(base, c->log_level, load_bridge, b);
-        vrev_cli_mem_start(base);
-        event_base_dispatch(base);
-        vrev_cli_mem_stop();
+        if (vrev_cli_pidfile_write(c->pid_file) == 0) {
+            vrev_cli_mem_start(base);
+            event_base_dispatch(base);
+            vrev_cli_mem_stop();
+            vrev_cli_pidfile_remove(c->pid_file);
+        } else {
+            status = 1;
+        }
         vrev_cli_nofile_unwatch();
         event_free(si);
         event_free(st);
+        event_free(sh);
     }
     vrev_cli_obs_stop(&c->obs);
     vrev_portal_free(p);
@@ -342,9 +482,10 @@ static int tunnel_main(int portal, int argc, char **argv)
         return 1;
     int rc = parse(&c, portal, argc, argv);
     if (rc == 0)
-        rc = c.print_config ? print_config(c.t, portal) : serve(&c, portal);
+        rc = c.print_config ? print_config(c.t, portal) : serve(&c, portal, argc, argv);
     else if (rc >= 100)
         rc -= 100;
+    free_obs_strings(&c);
     vrev_tunnel_opts_free(c.t);
     return rc;
 }

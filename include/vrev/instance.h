@@ -45,6 +45,49 @@ VREV_API int vrev_instance_stop(vrev_instance *inst);
 /** Stop (if not stopped yet) and free the instance. NULL is a no-op. */
 VREV_API void vrev_instance_free(vrev_instance *inst);
 
+/** Re-read the configuration: `text` (a whole V2Ray v4 JSON config, as for
+ *  vrev_instance_new_json(); `filename` names it in messages, NULL: "config") replaces the
+ *  running one, all or nothing: on any error the instance is unchanged and keeps running the
+ *  old configuration, and err (if not NULL) gets a one-line message naming the file, and the
+ *  line and key ("FILE:LINE:COL: PATH: what is wrong") for a config error, or the element
+ *  ("FILE: inbounds[2]: ...") for one the engine cannot build.
+ *
+ *  Nothing that did not change is touched. Elements are compared as written (JSON text, keys
+ *  in any order):
+ *  - an inbound written the same keeps running as it is; a changed one on the same listen
+ *    address and port (port 0: the same tag) takes over the old one's listening socket (no
+ *    connect is refused meanwhile), with its new settings (users, ids, TLS, carrier, even
+ *    protocol) for new connections; handshakes already under way finish with the old ones.
+ *    Removed inbounds close their listeners, new ones bind theirs (a busy port fails the
+ *    reload). Established connections are never cut.
+ *  - outbounds written the same are kept; changed or new ones apply to new connections.
+ *    A reverse portal (reverse.portals) with the same tag and domain keeps its tunnels; a
+ *    removed one closes them.
+ *  - routing (rules, balancers) is replaced.
+ *  - a reverse bridge with the same tag and domain keeps its tunnels and their sessions, and
+ *    takes its new "vrev" allow-list; if the outbound its tunnels go through (the portal's
+ *    address or credentials) changed, it dials new tunnels and closes the old ones once they
+ *    carry no session.
+ *  - the log level is taken (vrev_instance_log_level()).
+ *  What needs a restart, refused with VREV_ERR_UNSUPPORTED and a message naming the key (the
+ *  old configuration keeps running): "policy" (timeouts, buffer size), "vrev.limits", and a
+ *  change to an inbound with a UDP side (dokodemo-door network udp, socks udp) that keeps its
+ *  address and port. A VMess inbound whose settings changed starts with an empty replay
+ *  filter, as after a restart. An outbound replaced by a reload is freed when the instance
+ *  stops (a dial in progress may use it); an inbound once its handshakes are over.
+ *  A log line (info) says what was kept and changed, never an id or key; a failure is logged
+ *  at error. vrev_instance_reload_count() counts both.
+ *  Returns 0, VREV_ERR_INVAL (inst NULL, text NULL with len > 0), VREV_ERR_STATE (stopped),
+ *  VREV_ERR_NOMEM, VREV_ERR_CONFIG_*, VREV_ERR_UNSUPPORTED or an error from binding a new
+ *  listener. `text` and `filename` are borrowed for the call. Call it from the thread running
+ *  the context's event_base (a signal handler should only schedule it: vrev(1) does so
+ *  through a libevent signal event). */
+VREV_API int vrev_instance_reload(vrev_instance *inst, const char *text, size_t len,
+                                  const char *filename, char *err, size_t err_len);
+
+/** Reloads so far: successful ones (failed 0) or failed ones (failed != 0). 0 for NULL. */
+VREV_API uint64_t vrev_instance_reload_count(const vrev_instance *inst, int failed);
+
 /** The log level the config asks for (VREV_LOG_*; "none" gives -1). */
 VREV_API int vrev_instance_log_level(const vrev_instance *inst);
 

@@ -73,10 +73,6 @@ VREV_API int vrev_instance_ready(const vrev_instance *inst);
 VREV_API int vrev_portal_ready(const vrev_portal *p);
 VREV_API int vrev_bridge_ready(const vrev_bridge *b);
 
-/** Count a configuration reload in the instance's "reloads_total" (for the code that reloads
- *  it). NULL is a no-op. */
-VREV_API void vrev_instance_count_reload(vrev_instance *inst);
-
 /** The "vrev": {"metrics": "IP:PORT"} of the instance's configuration (borrowed, valid as long
  *  as the instance), or NULL. The library does not serve it by itself: pass it to
  *  vrev_metrics_server_new(). */

@@ -203,6 +203,22 @@ VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
 VREV_API unsigned vrev_portal_tunnel_port(const vrev_portal *p);
 VREV_API unsigned vrev_portal_public_port(const vrev_portal *p, size_t i);
 
+/** Apply new options to a running portal (all or nothing: on any error the portal is
+ *  unchanged, err gets a message). Live tunnels and sessions stay. The public listeners are
+ *  matched by HOST:PORT: one with the same name is kept, one with a new name takes over the
+ *  old socket (no connect refused meanwhile), a removed one closes, a new one binds (a busy
+ *  port fails the reload). The tunnel listener is kept if its options (id, listen, TLS
+ *  certificate and key, transport, carrier) did not change; otherwise a new one (on the old
+ *  socket when --listen is the same) takes new handshakes with the new id and settings, and
+ *  the old one finishes those under way. The domain, heartbeat, drain threshold and
+ *  dead-after need a restart: VREV_ERR_UNSUPPORTED, the message names the option. `o` is
+ *  read during the call only. A log line says what was kept. Returns 0, VREV_ERR_INVAL,
+ *  VREV_ERR_UNSUPPORTED, VREV_ERR_NOMEM or a listener error. Thread: the loop's. */
+VREV_API int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err,
+                                size_t err_len);
+/** Reloads so far: successful (failed 0) or failed (failed != 0). 0 for NULL. */
+VREV_API uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed);
+
 /* --- bridge --------------------------------------------------------------------------------- */
 
 /** Create a bridge. Needs: id, portal, at least one target. Returns as vrev_portal_new(). */
@@ -213,6 +229,18 @@ VREV_API int vrev_bridge_start(vrev_bridge *b);
 VREV_API void vrev_bridge_free(vrev_bridge *b);
 VREV_API void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *user);
 VREV_API uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter);
+
+/** Apply new options to a running bridge (all or nothing, as vrev_portal_reload()). The
+ *  targets (and so what the bridge may reach) are replaced for new sessions; live sessions
+ *  stay. If the way to the portal (its address, id, security, TLS settings and pins,
+ *  transport, carrier) is the same, the tunnels stay; otherwise new tunnels are dialled with
+ *  the new settings and the old ones close once they carry no session. The domain, heartbeat,
+ *  drain threshold and dead-after need a restart (VREV_ERR_UNSUPPORTED). Returns 0,
+ *  VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED or VREV_ERR_NOMEM. Thread: the loop's. */
+VREV_API int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err,
+                                size_t err_len);
+/** Reloads so far: successful (failed 0) or failed (failed != 0). 0 for NULL. */
+VREV_API uint64_t vrev_bridge_reload_count(const vrev_bridge *b, int failed);
 
 #ifdef __cplusplus
 }

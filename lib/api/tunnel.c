@@ -17,28 +17,6 @@
 #include "reverse/reverse.h"
 #include "tunnel_internal.h"
 
-struct events {
-    vrev_tunnel_event_cb cb;
-    void *user;
-};
-
-struct vrev_portal {
-    vrev_ctx *ctx;
-    struct vrev__engine engine;
-    struct vrev__outbound *portal; /* owned by the engine */
-    struct vrev__inbound *tunnel;
-    struct vrev__inbound **publics;
-    size_t n_publics;
-    struct events ev;
-};
-
-struct vrev_bridge {
-    vrev_ctx *ctx;
-    struct vrev__engine engine;
-    struct vrev__bridge *bridge;
-    struct events ev;
-};
-
 static void forward_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
     struct events *ev = user;
@@ -51,6 +29,11 @@ static int fail(char *err, size_t len, int rc, const char *msg)
     if (err && len)
         snprintf(err, len, "%s", msg ? msg : vrev_strerror(rc));
     return rc;
+}
+
+int vrev__tunnel_fail(char *err, size_t len, int rc, const char *msg)
+{
+    return fail(err, len, rc, msg);
 }
 
 /* Split "HOST:PORT" (checked by the options) into a host text and a port. */
@@ -100,6 +83,91 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
 
 /* --- portal -------------------------------------------------------------------------------- */
 
+/* The tunnel listener: VMess with the id, TLS, the carrier. */
+int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
+                             char *err, size_t len)
+{
+    struct vrev__listener *adopt = p->engine.adopt; /* a reload's */
+    char host[VREV_MUX_TARGET_MAX], msg[300];
+    uint16_t port;
+    split_hostport(o->listen, host, sizeof(host), &port);
+    struct vrev__vmess_in_user u = {{0}, NULL};
+    memcpy(u.uuid, o->uuid, 16);
+    struct vrev__vmess_in_opts vi = {host, port, &u, 1};
+    struct vrev__inbound *in = NULL;
+    int rc = vrev__vmess_in_new(&p->engine, "tunnel", &vi, &in);
+    vrev__wipe(&u, sizeof(u));
+    p->engine.adopt = NULL;
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "tunnel listener %s: %s", o->listen, vrev_strerror(rc));
+        return fail(err, len, rc, msg);
+    }
+    if (o->tls && (!o->tls_cert || !o->tls_key))
+        rc = fail(err, len, VREV_ERR_INVAL,
+                  "a portal with TLS needs a certificate and key (--cert F --key F)");
+    if (rc == 0 && o->tls) {
+        static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
+        bool is_h2 = o->carrier == VREV_CARRIER_H2;
+        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
+                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
+        struct vrev__tls_ctx *tls;
+        rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
+        if (rc < 0)
+            fail(err, len, rc, msg);
+        else
+            vrev__inbound_set_tls(in, tls);
+    }
+    if (rc == 0)
+        rc = custom_layer(p->ctx, o, &in->layer, err, len);
+    if (rc == 0)
+        rc = tunnel_carrier(o, in, NULL, err, len);
+    if (rc < 0) {
+        if (adopt && in->listener == adopt)
+            vrev__inbound_drop_adopted(in);
+        else
+            vrev__inbound_free(in);
+        return rc;
+    }
+    *out = in;
+    return 0;
+}
+
+int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
+                             struct vrev__inbound **out, char *err, size_t len)
+{
+    char host[VREV_MUX_TARGET_MAX], msg[300];
+    uint16_t port;
+    split_hostport(o->publics[i].hostport, host, sizeof(host), &port);
+    struct vrev__dokodemo_opts d = {host, port, o->publics[i].name, 0, VREV_ROUTE_TCP};
+    int rc = vrev__dokodemo_new(&p->engine, "public", &d, out);
+    p->engine.adopt = NULL;
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "public listener %s: %s", o->publics[i].hostport,
+                 vrev_strerror(rc));
+        return fail(err, len, rc, msg);
+    }
+    return 0;
+}
+
+char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t)
+{
+    size_t n = strlen(t->hostport) + strlen(t->name) + 2;
+    char *k = vrev__malloc(ctx, n);
+    if (k)
+        snprintf(k, n, "%s=%s", t->hostport, t->name);
+    return k;
+}
+
+static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
+                    int portal)
+{
+    vrev__tunnel_key(o, portal, rs->tunnel_key);
+    rs->heartbeat_ms = o->heartbeat_ms;
+    rs->drain_after = o->drain_after;
+    rs->dead_after_ms = o->dead_after_ms;
+    return (rs->domain = vrev__strdup(ctx, vrev__tunnel_domain(o))) ? 0 : VREV_ERR_NOMEM;
+}
+
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
@@ -108,54 +176,36 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
+    if (rc == 0)
+        rc = remember(p->ctx, &p->rs, o, 1);
+    if (rc == 0 && !(p->listen = vrev__strdup(p->ctx, o->listen)))
+        rc = VREV_ERR_NOMEM;
     if (rc < 0)
         return fail(err, len, rc, NULL);
     vrev__portal_set_notify(p->portal, forward_event, &p->ev);
-    char host[VREV_MUX_TARGET_MAX], msg[300];
-    uint16_t port;
-    split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__vmess_in_user u = {{0}, NULL};
-    memcpy(u.uuid, o->uuid, 16);
-    struct vrev__vmess_in_opts vi = {host, port, &u, 1};
-    rc = vrev__vmess_in_new(e, "tunnel", &vi, &p->tunnel);
-    vrev__wipe(&u, sizeof(u));
-    if (rc < 0) {
-        snprintf(msg, sizeof(msg), "tunnel listener %s: %s", o->listen, vrev_strerror(rc));
-        return fail(err, len, rc, msg);
-    }
-    if (o->tls) {
-        if (!o->tls_cert || !o->tls_key)
-            return fail(err, len, VREV_ERR_INVAL,
-                        "a portal with TLS needs a certificate and key (--cert F --key F)");
-        static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
-        bool is_h2 = o->carrier == VREV_CARRIER_H2;
-        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
-                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
-        struct vrev__tls_ctx *tls;
-        rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
-        if (rc < 0)
-            return fail(err, len, rc, msg);
-        vrev__inbound_set_tls(p->tunnel, tls);
-    }
-    rc = custom_layer(p->ctx, o, &p->tunnel->layer, err, len);
-    if (rc < 0)
-        return rc;
-    if ((rc = tunnel_carrier(o, p->tunnel, NULL, err, len)) < 0)
+    if ((rc = vrev__portal_make_tunnel(p, o, &p->tunnel, err, len)) < 0)
         return rc;
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
-    if (!p->publics)
+    p->public_keys = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->public_keys));
+    if (!p->publics || !p->public_keys)
         return fail(err, len, VREV_ERR_NOMEM, NULL);
     for (size_t i = 0; i < o->n_publics; i++) {
-        split_hostport(o->publics[i].hostport, host, sizeof(host), &port);
-        struct vrev__dokodemo_opts d = {host, port, o->publics[i].name, 0, VREV_ROUTE_TCP};
-        rc = vrev__dokodemo_new(e, "public", &d, &p->publics[i]);
-        if (rc < 0) {
-            snprintf(msg, sizeof(msg), "public listener %s: %s", o->publics[i].hostport,
-                     vrev_strerror(rc));
-            return fail(err, len, rc, msg);
-        }
+        if ((rc = vrev__portal_make_public(p, o, i, &p->publics[i], err, len)) < 0)
+            return rc;
         p->n_publics = i + 1;
+        if (!(p->public_keys[i] = vrev__portal_public_key(p->ctx, &o->publics[i])))
+            return fail(err, len, VREV_ERR_NOMEM, NULL);
     }
+    return 0;
+}
+
+int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    if (!o->has_id || !o->listen || !o->n_publics)
+        return fail(err, len, VREV_ERR_INVAL,
+                    !o->has_id   ? "a portal needs an id (--id UUID)"
+                    : !o->listen ? "a portal needs a tunnel listener (--listen HOST:PORT)"
+                                 : "a portal needs a public listener (--public HOST:PORT)");
     return 0;
 }
 
@@ -165,11 +215,8 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (!o->has_id || !o->listen || !o->n_publics)
-        return fail(err, err_len, VREV_ERR_INVAL,
-                    !o->has_id   ? "a portal needs an id (--id UUID)"
-                    : !o->listen ? "a portal needs a tunnel listener (--listen HOST:PORT)"
-                                 : "a portal needs a public listener (--public HOST:PORT)");
+    if (vrev__portal_check(o, err, err_len) < 0)
+        return VREV_ERR_INVAL;
     vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
     if (!p)
         return fail(err, err_len, VREV_ERR_NOMEM, NULL);
@@ -193,11 +240,16 @@ void vrev_portal_free(vrev_portal *p)
         return;
     p->ev.cb = NULL; /* no events while tearing down */
     vrev__engine_close_all(&p->engine);
-    for (size_t i = 0; i < p->n_publics; i++)
+    for (size_t i = 0; i < p->n_publics; i++) {
         vrev__inbound_free(p->publics[i]);
+        vrev__free(p->ctx, p->public_keys[i]);
+    }
     vrev__inbound_free(p->tunnel);
+    vrev__tunnel_reload_cleanup(&p->engine, &p->rs);
     vrev__engine_cleanup(&p->engine);
     vrev__free(p->ctx, p->publics);
+    vrev__free(p->ctx, p->public_keys);
+    vrev__free(p->ctx, p->listen);
     vrev__free(p->ctx, p);
 }
 
@@ -446,7 +498,8 @@ static size_t bridge_allowed(const vrev_tunnel_opts *o, const char **allowed,
 }
 
 /* Outbound tags: "interconn", then "target-<i>"; allowed targets: bridge_allowed(). */
-static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t len)
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+                       char *err, size_t len)
 {
     size_t n = o->n_targets;
     const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
@@ -474,11 +527,11 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
         bo.dead_after_ms = o->dead_after_ms;
         bo.allowed_targets = allowed;
         bo.n_allowed_targets = n_allowed;
-        rc = vrev__bridge_new(&b->engine, "bridge", &bo, &b->bridge);
+        rc = vrev__bridge_new(&b->engine, "bridge", &bo, out);
         if (rc < 0)
             fail(err, len, rc, NULL);
         else
-            vrev__bridge_set_notify(b->bridge, forward_event, &b->ev);
+            vrev__bridge_set_notify(*out, forward_event, &b->ev);
     }
     vrev__free(b->ctx, tags);
     vrev__free(b->ctx, tag_buf);
@@ -487,17 +540,24 @@ static int bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, si
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    if (!o->has_id || !o->portal || !o->n_targets)
+        return fail(err, len, VREV_ERR_INVAL,
+                    !o->has_id   ? "a bridge needs an id (--id UUID)"
+                    : !o->portal ? "a bridge needs the portal's address (--portal HOST:PORT)"
+                                 : "a bridge needs a local target (--to HOST:PORT)");
+    return 0;
+}
+
 int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                     size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (!o->has_id || !o->portal || !o->n_targets)
-        return fail(err, err_len, VREV_ERR_INVAL,
-                    !o->has_id   ? "a bridge needs an id (--id UUID)"
-                    : !o->portal ? "a bridge needs the portal's address (--portal HOST:PORT)"
-                                 : "a bridge needs a local target (--to HOST:PORT)");
+    if (vrev__bridge_check(o, err, err_len) < 0)
+        return VREV_ERR_INVAL;
     vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));
     if (!b)
         return fail(err, err_len, VREV_ERR_NOMEM, NULL);
@@ -505,8 +565,10 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     int rc = vrev__engine_init(&b->engine, ctx);
     if (rc < 0)
         fail(err, err_len, rc, "the context has no event_base");
+    else if ((rc = remember(ctx, &b->rs, o, 0)) < 0)
+        fail(err, err_len, rc, NULL);
     else
-        rc = bridge_build(b, o, err, err_len);
+        rc = vrev__bridge_build(b, o, &b->bridge, err, err_len);
     if (rc < 0) {
         vrev_bridge_free(b);
         return rc;
@@ -517,7 +579,10 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
 
 int vrev_bridge_start(vrev_bridge *b)
 {
-    return b ? vrev__bridge_start(b->bridge) : VREV_ERR_INVAL;
+    if (!b)
+        return VREV_ERR_INVAL;
+    b->started = true;
+    return vrev__bridge_start(b->bridge);
 }
 
 void vrev_bridge_free(vrev_bridge *b)
@@ -526,6 +591,8 @@ void vrev_bridge_free(vrev_bridge *b)
         return;
     b->ev.cb = NULL;
     vrev__bridge_free(b->bridge);
+    vrev__engine_close_all(&b->engine);
+    vrev__tunnel_reload_cleanup(&b->engine, &b->rs);
     vrev__engine_cleanup(&b->engine);
     vrev__free(b->ctx, b);
 }
@@ -562,6 +629,7 @@ int vrev_portal_metrics(const vrev_portal *p, vrev_metric_cb cb, void *user)
     for (size_t i = 0; i < p->n_publics; i++)
         vrev__metrics_inbound(&m, p->publics[i]);
     vrev__metrics_engine(&m, &p->engine);
+    vrev__metrics_reloads(&m, vrev_portal_reload_count(p, 0), vrev_portal_reload_count(p, 1));
     return 0;
 }
 
@@ -572,6 +640,7 @@ int vrev_bridge_metrics(const vrev_bridge *b, vrev_metric_cb cb, void *user)
     struct vrev__metrics m = {cb, user};
     vrev__metrics_bridge(&m, b->bridge);
     vrev__metrics_engine(&m, &b->engine);
+    vrev__metrics_reloads(&m, vrev_bridge_reload_count(b, 0), vrev_bridge_reload_count(b, 1));
     return 0;
 }
 

@@ -7,6 +7,8 @@
 #include "codec/addr.h"
 #include "core/core.h"
 #include "net/carrier.h"
+#include "proxy/inbound.h"
+#include "reverse/reverse.h"
 #include "vrev/tunnel.h"
 
 struct vrev__tunnel_pair {
@@ -54,5 +56,80 @@ long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
  * dokodemo-door target) rather than by a name; *a gets that address. */
 bool vrev__tunnel_target_addr(const struct vrev__tunnel_pair *t, struct vrev__addr *a);
 const char *vrev__tunnel_domain(const vrev_tunnel_opts *o);
+
+/* --- reload (tunnel_reload.c) --- */
+struct vrev__engine;
+struct vrev__outbound;
+
+/* What a reload compares (vrev_portal_reload, vrev_bridge_reload): the options that build the
+ * tunnel's listener (portal) or outbound (bridge), as a hash (they hold the id), and those a
+ * reload cannot change; the counters; what reloads replaced. */
+struct vrev__tunnel_reload {
+    uint8_t tunnel_key[32];
+    char *domain;
+    unsigned heartbeat_ms, drain_after, dead_after_ms;
+    uint64_t ok, failed;
+    struct vrev__retired retired_in;
+    struct vrev__outbound **retired_out; /* freed with the object (dials may use them) */
+    size_t n_retired_out;
+};
+
+/* SHA-256 over the options that make the portal's tunnel listener (portal != 0: id, listen,
+ * TLS certificate and key, transport, carrier) or the bridge's tunnel outbound (id, security,
+ * portal, TLS client settings and pins, transport, carrier). */
+void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, uint8_t key[32]);
+/* The options a reload cannot change (the domain, heartbeat, drain, dead-after): 0, or
+ * VREV_ERR_UNSUPPORTED with a message naming the option. */
+int vrev__tunnel_reload_check(const struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
+                              char *err, size_t len);
+/* Room to retire `n` more outbounds (0 or VREV_ERR_NOMEM); retire one (cannot fail then). */
+int vrev__tunnel_reserve_out(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, size_t n);
+void vrev__tunnel_retire_out(struct vrev__tunnel_reload *rs, struct vrev__outbound *ob);
+/* Free what reloads replaced (the engine's connections closed first) and the state. */
+void vrev__tunnel_reload_cleanup(struct vrev__engine *e, struct vrev__tunnel_reload *rs);
+
+/* --- the objects (tunnel.c builds them, tunnel_reload.c reloads them) --- */
+
+struct events {
+    vrev_tunnel_event_cb cb;
+    void *user;
+};
+
+struct vrev_portal {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__outbound *portal; /* owned by the engine */
+    struct vrev__inbound *tunnel;
+    char *listen;
+    struct vrev__inbound **publics;
+    char **public_keys; /* "HOST:PORT=NAME" of each public listener */
+    size_t n_publics;
+    struct events ev;
+    struct vrev__tunnel_reload rs;
+};
+
+struct vrev_bridge {
+    vrev_ctx *ctx;
+    struct vrev__engine engine;
+    struct vrev__bridge *bridge;
+    bool started;
+    struct events ev;
+    struct vrev__tunnel_reload rs;
+};
+
+/* Builders shared with tunnel_reload.c (tunnel.c). On failure err gets the message. The
+ * portal's tunnel listener and its i-th public listener (on engine.adopt's socket when set);
+ * a public listener's "HOST:PORT=NAME"; the bridge's outbounds and router (added to its
+ * engine) and its bridge object; the options each needs. */
+int vrev__tunnel_fail(char *err, size_t len, int rc, const char *msg);
+int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
+                             char *err, size_t len);
+int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,
+                             struct vrev__inbound **out, char *err, size_t len);
+char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t);
+int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len);
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+                       char *err, size_t len);
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len);
 
 #endif

@@ -380,6 +380,24 @@ static int handler_count(vrev__cfg_loader *L, json_t *root, const struct handler
     return 0;
 }
 
+/* A handler as compact JSON with sorted keys, in the arena (vrev__cfg_inbound.json). */
+static int fingerprint(vrev__cfg_loader *L, json_t *obj, const char **out)
+{
+    char *s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    char *copy = s ? vrev__cfg_strndup(L, s, strlen(s)) : NULL;
+    if (s) { /* jansson's allocation: its own free (a program may set them, cli/mem.c) */
+        json_malloc_t m;
+        json_free_t f;
+        json_get_alloc_funcs(&m, &f);
+        vrev__wipe(s, strlen(s));
+        f(s);
+    }
+    if (!copy)
+        return vrev__cfg_nomem(L);
+    *out = copy;
+    return 0;
+}
+
 /* Tags identify handlers for routing: with two handlers of one tag 4.34 silently keeps the
  * last, so a duplicate is an error here. */
 static int one_inbound(vrev__cfg_loader *L, json_t *obj, size_t k, uint16_t legacy_port)
@@ -388,6 +406,7 @@ static int one_inbound(vrev__cfg_loader *L, json_t *obj, size_t k, uint16_t lega
     struct vrev__cfg_inbound *in = &cfg->inbounds[k];
     const char *key;
     VREV_CFG_TRY(vrev__cfg_inbound(L, obj, in, legacy_port));
+    VREV_CFG_TRY(fingerprint(L, obj, &in->json));
     for (size_t i = 0; in->tag[0] && i < k; i++)
         if (!strcmp(cfg->inbounds[i].tag, in->tag)) {
             vrev__cfg_get(L, obj, "tag", &key);
@@ -416,6 +435,7 @@ static int one_outbound(vrev__cfg_loader *L, json_t *obj, size_t k, uint16_t unu
     const char *key;
     (void)unused;
     VREV_CFG_TRY(vrev__cfg_outbound(L, obj, out));
+    VREV_CFG_TRY(fingerprint(L, obj, &out->json));
     for (size_t i = 0; out->tag[0] && i < k; i++)
         if (!strcmp(cfg->outbounds[i].tag, out->tag)) {
             vrev__cfg_get(L, obj, "tag", &key);

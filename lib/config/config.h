@@ -211,6 +211,9 @@ struct vrev__cfg_inbound {
         struct vrev__cfg_socks_inbound socks;
     } settings;
     struct vrev__cfg_stream stream;
+    /* The element as compact JSON with sorted keys: a reload (lib/instance) keeps what did not
+     * change by comparing these. Holds secrets (wiped with the arena); never log it. */
+    const char *json;
 };
 
 /* ---- outbounds ---- */
@@ -321,6 +324,7 @@ struct vrev__cfg_outbound {
     } settings;
     struct vrev__cfg_stream stream;
     int16_t mux_concurrency; /* as written (mux.enabled must be false; see WIRE-SPEC §8.4) */
+    const char *json;        /* as vrev__cfg_inbound.json */
 };
 
 /* ---- routing, reverse, policy ---- */

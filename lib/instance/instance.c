@@ -3,27 +3,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config/config.h"
-#include "instance/instance_obs.h"
+#include <event2/event.h>
+
+#include "instance_internal.h"
 #include "net/tls.h"
-#include "proxy/inbound.h"
-#include "reverse/reverse.h"
-#include "vrev/instance.h"
 
 #define LOG_COMPONENT "instance"
-
-struct vrev_instance {
-    vrev_ctx *ctx;
-    struct vrev__engine engine;
-    struct vrev__inbound **inbounds;
-    char **inbound_tags;
-    size_t n_inbounds;
-    struct vrev__bridge **bridges;
-    size_t n_bridges;
-    int log_level;
-    bool stopped;
-    struct vrev__instance_obs obs; /* instance_obs.c */
-};
 
 /* A build error: the message names the config element (no line: the loader has checked the
  * syntax and types; these are the things the engine cannot do). */
@@ -215,68 +200,71 @@ static int inbound_carrier(struct vrev__inbound *in, const struct vrev__cfg_inbo
     return rc;
 }
 
-static int build_outbounds(vrev_instance *inst, const struct vrev__config *cfg, char *err,
-                           size_t len)
+int vrev__inst_make_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o, size_t i,
+                             struct vrev__outbound **out, char *err, size_t len)
 {
-    for (size_t i = 0; i < cfg->n_outbounds; i++) {
-        struct vrev__outbound *ob = NULL;
-        struct vrev__tls_ctx *tls = NULL;
-        const char *why = NULL;
-        char msg[256] = "";
-        int rc = make_tls(inst, &cfg->outbounds[i].stream, false, cfg->outbounds[i].tag, &tls, msg,
-                          sizeof(msg));
-        if (rc < 0)
-            return fail(err, len, rc, "outbounds", i, msg[0] ? msg : NULL);
-        rc = add_outbound(inst, &cfg->outbounds[i], &ob, &why);
-        if (rc == 0 && (rc = outbound_carrier(ob, &cfg->outbounds[i], &why)) < 0)
-            ob->ops->destroy(ob);
-        if (rc == 0) {
-            vrev__outbound_set_tls(ob, tls);
-            ob->layer = vrev__ctx_transport(inst->ctx, cfg->outbounds[i].stream.custom);
-            rc = vrev__engine_add_outbound(&inst->engine, ob);
-        } else {
-            vrev__tls_ctx_free(tls);
-        }
-        if (rc < 0)
-            return fail(err, len, rc, "outbounds", i, why);
+    struct vrev__outbound *ob = NULL;
+    struct vrev__tls_ctx *tls = NULL;
+    const char *why = NULL;
+    char msg[256] = "";
+    *out = NULL;
+    int rc = make_tls(inst, &o->stream, false, o->tag, &tls, msg, sizeof(msg));
+    if (rc < 0)
+        return fail(err, len, rc, "outbounds", i, msg[0] ? msg : NULL);
+    rc = add_outbound(inst, o, &ob, &why);
+    if (rc == 0 && (rc = outbound_carrier(ob, o, &why)) < 0)
+        ob->ops->destroy(ob);
+    if (rc < 0) {
+        vrev__tls_ctx_free(tls);
+        return fail(err, len, rc, "outbounds", i, why);
     }
-    /* portals come after the configured outbounds, as 4.34 registers them */
-    for (size_t i = 0; i < cfg->reverse.n_portals; i++) {
-        const struct vrev__cfg_reverse_entry *p = &cfg->reverse.portals[i];
-        struct vrev__portal_opts po = {p->domain, NULL, 0, 0, 0, 0, 0};
-        struct vrev__outbound *ob = NULL;
-        int rc = vrev__portal_new(&inst->engine, p->tag, &po, &ob);
-        if (rc == 0)
-            rc = vrev__engine_add_outbound(&inst->engine, ob);
-        if (rc < 0)
-            return fail(err, len, rc, "reverse.portals", i, NULL);
-    }
+    vrev__outbound_set_tls(ob, tls);
+    ob->layer = vrev__ctx_transport(inst->ctx, o->stream.custom);
+    *out = ob;
     return 0;
 }
 
-static int build_router(vrev_instance *inst, const struct vrev__config *cfg, char *err, size_t len)
+/* Portals come after the configured outbounds, as 4.34 registers them. */
+int vrev__inst_make_portal(vrev_instance *inst, const struct vrev__cfg_reverse_entry *p, size_t i,
+                           struct vrev__outbound **out, char *err, size_t len)
+{
+    struct vrev__portal_opts po = {p->domain, NULL, 0, 0, 0, 0, 0};
+    int rc = vrev__portal_new(&inst->engine, p->tag, &po, out);
+    return rc < 0 ? fail(err, len, rc, "reverse.portals", i, NULL) : 0;
+}
+
+int vrev__inst_make_router(vrev_instance *inst, const struct vrev__config *cfg,
+                           struct vrev__router **out, char *err, size_t len)
 {
     const struct vrev__cfg_routing *r = &cfg->routing;
+    *out = NULL;
     if (r->n_rules == 0 && r->n_balancers == 0)
         return 0;
     char msg[256] = "";
-    int rc = vrev__router_new(inst->ctx, &inst->engine.router);
+    struct vrev__router *router = NULL;
+    int rc = vrev__router_new(inst->ctx, &router);
     for (size_t i = 0; rc == 0 && i < r->n_balancers; i++) {
-        rc = vrev__router_add_balancer(inst->engine.router, r->balancers[i].tag,
-                                       &r->balancers[i].selectors, msg, sizeof(msg));
+        rc = vrev__router_add_balancer(router, r->balancers[i].tag, &r->balancers[i].selectors, msg,
+                                       sizeof(msg));
         if (rc < 0)
-            return fail(err, len, rc, "routing.balancers", i, msg);
+            fail(err, len, rc, "routing.balancers", i, msg);
     }
     for (size_t i = 0; rc == 0 && i < r->n_rules; i++) {
-        rc = vrev__router_add_rule(inst->engine.router, &r->rules[i], msg, sizeof(msg));
+        rc = vrev__router_add_rule(router, &r->rules[i], msg, sizeof(msg));
         if (rc < 0)
-            return fail(err, len, rc, "routing.rules", i, msg);
+            fail(err, len, rc, "routing.rules", i, msg);
     }
-    if (rc == 0)
-        rc = vrev__router_finish(inst->engine.router, &cfg->outbound_tags, msg, sizeof(msg));
-    if (rc < 0 && err && len)
+    if (rc == 0 && (rc = vrev__router_finish(router, &cfg->outbound_tags, msg, sizeof(msg))) < 0 &&
+        err && len)
         snprintf(err, len, "routing: %s", msg[0] ? msg : vrev_strerror(rc));
-    return rc;
+    if (rc < 0 && err && len && !err[0])
+        snprintf(err, len, "routing: %s", vrev_strerror(rc));
+    if (rc < 0) {
+        vrev__router_free(router);
+        return rc;
+    }
+    *out = router;
+    return 0;
 }
 
 static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
@@ -352,68 +340,53 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
     }
 }
 
-static int build_inbounds(vrev_instance *inst, const struct vrev__config *cfg, char *err,
-                          size_t len)
+int vrev__inst_make_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c, size_t i,
+                            struct vrev__inbound **out, char *err, size_t len)
 {
-    inst->inbounds = vrev__calloc(inst->ctx, cfg->n_inbounds, sizeof(*inst->inbounds));
-    inst->inbound_tags = vrev__calloc(inst->ctx, cfg->n_inbounds, sizeof(*inst->inbound_tags));
-    if (!inst->inbounds || !inst->inbound_tags)
-        return VREV_ERR_NOMEM;
-    for (size_t i = 0; i < cfg->n_inbounds; i++) {
-        const char *why = NULL;
-        struct vrev__tls_ctx *tls = NULL;
-        char tmsg[256] = "";
-        int rc = make_tls(inst, &cfg->inbounds[i].stream, true, cfg->inbounds[i].tag, &tls, tmsg,
-                          sizeof(tmsg));
-        if (rc < 0)
-            return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
-        rc = add_inbound(inst, &cfg->inbounds[i], &inst->inbounds[i], &why);
-        if (rc == 0 && (rc = inbound_carrier(inst->inbounds[i], &cfg->inbounds[i], &why)) < 0) {
-            vrev__inbound_free(inst->inbounds[i]);
-            inst->inbounds[i] = NULL;
-        }
-        if (rc == 0) {
-            vrev__inbound_set_tls(inst->inbounds[i], tls);
-            inst->inbounds[i]->layer =
-                vrev__ctx_transport(inst->ctx, cfg->inbounds[i].stream.custom);
-        } else
-            vrev__tls_ctx_free(tls);
-        if (rc == 0) {
-            inst->n_inbounds = i + 1;
-            if (!(inst->inbound_tags[i] = vrev__strdup(inst->ctx, cfg->inbounds[i].tag)))
-                rc = VREV_ERR_NOMEM;
-        }
-        if (rc < 0) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "%s (listen %s:%u)", why ? why : vrev_strerror(rc),
-                     cfg->inbounds[i].listen, cfg->inbounds[i].port.from);
-            return fail(err, len, rc, "inbounds", i, msg);
-        }
+    const char *why = NULL;
+    struct vrev__tls_ctx *tls = NULL;
+    struct vrev__inbound *in = NULL;
+    char tmsg[256] = "";
+    struct vrev__listener *adopt = inst->engine.adopt; /* a reload's (reload.c) */
+    *out = NULL;
+    int rc = make_tls(inst, &c->stream, true, c->tag, &tls, tmsg, sizeof(tmsg));
+    if (rc < 0)
+        return fail(err, len, rc, "inbounds", i, tmsg[0] ? tmsg : NULL);
+    rc = add_inbound(inst, c, &in, &why);
+    if (rc == 0 && (rc = inbound_carrier(in, c, &why)) < 0) {
+        if (adopt && in->listener == adopt) /* still the old inbound's */
+            vrev__inbound_drop_adopted(in);
+        else
+            vrev__inbound_free(in);
+        in = NULL;
     }
+    if (rc < 0) {
+        vrev__tls_ctx_free(tls);
+        char msg[200];
+        snprintf(msg, sizeof(msg), "%s (listen %s:%u)", why ? why : vrev_strerror(rc), c->listen,
+                 c->port.from);
+        return fail(err, len, rc, "inbounds", i, msg);
+    }
+    vrev__inbound_set_tls(in, tls);
+    in->layer = vrev__ctx_transport(inst->ctx, c->stream.custom);
+    *out = in;
     return 0;
 }
 
-static int build_bridges(vrev_instance *inst, const struct vrev__config *cfg, char *err, size_t len)
+int vrev__inst_make_bridge(vrev_instance *inst, const struct vrev__config *cfg, size_t i,
+                           struct vrev__bridge **out, char *err, size_t len)
 {
-    inst->bridges = vrev__calloc(inst->ctx, cfg->reverse.n_bridges, sizeof(*inst->bridges));
-    if (!inst->bridges && cfg->reverse.n_bridges)
-        return VREV_ERR_NOMEM;
-    for (size_t i = 0; i < cfg->reverse.n_bridges; i++) {
-        const struct vrev__cfg_reverse_entry *b = &cfg->reverse.bridges[i];
-        struct vrev__bridge_opts bo;
-        memset(&bo, 0, sizeof(bo));
-        bo.domain = b->domain;
-        const struct vrev__strlist *allow = vrev__config_bridge_allow(cfg, b->tag);
-        if (allow) { /* "vrev": {"bridges": {tag: {"allow": [...]}}} */
-            bo.allowed_targets = allow->v;
-            bo.n_allowed_targets = allow->n;
-        }
-        int rc = vrev__bridge_new(&inst->engine, b->tag, &bo, &inst->bridges[i]);
-        if (rc < 0)
-            return fail(err, len, rc, "reverse.bridges", i, NULL);
-        inst->n_bridges = i + 1;
+    const struct vrev__cfg_reverse_entry *b = &cfg->reverse.bridges[i];
+    struct vrev__bridge_opts bo;
+    memset(&bo, 0, sizeof(bo));
+    bo.domain = b->domain;
+    const struct vrev__strlist *allow = vrev__config_bridge_allow(cfg, b->tag);
+    if (allow) { /* "vrev": {"bridges": {tag: {"allow": [...]}}} */
+        bo.allowed_targets = allow->v;
+        bo.n_allowed_targets = allow->n;
     }
-    return 0;
+    int rc = vrev__bridge_new(&inst->engine, b->tag, &bo, out);
+    return rc < 0 ? fail(err, len, rc, "reverse.bridges", i, NULL) : 0;
 }
 
 static void apply_policy(vrev_instance *inst, const struct vrev__config *cfg)
@@ -427,6 +400,41 @@ static void apply_policy(vrev_instance *inst, const struct vrev__config *cfg)
     p->downlink_only_ms = lp.downlink_only * 1000;
     if (lp.buffer_size > 0)
         p->buffer_bytes = lp.buffer_size > UINT32_MAX ? UINT32_MAX : (uint32_t)lp.buffer_size;
+}
+
+/* "vrev": {"limits": {...}} are the instance's: the context holds them only while the instance
+ * is built (and while a reload builds), so that the engine's copy (vrev__engine_init) and
+ * whatever else copies the context's limits when it is made take them; then the context gets
+ * its own back, except bufferedTotal, which is the context's alone (a budget for all its
+ * objects). */
+static struct vrev__limits limits_push(vrev_ctx *ctx, const struct vrev__config *cfg)
+{
+    struct vrev__limits saved = ctx->limits;
+    for (size_t i = 0; i < cfg->vrev.n_limits; i++) /* names and ranges checked at load */
+        vrev__limits_set(&ctx->limits, cfg->vrev.limits[i].name, cfg->vrev.limits[i].value, NULL,
+                         0);
+    return saved;
+}
+
+static void limits_pop(vrev_ctx *ctx, const struct vrev__limits *saved, bool keep_total)
+{
+    uint64_t buffered_total = ctx->limits.buffered_total;
+    ctx->limits = *saved;
+    if (keep_total)
+        ctx->limits.buffered_total = buffered_total;
+}
+
+int vrev__inst_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev__plan *plan,
+                     char *err, size_t len)
+{
+    struct vrev__limits saved = limits_push(inst->ctx, cfg);
+    int rc = vrev__plan_build(inst, cfg, plan, err, len);
+    limits_pop(inst->ctx, &saved, rc == 0);
+    if (rc < 0)
+        return rc;
+    vrev__plan_commit(inst, plan);
+    inst->log_level = inst->cfg->log.error_type == VREV_CFG_LOG_NONE ? -1 : inst->cfg->log.level;
+    return 0;
 }
 
 int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
@@ -453,33 +461,18 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
         return VREV_ERR_NOMEM;
     }
     inst->ctx = ctx;
-    inst->log_level = cfg->log.error_type == VREV_CFG_LOG_NONE ? -1 : cfg->log.level;
-    /* "vrev": {"limits": {...}} are this instance's: the context holds them only while the
-     * instance is built, so that the engine's copy (vrev__engine_init) and whatever else copies
-     * the context's limits when it is made take them; then the context gets its own back,
-     * except bufferedTotal, which is the context's alone (a budget for all its objects). */
-    struct vrev__limits saved = ctx->limits;
-    for (size_t i = 0; i < cfg->vrev.n_limits; i++) /* names and ranges checked at load */
-        vrev__limits_set(&ctx->limits, cfg->vrev.limits[i].name, cfg->vrev.limits[i].value, NULL,
-                         0);
+    struct vrev__limits saved = limits_push(ctx, cfg);
     rc = vrev__engine_init(&inst->engine, ctx);
+    limits_pop(ctx, &saved, false);
     if (rc == 0)
         rc = vrev__instance_obs_init(ctx, &inst->obs, cfg);
     if (rc == 0) {
+        struct vrev__plan plan;
         apply_policy(inst, cfg);
-        rc = build_outbounds(inst, cfg, err, err_len);
+        rc = vrev__inst_build(inst, cfg, &plan, err, err_len); /* takes cfg */
+    } else {
+        vrev__config_free(cfg);
     }
-    if (rc == 0)
-        rc = build_router(inst, cfg, err, err_len);
-    if (rc == 0)
-        rc = build_inbounds(inst, cfg, err, err_len);
-    if (rc == 0)
-        rc = build_bridges(inst, cfg, err, err_len);
-    uint64_t buffered_total = ctx->limits.buffered_total;
-    ctx->limits = saved;
-    if (rc == 0)
-        ctx->limits.buffered_total = buffered_total;
-    vrev__config_free(cfg);
     if (rc < 0) {
         if (err && err_len && !err[0])
             snprintf(err, err_len, "%s", vrev_strerror(rc));
@@ -496,8 +489,10 @@ int vrev_instance_start(vrev_instance *inst)
         return VREV_ERR_INVAL;
     if (inst->stopped)
         return VREV_ERR_STATE;
-    for (size_t i = 0; i < inst->n_bridges; i++)
-        vrev__bridge_start(inst->bridges[i]);
+    if (!inst->started)
+        for (size_t i = 0; i < inst->n_bridges; i++)
+            vrev__bridge_start(inst->bridges[i]);
+    inst->started = true;
     return 0;
 }
 
@@ -515,7 +510,13 @@ int vrev_instance_stop(vrev_instance *inst)
         vrev__free(ctx, inst->inbound_tags[i]);
     }
     inst->n_inbounds = 0;
+    vrev__retired_cleanup(&inst->retired_in);
+    for (size_t i = 0; i < inst->n_retired_out; i++) /* their dials ended with close_all */
+        inst->retired_out[i]->ops->destroy(inst->retired_out[i]);
+    inst->n_retired_out = 0;
     vrev__engine_cleanup(&inst->engine); /* every connection, outbound and the resolver */
+    vrev__config_free(inst->cfg);
+    inst->cfg = NULL;
     inst->stopped = true;
     return 0;
 }
@@ -530,6 +531,7 @@ void vrev_instance_free(vrev_instance *inst)
     vrev__free(ctx, inst->inbounds);
     vrev__free(ctx, inst->inbound_tags);
     vrev__instance_obs_cleanup(ctx, &inst->obs);
+    vrev__free(ctx, inst->retired_out);
     vrev__free(ctx, inst);
 }
 
@@ -548,8 +550,13 @@ unsigned vrev_instance_inbound_port(const vrev_instance *inst, const char *tag)
 
 void vrev__instance_view(const vrev_instance *inst, struct vrev__instance_view *v)
 {
-    *v = (struct vrev__instance_view){&inst->engine,    inst->inbounds,
-                                      inst->n_inbounds, inst->bridges,
-                                      inst->n_bridges,  (struct vrev__instance_obs *)&inst->obs,
-                                      inst->stopped};
+    *v = (struct vrev__instance_view){.engine = &inst->engine,
+                                      .inbounds = inst->inbounds,
+                                      .n_inbounds = inst->n_inbounds,
+                                      .bridges = inst->bridges,
+                                      .n_bridges = inst->n_bridges,
+                                      .obs = (struct vrev__instance_obs *)&inst->obs,
+                                      .reloads_ok = inst->reloads_ok,
+                                      .reloads_failed = inst->reloads_failed,
+                                      .stopped = inst->stopped};
 }

@@ -31,21 +31,6 @@ int vrev__instance_obs_init(vrev_ctx *ctx, struct vrev__instance_obs *o,
     return 0;
 }
 
-int vrev__instance_obs_reload(vrev_ctx *ctx, struct vrev__instance_obs *o,
-                              const struct vrev__config *cfg)
-{
-    struct vrev__instance_obs n;
-    memset(&n, 0, sizeof(n));
-    if (vrev__instance_obs_init(ctx, &n, cfg) < 0) {
-        vrev__instance_obs_cleanup(ctx, &n);
-        return VREV_ERR_NOMEM;
-    }
-    n.reloads = o->reloads + 1;
-    vrev__instance_obs_cleanup(ctx, o);
-    *o = n;
-    return 0;
-}
-
 void vrev__instance_obs_cleanup(vrev_ctx *ctx, struct vrev__instance_obs *o)
 {
     vrev__free(ctx, o->metrics);
@@ -96,18 +81,8 @@ int vrev_instance_metrics(const vrev_instance *inst, vrev_metric_cb cb, void *us
         vrev__metrics_inbound(&m, v.inbounds[i]);
     if (v.engine->ctx) /* stopped: the engine is gone */
         vrev__metrics_engine(&m, v.engine);
-    vrev__metric(&m, "vrev_reloads_total", VREV_METRIC_COUNTER, "Configuration reloads.",
-                 v.obs->reloads, NULL);
+    vrev__metrics_reloads(&m, v.reloads_ok, v.reloads_failed);
     return 0;
-}
-
-void vrev_instance_count_reload(vrev_instance *inst)
-{
-    if (!inst)
-        return;
-    struct vrev__instance_view v;
-    vrev__instance_view(inst, &v);
-    v.obs->reloads++;
 }
 
 const char *vrev_instance_metrics_address(const vrev_instance *inst)

@@ -1,5 +1,5 @@
 /* What an instance keeps for observability (instance_obs.c): the configuration's metrics
- * address and log targets, and the reload count; and the view of an instance that the
+ * address and log targets; and the view of an instance that the
  * metrics read (filled by instance.c, which owns the struct). */
 #ifndef VREV_INSTANCE_INSTANCE_OBS_H
 #define VREV_INSTANCE_INSTANCE_OBS_H
@@ -13,16 +13,11 @@ struct vrev__instance_obs {
     char *metrics;               /* "vrev": {"metrics": ...}; NULL: none */
     int access_type, error_type; /* VREV_CFG_LOG_* */
     char *access_path, *error_path;
-    uint64_t reloads; /* vrev_instance_count_reload() */
 };
 
 /* Copy what cfg says (strings with the context's allocator). Returns 0 or VREV_ERR_NOMEM. */
 int vrev__instance_obs_init(vrev_ctx *ctx, struct vrev__instance_obs *o,
                             const struct vrev__config *cfg);
-/* After a reload (vrev_instance_reload): take the new configuration's metrics address and log
- * targets, and count the reload. On VREV_ERR_NOMEM *o is left as it was (not counted). */
-int vrev__instance_obs_reload(vrev_ctx *ctx, struct vrev__instance_obs *o,
-                              const struct vrev__config *cfg);
 /* Free the copies (a zeroed struct is fine). */
 void vrev__instance_obs_cleanup(vrev_ctx *ctx, struct vrev__instance_obs *o);
 
@@ -33,6 +28,7 @@ struct vrev__instance_view {
     struct vrev__bridge *const *bridges;
     size_t n_bridges;
     struct vrev__instance_obs *obs;
+    uint64_t reloads_ok, reloads_failed;
     bool stopped;
 };
 /* instance.c */

@@ -300,6 +300,11 @@ void vrev__listener_arm_abort(struct vrev__listener *l)
     setsockopt(evconnlistener_get_fd(l->lev), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+void vrev__listener_set_user(struct vrev__listener *l, void *user)
+{
+    l->user = user;
+}
+
 uint16_t vrev__listener_port(const struct vrev__listener *l)
 {
     return l->port;

@@ -79,6 +79,9 @@ struct vrev__listener;
 int vrev__listener_new(vrev_ctx *ctx, const char *host, uint16_t port, vrev__accept_cb cb,
                        void *user, struct vrev__listener **out);
 void vrev__listener_free(struct vrev__listener *l);
+/* Hand the connections accepted from now on to the callback with `user` (a reload moving a
+ * listening socket to a new inbound). */
+void vrev__listener_set_user(struct vrev__listener *l, void *user);
 /* The bound port (useful with port 0). */
 uint16_t vrev__listener_port(const struct vrev__listener *l);
 /* Every socket accepted from now on starts armed, as by vrev__bev_arm_abort. */

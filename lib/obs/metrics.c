@@ -63,10 +63,8 @@ void vrev__metrics_engine(const struct vrev__metrics *m, const struct vrev__engi
 {
     for (size_t i = 0; i < e->n_routes; i++) {
         const struct vrev__route_count *r = &e->routes[i];
-        const struct vrev__outbound *ob =
-            r->outbound < e->n_outbounds ? e->outbounds[r->outbound] : NULL;
         vrev__metric(m, "vrev_links_total", COUNTER, help_links, r->links, "inbound", r->inbound,
-                     "outbound", ob ? ob->tag : NULL, NULL);
+                     "outbound", r->outbound, NULL);
     }
     vrev__metric(m, "vrev_relays", GAUGE, "Direct relays (freedom outbounds) live now.",
                  e->stats.relays_live, NULL);
@@ -173,4 +171,11 @@ void vrev__metrics_bridge(const struct vrev__metrics *m, const struct vrev__brid
                  "dialsPerTunnel", "role", "bridge", "tag", tag, NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, st.tunnels_capped, "limit",
                  "tunnelsPerBridge", "role", "bridge", "tag", tag, NULL);
+}
+
+void vrev__metrics_reloads(const struct vrev__metrics *m, uint64_t ok, uint64_t failed)
+{
+    static const char help[] = "Configuration reloads, by result.";
+    vrev__metric(m, "vrev_reloads_total", COUNTER, help, ok, "result", "ok", NULL);
+    vrev__metric(m, "vrev_reloads_total", COUNTER, help, failed, "result", "failed", NULL);
 }

@@ -24,6 +24,8 @@ void vrev__metrics_engine(const struct vrev__metrics *m, const struct vrev__engi
 void vrev__metrics_inbound(const struct vrev__metrics *m, const struct vrev__inbound *in);
 void vrev__metrics_portal(const struct vrev__metrics *m, const struct vrev__outbound *portal);
 void vrev__metrics_bridge(const struct vrev__metrics *m, const struct vrev__bridge *b);
+/* vrev_reloads_total{result="ok"|"failed"} */
+void vrev__metrics_reloads(const struct vrev__metrics *m, uint64_t ok, uint64_t failed);
 /* Is the engine's outbound a portal (then vrev__metrics_portal applies)? */
 bool vrev__is_portal(const struct vrev__outbound *ob);
 

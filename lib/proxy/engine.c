@@ -55,8 +55,10 @@ void vrev__engine_cleanup(struct vrev__engine *e)
         e->outbounds[i]->ops->destroy(e->outbounds[i]);
     vrev__free(e->ctx, e->outbounds);
     vrev__router_free(e->router);
-    for (size_t i = 0; i < e->n_routes; i++)
+    for (size_t i = 0; i < e->n_routes; i++) {
         vrev__free(e->ctx, e->routes[i].inbound);
+        vrev__free(e->ctx, e->routes[i].outbound);
+    }
     vrev__free(e->ctx, e->routes);
     if (e->dns) /* queries still out are answered "shut down" from the loop (resolve.c) */
         evdns_base_free(e->dns, 1);
@@ -95,13 +97,27 @@ struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
     return e->dns;
 }
 
-/* Count a link under its (inbound tag, outbound) pair. */
-static void count_route(struct vrev__engine *e, const char *inbound, size_t outbound)
+static bool same_tag(const char *a, const char *b)
+{
+    return a && b ? !strcmp(a, b) : a == b;
+}
+
+static char *copy_tag(vrev_ctx *ctx, const char *tag, bool *failed)
+{
+    char *copy = NULL;
+    if (tag && (copy = vrev__malloc(ctx, strlen(tag) + 1)))
+        memcpy(copy, tag, strlen(tag) + 1);
+    *failed = tag && !copy;
+    return copy;
+}
+
+/* Count a link under its (inbound tag, outbound tag) pair: by tag, so that the counts go on
+ * across a reload, which rebuilds the outbounds. */
+static void count_route(struct vrev__engine *e, const char *inbound, const char *outbound)
 {
     for (size_t i = 0; i < e->n_routes; i++) {
         struct vrev__route_count *r = &e->routes[i];
-        if (r->outbound == outbound &&
-            (r->inbound && inbound ? !strcmp(r->inbound, inbound) : r->inbound == inbound)) {
+        if (same_tag(r->outbound, outbound) && same_tag(r->inbound, inbound)) {
             r->links++;
             return;
         }
@@ -112,12 +128,14 @@ static void count_route(struct vrev__engine *e, const char *inbound, size_t outb
     if (!v)
         return;
     e->routes = v;
-    char *copy = NULL;
-    if (inbound && !(copy = vrev__malloc(e->ctx, strlen(inbound) + 1)))
+    bool f1, f2;
+    char *in = copy_tag(e->ctx, inbound, &f1), *out = copy_tag(e->ctx, outbound, &f2);
+    if (f1 || f2) {
+        vrev__free(e->ctx, in);
+        vrev__free(e->ctx, out);
         return;
-    if (copy)
-        memcpy(copy, inbound, strlen(inbound) + 1);
-    v[e->n_routes++] = (struct vrev__route_count){copy, outbound, 1};
+    }
+    v[e->n_routes++] = (struct vrev__route_count){in, out, 1};
 }
 
 /* The access log line for a routed link (V2Ray writes it where its dispatcher has picked the
@@ -135,14 +153,11 @@ static void log_access(struct vrev__engine *e, const struct vrev__link_info *inf
     vrev__access(e->ctx, from, to, info->inbound_tag, outbound, accepted, reason);
 }
 
-int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
-                   struct bufferevent *link)
+struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
+                                          const struct vrev__link_info *info)
 {
-    if (e->n_outbounds == 0) {
-        log_access(e, info, NULL, 0, "no outbound");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_STATE;
-    }
+    if (e->n_outbounds == 0)
+        return NULL;
     size_t idx = 0;
     if (e->router) {
         struct vrev__route_ctx rc = {
@@ -158,9 +173,20 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
         if (idx >= e->n_outbounds)
             idx = 0;
     }
+    return e->outbounds[idx];
+}
+
+int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
+                   struct bufferevent *link)
+{
+    struct vrev__outbound *ob = vrev__engine_route(e, info);
+    if (!ob) {
+        log_access(e, info, NULL, 0, "no outbound");
+        vrev__bev_close(link, 1);
+        return VREV_ERR_STATE;
+    }
     e->stats.links++;
-    count_route(e, info->inbound_tag, idx);
-    struct vrev__outbound *ob = e->outbounds[idx];
+    count_route(e, info->inbound_tag, ob->tag);
     log_access(e, info, ob->tag, 1, NULL);
     if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
         char t[VREV_MUX_TARGET_MAX];

@@ -128,6 +128,11 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
 {
     const struct vrev__limits *l = &in->engine->limits;
     in->proto_accept = accept;
+    if (in->engine->adopt) { /* a reload: the old inbound's socket, caps and all */
+        in->listener = in->engine->adopt;
+        in->engine->adopt = NULL;
+        return 0;
+    }
     int rc = vrev__listener_new(in->engine->ctx, host, port, inbound_accept, in, &in->listener);
     if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
         vrev__listener_arm_abort(in->listener);
@@ -389,6 +394,90 @@ void vrev__inbound_free(struct vrev__inbound *in)
     vrev__vmess_replay_free(in->sessions);
     vrev__free(ctx, in->tag);
     vrev__free(ctx, in);
+}
+
+/* --- reload ---------------------------------------------------------------------------------- */
+
+void vrev__inbound_adopt(struct vrev__inbound *to, struct vrev__inbound *from)
+{
+    from->listener = NULL;
+    vrev__listener_set_user(to->listener, to);
+}
+
+void vrev__inbound_drop_adopted(struct vrev__inbound *in)
+{
+    in->listener = NULL;
+    vrev__inbound_free(in);
+}
+
+void vrev__inbound_close_listener(struct vrev__inbound *in)
+{
+    vrev__listener_free(in->listener);
+    in->listener = NULL;
+    if (in->networks) { /* dokodemo-door: its UDP flows end (a SOCKS relay waits, see .h) */
+        vrev__udp_in_free(in->udp);
+        in->udp = NULL;
+    }
+}
+
+bool vrev__inbound_idle(const struct vrev__inbound *in)
+{
+    return !in->listener && !in->udp && !in->h2_conns && in->preauth.n == 0;
+}
+
+static void retired_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__retired *r = arg;
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (vrev__inbound_idle(r->v[i]))
+            vrev__inbound_free(r->v[i]);
+        else
+            r->v[n++] = r->v[i];
+    r->n = n;
+    if (n) {
+        struct timeval tv = {1, 0};
+        evtimer_add(r->timer, &tv);
+    }
+}
+
+int vrev__retired_reserve(struct vrev__retired *r, vrev_ctx *ctx, size_t more)
+{
+    r->ctx = ctx;
+    if (!r->timer && !(r->timer = evtimer_new(ctx->base, retired_sweep, r)))
+        return VREV_ERR_NOMEM;
+    if (r->n + more <= r->cap)
+        return 0;
+    struct vrev__inbound **v = vrev__realloc(ctx, r->v, (r->n + more) * sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    r->v = v;
+    r->cap = r->n + more;
+    return 0;
+}
+
+void vrev__retired_add(struct vrev__retired *r, struct vrev__inbound *in)
+{
+    vrev__inbound_close_listener(in);
+    if (vrev__inbound_idle(in)) { /* nothing of it is in use */
+        vrev__inbound_free(in);
+        return;
+    }
+    r->v[r->n++] = in;
+    struct timeval tv = {1, 0};
+    evtimer_add(r->timer, &tv);
+}
+
+void vrev__retired_cleanup(struct vrev__retired *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        vrev__inbound_free(r->v[i]);
+    if (r->timer)
+        event_free(r->timer);
+    if (r->ctx)
+        vrev__free(r->ctx, r->v);
+    memset(r, 0, sizeof(*r));
 }
 
 uint16_t vrev__inbound_port(const struct vrev__inbound *in)

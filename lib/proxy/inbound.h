@@ -128,6 +128,34 @@ char *vrev__strdup(vrev_ctx *ctx, const char *s);
  * had one). h2 under TLS needs the TLS server context to offer ALPN "h2". Returns 0,
  * VREV_ERR_INVAL or VREV_ERR_NOMEM. */
 int vrev__inbound_set_carrier(struct vrev__inbound *in, const struct vrev__carrier_opts *o);
+/* Reload (lib/instance). An inbound built while engine->adopt was set holds the old
+ * inbound's listener without owning it yet: vrev__inbound_adopt makes it `to`'s (connections
+ * accepted from now on go to `to`; `from` keeps its handshakes and h2 connections until they
+ * end), vrev__inbound_drop_adopted frees `in` leaving the listener to its old inbound (a
+ * reload that fails). vrev__inbound_close_listener closes an inbound's listener, and a
+ * dokodemo-door's UDP side; a SOCKS UDP relay stays (its associations refer to it) until the
+ * inbound is freed. An inbound is idle when it has no listener, no UDP side, no h2 connection
+ * and no handshake left: it can then be freed without touching a live connection. */
+void vrev__inbound_adopt(struct vrev__inbound *to, struct vrev__inbound *from);
+void vrev__inbound_drop_adopted(struct vrev__inbound *in);
+void vrev__inbound_close_listener(struct vrev__inbound *in);
+bool vrev__inbound_idle(const struct vrev__inbound *in);
+
+/* Inbounds a reload replaced or removed (listener closed or handed over), each freed once
+ * idle: checked every second. vrev__retired_reserve makes room for `more` (0 or
+ * VREV_ERR_NOMEM), after which vrev__retired_add cannot fail; it closes the inbound's
+ * listener if it still has one. vrev__retired_cleanup frees them all (the engine's connections
+ * closed first) and the list. */
+struct vrev__retired {
+    vrev_ctx *ctx;
+    struct vrev__inbound **v;
+    size_t n, cap;
+    struct event *timer;
+};
+int vrev__retired_reserve(struct vrev__retired *r, vrev_ctx *ctx, size_t more);
+void vrev__retired_add(struct vrev__retired *r, struct vrev__inbound *in);
+void vrev__retired_cleanup(struct vrev__retired *r);
+
 /* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);

@@ -98,8 +98,8 @@ struct vrev__engine_stats {
  * out (stats.links still counts them). */
 #define VREV__ROUTE_COUNTS_MAX 256
 struct vrev__route_count {
-    char *inbound;   /* a copy; NULL: untagged */
-    size_t outbound; /* index into the engine's outbounds */
+    char *inbound;  /* a copy; NULL: untagged */
+    char *outbound; /* a copy of the outbound's tag; NULL: untagged */
     uint64_t links;
 };
 
@@ -116,6 +116,10 @@ struct vrev__engine {
     struct vrev__engine_stats stats;
     struct vrev__route_count *routes; /* n_routes of them */
     size_t n_routes;
+    /* A listening socket the next vrev__inbound_listen takes instead of binding one (set by a
+     * reload for an inbound whose address and port stay: no connection is refused meanwhile).
+     * The listener's callback still names its old inbound: vrev__inbound_adopt moves it. */
+    struct vrev__listener *adopt;
 };
 
 int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx);
@@ -129,6 +133,10 @@ int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob)
 struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag);
 /* The resolver for configured host names, created on first use (NULL if out of memory). */
 struct evdns_base *vrev__engine_dns(struct vrev__engine *e);
+
+/* The outbound the router picks for a link (outbound 0 without a router); NULL: none. */
+struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
+                                          const struct vrev__link_info *info);
 
 /* Route a link and hand it to its outbound (which owns it from then on, even on failure). */
 int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,

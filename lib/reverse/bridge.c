@@ -53,6 +53,7 @@ struct bworker {
     bool heard;   /* received at least one frame */
     bool control; /* the portal opened its control session */
     bool full;    /* max_sessions live: another tunnel was asked for */
+    bool retired; /* drained by a reload that changed the way to the portal: closed once idle */
 };
 
 /* An allowed target: a network and an address (vrev__bridge_target_parse). */
@@ -522,6 +523,13 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
             worker_free(w);
             continue;
         }
+        if (w->retired && w->sessions == 0) {
+            vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                      "[%s] a tunnel of the old settings carries no session: closing it",
+                      b->tag ? b->tag : "");
+            worker_free(w);
+            continue;
+        }
         active += w->active;
         if (!has_room(w))
             continue; /* a drained tunnel serves its sessions until the portal closes it */
@@ -614,6 +622,37 @@ void vrev__bridge_free(struct vrev__bridge *b)
     vrev__free(ctx, b->tag);
     vrev__free(ctx, b->domain);
     vrev__free(ctx, b);
+}
+
+void vrev__bridge_adopt(struct vrev__bridge *to, struct vrev__bridge *from)
+{
+    while (from->workers.next != &from->workers) {
+        struct bworker *w = from->workers.next;
+        w->prev->next = w->next;
+        w->next->prev = w->prev;
+        w->bridge = to;
+        w->next = &to->workers;
+        w->prev = to->workers.prev;
+        to->workers.prev->next = w;
+        to->workers.prev = w;
+    }
+    to->n_workers = from->n_workers;
+    from->n_workers = 0;
+    to->stats = from->stats;
+    to->fail_since = from->fail_since;
+    to->failing = from->failing;
+    to->notify = from->notify;
+    to->notify_user = from->notify_user;
+}
+
+void vrev__bridge_retire_tunnels(struct vrev__bridge *b)
+{
+    for (struct bworker *w = b->workers.next; w != &b->workers; w = w->next)
+        if (w->active) {
+            w->active = false;
+            w->retired = true;
+        }
+    schedule(b, 0);
 }
 
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st)

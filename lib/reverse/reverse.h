@@ -102,6 +102,13 @@ int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
 const char *vrev__bridge_tag(const struct vrev__bridge *b); /* may be NULL */
+/* Reload (lib/instance). Move `from`'s tunnels, with their live sessions, its counters and
+ * its event hook to `to` (a new bridge of the same domain, not started: start it after);
+ * `from` is left without tunnels, to be freed. */
+void vrev__bridge_adopt(struct vrev__bridge *to, struct vrev__bridge *from);
+/* The way to the portal changed (its outbound): open new tunnels now, and close the old ones
+ * once they carry no session (they serve the ones they have until then). */
+void vrev__bridge_retire_tunnels(struct vrev__bridge *b);
 
 /* Events for the public API (VREV_EVENT_*): tunnels up/down, sessions opened/closed (with the
  * target name and bytes: up = public client -> service, down = service -> client), refused. */

@@ -206,7 +206,7 @@ def test_run_serves_the_configured_endpoint(procs, backend):
     assert http_get(ext)[1] == b"hello from the backend\n"
     m = metrics(pm)
     assert m[("vrev_links_total", "inbound=\"external\",outbound=\"portal\"")] == 1
-    assert m[("vrev_reloads_total", "")] == 0
+    assert m[("vrev_reloads_total", "result=\"ok\"")] == 0
     assert m[("vrev_tunnels", "role=\"portal\",tag=\"portal\"")] == 1
     mb = metrics(bm)
     assert mb[("vrev_links_total", "inbound=\"bridge\",outbound=\"out\"")] == 1
@@ -215,6 +215,18 @@ def test_run_serves_the_configured_endpoint(procs, backend):
     # "error": the log goes to that file, at the "loglevel" asked for
     assert "[info] portal: [portal] tunnel up" in (procs.tmp / "portal-error.log").read_text()
     assert UUID not in procs.log(portal) + procs.log(bridge)
+    # a reload that names another endpoint and another error log: both follow it
+    pm2 = free_port()
+    pc["vrev"] = {"metrics": "127.0.0.1:%d" % pm2}
+    pc["log"]["error"] = str(procs.tmp / "portal-error-2.log")
+    (procs.tmp / "portal.json").write_text(json.dumps(pc))
+    portal.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: port_open(pm2)), procs.log(portal)
+    assert wait_until(lambda: not port_open(pm))
+    assert metrics(pm2)[("vrev_reloads_total", "result=\"ok\"")] == 1
+    assert status(pm2) == 200  # the tunnel stayed
+    assert "reloaded" in (procs.tmp / "portal-error.log").read_text()  # said before the switch
+    assert "the log goes on here" in (procs.tmp / "portal-error-2.log").read_text()
 
 
 def test_endpoint_refuses_other_requests_and_keeps_serving(procs):

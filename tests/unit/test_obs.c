@@ -149,7 +149,10 @@ static void test_instance_metrics(void **state)
         0);
     assert_true(vrev_metrics_server_port(srv) > 0);
     assert_int_equal(vrev_metrics_server_add_instance(srv, inst), 0);
-    vrev_instance_count_reload(inst);
+    /* a reload of the same text (its listeners kept), and one that fails */
+    assert_int_equal(vrev_instance_reload(inst, config, strlen(config), "t.json", err, sizeof(err)),
+                     0);
+    assert_true(vrev_instance_reload(inst, "{", 1, "t.json", err, sizeof(err)) < 0);
     int n = vrev_metrics_server_render(srv, NULL, 0);
     assert_true(n > 0);
     char *text = malloc((size_t)n + 1);
@@ -159,7 +162,9 @@ static void test_instance_metrics(void **state)
         strstr(text, "\nvrev_links_total{inbound=\"in\\\"x\\\\y\",outbound=\"block\"} 1\n"));
     assert_non_null(strstr(
         text, "vrev_handshake_failures_total{inbound=\"in\\\"x\\\\y\",reason=\"timeout\"} 0\n"));
-    assert_non_null(strstr(text, "# TYPE vrev_reloads_total counter\nvrev_reloads_total 1\n"));
+    assert_non_null(strstr(text, "# TYPE vrev_reloads_total counter\n"
+                                 "vrev_reloads_total{result=\"ok\"} 1\n"
+                                 "vrev_reloads_total{result=\"failed\"} 1\n"));
     assert_non_null(
         strstr(text, "vrev_handshake_failures_total{inbound=\"socks\",reason=\"rejected\"} 1\n"));
     assert_non_null(
@@ -267,33 +272,33 @@ static void test_server_args(void **state)
     event_base_free(base);
 }
 
-/* What the reload code calls: the new file's address and log targets, the reload counted. */
+/* A reload takes the new file's metrics address and log targets. */
 static void test_obs_reload(void **state)
 {
     (void)state;
+    struct event_base *base = event_base_new();
     vrev_ctx *ctx;
-    assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
     static const char *const text[] = {
         "{\"vrev\": {\"metrics\": \"127.0.0.1:9100\"}}",
         "{\"log\": {\"error\": \"/var/log/e.log\"}, \"vrev\": {\"metrics\": \"[::1]:9101\"}}",
     };
-    struct vrev__config *cfg[2];
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(vrev__config_load(ctx, text[i], strlen(text[i]), NULL, &cfg[i], NULL), 0);
-    struct vrev__instance_obs o;
-    memset(&o, 0, sizeof(o));
-    assert_int_equal(vrev__instance_obs_init(ctx, &o, cfg[0]), 0);
-    assert_string_equal(o.metrics, "127.0.0.1:9100");
-    assert_null(o.error_path);
-    assert_int_equal(vrev__instance_obs_reload(ctx, &o, cfg[1]), 0);
-    assert_string_equal(o.metrics, "[::1]:9101");
-    assert_string_equal(o.error_path, "/var/log/e.log");
-    assert_int_equal(o.error_type, VREV_LOG_TARGET_FILE);
-    assert_int_equal(o.reloads, 1);
-    vrev__instance_obs_cleanup(ctx, &o);
-    for (int i = 0; i < 2; i++)
-        vrev__config_free(cfg[i]);
+    vrev_instance *inst;
+    char err[256];
+    assert_int_equal(
+        vrev_instance_new_json(&inst, ctx, text[0], strlen(text[0]), NULL, err, sizeof(err)), 0);
+    assert_string_equal(vrev_instance_metrics_address(inst), "127.0.0.1:9100");
+    const char *path = "x";
+    assert_int_not_equal(vrev_instance_log_target(inst, 0, &path), VREV_LOG_TARGET_FILE);
+    assert_int_equal(vrev_instance_reload(inst, text[1], strlen(text[1]), NULL, err, sizeof(err)),
+                     0);
+    assert_string_equal(vrev_instance_metrics_address(inst), "[::1]:9101");
+    assert_int_equal(vrev_instance_log_target(inst, 0, &path), VREV_LOG_TARGET_FILE);
+    assert_string_equal(path, "/var/log/e.log");
+    assert_int_equal(vrev_instance_reload_count(inst, 0), 1);
+    vrev_instance_free(inst);
     vrev_ctx_free(ctx);
+    event_base_free(base);
 }
 
 int main(void)
