@@ -33,7 +33,9 @@ static int usage(int portal, FILE *out)
                 "  --listen   where bridges connect (the tunnel)\n"
                 "  --public   a public listener; its connections go to the bridge target NAME\n"
                 "             (default \"%s\"); repeat for more\n"
-                "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n",
+                "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n"
+                "  --accept-proxy-protocol  every listener reads a PROXY v1/v2 header first (a\n"
+                "             proxy in front, e.g. HAProxy send-proxy): the client's address\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
         fprintf(
@@ -46,7 +48,8 @@ static int usage(int portal, FILE *out)
             "  --portal   the portal's tunnel address\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
-            "             a V2Ray portal); the bridge reaches nothing but these\n"
+            "             a V2Ray portal); the bridge reaches nothing but these;\n"
+            "             ,proxy-protocol=v1|v2 after HOST:PORT: send the service a PROXY header\n"
             "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
             "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
             "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
@@ -119,10 +122,15 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
     else if (!portal && !strcmp(opt, "--to")) {
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", val);
-        char *eq = strchr(buf, '=');
-        if (eq)
+        char *pp = strstr(buf, ",proxy-protocol="), *eq;
+        if (pp)
+            *pp = '\0';
+        if ((eq = strchr(buf, '=')))
             *eq = '\0';
         rc = vrev_tunnel_opts_add_target(t, eq ? buf : NULL, eq ? eq + 1 : buf);
+        if (rc == 0 && pp)
+            rc = vrev_tunnel_opts_set_target_proxy_protocol(
+                t, eq ? buf : NULL, !strcmp(pp + 16, "v1") ? 1 : !strcmp(pp + 16, "v2") ? 2 : -1);
     } else
         return 0;
     if (rc < 0) {
@@ -148,6 +156,10 @@ static int parse(struct cli_opts *c, int portal, int argc, char **argv)
             return usage(portal, stdout) + 100;
         if (!strcmp(argv[i], "--print-config")) {
             c->print_config = 1;
+            continue;
+        }
+        if (portal && !strcmp(argv[i], "--accept-proxy-protocol")) {
+            vrev_tunnel_opts_set_accept_proxy_protocol(c->t, 1);
             continue;
         }
         if (!strcmp(argv[i], "--tls") || (!portal && !strcmp(argv[i], "--insecure"))) {

@@ -136,6 +136,7 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
             return fail(err, len, rc, msg);
         vrev__inbound_set_tls(p->tunnel, tls);
     }
+    vrev__inbound_set_accept_proxy(p->tunnel, o->accept_proxy);
     rc = custom_layer(p->ctx, o, &p->tunnel->layer, err, len);
     if (rc < 0)
         return rc;
@@ -154,6 +155,7 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
             return fail(err, len, rc, msg);
         }
         p->n_publics = i + 1;
+        vrev__inbound_set_accept_proxy(p->publics[i], o->accept_proxy);
     }
     return 0;
 }
@@ -413,7 +415,8 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
             rc = handler_new(e, tags[i + 1], &o->targets[i], &ob);
         } else {
             split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
-            struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
+            struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS,
+                                           o->targets[i].proxy_protocol};
             rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
         }
         if (rc == 0)

@@ -25,6 +25,10 @@ struct vrev__link_info {
     struct vrev__addr target;
     struct vrev__addr source; /* valid when has_source */
     bool has_source;
+    /* the address the client connected to (a public listener's, or a PROXY header's); valid
+     * when has_local. With source, what a PROXY header to a service says (freedom.c). */
+    struct vrev__addr local;
+    bool has_local;
     const char *user; /* may be NULL */
     /* Dial once, without V2Ray's retries: the link's owner redials on its own schedule (a
      * bridge's tunnel; retries 200..800 ms apart would hold it back from a restarted portal). */
@@ -195,6 +199,9 @@ struct vrev__freedom_opts {
     const char *redirect_host; /* NULL or "": keep the target's address */
     uint16_t redirect_port;    /* 0: keep the target's port */
     int domain_strategy;       /* enum vrev__domain_strategy */
+    /* TCP: a PROXY header of this version (1, 2; 0: none) goes to the target before any
+     * payload, naming the link's source and local address (UNKNOWN / LOCAL without them) */
+    int proxy_protocol;
 };
 
 int vrev__freedom_new(struct vrev__engine *e, const char *tag,
