@@ -13,7 +13,10 @@ set -euo pipefail
 
 BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-dev libssl-dev
     libwslay-dev libnghttp2-dev)
-TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl)
+# haproxy and nginx: run by the e2e tests on loopback ports (PROXY protocol, a portal behind a
+# front server); Debian's own services are not used
+TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl haproxy
+    nginx)
 BENCH_PKGS=(python3 v2ray iperf3 wrk nginx gnuplot-nox)
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -75,7 +75,6 @@ static void warn_later(vrev__cfg_loader *L, json_t *obj, const char *const *name
     }
 }
 
-static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj);
 static int accept_proxy_protocol(vrev__cfg_loader *L, json_t *obj, bool server,
                                  struct vrev__carrier_opts *c);
 
@@ -446,19 +445,6 @@ static int parse_security(vrev__cfg_loader *L, json_t *obj, bool server,
     return 0;
 }
 
-static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj)
-{
-    bool on = false;
-    const char *key;
-    VREV_CFG_TRY(vrev__cfg_bool(L, obj, "acceptProxyProtocol", &on));
-    if (!on)
-        return 0;
-    vrev__cfg_get(L, obj, "acceptProxyProtocol", &key);
-    vrev__cfg_push_key(L, key);
-    return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                          "the PROXY protocol (acceptProxyProtocol) is not supported");
-}
-
 /* tcpSettings / wsSettings.acceptProxyProtocol (and sockopt's under h2): the listener reads a
  * PROXY v1 or v2 header first, as V2Ray 4.34 does (lib/proxy/pp_accept.c). A client never
  * reads one (V2Ray's dialers ignore the key). */
@@ -472,7 +458,13 @@ static int accept_proxy_protocol(vrev__cfg_loader *L, json_t *obj, bool server,
             c->accept_proxy_protocol = true;
         return 0;
     }
-    return refuse_proxy_protocol(L, obj);
+    if (!on)
+        return 0;
+    const char *key;
+    vrev__cfg_get(L, obj, "acceptProxyProtocol", &key);
+    vrev__cfg_push_key(L, key);
+    return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
+                          "a PROXY header is read by a listener (an inbound) only");
 }
 
 static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, bool server,
