@@ -10,18 +10,34 @@ vrev and by V2Ray 4.34 shows that both read the header alike (routing by source)
 a connection without one. Real V2Ray 4.34 in both reverse roles with a vrev peer that offers the
 address extension: it works, and the service gets v1 UNKNOWN / v2 LOCAL.
 """
+import json
 import os
 import shutil
 import socket
 import socketserver
+import subprocess
 import threading
 import time
 
 import pytest
 
-from harness import UUID, free_port, port_open, wait_until
+from harness import ROOT, UUID, free_port, port_open, wait_until
 
 CLIENT_IP = "127.0.0.2"
+TLS = os.path.join(ROOT, "tests", "vectors", "tls")
+# the tunnel's carrier: the header is read before TLS and before the ws upgrade / h2 preface
+CARRIERS = {
+    "tcp": ([], []),
+    "ws": (["--transport", "ws", "--path", "/t"], ["--transport", "ws", "--path", "/t"]),
+    "ws+tls": (["--transport", "ws", "--path", "/t", "--tls", "--cert",
+                os.path.join(TLS, "server.crt"), "--key", os.path.join(TLS, "server.key")],
+               ["--transport", "ws", "--path", "/t", "--tls", "--ca", os.path.join(TLS, "ca.crt"),
+                "--sni", "localhost"]),
+    "h2+tls": (["--transport", "h2", "--host", "localhost", "--tls", "--cert",
+                os.path.join(TLS, "server.crt"), "--key", os.path.join(TLS, "server.key")],
+               ["--transport", "h2", "--host", "localhost", "--tls", "--ca",
+                os.path.join(TLS, "ca.crt"), "--sni", "localhost"]),
+}
 
 HAPROXY_CONF = """global
     maxconn 256
@@ -153,14 +169,16 @@ def up(port, probe):
     return wait_until(lambda: probe in try_ask(port)[1], 15)
 
 
-def test_haproxy_v2_to_nginx_v2(procs, tmp_path):
-    """HAProxy send-proxy-v2 -> vrev portal -> tunnel -> vrev bridge -> PROXY v2 -> nginx."""
+@pytest.mark.parametrize("carrier", list(CARRIERS))
+def test_haproxy_v2_to_nginx_v2(procs, tmp_path, carrier):
+    """HAProxy send-proxy-v2 -> vrev portal -> tunnel (through HAProxy too, over each carrier)
+    -> vrev bridge -> PROXY v2 -> nginx."""
     tun, pub = free_port(), free_port()
     ng = start_nginx(procs, tmp_path)
     front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    portal = procs.start_argv("portal", portal_argv(tun, pub) + CARRIERS[carrier][0])
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    bridge = procs.start_argv("bridge", bridge_argv(tfront, ng, "v2"))
+    bridge = procs.start_argv("bridge", bridge_argv(tfront, ng, "v2") + CARRIERS[carrier][1])
     assert up(front, b"client="), procs.log(portal) + procs.log(bridge)
     for _ in range(5):
         port, reply = ask(front)
@@ -292,30 +310,25 @@ def test_json_accept_matches_v2ray(procs, two_services, impl):
         assert reply == want, (payload, reply, procs.log(p))
 
 
-def v2ray_portal_config(tun, pub, backend_name_port):
-    """What `vrev portal --print-config` prints, with acceptProxyProtocol on its public
-    inbound (V2Ray's own key)."""
-    import json
-    import subprocess
-    r = subprocess.run(["build/vrev"] + portal_argv(tun, pub, accept=False)[1:] +
-                       ["--print-config"], capture_output=True, text=True, timeout=10,
-                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(
-                           os.path.abspath(__file__)))))
-    assert r.returncode == 0, r.stderr
-    cfg = json.loads(r.stdout)
-    for ib in cfg["inbounds"]:
-        if ib["protocol"] == "dokodemo-door":
-            ib["streamSettings"] = {"tcpSettings": {"acceptProxyProtocol": True}}
-    return cfg
-
-
-def printed_bridge(procs, argv):
-    import json
-    import subprocess
+def printed(procs, argv):
+    """What `vrev portal|bridge ... --print-config` prints: the V2Ray 4.34 configuration."""
     r = subprocess.run([procs.vrev_bin] + argv[1:] + ["--print-config"], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
+
+
+printed_bridge = printed
+
+
+def v2ray_portal_config(procs, tun, pub):
+    """The portal's printed configuration, with acceptProxyProtocol (V2Ray's own key) on its
+    public inbound."""
+    cfg = printed(procs, portal_argv(tun, pub, accept=False))
+    for ib in cfg["inbounds"]:
+        if ib["protocol"] == "dokodemo-door":
+            ib["streamSettings"] = {"tcpSettings": {"acceptProxyProtocol": True}}
+    return cfg
 
 
 def test_v2ray_portal_with_vrev_bridge(procs, tmp_path):
@@ -325,7 +338,7 @@ def test_v2ray_portal_with_vrev_bridge(procs, tmp_path):
     tun, pub = free_port(), free_port()
     ng = start_nginx(procs, tmp_path)
     front, _ = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start("v2ray", "v2portal", v2ray_portal_config(tun, pub, ng))
+    portal = procs.start("v2ray", "v2portal", v2ray_portal_config(procs, tun, pub))
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
     bridge = procs.start_argv("bridge", bridge_argv(tun, ng, "v2"))
     assert up(front, b"client="), procs.log(portal) + procs.log(bridge)
@@ -335,15 +348,16 @@ def test_v2ray_portal_with_vrev_bridge(procs, tmp_path):
         assert reply.endswith(b"client=: server=:\n"), reply
 
 
-def test_vrev_portal_with_v2ray_bridge(procs, tmp_path, backend):
+@pytest.mark.parametrize("carrier", ["tcp", "ws"])
+def test_vrev_portal_with_v2ray_bridge(procs, tmp_path, backend, carrier):
     """A vrev portal behind HAProxy (--accept-proxy-protocol, the address extension on) and a
     real V2Ray 4.34 bridge (what `vrev bridge --print-config` prints) coming through HAProxy
     too: V2Ray offers no extension, gets none, and serves every connection."""
     tun, pub = free_port(), free_port()
     front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    portal = procs.start_argv("portal", portal_argv(tun, pub) + CARRIERS[carrier][0])
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    cfg = printed_bridge(procs, bridge_argv(tfront, backend))
+    cfg = printed_bridge(procs, bridge_argv(tfront, backend) + CARRIERS[carrier][1])
     bridge = procs.start("v2ray", "v2bridge", cfg)
     probe = b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n"
     assert wait_until(lambda: b"hello from the backend" in try_ask(front, probe)[1], 15), \
