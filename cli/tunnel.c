@@ -129,8 +129,10 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
             *eq = '\0';
         rc = vrev_tunnel_opts_add_target(t, eq ? buf : NULL, eq ? eq + 1 : buf);
         if (rc == 0 && pp)
-            rc = vrev_tunnel_opts_set_target_proxy_protocol(
-                t, eq ? buf : NULL, !strcmp(pp + 16, "v1") ? 1 : !strcmp(pp + 16, "v2") ? 2 : -1);
+            rc = vrev_tunnel_opts_set_target_proxy_protocol(t, eq ? buf : NULL,
+                                                            !strcmp(pp + 16, "v1")   ? 1
+                                                            : !strcmp(pp + 16, "v2") ? 2
+                                                                                     : -1);
     } else
         return 0;
     if (rc < 0) {

@@ -415,9 +415,10 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
             rc = handler_new(e, tags[i + 1], &o->targets[i], &ob);
         } else {
             split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
-            struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS,
-                                           o->targets[i].proxy_protocol};
+            struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
             rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+            if (rc == 0)
+                vrev__freedom_set_proxy_protocol(ob, o->targets[i].proxy_protocol);
         }
         if (rc == 0)
             rc = vrev__engine_add_outbound(e, ob);

@@ -33,7 +33,7 @@ struct vrev_tunnel_opts {
     bool tls;
     bool tls_insecure;
     bool accept_proxy; /* portal: listeners read a PROXY header first */
-    char *tls_cert; /* portal */
+    char *tls_cert;    /* portal */
     char *tls_key;
     char *tls_ca; /* bridge */
     char *tls_sni;

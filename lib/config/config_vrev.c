@@ -167,8 +167,8 @@ int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out
     if (!obj)
         return 0;
     vrev__cfg_push_key(L, key);
-    VREV_CFG_TRY(strict_keys(L, obj, known,
-                             "\"vrev\" (known: \"limits\", \"bridges\", \"outbounds\")"));
+    VREV_CFG_TRY(
+        strict_keys(L, obj, known, "\"vrev\" (known: \"limits\", \"bridges\", \"outbounds\")"));
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "limits", &sub, &subkey));
     if (sub) {
         vrev__cfg_push_key(L, subkey);
@@ -200,9 +200,11 @@ static int proxy_version(vrev__cfg_loader *L, json_t *v, int *out)
 {
     const char *s = json_is_string(v) ? json_string_value(v) : NULL;
     json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
-    *out = s && !strcmp(s, "v1") ? 1 : s && !strcmp(s, "v2") ? 2 : s && !strcmp(s, "none") ? 0
-           : n >= 0 && n <= 2    ? (int)n
-                                 : -1;
+    *out = s && !strcmp(s, "v1")     ? 1
+           : s && !strcmp(s, "v2")   ? 2
+           : s && !strcmp(s, "none") ? 0
+           : n >= 0 && n <= 2        ? (int)n
+                                     : -1;
     if (*out < 0)
         return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
                               "expected \"v1\", \"v2\" (or 1, 2) or \"none\" (0)");
@@ -215,8 +217,7 @@ static int parse_outbound(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_out
     const char *key;
     if (!json_is_object(obj))
         return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "expected an object");
-    VREV_CFG_TRY(
-        strict_keys(L, obj, known, "an outbound's settings (known: \"proxyProtocol\")"));
+    VREV_CFG_TRY(strict_keys(L, obj, known, "an outbound's settings (known: \"proxyProtocol\")"));
     json_t *v = vrev__cfg_get(L, obj, "proxyProtocol", &key);
     if (!v)
         return 0;

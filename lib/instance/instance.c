@@ -90,9 +90,11 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
     case VREV_CFG_OUT_FREEDOM: {
         const struct vrev__cfg_freedom *f = &o->settings.freedom;
         struct vrev__freedom_opts fo = {f->redirect ? f->redirect_host : NULL,
-                                        f->redirect ? f->redirect_port : 0, f->domain_strategy,
-                                        f->proxy_protocol};
-        return vrev__freedom_new(e, o->tag, &fo, ob);
+                                        f->redirect ? f->redirect_port : 0, f->domain_strategy};
+        int rc = vrev__freedom_new(e, o->tag, &fo, ob);
+        if (rc == 0)
+            vrev__freedom_set_proxy_protocol(*ob, f->proxy_protocol);
+        return rc;
     }
     case VREV_CFG_OUT_BLACKHOLE:
         return vrev__blackhole_new(e, o->tag,

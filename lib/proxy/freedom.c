@@ -21,8 +21,8 @@ struct freedom {
     bool redirect_host;
     uint16_t redirect_port;
     int domain_strategy;
-    int proxy_protocol;     /* PROXY header version for TCP targets; 0: none */
-    struct pp_dial *dials;  /* the links on their way to a target that gets one */
+    int proxy_protocol;    /* PROXY header version for TCP targets; 0: none */
+    struct pp_dial *dials; /* the links on their way to a target that gets one */
 };
 
 /* A link whose target gets a PROXY header: who it is for, kept until the dial ends (or the
@@ -211,8 +211,12 @@ int vrev__freedom_new(struct vrev__engine *e, const char *tag,
     if (opts) {
         f->redirect_port = opts->redirect_port;
         f->domain_strategy = opts->domain_strategy;
-        f->proxy_protocol = opts->proxy_protocol;
     }
     *out = &f->base;
     return 0;
+}
+
+void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version)
+{
+    ((struct freedom *)ob)->proxy_protocol = version;
 }

@@ -199,13 +199,14 @@ struct vrev__freedom_opts {
     const char *redirect_host; /* NULL or "": keep the target's address */
     uint16_t redirect_port;    /* 0: keep the target's port */
     int domain_strategy;       /* enum vrev__domain_strategy */
-    /* TCP: a PROXY header of this version (1, 2; 0: none) goes to the target before any
-     * payload, naming the link's source and local address (UNKNOWN / LOCAL without them) */
-    int proxy_protocol;
 };
 
 int vrev__freedom_new(struct vrev__engine *e, const char *tag,
                       const struct vrev__freedom_opts *opts, struct vrev__outbound **out);
+/* TCP targets of freedom outbound `ob` get a PROXY header of `version` (1, 2; 0: none, the
+ * default) before any payload, naming the link's source and local address (v1 UNKNOWN / v2
+ * LOCAL without them). */
+void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version);
 
 /* blackhole: closes every link; with http_response set, first answers "403 Forbidden". */
 int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,

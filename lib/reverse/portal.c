@@ -300,8 +300,8 @@ static int open_session(struct portal *p, struct pworker *w, int network,
     uint64_t closed = p->stats.tunnels_closed;
     uint16_t sid;
     const struct vrev__addr *const addrs[2] = {&c->src, &c->dst};
-    int rc = vrev__muxconn_open_from(w->mc, network, target, c->known ? addrs : NULL, link, NULL,
-                                     0, &sid);
+    int rc = vrev__muxconn_open_from(w->mc, network, target, c->known ? addrs : NULL, link, NULL, 0,
+                                     &sid);
     if (rc == 0)
         p->stats.sessions++;
     if (p->stats.tunnels_closed != closed) /* the tunnel failed meanwhile: w is gone */

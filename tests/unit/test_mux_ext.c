@@ -197,7 +197,7 @@ static void test_client_tlv(void **state)
     assert_int_equal(vrev__mux_ext_parse(b, (size_t)n, &e), 0);
     assert_true(vrev__addr_equal(&e.client_src, &s6));
     assert_true(vrev__addr_equal(&e.client_dst, &d4)); /* mapped back to IPv4 */
-    b[2] = 4; /* a family that does not fit the length */
+    b[2] = 4;                                          /* a family that does not fit the length */
     assert_int_equal(vrev__mux_ext_parse(b, (size_t)n, &e), VREV_ERR_MUX_EXT);
     assert_false(e.client);
     uint8_t odd[] = {VREV_MUX_EXT_CLIENT, 12, 4, 1, 2, 3, 4, 0, 1, 5, 6, 7, 8, 0};

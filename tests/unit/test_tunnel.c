@@ -42,6 +42,16 @@ static void test_options(void **state)
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "twice"));
     assert_int_equal(vrev_tunnel_opts_add_target(o, "127.0.0.1:80", "127.0.0.1:8081"), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "bad:name:x", "127.0.0.1:1"), VREV_ERR_INVAL);
+    /* PROXY protocol: a known target with a HOST:PORT, version 0..2 */
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "web", 2), 0);
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "web", 3), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "v1 or v2"));
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "other", 1), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "no target 'other'"));
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, NULL, 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(NULL, "web", 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_accept_proxy_protocol(o, 1), 0);
+    assert_int_equal(vrev_tunnel_opts_set_accept_proxy_protocol(NULL, 1), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_portal(o, "portal.example:443"), 0);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 999), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 3600 * 1000 + 1), VREV_ERR_INVAL);
