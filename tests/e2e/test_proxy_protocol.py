@@ -366,3 +366,49 @@ def test_vrev_portal_with_v2ray_bridge(procs, tmp_path, backend, carrier):
         _, reply = ask(front, probe)
         assert reply.endswith(b"hello from the backend\n"), reply
     assert "tunnel up" in procs.log(portal)
+
+
+@pytest.mark.parametrize("version", ["v1", 2])
+def test_json_freedom_sends_header(procs, v1_service, nginx_port_factory, version):
+    """JSON mode: "vrev": {"outbounds": {TAG: {"proxyProtocol": ...}}} on a freedom outbound
+    behind a dokodemo-door that reads a PROXY header itself: the service gets the header's
+    client and the address the header says it connected to; without a header of its own, the
+    listener's address."""
+    pub, direct = free_port(), free_port()
+    target = v1_service if version == "v1" else nginx_port_factory()
+    cfg = {
+        "log": {"loglevel": "info"},
+        "inbounds": [
+            {"tag": "pp", "listen": "127.0.0.1", "port": pub, "protocol": "dokodemo-door",
+             "settings": {"address": "127.0.0.1", "port": target, "network": "tcp"},
+             "streamSettings": {"tcpSettings": {"acceptProxyProtocol": True}}},
+            {"tag": "plain", "listen": "127.0.0.1", "port": direct,
+             "protocol": "dokodemo-door",
+             "settings": {"address": "127.0.0.1", "port": target, "network": "tcp"}}],
+        "outbounds": [{"tag": "svc", "protocol": "freedom"}],
+        "vrev": {"outbounds": {"svc": {"proxyProtocol": version}}},
+    }
+    p = procs.start("vrev", "vrev", cfg)
+    assert wait_until(lambda: port_open(pub) and port_open(direct), 10), procs.log(p)
+    if version == "v1":
+        _, reply = ask(pub, b"PROXY TCP4 192.0.2.5 198.51.100.9 5555 443\r\nhi\r\n",
+                       source="127.0.0.1")
+        assert reply == b"header=PROXY TCP4 192.0.2.5 198.51.100.9 5555 443 request=hi\n", \
+            procs.log(p)
+        port, reply = ask(direct, b"hi\r\n")
+        assert reply == ("header=PROXY TCP4 %s 127.0.0.1 %d %d request=hi\n"
+                         % (CLIENT_IP, port, direct)).encode(), procs.log(p)
+    else:
+        hdr = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24" + socket.inet_pton(socket.AF_INET6,
+               "2001:db8::5") + socket.inet_pton(socket.AF_INET6, "2001:db8::9") +
+               b"\x15\xb3\x01\xbb")
+        _, reply = ask(pub, hdr + b"GET / HTTP/1.0\r\n\r\n", source="127.0.0.1")
+        assert reply.endswith(b"client=2001:db8::5:5555 server=2001:db8::9:443\n"), reply
+        port, reply = ask(direct)
+        assert reply.endswith(("client=%s:%d server=127.0.0.1:%d\n" % (CLIENT_IP, port, direct))
+                              .encode()), reply
+
+
+@pytest.fixture
+def nginx_port_factory(procs, tmp_path):
+    return lambda: start_nginx(procs, tmp_path)
