@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from harness import ROOT, UUID, free_port, port_open, wait_until
+from harness import ROOT, UUID, free_port, nginx_conf, port_open, wait_until
 
 CLIENT_IP = "127.0.0.2"
 TLS = os.path.join(ROOT, "tests", "vectors", "tls")
@@ -58,26 +58,12 @@ backend tun
     server portal 127.0.0.1:{tun} {send}
 """
 
-NGINX_CONF = """daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/ng-body;
-    proxy_temp_path {tmp}/ng-proxy;
-    fastcgi_temp_path {tmp}/ng-fastcgi;
-    uwsgi_temp_path {tmp}/ng-uwsgi;
-    scgi_temp_path {tmp}/ng-scgi;
-    server {{
+NGINX_SERVER = """    server {{
         listen 127.0.0.1:{port} proxy_protocol;
         location / {{
             return 200 "client=$proxy_protocol_addr:$proxy_protocol_port server=$proxy_protocol_server_addr:$proxy_protocol_server_port\\n";
         }}
     }}
-}}
 """
 
 
@@ -100,7 +86,7 @@ def start_haproxy(procs, tmp_path, pub, tun, send):
 def start_nginx(procs, tmp_path):
     port = free_port()
     conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=port))
+    conf.write_text(nginx_conf(tmp_path, NGINX_SERVER.format(port=port)))
     ng = procs.start_argv("nginx", [need("nginx"), "-p", str(tmp_path) + "/", "-c", str(conf),
                                     "-e", str(tmp_path / "nginx-error.log")])
     assert wait_until(lambda: port_open(port), 10), procs.log(ng)
@@ -122,13 +108,23 @@ class V1Handler(socketserver.StreamRequestHandler):
                          request.rstrip(b"\r\n") + b"\n")
 
 
-@pytest.fixture
-def v1_service():
-    srv = V1Service(("127.0.0.1", 0), V1Handler)
+def serve(handler, tag=b""):
+    srv = V1Service(("127.0.0.1", 0), handler)
+    srv.tag = tag
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield srv.server_address[1]
+    return srv
+
+
+def stop(srv):
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def v1_service():
+    srv = serve(V1Handler)
+    yield srv.server_address[1]
+    stop(srv)
 
 
 def ask(port, payload=b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", source=CLIENT_IP, timeout=5):
@@ -169,17 +165,26 @@ def up(port, probe):
     return wait_until(lambda: probe in try_ask(port)[1], 15)
 
 
+def vrev_pair(procs, tmp_path, send, target, pp, carrier="tcp", probe=b"header="):
+    """HAProxy (`send`) in front of both listeners of a vrev portal with
+    --accept-proxy-protocol, and a vrev bridge (through HAProxy) whose target gets a PROXY
+    header of version `pp`, once it serves. Returns (HAProxy's public port, the portal's own
+    public port, the portal)."""
+    tun, pub = free_port(), free_port()
+    front, tfront = start_haproxy(procs, tmp_path, pub, tun, send)
+    portal = procs.start_argv("portal", portal_argv(tun, pub) + CARRIERS[carrier][0])
+    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
+    bridge = procs.start_argv("bridge", bridge_argv(tfront, target, pp) + CARRIERS[carrier][1])
+    assert up(front, probe), procs.log(portal) + procs.log(bridge)
+    return front, pub, portal
+
+
 @pytest.mark.parametrize("carrier", list(CARRIERS))
 def test_haproxy_v2_to_nginx_v2(procs, tmp_path, carrier):
     """HAProxy send-proxy-v2 -> vrev portal -> tunnel (through HAProxy too, over each carrier)
     -> vrev bridge -> PROXY v2 -> nginx."""
-    tun, pub = free_port(), free_port()
     ng = start_nginx(procs, tmp_path)
-    front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start_argv("portal", portal_argv(tun, pub) + CARRIERS[carrier][0])
-    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    bridge = procs.start_argv("bridge", bridge_argv(tfront, ng, "v2") + CARRIERS[carrier][1])
-    assert up(front, b"client="), procs.log(portal) + procs.log(bridge)
+    front, _, _ = vrev_pair(procs, tmp_path, "send-proxy-v2", ng, "v2", carrier, b"client=")
     for _ in range(5):
         port, reply = ask(front)
         assert reply.endswith(("client=%s:%d server=127.0.0.1:%d\n" % (CLIENT_IP, port, front))
@@ -189,12 +194,7 @@ def test_haproxy_v2_to_nginx_v2(procs, tmp_path, carrier):
 def test_haproxy_v1_to_v1_service(procs, tmp_path, v1_service):
     """HAProxy send-proxy (v1) both in front of the portal and, from the bridge, to the service;
     the request behind the header arrives whole."""
-    tun, pub = free_port(), free_port()
-    front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy")
-    portal = procs.start_argv("portal", portal_argv(tun, pub))
-    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    bridge = procs.start_argv("bridge", bridge_argv(tfront, v1_service, "v1"))
-    assert up(front, b"header="), procs.log(portal) + procs.log(bridge)
+    front, _, _ = vrev_pair(procs, tmp_path, "send-proxy", v1_service, "v1")
     port, reply = ask(front, b"HELLO there\r\n")
     assert reply == ("header=PROXY TCP4 %s 127.0.0.1 %d %d request=HELLO there\n"
                      % (CLIENT_IP, port, front)).encode(), reply
@@ -205,12 +205,7 @@ def test_header_required_and_read_exactly(procs, tmp_path, v1_service):
     4.34 closes it: go-proxyproto, policy REQUIRE) and reaches nothing; one bad connection
     costs only itself; a header that comes in pieces is read to its last byte and not one
     byte further, v1 and v2."""
-    tun, pub = free_port(), free_port()
-    front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start_argv("portal", portal_argv(tun, pub))
-    assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    bridge = procs.start_argv("bridge", bridge_argv(tfront, v1_service, "v1"))
-    assert up(front, b"header="), procs.log(portal) + procs.log(bridge)
+    front, pub, portal = vrev_pair(procs, tmp_path, "send-proxy-v2", v1_service, "v1")
     # no header, a bad one, an over-long v1 line: closed, nothing reaches the service
     for junk in (b"HELLO there\r\n", b"PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\nHELLO\r\n",
                  b"PROXY UNKNOWN " + b"x" * 120 + b"\r\n",
@@ -270,16 +265,10 @@ class Tagged(socketserver.StreamRequestHandler):
 
 @pytest.fixture
 def two_services():
-    servers = []
-    for tag in (b"A", b"B"):
-        srv = V1Service(("127.0.0.1", 0), Tagged)
-        srv.tag = tag
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
+    servers = [serve(Tagged, b"A"), serve(Tagged, b"B")]
     yield [s.server_address[1] for s in servers]
     for s in servers:
-        s.shutdown()
-        s.server_close()
+        stop(s)
 
 
 @pytest.mark.parametrize("impl", ["vrev", "v2ray"])
@@ -318,9 +307,6 @@ def printed(procs, argv):
     return json.loads(r.stdout)
 
 
-printed_bridge = printed
-
-
 def v2ray_portal_config(procs, tun, pub):
     """The portal's printed configuration, with acceptProxyProtocol (V2Ray's own key) on its
     public inbound."""
@@ -357,7 +343,7 @@ def test_vrev_portal_with_v2ray_bridge(procs, tmp_path, backend, carrier):
     front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
     portal = procs.start_argv("portal", portal_argv(tun, pub) + CARRIERS[carrier][0])
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    cfg = printed_bridge(procs, bridge_argv(tfront, backend) + CARRIERS[carrier][1])
+    cfg = printed(procs, bridge_argv(tfront, backend) + CARRIERS[carrier][1])
     bridge = procs.start("v2ray", "v2bridge", cfg)
     probe = b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n"
     assert wait_until(lambda: b"hello from the backend" in try_ask(front, probe)[1], 15), \
