@@ -34,13 +34,13 @@ static int usage(int portal, FILE *out)
                 "  --public   a public listener; its connections go to the bridge target NAME\n"
                 "             (default \"%s\"); repeat for more\n"
                 "  --tls      bridges connect with TLS (certificate and key: --cert, --key)\n"
-                "  --accept-proxy-protocol  every listener reads a PROXY v1/v2 header first (a\n"
-                "             proxy in front, e.g. HAProxy send-proxy): the client's address\n",
+                "  --accept-proxy-protocol  both listeners expect a PROXY v1/v2 header first\n"
+                "             (HAProxy send-proxy[-v2] in front): it names the client\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
         fprintf(
             out,
-            "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
+            "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT[,OPT] [...]\n"
             "                   [--tls [--ca FILE | --insecure] [--sni NAME] [--pin sha256:HASH]]\n"
             "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
             "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
@@ -49,7 +49,7 @@ static int usage(int portal, FILE *out)
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
             "             a V2Ray portal); the bridge reaches nothing but these;\n"
-            "             ,proxy-protocol=v1|v2 after HOST:PORT: send the service a PROXY header\n"
+            "             OPT: proxy-protocol=v1|v2 sends the service a PROXY header first\n"
             "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
             "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
             "  --pin      the portal's certificate chain must also hash to this (sha256: and\n"
