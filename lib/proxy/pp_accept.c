@@ -31,13 +31,18 @@ struct pp_wait {
     uint8_t buf[VREV_PP_PARSE_MAX];
 };
 
+/* The wait ends without a header: closed with a FIN, as a handshake's deadline closes (the
+ * listener armed the socket to reset: that is for a stream cut short, and none began). */
 static void pp_wipe(struct vrev__handshake *h)
 {
     struct pp_wait *w = (struct pp_wait *)h;
     if (w->ev)
         event_free(w->ev);
-    if (w->fd >= 0)
+    if (w->fd >= 0) {
+        struct linger lg = {0, 0};
+        setsockopt(w->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         evutil_closesocket(w->fd);
+    }
 }
 
 static void refuse(struct pp_wait *w, const char *why)

@@ -398,3 +398,21 @@ def test_json_freedom_sends_header(procs, v1_service, nginx_port_factory, versio
 @pytest.fixture
 def nginx_port_factory(procs, tmp_path):
     return lambda: start_nginx(procs, tmp_path)
+
+
+def test_header_wait_bounded_by_handshake_deadline(procs, two_services):
+    """A connection that sends no header, or half of one, holds its place no longer than the
+    handshake deadline (policy handshake, here 1 s): it is closed then, unanswered."""
+    pub = free_port()
+    a, b = two_services
+    cfg = json_config(pub, a, b)
+    cfg["policy"] = {"levels": {"0": {"handshake": 1}}}
+    p = procs.start("vrev", "vrev", cfg)
+    assert wait_until(lambda: port_open(pub), 10), procs.log(p)
+    for first in (b"", b"PROXY TCP4 127.0.0.2 "):
+        with socket.create_connection(("127.0.0.1", pub), timeout=5) as s:
+            s.sendall(first)
+            t0 = time.monotonic()
+            assert s.recv(100) == b""  # closed, not reset by a timeout of ours (5 s)
+            took = time.monotonic() - t0
+        assert 0.8 < took < 3, took
