@@ -1658,6 +1658,11 @@ static void test_vrev_object(void **state)
         snprintf(text, sizeof(text), "{" VREV_BRIDGE_PART "\"vrev\": %s}", bad_vrev[i].vrev);
         expect_error(text, VREV_ERR_CONFIG_INVALID, bad_vrev[i].formatted);
     }
+    expect_error("{\"outbounds\": [{\"tag\": \"x\", \"protocol\": \"blackhole\"}], \"vrev\": "
+                 "{\"outbounds\": {\"x\": {\"proxyProtocol\": 2}}}}",
+                 VREV_ERR_CONFIG_INVALID,
+                 "t.json:1:102: vrev.outbounds.x.proxyProtocol: a PROXY header is sent by a "
+                 "freedom outbound only");
 }
 
 /* JSON mode keeps V2Ray's semantics (a freedom outbound without "redirect" dials whatever the
