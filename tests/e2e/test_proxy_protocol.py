@@ -307,26 +307,21 @@ def printed(procs, argv):
     return json.loads(r.stdout)
 
 
-def v2ray_portal_config(procs, tun, pub):
-    """The portal's printed configuration, with acceptProxyProtocol (V2Ray's own key) on its
-    public inbound."""
-    cfg = printed(procs, portal_argv(tun, pub, accept=False))
-    for ib in cfg["inbounds"]:
-        if ib["protocol"] == "dokodemo-door":
-            ib["streamSettings"] = {"tcpSettings": {"acceptProxyProtocol": True}}
-    return cfg
-
-
 def test_v2ray_portal_with_vrev_bridge(procs, tmp_path):
-    """A real V2Ray 4.34 portal (acceptProxyProtocol behind HAProxy) and a vrev bridge that
-    offers the address extension and sends PROXY v2: V2Ray never says who the client is, so
-    nginx gets LOCAL and answers with no PROXY address; everything works."""
+    """A real V2Ray 4.34 portal running what `vrev portal --accept-proxy-protocol
+    --print-config` prints (acceptProxyProtocol on both inbounds) behind HAProxy, and a vrev
+    bridge (through HAProxy) that offers the address extension and sends PROXY v2: V2Ray never
+    says who the client is, so nginx gets LOCAL and answers with no PROXY address; everything
+    works."""
     tun, pub = free_port(), free_port()
     ng = start_nginx(procs, tmp_path)
-    front, _ = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
-    portal = procs.start("v2ray", "v2portal", v2ray_portal_config(procs, tun, pub))
+    front, tfront = start_haproxy(procs, tmp_path, pub, tun, "send-proxy-v2")
+    cfg = printed(procs, portal_argv(tun, pub))
+    assert all(ib["streamSettings"]["tcpSettings"]["acceptProxyProtocol"]
+               for ib in cfg["inbounds"])
+    portal = procs.start("v2ray", "v2portal", cfg)
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
-    bridge = procs.start_argv("bridge", bridge_argv(tun, ng, "v2"))
+    bridge = procs.start_argv("bridge", bridge_argv(tfront, ng, "v2"))
     assert up(front, b"client="), procs.log(portal) + procs.log(bridge)
     for _ in range(3):
         _, reply = ask(front)
