@@ -50,12 +50,14 @@ static int usage(int portal, FILE *out)
                 "  --dead-after  close a tunnel whose bytes stay unacknowledged this long\n"
                 "                (TCP_USER_TIMEOUT; default 10s, 1s..1h)\n"
                 "  --max-sessions  drain a tunnel once it has carried more than N sessions, so\n"
-                "                that the bridge opens a fresh one (default 256, as V2Ray)\n",
+                "                that the bridge opens a fresh one (default 256, as V2Ray)\n"
+                "  --accept-proxy-protocol  both listeners expect a PROXY v1/v2 header first\n"
+                "             (HAProxy send-proxy[-v2] in front): it names the client\n",
                 VREV_TUNNEL_DEFAULT_NAME);
     else
         fprintf(
             out,
-            "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT [...]\n"
+            "usage: vrev bridge --portal HOST:PORT --id UUID --to [NAME=]HOST:PORT[,OPT] [...]\n"
             "                   [--tls [--ca FILE | --insecure] [--sni NAME] [--pin sha256:HASH]]\n"
             "                   [--transport tcp|ws|h2 [--path /PATH] [--host NAME]]\n"
             "                   [--security aes-128-gcm|chacha20-poly1305|none]\n"
@@ -65,7 +67,8 @@ static int usage(int portal, FILE *out)
             "  --portal   the portal's tunnel address\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
-            "             a V2Ray portal); the bridge reaches nothing but these\n"
+            "             a V2Ray portal); the bridge reaches nothing but these;\n"
+            "             OPT: proxy-protocol=v1|v2 sends the service a PROXY header first\n"
             "  --tls      the portal speaks TLS: its certificate is verified against the system\n"
             "             roots and --ca FILE, for the portal's host name or --sni NAME\n"
             "  --insecure no certificate check (only --pin, if given): tests only\n"
@@ -191,10 +194,17 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
     else if (!portal && !strcmp(opt, "--to")) {
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", val);
-        char *eq = strchr(buf, '=');
-        if (eq)
+        char *pp = strstr(buf, ",proxy-protocol="), *eq;
+        if (pp)
+            *pp = '\0';
+        if ((eq = strchr(buf, '=')))
             *eq = '\0';
         rc = vrev_tunnel_opts_add_target(t, eq ? buf : NULL, eq ? eq + 1 : buf);
+        if (rc == 0 && pp)
+            rc = vrev_tunnel_opts_set_target_proxy_protocol(t, eq ? buf : NULL,
+                                                            !strcmp(pp + 16, "v1")   ? 1
+                                                            : !strcmp(pp + 16, "v2") ? 2
+                                                                                     : -1);
     } else
         return 0;
     if (rc < 0) {
@@ -217,6 +227,10 @@ static int parse_list(struct cli_opts *c, int portal, int argc, char **argv, int
             return usage(portal, stdout) + 100;
         if (!strcmp(argv[i], "--print-config")) {
             c->print_config = 1;
+            continue;
+        }
+        if (portal && !strcmp(argv[i], "--accept-proxy-protocol")) {
+            vrev_tunnel_opts_set_accept_proxy_protocol(c->t, 1);
             continue;
         }
         if (!strcmp(argv[i], "--tls") || (!portal && !strcmp(argv[i], "--insecure"))) {

@@ -93,7 +93,8 @@ extern "C" {
     XX(H2_PROTOCOL, -310, "HTTP/2 protocol error")                                                 \
     XX(H2_REFUSED, -311, "HTTP/2 request refused (status, path or host)")                          \
     XX(H2_RESET, -312, "HTTP/2 stream reset by the peer")                                          \
-    XX(H2_FLOOD, -313, "HTTP/2 peer over a flood or abuse limit")
+    XX(H2_FLOOD, -313, "HTTP/2 peer over a flood or abuse limit")                                  \
+    XX(PROXY_HEADER, -320, "missing or malformed PROXY protocol header")
 
 enum vrev_errno {
 #define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),

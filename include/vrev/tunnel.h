@@ -76,6 +76,22 @@ VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostpo
 VREV_API int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name,
                                          const char *hostport);
 
+/** Portal (on = 1): every listener, tunnel and public, reads a PROXY protocol header (v1 or
+ *  v2, HAProxy's send-proxy / send-proxy-v2) before anything else, as V2Ray's
+ *  acceptProxyProtocol does: the connection's source is then the header's address (logs, the
+ *  pre-auth share per source, and the address sent to a bridge for its PROXY header). A
+ *  connection without a valid header is closed. Only for listeners that nothing but the proxy
+ *  can reach: the header is believed. */
+VREV_API int vrev_tunnel_opts_set_accept_proxy_protocol(vrev_tunnel_opts *o, int on);
+/** Bridge: before any payload, send the target `name` (NULL: VREV_TUNNEL_DEFAULT_NAME; added
+ *  already) a PROXY header of `version` (1: text, 2: binary; 0: none, the default) naming the
+ *  public client and the address it connected to, as a vrev portal reports them
+ *  (docs/extensions.md). A V2Ray portal does not say: the header is then v1 "UNKNOWN" / v2
+ *  "LOCAL" (the service uses the connection's own address). Returns 0 or VREV_ERR_INVAL (no
+ *  such target, an in-process handler's, or another version). */
+VREV_API int vrev_tunnel_opts_set_target_proxy_protocol(vrev_tunnel_opts *o, const char *name,
+                                                        int version);
+
 /** Both: carry the tunnel over TLS (on = 1). A portal then needs a certificate; a bridge
  *  verifies the portal's (system roots plus vrev_tunnel_opts_set_tls_ca(); the name is the
  *  portal's host unless vrev_tunnel_opts_set_tls_sni() says otherwise). */

@@ -121,6 +121,8 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
         rc = custom_layer(p->ctx, o, &in->layer, err, len);
     if (rc == 0)
         rc = tunnel_carrier(o, in, NULL, err, len);
+    if (rc == 0)
+        vrev__inbound_set_accept_proxy(in, o->accept_proxy);
     if (rc < 0) {
         if (adopt && in->listener == adopt)
             vrev__inbound_drop_adopted(in);
@@ -146,6 +148,7 @@ int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i
                  vrev_strerror(rc));
         return fail(err, len, rc, msg);
     }
+    vrev__inbound_set_accept_proxy(*out, o->accept_proxy);
     return 0;
 }
 
@@ -468,6 +471,8 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
             split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
             struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
             rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+            if (rc == 0)
+                vrev__freedom_set_proxy_protocol(ob, o->targets[i].proxy_protocol);
         }
         if (rc == 0)
             rc = vrev__engine_add_outbound(e, ob);

@@ -16,6 +16,7 @@ struct vrev__tunnel_pair {
     char *hostport; /* NULL for an in-process handler */
     vrev_bridge_accept_cb cb;
     void *user;
+    int proxy_protocol; /* bridge target: PROXY header version to send; 0: none */
 };
 
 struct vrev_tunnel_opts {
@@ -33,7 +34,8 @@ struct vrev_tunnel_opts {
     unsigned heartbeat_ms, drain_after, sessions_per_tunnel, dead_after_ms; /* 0: defaults */
     bool tls;
     bool tls_insecure;
-    char *tls_cert; /* portal */
+    bool accept_proxy; /* portal: listeners read a PROXY header first */
+    char *tls_cert;    /* portal */
     char *tls_key;
     char *tls_ca; /* bridge */
     char *tls_sni;

@@ -63,16 +63,21 @@ static void listen_fields(struct out *o, const char *hostport)
 static void carrier_fields(struct out *o, const vrev_tunnel_opts *t, bool portal)
 {
     const char *path = t->carrier_path ? t->carrier_path : "/";
+    /* --accept-proxy-protocol: where V2Ray 4.34 reads it for each network */
+    const char *pp = ", \"acceptProxyProtocol\": true";
+    bool accept = portal && t->accept_proxy;
     if (t->carrier == VREV_CARRIER_WS) {
         put(o, "\"network\": \"ws\", \"wsSettings\": { \"path\": \"%s\"", path);
         if (!portal && t->carrier_host) /* a V2Ray ws server does not check it */
             put(o, ", \"headers\": { \"Host\": \"%s\" }", t->carrier_host);
-        put(o, " }, ");
+        put(o, "%s }, ", accept ? pp : "");
     } else if (t->carrier == VREV_CARRIER_H2) {
         put(o, "\"network\": \"h2\", \"httpSettings\": { \"path\": \"%s\"", path);
         if (t->carrier_host)
             put(o, ", \"host\": [ \"%s\" ]", t->carrier_host);
-        put(o, " }, ");
+        put(o, " }, %s", accept ? "\"sockopt\": { \"acceptProxyProtocol\": true }, " : "");
+    } else if (accept) {
+        put(o, "\"tcpSettings\": { \"acceptProxyProtocol\": true }, ");
     }
 }
 
@@ -87,7 +92,7 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         ", \"protocol\": \"vmess\",\n      \"settings\": { \"clients\": [ { \"id\": \"%s\", "
         "\"alterId\": 0 } ] }",
         id);
-    if (t->tls || t->transport || t->carrier != VREV_CARRIER_TCP) {
+    if (t->tls || t->transport || t->carrier != VREV_CARRIER_TCP || t->accept_proxy) {
         put(o, ",\n      \"streamSettings\": { ");
         carrier_fields(o, t, true);
         if (t->tls)
@@ -104,8 +109,11 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         listen_fields(o, t->publics[i].hostport);
         put(o,
             ", \"protocol\": \"dokodemo-door\",\n      \"settings\": { \"address\": \"%s\", "
-            "\"port\": 0, \"network\": \"tcp\" } }",
-            t->publics[i].name);
+            "\"port\": 0, \"network\": \"tcp\" }%s }",
+            t->publics[i].name,
+            t->accept_proxy ? ",\n      \"streamSettings\": { \"tcpSettings\": { "
+                              "\"acceptProxyProtocol\": true } }"
+                            : "");
     }
     put(o, "\n  ],\n  \"outbounds\": [ { \"tag\": \"block\", \"protocol\": \"blackhole\", "
            "\"settings\": {} } ],\n");
@@ -197,7 +205,16 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     }
     /* nothing else: a portal cannot make this bridge reach other hosts */
     put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"outboundTag\": "
-           "\"deny\" }\n  ] }\n}\n");
+           "\"deny\" }\n  ] }");
+    /* PROXY headers to targets: libvrev's key (V2Ray 4.34 ignores the object and sends none) */
+    const char *sep = ",\n  \"vrev\": { \"outbounds\": { ";
+    for (size_t i = 0; i < t->n_targets; i++)
+        if (t->targets[i].proxy_protocol) {
+            put(o, "%s\"target-%zu\": { \"proxyProtocol\": \"v%d\" }", sep, i,
+                t->targets[i].proxy_protocol);
+            sep = ", ";
+        }
+    put(o, "%s\n}\n", sep[0] == ',' && sep[1] == '\n' ? "" : " } }");
 }
 
 int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char *buf, size_t cap)

@@ -238,6 +238,29 @@ int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name, const cha
     return add_pair(o, o ? &o->targets : NULL, o ? &o->n_targets : NULL, name, hostport, false);
 }
 
+int vrev_tunnel_opts_set_target_proxy_protocol(vrev_tunnel_opts *o, const char *name, int version)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    if (!name)
+        name = VREV_TUNNEL_DEFAULT_NAME;
+    long i = vrev__tunnel_find_target(o, name);
+    if (i < 0 || !o->targets[i].hostport)
+        return set_err(o, VREV_ERR_INVAL, "proxy-protocol: no target '%s' with a HOST:PORT", name);
+    if (version < 0 || version > 2)
+        return set_err(o, VREV_ERR_INVAL, "proxy-protocol must be v1 or v2");
+    o->targets[i].proxy_protocol = version;
+    return 0;
+}
+
+int vrev_tunnel_opts_set_accept_proxy_protocol(vrev_tunnel_opts *o, int on)
+{
+    if (!o)
+        return VREV_ERR_INVAL;
+    o->accept_proxy = on != 0;
+    return 0;
+}
+
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name)
 {
     for (size_t i = 0; i < o->n_targets; i++)

@@ -25,7 +25,7 @@ void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, uint8_t key[32])
     struct vrev__iov v[32];
     uint32_t lens[16];
     size_t n = 0;
-    int flags[4] = {portal, o->tls, o->tls_insecure, o->carrier};
+    int flags[5] = {portal, o->tls, o->tls_insecure, o->carrier, o->accept_proxy};
     add(v, &n, lens, flags, sizeof(flags));
     add(v, &n, lens, o->uuid, sizeof(o->uuid));
     add_str(v, &n, lens, o->transport);
@@ -204,7 +204,7 @@ static int portal_plan(vrev_portal *p, const vrev_tunnel_opts *o, struct portal_
     return rc;
 }
 
-static void portal_commit(vrev_portal *p, struct portal_plan *pl)
+static void portal_commit(vrev_portal *p, const vrev_tunnel_opts *o, struct portal_plan *pl)
 {
     unsigned kept = 0, moved = 0;
     bool renewed = pl->tunnel != NULL;
@@ -221,6 +221,7 @@ static void portal_commit(vrev_portal *p, struct portal_plan *pl)
             vrev__inbound_adopt(pl->publics[i], p->publics[pl->from[i]]);
             moved++;
         } else if (pl->from[i] >= 0) {
+            vrev__inbound_set_accept_proxy(pl->publics[i], o->accept_proxy);
             kept++;
         }
     for (size_t j = 0; j < p->n_publics; j++) {
@@ -259,7 +260,7 @@ int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, siz
         portal_discard(p, &pl);
     if (rc < 0)
         return reload_failed(p->ctx, &p->rs, rc, err, err_len);
-    portal_commit(p, &pl);
+    portal_commit(p, o, &pl);
     p->rs.ok++;
     return 0;
 }

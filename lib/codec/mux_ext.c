@@ -7,6 +7,32 @@
 
 /* --- TLV blocks ---------------------------------------------------------------------------- */
 
+/* An IP address from 4 or 16 bytes (IPv4-mapped IPv6 taken as IPv4). */
+static void get_ip(struct vrev__addr *a, const uint8_t *ip, size_t len, uint16_t port)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(a, 0, sizeof(*a));
+    if (len == 16 && !memcmp(ip, mapped, sizeof(mapped))) {
+        ip += 12;
+        len = 4;
+    }
+    a->type = len == 4 ? VREV_ADDR_IPV4 : VREV_ADDR_IPV6;
+    a->len = (uint8_t)len;
+    a->port = port;
+    memcpy(a->host, ip, len);
+}
+
+static int take_client(const uint8_t *v, size_t len, struct vrev__mux_ext *e)
+{
+    size_t ip = len == 13 ? 4 : len == 37 ? 16 : 0;
+    if (!ip || v[0] != (ip == 4 ? 4 : 6))
+        return VREV_ERR_MUX_EXT;
+    get_ip(&e->client_src, v + 1, ip, vrev__get_u16(v + 1 + ip));
+    get_ip(&e->client_dst, v + 3 + ip, ip, vrev__get_u16(v + 3 + 2 * ip));
+    e->client = true;
+    return 0;
+}
+
 static int take(const uint8_t *v, size_t len, uint8_t type, struct vrev__mux_ext *e)
 {
     switch (type) {
@@ -32,6 +58,8 @@ static int take(const uint8_t *v, size_t len, uint8_t type, struct vrev__mux_ext
     case VREV_MUX_EXT_BLOCKED:
         e->blocked = true;
         return 0;
+    case VREV_MUX_EXT_CLIENT:
+        return take_client(v, len, e);
     default:
         return 0; /* a later extension's: skipped */
     }
@@ -90,6 +118,37 @@ int vrev__mux_ext_flow(uint8_t *out, size_t cap)
 int vrev__mux_ext_blocked(uint8_t *out, size_t cap)
 {
     return put_tlv(out, cap, VREV_MUX_EXT_BLOCKED, NULL, 0);
+}
+
+/* a as 16 bytes (IPv4 mapped) or its 4. */
+static size_t put_ip(uint8_t *out, const struct vrev__addr *a, bool v6)
+{
+    if (v6 && a->type == VREV_ADDR_IPV4) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, a->host, 4);
+        return 16;
+    }
+    memcpy(out, a->host, a->len);
+    return a->len;
+}
+
+int vrev__mux_ext_client(uint8_t *out, size_t cap, const struct vrev__addr *src,
+                         const struct vrev__addr *dst)
+{
+    bool ip4 = src->type == VREV_ADDR_IPV4 && dst->type == VREV_ADDR_IPV4;
+    if ((src->type != VREV_ADDR_IPV4 && src->type != VREV_ADDR_IPV6) ||
+        (dst->type != VREV_ADDR_IPV4 && dst->type != VREV_ADDR_IPV6))
+        return VREV_ERR_ADDR_TYPE;
+    uint8_t v[37], *p = v;
+    *p++ = ip4 ? 4 : 6;
+    p += put_ip(p, src, !ip4);
+    vrev__put_u16(p, src->port);
+    p += 2;
+    p += put_ip(p, dst, !ip4);
+    vrev__put_u16(p, dst->port);
+    p += 2;
+    return put_tlv(out, cap, VREV_MUX_EXT_CLIENT, v, (uint8_t)(p - v));
 }
 
 /* --- flow control -------------------------------------------------------------------------- */

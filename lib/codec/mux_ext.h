@@ -16,6 +16,11 @@
  *   type 3  FLOW    in a New frame, empty: this session is flow-controlled both ways
  *   type 4  BLOCKED in a Keep frame without data, empty: the sender has bytes for that
  *                   session and no credit left (the receiver may grow its window)
+ *   type 5  CLIENT  in a New frame (stream sessions), from a peer whose HELLO had flag bit 1:
+ *                   the public client's address and the one it connected to, for a PROXY
+ *                   header at the service:
+ *                   family u8 (4 or 6) | src ip | src port u16be | dst ip | dst port u16be
+ *                   (13 or 37 bytes; different families are both sent as IPv6, IPv4 mapped)
  *
  * Unknown types are skipped; a TLV that runs past the block makes the whole block invalid
  * (VREV_ERR_MUX_EXT), which costs the receiver nothing but the extension. */
@@ -26,21 +31,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "addr.h"
 #include "vrev/mux.h"
 
 #define VREV_MUX_EXT_HELLO 1
 #define VREV_MUX_EXT_WINDOW 2
 #define VREV_MUX_EXT_FLOW 3
 #define VREV_MUX_EXT_BLOCKED 4
+#define VREV_MUX_EXT_CLIENT 5
 
 #define VREV_MUX_EXT_VERSION 1
 #define VREV_MUX_EXT_FLAG_FLOW 0x01
+#define VREV_MUX_EXT_FLAG_CLIENT 0x02 /* "send me CLIENT in New frames" */
 
 /* Largest increment one WINDOW may carry; larger grants are split. */
 #define VREV_MUX_EXT_WINDOW_MAX 0x80000000u
 
-/* Room for any block this codec writes. */
-#define VREV_MUX_EXT_MAX 16
+/* Room for any block this codec writes (a New frame's FLOW and CLIENT together). */
+#define VREV_MUX_EXT_MAX 48
 
 /* What an extension block said (fields of absent TLVs are zero). */
 struct vrev__mux_ext {
@@ -52,10 +60,13 @@ struct vrev__mux_ext {
     uint32_t window_inc;
     bool flow;
     bool blocked;
+    bool client; /* client_src / client_dst: IPv4 or IPv6 with ports (mapped IPv6 as IPv4) */
+    struct vrev__addr client_src, client_dst;
 };
 
 /* Parse a block. Returns 0, or VREV_ERR_MUX_EXT (a TLV runs past the end, or a known TLV has
- * the wrong length or a zero WINDOW): then *out is all zero. n == 0 is an empty block. */
+ * the wrong length or value: a zero WINDOW, a CLIENT family other than 4 and 6): then *out is
+ * all zero. n == 0 is an empty block. */
 int vrev__mux_ext_parse(const uint8_t *p, size_t n, struct vrev__mux_ext *out);
 
 /* Encoders: write one TLV into out[0..cap). Return its length or VREV_ERR_NOSPACE (or
@@ -64,6 +75,9 @@ int vrev__mux_ext_hello(uint8_t *out, size_t cap, uint8_t flags, uint32_t window
 int vrev__mux_ext_window(uint8_t *out, size_t cap, uint32_t inc);
 int vrev__mux_ext_flow(uint8_t *out, size_t cap);
 int vrev__mux_ext_blocked(uint8_t *out, size_t cap);
+/* CLIENT: src connected to dst (IP addresses; VREV_ERR_ADDR_TYPE for a domain). */
+int vrev__mux_ext_client(uint8_t *out, size_t cap, const struct vrev__addr *src,
+                         const struct vrev__addr *dst);
 
 /* --- frames with a block (lib/codec/mux.c) ------------------------------------------------- */
 

@@ -576,6 +576,7 @@ static int build(vrev__cfg_loader *L, json_t *root)
     VREV_CFG_TRY(vrev__cfg_vrev(L, root, &cfg->vrev));
     VREV_CFG_TRY(parse_inbounds(L, root));
     VREV_CFG_TRY(parse_outbounds(L, root));
+    VREV_CFG_TRY(vrev__cfg_vrev_outbounds(L, root));
     VREV_CFG_TRY(build_outbound_tags(L));
     VREV_CFG_TRY(parse_routing_section(L, root));
     vrev__cfg_check_bridge_reach(L, root);

@@ -239,6 +239,7 @@ struct vrev__cfg_freedom {
     const char *redirect_host; /* "" keeps the target's address (as "0.0.0.0" does) */
     uint16_t redirect_port;    /* 0 keeps the target's port */
     uint32_t timeout;          /* s, deprecated; 0 unset */
+    int proxy_protocol;        /* "vrev": {"outbounds": {TAG: {"proxyProtocol"}}}: 1, 2; 0 none */
     uint32_t user_level;
 };
 

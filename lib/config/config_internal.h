@@ -172,6 +172,8 @@ int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server,
 int vrev__cfg_routing(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_routing *out);
 /* The top-level "vrev" object (config_vrev.c); needs reverse parsed (bridge tags). */
 int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out);
+/* Its "outbounds" (a PROXY header from a freedom outbound); needs outbounds parsed. */
+int vrev__cfg_vrev_outbounds(vrev__cfg_loader *L, json_t *root);
 /* Needs everything parsed: warn for each bridge whose sessions can reach a freedom outbound
  * without "redirect" (the portal then picks any host and port) and that has no allow-list. */
 void vrev__cfg_check_bridge_reach(vrev__cfg_loader *L, json_t *root);

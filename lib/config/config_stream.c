@@ -75,7 +75,8 @@ static void warn_later(vrev__cfg_loader *L, json_t *obj, const char *const *name
     }
 }
 
-static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj);
+static int accept_proxy_protocol(vrev__cfg_loader *L, json_t *obj, bool server,
+                                 struct vrev__carrier_opts *c);
 
 /* wsSettings.headers: a map of strings (Go's map[string]string). Host is the Host header;
  * the handshake's own headers are refused as V2Ray's dialer (gorilla/websocket) refuses
@@ -155,8 +156,7 @@ static int parse_ws(vrev__cfg_loader *L, json_t *obj, bool server, struct vrev__
     vrev__cfg_check_keys(L, ws, known);
     VREV_CFG_TRY(carrier_path(L, ws, "path", &c->path));
     VREV_CFG_TRY(ws_headers(L, ws, server, c));
-    if (server)
-        VREV_CFG_TRY(refuse_proxy_protocol(L, ws));
+    VREV_CFG_TRY(accept_proxy_protocol(L, ws, server, c));
     warn_later(L, ws, later,
                "; early data is neither sent nor read, so a peer that sends it does not connect");
     vrev__cfg_pop(L);
@@ -445,20 +445,30 @@ static int parse_security(vrev__cfg_loader *L, json_t *obj, bool server,
     return 0;
 }
 
-static int refuse_proxy_protocol(vrev__cfg_loader *L, json_t *obj)
+/* tcpSettings / wsSettings.acceptProxyProtocol (and sockopt's under h2): the listener reads a
+ * PROXY v1 or v2 header first, as V2Ray 4.34 does (lib/proxy/pp_accept.c). A client never
+ * reads one (V2Ray's dialers ignore the key). */
+static int accept_proxy_protocol(vrev__cfg_loader *L, json_t *obj, bool server,
+                                 struct vrev__carrier_opts *c)
 {
     bool on = false;
-    const char *key;
     VREV_CFG_TRY(vrev__cfg_bool(L, obj, "acceptProxyProtocol", &on));
+    if (server) {
+        if (on)
+            c->accept_proxy_protocol = true;
+        return 0;
+    }
     if (!on)
         return 0;
+    const char *key;
     vrev__cfg_get(L, obj, "acceptProxyProtocol", &key);
     vrev__cfg_push_key(L, key);
     return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                          "the PROXY protocol (acceptProxyProtocol) is not supported");
+                          "a PROXY header is read by a listener (an inbound) only");
 }
 
-static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, int kind)
+static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, bool server,
+                              struct vrev__carrier_opts *c)
 {
     static const char *const known[] = {"header", "acceptProxyProtocol", NULL};
     json_t *tcp, *header;
@@ -467,8 +477,8 @@ static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, int kind)
     if (!tcp)
         return 0;
     vrev__cfg_push_key(L, key);
-    if (kind != VREV_CARRIER_TCP) { /* V2Ray keeps them for tcp and uses them nowhere else */
-        vrev__cfg_warn(L, true, "ignored: the network is %s", carrier_names[kind]);
+    if (c->kind != VREV_CARRIER_TCP) { /* V2Ray keeps them for tcp and uses them nowhere else */
+        vrev__cfg_warn(L, true, "ignored: the network is %s", carrier_names[c->kind]);
         vrev__cfg_pop(L);
         return 0;
     }
@@ -483,12 +493,35 @@ static int parse_tcp_settings(vrev__cfg_loader *L, json_t *obj, int kind)
                                   type);
         vrev__cfg_pop(L);
     }
-    VREV_CFG_TRY(refuse_proxy_protocol(L, tcp));
+    VREV_CFG_TRY(accept_proxy_protocol(L, tcp, server, c));
     vrev__cfg_pop(L);
     return 0;
 }
 
-static int parse_sockopt(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_stream *out)
+/* sockopt.acceptProxyProtocol: V2Ray 4.34's tcp and ws listeners replace it with their
+ * tcpSettings / wsSettings value, so it counts only under h2. */
+static int sockopt_proxy_protocol(vrev__cfg_loader *L, json_t *so, bool server,
+                                  struct vrev__cfg_stream *out)
+{
+    const char *key;
+    bool on = false;
+    if (!server || out->carrier.kind == VREV_CARRIER_H2)
+        return accept_proxy_protocol(L, so, server, &out->carrier);
+    VREV_CFG_TRY(vrev__cfg_bool(L, so, "acceptProxyProtocol", &on));
+    if (on && vrev__cfg_get(L, so, "acceptProxyProtocol", &key)) {
+        vrev__cfg_push_key(L, key);
+        vrev__cfg_warn(L, true,
+                       "ignored, as V2Ray 4.34 ignores it for network %s: set "
+                       "acceptProxyProtocol in %s",
+                       carrier_names[out->carrier.kind],
+                       out->carrier.kind == VREV_CARRIER_WS ? "wsSettings" : "tcpSettings");
+        vrev__cfg_pop(L);
+    }
+    return 0;
+}
+
+static int parse_sockopt(vrev__cfg_loader *L, json_t *obj, bool server,
+                         struct vrev__cfg_stream *out)
 {
     static const char *const known[] = {"mark", "tcpFastOpen", "tproxy", "acceptProxyProtocol",
                                         NULL};
@@ -512,7 +545,7 @@ static int parse_sockopt(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_stre
         out->tproxy = VREV_CFG_TPROXY_TPROXY;
     else if (!strcasecmp(tproxy, "redirect"))
         out->tproxy = VREV_CFG_TPROXY_REDIRECT;
-    VREV_CFG_TRY(refuse_proxy_protocol(L, so));
+    VREV_CFG_TRY(sockopt_proxy_protocol(L, so, server, out));
     vrev__cfg_pop(L);
     return 0;
 }
@@ -591,9 +624,9 @@ int vrev__cfg_stream(vrev__cfg_loader *L, json_t *parent, bool server, struct vr
     VREV_CFG_TRY(check_h2_tls(L, obj, server, out));
     if (out->security == VREV_CFG_SECURITY_TLS)
         VREV_CFG_TRY(carrier_alpn(L, server, out->carrier.kind, &out->tls.alpn));
-    VREV_CFG_TRY(parse_tcp_settings(L, obj, out->carrier.kind));
+    VREV_CFG_TRY(parse_tcp_settings(L, obj, server, &out->carrier));
     VREV_CFG_TRY(carrier_settings(L, obj, server, &out->carrier));
-    VREV_CFG_TRY(parse_sockopt(L, obj, out));
+    VREV_CFG_TRY(parse_sockopt(L, obj, server, out));
     warn_other_transports(L, obj, out->carrier.kind);
     vrev__cfg_pop(L);
     return 0;

@@ -2,7 +2,8 @@
  *
  *   "vrev": {
  *     "limits":  { "sessionRate": 5000, "bufferedTotal": 134217728 },
- *     "bridges": { "<reverse.bridges[] tag>": { "allow": ["tcp:127.0.0.1:8080"] } }
+ *     "bridges": { "<reverse.bridges[] tag>": { "allow": ["tcp:127.0.0.1:8080"] } },
+ *     "outbounds": { "<freedom outbound tag>": { "proxyProtocol": "v2" } }
  *   }
  *
  * V2Ray 4.34 ignores an unknown top-level key (`v2ray -test -config` says "Configuration OK"
@@ -177,15 +178,16 @@ static int parse_metrics(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_vrev
 
 int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out)
 {
-    static const char *const known[] = {"limits", "bridges", "metrics", NULL};
+    static const char *const known[] = {"limits", "bridges", "metrics", "outbounds", NULL};
     json_t *obj, *sub;
     const char *key, *subkey;
     VREV_CFG_TRY(vrev__cfg_object(L, root, "vrev", &obj, &key));
     if (!obj)
         return 0;
     vrev__cfg_push_key(L, key);
-    VREV_CFG_TRY(
-        strict_keys(L, obj, known, "\"vrev\" (known: \"limits\", \"bridges\", \"metrics\")"));
+    VREV_CFG_TRY(strict_keys(L, obj, known,
+                             "\"vrev\" (known: \"limits\", \"bridges\", \"metrics\", "
+                             "\"outbounds\")"));
     VREV_CFG_TRY(parse_metrics(L, obj, out));
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "limits", &sub, &subkey));
     if (sub) {
@@ -197,6 +199,78 @@ int vrev__cfg_vrev(vrev__cfg_loader *L, json_t *root, struct vrev__cfg_vrev *out
     if (sub) {
         vrev__cfg_push_key(L, subkey);
         VREV_CFG_TRY(parse_bridges(L, sub, out));
+        vrev__cfg_pop(L);
+    }
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+/* ---- outbounds: a PROXY header to the target ---- */
+
+static struct vrev__cfg_outbound *find_outbound(const struct vrev__config *cfg, const char *tag)
+{
+    for (size_t i = 0; i < cfg->n_outbounds; i++)
+        if (!strcmp(cfg->outbounds[i].tag, tag))
+            return &cfg->outbounds[i];
+    return NULL;
+}
+
+/* "proxyProtocol": "v1" | "v2" | 1 | 2 (Xray's freedom spells it as a number) | 0 | "none" */
+static int proxy_version(vrev__cfg_loader *L, json_t *v, int *out)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
+    *out = s && !strcmp(s, "v1")     ? 1
+           : s && !strcmp(s, "v2")   ? 2
+           : s && !strcmp(s, "none") ? 0
+           : n >= 0 && n <= 2        ? (int)n
+                                     : -1;
+    if (*out < 0)
+        return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                              "expected \"v1\", \"v2\" (or 1, 2) or \"none\" (0)");
+    return 0;
+}
+
+static int parse_outbound(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_outbound *o)
+{
+    static const char *const known[] = {"proxyProtocol", NULL};
+    const char *key;
+    if (!json_is_object(obj))
+        return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "expected an object");
+    VREV_CFG_TRY(strict_keys(L, obj, known, "an outbound's settings (known: \"proxyProtocol\")"));
+    json_t *v = vrev__cfg_get(L, obj, "proxyProtocol", &key);
+    if (!v)
+        return 0;
+    vrev__cfg_push_key(L, key);
+    if (o->protocol != VREV_CFG_OUT_FREEDOM)
+        return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                              "a PROXY header is sent by a freedom outbound only");
+    VREV_CFG_TRY(proxy_version(L, v, &o->settings.freedom.proxy_protocol));
+    vrev__cfg_pop(L);
+    return 0;
+}
+
+int vrev__cfg_vrev_outbounds(vrev__cfg_loader *L, json_t *root)
+{
+    json_t *obj, *sub, *v;
+    const char *key, *subkey, *tag;
+    VREV_CFG_TRY(vrev__cfg_object(L, root, "vrev", &obj, &key));
+    if (!obj)
+        return 0;
+    vrev__cfg_push_key(L, key);
+    VREV_CFG_TRY(vrev__cfg_object(L, obj, "outbounds", &sub, &subkey));
+    if (sub) {
+        vrev__cfg_push_key(L, subkey);
+        json_object_foreach(sub, tag, v)
+        {
+            vrev__cfg_push_key(L, tag);
+            struct vrev__cfg_outbound *o = find_outbound(L->cfg, tag);
+            if (!o)
+                return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID,
+                                      "no outbound in outbounds is tagged \"%.64s\"", tag);
+            VREV_CFG_TRY(parse_outbound(L, v, o));
+            vrev__cfg_pop(L);
+        }
         vrev__cfg_pop(L);
     }
     vrev__cfg_pop(L);

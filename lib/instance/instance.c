@@ -78,7 +78,10 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
         const struct vrev__cfg_freedom *f = &o->settings.freedom;
         struct vrev__freedom_opts fo = {f->redirect ? f->redirect_host : NULL,
                                         f->redirect ? f->redirect_port : 0, f->domain_strategy};
-        return vrev__freedom_new(e, o->tag, &fo, ob);
+        int rc = vrev__freedom_new(e, o->tag, &fo, ob);
+        if (rc == 0)
+            vrev__freedom_set_proxy_protocol(*ob, f->proxy_protocol);
+        return rc;
     }
     case VREV_CFG_OUT_BLACKHOLE:
         return vrev__blackhole_new(e, o->tag,
@@ -188,6 +191,7 @@ static int outbound_carrier(struct vrev__outbound *ob, const struct vrev__cfg_ou
 static int inbound_carrier(struct vrev__inbound *in, const struct vrev__cfg_inbound *c,
                            const char **why)
 {
+    vrev__inbound_set_accept_proxy(in, c->stream.carrier.accept_proxy_protocol);
     if (c->stream.carrier.kind == VREV_CARRIER_TCP)
         return 0;
     if (c->protocol == VREV_CFG_IN_DOKODEMO) {

@@ -7,10 +7,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "codec/proxy_proto.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "freedom"
 #define FREEDOM_RETRY_STEP_MS 100
+
+struct pp_dial;
 
 struct freedom {
     struct vrev__outbound base; /* first */
@@ -18,6 +21,17 @@ struct freedom {
     bool redirect_host;
     uint16_t redirect_port;
     int domain_strategy;
+    int proxy_protocol;    /* PROXY header version for TCP targets; 0: none */
+    struct pp_dial *dials; /* the links on their way to a target that gets one */
+};
+
+/* A link whose target gets a PROXY header: who it is for, kept until the dial ends (or the
+ * outbound goes: a resolve has no release hook). */
+struct pp_dial {
+    struct freedom *f;
+    struct pp_dial *prev, *next;
+    struct vrev__addr src, dst;
+    bool has_src, has_dst;
 };
 
 static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
@@ -30,14 +44,91 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__engine_relay(f->base.engine, link, bev);
 }
 
+static void pp_free(struct pp_dial *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        d->f->dials = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    vrev__free(d->f->base.engine->ctx, d);
+}
+
+/* The header goes first, before any of the link's bytes: the client and the address it
+ * connected to; without the latter, the target's own (what this connection reached). Neither
+ * known: UNKNOWN / LOCAL, and the service uses the connection's address. */
+static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
+{
+    struct pp_dial *d = user;
+    struct freedom *f = d->f;
+    if (!err && d->has_src && !d->has_dst) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        if (fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+            vrev__addr_from_sockaddr(&d->dst, (const struct sockaddr *)&ss);
+            d->has_dst = true;
+        }
+    }
+    uint8_t hdr[VREV_PP_V1_MAX];
+    int n = err ? 0
+                : vrev__pp_encode(hdr, sizeof(hdr), f->proxy_protocol, d->has_src ? &d->src : NULL,
+                                  d->has_dst ? &d->dst : NULL);
+    pp_free(d);
+    if (n > 0 && evbuffer_add(bufferevent_get_output(bev), hdr, (size_t)n) < 0)
+        err = VREV_ERR_NOMEM;
+    if (err && bev)
+        vrev__bev_close(bev, 1);
+    on_dialed(link, err ? NULL : bev, err, f);
+}
+
+static struct pp_dial *pp_new(struct freedom *f, const struct vrev__link_info *info)
+{
+    struct pp_dial *d = vrev__calloc(f->base.engine->ctx, 1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->f = f;
+    d->has_src = info->has_source;
+    d->src = info->source;
+    d->has_dst = info->has_local;
+    d->dst = info->local;
+    d->next = f->dials;
+    if (d->next)
+        d->next->prev = d;
+    f->dials = d;
+    return d;
+}
+
+static void pp_release(void *user) /* the dial was cancelled */
+{
+    pp_free(user);
+}
+
+/* Dial for a link: with the PROXY header's state `d`, or none. */
+static int dial(struct freedom *f, struct bufferevent *link, const struct vrev__addr *target,
+                struct vrev__gauge *dialing, struct pp_dial *d)
+{
+    return vrev__outbound_dial(&f->base, link, target, FREEDOM_RETRY_STEP_MS, dialing,
+                               d ? on_dialed_pp : on_dialed, d ? pp_release : NULL,
+                               d ? (void *)d : f);
+}
+
 /* UseIP*: the resolved address is dialled; if the name did not resolve, the name itself (as
  * V2Ray does). */
 static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr, int err,
                          void *user)
 {
     (void)err;
-    struct freedom *f = user;
-    vrev__outbound_dial(&f->base, link, addr, FREEDOM_RETRY_STEP_MS, NULL, on_dialed, NULL, f);
+    dial(user, link, addr, NULL, NULL);
+}
+
+static void tcp_resolved_pp(struct bufferevent *link, const struct vrev__addr *addr, int err,
+                            void *user)
+{
+    (void)err;
+    struct pp_dial *d = user;
+    dial(d->f, link, addr, NULL, d);
 }
 
 /* A UDP socket needs an address: a name is resolved whatever the strategy. */
@@ -77,15 +168,23 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     if (info->network == VREV_NET_UDP)
         return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, udp_resolved, f)
                     : vrev__udp_flow_start(ob->engine, link, &target);
+    struct pp_dial *d = f->proxy_protocol ? pp_new(f, info) : NULL;
+    if (f->proxy_protocol && !d) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_NOMEM;
+    }
     if (name && f->domain_strategy != VREV_DS_AS_IS)
-        return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, f);
+        return vrev__engine_resolve_for(ob->engine, link, &target, family,
+                                        d ? tcp_resolved_pp : tcp_resolved, d ? (void *)d : f);
     /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
-    return vrev__outbound_dial(ob, link, &target, FREEDOM_RETRY_STEP_MS, info->dialing,
-                                       on_dialed, NULL, f);
+    return dial(f, link, &target, info->dialing, d);
 }
 
 static void freedom_destroy(struct vrev__outbound *ob)
 {
+    struct freedom *f = (struct freedom *)ob;
+    while (f->dials)
+        pp_free(f->dials);
     vrev__outbound_cleanup(ob);
     vrev__free(ob->engine->ctx, ob);
 }
@@ -115,4 +214,9 @@ int vrev__freedom_new(struct vrev__engine *e, const char *tag,
     }
     *out = &f->base;
     return 0;
+}
+
+void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version)
+{
+    ((struct freedom *)ob)->proxy_protocol = version;
 }

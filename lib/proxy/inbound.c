@@ -123,6 +123,27 @@ static void h2_close_all(struct vrev__inbound *in)
     }
 }
 
+/* The listener's accept: a PROXY header first, if the inbound expects one. */
+static void listener_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
+{
+    struct vrev__inbound *in = user;
+    if (in->accept_proxy)
+        vrev__pp_accept(in, fd, peer, len, inbound_accept);
+    else
+        inbound_accept(fd, peer, len, in);
+}
+
+void vrev__inbound_set_accept_proxy(struct vrev__inbound *in, bool on)
+{
+    const struct vrev__limits *l = &in->engine->limits;
+    in->accept_proxy = on;
+    /* behind a proxy every connection comes from its address: only the total can be capped
+     * (the caps were set by vrev__inbound_listen, so this cannot fail) */
+    if (in->listener)
+        vrev__listener_set_caps(in->listener, l->conns_per_listener,
+                                on ? l->conns_per_listener : l->conns_per_source);
+}
+
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept)
 {
@@ -133,7 +154,7 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
         in->engine->adopt = NULL;
         return 0;
     }
-    int rc = vrev__listener_new(in->engine->ctx, host, port, inbound_accept, in, &in->listener);
+    int rc = vrev__listener_new(in->engine->ctx, host, port, listener_accept, in, &in->listener);
     if (rc == 0) /* a public or proxied client: reset if we die mid-stream (lib/net/net.h) */
         vrev__listener_arm_abort(in->listener);
     if (rc == 0)
@@ -284,46 +305,89 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     handshake_free(h, NOW);
 }
 
-struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
-                                            const struct sockaddr *peer, size_t size,
-                                            void (*wipe)(struct vrev__handshake *h))
+/* A handshake with a place in the pool and its deadline timer, not yet armed; NULL on failure
+ * (no place: out of memory). */
+static struct vrev__handshake *handshake_alloc(struct vrev__inbound *in,
+                                               const struct sockaddr *peer, size_t size)
 {
     struct vrev__engine *e = in->engine;
     struct vrev__handshake *h = vrev__calloc(e->ctx, 1, size);
-    if (h) {
-        h->in = in;
-        h->engine = e;
-        vrev__addr_from_sockaddr(&h->source, peer);
-    }
-    if (!h || !vrev__preauth_admit(in, h)) {
+    if (!h)
+        return NULL;
+    h->in = in;
+    h->engine = e;
+    vrev__addr_from_sockaddr(&h->source, peer);
+    if (!vrev__preauth_admit(in, h)) {
         vrev__free(e->ctx, h);
-        if (fd >= 0)
-            evutil_closesocket(fd);
-        return NULL; /* an h2 stream not taken: its connection resets it */
+        return NULL;
     }
-    h->deadline = evtimer_new(e->ctx->base, on_deadline, h);
-    if (h->deadline && fd < 0) { /* an h2 stream (inbound_accept) */
-        h->bev = in->stream;
-        in->stream = NULL;
-    } else if (h->deadline) {
-        h->bev = vrev__inbound_socket(in, fd);
-    }
-    if (!h->bev) {
-        if (!h->deadline && fd >= 0)
-            evutil_closesocket(fd);
+    if (!(h->deadline = evtimer_new(e->ctx->base, on_deadline, h))) {
         handshake_free(h, KEEP);
         return NULL;
     }
+    return h;
+}
+
+static void handshake_arm(struct vrev__handshake *h, void (*wipe)(struct vrev__handshake *h))
+{
+    struct vrev__engine *e = h->engine;
     h->wipe = wipe;
     vrev__engine_track(e, &h->conn, handshake_close);
     uint32_t ms = e->policy.handshake_ms;
     h->until_ms = now_ms() + ms;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(h->deadline, &tv);
+}
+
+struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
+                                            const struct sockaddr *peer, size_t size,
+                                            void (*wipe)(struct vrev__handshake *h))
+{
+    struct vrev__handshake *h = handshake_alloc(in, peer, size);
+    if (!h) {
+        if (fd >= 0)
+            evutil_closesocket(fd);
+        return NULL; /* an h2 stream not taken: its connection resets it */
+    }
+    if (fd < 0) { /* an h2 stream (inbound_accept) */
+        h->bev = in->stream;
+        in->stream = NULL;
+    } else {
+        h->bev = vrev__inbound_socket(in, fd);
+    }
+    if (!h->bev) {
+        handshake_free(h, KEEP);
+        return NULL;
+    }
+    handshake_arm(h, wipe);
+    return h;
+}
+
+struct vrev__handshake *vrev__handshake_open(struct vrev__inbound *in, const struct sockaddr *peer,
+                                             size_t size, void (*wipe)(struct vrev__handshake *h))
+{
+    struct vrev__handshake *h = handshake_alloc(in, peer, size);
+    if (h)
+        handshake_arm(h, wipe);
     return h;
 }
 
 /* --- dokodemo-door ------------------------------------------------------------------------- */
+
+/* The address the client connected to: the PROXY header's, or the socket's own. */
+static void local_addr(const struct vrev__inbound *in, evutil_socket_t fd,
+                       struct vrev__link_info *info)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (in->pp_local) {
+        info->local = *in->pp_local;
+        info->has_local = true;
+    } else if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+        vrev__addr_from_sockaddr(&info->local, (const struct sockaddr *)&ss);
+        info->has_local = info->local.type != 0;
+    }
+}
 
 static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len,
                             void *user)
@@ -344,6 +408,7 @@ static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int
     info.target = in->target;
     vrev__addr_from_sockaddr(&info.source, peer);
     info.has_source = true;
+    local_addr(in, fd, &info);
     vrev__dispatch(e, &info, bev);
 }
 

@@ -64,6 +64,10 @@ struct vrev__inbound {
     struct vrev__vmess_replay *sessions;
     struct vrev__preauth preauth;
     struct vrev__handshake_failures failures;
+    /* acceptProxyProtocol: a PROXY v1/v2 header comes first (pp_accept.c) */
+    bool accept_proxy;
+    /* while its accept runs, the address the header says the client connected to */
+    const struct vrev__addr *pp_local;
 };
 
 /* The phase of an accepted connection before it is dispatched: tracked by the engine (so
@@ -104,6 +108,10 @@ void vrev__handshake_evict(struct vrev__handshake *h);
 struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_socket_t fd,
                                             const struct sockaddr *peer, size_t size,
                                             void (*wipe)(struct vrev__handshake *h));
+/* The same without a connection yet (the caller keeps its socket, closed by `wipe` if the
+ * handshake ends first): a place and the deadline. NULL: out of memory. */
+struct vrev__handshake *vrev__handshake_open(struct vrev__inbound *in, const struct sockaddr *peer,
+                                             size_t size, void (*wipe)(struct vrev__handshake *h));
 /* Close the connection and free the handshake. */
 void vrev__handshake_end(struct vrev__handshake *h);
 /* The handshake succeeded: free it and return its connection, callbacks cleared. */
@@ -156,6 +164,17 @@ int vrev__retired_reserve(struct vrev__retired *r, vrev_ctx *ctx, size_t more);
 void vrev__retired_add(struct vrev__retired *r, struct vrev__inbound *in);
 void vrev__retired_cleanup(struct vrev__retired *r);
 
+/* acceptProxyProtocol (on = true): every connection the inbound accepts starts with a PROXY
+ * v1 or v2 header, read before TLS and any carrier (pp_accept.c); the connection's source is
+ * then the header's (for routing, logs and the pre-auth share by source). A connection without
+ * a valid header is closed, as V2Ray 4.34 (go-proxyproto, policy REQUIRE) closes it. The
+ * listener's cap per source then counts only the total: every connection comes from the
+ * proxy. After vrev__inbound_listen (or the inbound's constructor). */
+void vrev__inbound_set_accept_proxy(struct vrev__inbound *in, bool on);
+/* The listener's accept for an inbound with accept_proxy: wait for the header (pp_accept.c),
+ * then hand the socket on to `next` with the header's source. */
+void vrev__pp_accept(struct vrev__inbound *in, evutil_socket_t fd, const struct sockaddr *peer,
+                     int len, vrev__accept_cb next);
 /* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
  * NULL on failure (the socket is then closed). */
 struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);

@@ -25,6 +25,10 @@ struct vrev__link_info {
     struct vrev__addr target;
     struct vrev__addr source; /* valid when has_source */
     bool has_source;
+    /* the address the client connected to (a public listener's, or a PROXY header's); valid
+     * when has_local. With source, what a PROXY header to a service says (freedom.c). */
+    struct vrev__addr local;
+    bool has_local;
     const char *user; /* may be NULL */
     /* Dial once, without V2Ray's retries: the link's owner redials on its own schedule (a
      * bridge's tunnel; retries 200..800 ms apart would hold it back from a restarted portal). */
@@ -224,6 +228,10 @@ struct vrev__freedom_opts {
 
 int vrev__freedom_new(struct vrev__engine *e, const char *tag,
                       const struct vrev__freedom_opts *opts, struct vrev__outbound **out);
+/* TCP targets of freedom outbound `ob` get a PROXY header of `version` (1, 2; 0: none, the
+ * default) before any payload, naming the link's source and local address (v1 UNKNOWN / v2
+ * LOCAL without them). */
+void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version);
 
 /* blackhole: closes every link; with http_response set, first answers "403 Forbidden". */
 int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,

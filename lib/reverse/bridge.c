@@ -311,6 +311,8 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
     info.network = vrev_mux_frame_network(f);
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
         return NULL;
+    /* a vrev portal says who the session is for: routing by source, logs, a PROXY header */
+    info.has_source = info.has_local = vrev__muxconn_client(mc, f, &info.source, &info.local);
     if (!allowed(b, info.network, &info.target)) {
         b->stats.refused++;
         refuse(b, host, &info, "not an allowed target");

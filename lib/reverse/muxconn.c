@@ -76,6 +76,7 @@ struct vrev__muxconn {
     size_t budget_mark; /* ... until held is down to half what it was then */
     uint32_t flow_window, flow_max; /* policy; flow_window 0: no flow control offered */
     bool peer_flow;                 /* the peer's HELLO offered flow control */
+    bool peer_client;               /* ... asked for CLIENT in New frames */
     uint32_t peer_window;           /* ... and the window it grants each session */
     unsigned withheld;              /* sessions whose grant waits for held to come down */
     /* abuse bounds (RELIABILITY §2.5) */
@@ -404,7 +405,9 @@ static void send_hello(struct vrev__muxconn *mc)
 {
     uint8_t tlv[VREV_MUX_EXT_MAX];
     send_ext(mc, 0, tlv,
-             vrev__mux_ext_hello(tlv, sizeof(tlv), VREV_MUX_EXT_FLAG_FLOW, mc->flow_window));
+             vrev__mux_ext_hello(tlv, sizeof(tlv),
+                                 VREV_MUX_EXT_FLAG_FLOW | VREV_MUX_EXT_FLAG_CLIENT,
+                                 mc->flow_window));
 }
 
 /* Give the peer the credit its session is owed, unless the tunnel's local sides hold more
@@ -474,6 +477,8 @@ static void starve(struct msession *s, struct evbuffer *in)
 
 static void take_hello(struct vrev__muxconn *mc, const struct vrev__mux_ext *e)
 {
+    if (e->version >= VREV_MUX_EXT_VERSION && (e->flags & VREV_MUX_EXT_FLAG_CLIENT))
+        mc->peer_client = true;
     if (e->version < VREV_MUX_EXT_VERSION || !(e->flags & VREV_MUX_EXT_FLAG_FLOW) ||
         e->hello_window < 16384)
         return;
@@ -515,6 +520,18 @@ static void start_flow(struct msession *s)
     s->flow = true;
     vrev__flow_init(&s->fc, mc->peer_window, mc->flow_window, mc->flow_max);
     bufferevent_setwatermark(s->local, EV_READ, 0, mc->hwm);
+}
+
+bool vrev__muxconn_client(const struct vrev__muxconn *mc, const vrev_mux_frame *f,
+                          struct vrev__addr *src, struct vrev__addr *dst)
+{
+    struct vrev__mux_ext e;
+    if (!mc->peer_client || !f->ext_len || vrev__mux_ext_parse(f->ext, f->ext_len, &e) < 0 ||
+        !e.client)
+        return false;
+    *src = e.client_src;
+    *dst = e.client_dst;
+    return true;
 }
 
 /* A session opened with FLOW (from a peer that offered flow control) is flow-controlled. */
@@ -1098,9 +1115,29 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
     return 0;
 }
 
+/* The New frame's block: FLOW for a flow-controlled session, CLIENT for a peer that asked. */
+static int open_block(const struct vrev__muxconn *mc, bool flow, int network,
+                      const struct vrev__addr *const client[2], uint8_t *ext, size_t cap)
+{
+    int n = flow ? vrev__mux_ext_flow(ext, cap) : 0;
+    if (n >= 0 && mc->peer_client && client && network == VREV_NET_TCP) {
+        int c = vrev__mux_ext_client(ext + n, cap - (size_t)n, client[0], client[1]);
+        if (c > 0) /* not IP addresses: nothing to say */
+            n += c;
+    }
+    return n;
+}
+
 int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
                        struct bufferevent *local, const uint8_t *first, size_t first_len,
                        uint16_t *sid)
+{
+    return vrev__muxconn_open_from(mc, network, target, NULL, local, first, first_len, sid);
+}
+
+int vrev__muxconn_open_from(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
+                            const struct vrev__addr *const client[2], struct bufferevent *local,
+                            const uint8_t *first, size_t first_len, uint16_t *sid)
 {
     char host[VREV_ADDR_DOMAIN_MAX + 1];
     int rc = mc->closed ? VREV_ERR_MUX_CLOSED : vrev__addr_host_text(target, host, sizeof(host));
@@ -1108,12 +1145,12 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
     bool flow = mc->peer_flow && mc->flow_window && local && network == VREV_NET_TCP &&
                 first_len <= mc->peer_window;
     uint8_t ext[VREV_MUX_EXT_MAX];
-    int ext_len = flow ? vrev__mux_ext_flow(ext, sizeof(ext)) : 0;
+    int ext_len = open_block(mc, flow, network, client, ext, sizeof(ext));
     if (rc >= 0 && ext_len < 0)
         rc = ext_len;
     if (rc >= 0)
         rc = vrev__mux_open_ext(mc->mux, network, host, target->port, first, first_len,
-                                flow ? ext : NULL, (size_t)ext_len, sid);
+                                ext_len > 0 ? ext : NULL, ext_len > 0 ? (size_t)ext_len : 0, sid);
     struct msession *s = NULL;
     if (rc >= 0) {
         s = session_new(mc, *sid, local, network == VREV_NET_UDP);

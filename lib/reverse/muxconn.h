@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 
+#include "codec/addr.h"
 #include "net/net.h"
 #include "vrev/mux.h"
 
@@ -62,6 +63,18 @@ void vrev__muxconn_free(struct vrev__muxconn *mc);
 int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
                        struct bufferevent *local, const uint8_t *first, size_t first_len,
                        uint16_t *sid);
+
+/* The same, saying who the session is for: client[0] the public client's address, client[1]
+ * the one it connected to (IP addresses; NULL: unknown). They go to the peer in the New frame
+ * (CLIENT, docs/extensions.md) if its HELLO asked for them, for a TCP session. */
+int vrev__muxconn_open_from(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
+                            const struct vrev__addr *const client[2], struct bufferevent *local,
+                            const uint8_t *first, size_t first_len, uint16_t *sid);
+
+/* SERVER, from on_open: the public client's address and the one it connected to, if the
+ * peer sent them in the New frame `f` (after asking for them: its HELLO). False: unknown. */
+bool vrev__muxconn_client(const struct vrev__muxconn *mc, const vrev_mux_frame *f,
+                          struct vrev__addr *src, struct vrev__addr *dst);
 
 /* SERVER, from on_open: keep `sid` inside the process (its data goes to on_internal_data). */
 void vrev__muxconn_keep_internal(struct vrev__muxconn *mc, uint16_t sid);

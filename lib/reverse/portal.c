@@ -27,11 +27,18 @@
 #define WAIT_MAX 65536
 
 /* A public link waiting for a usable tunnel. */
+/* Who a session is for (vrev__link_info source and local), sent to a bridge that asks. */
+struct client {
+    struct vrev__addr src, dst;
+    bool known;
+};
+
 struct waiter {
     struct waiter *next;
     struct bufferevent *link;
     struct vrev__addr target;
     int network;
+    struct client client;
     struct timeval until;
 };
 
@@ -277,12 +284,24 @@ static void refuse(struct portal *p, struct bufferevent *link, const char *why)
     vrev__bev_close(link, 1);
 }
 
+static void client_of(const struct vrev__link_info *info, struct client *c)
+{
+    c->known = info->has_source && info->has_local;
+    if (c->known) {
+        c->src = info->source;
+        c->dst = info->local;
+    }
+}
+
 static int open_session(struct portal *p, struct pworker *w, int network,
-                        const struct vrev__addr *target, struct bufferevent *link)
+                        const struct vrev__addr *target, const struct client *c,
+                        struct bufferevent *link)
 {
     uint64_t closed = p->stats.tunnels_closed;
     uint16_t sid;
-    int rc = vrev__muxconn_open(w->mc, network, target, link, NULL, 0, &sid);
+    const struct vrev__addr *const addrs[2] = {&c->src, &c->dst};
+    int rc = vrev__muxconn_open_from(w->mc, network, target, c->known ? addrs : NULL, link, NULL, 0,
+                                     &sid);
     if (rc == 0)
         p->stats.sessions++;
     if (p->stats.tunnels_closed != closed) /* the tunnel failed meanwhile: w is gone */
@@ -333,6 +352,7 @@ static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
     q->link = link;
     q->target = info->target;
     q->network = info->network;
+    client_of(info, &q->client);
     struct timeval now, wait = {p->wait_ms / 1000, (p->wait_ms % 1000) * 1000};
     event_base_gettimeofday_cached(ctx->base, &now);
     timeradd(&now, &wait, &q->until);
@@ -366,7 +386,7 @@ static void serve_waiting(struct portal *p)
     struct pworker *w;
     while (p->wait_head && (w = pick(p))) {
         struct waiter *q = pop_waiter(p);
-        open_session(p, w, q->network, &q->target, q->link);
+        open_session(p, w, q->network, &q->target, &q->client, q->link);
         vrev__free(p->base.engine->ctx, q);
     }
     arm_wait(p);
@@ -381,7 +401,9 @@ static int portal_handle(struct vrev__outbound *ob, const struct vrev__link_info
     struct pworker *w = p->wait_head ? NULL : pick(p); /* first come, first served */
     if (!w)
         return wait_for_tunnel(p, info, link);
-    return open_session(p, w, info->network, &info->target, link);
+    struct client c;
+    client_of(info, &c);
+    return open_session(p, w, info->network, &info->target, &c, link);
 }
 
 static void portal_destroy(struct vrev__outbound *ob)

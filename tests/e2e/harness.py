@@ -26,6 +26,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def nginx_conf(tmp, servers, connections=64):
+    """An nginx.conf for Debian's nginx run in the foreground by a test: everything it writes
+    (pid, logs, temporary files) goes under `tmp`; `servers` is the http block's content."""
+    return """daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections {connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/ng-body;
+    proxy_temp_path {tmp}/ng-proxy;
+    fastcgi_temp_path {tmp}/ng-fastcgi;
+    uwsgi_temp_path {tmp}/ng-uwsgi;
+    scgi_temp_path {tmp}/ng-scgi;
+{servers}}}
+""".format(tmp=tmp, connections=connections, servers=servers)
+
+
 def wait_until(cond, timeout=10.0, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -17,8 +17,17 @@ static void check_parse(const uint8_t *p, size_t n)
 {
     struct vrev__mux_ext e;
     int rc = vrev__mux_ext_parse(p, n, &e);
-    if (rc < 0 && (e.hello || e.window || e.flow || e.blocked))
+    if (rc < 0 && (e.hello || e.window || e.flow || e.blocked || e.client))
         abort();
+    if (rc == 0 && e.client) { /* an address re-encodes to the bytes that said it, or IPv6 */
+        uint8_t b[VREV_MUX_EXT_MAX];
+        struct vrev__mux_ext back;
+        int len = vrev__mux_ext_client(b, sizeof(b), &e.client_src, &e.client_dst);
+        if (len < 0 || vrev__mux_ext_parse(b, (size_t)len, &back) < 0 || !back.client ||
+            !vrev__addr_equal(&back.client_src, &e.client_src) ||
+            !vrev__addr_equal(&back.client_dst, &e.client_dst))
+            abort();
+    }
     if (rc == 0 && e.window && (e.window_inc == 0 || e.window_inc > VREV_MUX_EXT_WINDOW_MAX))
         abort();
 }

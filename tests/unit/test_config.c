@@ -506,10 +506,10 @@ static const struct {
      "t.json:1:111: outbounds[0].streamSettings.wsSettings.headers.Host: expected a string"},
     {"{\"inbounds\": [{\"protocol\": \"vmess\", \"port\": 1, \"settings\": {\"clients\": [{\"id\": "
      "\"27848739-7e62-4138-9fd3-098a63964b6c\"}]}, \"streamSettings\": {\"network\": \"ws\", "
-     "\"wsSettings\": {\"acceptProxyProtocol\": true}}}]}",
-     VREV_ERR_CONFIG_UNSUPPORTED,
-     "t.json:1:197: inbounds[0].streamSettings.wsSettings.acceptProxyProtocol: the PROXY "
-     "protocol (acceptProxyProtocol) is not supported"},
+     "\"wsSettings\": {\"acceptProxyProtocol\": 1}}}]}",
+     VREV_ERR_CONFIG_INVALID,
+     "t.json:1:197: inbounds[0].streamSettings.wsSettings.acceptProxyProtocol: expected true or "
+     "false"},
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"network\": "
      "\"carrier-pigeon\"}}]}",
      VREV_ERR_CONFIG_INVALID,
@@ -823,8 +823,8 @@ static const struct {
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"streamSettings\": {\"sockopt\": "
      "{\"acceptProxyProtocol\": true}}}]}",
      VREV_ERR_CONFIG_UNSUPPORTED,
-     "t.json:1:94: outbounds[0].streamSettings.sockopt.acceptProxyProtocol: the PROXY protocol "
-     "(acceptProxyProtocol) is not supported"},
+     "t.json:1:94: outbounds[0].streamSettings.sockopt.acceptProxyProtocol: a PROXY header is "
+     "read by a listener (an inbound) only"},
     {"{\"outbounds\": [{\"protocol\": \"freedom\", \"tag\": \"a\"}], \"routing\": {\"rules\": "
      "[{\"type\": \"field\", \"outboundTag\": \"a\", \"ip\": \"ext:x.dat:y\"}]}}",
      VREV_ERR_CONFIG_UNSUPPORTED,
@@ -1543,6 +1543,42 @@ static void test_tree_wiped(void **state)
     "\"reverse\": {\"bridges\": [{\"tag\": \"br\", \"domain\": \"t.example\"}]},\n"                \
     "\"outbounds\": [{\"tag\": \"out\", \"protocol\": \"freedom\"}],\n"
 
+/* acceptProxyProtocol where V2Ray 4.34 reads it: tcpSettings (tcp), wsSettings (ws), sockopt
+ * (h2 only: its tcp and ws listeners replace sockopt's value with their own). */
+static void test_accept_proxy_protocol(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *stream;
+        bool on;
+        const char *warning;
+    } cases[] = {
+        {"{\"tcpSettings\": {\"acceptProxyProtocol\": true}}", true, NULL},
+        {"{\"network\": \"ws\", \"wsSettings\": {\"acceptProxyProtocol\": true}}", true, NULL},
+        {"{\"network\": \"ws\", \"tcpSettings\": {\"acceptProxyProtocol\": true}}", false,
+         "tcpSettings: ignored: the network is ws"},
+        {"{\"sockopt\": {\"acceptProxyProtocol\": true}}", false,
+         "sockopt.acceptProxyProtocol: ignored, as V2Ray 4.34 ignores it for network tcp: set "
+         "acceptProxyProtocol in tcpSettings"},
+        {"{\"tcpSettings\": {\"acceptProxyProtocol\": false}}", false, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "{\"inbounds\": [{\"protocol\": \"dokodemo-door\", \"port\": 1, "
+                 "\"settings\": {\"address\": \"127.0.0.1\", \"port\": 2}, "
+                 "\"streamSettings\": %s}]}",
+                 cases[i].stream);
+        vrev_ctx *ctx = new_ctx();
+        struct vrev__config *c = load_ok(ctx, text);
+        assert_int_equal(c->inbounds[0].stream.carrier.accept_proxy_protocol, cases[i].on);
+        if (cases[i].warning && !strstr(logbuf, cases[i].warning))
+            fail_msg("case %zu: no warning \"%s\" in:\n%s", i, cases[i].warning, logbuf);
+        vrev__config_free(c);
+        vrev_ctx_free(ctx);
+    }
+}
+
 static void test_vrev_object(void **state)
 {
     (void)state;
@@ -1563,6 +1599,15 @@ static void test_vrev_object(void **state)
     assert_null(vrev__config_bridge_allow(c, "other"));
     assert_null(strstr(logbuf, "unknown key")); /* "vrev" is a known top-level key */
     assert_null(strstr(logbuf, "redirect"));    /* an allow-list: no warning */
+    assert_int_equal(c->outbounds[0].settings.freedom.proxy_protocol, 0);
+    vrev__config_free(c);
+    c = load_ok(ctx, "{" VREV_BRIDGE_PART "\"vrev\": {\"outbounds\": {\"out\": "
+                     "{\"proxyProtocol\": \"v2\"}}}}");
+    assert_int_equal(c->outbounds[0].settings.freedom.proxy_protocol, 2);
+    vrev__config_free(c);
+    c = load_ok(ctx, "{" VREV_BRIDGE_PART "\"vrev\": {\"outbounds\": {\"out\": "
+                     "{\"proxyProtocol\": 1}}}}");
+    assert_int_equal(c->outbounds[0].settings.freedom.proxy_protocol, 1);
     vrev__config_free(c);
     vrev_ctx_free(ctx);
 
@@ -1571,7 +1616,15 @@ static void test_vrev_object(void **state)
     } bad_vrev[] = {
         {"{\"limits\": {}, \"limit\": 1}",
          "t.json:3:33: vrev.limit: unknown key \"limit\" in \"vrev\" (known: \"limits\", "
-         "\"bridges\", \"metrics\")"},
+         "\"bridges\", \"metrics\", \"outbounds\")"},
+        {"{\"outbounds\": {\"other\": {\"proxyProtocol\": \"v1\"}}}",
+         "t.json:3:33: vrev.outbounds.other: no outbound in outbounds is tagged \"other\""},
+        {"{\"outbounds\": {\"out\": {\"proxyProtocol\": \"v3\"}}}",
+         "t.json:3:49: vrev.outbounds.out.proxyProtocol: expected \"v1\", \"v2\" (or 1, 2) or "
+         "\"none\" (0)"},
+        {"{\"outbounds\": {\"out\": {\"proxy\": 1}}}",
+         "t.json:3:41: vrev.outbounds.out.proxy: unknown key \"proxy\" in an outbound's settings "
+         "(known: \"proxyProtocol\")"},
         {"{\"limits\": {\"sessionrate\": 1, \"sessionsRate\": 5}}",
          "t.json:3:55: vrev.limits.sessionsRate: unknown limit \"sessionsRate\" (limits: "
          "preauthPerInbound, preauthPerSource, connsPerListener, connsPerSource, sessionRate, "
@@ -1605,6 +1658,11 @@ static void test_vrev_object(void **state)
         snprintf(text, sizeof(text), "{" VREV_BRIDGE_PART "\"vrev\": %s}", bad_vrev[i].vrev);
         expect_error(text, VREV_ERR_CONFIG_INVALID, bad_vrev[i].formatted);
     }
+    expect_error("{\"outbounds\": [{\"tag\": \"x\", \"protocol\": \"blackhole\"}], \"vrev\": "
+                 "{\"outbounds\": {\"x\": {\"proxyProtocol\": 2}}}}",
+                 VREV_ERR_CONFIG_INVALID,
+                 "t.json:1:102: vrev.outbounds.x.proxyProtocol: a PROXY header is sent by a "
+                 "freedom outbound only");
 }
 
 /* JSON mode keeps V2Ray's semantics (a freedom outbound without "redirect" dials whatever the
@@ -1767,6 +1825,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_tree_wiped),
         cmocka_unit_test(test_vrev_object),
+        cmocka_unit_test(test_accept_proxy_protocol),
         cmocka_unit_test(test_bridge_reach),
         cmocka_unit_test(test_alloc_failure),
     };

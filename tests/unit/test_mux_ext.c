@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -169,10 +170,49 @@ static void test_flow_window_grows_for_fast_readers_only(void **state)
     assert_int_equal(vrev__flow_grant(&f), 131072 + 131072);
 }
 
+/* CLIENT: 13 bytes for IPv4, 37 for IPv6 (mixed families as IPv6, IPv4 mapped); anything
+ * else makes the block invalid. */
+static void test_client_tlv(void **state)
+{
+    (void)state;
+    struct vrev__addr s4, d4, s6;
+    vrev__addr_from_text(&s4, "192.0.2.7", 40000);
+    vrev__addr_from_text(&d4, "198.51.100.1", 443);
+    vrev__addr_from_text(&s6, "2001:db8::7", 1);
+    uint8_t b[VREV_MUX_EXT_MAX];
+    assert_int_equal(vrev__mux_ext_client(b, sizeof(b), &s4, &d4), 15);
+    size_t wn;
+    uint8_t *want = tu_hex("05 0d 04 c0000207 9c40 c6336401 01bb", &wn);
+    assert_memory_equal(b, want, wn);
+    free(want);
+    struct vrev__mux_ext e;
+    assert_int_equal(vrev__mux_ext_parse(b, 15, &e), 0);
+    assert_true(e.client && vrev__addr_equal(&e.client_src, &s4) &&
+                vrev__addr_equal(&e.client_dst, &d4));
+    for (size_t n = 1; n < 15; n++) /* every truncation refused whole */
+        assert_int_equal(vrev__mux_ext_parse(b, n, &e), VREV_ERR_MUX_EXT);
+    int n = vrev__mux_ext_client(b, sizeof(b), &s6, &d4);
+    assert_int_equal(n, 39);
+    assert_int_equal(b[2], 6);
+    assert_int_equal(vrev__mux_ext_parse(b, (size_t)n, &e), 0);
+    assert_true(vrev__addr_equal(&e.client_src, &s6));
+    assert_true(vrev__addr_equal(&e.client_dst, &d4)); /* mapped back to IPv4 */
+    b[2] = 4;                                          /* a family that does not fit the length */
+    assert_int_equal(vrev__mux_ext_parse(b, (size_t)n, &e), VREV_ERR_MUX_EXT);
+    assert_false(e.client);
+    uint8_t odd[] = {VREV_MUX_EXT_CLIENT, 12, 4, 1, 2, 3, 4, 0, 1, 5, 6, 7, 8, 0};
+    assert_int_equal(vrev__mux_ext_parse(odd, sizeof(odd), &e), VREV_ERR_MUX_EXT);
+    struct vrev__addr name;
+    vrev__addr_from_text(&name, "example.com", 80);
+    assert_int_equal(vrev__mux_ext_client(b, sizeof(b), &name, &d4), VREV_ERR_ADDR_TYPE);
+    assert_int_equal(vrev__mux_ext_client(b, 14, &s4, &d4), VREV_ERR_NOSPACE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tlv_round_trip),
+        cmocka_unit_test(test_client_tlv),
         cmocka_unit_test(test_tlv_bounds),
         cmocka_unit_test(test_frames_carry_blocks),
         cmocka_unit_test(test_flow_credit),

@@ -39,6 +39,9 @@ struct world {
     /* the client application's end of session 0 */
     struct bufferevent *app;
     size_t sent, received;
+    /* what the server's on_open learnt of the last session's client (CLIENT) */
+    int got_client; /* -1: no session yet */
+    struct vrev__addr client_src, client_dst;
 };
 
 static int check_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
@@ -90,8 +93,9 @@ static void service_read(struct bufferevent *bev, void *arg)
 static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const vrev_mux_frame *f,
                                    void *user)
 {
-    (void)mc, (void)sid, (void)f;
+    (void)sid;
     struct world *w = user;
+    w->got_client = vrev__muxconn_client(mc, f, &w->client_src, &w->client_dst);
     struct bufferevent *pair[2];
     assert_true(w->n_service < 4);
     assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
@@ -590,6 +594,65 @@ static void test_flow_not_offered_is_plain_mux(void **state)
     world_done(&w);
 }
 
+/* CLIENT (docs/extensions.md): the portal names the public client in the New frame of a TCP
+ * session when the bridge's HELLO asked for it; a peer that did not ask (V2Ray, or vrev with
+ * the extensions off) never gets it. */
+static void open_from(struct world *w, int network, const char *src, uint16_t sp, const char *dst,
+                      uint16_t dp)
+{
+    struct vrev__addr target, a, b;
+    assert_int_equal(vrev__addr_from_text(&target, "127.0.0.1", 80), 0);
+    assert_int_equal(vrev__addr_from_text(&a, src, sp), 0);
+    assert_int_equal(vrev__addr_from_text(&b, dst, dp), 0);
+    const struct vrev__addr *const client[2] = {&a, &b};
+    struct bufferevent *pair[2];
+    uint16_t sid;
+    assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
+    w->got_client = -1;
+    assert_int_equal(
+        vrev__muxconn_open_from(w->mc[0], network, &target, client, pair[0], NULL, 0, &sid), 0);
+    bufferevent_free(pair[1]);
+    run_ms(w, 30);
+    assert_int_not_equal(w->got_client, -1); /* the server saw the New frame */
+}
+
+static void test_client_address(void **state)
+{
+    (void)state;
+    struct world w;
+    flow_world(&w, 65536, 1 << 20);
+    open_from(&w, VREV_NET_TCP, "192.0.2.7", 40000, "198.51.100.1", 443);
+    assert_int_equal(w.got_client, 1);
+    struct vrev__addr want;
+    vrev__addr_from_text(&want, "192.0.2.7", 40000);
+    assert_true(vrev__addr_equal(&w.client_src, &want));
+    vrev__addr_from_text(&want, "198.51.100.1", 443);
+    assert_true(vrev__addr_equal(&w.client_dst, &want));
+    open_from(&w, VREV_NET_TCP, "2001:db8::7", 1, "127.0.0.1", 2); /* sent as IPv6, mapped */
+    assert_int_equal(w.got_client, 1);
+    vrev__addr_from_text(&want, "2001:db8::7", 1);
+    assert_true(vrev__addr_equal(&w.client_src, &want));
+    vrev__addr_from_text(&want, "127.0.0.1", 2);
+    assert_true(vrev__addr_equal(&w.client_dst, &want));
+    unsigned with_ext = w.dir[0].new_with_ext;
+    open_from(&w, VREV_NET_UDP, "192.0.2.7", 40000, "198.51.100.1", 53); /* streams only */
+    assert_int_equal(w.got_client, 0);
+    assert_int_equal(w.dir[0].new_with_ext, with_ext);
+    world_done(&w);
+
+    /* a server that offers nothing is sent nothing, and reads nothing */
+    struct vrev__policy policy, plain;
+    flow_policy(&policy, 65536, 1 << 20);
+    plain = policy;
+    plain.flow_window = 0;
+    world_init_policies(&w, &policy, &plain);
+    run_ms(&w, 50);
+    open_from(&w, VREV_NET_TCP, "192.0.2.7", 40000, "198.51.100.1", 443);
+    assert_int_equal(w.got_client, 0);
+    assert_int_equal(w.dir[0].new_with_ext, 0);
+    world_done(&w);
+}
+
 /* Flow-controlled sessions over the tunnel's cap: they never stop the tunnel, but their grants
  * wait until the local sides hold at most half the cap; if nothing drains for stall_ms, the
  * largest holders are reset and the grants go out. */
@@ -679,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_flow_slow_reader_stops_only_itself),
         cmocka_unit_test(test_flow_stream_echo),
         cmocka_unit_test(test_flow_not_offered_is_plain_mux),
+        cmocka_unit_test(test_client_address),
         cmocka_unit_test(test_flow_cap_withholds_grants),
         cmocka_unit_test(test_flow_end_waits_for_credit),
     };

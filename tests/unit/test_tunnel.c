@@ -42,6 +42,16 @@ static void test_options(void **state)
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "twice"));
     assert_int_equal(vrev_tunnel_opts_add_target(o, "127.0.0.1:80", "127.0.0.1:8081"), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "bad:name:x", "127.0.0.1:1"), VREV_ERR_INVAL);
+    /* PROXY protocol: a known target with a HOST:PORT, version 0..2 */
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "web", 2), 0);
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "web", 3), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "v1 or v2"));
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, "other", 1), VREV_ERR_INVAL);
+    assert_non_null(strstr(vrev_tunnel_opts_error(o), "no target 'other'"));
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(o, NULL, 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_target_proxy_protocol(NULL, "web", 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev_tunnel_opts_set_accept_proxy_protocol(o, 1), 0);
+    assert_int_equal(vrev_tunnel_opts_set_accept_proxy_protocol(NULL, 1), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_portal(o, "portal.example:443"), 0);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 999), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, 3600 * 1000 + 1), VREV_ERR_INVAL);
@@ -54,6 +64,17 @@ static void test_options(void **state)
     assert_non_null(strstr(buf, "\"redirect\": \"localhost:8080\""));
     assert_non_null(strstr(buf, "\"full:web\""));
     assert_non_null(strstr(buf, "\"ip\": [ \"127.0.0.1\" ], \"port\": \"80\""));
+    /* the PROXY header to "web" (target-0): libvrev's key, which V2Ray ignores */
+    assert_non_null(strstr(buf, "\"vrev\": { \"outbounds\": { \"target-0\": { "
+                                "\"proxyProtocol\": \"v2\" } } }"));
+    /* --accept-proxy-protocol: V2Ray's own key, on the tunnel and the public inbound */
+    char pbuf[4096];
+    n = vrev_tunnel_opts_print_config(o, 1, pbuf, sizeof(pbuf));
+    assert_true(n > 0 && (size_t)n < sizeof(pbuf));
+    const char *at = strstr(pbuf, "\"tcpSettings\": { \"acceptProxyProtocol\": true }");
+    assert_non_null(at);
+    assert_non_null(strstr(at + 1, "\"tcpSettings\": { \"acceptProxyProtocol\": true }"));
+    n = vrev_tunnel_opts_print_config(o, 0, buf, sizeof(buf));
     /* too small a buffer: the length it would need, and a terminated prefix */
     char small[16];
     assert_int_equal(vrev_tunnel_opts_print_config(o, 0, small, sizeof(small)), n);
