@@ -16,6 +16,7 @@
 
 #include "codec/addr.h"
 #include "core/core.h"
+#include "layer.h"
 
 /* --- policy (V2Ray "policy.levels.N", WIRE-SPEC §3.6/§4.9) ---------------------------------- */
 
@@ -58,8 +59,8 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d);
  * sockets inherit what their listener was given (vrev__listener_new tunes it). */
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive);
 
-/* The TCP socket at the bottom of `bev`: bev's own, or below its layers (VMess and other
- * filters, TLS). -1 when there is none (a pair, a custom transport). */
+/* The TCP socket at the bottom of `bev`: bev's own, or below its layers (layer.h). -1 when
+ * there is none (a pair, an h2 stream, an embedder's layer that hides what is below it). */
 evutil_socket_t vrev__bev_tcp_fd(struct bufferevent *bev);
 
 /* TCP_USER_TIMEOUT: the kernel fails the connection once bytes it sent have gone this long
