@@ -15,7 +15,8 @@ struct bufferevent *vrev__layer_filter_new(struct bufferevent *lower, buffereven
     struct bufferevent *bev = bufferevent_filter_new(
         lower, in, out, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, free_state, state);
     if (!bev) {
-        free_state(state);
+        if (free_state)
+            free_state(state);
         bufferevent_free(lower);
     }
     return bev;

@@ -76,7 +76,9 @@ static inline bool vrev__bev_is_socket(struct bufferevent *bev)
 /* --- making layers -------------------------------------------------------------------------- */
 
 /* A plain filter layer over `lower` (owned by it from now on: freed with it, or at once on
- * failure, as `state` is with free_state). Deferred callbacks. NULL on failure (no memory). */
+ * failure, as `state` is with free_state, which may be NULL). `in` and `out` as for
+ * bufferevent_filter_new (NULL: bytes pass as they are). Deferred callbacks. NULL on failure
+ * (no memory). */
 struct bufferevent *vrev__layer_filter_new(struct bufferevent *lower, bufferevent_filter_cb in,
                                            bufferevent_filter_cb out,
                                            void (*free_state)(void *state), void *state);
