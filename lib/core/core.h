@@ -51,6 +51,7 @@ struct vrev_ctx {
      * close_lingering (vrev_ctx_close_lingering, vrev_ctx_free) */
     struct vrev__lingering *lingering;
     void (*close_lingering)(vrev_ctx *ctx);
+    bool no_linger; /* since vrev_ctx_close_lingering: closed at once, nothing lingers */
     /* random bytes for VMess chunk padding (lib/codec/vmess_body.c), shared by every stream
      * of the context: one getrandom per 4 KiB instead of one per 256 bytes and stream */
     size_t pad_left;

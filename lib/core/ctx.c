@@ -59,7 +59,12 @@ int vrev_ctx_new(vrev_ctx **out, struct event_base *base)
 
 void vrev_ctx_close_lingering(vrev_ctx *ctx)
 {
-    if (ctx && ctx->close_lingering)
+    if (!ctx)
+        return;
+    /* TLS layers freed just before are closed in the loop's next pass (libevent finalizes a
+     * bufferevent there): they must not start lingering then */
+    ctx->no_linger = true;
+    if (ctx->close_lingering)
         ctx->close_lingering(ctx);
 }
 

@@ -494,6 +494,8 @@ static void linger_event(struct bufferevent *bev, short what, void *arg)
 static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 {
     uint32_t ms = c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS;
+    if (c->ctx->no_linger) /* the context is going (vrev_ctx_close_lingering) */
+        ms = 0;
     struct vrev__lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
     if (l && !(l->until = evtimer_new(bufferevent_get_base(lower), linger_expired, l))) {
         vrev__free(c->ctx, l);
