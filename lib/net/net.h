@@ -1,8 +1,9 @@
 /* lib/net: the libevent glue (with cli/, the only code that includes the event2 headers).
  *
- * Everything that carries bytes is a struct bufferevent: a TCP socket, a TLS or VMess layer
- * stacked on one (a filter), or one end of an in-process pair (a mux session, a bridge's
- * tunnel link). Connections are joined by a relay with bounded buffering.
+ * Everything that carries bytes is a struct bufferevent: a TCP socket, a layer stacked on one
+ * (TLS, a ws or h2 carrier, the VMess stream, an embedder's transport: layer.h says where each
+ * sits and how a stack is asked about itself), or one end of an in-process pair (a mux
+ * session, a bridge's tunnel link). Connections are joined by a relay with bounded buffering.
  */
 #ifndef VREV_NET_NET_H
 #define VREV_NET_NET_H
