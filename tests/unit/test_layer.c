@@ -2,7 +2,6 @@
  * one interface (what is below, the socket, ALPN, how a free ends the connection), an end of
  * stream and an abort from the top reach the bottom, and the context closes the TLS sockets
  * still lingering when it is freed. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,17 +13,6 @@
 
 #include "net/carrier_layer.h"
 #include "net/layer.h"
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 static struct linger linger_of(int fd)
 {
@@ -226,7 +214,7 @@ static void expect_fin(int srv)
 static void test_ctx_closes_lingering(void **state)
 {
     (void)state;
-    int before = count_fds();
+    int before = tu_count_fds();
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
     struct vrev__tls_client_opts o = {.allow_insecure = true, .disable_system_root = true};
@@ -254,7 +242,7 @@ static void test_ctx_closes_lingering(void **state)
         assert_int_equal(errno, EBADF);
         expect_fin(srv[i]); /* nothing was left unsent */
     }
-    assert_int_equal(count_fds(), before);
+    assert_int_equal(tu_count_fds(), before);
 }
 
 int main(void)
