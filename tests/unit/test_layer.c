@@ -210,13 +210,17 @@ static void expect_fin(int srv)
 /* A TLS connection freed while its peer (a server that neither reads nor ends) has not ended
  * lingers in the loop; the context owns it: freeing a context with its own loop closes the
  * socket, and one freed just before the context (its layer is finalized in the loop's last
- * pass) closes at once rather than lingering then. No descriptor is left behind. */
-static void test_ctx_closes_lingering(void **state)
+ * pass) closes at once rather than lingering then; on a loop of the program's own,
+ * vrev_ctx_close_lingering() does it (ctx.h's order). No descriptor is left behind. */
+static void ctx_closes_lingering(bool own_loop)
 {
-    (void)state;
     int before = tu_count_fds();
     vrev_ctx *ctx;
-    assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
+    struct event_base *base = own_loop ? NULL : event_base_new();
+    if (own_loop)
+        assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
+    else
+        assert_int_equal(vrev_ctx_new(&ctx, base), 0);
     struct vrev__tls_client_opts o = {.allow_insecure = true, .disable_system_root = true};
     struct vrev__tls_ctx *ctls;
     char msg[256];
@@ -236,6 +240,11 @@ static void test_ctx_closes_lingering(void **state)
     assert_int_equal(fcntl(cli[0], F_GETFD), 0);
     bufferevent_free(tls[1]);
 
+    if (!own_loop) {
+        vrev_ctx_close_lingering(ctx);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        event_base_free(base);
+    }
     vrev_ctx_free(ctx);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(fcntl(cli[i], F_GETFD), -1);
@@ -243,6 +252,18 @@ static void test_ctx_closes_lingering(void **state)
         expect_fin(srv[i]); /* nothing was left unsent */
     }
     assert_int_equal(tu_count_fds(), before);
+}
+
+static void test_ctx_closes_lingering(void **state)
+{
+    (void)state;
+    ctx_closes_lingering(true);
+}
+
+static void test_ctx_closes_lingering_program_loop(void **state)
+{
+    (void)state;
+    ctx_closes_lingering(false);
 }
 
 int main(void)
@@ -254,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_keep_open_holds_the_end),
         cmocka_unit_test(test_abort_reaches_the_bottom),
         cmocka_unit_test(test_ctx_closes_lingering),
+        cmocka_unit_test(test_ctx_closes_lingering_program_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
