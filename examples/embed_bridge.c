@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     }
     vrev_bridge_free(bridge);
     vrev_tunnel_opts_free(o);
+    vrev_ctx_close_lingering(ctx); /* TLS connections still finishing their close */
     event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);
     vrev_ctx_free(ctx);

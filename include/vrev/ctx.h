@@ -79,11 +79,23 @@ VREV_API void vrev_ctx_stop(vrev_ctx *ctx);
 
 /** Free a context. Every object created from it must have been freed first. libevent
  *  finishes closing connections from inside the event_base (deferred callbacks and
- *  finalizers, which may still use the context's allocator), so after freeing the objects run
- *  the loop once more (event_base_loop(base, EVLOOP_NONBLOCK)) and free the event_base before
+ *  finalizers, which may still use the context's allocator), so on a loop of the program's
+ *  own (vrev_ctx_new()), after freeing the objects, call vrev_ctx_close_lingering(), run the
+ *  loop once more (event_base_loop(base, EVLOOP_NONBLOCK)) and free the event_base before
  *  freeing the context. A context made by vrev_ctx_new_loop() does all that itself: free the
  *  objects, then the context. NULL is a no-op. */
 VREV_API void vrev_ctx_free(vrev_ctx *ctx);
+
+/** Close the connections the context still closes in the background. A TLS connection whose
+ *  owner has freed it stays open alone for a moment (at most 10 s) to send its last bytes and
+ *  its close_notify and to wait for the peer's end, so that a reset does not destroy what it
+ *  sent; these connections belong to the context. This closes them now (gracefully when all
+ *  was sent, with a reset otherwise), and from now on the context's connections close at once
+ *  when freed, without lingering: call it when the program stops. vrev_ctx_free() does it for
+ *  a context made by vrev_ctx_new_loop(); on a loop of the program's own, call it after
+ *  freeing the objects and before running the loop the last time and freeing the event_base
+ *  (lingering connections are leaked otherwise). From the loop's thread. NULL is a no-op. */
+VREV_API void vrev_ctx_close_lingering(vrev_ctx *ctx);
 
 /** The event_base given at creation (borrowed), or NULL. */
 VREV_API struct event_base *vrev_ctx_base(const vrev_ctx *ctx);

@@ -17,6 +17,15 @@
  * Register layers before loading the configs that name them (a config naming an unknown
  * layer is refused at load: "security: unknown stream security ..."). Layers stay registered
  * until vrev_ctx_free(), which calls free_state.
+ *
+ * Such a layer is a layer like libvrev's own (TLS, the ws and h2 carriers, the VMess stream):
+ * libvrev asks a stack of layers what lies below each one to reach the socket at the bottom
+ * (socket options; a reset rather than a clean end when a connection is aborted), and asks
+ * an embedder's layer through libevent: bufferevent_get_underlying() on the bufferevent wrap
+ * returns must give `lower`, as libevent's filters and bufferevent_openssl do. An end of
+ * stream from above reaches the layer as bufferevent_flush(bev, EV_WRITE, BEV_FINISHED), which
+ * a filter passes on below. A layer that hides `lower` (a bufferevent pair, say) still works,
+ * but aborts then end its connections cleanly and socket options do not reach them.
  */
 #ifndef VREV_TRANSPORT_H
 #define VREV_TRANSPORT_H

@@ -14,6 +14,7 @@
 #include "limits.h"
 
 struct bufferevent;
+struct vrev__lingering;
 
 /* An embedder's layer (vrev/transport.h), as registered. */
 struct vrev__transport {
@@ -47,6 +48,12 @@ struct vrev_ctx {
     size_t n_transports;
     /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
     void (*free_base)(struct event_base *base);
+    /* TLS connections whose owner freed them, still sending their last bytes or waiting for
+     * the peer's end (lib/net/tls.c, "lingering close"): the context's, closed by
+     * close_lingering (vrev_ctx_close_lingering, vrev_ctx_free) */
+    struct vrev__lingering *lingering;
+    void (*close_lingering)(vrev_ctx *ctx);
+    bool no_linger; /* since vrev_ctx_close_lingering: closed at once, nothing lingers */
     /* random bytes for VMess chunk padding (lib/codec/vmess_body.c), shared by every stream
      * of the context: one getrandom per 4 KiB instead of one per 256 bytes and stream */
     size_t pad_left;
@@ -58,11 +65,7 @@ struct vrev_ctx {
 /* The transport registered under `name`, or NULL. */
 const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const char *name);
 
-/* Put layer `t` on `lower` (which it owns from here on) for `role` (VREV_TRANSPORT_*).
- * Returns the new top, or NULL with *err set (a failure is logged, naming the layer). */
-struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
-                                         struct bufferevent *lower, int role,
-                                         const char *peer_name, int *err);
+/* vrev__transport_wrap() (lib/net/layer.h) puts one on a connection. */
 
 void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);

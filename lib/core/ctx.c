@@ -57,16 +57,32 @@ int vrev_ctx_new(vrev_ctx **out, struct event_base *base)
     return vrev_ctx_new2(out, base, NULL);
 }
 
+void vrev_ctx_close_lingering(vrev_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    /* TLS layers freed just before are closed in the loop's next pass (libevent finalizes a
+     * bufferevent there): they must not start lingering then */
+    ctx->no_linger = true;
+    if (ctx->close_lingering)
+        ctx->close_lingering(ctx);
+}
+
 void vrev_ctx_free(vrev_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->free_base) {
+        /* A program's own loop is gone by now (ctx.h): it closed them itself. */
+        vrev_ctx_close_lingering(ctx);
+        /* finishes libevent's deferred work, which may still use ctx and the transports'
+         * states (a layer's free callback runs there) */
+        ctx->free_base(ctx->base);
+    }
     for (size_t i = 0; i < ctx->n_transports; i++)
         if (ctx->transports[i].free_state)
             ctx->transports[i].free_state(ctx->transports[i].state);
     vrev__free(ctx, ctx->transports);
-    if (ctx->free_base) /* finishes libevent's deferred work, which may still use ctx */
-        ctx->free_base(ctx->base);
     vrev_allocator alloc = ctx->alloc;
     alloc.free(ctx, alloc.user);
 }
@@ -236,21 +252,6 @@ const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const cha
     for (size_t i = 0; ctx && name && i < ctx->n_transports; i++)
         if (!strcmp(ctx->transports[i].name, name))
             return &ctx->transports[i];
-    return NULL;
-}
-
-struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
-                                         struct bufferevent *lower, int role,
-                                         const char *peer_name, int *err)
-{
-    *err = 0;
-    struct bufferevent *top = t->wrap(t->state, lower, role, peer_name, err);
-    if (top)
-        return top;
-    if (*err >= 0) /* the layer forgot to say why */
-        *err = VREV_ERR_IO;
-    vrev__log(ctx, VREV_LOG_INFO, "transport", "%s: could not set up the layer (%s side): %s",
-              t->name, role == VREV_TRANSPORT_SERVER ? "server" : "client", vrev_strerror(*err));
     return NULL;
 }
 

@@ -25,7 +25,6 @@
 #include "codec/h2.h"
 #include "crypto/crypto.h"
 #include "net.h"
-#include "tls.h"
 
 #define STREAM_MARK (256 * 1024)
 #define LOWER_HIGH_WATER (256 * 1024)
@@ -140,9 +139,9 @@ static void on_taken(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 
 static bool alpn_ok(struct h2l *v)
 {
-    if (v->alpn_checked || !vrev__tls_lower(v->lower))
+    const char *alpn;
+    if (v->alpn_checked || !vrev__layer_alpn(v->lower, &alpn))
         return true; /* no TLS: prior knowledge */
-    const char *alpn = vrev__tls_alpn(v->lower);
     v->alpn_checked = true;
     return alpn && strcmp(alpn, "h2") == 0;
 }
@@ -237,18 +236,6 @@ struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *low
         (rc = vrev__h2_new(ctx, &v->h2, &ho, &cb, v)) == 0 &&
         (rc = vrev__h2_open(v->h2, &v->sid)) == 0)
         rc = flush_codec(v); /* the preface, SETTINGS and the request */
-    if (rc == 0) {
-        v->self =
-            bufferevent_filter_new(lower, filter_in, filter_out,
-                                   BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, h2l_free, v);
-        if (!v->self)
-            rc = VREV_ERR_NOMEM;
-        else if (!(v->taken = evbuffer_add_cb(bufferevent_get_input(v->self), on_taken, v))) {
-            bufferevent_free(v->self); /* frees v and lower */
-            *err = VREV_ERR_NOMEM;
-            return NULL;
-        }
-    }
     if (rc < 0) {
         if (v)
             h2l_free(v);
@@ -256,9 +243,20 @@ struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *low
         *err = rc;
         return NULL;
     }
+    struct bufferevent *self = vrev__layer_filter_new(lower, filter_in, filter_out, h2l_free, v);
+    if (!self) { /* v and lower are gone */
+        *err = VREV_ERR_NOMEM;
+        return NULL;
+    }
+    v->self = self;
+    if (!(v->taken = evbuffer_add_cb(bufferevent_get_input(self), on_taken, v))) {
+        bufferevent_free(self); /* frees v and lower */
+        *err = VREV_ERR_NOMEM;
+        return NULL;
+    }
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
     bufferevent_setwatermark(lower, EV_READ, 0, LOWER_READ_WATER);
-    vrev__tls_keep_open(lower); /* no-op without TLS */
+    vrev__layer_keep_open(lower); /* END_STREAM ends only the stream; no-op without TLS */
     *err = 0;
-    return v->self;
+    return self;
 }

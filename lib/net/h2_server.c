@@ -8,7 +8,10 @@
  * A stream's bufferevent is a filter over a bufferevent pair end that carries nothing: the
  * filter gives it libevent's bufferevent behaviour (callbacks, watermarks, flush modes) and,
  * unlike a pair end, tells us when its owner frees it (its free callback). Payload is added to
- * its input directly; its output goes to the codec through the filter's output function.
+ * its input directly; its output goes to the codec through the filter's output function. The
+ * pair's other end marks the stream as a layer (layer.h) with nothing below of its own: its
+ * connection is every stream's, and an abort of one stream (or its socket options) must not
+ * reach it; the stream's own free resets the stream if it is still open.
  * Lifetimes: the connection lives while its lower connection does or any stream is held; a
  * stream freed by its owner resets the HTTP/2 stream if it is still open; the lower connection
  * ending is an error (or EOF, for streams already ended) on every stream held.
@@ -23,7 +26,6 @@
 #include "carrier_layer.h"
 #include "codec/h2.h"
 #include "net.h"
-#include "tls.h"
 
 #define STREAM_MARK (256 * 1024)
 #define LOWER_HIGH_WATER (256 * 1024)
@@ -49,10 +51,11 @@ struct vrev__h2_conn {
 };
 
 struct h2s {
+    struct vrev__layer layer; /* a hidden layer (layer.h): nothing below is its own */
     struct vrev__h2_conn *c;
     struct h2s *prev, *next;
-    int32_t sid; /* -1 once the HTTP/2 stream is gone */
-    struct bufferevent *self;
+    int32_t sid;                    /* -1 once the HTTP/2 stream is gone */
+    struct bufferevent *self, *far; /* far: the other end of the pair under self, its mark */
     struct evbuffer_cb_entry *taken;
     bool ended_in, failed, ended_out;
 };
@@ -161,9 +164,19 @@ static void stream_free(void *arg)
         c->streams = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    bufferevent_free(s->far);
     vrev__free(c->ctx, s);
     conn_maybe_free(c);
 }
+
+/* The stream's free carries out any close (a reset if still open); nothing below is its own. */
+static bool stream_closing(struct vrev__layer *l, bool abort)
+{
+    (void)l, (void)abort;
+    return true;
+}
+
+static const struct vrev__layer_ops stream_layer = {.name = "h2", .closing = stream_closing};
 
 /* --- codec callbacks ------------------------------------------------------------------------ */
 
@@ -186,7 +199,7 @@ static int on_open(void *user, int32_t sid, const struct vrev__h2_request *req)
         vrev__free(c->ctx, s);
         return VREV_ERR_NOMEM;
     }
-    bufferevent_free(pair[1]); /* the other end is never used */
+    s->layer.ops = &stream_layer;
     s->c = c;
     s->sid = sid;
     s->self =
@@ -194,9 +207,12 @@ static int on_open(void *user, int32_t sid, const struct vrev__h2_request *req)
                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, stream_free, s);
     if (!s->self) {
         bufferevent_free(pair[0]);
+        bufferevent_free(pair[1]);
         vrev__free(c->ctx, s);
         return VREV_ERR_NOMEM;
     }
+    s->far = pair[1];
+    vrev__layer_mark(s->far, NULL, NULL, &s->layer);
     s->next = c->streams;
     if (c->streams)
         c->streams->prev = s;
@@ -347,7 +363,7 @@ struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
     }
     c->lower = lower;
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
-    vrev__tls_keep_open(lower); /* no-op without TLS */
+    vrev__layer_keep_open(lower); /* END_STREAM ends one stream; no-op without TLS */
     bufferevent_setcb(lower, lower_read, lower_write, lower_event, c);
     bufferevent_enable(lower, EV_READ | EV_WRITE);
     conn_flush(c); /* our SETTINGS */

@@ -1,8 +1,9 @@
 /* lib/net: the libevent glue (with cli/, the only code that includes the event2 headers).
  *
- * Everything that carries bytes is a struct bufferevent: a TCP socket, a TLS or VMess layer
- * stacked on one (a filter), or one end of an in-process pair (a mux session, a bridge's
- * tunnel link). Connections are joined by a relay with bounded buffering.
+ * Everything that carries bytes is a struct bufferevent: a TCP socket, a layer stacked on one
+ * (TLS, a ws or h2 carrier, the VMess stream, an embedder's transport: layer.h says where each
+ * sits and how a stack is asked about itself), or one end of an in-process pair (a mux
+ * session, a bridge's tunnel link). Connections are joined by a relay with bounded buffering.
  */
 #ifndef VREV_NET_NET_H
 #define VREV_NET_NET_H
@@ -16,6 +17,7 @@
 
 #include "codec/addr.h"
 #include "core/core.h"
+#include "layer.h"
 
 /* --- policy (V2Ray "policy.levels.N", WIRE-SPEC §3.6/§4.9) ---------------------------------- */
 
@@ -58,8 +60,8 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d);
  * sockets inherit what their listener was given (vrev__listener_new tunes it). */
 void vrev__tcp_tune(evutil_socket_t fd, bool keepalive);
 
-/* The TCP socket at the bottom of `bev`: bev's own, or below its layers (VMess and other
- * filters, TLS). -1 when there is none (a pair, a custom transport). */
+/* The TCP socket at the bottom of `bev`: bev's own, or below its layers (layer.h). -1 when
+ * there is none (a pair, an h2 stream, an embedder's layer that hides what is below it). */
 evutil_socket_t vrev__bev_tcp_fd(struct bufferevent *bev);
 
 /* TCP_USER_TIMEOUT: the kernel fails the connection once bytes it sent have gone this long

@@ -9,7 +9,6 @@
 
 #include "core/budget.h"
 #include "net.h"
-#include "tls.h"
 
 struct side {
     struct bufferevent *bev;
@@ -121,16 +120,6 @@ static void arm(struct vrev__relay *r)
     evtimer_add(r->timer, &left);
 }
 
-/* Bytes still queued anywhere in a stack: its own output and every layer's below (a VMess or
- * TLS layer hands its records to the socket's buffer, which freeing would throw away). */
-static size_t queued(struct bufferevent *bev)
-{
-    size_t n = 0;
-    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b))
-        n += evbuffer_get_length(bufferevent_get_output(b));
-    return n;
-}
-
 /* Both ways have ended: free once everything queued is out (bounded wait). */
 static void finish_when_flushed(struct vrev__relay *r)
 {
@@ -141,7 +130,7 @@ static void finish_when_flushed(struct vrev__relay *r)
         timeradd(&now, &max, &r->flush_until);
         r->flushing = true;
     }
-    if (queued(r->s[0].bev) + queued(r->s[1].bev) == 0) {
+    if (vrev__layer_queued(r->s[0].bev) + vrev__layer_queued(r->s[1].bev) == 0) {
         finish(r, 0, 0);
         return;
     }
@@ -237,16 +226,13 @@ static void on_write(struct bufferevent *bev, void *arg)
     pass_eof(r, !j);
 }
 
-/* Say why a TLS layer in this stack failed (a certificate, a name, an alert), if one did. */
-static void log_tls_failure(struct vrev__relay *r, struct bufferevent *bev)
+/* Say why a layer in this stack failed (TLS: a certificate, a name, an alert), if one did. */
+static void log_layer_failure(struct vrev__relay *r, struct bufferevent *bev)
 {
     char why[256];
-    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b)) {
-        if (vrev__tls_last_error(b, why, sizeof(why))[0]) {
-            vrev__log(r->ctx, VREV_LOG_WARN, "tls", "connection failed: %s", why);
-            return;
-        }
-    }
+    const char *layer = vrev__layer_failure(bev, why, sizeof(why));
+    if (layer)
+        vrev__log(r->ctx, VREV_LOG_WARN, layer, "connection failed: %s", why);
 }
 
 static void on_event(struct bufferevent *bev, short events, void *arg)
@@ -254,7 +240,7 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
     struct vrev__relay *r = arg;
     int i = which(r, bev);
     if (events & BEV_EVENT_ERROR || (events & BEV_EVENT_EOF && events & BEV_EVENT_WRITING)) {
-        log_tls_failure(r, bev);
+        log_layer_failure(r, bev);
         finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
         return;
     }

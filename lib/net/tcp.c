@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "net.h"
-#include "tls.h"
 
 #include <event2/bufferevent_struct.h> /* after bufferevent.h, which it needs */
 
@@ -402,39 +401,23 @@ void vrev__tcp_dial_cancel(struct vrev__dial *d)
 
 /* --- socket helpers ------------------------------------------------------------------------- */
 
-/* A plain socket bufferevent (not a filter, whose getfd answers its socket's fd, nor a pair). */
-static bool is_socket(struct bufferevent *bev)
-{
-    return !bufferevent_get_underlying(bev) && bufferevent_getfd(bev) >= 0;
-}
-
 void vrev__bev_enable(struct bufferevent *bev, short what)
 {
     bufferevent_enable(bev, what);
-    if ((what & EV_WRITE) && is_socket(bev) && !evbuffer_get_length(bufferevent_get_output(bev)))
+    if ((what & EV_WRITE) && vrev__bev_is_socket(bev) &&
+        !evbuffer_get_length(bufferevent_get_output(bev)))
         event_del(&bev->ev_write); /* re-added by libevent when bytes come */
 }
 
 void vrev__bev_read_now(struct bufferevent *bev)
 {
-    if (!is_socket(bev) || (bufferevent_get_enabled(bev) & EV_READ))
+    if (!vrev__bev_is_socket(bev) || (bufferevent_get_enabled(bev) & EV_READ))
         return;
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_unfreeze(in, 0);
     read_some(in, bufferevent_getfd(bev), FIRST_READ); /* an end or an error stays to be seen
                                                             when reading is enabled */
     evbuffer_freeze(in, 0);
-}
-
-evutil_socket_t vrev__bev_tcp_fd(struct bufferevent *bev)
-{
-    for (int depth = 0; bev && depth < 8; depth++) {
-        if (is_socket(bev))
-            return bufferevent_getfd(bev);
-        struct bufferevent *tls_lower = vrev__tls_lower(bev);
-        bev = tls_lower ? tls_lower : bufferevent_get_underlying(bev);
-    }
-    return -1;
 }
 
 int vrev__tcp_set_user_timeout(evutil_socket_t fd, uint32_t ms)
@@ -448,15 +431,6 @@ void vrev__bev_discard_input(struct bufferevent *bev, void *arg)
     (void)arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     evbuffer_drain(in, evbuffer_get_length(in));
-}
-
-void vrev__bev_kick_input(struct bufferevent *bev)
-{
-    struct bufferevent *below = bufferevent_get_underlying(bev);
-    if (below && evbuffer_get_length(bufferevent_get_input(below)))
-        bufferevent_trigger(below, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    if (evbuffer_get_length(bufferevent_get_input(bev)))
-        bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* --- closing -------------------------------------------------------------------------------- */
@@ -482,7 +456,7 @@ void vrev__bev_arm_abort(struct bufferevent *bev)
 
 bool vrev__bev_shutdown_write(struct bufferevent *bev)
 {
-    if (!is_socket(bev)) { /* a pair or a layer (VMess, TLS): pass an end of stream through it */
+    if (!vrev__bev_is_socket(bev)) { /* a pair or a layer: pass an end of stream through it */
         bufferevent_flush(bev, EV_WRITE, BEV_FINISHED);
         return false;
     }
@@ -494,18 +468,13 @@ bool vrev__bev_shutdown_write(struct bufferevent *bev)
 }
 
 /* Set how the socket at the bottom of `bev` closes: reset for an abort, else the usual close
- * (undoing vrev__bev_arm_abort). A TLS layer closes its socket itself, after its close_notify
- * (through vrev__bev_close or vrev__bev_shutdown_write) or with a reset once told to. */
+ * (undoing vrev__bev_arm_abort), unless a layer above it closes it itself (TLS: after its
+ * close_notify, or with a reset once told to). */
 static void set_close_below(struct bufferevent *bev, int abort)
 {
-    for (struct bufferevent *b = bev; b; b = bufferevent_get_underlying(b)) {
-        if (abort ? vrev__tls_set_abort(b) : vrev__tls_lower(b) != NULL)
-            return;
-        if (is_socket(b)) {
-            set_reset_on_close(bufferevent_getfd(b), abort);
-            return;
-        }
-    }
+    evutil_socket_t fd = vrev__layer_closing(bev, abort != 0);
+    if (fd >= 0)
+        set_reset_on_close(fd, abort);
 }
 
 void vrev__bev_close(struct bufferevent *bev, int abort)

@@ -33,6 +33,7 @@
 enum { ST_HANDSHAKE, ST_OPEN, ST_FAILED };
 
 struct tconn {
+    struct vrev__layer layer; /* first: the mark's argument is the connection */
     vrev_ctx *ctx;
     struct vrev__tls_ctx *t; /* a reference */
     struct vrev__tls_engine *eng;
@@ -43,17 +44,19 @@ struct tconn {
     bool busy, again;
     bool lower_reading;
     bool user_done;   /* the user's end of stream arrived on `inner` */
-    bool keep_open;   /* ... is ignored (vrev__tls_keep_open) */
+    bool keep_open;   /* ... is ignored (vrev__layer_keep_open) */
     bool notify_sent; /* our close_notify is out */
     bool lower_shut;  /* and the write direction below has ended */
     bool peer_done;   /* the peer's close_notify was read */
     bool eof_sent;    /* ... and passed to the user */
     bool aborted;
     size_t wr_len;      /* after AGAIN from a write: retry with the same length (and bytes) */
-    uint32_t linger_ms; /* the most the close may linger (vrev__tls_set_linger) */
+    uint32_t linger_ms; /* the most the close may linger (vrev__layer_set_linger) */
     char alpn[256];
     char err[VREV__TLS_ERR_LEN];
 };
+
+static const struct vrev__layer_ops tls_layer; /* below: the connection as a layer */
 
 /* --- lower-transport I/O for the backends -------------------------------------------------- */
 
@@ -171,7 +174,7 @@ static void deliver_eof(struct tconn *c)
         return;
     if (evbuffer_get_length(bufferevent_get_output(c->inner)) ||
         evbuffer_get_length(bufferevent_get_input(c->outer)))
-        return; /* inner_write or outer_input_cb comes back here */
+        return; /* inner_io or outer_input_cb comes back here */
     c->eof_sent = true;
     raise_event(c, BEV_EVENT_EOF | BEV_EVENT_READING);
 }
@@ -181,7 +184,7 @@ static void read_records(struct tconn *c)
     struct evbuffer *dst = bufferevent_get_output(c->inner);
     while (!c->peer_done && c->state == ST_OPEN) {
         if (evbuffer_get_length(dst) >= STAGE_CAP) {
-            set_lower_reading(c, false); /* the user's side is full: inner_write resumes */
+            set_lower_reading(c, false); /* the user's side is full: inner_io resumes */
             return;
         }
         struct evbuffer_iovec v;
@@ -337,24 +340,17 @@ static void lower_event(struct bufferevent *bev, short what, void *arg)
     fail(c, what & (BEV_EVENT_READING | BEV_EVENT_WRITING), reason);
 }
 
-/* inner's read and write callbacks: the user wrote, or the user's side took our bytes. Two
- * functions, so that conn_of() can recognise inner_read as ours. */
-static void inner_read(struct bufferevent *bev, void *arg)
+/* inner's read and write callbacks: the user wrote, or the user's side took our bytes. */
+static void inner_io(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     pump(arg);
 }
 
-static void inner_write(struct bufferevent *bev, void *arg)
+/* inner's events (through its mark, layer.h) */
+static void inner_event(struct vrev__layer *l, short what)
 {
-    (void)bev;
-    pump(arg);
-}
-
-static void inner_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    struct tconn *c = arg;
+    struct tconn *c = (struct tconn *)l;
     if (what & BEV_EVENT_EOF) {
         if (c->keep_open) /* a layer above has no half-close: only the free ends it */
             return;
@@ -420,25 +416,41 @@ static bool flush_plaintext(struct tconn *c)
  * an absolute time (c->linger_ms, at most LINGER_MS from the close) and LINGER_DISCARD bytes
  * discarded, then reset. The bound does not move with traffic: an idle timeout that every
  * byte restarted let a peer trickling one byte every 5 s keep a socket for days (issue M7).
- * A handshake ending at its deadline lingers not at all (vrev__tls_set_linger 0). A lingering
- * socket left when the event_base is freed leaks, like any bufferevent its owner did not
- * free. */
+ * A handshake ending at its deadline lingers not at all (vrev__layer_set_linger 0). The
+ * lingering sockets belong to the context, which closes those left when it goes
+ * (vrev_ctx_close_lingering), before its event_base is freed. */
 #define LINGER_MS 10000
 #define LINGER_DISCARD (64 * 1024)
 
-struct lingering {
+struct vrev__lingering {
     vrev_ctx *ctx;
+    struct vrev__lingering *prev, *next; /* ctx->lingering */
     struct bufferevent *bev;
     struct event *until;
     size_t discarded;
 };
 
-static void linger_end(struct lingering *l, bool abort)
+static void linger_end(struct vrev__lingering *l, bool abort)
 {
     struct bufferevent *bev = l->bev;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->ctx->lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
     event_free(l->until);
     vrev__free(l->ctx, l);
     vrev__bev_close(bev, abort);
+}
+
+/* The context goes: every socket still lingering is closed, reset if bytes are left unsent
+ * (they can no longer go out). */
+static void close_lingering(vrev_ctx *ctx)
+{
+    while (ctx->lingering)
+        linger_end(ctx->lingering,
+                   evbuffer_get_length(bufferevent_get_output(ctx->lingering->bev)) > 0);
 }
 
 static void linger_expired(evutil_socket_t fd, short what, void *arg)
@@ -462,7 +474,7 @@ static void linger_write(struct bufferevent *bev, void *arg)
 
 static void linger_read(struct bufferevent *bev, void *arg)
 {
-    struct lingering *l = arg;
+    struct vrev__lingering *l = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     l->discarded += evbuffer_get_length(in);
     evbuffer_drain(in, evbuffer_get_length(in));
@@ -482,7 +494,9 @@ static void linger_event(struct bufferevent *bev, short what, void *arg)
 static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 {
     uint32_t ms = c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS;
-    struct lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
+    if (c->ctx->no_linger) /* the context is going (vrev_ctx_close_lingering) */
+        ms = 0;
+    struct vrev__lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
     if (l && !(l->until = evtimer_new(bufferevent_get_base(lower), linger_expired, l))) {
         vrev__free(c->ctx, l);
         l = NULL;
@@ -493,6 +507,11 @@ static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
     }
     l->ctx = c->ctx;
     l->bev = lower;
+    l->next = c->ctx->lingering;
+    if (l->next)
+        l->next->prev = l;
+    c->ctx->lingering = l;
+    c->ctx->close_lingering = close_lingering;
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(l->until, &tv);
     evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
@@ -511,7 +530,7 @@ static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 }
 
 /* Like closing a socket: what the user was told is written goes out, then close_notify, then
- * the end of the connection; after vrev__tls_set_abort, no close_notify and an RST. */
+ * the end of the connection; after an abort (vrev__layer_closing), no close_notify and an RST. */
 static void close_lower(struct tconn *c)
 {
     struct bufferevent *lower = c->lower;
@@ -650,7 +669,7 @@ static void start(struct tconn *c)
     bufferevent_setwatermark(c->outer, EV_WRITE, STAGE_CAP / 2, STAGE_CAP);
     bufferevent_setwatermark(c->inner, EV_READ, 0, STAGE_CAP);
     bufferevent_setwatermark(c->inner, EV_WRITE, STAGE_CAP / 2, 0);
-    bufferevent_setcb(c->inner, inner_read, inner_write, inner_event, c);
+    vrev__layer_mark(c->inner, inner_io, inner_io, &c->layer);
     bufferevent_enable(c->inner, EV_READ | EV_WRITE);
     bufferevent_setwatermark(c->lower, EV_READ, 0, 0);
     bufferevent_setwatermark(c->lower, EV_WRITE, STAGE_CAP / 2, 0);
@@ -673,6 +692,7 @@ struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *
     if (rc == 0 && !(c = vrev__calloc(vrev__tls_common_of(t)->ctx, 1, sizeof(*c))))
         rc = VREV_ERR_NOMEM;
     if (rc == 0) {
+        c->layer.ops = &tls_layer;
         c->ctx = vrev__tls_common_of(t)->ctx;
         c->linger_ms = LINGER_MS;
         c->lower = lower;
@@ -699,24 +719,56 @@ struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *
     return c->self;
 }
 
-/* --- accessors ------------------------------------------------------------------------------ */
+/* --- the layer (layer.h) and accessors ------------------------------------------------------ */
+
+static struct bufferevent *layer_lower(struct vrev__layer *l)
+{
+    return ((struct tconn *)l)->lower;
+}
+
+/* The close is ours either way: close_notify and the end below, or a reset (close_lower). */
+static bool layer_closing(struct vrev__layer *l, bool abort)
+{
+    if (abort)
+        ((struct tconn *)l)->aborted = true;
+    return true;
+}
+
+static void layer_keep_open(struct vrev__layer *l)
+{
+    ((struct tconn *)l)->keep_open = true;
+}
+
+static const char *layer_alpn(struct vrev__layer *l)
+{
+    return ((struct tconn *)l)->alpn;
+}
+
+static const char *layer_failure(struct vrev__layer *l)
+{
+    return ((struct tconn *)l)->err;
+}
+
+static void layer_set_linger(struct vrev__layer *l, uint32_t ms)
+{
+    ((struct tconn *)l)->linger_ms = ms;
+}
+
+static const struct vrev__layer_ops tls_layer = {
+    .name = "tls",
+    .lower = layer_lower,
+    .closing = layer_closing,
+    .keep_open = layer_keep_open,
+    .alpn = layer_alpn,
+    .failure = layer_failure,
+    .set_linger = layer_set_linger,
+    .event = inner_event,
+};
 
 static struct tconn *conn_of(struct bufferevent *bev)
 {
-    struct bufferevent *outer = bev ? bufferevent_get_underlying(bev) : NULL;
-    struct bufferevent *inner = outer ? bufferevent_pair_get_partner(outer) : NULL;
-    bufferevent_data_cb readcb = NULL;
-    void *arg = NULL;
-    if (!inner)
-        return NULL;
-    bufferevent_getcb(inner, &readcb, NULL, NULL, &arg);
-    return readcb == inner_read ? arg : NULL;
-}
-
-struct bufferevent *vrev__tls_lower(struct bufferevent *tls_bev)
-{
-    struct tconn *c = conn_of(tls_bev);
-    return c ? c->lower : NULL;
+    struct vrev__layer *l = vrev__layer_of(bev);
+    return l && l->ops == &tls_layer ? (struct tconn *)l : NULL;
 }
 
 const char *vrev__tls_last_error(struct bufferevent *tls_bev, char *buf, size_t len)
@@ -737,30 +789,6 @@ bool vrev__tls_handshake_done(struct bufferevent *tls_bev)
 {
     struct tconn *c = conn_of(tls_bev);
     return c && c->state == ST_OPEN;
-}
-
-bool vrev__tls_set_abort(struct bufferevent *tls_bev)
-{
-    struct tconn *c = conn_of(tls_bev);
-    if (c)
-        c->aborted = true;
-    return c != NULL;
-}
-
-bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms)
-{
-    struct tconn *c = conn_of(tls_bev);
-    if (c)
-        c->linger_ms = ms;
-    return c != NULL;
-}
-
-bool vrev__tls_keep_open(struct bufferevent *tls_bev)
-{
-    struct tconn *c = conn_of(tls_bev);
-    if (c)
-        c->keep_open = true;
-    return c != NULL;
 }
 
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed)

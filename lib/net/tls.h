@@ -25,9 +25,11 @@
  *   encrypted, close_notify follows, then the connection below ends. On a socket whose kernel
  *   buffer cannot take everything at once, the socket lingers alone in the event loop (writes
  *   the rest, ends its write direction, discards input until the peer ends; at most 10 s
- *   without progress), so keep the loop running for a moment; a socket still lingering when
- *   the event_base is freed leaks. After vrev__tls_set_abort() the free is an abort instead: no
- *   close_notify, and an RST on a TCP socket, so that the peer sees an error.
+ *   without progress), so keep the loop running for a moment; the context owns the sockets
+ *   still lingering and closes them when it goes (vrev_ctx_close_lingering). An abort
+ *   (vrev__bev_close(bev, 1)) is the free without close_notify, with an RST on a TCP socket,
+ *   so that the peer sees an error. vrev__layer_set_linger() bounds the lingering.
+ * It is a layer as layer.h describes (a hidden one: its bufferevent is a filter over a pair).
  * Buffering inside the layer is bounded (64 KiB per stage and direction).
  *
  * Thread safety: a TLS context and its connections belong to the thread running the ctx's
@@ -100,25 +102,6 @@ const char *vrev__tls_alpn(struct bufferevent *tls_bev);
 
 /* True once the handshake (and verification) has succeeded. */
 bool vrev__tls_handshake_done(struct bufferevent *tls_bev);
-
-/* The bufferevent TLS runs over (the `lower` given to vrev__tls_wrap), or NULL if tls_bev is
- * not a TLS bufferevent. */
-struct bufferevent *vrev__tls_lower(struct bufferevent *tls_bev);
-
-/* Make the coming free an abort (see above). False if tls_bev is not a TLS bufferevent. */
-bool vrev__tls_set_abort(struct bufferevent *tls_bev);
-
-/* The coming free lingers (sends what is left, reads until the peer ends) for at most `ms`
- * (and never more than 10 s); 0: the socket is closed at once, reset if bytes are left
- * unsent. For a connection whose time is up (a handshake deadline), so that nothing of it
- * outlives that time. False if tls_bev is not a TLS bufferevent. */
-bool vrev__tls_set_linger(struct bufferevent *tls_bev, uint32_t ms);
-
-/* Ignore the user's end of stream from now on (no close_notify until the free): for a layer
- * above with no half-close (the ws carrier, whose upper layer's end must not end the TLS
- * stream under it: V2Ray's WebSocket reader takes that for a broken connection). False if
- * tls_bev is not a TLS bufferevent. */
-bool vrev__tls_keep_open(struct bufferevent *tls_bev);
 
 /* Tests only: make the transport below behave badly (short reads and writes, spurious
  * would-block) with a pseudo-random sequence from `seed` (0: off). */

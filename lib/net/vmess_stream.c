@@ -22,13 +22,13 @@ struct vstream {
     struct vrev__vmess_body enc; /* our direction */
     struct vrev__vmess_body dec; /* the peer's direction */
     bool client;
-    bool packet;      /* UDP: the user side is a packet link, one datagram per chunk */
-    bool resp_read;   /* client: response header done */
-    bool resp_sent;   /* server: response header sent */
-    bool eof_in;      /* peer's end-of-stream chunk seen */
-    bool eof_out;     /* our end-of-stream chunk sent */
-    bool failed;      /* an error event was raised */
-    size_t room;      /* plaintext room to offer the decoder: the peer's last chunk size */
+    bool packet;    /* UDP: the user side is a packet link, one datagram per chunk */
+    bool resp_read; /* client: response header done */
+    bool resp_sent; /* server: response header sent */
+    bool eof_in;    /* peer's end-of-stream chunk seen */
+    bool eof_out;   /* our end-of-stream chunk sent */
+    bool failed;    /* an error event was raised */
+    size_t room;    /* plaintext room to offer the decoder: the peer's last chunk size */
     struct vrev__vmess_resp_reader resp;
     uint8_t resp_hdr[VREV_VMESS_RESPONSE_LEN];
 };
@@ -66,8 +66,7 @@ static int first_segment(struct evbuffer *src, const uint8_t **p, size_t *n)
     return 1;
 }
 
-static enum bufferevent_filter_result read_response_header(struct vstream *v,
-                                                           struct evbuffer *src)
+static enum bufferevent_filter_result read_response_header(struct vstream *v, struct evbuffer *src)
 {
     const uint8_t *p;
     size_t n, used;
@@ -99,8 +98,8 @@ static void deliver(struct vstream *v, struct evbuffer *dst, struct evbuffer_iov
  * (bulk chunks repeat their size), so a chunk costs one pass over its bytes and no buffer of
  * the decoder's own; a larger chunk asks for its room first (VREV_VMESS_BODY_ROOM). */
 static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evbuffer *dst,
-                                               ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                               void *arg)
+                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                void *arg)
 {
     (void)limit, (void)mode;
     struct vstream *v = arg;
@@ -187,8 +186,8 @@ static int seal_front(struct vstream *v, struct evbuffer *dst, struct evbuffer *
 }
 
 static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct evbuffer *dst,
-                                                ev_ssize_t limit, enum bufferevent_flush_mode mode,
-                                                void *arg)
+                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                 void *arg)
 {
     struct vstream *v = arg;
     /* Backpressure: libevent gives the room left under the socket's write high-water mark;
@@ -251,17 +250,14 @@ static enum bufferevent_filter_result filter_out(struct evbuffer *src, struct ev
 
 static struct bufferevent *wrap(vrev_ctx *ctx, struct bufferevent *lower, struct vstream *v)
 {
-    v->self = bufferevent_filter_new(lower, filter_in, filter_out,
-                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-                                     vstream_free, v);
-    if (!v->self) {
-        vstream_free(v);
-        bufferevent_free(lower);
-        return NULL;
-    }
     (void)ctx;
+    struct bufferevent *self =
+        vrev__layer_filter_new(lower, filter_in, filter_out, vstream_free, v);
+    if (!self)
+        return NULL; /* v and lower are gone */
+    v->self = self;
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
-    return v->self;
+    return self;
 }
 
 static struct vstream *vstream_new(vrev_ctx *ctx, const struct vrev__vmess_request *req,
@@ -280,14 +276,12 @@ static struct vstream *vstream_new(vrev_ctx *ctx, const struct vrev__vmess_reque
     const uint8_t *ek = client ? req->body_key : resp_key, *ei = client ? req->body_iv : resp_iv;
     const uint8_t *dk = client ? resp_key : req->body_key, *di = client ? resp_iv : req->body_iv;
     if (rc == 0)
-        rc = vrev__vmess_body_init(&v->enc, ctx, req->security, req->options, req->command, ek,
-                                   ei);
+        rc = vrev__vmess_body_init(&v->enc, ctx, req->security, req->options, req->command, ek, ei);
     if (rc == 0 && !v->packet && v->enc.mode != VREV_VMESS_BODY_RAW &&
         (rc = vrev__vmess_body_set_max_payload(&v->enc, STREAM_CHUNK_PAYLOAD)) < 0)
         vrev__vmess_body_cleanup(&v->enc);
     if (rc == 0) {
-        rc = vrev__vmess_body_init(&v->dec, ctx, req->security, req->options, req->command, dk,
-                                   di);
+        rc = vrev__vmess_body_init(&v->dec, ctx, req->security, req->options, req->command, dk, di);
         if (rc < 0)
             vrev__vmess_body_cleanup(&v->enc);
     }

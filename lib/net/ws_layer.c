@@ -17,7 +17,7 @@
  * Ends. WebSocket has no half-close, and V2Ray sends its close frame (1000) only when it closes
  * the whole connection, after both directions are over: an end of stream from the upper layer
  * (BEV_FINISHED; a VMess upper layer has already sent its end-of-stream chunk inside) puts
- * nothing on the wire, and the TLS below is told to ignore it too (vrev__tls_keep_open): a close
+ * nothing on the wire, and the TLS below is told to ignore it too (vrev__layer_keep_open): a close
  * frame, or a close_notify, would make the peer end both directions (our codec stops sending
  * after a close; gorilla's reader fails on either, and V2Ray then drops the session), losing
  * what the other direction still carries. The connection ends when the upper layer frees it
@@ -34,7 +34,6 @@
 #include "codec/ws.h"
 #include "crypto/crypto.h"
 #include "net.h"
-#include "tls.h"
 
 #define CLIENT_HANDSHAKE_S 8 /* V2Ray's client: HandshakeTimeout 8 s */
 #define LOWER_HIGH_WATER (256 * 1024)
@@ -313,17 +312,14 @@ static struct wsl *wsl_new(vrev_ctx *ctx, bool client)
 static struct bufferevent *wrap(struct wsl *v, struct bufferevent *lower, int *err)
 {
     v->lower = lower;
-    v->self = bufferevent_filter_new(lower, filter_in, filter_out,
-                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, wsl_free, v);
+    v->self = vrev__layer_filter_new(lower, filter_in, filter_out, wsl_free, v);
     if (!v->self) {
-        wsl_free(v);
-        bufferevent_free(lower);
         *err = VREV_ERR_NOMEM;
         return NULL;
     }
     bufferevent_setwatermark(lower, EV_WRITE, 0, LOWER_HIGH_WATER);
     bufferevent_setwatermark(lower, EV_READ, 0, LOWER_READ_WATER);
-    vrev__tls_keep_open(lower); /* no-op without TLS */
+    vrev__layer_keep_open(lower); /* no half-close (see the top); no-op without TLS */
     *err = 0;
     return v->self;
 }

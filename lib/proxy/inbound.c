@@ -223,9 +223,7 @@ static void close_bev(struct vrev__handshake *h, enum close_how how)
     }
     int64_t left = how == NOW ? 0 : h->until_ms - now_ms();
     /* no-op without TLS; under a carrier, the TLS below it */
-    for (struct bufferevent *b = h->bev; b; b = bufferevent_get_underlying(b))
-        if (vrev__tls_set_linger(b, left > 0 ? (uint32_t)left : 0))
-            break;
+    vrev__layer_set_linger(h->bev, left > 0 ? (uint32_t)left : 0);
     vrev__bev_close(h->bev, 0);
 }
 

@@ -2,7 +2,6 @@
  * refused dials), large socket reads, writes in the pass that queued them, reading at accept.
  * Every test runs its own event_base with a hard deadline. */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -752,17 +751,6 @@ static void spin_base(struct event_base *base)
     }
 }
 
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Four live connections in all, two from one address: more are closed at accept; a connection
  * counts until its socket is closed by whoever holds it, whether accept() then reuses its
  * number or the number is taken by something else (then SO_COOKIE tells). */
@@ -776,7 +764,7 @@ static void test_listener_caps(void **state)
     assert_int_equal(vrev__listener_new(ctx, "127.0.0.1", 0, capped_accept, &owner, &l), 0);
     assert_int_equal(vrev__listener_set_caps(l, 4, 2), 0);
     uint16_t port = vrev__listener_port(l);
-    int before = count_fds();
+    int before = tu_count_fds();
     int cl[6];
     const char *from[6] = {"127.0.0.2", "127.0.0.2", "127.0.0.2",
                            "127.0.0.3", "127.0.0.3", "127.0.0.4"};
@@ -790,7 +778,7 @@ static void test_listener_caps(void **state)
     assert_int_equal(vrev__listener_refused(l), 2);
     for (int i = 0; i < 6; i++)
         assert_int_equal(was_closed(cl[i]), i == 2 || i == 5);
-    assert_int_equal(count_fds(), before + 6 + 4); /* the clients', and at most the caps */
+    assert_int_equal(tu_count_fds(), before + 6 + 4); /* the clients', and at most the caps */
     /* the owner closes one of .2's; its number is taken by something else at once */
     close(owner.fds[0]);
     int other = open("/dev/null", O_RDONLY);

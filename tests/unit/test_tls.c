@@ -126,7 +126,7 @@ static void abort_on_read(struct bufferevent *bev, void *arg)
 {
     struct peer *p = arg;
     peer_read(bev, p);
-    assert_true(vrev__tls_set_abort(bev));
+    assert_int_equal(vrev__layer_closing(bev, true), -1); /* TLS resets it itself */
     bufferevent_free(bev);
     p->bev = NULL;
     finished(p);
@@ -341,7 +341,7 @@ static void test_linger_is_bounded_in_time(void **state)
     static const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
     assert_int_equal(send(client, hello, sizeof(hello), 0), (ssize_t)sizeof(hello));
     run_ms(&w, 50);
-    assert_true(vrev__tls_set_linger(tls, 300));
+    assert_true(vrev__layer_set_linger(tls, 300));
     bufferevent_free(tls); /* graceful: it lingers, reading and dropping what comes */
     assert_int_equal(open_fds(), before + 2);
     bool closed = false;
@@ -368,7 +368,7 @@ static void test_linger_zero_closes_at_once(void **state)
     struct bufferevent *tls = raw_server(&w, &client);
     assert_int_equal(send(client, "\x16\x03", 2, 0), 2);
     run_ms(&w, 20);
-    assert_true(vrev__tls_set_linger(tls, 0));
+    assert_true(vrev__layer_set_linger(tls, 0));
     bufferevent_free(tls);
     run_ms(&w, 1);
     assert_int_equal(open_fds(), before + 1);

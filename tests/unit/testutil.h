@@ -28,6 +28,10 @@ void tu_failing_allocator(struct vrev_allocator *a, struct tu_failing_alloc *sta
  * (whose quarantine keeps freed memory resident) the bytes its heap has live. */
 long tu_mem_kib(void);
 
+/* The descriptors open in the process now (entries of /proc/self/fd, its listing's own and
+ * "." and ".." included: compare counts, not absolute values). */
+int tu_count_fds(void);
+
 /* Test payload: byte i of a stream. */
 uint8_t tu_pattern(size_t i);
 
