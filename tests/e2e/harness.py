@@ -46,6 +46,24 @@ http {{
 """.format(tmp=tmp, connections=connections, servers=servers)
 
 
+def need(name):
+    """The path of a Debian-packaged program the tests run (nginx, haproxy: /usr/sbin)."""
+    path = shutil.which(name) or ("/usr/sbin/" + name if os.access("/usr/sbin/" + name, os.X_OK)
+                                  else None)
+    assert path, "Debian's %s is a test dependency (scripts/install-deps.sh)" % name
+    return path
+
+
+def start_nginx(procs, tmp, servers, port, connections=64):
+    """Run nginx with nginx_conf(tmp, servers) until it listens on `port`; returns it."""
+    conf = tmp / "nginx.conf"
+    conf.write_text(nginx_conf(tmp, servers, connections))
+    ng = procs.start_argv("nginx", [need("nginx"), "-p", str(tmp) + "/", "-c", str(conf),
+                                    "-e", str(tmp / "nginx-error.log")])
+    assert wait_until(lambda: port_open(port), 10), procs.log(ng)
+    return ng
+
+
 def wait_until(cond, timeout=10.0, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

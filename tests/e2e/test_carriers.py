@@ -6,13 +6,12 @@ to the portal) with a vrev and a V2Ray bridge; the CLI's --transport. Without th
 vrev refuses every one of these configurations."""
 import hashlib
 import os
-import shutil
 
 import pytest
 
 from harness import (ROOT, UUID, bridge_config, free_port, http_get, http_post, pattern,
-                     port_open, portal_config, udp_exit_tries, udp_roundtrip, udp_session,
-                     wait_until)
+                     port_open, portal_config, start_nginx, udp_exit_tries, udp_roundtrip,
+                     udp_session, wait_until)
 
 TLS = os.path.join(ROOT, "tests", "vectors", "tls")
 PAIRS = [("vrev", "v2ray"), ("v2ray", "vrev"), ("vrev", "vrev")]
@@ -242,20 +241,7 @@ def test_forward(procs, backend, client_kind, server_kind, network, tls):
 
 # ---- a portal behind nginx -------------------------------------------------------------------
 
-NGINX_CONF = """daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/ng-body;
-    proxy_temp_path {tmp}/ng-proxy;
-    fastcgi_temp_path {tmp}/ng-fastcgi;
-    uwsgi_temp_path {tmp}/ng-uwsgi;
-    scgi_temp_path {tmp}/ng-scgi;
-    server {{
+NGINX_SERVER = """    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {tls}/server.crt;
         ssl_certificate_key {tls}/server.key;
@@ -269,28 +255,16 @@ http {{
         }}
         location / {{ return 404; }}
     }}
-}}
 """
-
-
-def nginx_bin():
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
-                                     else None)
 
 
 @pytest.mark.parametrize("bridge_kind", ["vrev", "v2ray"])
 def test_portal_behind_nginx(procs, backend, tmp_path, bridge_kind):
-    ng = nginx_bin()
-    assert ng, "Debian's nginx is a test dependency (apt-get install nginx-light)"
     ext, tun, front = free_port(), free_port(), free_port()
     portal_cfg, bridge_cfg = portal_config(ext, tun), bridge_config(front, backend)
     portal_cfg["inbounds"][1]["streamSettings"] = stream("ws", False, True, "/tunnel")
     bridge_cfg["outbounds"][1]["streamSettings"] = stream("ws", True, False, "/tunnel")
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp_path, port=front, tun=tun, tls=TLS))
-    nginx = procs.start_argv("nginx", [ng, "-p", str(tmp_path) + "/", "-c", str(conf),
-                                       "-e", str(tmp_path / "nginx-error.log")])
-    assert wait_until(lambda: port_open(front), 10), procs.log(nginx)
+    start_nginx(procs, tmp_path, NGINX_SERVER.format(port=front, tun=tun, tls=TLS), front, 256)
     portal = procs.start("vrev", "portal", portal_cfg)
     assert wait_until(lambda: port_open(tun), 10), procs.log(portal)
     bridge = procs.start(bridge_kind, "bridge", bridge_cfg)

@@ -12,7 +12,6 @@ address extension: it works, and the service gets v1 UNKNOWN / v2 LOCAL.
 """
 import json
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -21,7 +20,8 @@ import time
 
 import pytest
 
-from harness import ROOT, UUID, free_port, nginx_conf, port_open, wait_until
+import harness
+from harness import ROOT, UUID, free_port, need, port_open, wait_until
 
 CLIENT_IP = "127.0.0.2"
 TLS = os.path.join(ROOT, "tests", "vectors", "tls")
@@ -67,13 +67,6 @@ NGINX_SERVER = """    server {{
 """
 
 
-def need(name):
-    path = shutil.which(name) or ("/usr/sbin/" + name if os.access("/usr/sbin/" + name, os.X_OK)
-                                  else None)
-    assert path, "Debian's %s is a test dependency (scripts/install-deps.sh)" % name
-    return path
-
-
 def start_haproxy(procs, tmp_path, pub, tun, send):
     front, tfront = free_port(), free_port()
     conf = tmp_path / "haproxy.cfg"
@@ -85,11 +78,7 @@ def start_haproxy(procs, tmp_path, pub, tun, send):
 
 def start_nginx(procs, tmp_path):
     port = free_port()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(nginx_conf(tmp_path, NGINX_SERVER.format(port=port)))
-    ng = procs.start_argv("nginx", [need("nginx"), "-p", str(tmp_path) + "/", "-c", str(conf),
-                                    "-e", str(tmp_path / "nginx-error.log")])
-    assert wait_until(lambda: port_open(port), 10), procs.log(ng)
+    harness.start_nginx(procs, tmp_path, NGINX_SERVER.format(port=port), port)
     return port
 
 
