@@ -18,11 +18,13 @@
  *   limit_drops_total{limit,...}           work turned away (or held) by a limit of
  *                                          vrev_limit_info(): "sessionRate", "dialsPerTunnel",
  *                                          "tunnelsPerBridge", "bufferedTotal" (times a tunnel
- *                                          stopped reading: the context's buffers were full),
- *                                          "connsPerListener|connsPerSource" (connections
- *                                          refused at accept), "preauthPerInbound|
- *                                          preauthPerSource" (handshakes closed for a
- *                                          newcomer), "udpClientBytes|udpInboundBytes"
+ *                                          stopped reading: the context's buffers were full;
+ *                                          datagrams dropped), "tunnelBuffer" (times a tunnel
+ *                                          stopped reading: its sessions held that much),
+ *                                          "connsPerListener", "connsPerSource" (connections
+ *                                          refused at accept), "preauthPerInbound",
+ *                                          "preauthPerSource" (handshakes closed for a
+ *                                          newcomer), "udpClientBytes", "udpInboundBytes"
  *                                          (datagrams dropped); and the fixed
  *                                          "replyAllowance" (times a tunnel stopped reading: its
  *                                          peer did not read the answers to its frames)

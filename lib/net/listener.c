@@ -51,6 +51,7 @@ struct vrev__listener {
     struct held *held; /* by descriptor number */
     size_t n_held;
     uint64_t live, refused;
+    uint64_t refused_source; /* of refused: over max_per_source, not max_conns */
     int64_t swept_ms;
 };
 
@@ -145,6 +146,8 @@ static bool admit(struct vrev__listener *l, evutil_socket_t fd, const struct soc
         hold(l, fd, &k);
         return true;
     }
+    if (l->live < l->max_conns)
+        l->refused_source++;
     if (l->refused++ % 100 == 0) { /* rate-limited: a flood must not flood the log */
         char who[64];
         vrev__source_key_text(&k, who, sizeof(who));
@@ -290,6 +293,11 @@ uint64_t vrev__listener_live(const struct vrev__listener *l)
 uint64_t vrev__listener_refused(const struct vrev__listener *l)
 {
     return l->refused;
+}
+
+uint64_t vrev__listener_refused_source(const struct vrev__listener *l)
+{
+    return l->refused_source;
 }
 
 void vrev__listener_arm_abort(struct vrev__listener *l)

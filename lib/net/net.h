@@ -96,6 +96,7 @@ int vrev__listener_set_caps(struct vrev__listener *l, uint64_t max_conns, uint64
 /* Connections counted live now (see above), and refused at accept so far. */
 uint64_t vrev__listener_live(const struct vrev__listener *l);
 uint64_t vrev__listener_refused(const struct vrev__listener *l);
+uint64_t vrev__listener_refused_source(const struct vrev__listener *l); /* of those: per source */
 
 /* Fill a socket address from an IP vrev__addr (not a domain); returns its length. */
 socklen_t vrev__addr_to_sockaddr(const struct vrev__addr *a, struct sockaddr_storage *ss);

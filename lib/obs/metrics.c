@@ -91,15 +91,21 @@ void vrev__metrics_inbound(const struct vrev__metrics *m, const struct vrev__inb
     for (size_t i = 0; i < 4; i++)
         vrev__metric(m, "vrev_handshake_failures_total", COUNTER, help_hs, n[i], "inbound", tag,
                      "reason", why[i], NULL);
-    if (in->listener)
-        drop(m, "connsPerListener|connsPerSource", "inbound", tag,
-             vrev__listener_refused(in->listener));
-    drop(m, "preauthPerInbound|preauthPerSource", "inbound", tag, in->preauth.evicted);
+    if (in->listener) {
+        uint64_t all = vrev__listener_refused(in->listener);
+        uint64_t by_source = vrev__listener_refused_source(in->listener);
+        drop(m, "connsPerListener", "inbound", tag, all - by_source);
+        drop(m, "connsPerSource", "inbound", tag, by_source);
+    }
+    drop(m, "preauthPerInbound", "inbound", tag,
+         in->preauth.evicted - in->preauth.evicted_source);
+    drop(m, "preauthPerSource", "inbound", tag, in->preauth.evicted_source);
     if (in->udp) {
-        size_t queued;
-        uint64_t dropped;
-        vrev__udp_in_stats(in->udp, &queued, &dropped);
-        drop(m, "udpClientBytes|udpInboundBytes", "inbound", tag, dropped);
+        uint64_t client, inbound, budget;
+        vrev__udp_in_drops(in->udp, &client, &inbound, &budget);
+        drop(m, "udpClientBytes", "inbound", tag, client);
+        drop(m, "udpInboundBytes", "inbound", tag, inbound);
+        drop(m, "bufferedTotal", "inbound", tag, budget);
     }
 }
 
@@ -132,6 +138,8 @@ static void reverse_metrics(const struct vrev__metrics *m, const struct reverse_
                  "replyAllowance", "role", r, "tag", t, NULL);
     vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->budget_stops, "limit",
                  "bufferedTotal", "role", r, "tag", t, NULL);
+    vrev__metric(m, "vrev_limit_drops_total", COUNTER, help_drops, c->mux->cap_stops, "limit",
+                 "tunnelBuffer", "role", r, "tag", t, NULL);
 }
 
 static const char help_refused[] = "Sessions refused, by reason.";

@@ -28,6 +28,7 @@ struct vrev__preauth {
     struct vrev__preauth_bucket *by_count; /* by_count[k]: the sources holding k places */
     uint32_t n_by_count, top;              /* top: the most any source holds */
     uint64_t evicted;                      /* handshakes closed for a newcomer */
+    uint64_t evicted_source;               /* of those: the source was at preauthPerSource */
     uint64_t refused;                      /* newcomers turned away (out of memory) */
 };
 

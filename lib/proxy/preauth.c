@@ -118,6 +118,7 @@ bool vrev__preauth_admit(struct vrev__inbound *in, struct vrev__handshake *h)
         (struct vrev__preauth_source *)vrev__sources_find(&p->sources, &key);
     /* Make room first: the victim's source may be this one, and may go with its last place. */
     if (s && s->base.n >= p->per_source) {
+        in->preauth.evicted_source++;
         note_eviction(in, s, "too many from that address");
         vrev__handshake_evict(s->oldest);
     } else if (p->n >= p->max && p->top) {

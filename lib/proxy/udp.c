@@ -152,6 +152,8 @@ struct vrev__udp_in {
     uint16_t port;
     size_t queued;           /* bytes waiting in all peers' links (limits.udp_inbound_bytes) */
     uint64_t dropped;        /* datagrams dropped over a bound */
+    uint64_t dropped_client; /* of those: over udpClientBytes */
+    uint64_t dropped_budget; /* ... over bufferedTotal */
     struct timeval drop_log; /* when that was last logged */
 };
 
@@ -310,6 +312,7 @@ static void on_datagrams(evutil_socket_t fd, short what, void *arg)
         const struct vrev__limits *lim = &u->engine->limits;
         size_t need = LENGTH_PREFIX + len;
         if (u->queued + need > lim->udp_inbound_bytes || ctx_full(u->engine->ctx)) {
+            u->dropped_budget += u->queued + need <= lim->udp_inbound_bytes;
             dropped(u->engine, &u->dropped, &u->drop_log, u->tag,
                     ctx_full(u->engine->ctx) ? "the process holds bufferedTotal bytes"
                                              : "the inbound holds udpInboundBytes");
@@ -319,6 +322,7 @@ static void on_datagrams(evutil_socket_t fd, short what, void *arg)
         if (!p && !(p = peer_new(u, &a, alen, dest)))
             continue; /* too many peers or no memory: the datagram is dropped */
         if (p->queue.n + need > lim->udp_client_bytes) {
+            u->dropped_client++;
             dropped(u->engine, &u->dropped, &u->drop_log, u->tag,
                     "a client's link holds udpClientBytes");
             continue;
@@ -414,6 +418,14 @@ void vrev__udp_in_free(struct vrev__udp_in *u)
 uint16_t vrev__udp_in_port(const struct vrev__udp_in *u)
 {
     return u ? u->port : 0;
+}
+
+void vrev__udp_in_drops(const struct vrev__udp_in *u, uint64_t *client, uint64_t *inbound,
+                        uint64_t *budget)
+{
+    *client = u->dropped_client;
+    *budget = u->dropped_budget;
+    *inbound = u->dropped - u->dropped_client - u->dropped_budget;
 }
 
 void vrev__udp_in_stats(const struct vrev__udp_in *u, size_t *queued, uint64_t *dropped)

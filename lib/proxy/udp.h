@@ -23,6 +23,9 @@ uint16_t vrev__udp_in_port(const struct vrev__udp_in *u);
 /* Bytes waiting in the listener's links now (limits.udp_inbound_bytes), and datagrams dropped
  * so far over a bound (udpClientBytes, udpInboundBytes, bufferedTotal). */
 void vrev__udp_in_stats(const struct vrev__udp_in *u, size_t *queued, uint64_t *dropped);
+/* The dropped datagrams by bound: udpClientBytes, udpInboundBytes, bufferedTotal. */
+void vrev__udp_in_drops(const struct vrev__udp_in *u, uint64_t *client, uint64_t *inbound,
+                        uint64_t *budget);
 
 /* Carry the packet link `link` (owned from now on) to the IP target over a connected UDP
  * socket (a name is refused: resolve it first). */

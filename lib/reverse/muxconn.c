@@ -652,6 +652,7 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
         bufferevent_setwatermark(s->local, EV_WRITE, mc->hwm / 2, 0);
     } else if (mc->held_cap && mc->held >= mc->held_cap) {
         mc->over_cap = true;
+        mc->stats.cap_stops++;
     } else if (budget_tight(mc)) { /* a V2Ray peer: the stall timeout ends a wait for ever */
         if (!mc->over_budget)
             vrev__budget_log_stop(mc->ctx, LOG_COMPONENT);
@@ -1257,6 +1258,7 @@ void vrev__muxconn_add_stats(const struct vrev__muxconn *mc, struct vrev__muxcon
     sum->reply_holds += st.reply_holds;
     sum->empty_frames += st.empty_frames;
     sum->budget_stops += st.budget_stops;
+    sum->cap_stops += st.cap_stops;
 }
 
 bool vrev__muxconn_closed(const struct vrev__muxconn *mc)

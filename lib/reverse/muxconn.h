@@ -46,6 +46,7 @@ struct vrev__muxconn_stats {
     uint64_t reply_holds;     /* times reading stopped: replies past the output limit */
     uint64_t empty_frames;    /* KeepAlive / empty Keep frames received */
     uint64_t budget_stops;    /* times the tunnel stopped: the context's buffers were full */
+    uint64_t cap_stops;       /* ... its sessions held tunnelBuffer bytes (held_cap) */
 };
 
 /* Take over `transport` (freed with the muxconn). A SERVER takes new sessions at the rate
