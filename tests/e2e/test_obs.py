@@ -186,7 +186,7 @@ def test_json_logs(procs, backend, tmp_path):
         # the public client's address, which a vrev portal sends with each session
         assert rec["to"] == "tcp:web:0" and rec["from"].startswith("127.0.0.1:")
         assert rec["reason"] == ""
-        assert rec["message"] == " accepted tcp:web:0 [%s]" % rec["outbound"]
+        assert rec["message"] == "%s accepted tcp:web:0 [%s]" % (rec["from"], rec["outbound"])
     assert UUID not in acc.read_text() + err.read_text()
 
 
