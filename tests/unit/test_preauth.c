@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -421,6 +422,8 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
         snprintf(from, sizeof(from), "127.0.0.%d", 2 + i % 4);
         fd[i] = client(&w, from);
     }
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     spin(&w);
     assert_int_equal(count_fds(), base + 2 * N); /* ours and theirs */
     for (int t = 0; t < 12; t++) {               /* 1.2 s: three times the deadline */
@@ -428,7 +431,9 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
             if (t < (int)sizeof(hello))
                 (void)send(fd[i], &hello[t], 1, MSG_NOSIGNAL);
         spin_ms(&w, 100);
-        if (t < 3)
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms < 300) /* well before the deadline (a loaded machine may be past it) */
             assert_int_equal(w.in->preauth.n, N);
     }
     for (int i = 0; i < N; i++) /* still trickling after the deadline */
