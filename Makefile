@@ -2,6 +2,8 @@
 #
 #   make [all]            libvrev.a, libvrev.so.0 and the vrev binary (in $(BUILD)/)
 #   make check            build and run every test (cmocka units, fuzz corpus replays, CLI tests)
+#                         and the rules of docs/layers.md (make layers, exports, headers)
+#   make symbols          rewrite lib/libvrev.symbols from the library (an intended API change)
 #   make asan             the same under ASan+UBSan (clang), in build/asan (ASAN_BUILD=...)
 #   make fuzz             libFuzzer targets (clang) in build/fuzz (FUZZ_BUILD=...)
 #   make install          PREFIX=/usr/local DESTDIR= ; make uninstall (also the systemd units,
