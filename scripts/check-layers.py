@@ -7,11 +7,12 @@ lib/net/layer.h, and they describe the code as it is: every include of the tree 
 is a named exception below, with its reason. Burn the exceptions down; do not add to them
 without saying why.
 
-What is checked, for every .c and .h under lib/, cli/ and examples/:
+What is checked, for every .c and .h under lib/, cli/ and examples/, and the public headers:
 1. A quoted include of a project header ("net/net.h", "vrev/tunnel.h", a file of the same
    folder) is allowed only if that header's folder is in the including folder's MAY_INCLUDE.
    A public header (include/vrev/*.h) belongs to the folder that implements it (PUBLIC_OWNER):
-   including it is a dependency on that folder. cli/ and examples/ use the public API only.
+   including it is a dependency on that folder, and a public header's own includes are its
+   owner's dependencies. cli/ and examples/ use the public API only.
 2. Library headers (<event2/...>, <jansson.h>, TLS and crypto libraries, nghttp2, wslay) only
    in the folders SYSTEM_ALLOWED names.
 3. SANS_IO folders reach none of SANS_IO_FORBIDDEN, not even through the project headers they
@@ -100,6 +101,14 @@ EXCEPTIONS = {
     ("cli/mem.c", "jansson.h"):
         "json_set_alloc_funcs is process-global: only the program, never the library, may set "
         "jansson's allocator (the CLI's memory accounting); intended, stays",
+    # The metrics server (vrev_metrics_server_*, lib/obs/metrics_http.c) takes portals,
+    # bridges and instances and calls their public functions (vrev_portal_metrics, ...): API
+    # code in lib/obs, which the public header shows.
+    ("include/vrev/obs.h", "tunnel.h"):
+        "vrev_metrics_server_add_portal/bridge; fix: move metrics_http.c and these functions "
+        "to lib/api (or hand the server callbacks instead of handles)",
+    ("include/vrev/obs.h", "instance.h"):
+        "vrev_metrics_server_add_instance; fix: as for tunnel.h",
     # A lower layer including a public header of a higher one for its enum values.
     ("lib/reverse/bridge.c", "vrev/tunnel.h"):
         "for the VREV_EVENT_* values; fix: move enum vrev_tunnel_event to a core-owned header",
@@ -109,13 +118,15 @@ EXCEPTIONS = {
         "for VREV_EVENT_SESSION_OPEN/CLOSE; fix: as bridge.c",
 }
 
-SCANNED = ["lib", "cli", "examples"]
+SCANNED = ["lib", "cli", "examples", "include/vrev"]
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
 
 def folder_of(path):
     """The layer folder of a repository path: lib/<x>, cli, examples, include."""
     parts = path.split("/")
+    if parts[0] == "include" and len(parts) == 3:  # a public header: its owner's
+        return PUBLIC_OWNER.get(parts[2], "include")
     if parts[0] == "lib" and len(parts) > 2:
         return "lib/" + parts[1]
     return parts[0]
@@ -221,6 +232,10 @@ def main():
             files += [os.path.join(root, n) for n in names if n.endswith((".c", ".h"))]
     errors, used = [], set()
     for path in sorted(files):
+        if path.startswith("include/vrev/") and folder_of(path) == "include":
+            errors.append("%s: a public header with no owner: add it to PUBLIC_OWNER in "
+                          "scripts/check-layers.py" % path)
+            continue
         if folder_of(path) not in MAY_INCLUDE:
             errors.append("%s: folder %s has no rule in scripts/check-layers.py" %
                           (path, folder_of(path)))
