@@ -2,6 +2,8 @@
 #
 #   make [all]            libvrev.a, libvrev.so.0 and the vrev binary (in $(BUILD)/)
 #   make check            build and run every test (cmocka units, fuzz corpus replays, CLI tests)
+#                         and the rules of docs/layers.md (make layers, exports, headers)
+#   make symbols          rewrite lib/libvrev.symbols from the library (an intended API change)
 #   make asan             the same under ASan+UBSan (clang), in build/asan (ASAN_BUILD=...)
 #   make fuzz             libFuzzer targets (clang) in build/fuzz (FUZZ_BUILD=...)
 #   make install          PREFIX=/usr/local DESTDIR= ; make uninstall (also the systemd units,
@@ -119,7 +121,8 @@ SHARED_LIB := $(BUILD)/libvrev.so.$(VERSION)
 VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
-.PHONY: demo all lib cli examples deps check check-run unit replay clitest exports headers run-examples asan fuzz install \
+.PHONY: demo all lib cli examples deps check check-run unit replay clitest exports symbols headers \
+	layers run-examples asan fuzz install \
 	uninstall clean bench bench-micro units manlint FORCE
 
 all: lib cli
@@ -204,7 +207,7 @@ check: deps
 
 check-run: $(UNIT_BINS) $(REPLAY_BINS) $(VREV_BIN) $(EXAMPLE_BINS) $(BUILD)/$(SONAME) \
 		$(BUILD)/libvrev.so $(BUILD)/tests/carrier_peer $(BUILD)/tests/layer_peer
-	@$(MAKE) --no-print-directory -j1 units manlint unit replay clitest exports headers run-examples
+	@$(MAKE) --no-print-directory -j1 layers units manlint unit replay clitest exports headers run-examples
 	@echo "check: all suites passed ($(CRYPTO) backend)"
 
 unit: $(UNIT_BINS)
@@ -220,18 +223,44 @@ clitest: $(VREV_BIN)
 		VREV_SAN_FLAGS="$(SAN_FLAGS)" VREV_EXAMPLES=$(BUILD)/examples \
 		VREV_LIB=$(BUILD)/$(SONAME) $(PYTHON) -m pytest -q $(PYTEST_DIRS)
 
-# Only vrev_* may be exported from the shared library.
+# The shared library exports the public API only, each name under the version node VREV_1.0
+# (lib/libvrev.map), and exactly the names committed in lib/libvrev.symbols: an added or removed
+# export fails here by name. `make symbols` rewrites the list when the change is intended.
+SYMBOLS := lib/libvrev.symbols
 exports: $(BUILD)/$(SONAME)
-	@bad=$$(nm -D --defined-only $(BUILD)/$(SONAME) | awk '{print $$3}' | \
-		grep -v '^vrev_[a-z0-9]' || true); \
-	if [ -n "$$bad" ]; then echo "exports: non-vrev_ symbols exported:"; echo "$$bad"; exit 1; fi; \
-	echo "exports: $$(nm -D --defined-only $(BUILD)/$(SONAME) | wc -l) symbols, all public vrev_*"
+	@$(PYTHON) scripts/check-exports.py $(BUILD)/$(SONAME) $(SYMBOLS)
 
-# Public headers compile alone, as C and C++-free C11, without libevent on the include path.
-headers:
+symbols: $(BUILD)/$(SONAME)
+	@$(PYTHON) scripts/check-exports.py --write $(BUILD)/$(SONAME) $(SYMBOLS)
+
+# Public headers compile alone, without libevent on the include path: as C99 with -pedantic
+# (portable declarations) and as C++. Then one C++ file takes the address of every symbol in
+# lib/libvrev.symbols through include/vrev.h alone and links against the shared library: each
+# export is declared in the public headers, with C linkage (extern "C").
+HEADERS_CXX_FLAGS := -std=c++11 -pedantic -Wall -Wextra -Wshadow -Werror
+headers: $(BUILD)/$(SONAME) $(SYMBOLS)
 	@set -e; for h in include/vrev.h include/vrev/*.h; do \
-		echo "#include \"$$h\"" | $(CC) -std=c11 $(WARN) -Iinclude -fsyntax-only -xc - ; done; \
-	echo "headers: all public headers compile standalone"
+		echo "#include \"$$h\"" | $(CC) -std=c99 -pedantic $(WARN) -Iinclude -fsyntax-only \
+			-xc - || { echo "headers: $$h fails as C99 -pedantic"; exit 1; }; \
+		echo "#include \"$$h\"" | $(CXX) $(HEADERS_CXX_FLAGS) -Iinclude -fsyntax-only \
+			-xc++ - || { echo "headers: $$h fails as C++"; exit 1; }; done
+	@mkdir -p $(BUILD)/headers
+	@{ echo '#include "vrev.h"'; echo 'void *vrev_exports_[] = {'; \
+		grep -v '^#' $(SYMBOLS) | sed 's/.*/    (void *)\&&,/'; echo '};'; \
+		echo 'int main() { return vrev_exports_[0] == 0; }'; } > $(BUILD)/headers/exports.cc
+	@$(CXX) $(HEADERS_CXX_FLAGS) -Iinclude -c -o $(BUILD)/headers/exports.o \
+		$(BUILD)/headers/exports.cc || { echo "headers: an export of $(SYMBOLS) is not" \
+		"declared in include/vrev.h"; exit 1; }
+	$(if $(filter 1,$(SANITIZE)),,@$(CXX) -o $(BUILD)/headers/exports $(BUILD)/headers/exports.o \
+		$(BUILD)/$(SONAME) || { echo "headers: an export of $(SYMBOLS) is declared without" \
+		"C linkage (extern \"C\") in include/vrev.h"; exit 1; })
+	@echo "headers: all public headers compile standalone (C99 -pedantic, C++), every export" \
+		"declared$(if $(filter 1,$(SANITIZE)),, and linked from C++)"
+
+# Which folder may include which (DESIGN.md §3; the rules and their named exceptions are in
+# scripts/check-layers.py, explained in docs/layers.md).
+layers:
+	@$(PYTHON) scripts/check-layers.py
 
 # The systemd units, with ExecStart= pointing at the vrev just built: systemd-analyze verify
 # (it needs no running systemd) checks every key, that the command exists and that the man

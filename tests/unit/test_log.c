@@ -77,15 +77,32 @@ static void test_unlimited_and_many_components(void **state)
     for (int i = 0; i < 500; i++)
         vrev__log(ctx, VREV_LOG_ERROR, "a", "line %d", i);
     assert_int_equal(s.lines[0], 500);
-    /* more components than buckets: the least recently used bucket is taken over */
+    /* Rate 1, burst 3: as many components as there are buckets each get their burst and no
+     * more (the table full, none taken over). */
     vrev_ctx_set_log_rate(ctx, 1, 3);
     char name[24];
-    for (int round = 0; round < 3; round++)
-        for (int c = 0; c < 40; c++) {
+    for (int round = 0; round < 10; round++)
+        for (int c = 0; c < VREV__LOG_BUCKETS; c++) {
             snprintf(name, sizeof(name), "b-component-%d", c);
             vrev__log(ctx, VREV_LOG_WARN, name, "x");
         }
-    assert_true(s.lines[1] >= 40 && s.lines[1] <= 120);
+    assert_int_equal(s.lines[1], 3 * VREV__LOG_BUCKETS);
+    /* More components than buckets, in turn: each line finds its bucket taken over by then
+     * (the least recently used goes) and starts a fresh burst, so every line is written. */
+    s.lines[1] = 0;
+    for (int round = 0; round < 3; round++)
+        for (int c = 0; c < 40; c++) {
+            snprintf(name, sizeof(name), "b-other-%d", c);
+            vrev__log(ctx, VREV_LOG_WARN, name, "x");
+        }
+    assert_int_equal(s.lines[1], 3 * 40);
+    /* ... and a bucket taken over still limits: the burst, then nothing. */
+    s.lines[1] = 0;
+    for (int i = 0; i < 10; i++)
+        vrev__log(ctx, VREV_LOG_WARN, "b-other-0", "x");
+    assert_int_equal(s.lines[1], 3);
+    /* no line has been written after drops yet: no "(N more lines ...)" */
+    assert_int_equal(s.notes, 0);
     vrev_ctx_set_log_rate(NULL, 1, 1); /* no-op */
     vrev_ctx_free(ctx);
 }
