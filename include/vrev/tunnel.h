@@ -70,8 +70,17 @@ VREV_API int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostpo
 VREV_API int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport,
                                          const char *name);
 
-/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing). */
+/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing),
+ *  replacing any portal set or added before. */
 VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport);
+/** Bridge: one more portal (up to VREV_TUNNEL_MAX_PORTALS; the same HOST:PORT twice is
+ *  VREV_ERR_INVAL). The bridge keeps its own tunnels to each portal, with their own redial
+ *  and backoff: when one portal is down the others carry on. Meant for portals behind a load
+ *  balancer (README: "Several portals"): any portal may get a public connection, and hands
+ *  it to this bridge over its own tunnels. */
+VREV_API int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport);
+/** The most portals one bridge dials. */
+#define VREV_TUNNEL_MAX_PORTALS 16
 /** Bridge: deliver sessions for `name` (NULL: VREV_TUNNEL_DEFAULT_NAME) to "HOST:PORT". */
 VREV_API int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name,
                                          const char *hostport);
