@@ -209,7 +209,6 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         put(o, "%s", i ? ",\n" : "");
         interconn_json(o, t, id, t->portals[i], itag);
     }
-    put(o, " }");
     for (size_t i = 0; i < t->n_targets; i++)
         put(o,
             ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
@@ -228,12 +227,12 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         struct vrev__addr ta;
         if (vrev__tunnel_target_addr(&t->targets[i], &ta)) /* the HOST:PORT the portal asks for */
             put_target_rule(o, t, &ta, i);
-        else
-        {
+        else {
             put(o, ",\n    { \"type\": \"field\", ");
             put_from(o, t);
-            put(o, ", \"network\": \"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": "
-                   "\"target-%zu\" }",
+            put(o,
+                ", \"network\": \"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": "
+                "\"target-%zu\" }",
                 t->targets[i].name, i);
         }
     }

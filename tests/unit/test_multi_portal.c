@@ -42,8 +42,9 @@ static void test_portal_options(void **state)
     assert_non_null(strstr(buf, "\"tag\": \"interconn-1\", \"protocol\": \"vmess\",\n      "
                                 "\"settings\": { \"vnext\": [ { \"address\": \"192.0.2.7\", "
                                 "\"port\": 8443"));
-    assert_non_null(strstr(buf, "\"inboundTag\": [ \"bridge-1\" ], \"domain\": [ "
-                                "\"full:tunnel.vrev.internal\" ], \"outboundTag\": \"interconn-1\""));
+    assert_non_null(strstr(buf,
+                           "\"inboundTag\": [ \"bridge-1\" ], \"domain\": [ "
+                           "\"full:tunnel.vrev.internal\" ], \"outboundTag\": \"interconn-1\""));
     assert_non_null(strstr(buf, "\"inboundTag\": [ \"bridge-0\", \"bridge-1\" ], \"network\": "
                                 "\"tcp\", \"domain\": [ \"full:web\" ]"));
     /* set_portal replaces the list: one portal, V2Ray's usual tags */
@@ -166,6 +167,13 @@ static void wait_tunnels(struct world *w, unsigned mask)
     }
 }
 
+/* Until the bridge has seen n TUNNEL_UP events for portal i (they may follow the portal's). */
+static void wait_up(struct world *w, int i, int n)
+{
+    for (int k = 0; k < 300 && w->up[i] < n; k++)
+        run_ms(w, 10);
+}
+
 static void world_init(struct world *w, unsigned mask)
 {
     memset(w, 0, sizeof(*w));
@@ -181,6 +189,9 @@ static void world_init(struct world *w, unsigned mask)
     vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
     assert_int_equal(vrev_bridge_start(w->bridge), 0);
     wait_tunnels(w, mask);
+    for (int i = 0; i < NP; i++)
+        if (mask & (1u << i))
+            wait_up(w, i, 1);
 }
 
 static void world_done(struct world *w)
@@ -274,6 +285,7 @@ static void test_two_portals_one_down_and_back(void **state)
     /* portal 1 back on its port: the bridge redials it and it serves again */
     portal_up(&w, 1);
     wait_tunnels(&w, 2);
+    wait_up(&w, 1, 2);
     assert_int_equal(ptunnels(&w, 1), 1);
     assert_int_equal(w.up[1], 2);
     assert_int_equal(echo_via(&w, 1), 10);
@@ -301,6 +313,7 @@ static void test_reload_adds_and_removes_portals(void **state)
     /* add portal 1: portal 0's tunnel stays, portal 1 gets one */
     reload(&w, 3);
     wait_tunnels(&w, 3);
+    wait_up(&w, 1, 1);
     assert_int_equal(ptunnels(&w, 1), 1);
     assert_int_equal(vrev_portal_counter(w.portal[0], VREV_COUNTER_TUNNELS_OPENED), 1);
     assert_int_equal(w.up[0], 1);
