@@ -386,10 +386,17 @@ static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
     e->outbounds = pl->obs;
     e->n_outbounds = pl->n_obs;
     e->router = pl->router;
+    size_t renewed = pl->n_legs - kept;
+    char more[128] = "";
+    if (renewed)
+        snprintf(more, sizeof(more), ", tunnels renewed to %zu (the old ones close once idle)",
+                 renewed);
+    if (closed)
+        snprintf(more + strlen(more), sizeof(more) - strlen(more),
+                 ", tunnels closed to %u removed", closed);
     vrev__log(b->ctx, VREV_LOG_INFO, "reload",
-              "reloaded: %zu targets; portals %zu -> %zu: tunnels kept to %u, renewed to %zu "
-              "(the old ones close once idle), closed to %u",
-              pl->n_obs - pl->n_legs, b->n_legs, pl->n_legs, kept, pl->n_legs - kept, closed);
+              "reloaded: %zu targets, %zu portals: tunnels kept to %u%s", pl->n_obs - pl->n_legs,
+              pl->n_legs, kept, more);
     b->legs = pl->legs;
     b->n_legs = pl->n_legs;
     vrev__free(b->ctx, from);
