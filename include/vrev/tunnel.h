@@ -77,7 +77,10 @@ VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostpo
  *  VREV_ERR_INVAL). The bridge keeps its own tunnels to each portal, with their own redial
  *  and backoff: when one portal is down the others carry on. Meant for portals behind a load
  *  balancer (README: "Several portals"): any portal may get a public connection, and hands
- *  it to this bridge over its own tunnels. */
+ *  it to this bridge over its own tunnels. A host name is resolved (without blocking the
+ *  loop) at each dial and the tunnel goes to the first address of the answer: a name that
+ *  stands for several portals does not give a tunnel set to each; add each portal's
+ *  address. */
 VREV_API int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport);
 /** The most portals one bridge dials. */
 #define VREV_TUNNEL_MAX_PORTALS 16
