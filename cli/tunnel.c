@@ -64,7 +64,8 @@ static int usage(int portal, FILE *out)
             "                   [--domain NAME] [--print-config] [--log-level LEVEL]\n"
             "                   [--dead-after DURATION] [--max-sessions N] [--limit NAME=VALUE]\n"
             "                   [--config-file FILE] [--pid-file FILE]\n"
-            "  --portal   the portal's tunnel address\n"
+            "  --portal   the portal's tunnel address; repeatable: a tunnel set to each portal\n"
+            "             (portals behind one load balancer)\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
             "             a V2Ray portal); the bridge reaches nothing but these;\n"
@@ -190,7 +191,7 @@ static int option(struct cli_opts *c, int portal, const char *opt, const char *v
             *eq = '\0';
         rc = vrev_tunnel_opts_add_public(t, buf, eq ? eq + 1 : NULL);
     } else if (!portal && !strcmp(opt, "--portal"))
-        rc = vrev_tunnel_opts_set_portal(t, val);
+        rc = vrev_tunnel_opts_add_portal(t, val);
     else if (!portal && !strcmp(opt, "--to")) {
         char buf[512];
         snprintf(buf, sizeof(buf), "%s", val);

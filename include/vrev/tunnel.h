@@ -70,8 +70,20 @@ VREV_API int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostpo
 VREV_API int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport,
                                          const char *name);
 
-/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing). */
+/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing),
+ *  replacing any portal set or added before. */
 VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport);
+/** Bridge: one more portal (up to VREV_TUNNEL_MAX_PORTALS; the same HOST:PORT twice is
+ *  VREV_ERR_INVAL). The bridge keeps its own tunnels to each portal, with their own redial
+ *  and backoff: when one portal is down the others carry on. Meant for portals behind a load
+ *  balancer (README: "Several portals"): any portal may get a public connection, and hands
+ *  it to this bridge over its own tunnels. A host name is resolved (without blocking the
+ *  loop) at each dial and the tunnel goes to the first address of the answer: a name that
+ *  stands for several portals does not give a tunnel set to each; add each portal's
+ *  address. */
+VREV_API int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport);
+/** The most portals one bridge dials. */
+#define VREV_TUNNEL_MAX_PORTALS 16
 /** Bridge: deliver sessions for `name` (NULL: VREV_TUNNEL_DEFAULT_NAME) to "HOST:PORT". */
 VREV_API int vrev_tunnel_opts_add_target(vrev_tunnel_opts *o, const char *name,
                                          const char *hostport);
@@ -185,8 +197,9 @@ enum vrev_tunnel_event {
     VREV_EVENT_SESSION_REFUSED = 5,
 };
 
-/** Event callback, run from the event loop: `name` is the session's target name (NULL for
- *  tunnel events and for a portal's refusals; valid during the call only); for SESSION_CLOSE,
+/** Event callback, run from the event loop: `name` is the session's target name; for a
+ *  bridge's tunnel events the portal's HOST:PORT as given (which of its portals); NULL for a
+ *  portal's tunnel events and refusals. Valid during the call only. For SESSION_CLOSE,
  * bytes_up is what the public client sent to the service and bytes_down the other way (0
  * otherwise). Do not free the portal or bridge from inside it. */
 typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,
@@ -248,11 +261,13 @@ VREV_API uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter);
 
 /** Apply new options to a running bridge (all or nothing, as vrev_portal_reload()). The
  *  targets (and so what the bridge may reach) are replaced for new sessions; live sessions
- *  stay. If the way to the portal (its address, id, security, TLS settings and pins,
- *  transport, carrier) is the same, the tunnels stay; otherwise new tunnels are dialled with
- *  the new settings and the old ones close once they carry no session. The domain, heartbeat,
- *  drain threshold and dead-after need a restart (VREV_ERR_UNSUPPORTED). Returns 0,
- *  VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED or VREV_ERR_NOMEM. Thread: the loop's. */
+ *  stay. Each portal is matched with a running one: the same way to it (its address, id,
+ *  security, TLS settings and pins, transport, carrier): its tunnels stay; else the same
+ *  address, or else one left over in order: new tunnels are dialled with the new settings
+ *  and the old ones close once they carry no session. A running portal left unmatched (one
+ *  removed) has its tunnels closed at once, their sessions with them; a new one is dialled. The
+ * domain, heartbeat, drain threshold and dead-after need a restart (VREV_ERR_UNSUPPORTED). Returns
+ * 0, VREV_ERR_INVAL, VREV_ERR_UNSUPPORTED or VREV_ERR_NOMEM. Thread: the loop's. */
 VREV_API int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err,
                                 size_t err_len);
 /** Reloads so far: successful (failed 0) or failed (failed != 0). 0 for NULL. */

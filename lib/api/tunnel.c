@@ -164,7 +164,7 @@ char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t)
 static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
                     int portal)
 {
-    vrev__tunnel_key(o, portal, rs->tunnel_key);
+    vrev__tunnel_key(o, portal, 0, rs->tunnel_key);
     rs->heartbeat_ms = o->heartbeat_ms;
     rs->drain_after = o->drain_after;
     rs->dead_after_ms = o->dead_after_ms;
@@ -356,16 +356,16 @@ static int handler_new(struct vrev__engine *e, const char *tag, const struct vre
 
 #define LIST1(x) ((struct vrev__strlist){(const char *const[]){x}, 1})
 
-/* A rule sending the bridge's sessions to HOST:PORT `a` (its IP, or its name in full) to
+/* A rule sending the bridges' (`from`) sessions to HOST:PORT `a` (its IP, or its name in full) to
  * outbound `tag`. */
-static int route_addr(struct vrev__router *r, const struct vrev__addr *a, const char *tag,
-                      char *msg, size_t len)
+static int route_addr(struct vrev__router *r, const struct vrev__strlist *from,
+                      const struct vrev__addr *a, const char *tag, char *msg, size_t len)
 {
     char name[300], host[VREV_ADDR_DOMAIN_MAX + 1], port[8];
     const char *domain_v[1] = {name}, *ip_v[1] = {host};
     struct vrev__rule_spec t;
     memset(&t, 0, sizeof(t));
-    t.inbound_tags = LIST1("bridge");
+    t.inbound_tags = *from;
     t.outbound_tag = tag;
     vrev__addr_host_text(a, host, sizeof(host));
     snprintf(port, sizeof(port), "%u", (unsigned)a->port);
@@ -378,32 +378,37 @@ static int route_addr(struct vrev__router *r, const struct vrev__addr *a, const 
     return vrev__router_add_rule(r, &t, msg, len);
 }
 
-static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags, char *full,
-                         char *err, size_t len)
+/* A rule per portal sending its bridge's tunnel (the domain, from "bridge-<i>") to its
+ * "interconn-<i>"; then the targets' rules, for sessions from any of the bridges. */
+static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
+                         const char **btags, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
-    char msg[256];
+    size_t np = o->n_portals;
+    char msg[256], full[300];
     int rc = vrev__router_new(b->ctx, &e->router);
-    snprintf(full, 300, "full:%s", vrev__tunnel_domain(o));
-    struct vrev__rule_spec r;
-    memset(&r, 0, sizeof(r));
-    r.inbound_tags = LIST1("bridge");
-    r.domains = LIST1(full);
-    r.outbound_tag = "interconn";
-    if (rc == 0)
+    snprintf(full, sizeof(full), "full:%s", vrev__tunnel_domain(o));
+    struct vrev__strlist from = {btags, np};
+    for (size_t i = 0; rc == 0 && i < np; i++) {
+        struct vrev__rule_spec r;
+        memset(&r, 0, sizeof(r));
+        r.inbound_tags = (struct vrev__strlist){&btags[i], 1};
+        r.domains = LIST1(full);
+        r.outbound_tag = tags[i];
         rc = vrev__router_add_rule(e->router, &r, msg, sizeof(msg));
+    }
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) { /* names first: they win */
         struct vrev__addr a;
         if (vrev__tunnel_target_addr(&o->targets[i], &a)) { /* the portal's own HOST:PORT */
-            rc = route_addr(e->router, &a, tags[i + 1], msg, sizeof(msg));
+            rc = route_addr(e->router, &from, &a, tags[np + i], msg, sizeof(msg));
             continue;
         }
         char name[300];
         const char *domain_v[1] = {name};
         struct vrev__rule_spec t;
         memset(&t, 0, sizeof(t));
-        t.inbound_tags = LIST1("bridge");
-        t.outbound_tag = tags[i + 1];
+        t.inbound_tags = from;
+        t.outbound_tag = tags[np + i];
         snprintf(name, sizeof(name), "full:%s", o->targets[i].name);
         t.domains = (struct vrev__strlist){domain_v, 1};
         rc = vrev__router_add_rule(e->router, &t, msg, sizeof(msg));
@@ -411,27 +416,30 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) { /* then each target's own address */
         struct vrev__addr a;
         if (o->targets[i].hostport && vrev__addr_from_hostport(&a, o->targets[i].hostport) == 0)
-            rc = route_addr(e->router, &a, tags[i + 1], msg, sizeof(msg));
+            rc = route_addr(e->router, &from, &a, tags[np + i], msg, sizeof(msg));
     }
-    struct vrev__strlist all = {tags, o->n_targets + 1};
+    struct vrev__strlist all = {tags, np + o->n_targets};
     if (rc == 0)
         rc = vrev__router_finish(e->router, &all, msg, sizeof(msg));
     return rc < 0 ? fail(err, len, rc, msg) : 0;
 }
 
-static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags, char *err,
-                            size_t len)
+/* The VMess outbound `tag` to portal `hostport`, with TLS, custom transport and carrier. */
+static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *hostport,
+                         const char *tag, struct vrev__outbound **out, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
     char host[VREV_MUX_TARGET_MAX];
     uint16_t port;
-    split_hostport(o->portal, host, sizeof(host), &port);
+    split_hostport(hostport, host, sizeof(host), &port);
     struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
     memcpy(vo.uuid, o->uuid, 16);
     struct vrev__outbound *ob;
-    int rc = vrev__vmess_out_new(e, tags[0], &vo, 1, &ob);
+    int rc = vrev__vmess_out_new(e, tag, &vo, 1, &ob);
     vrev__wipe(vo.uuid, sizeof(vo.uuid));
-    if (rc == 0 && o->tls) {
+    if (rc < 0)
+        return fail(err, len, rc, NULL);
+    if (o->tls) {
         const char *ca[1] = {o->tls_ca};
         /* ALPN as V2Ray's dialers: h2 for h2, http/1.1 for ws, none for tcp */
         static const char *const h2[] = {"h2"}, *const h1[] = {"http/1.1"};
@@ -454,23 +462,39 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
         }
         vrev__outbound_set_tls(ob, tls);
     }
-    if (rc == 0) {
-        rc = custom_layer(b->ctx, o, &ob->layer, err, len);
-        if (rc == 0)
-            rc = tunnel_carrier(o, NULL, ob, err, len);
-        if (rc < 0) {
-            ob->ops->destroy(ob);
+    rc = custom_layer(b->ctx, o, &ob->layer, err, len);
+    if (rc == 0)
+        rc = tunnel_carrier(o, NULL, ob, err, len);
+    if (rc < 0) {
+        ob->ops->destroy(ob);
+        return rc;
+    }
+    *out = ob;
+    return 0;
+}
+
+/* Outbounds: one interconn per portal (tags[0..n_portals-1]), then one per target. */
+static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags, char *err,
+                            size_t len)
+{
+    struct vrev__engine *e = &b->engine;
+    char host[VREV_MUX_TARGET_MAX];
+    uint16_t port;
+    struct vrev__outbound *ob;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < o->n_portals; i++) {
+        if ((rc = interconn_new(b, o, o->portals[i], tags[i], &ob, err, len)) < 0)
             return rc;
-        }
         rc = vrev__engine_add_outbound(e, ob);
     }
+    const char **ttags = tags + o->n_portals;
     for (size_t i = 0; rc == 0 && i < o->n_targets; i++) {
         if (!o->targets[i].hostport) {
-            rc = handler_new(e, tags[i + 1], &o->targets[i], &ob);
+            rc = handler_new(e, ttags[i], &o->targets[i], &ob);
         } else {
             split_hostport(o->targets[i].hostport, host, sizeof(host), &port);
             struct vrev__freedom_opts f = {host, port, VREV_DS_AS_IS};
-            rc = vrev__freedom_new(e, tags[i + 1], &f, &ob);
+            rc = vrev__freedom_new(e, ttags[i], &f, &ob);
             if (rc == 0)
                 vrev__freedom_set_proxy_protocol(ob, o->targets[i].proxy_protocol);
         }
@@ -502,44 +526,118 @@ static size_t bridge_allowed(const vrev_tunnel_opts *o, const char **allowed,
     return k;
 }
 
-/* Outbound tags: "interconn", then "target-<i>"; allowed targets: bridge_allowed(). */
-int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+static void leg_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    struct vrev__tunnel_leg *leg = user;
+    struct events *ev = &leg->owner->ev;
+    bool tunnel = event == VREV_EVENT_TUNNEL_UP || event == VREV_EVENT_TUNNEL_DOWN;
+    if (ev->cb)
+        ev->cb(event, tunnel ? leg->portal : name, up, down, ev->user);
+}
+
+void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg)
+{
+    vrev__bridge_set_notify(leg->bridge, leg_event, leg);
+}
+
+void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n)
+{
+    for (size_t i = 0; legs && i < n; i++) {
+        if (!legs[i])
+            continue;
+        vrev__bridge_free(legs[i]->bridge);
+        vrev__free(b->ctx, legs[i]->portal);
+        vrev__free(b->ctx, legs[i]);
+    }
+    vrev__free(b->ctx, legs);
+}
+
+/* Leg i's bridge object, tag btag, dialing the tunnel domain through its interconn. */
+static int leg_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const char *btag,
+                   const char *const *allowed, size_t n_allowed, struct vrev__tunnel_leg **out)
+{
+    struct vrev__tunnel_leg *leg = vrev__calloc(b->ctx, 1, sizeof(*leg));
+    if (!leg)
+        return VREV_ERR_NOMEM;
+    *out = leg;
+    leg->owner = b;
+    vrev__tunnel_key(o, 0, i, leg->key);
+    if (!(leg->portal = vrev__strdup(b->ctx, o->portals[i])))
+        return VREV_ERR_NOMEM;
+    struct vrev__bridge_opts bo;
+    memset(&bo, 0, sizeof(bo));
+    bo.domain = vrev__tunnel_domain(o);
+    bo.sessions_per_tunnel = o->sessions_per_tunnel;
+    bo.dead_after_ms = o->dead_after_ms;
+    bo.allowed_targets = allowed;
+    bo.n_allowed_targets = n_allowed;
+    int rc = vrev__bridge_new(&b->engine, btag, &bo, &leg->bridge);
+    if (rc == 0)
+        vrev__bridge_leg_notify(leg);
+    return rc;
+}
+
+void vrev__tunnel_leg_tags(const vrev_tunnel_opts *o, size_t i, char btag[32], char itag[32])
+{
+    if (o->n_portals == 1) {
+        snprintf(btag, 32, "bridge");
+        snprintf(itag, 32, "interconn");
+    } else {
+        snprintf(btag, 32, "bridge-%zu", i);
+        snprintf(itag, 32, "interconn-%zu", i);
+    }
+}
+
+/* Tags: each leg's (vrev__tunnel_leg_tags), then "target-<i>". */
+static void bridge_tags(const vrev_tunnel_opts *o, const char **tags, char (*buf)[32],
+                        const char **btags, char (*bbuf)[32])
+{
+    size_t np = o->n_portals;
+    for (size_t i = 0; i < np; i++) {
+        vrev__tunnel_leg_tags(o, i, bbuf[i], buf[i]);
+        btags[i] = bbuf[i];
+    }
+    for (size_t i = 0; i < np + o->n_targets; i++) {
+        if (i >= np)
+            snprintf(buf[i], sizeof(buf[i]), "target-%zu", i - np);
+        tags[i] = buf[i];
+    }
+}
+
+/* The engine's outbounds and router, and a leg per portal (*legs, n_portals of them). */
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__tunnel_leg ***legs,
                        char *err, size_t len)
 {
-    size_t n = o->n_targets;
-    const char **tags = vrev__calloc(b->ctx, n + 1, sizeof(*tags));
-    char(*tag_buf)[32] = vrev__calloc(b->ctx, n + 1, sizeof(*tag_buf));
+    size_t n = o->n_targets, np = o->n_portals;
+    const char **tags = vrev__calloc(b->ctx, n + np, sizeof(*tags));
+    char(*tag_buf)[32] = vrev__calloc(b->ctx, n + np, sizeof(*tag_buf));
+    const char **btags = vrev__calloc(b->ctx, np, sizeof(*btags));
+    char(*btag_buf)[32] = vrev__calloc(b->ctx, np, sizeof(*btag_buf));
     const char **allowed = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed));
     char(*allowed_buf)[VREV_MUX_TARGET_MAX + 8] = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
-    char full[300];
+    *legs = vrev__calloc(b->ctx, np, sizeof(**legs));
     size_t n_allowed = 0;
-    int rc = tags && tag_buf && allowed && allowed_buf ? 0 : VREV_ERR_NOMEM;
-    for (size_t i = 0; rc == 0 && i <= n; i++) {
-        snprintf(tag_buf[i], sizeof(tag_buf[i]), i ? "target-%zu" : "interconn", i - 1);
-        tags[i] = tag_buf[i];
+    int rc = tags && tag_buf && btags && btag_buf && allowed && allowed_buf && *legs
+                 ? 0
+                 : VREV_ERR_NOMEM;
+    if (rc == 0) {
+        bridge_tags(o, tags, tag_buf, btags, btag_buf);
+        n_allowed = bridge_allowed(o, allowed, allowed_buf);
+        rc = bridge_outbounds(b, o, tags, err, len);
     }
     if (rc == 0)
-        n_allowed = bridge_allowed(o, allowed, allowed_buf);
-    if (rc == 0)
-        rc = bridge_outbounds(b, o, tags, err, len);
-    if (rc == 0)
-        rc = bridge_routes(b, o, tags, full, err, len);
-    if (rc == 0) {
-        struct vrev__bridge_opts bo;
-        memset(&bo, 0, sizeof(bo));
-        bo.domain = vrev__tunnel_domain(o);
-        bo.sessions_per_tunnel = o->sessions_per_tunnel;
-        bo.dead_after_ms = o->dead_after_ms;
-        bo.allowed_targets = allowed;
-        bo.n_allowed_targets = n_allowed;
-        rc = vrev__bridge_new(&b->engine, "bridge", &bo, out);
-        if (rc < 0)
+        rc = bridge_routes(b, o, tags, btags, err, len);
+    for (size_t i = 0; rc == 0 && i < np; i++)
+        if ((rc = leg_new(b, o, i, btags[i], allowed, n_allowed, &(*legs)[i])) < 0)
             fail(err, len, rc, NULL);
-        else
-            vrev__bridge_set_notify(*out, forward_event, &b->ev);
+    if (rc < 0) {
+        vrev__bridge_legs_free(b, *legs, np);
+        *legs = NULL;
     }
     vrev__free(b->ctx, tags);
     vrev__free(b->ctx, tag_buf);
+    vrev__free(b->ctx, btags);
+    vrev__free(b->ctx, btag_buf);
     vrev__free(b->ctx, allowed);
     vrev__free(b->ctx, allowed_buf);
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
@@ -547,11 +645,11 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__b
 
 int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
 {
-    if (!o->has_id || !o->portal || !o->n_targets)
+    if (!o->has_id || !o->n_portals || !o->n_targets)
         return fail(err, len, VREV_ERR_INVAL,
-                    !o->has_id   ? "a bridge needs an id (--id UUID)"
-                    : !o->portal ? "a bridge needs the portal's address (--portal HOST:PORT)"
-                                 : "a bridge needs a local target (--to HOST:PORT)");
+                    !o->has_id      ? "a bridge needs an id (--id UUID)"
+                    : !o->n_portals ? "a bridge needs the portal's address (--portal HOST:PORT)"
+                                    : "a bridge needs a local target (--to HOST:PORT)");
     return 0;
 }
 
@@ -573,7 +671,9 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     else if ((rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
     else
-        rc = vrev__bridge_build(b, o, &b->bridge, err, err_len);
+        rc = vrev__bridge_build(b, o, &b->legs, err, err_len);
+    if (rc == 0)
+        b->n_legs = o->n_portals;
     if (rc < 0) {
         vrev_bridge_free(b);
         return rc;
@@ -587,7 +687,9 @@ int vrev_bridge_start(vrev_bridge *b)
     if (!b)
         return VREV_ERR_INVAL;
     b->started = true;
-    return vrev__bridge_start(b->bridge);
+    for (size_t i = 0; i < b->n_legs; i++)
+        vrev__bridge_start(b->legs[i]->bridge);
+    return 0;
 }
 
 void vrev_bridge_free(vrev_bridge *b)
@@ -595,7 +697,7 @@ void vrev_bridge_free(vrev_bridge *b)
     if (!b)
         return;
     b->ev.cb = NULL;
-    vrev__bridge_free(b->bridge);
+    vrev__bridge_legs_free(b, b->legs, b->n_legs);
     vrev__engine_close_all(&b->engine);
     vrev__tunnel_reload_cleanup(&b->engine, &b->rs);
     vrev__engine_cleanup(&b->engine);
@@ -608,17 +710,27 @@ void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *use
     b->ev.user = user;
 }
 
+/* The counters summed over the portals' bridges. */
+static void bridge_counters(const vrev_bridge *b, struct counters *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < b->n_legs; i++) {
+        struct vrev__bridge_stats st;
+        vrev__bridge_get_stats(b->legs[i]->bridge, &st);
+        c->tunnels += st.tunnels_opened - st.tunnels_closed;
+        c->opened += st.tunnels_opened;
+        c->sessions += st.sessions;
+        c->active += st.sessions_active;
+        c->refused += st.refused + st.dials_refused + st.mux.refused_rate;
+        c->up += st.bytes_up;
+        c->down += st.bytes_down;
+    }
+}
+
 uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
 {
-    struct vrev__bridge_stats st;
-    vrev__bridge_get_stats(b->bridge, &st);
-    struct counters c = {st.tunnels_opened - st.tunnels_closed,
-                         st.tunnels_opened,
-                         st.sessions,
-                         st.sessions_active,
-                         st.refused + st.dials_refused + st.mux.refused_rate,
-                         st.bytes_up,
-                         st.bytes_down};
+    struct counters c;
+    bridge_counters(b, &c);
     return counter_of(&c, counter);
 }
 
@@ -643,7 +755,8 @@ int vrev_bridge_metrics(const vrev_bridge *b, vrev_metric_cb cb, void *user)
     if (!b || !cb)
         return VREV_ERR_INVAL;
     struct vrev__metrics m = {cb, user};
-    vrev__metrics_bridge(&m, b->bridge);
+    for (size_t i = 0; i < b->n_legs; i++) /* labelled with each portal's bridge tag */
+        vrev__metrics_bridge(&m, b->legs[i]->bridge);
     vrev__metrics_engine(&m, &b->engine);
     vrev__metrics_reloads(&m, vrev_bridge_reload_count(b, 0), vrev_bridge_reload_count(b, 1));
     return 0;

@@ -28,7 +28,8 @@ struct vrev_tunnel_opts {
     char *listen; /* portal */
     struct vrev__tunnel_pair *publics;
     size_t n_publics;
-    char *portal; /* bridge */
+    char **portals; /* bridge: one tunnel set (its own vrev__bridge) per portal */
+    size_t n_portals;
     struct vrev__tunnel_pair *targets;
     size_t n_targets;
     unsigned heartbeat_ms, drain_after, sessions_per_tunnel, dead_after_ms; /* 0: defaults */
@@ -78,8 +79,8 @@ struct vrev__tunnel_reload {
 
 /* SHA-256 over the options that make the portal's tunnel listener (portal != 0: id, listen,
  * TLS certificate and key, transport, carrier) or the bridge's tunnel outbound (id, security,
- * portal, TLS client settings and pins, transport, carrier). */
-void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, uint8_t key[32]);
+ * i-th portal, TLS client settings and pins, transport, carrier). */
+void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, size_t i, uint8_t key[32]);
 /* The options a reload cannot change (the domain, heartbeat, drain, dead-after): 0, or
  * VREV_ERR_UNSUPPORTED with a message naming the option. */
 int vrev__tunnel_reload_check(const struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
@@ -110,10 +111,21 @@ struct vrev_portal {
     struct vrev__tunnel_reload rs;
 };
 
+/* A bridge's tunnels to one portal: its own vrev__bridge (tunnels, redial, backoff) dialing
+ * through its own VMess outbound. One portal: tags "bridge" and "interconn" (as V2Ray's
+ * documented configuration); several: "bridge-<i>" and "interconn-<i>". */
+struct vrev__tunnel_leg {
+    vrev_bridge *owner;
+    struct vrev__bridge *bridge;
+    char *portal;    /* HOST:PORT */
+    uint8_t key[32]; /* vrev__tunnel_key() of the way to this portal */
+};
+
 struct vrev_bridge {
     vrev_ctx *ctx;
     struct vrev__engine engine;
-    struct vrev__bridge *bridge;
+    struct vrev__tunnel_leg **legs; /* one per portal; outbound i of the engine is leg i's */
+    size_t n_legs;
     bool started;
     struct events ev;
     struct vrev__tunnel_reload rs;
@@ -130,8 +142,13 @@ int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i
                              struct vrev__inbound **out, char *err, size_t len);
 char *vrev__portal_public_key(vrev_ctx *ctx, const struct vrev__tunnel_pair *t);
 int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len);
-int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__bridge **out,
+int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__tunnel_leg ***legs,
                        char *err, size_t len);
+/* The bridge and interconn tags of the i-th portal's leg. */
+void vrev__tunnel_leg_tags(const vrev_tunnel_opts *o, size_t i, char btag[32], char itag[32]);
+void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n);
+/* After vrev__bridge_adopt(): leg's events are its own again. */
+void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg);
 int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len);
 
 #endif

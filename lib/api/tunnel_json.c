@@ -124,32 +124,46 @@ static void portal_json(struct out *o, const vrev_tunnel_opts *t, const char *id
     put(o, " ], \"outboundTag\": \"portal\" }\n  ] }\n}\n");
 }
 
+/* "inboundTag": every bridge's tag. */
+static void put_from(struct out *o, const vrev_tunnel_opts *t)
+{
+    char btag[32], itag[32];
+    put(o, "\"inboundTag\": [ ");
+    for (size_t i = 0; i < t->n_portals; i++) {
+        vrev__tunnel_leg_tags(t, i, btag, itag);
+        put(o, "%s\"%s\"", i ? ", " : "", btag);
+    }
+    put(o, " ]");
+}
+
 /* A routing rule sending TCP sessions to exactly `a` to outbound target-<i>. */
-static void put_target_rule(struct out *o, const struct vrev__addr *a, size_t i)
+static void put_target_rule(struct out *o, const vrev_tunnel_opts *t, const struct vrev__addr *a,
+                            size_t i)
 {
     char h[VREV_ADDR_DOMAIN_MAX + 1];
     vrev__addr_host_text(a, h, sizeof(h));
+    put(o, ",\n    { \"type\": \"field\", ");
+    put_from(o, t);
     put(o,
-        ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": \"tcp\", "
+        ", \"network\": \"tcp\", "
         "\"%s\": [ \"%s%s\" ], \"port\": \"%u\", \"outboundTag\": \"target-%zu\" }",
         a->type == VREV_ADDR_DOMAIN ? "domain" : "ip", a->type == VREV_ADDR_DOMAIN ? "full:" : "",
         h, (unsigned)a->port, i);
 }
 
-static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
+/* The VMess outbound to portal `hostport`, tag `tag`. */
+static void interconn_json(struct out *o, const vrev_tunnel_opts *t, const char *id,
+                           const char *hostport, const char *tag)
 {
     struct vrev__addr a;
     char host[VREV_ADDR_DOMAIN_MAX + 1];
-    vrev__addr_from_hostport(&a, t->portal);
+    vrev__addr_from_hostport(&a, hostport);
     vrev__addr_host_text(&a, host, sizeof(host));
-    const char *d = vrev__tunnel_domain(t);
-    put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n");
-    put(o, "  \"reverse\": { \"bridges\": [ { \"tag\": \"bridge\", \"domain\": \"%s\" } ] },\n", d);
     put(o,
-        "  \"outbounds\": [\n    { \"tag\": \"interconn\", \"protocol\": \"vmess\",\n"
+        "    { \"tag\": \"%s\", \"protocol\": \"vmess\",\n"
         "      \"settings\": { \"vnext\": [ { \"address\": \"%s\", \"port\": %u, \"users\": "
         "[ { \"id\": \"%s\", \"alterId\": 0, \"security\": \"%s\" } ] } ] }",
-        host, (unsigned)a.port, id, security_name(t->security));
+        tag, host, (unsigned)a.port, id, security_name(t->security));
     if (t->tls || t->transport || t->carrier != VREV_CARRIER_TCP)
         put(o, ",\n      \"streamSettings\": { ");
     carrier_fields(o, t, false);
@@ -176,36 +190,63 @@ static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id
         put(o, "\"security\": \"%s\" }", t->transport ? t->transport : "none");
     }
     put(o, " }");
+}
+
+/* One reverse bridge, interconn outbound and tunnel rule per portal (tags as the bridge's
+ * own, vrev__tunnel_leg_tags). */
+static void bridge_json(struct out *o, const vrev_tunnel_opts *t, const char *id)
+{
+    const char *d = vrev__tunnel_domain(t);
+    char btag[32], itag[32];
+    put(o, "{\n  \"log\": { \"loglevel\": \"warning\" },\n  \"reverse\": { \"bridges\": [ ");
+    for (size_t i = 0; i < t->n_portals; i++) {
+        vrev__tunnel_leg_tags(t, i, btag, itag);
+        put(o, "%s{ \"tag\": \"%s\", \"domain\": \"%s\" }", i ? ", " : "", btag, d);
+    }
+    put(o, " ] },\n  \"outbounds\": [\n");
+    for (size_t i = 0; i < t->n_portals; i++) {
+        vrev__tunnel_leg_tags(t, i, btag, itag);
+        put(o, "%s", i ? ",\n" : "");
+        interconn_json(o, t, id, t->portals[i], itag);
+    }
     for (size_t i = 0; i < t->n_targets; i++)
         put(o,
             ",\n    { \"tag\": \"target-%zu\", \"protocol\": \"freedom\", \"settings\": "
             "{ \"redirect\": \"%s\" } }",
             i, t->targets[i].hostport);
     put(o, ",\n    { \"tag\": \"deny\", \"protocol\": \"blackhole\", \"settings\": {} }\n  ],\n");
-    put(o,
-        "  \"routing\": { \"rules\": [\n    { \"type\": \"field\", \"inboundTag\": "
-        "[ \"bridge\" ], \"domain\": [ \"full:%s\" ], \"outboundTag\": \"interconn\" }",
-        d);
+    put(o, "  \"routing\": { \"rules\": [");
+    for (size_t i = 0; i < t->n_portals; i++) {
+        vrev__tunnel_leg_tags(t, i, btag, itag);
+        put(o,
+            "%s\n    { \"type\": \"field\", \"inboundTag\": [ \"%s\" ], \"domain\": "
+            "[ \"full:%s\" ], \"outboundTag\": \"%s\" }",
+            i ? "," : "", btag, d, itag);
+    }
     for (size_t i = 0; i < t->n_targets; i++) {
         struct vrev__addr ta;
         if (vrev__tunnel_target_addr(&t->targets[i], &ta)) /* the HOST:PORT the portal asks for */
-            put_target_rule(o, &ta, i);
-        else
+            put_target_rule(o, t, &ta, i);
+        else {
+            put(o, ",\n    { \"type\": \"field\", ");
+            put_from(o, t);
             put(o,
-                ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"network\": "
-                "\"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": \"target-%zu\" }",
+                ", \"network\": \"tcp\", \"domain\": [ \"full:%s\" ], \"outboundTag\": "
+                "\"target-%zu\" }",
                 t->targets[i].name, i);
+        }
     }
     /* as the bridge itself: each target's own HOST:PORT reaches it too (a V2Ray portal set up
      * as its documentation shows names the real service) */
     for (size_t i = 0; i < t->n_targets; i++) {
         struct vrev__addr ta;
         if (vrev__addr_from_hostport(&ta, t->targets[i].hostport) == 0)
-            put_target_rule(o, &ta, i);
+            put_target_rule(o, t, &ta, i);
     }
     /* nothing else: a portal cannot make this bridge reach other hosts */
-    put(o, ",\n    { \"type\": \"field\", \"inboundTag\": [ \"bridge\" ], \"outboundTag\": "
-           "\"deny\" }\n  ] }");
+    put(o, ",\n    { \"type\": \"field\", ");
+    put_from(o, t);
+    put(o, ", \"outboundTag\": \"deny\" }\n  ] }");
     /* PROXY headers to targets: libvrev's key (V2Ray 4.34 ignores the object and sends none) */
     const char *sep = ",\n  \"vrev\": { \"outbounds\": { ";
     for (size_t i = 0; i < t->n_targets; i++)
@@ -221,7 +262,7 @@ int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char
 {
     if (!t || (cap && !buf) || !t->has_id)
         return VREV_ERR_INVAL;
-    if (as_portal ? (!t->listen || !t->n_publics) : (!t->portal || !t->n_targets))
+    if (as_portal ? (!t->listen || !t->n_publics) : (!t->n_portals || !t->n_targets))
         return VREV_ERR_INVAL;
     for (size_t i = 0; !as_portal && i < t->n_targets; i++)
         if (!t->targets[i].hostport) /* an in-process handler has no JSON equivalent */

@@ -66,7 +66,9 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     free(o->carrier_host);
     free(o->domain);
     free(o->listen);
-    free(o->portal);
+    for (size_t i = 0; i < o->n_portals; i++)
+        free(o->portals[i]);
+    free(o->portals);
     vrev__wipe(o, sizeof(*o)); /* the UUID is the shared secret */
     free(o);
 }
@@ -170,9 +172,35 @@ int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostport)
     return set_addr(o, o ? &o->listen : NULL, hostport, true);
 }
 
+int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport)
+{
+    int rc = o ? check_hostport(o, hostport, false) : VREV_ERR_INVAL;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < o->n_portals; i++)
+        if (!strcmp(o->portals[i], hostport))
+            return set_err(o, VREV_ERR_INVAL, "portal '%s' given twice", hostport);
+    if (o->n_portals >= VREV_TUNNEL_MAX_PORTALS)
+        return set_err(o, VREV_ERR_INVAL, "more than %d portals", VREV_TUNNEL_MAX_PORTALS);
+    char **v = realloc(o->portals, (o->n_portals + 1) * sizeof(*v));
+    if (!v)
+        return VREV_ERR_NOMEM;
+    o->portals = v;
+    if (!(v[o->n_portals] = dup_str(hostport)))
+        return VREV_ERR_NOMEM;
+    o->n_portals++;
+    return 0;
+}
+
 int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport)
 {
-    return set_addr(o, o ? &o->portal : NULL, hostport, false);
+    int rc = o ? check_hostport(o, hostport, false) : VREV_ERR_INVAL;
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < o->n_portals; i++)
+        free(o->portals[i]);
+    o->n_portals = 0;
+    return vrev_tunnel_opts_add_portal(o, hostport);
 }
 
 static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n, const char *name,

@@ -20,7 +20,7 @@ static void add_str(struct vrev__iov *v, size_t *n, uint32_t *lens, const char *
     add(v, n, lens, s ? s : "", s ? strlen(s) + 1 : 0); /* NULL and "" differ */
 }
 
-void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, uint8_t key[32])
+void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, size_t i, uint8_t key[32])
 {
     struct vrev__iov v[32];
     uint32_t lens[16];
@@ -37,7 +37,7 @@ void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, uint8_t key[32])
         add_str(v, &n, lens, o->tls_key);
     } else {
         add(v, &n, lens, &o->security, sizeof(o->security));
-        add_str(v, &n, lens, o->portal);
+        add_str(v, &n, lens, i < o->n_portals ? o->portals[i] : NULL);
         add_str(v, &n, lens, o->tls_ca);
         add_str(v, &n, lens, o->tls_sni);
         add(v, &n, lens, o->tls_pins, o->n_tls_pins * sizeof(*o->tls_pins));
@@ -181,7 +181,7 @@ static int portal_plan(vrev_portal *p, const vrev_tunnel_opts *o, struct portal_
     vrev_ctx *ctx = p->ctx;
     memset(pl, 0, sizeof(*pl));
     pl->n = o->n_publics;
-    vrev__tunnel_key(o, 1, pl->key);
+    vrev__tunnel_key(o, 1, 0, pl->key);
     pl->publics = vrev__calloc(ctx, pl->n, sizeof(*pl->publics));
     pl->keys = vrev__calloc(ctx, pl->n, sizeof(*pl->keys));
     pl->from = vrev__calloc(ctx, pl->n, sizeof(*pl->from));
@@ -270,13 +270,14 @@ uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed)
     return !p ? 0 : failed ? p->rs.failed : p->rs.ok;
 }
 
-/* The bridge's new outbounds, router and bridge object, built on the engine with its running
- * ones set aside (restored before returning). */
+/* The bridge's new outbounds, router and legs, built on the engine with its running ones set
+ * aside (restored before returning). */
 struct bridge_plan {
     struct vrev__outbound **obs;
     size_t n_obs;
     struct vrev__router *router;
-    struct vrev__bridge *bridge;
+    struct vrev__tunnel_leg **legs;
+    size_t n_legs;
 };
 
 static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_plan *pl, char *err,
@@ -293,7 +294,8 @@ static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_
     if (rc < 0)
         vrev__tunnel_fail(err, len, rc, NULL);
     else
-        rc = vrev__bridge_build(b, o, &pl->bridge, err, len);
+        rc = vrev__bridge_build(b, o, &pl->legs, err, len);
+    pl->n_legs = rc == 0 ? o->n_portals : 0;
     pl->obs = e->outbounds;
     pl->n_obs = e->n_outbounds;
     pl->router = e->router;
@@ -305,39 +307,101 @@ static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_
             pl->obs[i]->ops->destroy(pl->obs[i]);
         vrev__free(b->ctx, pl->obs);
         vrev__router_free(pl->router);
-        vrev__bridge_free(pl->bridge);
     }
     return rc;
 }
 
-/* Outbound 0 is the tunnel's ("interconn"): kept when the way to the portal is the same (the
- * new one, never used, goes), else the tunnels move to the new one. */
-static void bridge_commit(vrev_bridge *b, struct bridge_plan *pl, const uint8_t key[32])
+/* Which running leg each new one takes over (from[i], -1: none): the same way to the portal
+ * (its tunnels stay), else the same portal address, else any left, in order (its tunnels
+ * serve their sessions and close; new ones are dialled). */
+static void bridge_match(const vrev_bridge *b, const struct bridge_plan *pl, long *from,
+                         bool *taken)
+{
+    for (size_t i = 0; i < pl->n_legs; i++)
+        from[i] = -1;
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < pl->n_legs; i++)
+            for (size_t j = 0; from[i] < 0 && j < b->n_legs; j++) {
+                const struct vrev__tunnel_leg *n = pl->legs[i], *old = b->legs[j];
+                bool m = pass == 0   ? !memcmp(n->key, old->key, 32)
+                         : pass == 1 ? !strcmp(n->portal, old->portal)
+                                     : true;
+                if (!taken[j] && m) {
+                    from[i] = (long)j;
+                    taken[j] = true;
+                }
+            }
+}
+
+/* Leg i takes over old leg j (or none): its tunnels, counters; its outbound if the way is the
+ * same. Returns whether the way is the same. */
+static bool bridge_take(vrev_bridge *b, struct bridge_plan *pl, size_t i, long j)
+{
+    struct vrev__tunnel_leg *leg = pl->legs[i];
+    if (j < 0) {
+        if (b->started)
+            vrev__bridge_start(leg->bridge);
+        return false;
+    }
+    struct vrev__tunnel_leg *old = b->legs[j];
+    bool same = !memcmp(leg->key, old->key, 32);
+    if (same) {
+        pl->obs[i]->ops->destroy(pl->obs[i]);
+        pl->obs[i] = b->engine.outbounds[j];
+        b->engine.outbounds[j] = NULL;
+    }
+    vrev__bridge_adopt(leg->bridge, old->bridge);
+    vrev__bridge_leg_notify(leg);
+    if (b->started)
+        vrev__bridge_start(leg->bridge);
+    if (!same)
+        vrev__bridge_retire_tunnels(leg->bridge);
+    return same;
+}
+
+/* Outbounds 0..n_legs-1 are the legs' interconns: one whose way is the same is kept, every
+ * other running outbound retired; a running leg no new one takes over closes its tunnels. */
+static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
 {
     struct vrev__engine *e = &b->engine;
-    bool same_way = !memcmp(key, b->rs.tunnel_key, 32);
-    if (same_way) {
-        pl->obs[0]->ops->destroy(pl->obs[0]);
-        pl->obs[0] = e->outbounds[0];
+    long *from = vrev__calloc(b->ctx, pl->n_legs + 1, sizeof(*from));
+    bool *taken = vrev__calloc(b->ctx, b->n_legs + 1, sizeof(*taken));
+    if (!from || !taken) {
+        vrev__free(b->ctx, from);
+        vrev__free(b->ctx, taken);
+        return VREV_ERR_NOMEM;
     }
-    for (size_t i = same_way ? 1 : 0; i < e->n_outbounds; i++)
-        vrev__tunnel_retire_out(&b->rs, e->outbounds[i]);
+    bridge_match(b, pl, from, taken);
+    unsigned kept = 0, closed = 0;
+    for (size_t i = 0; i < pl->n_legs; i++)
+        kept += bridge_take(b, pl, i, from[i]);
+    for (size_t i = 0; i < e->n_outbounds; i++)
+        if (e->outbounds[i])
+            vrev__tunnel_retire_out(&b->rs, e->outbounds[i]);
+    for (size_t j = 0; j < b->n_legs; j++)
+        closed += !taken[j];
+    vrev__bridge_legs_free(b, b->legs, b->n_legs); /* those taken over have no tunnel left */
     vrev__free(b->ctx, e->outbounds);
     vrev__router_free(e->router);
     e->outbounds = pl->obs;
     e->n_outbounds = pl->n_obs;
     e->router = pl->router;
-    vrev__bridge_adopt(pl->bridge, b->bridge);
-    vrev__bridge_free(b->bridge);
-    b->bridge = pl->bridge;
-    if (b->started)
-        vrev__bridge_start(b->bridge);
-    if (!same_way) {
-        memcpy(b->rs.tunnel_key, key, 32);
-        vrev__bridge_retire_tunnels(b->bridge);
-    }
-    vrev__log(b->ctx, VREV_LOG_INFO, "reload", "reloaded: %zu targets, tunnels %s", pl->n_obs - 1,
-              same_way ? "kept" : "renewed (the old ones close once idle)");
+    size_t renewed = pl->n_legs - kept;
+    char more[128] = "";
+    if (renewed)
+        snprintf(more, sizeof(more), ", tunnels renewed to %zu (the old ones close once idle)",
+                 renewed);
+    if (closed)
+        snprintf(more + strlen(more), sizeof(more) - strlen(more),
+                 ", tunnels closed to %u removed", closed);
+    vrev__log(b->ctx, VREV_LOG_INFO, "reload",
+              "reloaded: %zu targets, %zu portals: tunnels kept to %u%s", pl->n_obs - pl->n_legs,
+              pl->n_legs, kept, more);
+    b->legs = pl->legs;
+    b->n_legs = pl->n_legs;
+    vrev__free(b->ctx, from);
+    vrev__free(b->ctx, taken);
+    return 0;
 }
 
 int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
@@ -348,16 +412,21 @@ int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, siz
         return vrev__tunnel_fail(err, err_len, VREV_ERR_INVAL, NULL);
     struct bridge_plan pl;
     memset(&pl, 0, sizeof(pl));
-    uint8_t key[32];
-    vrev__tunnel_key(o, 0, key);
     int rc = vrev__bridge_check(o, err, err_len);
     if (rc == 0)
         rc = vrev__tunnel_reload_check(&b->rs, o, err, err_len);
     if (rc == 0)
         rc = bridge_plan(b, o, &pl, err, err_len);
+    if (rc == 0 && (rc = bridge_commit(b, &pl)) < 0) {
+        vrev__tunnel_fail(err, err_len, rc, NULL);
+        for (size_t i = 0; i < pl.n_obs; i++)
+            pl.obs[i]->ops->destroy(pl.obs[i]);
+        vrev__free(b->ctx, pl.obs);
+        vrev__router_free(pl.router);
+        vrev__bridge_legs_free(b, pl.legs, pl.n_legs);
+    }
     if (rc < 0)
         return reload_failed(b->ctx, &b->rs, rc, err, err_len);
-    bridge_commit(b, &pl, key);
     b->rs.ok++;
     return 0;
 }
