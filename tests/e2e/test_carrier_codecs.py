@@ -16,9 +16,13 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 
 from harness import ROOT, free_port, port_open, wait_until
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "vectors"))
+from capturelib import echo_server as echo_service  # noqa: E402
 
 TLS = os.path.join(ROOT, "tests", "vectors", "tls")
 SIZE = 4 << 20
@@ -64,31 +68,6 @@ def dokodemo(port, to_port, stream=None):
     if stream:
         inbound["streamSettings"] = stream
     return inbound
-
-
-def echo_service():
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-
-    def serve():
-        while True:
-            try:
-                c, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=echo, args=(c,), daemon=True).start()
-
-    def echo(c):
-        with c:
-            while True:
-                d = c.recv(1 << 16)
-                if not d:
-                    return
-                c.sendall(d)
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
 
 
 def tls_terminator(to_port):
