@@ -104,9 +104,7 @@ static bool same_tag(const char *a, const char *b)
 
 static char *copy_tag(vrev_ctx *ctx, const char *tag, bool *failed)
 {
-    char *copy = NULL;
-    if (tag && (copy = vrev__malloc(ctx, strlen(tag) + 1)))
-        memcpy(copy, tag, strlen(tag) + 1);
+    char *copy = vrev__strdup(ctx, tag);
     *failed = tag && !copy;
     return copy;
 }
@@ -260,13 +258,8 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
     ob->tls = NULL;
     ob->layer = NULL;
     memset(&ob->carrier, 0, sizeof(ob->carrier));
-    if (tag) {
-        size_t n = strlen(tag) + 1;
-        ob->tag = vrev__malloc(e->ctx, n);
-        if (!ob->tag)
-            return VREV_ERR_NOMEM;
-        memcpy(ob->tag, tag, n);
-    }
+    if (tag && !(ob->tag = vrev__strdup(e->ctx, tag)))
+        return VREV_ERR_NOMEM;
     return 0;
 }
 

@@ -11,17 +11,6 @@
 
 #define LOG_COMPONENT "inbound"
 
-char *vrev__strdup(vrev_ctx *ctx, const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *tag)
 {
     struct vrev__inbound *in = vrev__calloc(e->ctx, 1, sizeof(*in));

@@ -129,7 +129,6 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 /* Listen, calling `accept` for each connection. */
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept);
-char *vrev__strdup(vrev_ctx *ctx, const char *s);
 /* Give an inbound a carrier (ws or h2) between its TLS and its protocol (a copy of `o` is kept;
  * NULL or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
  * With h2, each stream of a connection is a connection of the inbound (its own handshake and

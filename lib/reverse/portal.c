@@ -427,15 +427,6 @@ static void portal_destroy(struct vrev__outbound *ob)
 
 static const struct vrev__outbound_ops portal_ops = {"portal", portal_handle, portal_destroy};
 
-static char *copy(vrev_ctx *ctx, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
                      const struct vrev__portal_opts *opts, struct vrev__outbound **out)
 {
@@ -452,8 +443,8 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
     if (rc == 0 && !(p->wait_timer = evtimer_new(e->ctx->base, on_wait_timer, p)))
         rc = VREV_ERR_NOMEM;
     const char *cd = opts->control_domain ? opts->control_domain : VREV_CONTROL_DOMAIN_V2RAY;
-    if (rc == 0 && (!(p->domain = copy(e->ctx, opts->domain)) ||
-                    !(p->control_domain = copy(e->ctx, cd))))
+    if (rc == 0 && (!(p->domain = vrev__strdup(e->ctx, opts->domain)) ||
+                    !(p->control_domain = vrev__strdup(e->ctx, cd))))
         rc = VREV_ERR_NOMEM;
     if (rc < 0) {
         portal_destroy(&p->base);
