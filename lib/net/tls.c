@@ -25,6 +25,7 @@
 
 #include "net.h"
 #include "tls_backend.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "tls"
 #define STAGE_CAP (64 * 1024) /* bytes per buffering stage and direction */
@@ -512,7 +513,7 @@ static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
         l->next->prev = l;
     c->ctx->lingering = l;
     c->ctx->close_lingering = close_lingering;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(l->until, &tv);
     evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
     bufferevent_setwatermark(lower, EV_READ | EV_WRITE, 0, 0);

@@ -9,6 +9,7 @@
 
 #include "proxy.h"
 #include "net/tls.h"
+#include "core/timeval.h"
 
 #define DIAL_ATTEMPTS 5
 #define DIAL_TIMEOUT_MS 4000
@@ -75,10 +76,7 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     struct link_dial *d = user;
     d->dial = NULL;
     if (err && d->step_ms && ++d->attempt < DIAL_ATTEMPTS) {
-        struct timeval tv = {0, 0};
-        uint32_t ms = (uint32_t)d->attempt * d->step_ms;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
+        struct timeval tv = vrev__ms_to_tv((uint32_t)d->attempt * d->step_ms);
         evtimer_add(d->retry, &tv);
         return;
     }

@@ -8,6 +8,7 @@
 #include "codec/h2.h"
 #include "net/tls.h"
 #include "udp.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "inbound"
 
@@ -322,7 +323,7 @@ static void handshake_arm(struct vrev__handshake *h, void (*wipe)(struct vrev__h
     vrev__engine_track(e, &h->conn, handshake_close);
     uint32_t ms = e->policy.handshake_ms;
     h->until_ms = now_ms() + ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(h->deadline, &tv);
 }
 

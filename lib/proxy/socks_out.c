@@ -20,6 +20,7 @@
 #include "codec/socks5.h"
 #include "proxy.h"
 #include "udp.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "socks"
 #define SOCKS_RETRY_STEP_MS 100 /* 4.34: retry.ExponentialBackoff(5, 100) */
@@ -235,7 +236,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
         return;
     }
     uint32_t ms = e->policy.handshake_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(r->deadline, &tv);
     bufferevent_setcb(bev, on_read, NULL, on_event, r);
     bufferevent_enable(bev, EV_READ | EV_WRITE);

@@ -24,6 +24,7 @@
 #include "core/budget.h"
 #include "net/packet.h"
 #include "udp.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "udp"
 #define MAX_PEERS 1024
@@ -41,7 +42,7 @@ static uint64_t ms_since(struct event_base *base, const struct timeval *t)
 
 static void arm(struct event *ev, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(ev, &tv);
 }
 

@@ -27,6 +27,7 @@
 #include "reverse.h"
 #include "vrev/control.h"
 #include "vrev/tunnel.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "bridge"
 /* An immediate redial at most this often: a portal that takes tunnels and drops them at once
@@ -124,7 +125,7 @@ static void worker_free(struct bworker *w)
 
 static void schedule(struct vrev__bridge *b, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(b->monitor, &tv);
 }
 
@@ -224,7 +225,7 @@ static void dial_hold(struct bworker *w)
     if (w->holding || w->busy || w->dialing->n < w->bridge->engine->limits.dials_per_tunnel)
         return;
     w->holding = true;
-    struct timeval tv = {DIALS_HOLD_MS / 1000, (DIALS_HOLD_MS % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(DIALS_HOLD_MS);
     evtimer_add(w->hold_timer, &tv);
     vrev__muxconn_hold(w->mc);
 }

@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "mux"
 /* Abuse bounds (RELIABILITY §2.5). Frames the receiver queues by itself in answer to input
@@ -669,7 +670,7 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
 static void arm_stall(struct vrev__muxconn *mc)
 {
     if (mc->stall) {
-        struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
+        struct timeval tv = vrev__ms_to_tv(mc->stall_ms);
         evtimer_add(mc->stall, &tv);
     }
 }
@@ -969,7 +970,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__muxconn *mc = arg;
-    struct timeval now, idle = {mc->idle_ms / 1000, (mc->idle_ms % 1000) * 1000}, due;
+    struct timeval now, idle = vrev__ms_to_tv(mc->idle_ms), due;
     event_base_gettimeofday_cached(mc->ctx->base, &now);
     mc->busy++;
     for (struct msession *s = mc->sessions.next, *next; !mc->closed && s != &mc->sessions;
@@ -987,10 +988,8 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        struct timeval tv = {0, 0};
         uint32_t ms = mc->idle_ms / 4 < 10 ? 10 : mc->idle_ms / 4 > 30000 ? 30000 : mc->idle_ms / 4;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
+        struct timeval tv = vrev__ms_to_tv(ms);
         evtimer_add(mc->sweep, &tv);
     }
     leave(mc);

@@ -16,6 +16,7 @@
 #include "reverse.h"
 #include "vrev/control.h"
 #include "vrev/tunnel.h"
+#include "core/timeval.h"
 
 #define LOG_COMPONENT "portal"
 #define DRAIN_CHECK_MS 16000 /* V2Ray's idle ticker for a drained tunnel */
@@ -102,7 +103,7 @@ static void worker_free(struct pworker *w)
 
 static void arm(struct pworker *w, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(w->timer, &tv);
 }
 
@@ -353,7 +354,7 @@ static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
     q->target = info->target;
     q->network = info->network;
     client_of(info, &q->client);
-    struct timeval now, wait = {p->wait_ms / 1000, (p->wait_ms % 1000) * 1000};
+    struct timeval now, wait = vrev__ms_to_tv(p->wait_ms);
     event_base_gettimeofday_cached(ctx->base, &now);
     timeradd(&now, &wait, &q->until);
     bufferevent_setcb(link, NULL, NULL, NULL, NULL);
