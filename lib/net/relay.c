@@ -8,8 +8,8 @@
 #include <sys/time.h>
 
 #include "core/budget.h"
-#include "net.h"
 #include "core/timeval.h"
+#include "net.h"
 
 struct side {
     struct bufferevent *bev;

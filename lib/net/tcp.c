@@ -12,10 +12,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/timeval.h"
 #include "net.h"
 
 #include <event2/bufferevent_struct.h> /* after bufferevent.h, which it needs */
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "net"
 

@@ -23,9 +23,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/timeval.h"
 #include "net.h"
 #include "tls_backend.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "tls"
 #define STAGE_CAP (64 * 1024) /* bytes per buffering stage and direction */

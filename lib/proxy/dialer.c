@@ -7,9 +7,9 @@
  * progress (proxy.h). */
 #include <string.h>
 
-#include "proxy.h"
-#include "net/tls.h"
 #include "core/timeval.h"
+#include "net/tls.h"
+#include "proxy.h"
 
 #define DIAL_ATTEMPTS 5
 #define DIAL_TIMEOUT_MS 4000

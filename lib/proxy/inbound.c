@@ -4,11 +4,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "inbound.h"
 #include "codec/h2.h"
+#include "core/timeval.h"
+#include "inbound.h"
 #include "net/tls.h"
 #include "udp.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "inbound"
 

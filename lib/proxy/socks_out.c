@@ -18,9 +18,9 @@
 #include <sys/socket.h>
 
 #include "codec/socks5.h"
+#include "core/timeval.h"
 #include "proxy.h"
 #include "udp.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "socks"
 #define SOCKS_RETRY_STEP_MS 100 /* 4.34: retry.ExponentialBackoff(5, 100) */

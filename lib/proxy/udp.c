@@ -22,9 +22,9 @@
 
 #include "codec/socks5.h"
 #include "core/budget.h"
+#include "core/timeval.h"
 #include "net/packet.h"
 #include "udp.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "udp"
 #define MAX_PEERS 1024

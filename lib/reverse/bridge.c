@@ -22,12 +22,12 @@
  * it is refused, as one to a target outside allowed_targets is. */
 #include <string.h>
 
+#include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
 #include "reverse.h"
 #include "vrev/control.h"
 #include "vrev/tunnel.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "bridge"
 /* An immediate redial at most this often: a portal that takes tunnels and drops them at once

@@ -15,9 +15,9 @@
 #include "codec/mux_guard.h"
 #include "core/budget.h"
 #include "core/core.h"
+#include "core/timeval.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "mux"
 /* Abuse bounds (RELIABILITY §2.5). Frames the receiver queues by itself in answer to input

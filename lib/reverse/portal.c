@@ -11,12 +11,12 @@
  * 2 s tick, not at once. A drained tunnel keeps its sessions until they end. */
 #include <string.h>
 
+#include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
 #include "reverse.h"
 #include "vrev/control.h"
 #include "vrev/tunnel.h"
-#include "core/timeval.h"
 
 #define LOG_COMPONENT "portal"
 #define DRAIN_CHECK_MS 16000 /* V2Ray's idle ticker for a drained tunnel */
