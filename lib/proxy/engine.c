@@ -2,6 +2,7 @@
 #include <event2/dns.h>
 #include <string.h>
 
+#include "core/list.h"
 #include "net/tls.h"
 #include "proxy.h"
 
@@ -23,17 +24,13 @@ int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
 void vrev__engine_track(struct vrev__engine *e, struct vrev__conn *c, vrev__conn_close_fn close)
 {
     c->close = close;
-    c->next = e->live.next;
-    c->prev = &e->live;
-    e->live.next->prev = c;
-    e->live.next = c;
+    VREV__RING_PUSH_FRONT(&e->live, c);
 }
 
 void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c)
 {
     (void)e;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    VREV__RING_REMOVE(c);
     c->next = c->prev = c;
 }
 

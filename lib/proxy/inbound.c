@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "codec/h2.h"
+#include "core/list.h"
 #include "core/timeval.h"
 #include "inbound.h"
 #include "net/tls.h"
@@ -38,12 +39,7 @@ struct vrev__h2_link {
 
 static void h2_unlink(struct vrev__h2_link *l)
 {
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        l->in->h2_conns = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    VREV__LIST_REMOVE(l->in->h2_conns, l);
     vrev__free(l->in->engine->ctx, l);
 }
 
@@ -99,10 +95,7 @@ static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int 
         vrev__free(ctx, l);
         return;
     }
-    l->next = in->h2_conns;
-    if (l->next)
-        l->next->prev = l;
-    in->h2_conns = l;
+    VREV__LIST_PUSH(in->h2_conns, l);
 }
 
 static void h2_close_all(struct vrev__inbound *in)

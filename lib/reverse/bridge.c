@@ -22,6 +22,7 @@
  * it is refused, as one to a target outside allowed_targets is. */
 #include <string.h>
 
+#include "core/list.h"
 #include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
@@ -107,8 +108,7 @@ static void worker_free(struct bworker *w)
     w->dialing->on_drop = NULL; /* the dials the muxconn's free cancels must not call back */
     if (w->hold_timer)
         event_free(w->hold_timer);
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
+    VREV__RING_REMOVE(w);
     uint64_t rx, tx;
     vrev__muxconn_bytes(w->mc, &rx, &tx);
     b->stats.bytes_up += rx;
@@ -431,10 +431,7 @@ static int new_tunnel(struct vrev__bridge *b)
     w->dialing->drop_arg = w;
     event_base_gettimeofday_cached(ctx->base, &w->last_rx);
     b->n_workers++;
-    w->next = b->workers.next;
-    w->prev = &b->workers;
-    b->workers.next->prev = w;
-    b->workers.next = w;
+    VREV__RING_PUSH_FRONT(&b->workers, w);
     b->stats.tunnels_opened++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_SERVER, pair[1], &b->engine->policy, &cbs, w,
                                &w->mc);
@@ -631,13 +628,9 @@ void vrev__bridge_adopt(struct vrev__bridge *to, struct vrev__bridge *from)
 {
     while (from->workers.next != &from->workers) {
         struct bworker *w = from->workers.next;
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
+        VREV__RING_REMOVE(w);
         w->bridge = to;
-        w->next = &to->workers;
-        w->prev = to->workers.prev;
-        to->workers.prev->next = w;
-        to->workers.prev = w;
+        VREV__RING_PUSH_BACK(&to->workers, w);
     }
     to->n_workers = from->n_workers;
     from->n_workers = 0;

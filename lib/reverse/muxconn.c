@@ -15,6 +15,7 @@
 #include "codec/mux_guard.h"
 #include "core/budget.h"
 #include "core/core.h"
+#include "core/list.h"
 #include "core/timeval.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
@@ -212,15 +213,11 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     s->udp = udp;
     s->attached = true;
     touch(s);
-    s->next = mc->sessions.next;
-    s->prev = &mc->sessions;
-    mc->sessions.next->prev = s;
-    mc->sessions.next = s;
+    VREV__RING_PUSH_FRONT(&mc->sessions, s);
     if (local) {
         struct evbuffer *out = bufferevent_get_output(local);
         if (!(s->out_cb = evbuffer_add_cb(out, local_out_changed, s))) {
-            s->prev->next = s->next;
-            s->next->prev = s->prev;
+            VREV__RING_REMOVE(s);
             vrev__free(mc->ctx, s);
             return NULL;
         }
@@ -303,8 +300,7 @@ static void session_free(struct msession *s, int abort)
     if (s->withheld)
         mc->withheld--;
     session_event(s, VREV_EVENT_SESSION_CLOSE);
-    s->prev->next = s->next;
-    s->next->prev = s->prev;
+    VREV__RING_REMOVE(s);
     if (s->attached)
         vrev_mux_session_set_user(mc->mux, s->sid, NULL);
     if (s->out_cb) { /* what it still holds is dropped with it */

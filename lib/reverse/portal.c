@@ -11,6 +11,7 @@
  * 2 s tick, not at once. A drained tunnel keeps its sessions until they end. */
 #include <string.h>
 
+#include "core/list.h"
 #include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
@@ -82,8 +83,7 @@ static void notify(struct portal *p, int event)
 static void worker_free(struct pworker *w)
 {
     struct portal *p = w->portal;
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
+    VREV__RING_REMOVE(w);
     if (w->timer)
         event_free(w->timer);
     w->timer = NULL; /* freeing the mux below ends its sessions: nothing may arm it then */
@@ -208,10 +208,7 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     }
     static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_session, on_closed};
     w->portal = p;
-    w->next = p->workers.next;
-    w->prev = &p->workers;
-    p->workers.next->prev = w;
-    p->workers.next = w;
+    VREV__RING_PUSH_FRONT(&p->workers, w);
     p->stats.tunnels_opened++;
     p->stats.tunnels_live++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w,
