@@ -631,6 +631,28 @@ int vrev__cfg_port_range(vrev__cfg_loader *L, json_t *obj, const char *name,
     return 0;
 }
 
+int vrev__cfg_protocol(vrev__cfg_loader *L, json_t *obj, const char *what,
+                       const struct vrev__cfg_protocol_name *known, size_t n, int *proto)
+{
+    const char *p = NULL, *key;
+    VREV_CFG_TRY(vrev__cfg_string(L, obj, "protocol", &p, NULL));
+    if (!p)
+        return vrev__cfg_fail_missing(L, "protocol");
+    vrev__cfg_get(L, obj, "protocol", &key);
+    vrev__cfg_push_key(L, key);
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(p, known[i].name) != 0)
+            continue;
+        if (!known[i].proto)
+            return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
+                                  "%s protocol \"%s\" is not supported", what, known[i].name);
+        *proto = known[i].proto;
+        vrev__cfg_pop(L);
+        return 0;
+    }
+    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown %s protocol \"%.32s\"", what, p);
+}
+
 /* ---- ids and addresses ---- */
 
 bool vrev__cfg_parse_uuid(const char *s, struct vrev__cfg_uuid *out)
