@@ -263,6 +263,24 @@ void vrev__handshake_log(struct vrev__handshake *h, const char *component, const
     vrev__access(h->engine->ctx, src, "", h->in ? h->in->tag : NULL, NULL, 0, why);
 }
 
+void vrev__handshake_read(struct vrev__handshake *h, struct bufferevent *bev, bool *rejected,
+                          const char *component, vrev__handshake_feed_fn feed)
+{
+    struct evbuffer *input = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec;
+    while (!*rejected && evbuffer_peek(input, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
+        int rc = feed(h, input, vec.iov_base, vec.iov_len);
+        if (rc > 0)
+            return;
+        if (rc < 0) {
+            vrev__handshake_log(h, component, "rejected", vrev_strerror(rc));
+            *rejected = true;
+        }
+    }
+    if (*rejected) /* keep reading, keep quiet, wait for the deadline */
+        evbuffer_drain(input, evbuffer_get_length(input));
+}
+
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
