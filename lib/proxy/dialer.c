@@ -191,13 +191,6 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     return 0;
 }
 
-int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
-                          const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void (*release)(void *user), void *user)
-{
-    return dial_for(e, link, target, NULL, NULL, NULL, step_ms, NULL, done, release, user);
-}
-
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         struct vrev__gauge *dialing, vrev__link_dialed_fn done,

@@ -75,14 +75,6 @@ int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob)
     return 0;
 }
 
-struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag)
-{
-    for (size_t i = 0; i < e->n_outbounds; i++)
-        if (e->outbounds[i]->tag && tag && !strcmp(e->outbounds[i]->tag, tag))
-            return e->outbounds[i];
-    return NULL;
-}
-
 struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
 {
     if (!e->dns) {
