@@ -57,6 +57,20 @@ static inline bool vrev__hdr_gather(uint8_t *buf, size_t *have, size_t need, con
     return *have >= need;
 }
 
+/* The start of a header led by a version byte, for the parsers: 1 once p[0] is `version` and
+ * p[1] is there too, 0 with *need set, or `bad` (a negative VREV_ERR_*) for another version. */
+static inline int vrev__hdr_version(const uint8_t *p, size_t n, uint8_t version, int bad,
+                                    size_t *need)
+{
+    if (n < 1)
+        return vrev__need_more(need, 1);
+    if (p[0] != version)
+        return bad;
+    if (n < 2)
+        return vrev__need_more(need, 2);
+    return 1;
+}
+
 static inline void vrev__hdr_reader_init(struct vrev__hdr_reader *r)
 {
     r->len = 0;
