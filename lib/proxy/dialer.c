@@ -191,6 +191,18 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     return 0;
 }
 
+int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
+                            const struct vrev__link_info *info, const struct vrev__addr *server,
+                            uint32_t step_ms, vrev__link_dialed_fn done,
+                            void (*release)(void *user), void *req)
+{
+    int rc = vrev__outbound_dial(ob, link, server, info->dial_once ? 0 : step_ms, info->dialing,
+                                 done, release, req);
+    if (rc < 0)
+        vrev__free(ob->engine->ctx, req);
+    return rc;
+}
+
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         struct vrev__gauge *dialing, vrev__link_dialed_fn done,

@@ -259,6 +259,16 @@ void vrev__outbound_cleanup(struct vrev__outbound *ob)
     vrev__carrier_clear(ob->engine->ctx, &ob->carrier);
 }
 
+void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *picker, void *ent,
+                                size_t bytes)
+{
+    vrev_ctx *ctx = ob->engine->ctx;
+    vrev__wipe(ent, bytes);
+    vrev__picker_cleanup(picker, ctx);
+    vrev__outbound_cleanup(ob);
+    vrev__free(ctx, ob);
+}
+
 int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o)
 {
     return vrev__carrier_set(ob->engine->ctx, &ob->carrier, o);

@@ -167,6 +167,15 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         struct vrev__gauge *dialing, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user);
 
+/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator): no
+ * retries if info->dial_once, counted on info->dialing; req is freed here if the dial cannot
+ * start (the error returned). For the outbounds that dial a picked server (vmess, vless,
+ * socks). */
+int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
+                            const struct vrev__link_info *info, const struct vrev__addr *server,
+                            uint32_t step_ms, vrev__link_dialed_fn done,
+                            void (*release)(void *user), void *req);
+
 /* Resolve a link's domain target (non-blocking: the hosts file, then resolv.conf's name
  * servers) to one address of `family` (AF_INET, AF_INET6 or AF_UNSPEC), picked at random;
  * the port is kept. `done` gets the link back with that address and 0, or with the target
@@ -205,6 +214,10 @@ int vrev__picker_init(struct vrev__picker *p, vrev_ctx *ctx, const void *entries
                       size_t stride);
 size_t vrev__picker_pick(struct vrev__picker *p);
 void vrev__picker_cleanup(struct vrev__picker *p, vrev_ctx *ctx);
+/* Free an outbound (allocated with the engine's allocator) that picks among entries: wipe
+ * ent[0..bytes) (credentials), clean the picker and the common part. */
+void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *picker, void *ent,
+                                size_t bytes);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 

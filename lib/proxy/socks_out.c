@@ -261,22 +261,14 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
     vrev__hdr_reader_init(&r->rd);
-    int rc =
-        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : SOCKS_RETRY_STEP_MS,
-                            info->dialing,
-                            on_dialed, req_release, r);
-    if (rc < 0)
-        vrev__free(ob->engine->ctx, r);
-    return rc;
+    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
+                                   req_release, r);
 }
 
 static void socks_destroy(struct vrev__outbound *ob)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    vrev__wipe(s->ent, s->n * sizeof(s->ent[0]));
-    vrev__picker_cleanup(&s->picker, ob->engine->ctx);
-    vrev__outbound_cleanup(ob);
-    vrev__free(ob->engine->ctx, ob);
+    vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
 static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};

@@ -153,22 +153,14 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
-    int rc =
-        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VLESS_RETRY_STEP_MS,
-                            info->dialing,
-                            on_dialed, req_release, r);
-    if (rc < 0)
-        vrev__free(ob->engine->ctx, r);
-    return rc;
+    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
+                                   req_release, r);
 }
 
 static void vless_destroy(struct vrev__outbound *ob)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    vrev__wipe(v->ent, v->n * sizeof(v->ent[0]));
-    vrev__picker_cleanup(&v->picker, ob->engine->ctx);
-    vrev__outbound_cleanup(ob);
-    vrev__free(ob->engine->ctx, ob);
+    vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
 static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
