@@ -269,6 +269,28 @@ void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *
     vrev__free(ctx, ob);
 }
 
+int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *picker,
+                               const void *ent, size_t n, size_t stride, int rc,
+                               struct vrev__outbound **out)
+{
+    if (rc == 0)
+        rc = vrev__picker_init(picker, ob->engine->ctx, ent, n, stride);
+    if (rc < 0) {
+        ob->ops->destroy(ob);
+        return rc;
+    }
+    *out = ob;
+    return 0;
+}
+
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size)
+{
+    void *r = vrev__calloc(ob->engine->ctx, 1, size);
+    if (!r)
+        vrev__bev_close(link, 1);
+    return r;
+}
+
 int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o)
 {
     return vrev__carrier_set(ob->engine->ctx, &ob->carrier, o);

@@ -218,6 +218,15 @@ void vrev__picker_cleanup(struct vrev__picker *p, vrev_ctx *ctx);
  * ent[0..bytes) (credentials), clean the picker and the common part. */
 void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *picker, void *ent,
                                 size_t bytes);
+/* The end of such an outbound's _new, its entries filled with result rc: if rc is 0, the
+ * picker over ent (n entries of `stride` bytes); then *out = ob and 0, or, on an error, the
+ * outbound destroyed (ops->destroy) and the error. */
+int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *picker,
+                               const void *ent, size_t n, size_t stride, int rc,
+                               struct vrev__outbound **out);
+/* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
+ * closed (out of memory). */
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 

@@ -251,11 +251,9 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    struct socks_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct socks_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = s;
     r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
@@ -309,12 +307,5 @@ int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
         if (rc == 0)
             rc = set_credentials(&s->ent[i], &opts[i]);
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&s->picker, e->ctx, s->ent, n, sizeof(s->ent[0]));
-    if (rc < 0) {
-        socks_destroy(&s->base);
-        return rc;
-    }
-    *out = &s->base;
-    return 0;
+    return vrev__outbound_picked_done(&s->base, &s->picker, s->ent, n, sizeof(s->ent[0]), rc, out);
 }

@@ -144,11 +144,9 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    struct vless_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct vless_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = v;
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
@@ -183,12 +181,5 @@ int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
         rc = vrev__addr_from_text(&v->ent[i].server, opts[i].address, opts[i].port);
         memcpy(v->ent[i].uuid, opts[i].uuid, sizeof(v->ent[i].uuid));
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
-    if (rc < 0) {
-        vless_destroy(&v->base);
-        return rc;
-    }
-    *out = &v->base;
-    return 0;
+    return vrev__outbound_picked_done(&v->base, &v->picker, v->ent, n, sizeof(v->ent[0]), rc, out);
 }

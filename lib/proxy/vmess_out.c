@@ -79,11 +79,9 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    struct vmess_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct vmess_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = v;
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->info = *info;
@@ -131,12 +129,5 @@ int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
             v->n = i + 1;
         en->security = (uint8_t)opts[i].security;
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
-    if (rc < 0) {
-        vmess_destroy(&v->base);
-        return rc;
-    }
-    *out = &v->base;
-    return 0;
+    return vrev__outbound_picked_done(&v->base, &v->picker, v->ent, n, sizeof(v->ent[0]), rc, out);
 }
