@@ -281,9 +281,7 @@ static int parse_socks_in(vrev__cfg_loader *L, json_t *s, const char *listen,
 static int parse_settings(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_inbound *in)
 {
     json_t *s;
-    const char *key;
-    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", &s, &key));
-    vrev__cfg_push_key(L, key ? key : "settings"); /* absent: {} as in 4.34 */
+    VREV_CFG_TRY(vrev__cfg_settings(L, obj, &s));
     switch (in->protocol) {
     case VREV_CFG_IN_DOKODEMO:
         VREV_CFG_TRY(parse_dokodemo(L, s, &in->settings.dokodemo));

@@ -258,9 +258,7 @@ static int parse_settings(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_out
     static const char *const vnext_known[] = {"vnext", NULL};
     static const char *const servers_known[] = {"servers", NULL};
     json_t *s;
-    const char *key;
-    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", &s, &key));
-    vrev__cfg_push_key(L, key ? key : "settings"); /* absent: {} as in 4.34 */
+    VREV_CFG_TRY(vrev__cfg_settings(L, obj, &s));
     switch (o->protocol) {
     case VREV_CFG_OUT_FREEDOM:
         VREV_CFG_TRY(parse_freedom(L, s, &o->settings.freedom));

@@ -631,6 +631,14 @@ int vrev__cfg_port_range(vrev__cfg_loader *L, json_t *obj, const char *name,
     return 0;
 }
 
+int vrev__cfg_settings(vrev__cfg_loader *L, json_t *obj, json_t **s)
+{
+    const char *key;
+    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", s, &key));
+    vrev__cfg_push_key(L, key ? key : "settings");
+    return 0;
+}
+
 int vrev__cfg_protocol(vrev__cfg_loader *L, json_t *obj, const char *what,
                        const struct vrev__cfg_protocol_name *known, size_t n, int *proto)
 {
