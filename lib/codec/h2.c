@@ -2,6 +2,7 @@
  * accounting and the stream state machine; this file holds the streams' buffers, makes V2Ray's
  * requests and answers, and turns nghttp2's callbacks into the carrier's events. */
 #include "h2.h"
+#include "core/list.h"
 
 #include <string.h>
 
@@ -100,21 +101,13 @@ static struct stream *stream_new(struct vrev__h2 *h2, int32_t id)
     if (!st)
         return NULL;
     st->id = id;
-    st->next = h2->streams;
-    if (h2->streams)
-        h2->streams->prev = st;
-    h2->streams = st;
+    VREV__LIST_PUSH(h2->streams, st);
     return st;
 }
 
 static void stream_free(struct vrev__h2 *h2, struct stream *st)
 {
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        h2->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    VREV__LIST_REMOVE(h2->streams, st);
     vrev__buf_free(h2->ctx, &st->out);
     vrev__free(h2->ctx, st->method);
     vrev__free(h2->ctx, st->authority);

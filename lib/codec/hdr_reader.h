@@ -18,8 +18,10 @@
 #ifndef VREV_CODEC_HDR_READER_H
 #define VREV_CODEC_HDR_READER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define VREV_HDR_READER_MAX 544
 
@@ -37,6 +39,36 @@ static inline int vrev__need_more(size_t *need, size_t total)
 {
     *need = total;
     return 0;
+}
+
+/* For readers that gather a header in steps of known size (the VMess request and response):
+ * copy from p[*taken..n) into buf[*have..need), advancing *have and *taken. true once buf
+ * holds the `need` bytes. */
+static inline bool vrev__hdr_gather(uint8_t *buf, size_t *have, size_t need, const uint8_t *p,
+                                    size_t n, size_t *taken)
+{
+    size_t k = need - *have;
+    if (k > n - *taken)
+        k = n - *taken;
+    if (k)
+        memcpy(buf + *have, p + *taken, k);
+    *have += k;
+    *taken += k;
+    return *have >= need;
+}
+
+/* The start of a header led by a version byte, for the parsers: 1 once p[0] is `version` and
+ * p[1] is there too, 0 with *need set, or `bad` (a negative VREV_ERR_*) for another version. */
+static inline int vrev__hdr_version(const uint8_t *p, size_t n, uint8_t version, int bad,
+                                    size_t *need)
+{
+    if (n < 1)
+        return vrev__need_more(need, 1);
+    if (p[0] != version)
+        return bad;
+    if (n < 2)
+        return vrev__need_more(need, 2);
+    return 1;
 }
 
 static inline void vrev__hdr_reader_init(struct vrev__hdr_reader *r)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/hex.h"
 #include "crypto/crypto.h"
 
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -394,14 +395,6 @@ int vrev__http1_write_unreadable(char *buf, size_t cap, int err)
 
 /* --- the WebSocket upgrade, server side ---------------------------------------------------- */
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = lower(c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
 /* The target's path as Go's URL parser gives it: no query, no scheme://authority. */
 static struct vrev__http1_str target_path(struct vrev__http1_str t)
 {
@@ -429,8 +422,8 @@ int vrev__http1_path_match(const char *target, size_t len, const char *want, boo
     for (size_t i = 0; i < path.len; i++, w++) {
         char c = path.p[i];
         if (c == '%') {
-            int hi = i + 2 < path.len ? hex(path.p[i + 1]) : -1;
-            int lo = i + 2 < path.len ? hex(path.p[i + 2]) : -1;
+            int hi = i + 2 < path.len ? vrev__hex_digit(path.p[i + 1]) : -1;
+            int lo = i + 2 < path.len ? vrev__hex_digit(path.p[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);

@@ -127,12 +127,9 @@ static int parse_addr_at3(const uint8_t *p, size_t n, struct vrev__socks5_reques
 int vrev__socks5_greeting_parse(const uint8_t *p, size_t n, struct vrev__socks5_greeting *g,
                                 size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_SOCKS5_VERSION)
-        return VREV_ERR_SOCKS_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_SOCKS5_VERSION, VREV_ERR_SOCKS_VERSION, need);
+    if (rc <= 0)
+        return rc;
     size_t total = 2 + (size_t)p[1];
     if (n < total)
         return vrev__need_more(need, total);
@@ -151,12 +148,9 @@ uint8_t vrev__socks5_choose_method(const struct vrev__socks5_greeting *g, uint8_
 
 int vrev__socks5_auth_parse(const uint8_t *p, size_t n, struct vrev__socks5_auth *a, size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_SOCKS5_AUTH_VERSION)
-        return VREV_ERR_SOCKS_AUTH_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_SOCKS5_AUTH_VERSION, VREV_ERR_SOCKS_AUTH_VERSION, need);
+    if (rc <= 0)
+        return rc;
     size_t ulen = p[1];
     if (n < 3 + ulen)
         return vrev__need_more(need, 3 + ulen);
@@ -181,12 +175,9 @@ static bool known_command(uint8_t cmd)
 int vrev__socks5_request_parse(const uint8_t *p, size_t n, struct vrev__socks5_request *req,
                                size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_SOCKS5_VERSION)
-        return VREV_ERR_SOCKS_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_SOCKS5_VERSION, VREV_ERR_SOCKS_VERSION, need);
+    if (rc <= 0)
+        return rc;
     req->code = p[1];
     if (!known_command(p[1]))
         return VREV_ERR_SOCKS_COMMAND;
@@ -278,12 +269,9 @@ int vrev__socks5_request_encode(uint8_t *out, size_t cap, uint8_t cmd,
 
 int vrev__socks5_method_parse(const uint8_t *p, size_t n, uint8_t *method, size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_SOCKS5_VERSION)
-        return VREV_ERR_SOCKS_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_SOCKS5_VERSION, VREV_ERR_SOCKS_VERSION, need);
+    if (rc <= 0)
+        return rc;
     *method = p[1];
     return p[1] == VREV_SOCKS5_METHOD_UNACCEPTABLE ? VREV_ERR_SOCKS_NO_METHOD : 2;
 }
@@ -299,12 +287,9 @@ int vrev__socks5_auth_status_parse(const uint8_t *p, size_t n, uint8_t *status, 
 int vrev__socks5_reply_parse(const uint8_t *p, size_t n, struct vrev__socks5_request *r,
                              size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_SOCKS5_VERSION)
-        return VREV_ERR_SOCKS_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_SOCKS5_VERSION, VREV_ERR_SOCKS_VERSION, need);
+    if (rc <= 0)
+        return rc;
     r->code = p[1];
     if (p[1] != VREV_SOCKS5_REP_SUCCEEDED)
         return VREV_ERR_SOCKS_REFUSED;

@@ -173,16 +173,13 @@ int vrev__vless_request_parse(const uint8_t *p, size_t n, const struct vrev__vle
 int vrev__vless_response_parse(const uint8_t *p, size_t n, struct vrev__vless_addons *addons,
                                size_t *need)
 {
-    if (n < 1)
-        return vrev__need_more(need, 1);
-    if (p[0] != VREV_VLESS_VERSION)
-        return VREV_ERR_VLESS_VERSION;
-    if (n < 2)
-        return vrev__need_more(need, 2);
+    int rc = vrev__hdr_version(p, n, VREV_VLESS_VERSION, VREV_ERR_VLESS_VERSION, need);
+    if (rc <= 0)
+        return rc;
     size_t end = 2 + (size_t)p[1];
     if (n < end)
         return vrev__need_more(need, end);
-    int rc = vrev__vless_addons_parse(p + 2, p[1], addons);
+    rc = vrev__vless_addons_parse(p + 2, p[1], addons);
     return rc < 0 ? rc : (int)end;
 }
 

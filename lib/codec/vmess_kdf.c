@@ -13,6 +13,7 @@
  */
 #include <string.h>
 
+#include "core/hex.h"
 #include "vmess.h"
 
 #define KDF_BLOCK 64
@@ -22,39 +23,9 @@
  * base layer sees at most the caller's key plus one block per path element. */
 #define KDF_MSG_MAX (VREV_VMESS_KDF_PATH_MAX + 1)
 
-static int hex_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int vrev__vmess_uuid_parse(const char *text, size_t len, uint8_t out[16])
 {
-    if (!text || (len != 32 && len != 36))
-        return VREV_ERR_VMESS_UUID;
-    size_t k = 0;
-    for (size_t i = 0; i < len; i++) {
-        bool dash_pos = len == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
-        if (dash_pos) {
-            if (text[i] != '-')
-                return VREV_ERR_VMESS_UUID;
-            continue;
-        }
-        int v = hex_nibble(text[i]);
-        if (v < 0)
-            return VREV_ERR_VMESS_UUID;
-        if (k % 2 == 0)
-            out[k / 2] = (uint8_t)(v << 4);
-        else
-            out[k / 2] |= (uint8_t)v;
-        k++;
-    }
-    return 0;
+    return vrev__uuid_parse(text, len, out) ? 0 : VREV_ERR_VMESS_UUID;
 }
 
 int vrev__vmess_cmd_key(const uint8_t uuid[16], uint8_t out[16])

@@ -13,6 +13,7 @@
  */
 #include <string.h>
 
+#include "hdr_reader.h"
 #include "vmess.h"
 
 enum { ST_LENGTH, ST_BODY, ST_DONE, ST_FAILED };
@@ -101,14 +102,7 @@ int vrev__vmess_resp_reader_feed(struct vrev__vmess_resp_reader *r, const uint8_
         return 1;
     size_t taken = 0;
     while (r->state != ST_FAILED) {
-        size_t k = r->need - r->have;
-        if (k > n - taken)
-            k = n - taken;
-        if (k)
-            memcpy(r->buf + r->have, p + taken, k);
-        r->have += k;
-        taken += k;
-        if (r->have < r->need) {
+        if (!vrev__hdr_gather(r->buf, &r->have, r->need, p, n, &taken)) {
             *used = n;
             return 0;
         }

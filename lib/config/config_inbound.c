@@ -12,34 +12,15 @@ static const char no_clients[] = "no clients: nobody could connect";
 
 static int inbound_protocol(vrev__cfg_loader *L, json_t *obj, int *proto)
 {
-    static const struct {
-        const char *name;
-        int proto;
-    } known[] = {{"dokodemo-door", VREV_CFG_IN_DOKODEMO},
-                 {"vmess", VREV_CFG_IN_VMESS},
-                 {"vless", VREV_CFG_IN_VLESS},
-                 {"socks", VREV_CFG_IN_SOCKS},
-                 {"http", 0},
-                 {"shadowsocks", 0},
-                 {"trojan", 0},
-                 {"mtproto", 0}};
-    const char *p = NULL, *key;
-    VREV_CFG_TRY(vrev__cfg_string(L, obj, "protocol", &p, NULL));
-    if (!p)
-        return vrev__cfg_fail_missing(L, "protocol");
-    vrev__cfg_get(L, obj, "protocol", &key);
-    vrev__cfg_push_key(L, key);
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcasecmp(p, known[i].name) != 0)
-            continue;
-        if (!known[i].proto)
-            return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                                  "inbound protocol \"%s\" is not supported", known[i].name);
-        *proto = known[i].proto;
-        vrev__cfg_pop(L);
-        return 0;
-    }
-    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown inbound protocol \"%.32s\"", p);
+    static const struct vrev__cfg_protocol_name known[] = {{"dokodemo-door", VREV_CFG_IN_DOKODEMO},
+                                                           {"vmess", VREV_CFG_IN_VMESS},
+                                                           {"vless", VREV_CFG_IN_VLESS},
+                                                           {"socks", VREV_CFG_IN_SOCKS},
+                                                           {"http", 0},
+                                                           {"shadowsocks", 0},
+                                                           {"trojan", 0},
+                                                           {"mtproto", 0}};
+    return vrev__cfg_protocol(L, obj, "inbound", known, sizeof(known) / sizeof(known[0]), proto);
 }
 
 static int parse_listen(vrev__cfg_loader *L, json_t *obj, const char **listen)
@@ -300,9 +281,7 @@ static int parse_socks_in(vrev__cfg_loader *L, json_t *s, const char *listen,
 static int parse_settings(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_inbound *in)
 {
     json_t *s;
-    const char *key;
-    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", &s, &key));
-    vrev__cfg_push_key(L, key ? key : "settings"); /* absent: {} as in 4.34 */
+    VREV_CFG_TRY(vrev__cfg_settings(L, obj, &s));
     switch (in->protocol) {
     case VREV_CFG_IN_DOKODEMO:
         VREV_CFG_TRY(parse_dokodemo(L, s, &in->settings.dokodemo));

@@ -107,6 +107,18 @@ int vrev__cfg_array(vrev__cfg_loader *L, json_t *obj, const char *name, json_t *
 
 /* Typed members; when absent the output is left unchanged and *present (if non-NULL) is set
  * false. Strings are copied into the arena. */
+/* obj's "settings" object into *s (NULL when absent: the protocols take that as {}, as 4.34
+ * does), its key pushed on the path: pop it when done. */
+int vrev__cfg_settings(vrev__cfg_loader *L, json_t *obj, json_t **s);
+/* A protocol name and its VREV_CFG_IN_* / VREV_CFG_OUT_* (0: known to V2Ray, not supported). */
+struct vrev__cfg_protocol_name {
+    const char *name;
+    int proto;
+};
+/* obj's required "protocol" (any case) among known[0..n) into *proto; `what` ("inbound",
+ * "outbound") names it in the errors. */
+int vrev__cfg_protocol(vrev__cfg_loader *L, json_t *obj, const char *what,
+                       const struct vrev__cfg_protocol_name *known, size_t n, int *proto);
 int vrev__cfg_string(vrev__cfg_loader *L, json_t *obj, const char *name, const char **out,
                      bool *present);
 int vrev__cfg_bool(vrev__cfg_loader *L, json_t *obj, const char *name, bool *out);

@@ -8,36 +8,17 @@
 
 static int outbound_protocol(vrev__cfg_loader *L, json_t *obj, int *proto)
 {
-    static const struct {
-        const char *name;
-        int proto;
-    } known[] = {{"freedom", VREV_CFG_OUT_FREEDOM},
-                 {"blackhole", VREV_CFG_OUT_BLACKHOLE},
-                 {"vmess", VREV_CFG_OUT_VMESS},
-                 {"vless", VREV_CFG_OUT_VLESS},
-                 {"socks", VREV_CFG_OUT_SOCKS},
-                 {"http", 0},
-                 {"shadowsocks", 0},
-                 {"trojan", 0},
-                 {"mtproto", 0},
-                 {"dns", 0}};
-    const char *p = NULL, *key;
-    VREV_CFG_TRY(vrev__cfg_string(L, obj, "protocol", &p, NULL));
-    if (!p)
-        return vrev__cfg_fail_missing(L, "protocol");
-    vrev__cfg_get(L, obj, "protocol", &key);
-    vrev__cfg_push_key(L, key);
-    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
-        if (strcasecmp(p, known[i].name) != 0)
-            continue;
-        if (!known[i].proto)
-            return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
-                                  "outbound protocol \"%s\" is not supported", known[i].name);
-        *proto = known[i].proto;
-        vrev__cfg_pop(L);
-        return 0;
-    }
-    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown outbound protocol \"%.32s\"", p);
+    static const struct vrev__cfg_protocol_name known[] = {{"freedom", VREV_CFG_OUT_FREEDOM},
+                                                           {"blackhole", VREV_CFG_OUT_BLACKHOLE},
+                                                           {"vmess", VREV_CFG_OUT_VMESS},
+                                                           {"vless", VREV_CFG_OUT_VLESS},
+                                                           {"socks", VREV_CFG_OUT_SOCKS},
+                                                           {"http", 0},
+                                                           {"shadowsocks", 0},
+                                                           {"trojan", 0},
+                                                           {"mtproto", 0},
+                                                           {"dns", 0}};
+    return vrev__cfg_protocol(L, obj, "outbound", known, sizeof(known) / sizeof(known[0]), proto);
 }
 
 /* ---- freedom ---- */
@@ -277,9 +258,7 @@ static int parse_settings(vrev__cfg_loader *L, json_t *obj, struct vrev__cfg_out
     static const char *const vnext_known[] = {"vnext", NULL};
     static const char *const servers_known[] = {"servers", NULL};
     json_t *s;
-    const char *key;
-    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", &s, &key));
-    vrev__cfg_push_key(L, key ? key : "settings"); /* absent: {} as in 4.34 */
+    VREV_CFG_TRY(vrev__cfg_settings(L, obj, &s));
     switch (o->protocol) {
     case VREV_CFG_OUT_FREEDOM:
         VREV_CFG_TRY(parse_freedom(L, s, &o->settings.freedom));

@@ -8,6 +8,7 @@
 
 #include "codec/addr.h"
 #include "config/config_internal.h"
+#include "core/hex.h"
 
 /* ---- path ---- */
 
@@ -630,45 +631,43 @@ int vrev__cfg_port_range(vrev__cfg_loader *L, json_t *obj, const char *name,
     return 0;
 }
 
-/* ---- ids and addresses ---- */
-
-static int hexval(char c)
+int vrev__cfg_settings(vrev__cfg_loader *L, json_t *obj, json_t **s)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    const char *key;
+    VREV_CFG_TRY(vrev__cfg_object(L, obj, "settings", s, &key));
+    vrev__cfg_push_key(L, key ? key : "settings");
+    return 0;
 }
+
+int vrev__cfg_protocol(vrev__cfg_loader *L, json_t *obj, const char *what,
+                       const struct vrev__cfg_protocol_name *known, size_t n, int *proto)
+{
+    const char *p = NULL, *key;
+    VREV_CFG_TRY(vrev__cfg_string(L, obj, "protocol", &p, NULL));
+    if (!p)
+        return vrev__cfg_fail_missing(L, "protocol");
+    vrev__cfg_get(L, obj, "protocol", &key);
+    vrev__cfg_push_key(L, key);
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(p, known[i].name) != 0)
+            continue;
+        if (!known[i].proto)
+            return vrev__cfg_fail(L, VREV_ERR_CONFIG_UNSUPPORTED,
+                                  "%s protocol \"%s\" is not supported", what, known[i].name);
+        *proto = known[i].proto;
+        vrev__cfg_pop(L);
+        return 0;
+    }
+    return vrev__cfg_fail(L, VREV_ERR_CONFIG_INVALID, "unknown %s protocol \"%.32s\"", what, p);
+}
+
+/* ---- ids and addresses ---- */
 
 bool vrev__cfg_parse_uuid(const char *s, struct vrev__cfg_uuid *out)
 {
-    static const char digits[] = "0123456789abcdef";
-    size_t len = strlen(s), k = 0;
-    bool dashed = len == 36;
-    if (len != 36 && len != 32)
+    if (!vrev__uuid_parse(s, strlen(s), out->bytes))
         return false;
-    for (size_t i = 0; i < len; i++) {
-        if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
-            if (s[i] != '-')
-                return false;
-            continue;
-        }
-        int hi = hexval(s[i]), lo = i + 1 < len ? hexval(s[i + 1]) : -1;
-        if (hi < 0 || lo < 0)
-            return false;
-        out->bytes[k++] = (uint8_t)(hi << 4 | lo);
-        i++;
-    }
-    for (size_t i = 0, t = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out->text[t++] = '-';
-        out->text[t++] = digits[out->bytes[i] >> 4];
-        out->text[t++] = digits[out->bytes[i] & 15];
-    }
-    out->text[36] = '\0';
+    vrev__uuid_format(out->bytes, out->text);
     return true;
 }
 

@@ -71,6 +71,9 @@ void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);
 void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size);
 void vrev__free(vrev_ctx *ctx, void *ptr);
+/* A copy of the string s with the context's allocator (freed with vrev__free); NULL when s is
+ * NULL or out of memory. */
+char *vrev__strdup(vrev_ctx *ctx, const char *s);
 
 /* Overwrite memory in a way the compiler may not elide (for secrets). */
 void vrev__wipe(void *ptr, size_t len);

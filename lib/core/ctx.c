@@ -234,6 +234,17 @@ void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size)
     return ctx->alloc.realloc(ptr, size ? size : 1, ctx->alloc.user);
 }
 
+char *vrev__strdup(vrev_ctx *ctx, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = vrev__malloc(ctx, n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
 void vrev__free(vrev_ctx *ctx, void *ptr)
 {
     if (ptr)

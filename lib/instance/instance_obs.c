@@ -10,11 +10,7 @@ static int copy(vrev_ctx *ctx, const char *s, char **out)
     *out = NULL;
     if (!s)
         return 0;
-    size_t n = strlen(s) + 1;
-    if (!(*out = vrev__malloc(ctx, n)))
-        return VREV_ERR_NOMEM;
-    memcpy(*out, s, n);
-    return 0;
+    return (*out = vrev__strdup(ctx, s)) ? 0 : VREV_ERR_NOMEM;
 }
 
 int vrev__instance_obs_init(vrev_ctx *ctx, struct vrev__instance_obs *o,

@@ -25,6 +25,7 @@
 
 #include "carrier_layer.h"
 #include "codec/h2.h"
+#include "core/list.h"
 #include "net.h"
 
 #define STREAM_MARK (256 * 1024)
@@ -158,12 +159,7 @@ static void stream_free(void *arg)
         vrev__h2_reset(c->h2, sid); /* V2Ray's way to end a stream early */
         conn_flush(c);
     }
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->streams = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    VREV__LIST_REMOVE(c->streams, s);
     bufferevent_free(s->far);
     vrev__free(c->ctx, s);
     conn_maybe_free(c);
@@ -213,10 +209,7 @@ static int on_open(void *user, int32_t sid, const struct vrev__h2_request *req)
     }
     s->far = pair[1];
     vrev__layer_mark(s->far, NULL, NULL, &s->layer);
-    s->next = c->streams;
-    if (c->streams)
-        c->streams->prev = s;
-    c->streams = s;
+    VREV__LIST_PUSH(c->streams, s);
     if (!(s->taken = evbuffer_add_cb(bufferevent_get_input(s->self), stream_taken, s))) {
         s->sid = -1; /* refused: the codec resets it */
         bufferevent_free(s->self);

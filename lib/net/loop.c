@@ -3,6 +3,7 @@
 #include <event2/event.h>
 
 #include "core/core.h"
+#include "core/timeval.h"
 
 static void free_own_base(struct event_base *base)
 {
@@ -63,7 +64,7 @@ int vrev_ctx_run(vrev_ctx *ctx, int timeout_ms)
      * the next run short) */
     struct event *timer = NULL;
     if (timeout_ms > 0) {
-        struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+        struct timeval tv = vrev__ms_to_tv(timeout_ms);
         timer = evtimer_new(ctx->base, time_up, ctx->base);
         if (!timer || evtimer_add(timer, &tv) < 0) {
             if (timer)

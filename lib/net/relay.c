@@ -8,6 +8,7 @@
 #include <sys/time.h>
 
 #include "core/budget.h"
+#include "core/timeval.h"
 #include "net.h"
 
 struct side {
@@ -110,7 +111,7 @@ static uint32_t current_timeout(const struct vrev__relay *r)
 static void arm(struct vrev__relay *r)
 {
     uint32_t ms = current_timeout(r);
-    struct timeval now, tv = {ms / 1000, (ms % 1000) * 1000}, deadline, left;
+    struct timeval now, tv = vrev__ms_to_tv(ms), deadline, left;
     event_base_gettimeofday_cached(r->ctx->base, &now);
     timeradd(&r->last, &tv, &deadline);
     if (timercmp(&deadline, &now, <))
@@ -151,7 +152,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     uint32_t ms = current_timeout(r);
-    struct timeval now, tv = {ms / 1000, (ms % 1000) * 1000}, deadline;
+    struct timeval now, tv = vrev__ms_to_tv(ms), deadline;
     event_base_gettimeofday_cached(r->ctx->base, &now);
     timeradd(&r->last, &tv, &deadline);
     if (!timercmp(&now, &deadline, <)) {

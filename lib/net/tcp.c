@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/timeval.h"
 #include "net.h"
 
 #include <event2/bufferevent_struct.h> /* after bufferevent.h, which it needs */
@@ -364,7 +365,7 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
         return VREV_ERR_NOMEM;
     }
     bufferevent_setcb(d->bev, NULL, NULL, dial_event, d);
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(timeout_ms);
     evtimer_add(d->deadline, &tv);
     int rc;
     if (target->type == VREV_ADDR_DOMAIN) {

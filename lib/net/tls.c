@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "core/list.h"
+#include "core/timeval.h"
 #include "net.h"
 #include "tls_backend.h"
 
@@ -433,12 +435,7 @@ struct vrev__lingering {
 static void linger_end(struct vrev__lingering *l, bool abort)
 {
     struct bufferevent *bev = l->bev;
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        l->ctx->lingering = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    VREV__LIST_REMOVE(l->ctx->lingering, l);
     event_free(l->until);
     vrev__free(l->ctx, l);
     vrev__bev_close(bev, abort);
@@ -507,12 +504,9 @@ static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
     }
     l->ctx = c->ctx;
     l->bev = lower;
-    l->next = c->ctx->lingering;
-    if (l->next)
-        l->next->prev = l;
-    c->ctx->lingering = l;
+    VREV__LIST_PUSH(c->ctx->lingering, l);
     c->ctx->close_lingering = close_lingering;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(l->until, &tv);
     evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
     bufferevent_setwatermark(lower, EV_READ | EV_WRITE, 0, 0);

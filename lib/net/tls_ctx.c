@@ -84,15 +84,6 @@ static int check_alpn(const char *const *alpn, size_t n, char *err, size_t err_l
     return 0;
 }
 
-static char *dup_str(vrev_ctx *ctx, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static void free_common(struct vrev__tls_common *c)
 {
     vrev__free(c->ctx, c->server_name);
@@ -111,7 +102,7 @@ static int finish_ctx(vrev_ctx *ctx, struct vrev__tls_ctx *t, bool server, bool 
     c->server = server;
     c->insecure = insecure;
     const char *name = o ? o->server_name : NULL;
-    bool ok = !(name && *name) || (c->server_name = dup_str(ctx, name));
+    bool ok = !(name && *name) || (c->server_name = vrev__strdup(ctx, name));
     if (ok && o && o->n_pins) {
         ok = (c->pins = vrev__calloc(ctx, o->n_pins, sizeof(*c->pins))) != NULL;
         if (ok) {

@@ -4,6 +4,7 @@
 
 #include "core/base64.h"
 #include "core/core.h"
+#include "core/hex.h"
 #include "crypto/crypto.h"
 #include "tls_pin.h"
 
@@ -28,14 +29,6 @@ int vrev__tls_pin_from_base64(const char *s, size_t len, uint8_t out[VREV__TLS_P
     return 0;
 }
 
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 int vrev__tls_pin_parse(const char *s, uint8_t out[VREV__TLS_PIN_LEN])
 {
     static const char prefix[] = "sha256:";
@@ -46,7 +39,7 @@ int vrev__tls_pin_parse(const char *s, uint8_t out[VREV__TLS_PIN_LEN])
     if (len != 2 * VREV__TLS_PIN_LEN)
         return vrev__tls_pin_from_base64(s, len, out);
     for (size_t i = 0; i < VREV__TLS_PIN_LEN; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        int hi = vrev__hex_digit(s[2 * i]), lo = vrev__hex_digit(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return VREV_ERR_INVAL;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -358,20 +358,11 @@ static struct bufferevent *ws_client(vrev_ctx *ctx, struct bufferevent *lower,
     return wrap(v, lower, err);
 }
 
-static char *dup(vrev_ctx *ctx, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 static struct bufferevent *ws_server(vrev_ctx *ctx, struct bufferevent *lower,
                                      const struct vrev__carrier_opts *o, int *err)
 {
     struct wsl *v = wsl_new(ctx, false);
-    if (v && !(v->path = dup(ctx, o->path ? o->path : "/"))) {
+    if (v && !(v->path = vrev__strdup(ctx, o->path ? o->path : "/"))) {
         wsl_free(v);
         v = NULL;
     }

@@ -7,8 +7,9 @@
  * progress (proxy.h). */
 #include <string.h>
 
-#include "proxy.h"
+#include "core/timeval.h"
 #include "net/tls.h"
+#include "proxy.h"
 
 #define DIAL_ATTEMPTS 5
 #define DIAL_TIMEOUT_MS 4000
@@ -75,10 +76,7 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     struct link_dial *d = user;
     d->dial = NULL;
     if (err && d->step_ms && ++d->attempt < DIAL_ATTEMPTS) {
-        struct timeval tv = {0, 0};
-        uint32_t ms = (uint32_t)d->attempt * d->step_ms;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
+        struct timeval tv = vrev__ms_to_tv((uint32_t)d->attempt * d->step_ms);
         evtimer_add(d->retry, &tv);
         return;
     }
@@ -193,11 +191,16 @@ static int dial_for(struct vrev__engine *e, struct bufferevent *link,
     return 0;
 }
 
-int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
-                          const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void (*release)(void *user), void *user)
+int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
+                            const struct vrev__link_info *info, const struct vrev__addr *server,
+                            uint32_t step_ms, vrev__link_dialed_fn done,
+                            void (*release)(void *user), void *req)
 {
-    return dial_for(e, link, target, NULL, NULL, NULL, step_ms, NULL, done, release, user);
+    int rc = vrev__outbound_dial(ob, link, server, info->dial_once ? 0 : step_ms, info->dialing,
+                                 done, release, req);
+    if (rc < 0)
+        vrev__free(ob->engine->ctx, req);
+    return rc;
 }
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,

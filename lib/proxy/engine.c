@@ -2,6 +2,7 @@
 #include <event2/dns.h>
 #include <string.h>
 
+#include "core/list.h"
 #include "net/tls.h"
 #include "proxy.h"
 
@@ -23,17 +24,13 @@ int vrev__engine_init(struct vrev__engine *e, vrev_ctx *ctx)
 void vrev__engine_track(struct vrev__engine *e, struct vrev__conn *c, vrev__conn_close_fn close)
 {
     c->close = close;
-    c->next = e->live.next;
-    c->prev = &e->live;
-    e->live.next->prev = c;
-    e->live.next = c;
+    VREV__RING_PUSH_FRONT(&e->live, c);
 }
 
 void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c)
 {
     (void)e;
-    c->prev->next = c->next;
-    c->next->prev = c->prev;
+    VREV__RING_REMOVE(c);
     c->next = c->prev = c;
 }
 
@@ -78,14 +75,6 @@ int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob)
     return 0;
 }
 
-struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag)
-{
-    for (size_t i = 0; i < e->n_outbounds; i++)
-        if (e->outbounds[i]->tag && tag && !strcmp(e->outbounds[i]->tag, tag))
-            return e->outbounds[i];
-    return NULL;
-}
-
 struct evdns_base *vrev__engine_dns(struct vrev__engine *e)
 {
     if (!e->dns) {
@@ -104,9 +93,7 @@ static bool same_tag(const char *a, const char *b)
 
 static char *copy_tag(vrev_ctx *ctx, const char *tag, bool *failed)
 {
-    char *copy = NULL;
-    if (tag && (copy = vrev__malloc(ctx, strlen(tag) + 1)))
-        memcpy(copy, tag, strlen(tag) + 1);
+    char *copy = vrev__strdup(ctx, tag);
     *failed = tag && !copy;
     return copy;
 }
@@ -260,13 +247,8 @@ int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
     ob->tls = NULL;
     ob->layer = NULL;
     memset(&ob->carrier, 0, sizeof(ob->carrier));
-    if (tag) {
-        size_t n = strlen(tag) + 1;
-        ob->tag = vrev__malloc(e->ctx, n);
-        if (!ob->tag)
-            return VREV_ERR_NOMEM;
-        memcpy(ob->tag, tag, n);
-    }
+    if (tag && !(ob->tag = vrev__strdup(e->ctx, tag)))
+        return VREV_ERR_NOMEM;
     return 0;
 }
 
@@ -275,6 +257,38 @@ void vrev__outbound_cleanup(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob->tag);
     vrev__tls_ctx_free(ob->tls);
     vrev__carrier_clear(ob->engine->ctx, &ob->carrier);
+}
+
+void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *picker, void *ent,
+                                size_t bytes)
+{
+    vrev_ctx *ctx = ob->engine->ctx;
+    vrev__wipe(ent, bytes);
+    vrev__picker_cleanup(picker, ctx);
+    vrev__outbound_cleanup(ob);
+    vrev__free(ctx, ob);
+}
+
+int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *picker,
+                               const void *ent, size_t n, size_t stride, int rc,
+                               struct vrev__outbound **out)
+{
+    if (rc == 0)
+        rc = vrev__picker_init(picker, ob->engine->ctx, ent, n, stride);
+    if (rc < 0) {
+        ob->ops->destroy(ob);
+        return rc;
+    }
+    *out = ob;
+    return 0;
+}
+
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size)
+{
+    void *r = vrev__calloc(ob->engine->ctx, 1, size);
+    if (!r)
+        vrev__bev_close(link, 1);
+    return r;
 }
 
 int vrev__outbound_set_carrier(struct vrev__outbound *ob, const struct vrev__carrier_opts *o)

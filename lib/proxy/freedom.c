@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "codec/proxy_proto.h"
+#include "core/list.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "freedom"
@@ -46,12 +47,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
 
 static void pp_free(struct pp_dial *d)
 {
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        d->f->dials = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
+    VREV__LIST_REMOVE(d->f->dials, d);
     vrev__free(d->f->base.engine->ctx, d);
 }
 
@@ -93,10 +89,7 @@ static struct pp_dial *pp_new(struct freedom *f, const struct vrev__link_info *i
     d->src = info->source;
     d->has_dst = info->has_local;
     d->dst = info->local;
-    d->next = f->dials;
-    if (d->next)
-        d->next->prev = d;
-    f->dials = d;
+    VREV__LIST_PUSH(f->dials, d);
     return d;
 }
 

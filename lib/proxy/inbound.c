@@ -4,23 +4,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "inbound.h"
 #include "codec/h2.h"
+#include "core/list.h"
+#include "core/timeval.h"
+#include "inbound.h"
 #include "net/tls.h"
 #include "udp.h"
 
 #define LOG_COMPONENT "inbound"
-
-char *vrev__strdup(vrev_ctx *ctx, const char *s)
-{
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
 
 struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *tag)
 {
@@ -48,12 +39,7 @@ struct vrev__h2_link {
 
 static void h2_unlink(struct vrev__h2_link *l)
 {
-    if (l->prev)
-        l->prev->next = l->next;
-    else
-        l->in->h2_conns = l->next;
-    if (l->next)
-        l->next->prev = l->prev;
+    VREV__LIST_REMOVE(l->in->h2_conns, l);
     vrev__free(l->in->engine->ctx, l);
 }
 
@@ -109,10 +95,7 @@ static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int 
         vrev__free(ctx, l);
         return;
     }
-    l->next = in->h2_conns;
-    if (l->next)
-        l->next->prev = l;
-    in->h2_conns = l;
+    VREV__LIST_PUSH(in->h2_conns, l);
 }
 
 static void h2_close_all(struct vrev__inbound *in)
@@ -280,6 +263,24 @@ void vrev__handshake_log(struct vrev__handshake *h, const char *component, const
     vrev__access(h->engine->ctx, src, "", h->in ? h->in->tag : NULL, NULL, 0, why);
 }
 
+void vrev__handshake_read(struct vrev__handshake *h, struct bufferevent *bev, bool *rejected,
+                          const char *component, vrev__handshake_feed_fn feed)
+{
+    struct evbuffer *input = bufferevent_get_input(bev);
+    struct evbuffer_iovec vec;
+    while (!*rejected && evbuffer_peek(input, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
+        int rc = feed(h, input, vec.iov_base, vec.iov_len);
+        if (rc > 0)
+            return;
+        if (rc < 0) {
+            vrev__handshake_log(h, component, "rejected", vrev_strerror(rc));
+            *rejected = true;
+        }
+    }
+    if (*rejected) /* keep reading, keep quiet, wait for the deadline */
+        evbuffer_drain(input, evbuffer_get_length(input));
+}
+
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
@@ -333,7 +334,7 @@ static void handshake_arm(struct vrev__handshake *h, void (*wipe)(struct vrev__h
     vrev__engine_track(e, &h->conn, handshake_close);
     uint32_t ms = e->policy.handshake_ms;
     h->until_ms = now_ms() + ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(h->deadline, &tv);
 }
 

@@ -121,6 +121,16 @@ struct bufferevent *vrev__handshake_take(struct vrev__handshake *h);
  * report it to the access log ("rejected", as V2Ray's inbounds do). */
 void vrev__handshake_log(struct vrev__handshake *h, const char *component, const char *verb,
                          const char *why);
+/* A protocol's header step for vrev__handshake_read: parse from p[0..n), drain what it took
+ * from `input`; when the header is complete, hand the connection on. Returns > 0 when handed
+ * on (h may be gone), 0 when more is needed, or a negative VREV_ERR_* to reject. */
+typedef int (*vrev__handshake_feed_fn)(struct vrev__handshake *h, struct evbuffer *input,
+                                       const uint8_t *p, size_t n);
+/* The read callback of a handshake that answers nothing before its header is accepted (vmess,
+ * vless): feed the input of bev to `feed` until it hands the connection on or rejects it.
+ * Once *rejected (logged as `component`), it keeps reading and dropping until the deadline. */
+void vrev__handshake_read(struct vrev__handshake *h, struct bufferevent *bev, bool *rejected,
+                          const char *component, vrev__handshake_feed_fn feed);
 /* Event callback during a handshake: the client went away, or failed. */
 void vrev__handshake_on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -129,7 +139,6 @@ struct vrev__inbound *vrev__inbound_alloc(struct vrev__engine *e, const char *ta
 /* Listen, calling `accept` for each connection. */
 int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t port,
                          vrev__accept_cb accept);
-char *vrev__strdup(vrev_ctx *ctx, const char *s);
 /* Give an inbound a carrier (ws or h2) between its TLS and its protocol (a copy of `o` is kept;
  * NULL or kind TCP: none). For vmess, vless and socks inbounds (dokodemo-door has no carrier).
  * With h2, each stream of a connection is a connection of the inbound (its own handshake and

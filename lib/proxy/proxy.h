@@ -134,7 +134,6 @@ void vrev__engine_close_all(struct vrev__engine *e);
 void vrev__engine_cleanup(struct vrev__engine *e);
 /* Append an outbound (the engine owns it from now on, even on failure). */
 int vrev__engine_add_outbound(struct vrev__engine *e, struct vrev__outbound *ob);
-struct vrev__outbound *vrev__engine_find_outbound(struct vrev__engine *e, const char *tag);
 /* The resolver for configured host names, created on first use (NULL if out of memory). */
 struct evdns_base *vrev__engine_dns(struct vrev__engine *e);
 
@@ -150,20 +149,16 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
 int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
                        struct bufferevent *target);
 
-/* Dial `target` for `link` with V2Ray's retries (5 attempts, the k-th retry after k * step_ms;
- * step_ms 0: one attempt, see vrev__link_info.dial_once).
+typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct bufferevent *bev, int err,
+                                     void *user);
+
+/* Dial `target` for `link` from an outbound, with V2Ray's retries (5 attempts, the k-th retry
+ * after k * step_ms; step_ms 0: one attempt, see vrev__link_info.dial_once). TLS (ob->tls),
+ * then the carrier (ob->carrier), are layered on the connection before `done` runs.
  * `done` gets the link back with the connected bufferevent, or with NULL and the last error
  * (then it must close the link). Until then the engine owns the link: if the engine stops
  * first, it closes the link and calls `release` (may be NULL) instead of `done`, for whatever
- * `user` holds. Returns 0 or VREV_ERR_NOMEM (link closed, neither called). */
-typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct bufferevent *bev, int err,
-                                     void *user);
-int vrev__engine_dial_for(struct vrev__engine *e, struct bufferevent *link,
-                          const struct vrev__addr *target, uint32_t step_ms,
-                          vrev__link_dialed_fn done, void (*release)(void *user), void *user);
-
-/* The same for an outbound: TLS (ob->tls), then the carrier (ob->carrier), are layered on the
- * connection before `done` runs.
+ * `user` holds. Returns 0 or VREV_ERR_NOMEM (link closed, neither called).
  * The dial is counted on `dialing` (may be NULL: not counted) until it ends: connected, given
  * up, or cancelled (the engine stops, or the link fails meanwhile: a mux session reset by its
  * peer). It holds a reference to the gauge meanwhile, so its owner may drop its own first. */
@@ -171,6 +166,15 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
                         struct vrev__gauge *dialing, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user);
+
+/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator): no
+ * retries if info->dial_once, counted on info->dialing; req is freed here if the dial cannot
+ * start (the error returned). For the outbounds that dial a picked server (vmess, vless,
+ * socks). */
+int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
+                            const struct vrev__link_info *info, const struct vrev__addr *server,
+                            uint32_t step_ms, vrev__link_dialed_fn done,
+                            void (*release)(void *user), void *req);
 
 /* Resolve a link's domain target (non-blocking: the hosts file, then resolv.conf's name
  * servers) to one address of `family` (AF_INET, AF_INET6 or AF_UNSPEC), picked at random;
@@ -210,6 +214,19 @@ int vrev__picker_init(struct vrev__picker *p, vrev_ctx *ctx, const void *entries
                       size_t stride);
 size_t vrev__picker_pick(struct vrev__picker *p);
 void vrev__picker_cleanup(struct vrev__picker *p, vrev_ctx *ctx);
+/* Free an outbound (allocated with the engine's allocator) that picks among entries: wipe
+ * ent[0..bytes) (credentials), clean the picker and the common part. */
+void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *picker, void *ent,
+                                size_t bytes);
+/* The end of such an outbound's _new, its entries filled with result rc: if rc is 0, the
+ * picker over ent (n entries of `stride` bytes); then *out = ob and 0, or, on an error, the
+ * outbound destroyed (ops->destroy) and the error. */
+int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *picker,
+                               const void *ent, size_t n, size_t stride, int rc,
+                               struct vrev__outbound **out);
+/* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
+ * closed (out of memory). */
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 

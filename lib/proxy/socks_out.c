@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "codec/socks5.h"
+#include "core/timeval.h"
 #include "proxy.h"
 #include "udp.h"
 
@@ -235,7 +236,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
         return;
     }
     uint32_t ms = e->policy.handshake_ms;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(r->deadline, &tv);
     bufferevent_setcb(bev, on_read, NULL, on_event, r);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -250,32 +251,22 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    struct socks_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct socks_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = s;
     r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
     vrev__hdr_reader_init(&r->rd);
-    int rc =
-        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : SOCKS_RETRY_STEP_MS,
-                            info->dialing,
-                            on_dialed, req_release, r);
-    if (rc < 0)
-        vrev__free(ob->engine->ctx, r);
-    return rc;
+    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
+                                   req_release, r);
 }
 
 static void socks_destroy(struct vrev__outbound *ob)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    vrev__wipe(s->ent, s->n * sizeof(s->ent[0]));
-    vrev__picker_cleanup(&s->picker, ob->engine->ctx);
-    vrev__outbound_cleanup(ob);
-    vrev__free(ob->engine->ctx, ob);
+    vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
 static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};
@@ -316,12 +307,5 @@ int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
         if (rc == 0)
             rc = set_credentials(&s->ent[i], &opts[i]);
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&s->picker, e->ctx, s->ent, n, sizeof(s->ent[0]));
-    if (rc < 0) {
-        socks_destroy(&s->base);
-        return rc;
-    }
-    *out = &s->base;
-    return 0;
+    return vrev__outbound_picked_done(&s->base, &s->picker, s->ent, n, sizeof(s->ent[0]), rc, out);
 }

@@ -22,6 +22,8 @@
 
 #include "codec/socks5.h"
 #include "core/budget.h"
+#include "core/list.h"
+#include "core/timeval.h"
 #include "net/packet.h"
 #include "udp.h"
 
@@ -41,7 +43,7 @@ static uint64_t ms_since(struct event_base *base, const struct timeval *t)
 
 static void arm(struct event *ev, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(ev, &tv);
 }
 
@@ -159,8 +161,7 @@ struct vrev__udp_in {
 
 static void peer_free(struct udp_peer *p, int abort)
 {
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
+    VREV__RING_REMOVE(p);
     p->u->n_peers--;
     queue_unwatch(&p->queue);
     vrev__bev_close(p->bev, abort);
@@ -226,10 +227,7 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
         vrev__free(e->ctx, p);
         return NULL;
     }
-    p->next = u->peers.next;
-    p->prev = &u->peers;
-    u->peers.next->prev = p;
-    u->peers.next = p;
+    VREV__RING_PUSH_FRONT(&u->peers, p);
     u->n_peers++;
     event_base_gettimeofday_cached(e->ctx->base, &p->last);
     bufferevent_setcb(p->bev, peer_read, NULL, peer_event, p);

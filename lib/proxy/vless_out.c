@@ -144,31 +144,21 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    struct vless_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct vless_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = v;
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
-    int rc =
-        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VLESS_RETRY_STEP_MS,
-                            info->dialing,
-                            on_dialed, req_release, r);
-    if (rc < 0)
-        vrev__free(ob->engine->ctx, r);
-    return rc;
+    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
+                                   req_release, r);
 }
 
 static void vless_destroy(struct vrev__outbound *ob)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    vrev__wipe(v->ent, v->n * sizeof(v->ent[0]));
-    vrev__picker_cleanup(&v->picker, ob->engine->ctx);
-    vrev__outbound_cleanup(ob);
-    vrev__free(ob->engine->ctx, ob);
+    vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
 static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
@@ -191,12 +181,5 @@ int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
         rc = vrev__addr_from_text(&v->ent[i].server, opts[i].address, opts[i].port);
         memcpy(v->ent[i].uuid, opts[i].uuid, sizeof(v->ent[i].uuid));
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
-    if (rc < 0) {
-        vless_destroy(&v->base);
-        return rc;
-    }
-    *out = &v->base;
-    return 0;
+    return vrev__outbound_picked_done(&v->base, &v->picker, v->ent, n, sizeof(v->ent[0]), rc, out);
 }

@@ -54,33 +54,24 @@ static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
     vrev__dispatch(e, &info, stream);
 }
 
-static void reject(struct handshake *h, int err)
+static int feed(struct vrev__handshake *base, struct evbuffer *input, const uint8_t *p, size_t n)
 {
-    vrev__handshake_log(&h->base, LOG_COMPONENT, "rejected", vrev_strerror(err));
-    h->rejected = true;
+    struct handshake *h = (struct handshake *)base;
+    struct vrev__vmess_request req;
+    size_t used = 0;
+    int rc = vrev__vmess_hdr_reader_feed(&h->rd, (int64_t)time(NULL), p, n, &used, &req);
+    evbuffer_drain(input, used);
+    if (rc == 1) {
+        accepted(h, &req);
+        vrev__wipe(&req, sizeof(req));
+    }
+    return rc;
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
     struct handshake *h = arg;
-    struct evbuffer *input = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec;
-    while (!h->rejected && evbuffer_peek(input, -1, NULL, &vec, 1) >= 1 && vec.iov_len) {
-        struct vrev__vmess_request req;
-        size_t used = 0;
-        int rc = vrev__vmess_hdr_reader_feed(&h->rd, (int64_t)time(NULL), vec.iov_base,
-                                             vec.iov_len, &used, &req);
-        evbuffer_drain(input, used);
-        if (rc == 1) {
-            accepted(h, &req);
-            vrev__wipe(&req, sizeof(req));
-            return;
-        }
-        if (rc < 0)
-            reject(h, rc);
-    }
-    if (h->rejected) /* keep reading, keep quiet, wait for the deadline */
-        evbuffer_drain(input, evbuffer_get_length(input));
+    vrev__handshake_read(&h->base, bev, &h->rejected, LOG_COMPONENT, feed);
 }
 
 static void vmess_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)

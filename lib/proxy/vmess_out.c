@@ -79,23 +79,16 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    struct vmess_req *r = vrev__calloc(ob->engine->ctx, 1, sizeof(*r));
-    if (!r) {
-        vrev__bev_close(link, 1);
+    struct vmess_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    if (!r)
         return VREV_ERR_NOMEM;
-    }
     r->ob = v;
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    int rc =
-        vrev__outbound_dial(ob, link, &r->ent->server, info->dial_once ? 0 : VMESS_RETRY_STEP_MS,
-                            info->dialing,
-                            on_dialed, req_release, r);
-    if (rc < 0)
-        vrev__free(ob->engine->ctx, r);
-    return rc;
+    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed,
+                                   req_release, r);
 }
 
 static void vmess_destroy(struct vrev__outbound *ob)
@@ -103,9 +96,7 @@ static void vmess_destroy(struct vrev__outbound *ob)
     struct vmess_out *v = (struct vmess_out *)ob;
     for (size_t i = 0; i < v->n; i++)
         vrev__vmess_user_wipe(&v->ent[i].user);
-    vrev__picker_cleanup(&v->picker, ob->engine->ctx);
-    vrev__outbound_cleanup(ob);
-    vrev__free(ob->engine->ctx, ob);
+    vrev__outbound_free_picked(ob, &v->picker, NULL, 0); /* the users are wiped above */
 }
 
 static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
@@ -138,12 +129,5 @@ int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
             v->n = i + 1;
         en->security = (uint8_t)opts[i].security;
     }
-    if (rc == 0)
-        rc = vrev__picker_init(&v->picker, e->ctx, v->ent, n, sizeof(v->ent[0]));
-    if (rc < 0) {
-        vmess_destroy(&v->base);
-        return rc;
-    }
-    *out = &v->base;
-    return 0;
+    return vrev__outbound_picked_done(&v->base, &v->picker, v->ent, n, sizeof(v->ent[0]), rc, out);
 }

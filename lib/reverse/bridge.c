@@ -22,6 +22,8 @@
  * it is refused, as one to a target outside allowed_targets is. */
 #include <string.h>
 
+#include "core/list.h"
+#include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
 #include "reverse.h"
@@ -106,8 +108,7 @@ static void worker_free(struct bworker *w)
     w->dialing->on_drop = NULL; /* the dials the muxconn's free cancels must not call back */
     if (w->hold_timer)
         event_free(w->hold_timer);
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
+    VREV__RING_REMOVE(w);
     uint64_t rx, tx;
     vrev__muxconn_bytes(w->mc, &rx, &tx);
     b->stats.bytes_up += rx;
@@ -124,7 +125,7 @@ static void worker_free(struct bworker *w)
 
 static void schedule(struct vrev__bridge *b, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(b->monitor, &tv);
 }
 
@@ -224,7 +225,7 @@ static void dial_hold(struct bworker *w)
     if (w->holding || w->busy || w->dialing->n < w->bridge->engine->limits.dials_per_tunnel)
         return;
     w->holding = true;
-    struct timeval tv = {DIALS_HOLD_MS / 1000, (DIALS_HOLD_MS % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(DIALS_HOLD_MS);
     evtimer_add(w->hold_timer, &tv);
     vrev__muxconn_hold(w->mc);
 }
@@ -430,10 +431,7 @@ static int new_tunnel(struct vrev__bridge *b)
     w->dialing->drop_arg = w;
     event_base_gettimeofday_cached(ctx->base, &w->last_rx);
     b->n_workers++;
-    w->next = b->workers.next;
-    w->prev = &b->workers;
-    b->workers.next->prev = w;
-    b->workers.next = w;
+    VREV__RING_PUSH_FRONT(&b->workers, w);
     b->stats.tunnels_opened++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_SERVER, pair[1], &b->engine->policy, &cbs, w,
                                &w->mc);
@@ -630,13 +628,9 @@ void vrev__bridge_adopt(struct vrev__bridge *to, struct vrev__bridge *from)
 {
     while (from->workers.next != &from->workers) {
         struct bworker *w = from->workers.next;
-        w->prev->next = w->next;
-        w->next->prev = w->prev;
+        VREV__RING_REMOVE(w);
         w->bridge = to;
-        w->next = &to->workers;
-        w->prev = to->workers.prev;
-        to->workers.prev->next = w;
-        to->workers.prev = w;
+        VREV__RING_PUSH_BACK(&to->workers, w);
     }
     to->n_workers = from->n_workers;
     from->n_workers = 0;

@@ -15,6 +15,8 @@
 #include "codec/mux_guard.h"
 #include "core/budget.h"
 #include "core/core.h"
+#include "core/list.h"
+#include "core/timeval.h"
 #include "muxconn.h"
 #include "vrev/tunnel.h"
 
@@ -211,15 +213,11 @@ static struct msession *session_new(struct vrev__muxconn *mc, uint16_t sid,
     s->udp = udp;
     s->attached = true;
     touch(s);
-    s->next = mc->sessions.next;
-    s->prev = &mc->sessions;
-    mc->sessions.next->prev = s;
-    mc->sessions.next = s;
+    VREV__RING_PUSH_FRONT(&mc->sessions, s);
     if (local) {
         struct evbuffer *out = bufferevent_get_output(local);
         if (!(s->out_cb = evbuffer_add_cb(out, local_out_changed, s))) {
-            s->prev->next = s->next;
-            s->next->prev = s->prev;
+            VREV__RING_REMOVE(s);
             vrev__free(mc->ctx, s);
             return NULL;
         }
@@ -302,8 +300,7 @@ static void session_free(struct msession *s, int abort)
     if (s->withheld)
         mc->withheld--;
     session_event(s, VREV_EVENT_SESSION_CLOSE);
-    s->prev->next = s->next;
-    s->next->prev = s->prev;
+    VREV__RING_REMOVE(s);
     if (s->attached)
         vrev_mux_session_set_user(mc->mux, s->sid, NULL);
     if (s->out_cb) { /* what it still holds is dropped with it */
@@ -669,7 +666,7 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
 static void arm_stall(struct vrev__muxconn *mc)
 {
     if (mc->stall) {
-        struct timeval tv = {mc->stall_ms / 1000, (mc->stall_ms % 1000) * 1000};
+        struct timeval tv = vrev__ms_to_tv(mc->stall_ms);
         evtimer_add(mc->stall, &tv);
     }
 }
@@ -969,7 +966,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct vrev__muxconn *mc = arg;
-    struct timeval now, idle = {mc->idle_ms / 1000, (mc->idle_ms % 1000) * 1000}, due;
+    struct timeval now, idle = vrev__ms_to_tv(mc->idle_ms), due;
     event_base_gettimeofday_cached(mc->ctx->base, &now);
     mc->busy++;
     for (struct msession *s = mc->sessions.next, *next; !mc->closed && s != &mc->sessions;
@@ -987,10 +984,8 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
     }
     if (!mc->closed && !mc->free_pending) {
         flush(mc);
-        struct timeval tv = {0, 0};
         uint32_t ms = mc->idle_ms / 4 < 10 ? 10 : mc->idle_ms / 4 > 30000 ? 30000 : mc->idle_ms / 4;
-        tv.tv_sec = ms / 1000;
-        tv.tv_usec = (ms % 1000) * 1000;
+        struct timeval tv = vrev__ms_to_tv(ms);
         evtimer_add(mc->sweep, &tv);
     }
     leave(mc);

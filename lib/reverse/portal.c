@@ -11,6 +11,8 @@
  * 2 s tick, not at once. A drained tunnel keeps its sessions until they end. */
 #include <string.h>
 
+#include "core/list.h"
+#include "core/timeval.h"
 #include "crypto/crypto.h"
 #include "muxconn.h"
 #include "reverse.h"
@@ -81,8 +83,7 @@ static void notify(struct portal *p, int event)
 static void worker_free(struct pworker *w)
 {
     struct portal *p = w->portal;
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
+    VREV__RING_REMOVE(w);
     if (w->timer)
         event_free(w->timer);
     w->timer = NULL; /* freeing the mux below ends its sessions: nothing may arm it then */
@@ -102,7 +103,7 @@ static void worker_free(struct pworker *w)
 
 static void arm(struct pworker *w, uint32_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = vrev__ms_to_tv(ms);
     evtimer_add(w->timer, &tv);
 }
 
@@ -207,10 +208,7 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     }
     static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_session, on_closed};
     w->portal = p;
-    w->next = p->workers.next;
-    w->prev = &p->workers;
-    p->workers.next->prev = w;
-    p->workers.next = w;
+    VREV__RING_PUSH_FRONT(&p->workers, w);
     p->stats.tunnels_opened++;
     p->stats.tunnels_live++;
     int rc = vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w,
@@ -353,7 +351,7 @@ static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
     q->target = info->target;
     q->network = info->network;
     client_of(info, &q->client);
-    struct timeval now, wait = {p->wait_ms / 1000, (p->wait_ms % 1000) * 1000};
+    struct timeval now, wait = vrev__ms_to_tv(p->wait_ms);
     event_base_gettimeofday_cached(ctx->base, &now);
     timeradd(&now, &wait, &q->until);
     bufferevent_setcb(link, NULL, NULL, NULL, NULL);
@@ -427,15 +425,6 @@ static void portal_destroy(struct vrev__outbound *ob)
 
 static const struct vrev__outbound_ops portal_ops = {"portal", portal_handle, portal_destroy};
 
-static char *copy(vrev_ctx *ctx, const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
-}
-
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
                      const struct vrev__portal_opts *opts, struct vrev__outbound **out)
 {
@@ -452,8 +441,8 @@ int vrev__portal_new(struct vrev__engine *e, const char *tag,
     if (rc == 0 && !(p->wait_timer = evtimer_new(e->ctx->base, on_wait_timer, p)))
         rc = VREV_ERR_NOMEM;
     const char *cd = opts->control_domain ? opts->control_domain : VREV_CONTROL_DOMAIN_V2RAY;
-    if (rc == 0 && (!(p->domain = copy(e->ctx, opts->domain)) ||
-                    !(p->control_domain = copy(e->ctx, cd))))
+    if (rc == 0 && (!(p->domain = vrev__strdup(e->ctx, opts->domain)) ||
+                    !(p->control_domain = vrev__strdup(e->ctx, cd))))
         rc = VREV_ERR_NOMEM;
     if (rc < 0) {
         portal_destroy(&p->base);

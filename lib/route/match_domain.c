@@ -132,12 +132,6 @@ static int add_value(const struct vrev__route_build *b, struct vrev__domain_set 
     }
 }
 
-static int str_cmp_qsort(const void *pa, const void *pb)
-{
-    const struct vrev__str *a = pa, *b = pb;
-    return vrev__str_cmp(a->s, a->len, b->s, b->len);
-}
-
 int vrev__domain_set_build(const struct vrev__route_build *b, const struct vrev__strlist *values,
                            struct vrev__domain_set **out)
 {
@@ -158,36 +152,19 @@ int vrev__domain_set_build(const struct vrev__route_build *b, const struct vrev_
         rc = add_value(b, s, values->v[i]);
     if (rc < 0)
         return rc;
-    if (s->n_full > 1)
-        qsort(s->full, s->n_full, sizeof(*s->full), str_cmp_qsort);
-    if (s->n_suffix > 1)
-        qsort(s->suffix, s->n_suffix, sizeof(*s->suffix), str_cmp_qsort);
+    vrev__str_sort(s->full, s->n_full);
+    vrev__str_sort(s->suffix, s->n_suffix);
     *out = s;
     return 0;
 }
 
-static bool sorted_has(const struct vrev__str *arr, size_t n, const char *name, size_t len)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = vrev__str_cmp(arr[mid].s, arr[mid].len, name, len);
-        if (c == 0)
-            return true;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
-}
-
 static bool suffix_has(const struct vrev__domain_set *s, const char *name, size_t len)
 {
-    if (sorted_has(s->suffix, s->n_suffix, name, len))
+    if (vrev__str_sorted_has(s->suffix, s->n_suffix, name, len))
         return true;
     for (size_t i = 0; i < len; i++)
-        if (name[i] == '.' && sorted_has(s->suffix, s->n_suffix, name + i + 1, len - i - 1))
+        if (name[i] == '.' &&
+            vrev__str_sorted_has(s->suffix, s->n_suffix, name + i + 1, len - i - 1))
             return true;
     return false;
 }
@@ -224,7 +201,7 @@ bool vrev__domain_set_has(const struct vrev__domain_set *s, const uint8_t *host,
     const char *name = (const char *)host;
     if (len == 0)
         return false; /* V2Ray: an empty target domain matches nothing */
-    if (s->n_full && sorted_has(s->full, s->n_full, name, len))
+    if (s->n_full && vrev__str_sorted_has(s->full, s->n_full, name, len))
         return true;
     if (s->n_suffix && suffix_has(s, name, len))
         return true;

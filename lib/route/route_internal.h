@@ -77,6 +77,9 @@ struct vrev__str {
 
 /* memcmp order, shorter first on a common prefix. */
 int vrev__str_cmp(const char *a, size_t alen, const char *b, size_t blen);
+/* Sort v[0..n) in that order; whether sorted v[0..n) holds name[0..len). */
+void vrev__str_sort(struct vrev__str *v, size_t n);
+bool vrev__str_sorted_has(const struct vrev__str *v, size_t n, const char *name, size_t len);
 
 /* --- domain ------------------------------------------------------------------------------ */
 

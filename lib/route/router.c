@@ -188,6 +188,28 @@ static int str_qsort_cmp(const void *pa, const void *pb)
     return vrev__str_cmp(a->s, a->len, b->s, b->len);
 }
 
+void vrev__str_sort(struct vrev__str *v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), str_qsort_cmp);
+}
+
+bool vrev__str_sorted_has(const struct vrev__str *v, size_t n, const char *name, size_t len)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = vrev__str_cmp(v[mid].s, v[mid].len, name, len);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 /* --- tag sets ---------------------------------------------------------------------------- */
 
 static int tag_set_build(const struct vrev__route_build *b, const char *field,
@@ -212,8 +234,8 @@ static int tag_set_build(const struct vrev__route_build *b, const char *field,
     if (t->n == 0)
         vrev__log(b->arena->ctx, VREV_LOG_WARN, "router",
                   "%s lists only empty strings; the rule can never match", field);
-    if (sorted && t->n > 1)
-        qsort(t->v, t->n, sizeof(*t->v), str_qsort_cmp);
+    if (sorted)
+        vrev__str_sort(t->v, t->n);
     *out = t;
     return 0;
 }
@@ -222,18 +244,7 @@ static bool tag_set_has(const struct tag_set *t, const char *s)
 {
     if (!s || !*s)
         return false;
-    size_t len = strlen(s), lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = vrev__str_cmp(t->v[mid].s, t->v[mid].len, s, len);
-        if (c == 0)
-            return true;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return false;
+    return vrev__str_sorted_has(t->v, t->n, s, strlen(s));
 }
 
 static bool tag_set_has_prefix_of(const struct tag_set *t, const char *s)

@@ -10,6 +10,8 @@
 
 #include "core/buf.h"
 #include "core/core.h"
+#include "core/hex.h"
+#include "core/timeval.h"
 #include "testutil.h"
 #include "vrev.h"
 
@@ -105,6 +107,13 @@ static void test_ctx_allocator(void **state)
     assert_int_equal(fa.live, 2);
     vrev__free(ctx, p);
     assert_null(vrev__calloc(ctx, SIZE_MAX / 2, 4)); /* overflow caught, no call */
+    char *d = vrev__strdup(ctx, "tag");
+    assert_string_equal(d, "tag");
+    assert_int_equal(fa.live, 2);
+    vrev__free(ctx, d);
+    assert_null(vrev__strdup(ctx, NULL));
+    fa.fail_at = fa.calls + 1;
+    assert_null(vrev__strdup(ctx, "tag")); /* out of memory */
     vrev_ctx_free(ctx);
     assert_int_equal(fa.live, 0);
 }
@@ -203,6 +212,51 @@ static void test_limits(void **state)
     vrev_ctx_free(ctx);
 }
 
+static void test_hex_uuid(void **state)
+{
+    (void)state;
+    assert_int_equal(vrev__hex_digit('0'), 0);
+    assert_int_equal(vrev__hex_digit('a'), 10);
+    assert_int_equal(vrev__hex_digit('F'), 15);
+    assert_int_equal(vrev__hex_digit('g'), -1);
+    assert_int_equal(vrev__hex_digit('/'), -1);
+    static const char *good[] = {"27848739-7E62-4138-9fd3-098a63964b6b",
+                                 "278487397e6241389FD3098a63964b6b"};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t u[16];
+        char text[37];
+        assert_true(vrev__uuid_parse(good[i], strlen(good[i]), u));
+        assert_int_equal(u[0], 0x27);
+        assert_int_equal(u[15], 0x6b);
+        vrev__uuid_format(u, text);
+        assert_string_equal(text, "27848739-7e62-4138-9fd3-098a63964b6b");
+    }
+    static const char *bad[] = {"27848739-7e62-4138-9fd3-098a63964b6",   /* 35 */
+                                "27848739-7e62-4138-9fd3-098a63964b6bb", /* 37 */
+                                "27848739+7e62-4138-9fd3-098a63964b6b",  /* dash */
+                                "2784873-97e62-4138-9fd3-098a63964b6b",  /* dash moved */
+                                "27848739-7e62-4138-9fd3-098a63964b6x",  /* digit */
+                                "278487397e6241389fd3098a63964b6-"};
+    uint8_t u[16];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(vrev__uuid_parse(bad[i], strlen(bad[i]), u));
+    assert_false(vrev__uuid_parse(NULL, 36, u));
+}
+
+static void test_ms_to_tv(void **state)
+{
+    (void)state;
+    struct timeval tv = vrev__ms_to_tv(12345);
+    assert_int_equal(tv.tv_sec, 12);
+    assert_int_equal(tv.tv_usec, 345000);
+    tv = vrev__ms_to_tv(999);
+    assert_int_equal(tv.tv_sec, 0);
+    assert_int_equal(tv.tv_usec, 999000);
+    tv = vrev__ms_to_tv(UINT32_MAX);
+    assert_int_equal(tv.tv_sec, UINT32_MAX / 1000);
+    assert_int_equal(tv.tv_usec, 295000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +268,8 @@ int main(void)
         cmocka_unit_test(test_log),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_hex_uuid),
+        cmocka_unit_test(test_ms_to_tv),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "core/hex.h"
 #include "testutil.h"
 #include "vrev.h"
 
@@ -41,17 +42,6 @@ uint8_t *tu_load(const char *relpath, size_t *len)
     return b;
 }
 
-static int nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 uint8_t *tu_hex(const char *hex, size_t *len)
 {
     size_t digits = 0;
@@ -66,7 +56,7 @@ uint8_t *tu_hex(const char *hex, size_t *len)
     for (const char *p = hex; *p; p++) {
         if (*p == ' ' || *p == '\n')
             continue;
-        int v = nibble(*p);
+        int v = vrev__hex_digit(*p);
         assert_true(v >= 0);
         if (hi < 0) {
             hi = v;
