@@ -54,6 +54,10 @@ int main(int argc, char **argv)
 {
     vrev_cli_mem_init();
     vrev_cli_nofile_init();
+    /* A log line leaves in one write, not a character at a time (standard error is unbuffered):
+     * a reader (tail -f, a test, a collector) never sees half a line, and lines of two
+     * processes sharing the terminal or file never interleave. */
+    setvbuf(stderr, NULL, _IOLBF, 0);
     if (argc < 2) {
         usage(stderr);
         return 2;
