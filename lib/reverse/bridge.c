@@ -262,12 +262,11 @@ static void on_hold_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /* At the cap after the hold: refused. */
-static bool dials_full(struct bworker *w, const char *host, const struct vrev__link_info *info)
+static bool dials_full(struct bworker *w, const char *host) /* logged by on_hold_timeout */
 {
     struct vrev__bridge *b = w->bridge;
     if (w->dialing->n < b->engine->limits.dials_per_tunnel)
         return false;
-    (void)info; /* logged once, when the hold ended (on_hold_timeout) */
     b->stats.dials_refused++;
     if (b->notify)
         b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
@@ -319,7 +318,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
         refuse(b, host, &info, "not an allowed target");
         return NULL;
     }
-    if (dials_full(w, host, &info))
+    if (dials_full(w, host))
         return NULL;
     info.dialing = w->dialing;
     struct bufferevent *pair[2];

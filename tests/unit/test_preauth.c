@@ -4,7 +4,6 @@
  * or an IPv6 /64 (IPv4-mapped counted as IPv4). And nothing of a handshake outlives its
  * deadline, TLS's lingering close included (descriptors counted in /proc/self/fd). A SOCKS
  * inbound's clients that send nothing stay in the handshake, so each one holds a place. */
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,17 +126,6 @@ static bool held(int fd)
     char c;
     ssize_t n = recv(fd, &c, 1, 0);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
 }
 
 /* A source at its cap gives up its own oldest; other sources keep theirs. */
@@ -412,7 +400,7 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
     assert_int_equal(vrev__tls_server_ctx_new(w.ctx, &so, &tls, NULL, 0), 0);
     vrev__inbound_set_tls(w.in, tls);
     spin(&w);
-    int base = count_fds();
+    int base = tu_count_fds();
     enum { N = 20 };
     int fd[N];
     /* a TLS record header, then one byte of its body at a time */
@@ -425,7 +413,7 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     spin(&w);
-    assert_int_equal(count_fds(), base + 2 * N); /* ours and theirs */
+    assert_int_equal(tu_count_fds(), base + 2 * N); /* ours and theirs */
     for (int t = 0; t < 12; t++) {               /* 1.2 s: three times the deadline */
         for (int i = 0; i < N; i++)
             if (t < (int)sizeof(hello))
@@ -440,7 +428,7 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
         (void)send(fd[i], "x", 1, MSG_NOSIGNAL);
     spin(&w);
     assert_int_equal(w.in->preauth.n, 0);
-    assert_int_equal(count_fds(), base + N); /* only the clients' own */
+    assert_int_equal(tu_count_fds(), base + N); /* only the clients' own */
     for (int i = 0; i < N; i++)
         close(fd[i]);
     world_done(&w);
