@@ -334,7 +334,8 @@ static void handler_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle, handler_destroy};
+static const struct vrev__outbound_ops handler_ops = {
+    .protocol = "handler", .handle = handler_handle, .destroy = handler_destroy};
 
 static int handler_new(struct vrev__engine *e, const char *tag, const struct vrev__tunnel_pair *t,
                        struct vrev__outbound **out)

@@ -3,8 +3,9 @@
  * attempt for a link whose owner retries on its own (a bridge's tunnel). Until the
  * callback runs, the engine owns the link: stopping the engine closes it and releases the
  * caller's state, and so does the link failing meanwhile (a mux session reset by its peer: a
- * rapid reset must not leave dials behind). A dial may be counted on a gauge while it is in
- * progress (proxy.h). */
+ * rapid reset must not leave dials behind). A link without a bufferevent (a bridge's tunnel,
+ * vrev__engine_open) is its handoff instead: stopping the engine finishes it with an error.
+ * A dial may be counted on a gauge while it is in progress (proxy.h). */
 #include <string.h>
 
 #include "core/timeval.h"
@@ -17,10 +18,11 @@
 struct link_dial {
     struct vrev__conn conn; /* first */
     struct vrev__engine *engine;
-    struct bufferevent *link;
+    struct bufferevent *link;      /* NULL: handed over instead (handoff) */
+    struct vrev__handoff *handoff; /* the engine's reference while dialing; NULL: a link */
     struct vrev__addr target;
-    struct vrev__tls_ctx *tls; /* borrowed from the outbound */
-    const struct vrev__transport *layer; /* an embedder's transport, also borrowed */
+    struct vrev__tls_ctx *tls;                /* borrowed from the outbound */
+    const struct vrev__transport *layer;      /* an embedder's transport, also borrowed */
     const struct vrev__carrier_opts *carrier; /* borrowed too; NULL: none */
     uint32_t step_ms;
     int attempt;
@@ -44,8 +46,10 @@ static void link_dial_free(struct link_dial *d, bool close_link)
     }
     if (d->retry)
         event_free(d->retry);
-    if (close_link)
+    if (close_link && d->link)
         vrev__bev_close(d->link, 1);
+    else if (close_link && d->handoff)
+        vrev__handoff_finish(d->handoff, NULL, VREV_ERR_STATE);
     vrev__free(ctx, d);
 }
 
@@ -114,7 +118,8 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
     }
     vrev__engine_untrack(e, &d->conn);
     link_dial_free(d, false);
-    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
+    if (link)
+        bufferevent_setcb(link, NULL, NULL, NULL, NULL);
     done(link, bev, err, cb_user);
 }
 
@@ -157,47 +162,12 @@ void vrev__gauge_unref(struct vrev__gauge *g)
         vrev__free(g->ctx, g);
 }
 
-static int dial_for(struct vrev__engine *e, struct bufferevent *link,
-                    const struct vrev__addr *target, struct vrev__tls_ctx *tls,
-                    const struct vrev__transport *layer, const struct vrev__carrier_opts *carrier,
-                    uint32_t step_ms, struct vrev__gauge *dialing, vrev__link_dialed_fn done,
-                    void (*release)(void *user), void *user)
-{
-    struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
-    if (d)
-        d->retry = evtimer_new(e->ctx->base, on_retry, d);
-    if (!d || !d->retry) {
-        vrev__free(e->ctx, d);
-        vrev__bev_close(link, 1);
-        return VREV_ERR_NOMEM;
-    }
-    d->engine = e;
-    d->link = link;
-    d->target = *target;
-    d->tls = tls;
-    d->layer = layer;
-    d->carrier = carrier;
-    d->step_ms = step_ms;
-    if (dialing) {
-        d->dialing = vrev__gauge_ref(dialing);
-        dialing->n++;
-    }
-    d->done = done;
-    d->release = release;
-    d->user = user;
-    vrev__engine_track(e, &d->conn, link_dial_close);
-    bufferevent_setcb(link, NULL, NULL, on_link_event, d);
-    attempt(d);
-    return 0;
-}
-
 int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
                             const struct vrev__link_info *info, const struct vrev__addr *server,
                             uint32_t step_ms, vrev__link_dialed_fn done,
                             void (*release)(void *user), void *req)
 {
-    int rc = vrev__outbound_dial(ob, link, server, info->dial_once ? 0 : step_ms, info->dialing,
-                                 done, release, req);
+    int rc = vrev__outbound_dial(ob, link, server, step_ms, info, done, release, req);
     if (rc < 0)
         vrev__free(ob->engine->ctx, req);
     return rc;
@@ -205,9 +175,38 @@ int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
 
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                        const struct vrev__link_info *info, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user)
 {
-    return dial_for(ob->engine, link, target, ob->tls, ob->layer, &ob->carrier.o, step_ms,
-                    dialing, done, release, user);
+    struct vrev__engine *e = ob->engine;
+    struct vrev__handoff *h = link || !info ? NULL : info->handoff;
+    struct link_dial *d = vrev__calloc(e->ctx, 1, sizeof(*d));
+    if (d)
+        d->retry = evtimer_new(e->ctx->base, on_retry, d);
+    if (!d || !d->retry) {
+        vrev__free(e->ctx, d);
+        vrev__outbound_finish(ob, link, h, NULL, VREV_ERR_NOMEM);
+        return VREV_ERR_NOMEM;
+    }
+    *d = (struct link_dial){.engine = e,
+                            .link = link,
+                            .handoff = h,
+                            .target = *target,
+                            .tls = ob->tls,
+                            .layer = ob->layer,
+                            .carrier = &ob->carrier.o,
+                            .step_ms = info && info->dial_once ? 0 : step_ms,
+                            .retry = d->retry,
+                            .done = done,
+                            .release = release,
+                            .user = user};
+    if (info && info->dialing) {
+        d->dialing = vrev__gauge_ref(info->dialing);
+        info->dialing->n++;
+    }
+    vrev__engine_track(e, &d->conn, link_dial_close);
+    if (link)
+        bufferevent_setcb(link, NULL, NULL, on_link_event, d);
+    attempt(d);
+    return 0;
 }

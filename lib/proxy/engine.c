@@ -122,7 +122,7 @@ static void count_route(struct vrev__engine *e, const char *inbound, const char 
         vrev__free(e->ctx, out);
         return;
     }
-    v[e->n_routes++] = (struct vrev__route_count){in, out, 1};
+    v[e->n_routes++] = (struct vrev__route_count){.inbound = in, .outbound = out, .links = 1};
 }
 
 /* The access log line for a routed link (V2Ray writes it where its dispatcher has picked the
@@ -148,12 +148,11 @@ struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
     size_t idx = 0;
     if (e->router) {
         struct vrev__route_ctx rc = {
-            info->inbound_tag,
-            info->network == VREV_NET_UDP ? VREV_ROUTE_UDP : VREV_ROUTE_TCP,
-            &info->target,
-            info->has_source ? &info->source : NULL,
-            info->user,
-            NULL,
+            .inbound_tag = info->inbound_tag,
+            .network = info->network == VREV_NET_UDP ? VREV_ROUTE_UDP : VREV_ROUTE_TCP,
+            .target = &info->target,
+            .source = info->has_source ? &info->source : NULL,
+            .user = info->user,
         };
         uint32_t random = (uint32_t)(e->stats.links * 2654435761u);
         idx = vrev__router_pick(e->router, &rc, random);
@@ -163,14 +162,14 @@ struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
     return e->outbounds[idx];
 }
 
-int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
-                   struct bufferevent *link)
+/* The outbound for a link, counted and logged (the access log line); NULL: none (logged as
+ * refused). */
+static struct vrev__outbound *route_link(struct vrev__engine *e, const struct vrev__link_info *info)
 {
     struct vrev__outbound *ob = vrev__engine_route(e, info);
     if (!ob) {
         log_access(e, info, NULL, 0, "no outbound");
-        vrev__bev_close(link, 1);
-        return VREV_ERR_STATE;
+        return NULL;
     }
     e->stats.links++;
     count_route(e, info->inbound_tag, ob->tag);
@@ -182,7 +181,95 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
                   info->inbound_tag ? info->inbound_tag : "",
                   info->network == VREV_NET_UDP ? "udp" : "tcp", t, ob->tag ? ob->tag : "");
     }
+    return ob;
+}
+
+int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
+                   struct bufferevent *link)
+{
+    struct vrev__outbound *ob = route_link(e, info);
+    if (!ob) {
+        vrev__bev_close(link, 1);
+        return VREV_ERR_STATE;
+    }
     return ob->ops->handle(ob, info, link);
+}
+
+/* --- links handed over as streams (vrev__engine_open) ------------------------------------- */
+
+struct vrev__handoff *vrev__handoff_new(vrev_ctx *ctx, vrev__handoff_fn done, void *user)
+{
+    struct vrev__handoff *h = vrev__calloc(ctx, 1, sizeof(*h));
+    if (h)
+        *h = (struct vrev__handoff){.ctx = ctx, .refs = 1, .done = done, .user = user};
+    return h;
+}
+
+static void handoff_unref(struct vrev__handoff *h)
+{
+    if (--h->refs == 0)
+        vrev__free(h->ctx, h);
+}
+
+void vrev__handoff_cancel(struct vrev__handoff *h)
+{
+    if (!h)
+        return;
+    h->done = NULL;
+    handoff_unref(h);
+}
+
+void vrev__handoff_finish(struct vrev__handoff *h, struct bufferevent *stream, int err)
+{
+    vrev__handoff_fn done = h->done;
+    h->done = NULL;
+    if (done)
+        done(err < 0 ? NULL : stream, err < 0 ? err : 0, h->user);
+    else
+        vrev__bev_close(stream, 1);
+    handoff_unref(h);
+}
+
+/* An outbound that cannot hand a stream over: it gets one end of a pair as its link, the
+ * handoff the other (the relay and the extra copy vrev__engine_open otherwise saves). */
+static int open_through_pair(struct vrev__engine *e, struct vrev__outbound *ob,
+                             const struct vrev__link_info *info)
+{
+    struct bufferevent *pair[2];
+    if (bufferevent_pair_new(e->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) <
+        0) {
+        vrev__handoff_finish(info->handoff, NULL, VREV_ERR_NOMEM);
+        return VREV_ERR_NOMEM;
+    }
+    struct vrev__link_info li = *info;
+    li.handoff = NULL;
+    vrev__handoff_finish(info->handoff, pair[1], 0);
+    return ob->ops->handle(ob, &li, pair[0]);
+}
+
+int vrev__engine_open(struct vrev__engine *e, const struct vrev__link_info *info)
+{
+    info->handoff->refs++; /* the work's reference, finished whatever happens */
+    struct vrev__outbound *ob = route_link(e, info);
+    if (!ob) {
+        vrev__handoff_finish(info->handoff, NULL, VREV_ERR_STATE);
+        return VREV_ERR_STATE;
+    }
+    int rc = ob->ops->open ? ob->ops->open(ob, info) : VREV_ERR_UNSUPPORTED;
+    return rc == VREV_ERR_UNSUPPORTED ? open_through_pair(e, ob, info) : rc;
+}
+
+void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
+                           struct vrev__handoff *h, struct bufferevent *stream, int err)
+{
+    if (!link) {
+        vrev__handoff_finish(h, stream, err);
+        return;
+    }
+    if (err < 0)
+        vrev__bev_close(link, 1);
+    else
+        vrev__engine_relay(ob->engine, link, stream);
 }
 
 /* --- relays tracked by the engine ------------------------------------------------------------ */
@@ -216,8 +303,7 @@ static void relay_close(struct vrev__conn *c)
     vrev__free(t->engine->ctx, t);
 }
 
-int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
-                       struct bufferevent *target)
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target)
 {
     struct tracked_relay *t = vrev__calloc(e->ctx, 1, sizeof(*t));
     if (!t) {
@@ -283,11 +369,12 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
     return 0;
 }
 
-void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size)
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link,
+                             const struct vrev__link_info *info, size_t size)
 {
     void *r = vrev__calloc(ob->engine->ctx, 1, size);
     if (!r)
-        vrev__bev_close(link, 1);
+        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM);
     return r;
 }
 

@@ -26,23 +26,21 @@ struct freedom {
     struct pp_dial *dials; /* the links on their way to a target that gets one */
 };
 
-/* A link whose target gets a PROXY header: who it is for, kept until the dial ends (or the
- * outbound goes: a resolve has no release hook). */
+/* A link whose target gets a PROXY header, or that is handed over (proxy.h): who it is for,
+ * and its handoff, kept until the dial ends (or the outbound goes: a resolve has no release
+ * hook). */
 struct pp_dial {
     struct freedom *f;
     struct pp_dial *prev, *next;
     struct vrev__addr src, dst;
     bool has_src, has_dst;
+    struct vrev__handoff *handoff; /* NULL: a link bufferevent */
 };
 
 static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
 {
     struct freedom *f = user;
-    if (err) {
-        vrev__bev_close(link, 1);
-        return;
-    }
-    vrev__engine_relay(f->base.engine, link, bev);
+    vrev__outbound_finish(&f->base, link, NULL, bev, err);
 }
 
 static void pp_free(struct pp_dial *d)
@@ -58,7 +56,8 @@ static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int 
 {
     struct pp_dial *d = user;
     struct freedom *f = d->f;
-    if (!err && d->has_src && !d->has_dst) {
+    struct vrev__handoff *h = d->handoff;
+    if (!err && f->proxy_protocol && d->has_src && !d->has_dst) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         evutil_socket_t fd = bufferevent_getfd(bev);
@@ -68,7 +67,8 @@ static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int 
         }
     }
     uint8_t hdr[VREV_PP_V1_MAX];
-    int n = err ? 0
+    int n = err || !f->proxy_protocol
+                ? 0
                 : vrev__pp_encode(hdr, sizeof(hdr), f->proxy_protocol, d->has_src ? &d->src : NULL,
                                   d->has_dst ? &d->dst : NULL);
     pp_free(d);
@@ -76,7 +76,7 @@ static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int 
         err = VREV_ERR_NOMEM;
     if (err && bev)
         vrev__bev_close(bev, 1);
-    on_dialed(link, err ? NULL : bev, err, f);
+    vrev__outbound_finish(&f->base, link, h, err ? NULL : bev, err);
 }
 
 static struct pp_dial *pp_new(struct freedom *f, const struct vrev__link_info *info)
@@ -89,6 +89,7 @@ static struct pp_dial *pp_new(struct freedom *f, const struct vrev__link_info *i
     d->src = info->source;
     d->has_dst = info->has_local;
     d->dst = info->local;
+    d->handoff = info->handoff;
     VREV__LIST_PUSH(f->dials, d);
     return d;
 }
@@ -98,11 +99,12 @@ static void pp_release(void *user) /* the dial was cancelled */
     pp_free(user);
 }
 
-/* Dial for a link: with the PROXY header's state `d`, or none. */
+/* Dial for a link (info: its dial count and handoff; NULL: none): with the PROXY header's (or
+ * the handoff's) state `d`, or none. */
 static int dial(struct freedom *f, struct bufferevent *link, const struct vrev__addr *target,
-                struct vrev__gauge *dialing, struct pp_dial *d)
+                const struct vrev__link_info *info, struct pp_dial *d)
 {
-    return vrev__outbound_dial(&f->base, link, target, FREEDOM_RETRY_STEP_MS, dialing,
+    return vrev__outbound_dial(&f->base, link, target, FREEDOM_RETRY_STEP_MS, info,
                                d ? on_dialed_pp : on_dialed, d ? pp_release : NULL,
                                d ? (void *)d : f);
 }
@@ -161,16 +163,28 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     if (info->network == VREV_NET_UDP)
         return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, udp_resolved, f)
                     : vrev__udp_flow_start(ob->engine, link, &target);
-    struct pp_dial *d = f->proxy_protocol ? pp_new(f, info) : NULL;
-    if (f->proxy_protocol && !d) {
-        vrev__bev_close(link, 1);
+    bool state = f->proxy_protocol || !link; /* a handoff's is kept there too */
+    struct pp_dial *d = state ? pp_new(f, info) : NULL;
+    if (state && !d) {
+        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM);
         return VREV_ERR_NOMEM;
     }
     if (name && f->domain_strategy != VREV_DS_AS_IS)
         return vrev__engine_resolve_for(ob->engine, link, &target, family,
                                         d ? tcp_resolved_pp : tcp_resolved, d ? (void *)d : f);
     /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
-    return dial(f, link, &target, info->dialing, d);
+    return dial(f, link, &target, info, d);
+}
+
+static int freedom_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
+{
+    const struct freedom *f = (const struct freedom *)ob;
+    bool name = f->redirect_host ? f->redirect.type == VREV_ADDR_DOMAIN
+                                 : info->target.type == VREV_ADDR_DOMAIN;
+    /* a datagram flow, and a name resolved first (resolve.c takes a link), relay a pair */
+    if (info->network == VREV_NET_UDP || (name && f->domain_strategy != VREV_DS_AS_IS))
+        return VREV_ERR_UNSUPPORTED;
+    return freedom_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void freedom_destroy(struct vrev__outbound *ob)
@@ -182,8 +196,10 @@ static void freedom_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops freedom_ops = {"freedom", freedom_handle,
-                                                      freedom_destroy};
+static const struct vrev__outbound_ops freedom_ops = {.protocol = "freedom",
+                                                      .handle = freedom_handle,
+                                                      .destroy = freedom_destroy,
+                                                      .open = freedom_open};
 
 int vrev__freedom_new(struct vrev__engine *e, const char *tag,
                       const struct vrev__freedom_opts *opts, struct vrev__outbound **out)

@@ -37,6 +37,9 @@ struct vrev__link_info {
      * bridge's dials per tunnel, limits.dials_per_tunnel); NULL: not counted. The outbound
      * that dials takes a reference for the dial's duration (dialer.c). */
     struct vrev__gauge *dialing;
+    /* Set by vrev__engine_open: the link's owner takes the stream the outbound dials itself
+     * (there is no link bufferevent: NULL wherever one is passed). */
+    struct vrev__handoff *handoff;
 };
 
 /* A reference-counted count shared by an owner and the work it started, so that either may
@@ -54,6 +57,26 @@ struct vrev__gauge *vrev__gauge_new(vrev_ctx *ctx); /* n 0, one reference; NULL:
 struct vrev__gauge *vrev__gauge_ref(struct vrev__gauge *g);
 void vrev__gauge_unref(struct vrev__gauge *g); /* NULL: no-op */
 
+/* A link's owner that wants the stream an outbound dials and sets up for it, instead of a
+ * relay between that stream and a bufferevent of its own (a bridge runs its mux on its
+ * tunnel's stream: vrev__engine_open). Reference-counted: the owner holds one reference (to
+ * cancel), the work in progress another, so that either may end first. */
+typedef void (*vrev__handoff_fn)(struct bufferevent *stream, int err, void *user);
+struct vrev__handoff {
+    vrev_ctx *ctx;
+    unsigned refs;
+    vrev__handoff_fn done; /* NULL once called, or cancelled */
+    void *user;
+};
+/* One reference, the owner's; NULL: no memory. */
+struct vrev__handoff *vrev__handoff_new(vrev_ctx *ctx, vrev__handoff_fn done, void *user);
+/* The owner's end (NULL: no-op): `done` is never called after this (a stream that comes is
+ * closed); drops the owner's reference. Safe from inside `done`. */
+void vrev__handoff_cancel(struct vrev__handoff *h);
+/* The work's end: `done` gets the stream (owned from then on), or NULL and err < 0; without a
+ * `done` (cancelled) the stream is aborted. Drops the work's reference. */
+void vrev__handoff_finish(struct vrev__handoff *h, struct bufferevent *stream, int err);
+
 struct vrev__outbound_ops {
     const char *protocol;
     /* Take ownership of `link` and carry it to info->target. On an error return the outbound
@@ -61,6 +84,12 @@ struct vrev__outbound_ops {
     int (*handle)(struct vrev__outbound *ob, const struct vrev__link_info *info,
                   struct bufferevent *link);
     void (*destroy)(struct vrev__outbound *ob);
+    /* Dial and set up the way to info->target as handle() does, then give the stream to
+     * info->handoff (vrev__outbound_finish) instead of relaying it. The outbound owns the
+     * work's reference to the handoff from then on, even on an error return (finished with
+     * the error). May be NULL, or return VREV_ERR_UNSUPPORTED before taking anything (a
+     * datagram link, a name to resolve first): vrev__engine_open then relays a pair. */
+    int (*open)(struct vrev__outbound *ob, const struct vrev__link_info *info);
 };
 
 /* Outbound implementations embed this as their first member. */
@@ -145,6 +174,21 @@ struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
 int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
                    struct bufferevent *link);
 
+/* Route a link that has no bufferevent (info->handoff set, its owner's) as vrev__dispatch
+ * does (the same rules, counts and access log line), and have the outbound hand the stream it
+ * dials to info->handoff: the owner runs on that stream itself, with no relay between (a
+ * bridge's tunnel). An outbound that cannot (no ops->open: blackhole, a portal) gets one end
+ * of a bufferevent pair as its link, and the handoff the other end at once. The handoff is
+ * finished in every case, possibly before this returns (then with the error returned). */
+int vrev__engine_open(struct vrev__engine *e, const struct vrev__link_info *info);
+
+/* The end of an outbound's work for a link: relay `link` with `stream` (vrev__engine_relay),
+ * or, for a link without a bufferevent (link NULL), hand `stream` to `h`
+ * (vrev__handoff_finish). On err < 0 (stream NULL) the link is closed with an error, or the
+ * handoff told. */
+void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
+                           struct vrev__handoff *h, struct bufferevent *stream, int err);
+
 /* Relay `link` and `target` under the engine's policy, tracked and counted. */
 int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
                        struct bufferevent *target);
@@ -153,24 +197,26 @@ typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct buffereven
                                      void *user);
 
 /* Dial `target` for `link` from an outbound, with V2Ray's retries (5 attempts, the k-th retry
- * after k * step_ms; step_ms 0: one attempt, see vrev__link_info.dial_once). TLS (ob->tls),
- * then the carrier (ob->carrier), are layered on the connection before `done` runs.
+ * after k * step_ms; step_ms 0, or info->dial_once: one attempt). TLS (ob->tls), then the
+ * carrier (ob->carrier), are layered on the connection before `done` runs.
  * `done` gets the link back with the connected bufferevent, or with NULL and the last error
  * (then it must close the link). Until then the engine owns the link: if the engine stops
  * first, it closes the link and calls `release` (may be NULL) instead of `done`, for whatever
  * `user` holds. Returns 0 or VREV_ERR_NOMEM (link closed, neither called).
- * The dial is counted on `dialing` (may be NULL: not counted) until it ends: connected, given
+ * `info` may be NULL (one attempt per step_ms, not counted, a link bufferevent). Else the
+ * dial is counted on info->dialing (may be NULL: not counted) until it ends: connected, given
  * up, or cancelled (the engine stops, or the link fails meanwhile: a mux session reset by its
- * peer). It holds a reference to the gauge meanwhile, so its owner may drop its own first. */
+ * peer); it holds a reference to the gauge meanwhile, so its owner may drop its own first.
+ * With info->handoff, `link` is NULL and the handoff is what the engine owns until `done`:
+ * stopping the engine, or running out of memory here, finishes it with the error. */
 int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__addr *target, uint32_t step_ms,
-                        struct vrev__gauge *dialing, vrev__link_dialed_fn done,
+                        const struct vrev__link_info *info, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user);
 
-/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator): no
- * retries if info->dial_once, counted on info->dialing; req is freed here if the dial cannot
- * start (the error returned). For the outbounds that dial a picked server (vmess, vless,
- * socks). */
+/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator);
+ * req is freed here if the dial cannot start (the error returned). For the outbounds that
+ * dial a picked server (vmess, vless, socks). */
 int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
                             const struct vrev__link_info *info, const struct vrev__addr *server,
                             uint32_t step_ms, vrev__link_dialed_fn done,
@@ -225,8 +271,9 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
                                const void *ent, size_t n, size_t stride, int rc,
                                struct vrev__outbound **out);
 /* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
- * closed (out of memory). */
-void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size);
+ * closed, or its handoff (info->handoff, link NULL) finished (out of memory). */
+void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link,
+                             const struct vrev__link_info *info, size_t size);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 

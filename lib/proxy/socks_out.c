@@ -47,6 +47,7 @@ struct socks_req {
     struct socks_out *ob;
     const struct socks_entry *ent; /* the server and user picked */
     struct bufferevent *link;      /* ours once dialed */
+    struct vrev__handoff *handoff; /* instead of a link (proxy.h), ours once dialed */
     struct bufferevent *bev;
     struct event *deadline;
     struct vrev__addr target;
@@ -56,7 +57,8 @@ struct socks_req {
     struct vrev__hdr_reader rd;
 };
 
-static void req_free(struct socks_req *r, bool close)
+/* close: the connection and the link (or the handoff, told `err`) too. */
+static void req_free(struct socks_req *r, bool close, int err)
 {
     vrev_ctx *ctx = r->ob->base.engine->ctx;
     vrev__hdr_reader_reset(&r->rd);
@@ -64,14 +66,14 @@ static void req_free(struct socks_req *r, bool close)
         event_free(r->deadline);
     if (close && r->bev)
         vrev__bev_close(r->bev, 1);
-    if (close && r->link)
-        vrev__bev_close(r->link, 1);
+    if (close && (r->link || r->handoff))
+        vrev__outbound_finish(&r->ob->base, r->link, r->handoff, NULL, err);
     vrev__free(ctx, r);
 }
 
 static void req_close(struct vrev__conn *c)
 {
-    req_free((struct socks_req *)c, true);
+    req_free((struct socks_req *)c, true, VREV_ERR_STATE);
 }
 
 static void fail(struct socks_req *r, int err)
@@ -82,7 +84,7 @@ static void fail(struct socks_req *r, int err)
     vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s: %s",
               r->ob->base.tag ? r->ob->base.tag : "", t, vrev_strerror(err));
     vrev__engine_untrack(e, &r->conn);
-    req_free(r, true);
+    req_free(r, true, err);
 }
 
 /* The relay the reply named, or the server's address (with the relay's port) when it named
@@ -106,13 +108,15 @@ static void connected(struct socks_req *r)
 {
     struct vrev__engine *e = r->ob->base.engine;
     struct bufferevent *link = r->link, *bev = r->bev;
+    struct vrev__handoff *h = r->handoff;
+    struct vrev__outbound *ob = &r->ob->base;
     struct vrev__addr relay, target = r->target;
     bool udp = r->udp;
     if (udp)
         relay_address(r, &relay);
     r->link = r->bev = NULL;
     vrev__engine_untrack(e, &r->conn);
-    req_free(r, false);
+    req_free(r, false, 0);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
     if (udp && relay.type != VREV_ADDR_DOMAIN)
         vrev__udp_flow_start_socks(e, link, &relay, bev, &target);
@@ -120,8 +124,8 @@ static void connected(struct socks_req *r)
         vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "UDP relay address unusable");
         vrev__bev_close(link, 1);
         vrev__bev_close(bev, 1);
-    } else
-        vrev__engine_relay(e, link, bev); /* bytes after the reply move when the relay starts */
+    } else /* bytes after the reply move when the relay starts, or wait for the handoff's owner */
+        vrev__outbound_finish(ob, link, h, bev, 0);
 }
 
 static int send_greeting(struct socks_req *r)
@@ -225,7 +229,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     r->link = link;
     r->bev = bev;
     if (err) { /* the dialer has logged it */
-        req_free(r, true);
+        req_free(r, true, err);
         return;
     }
     vrev__engine_track(e, &r->conn, req_close);
@@ -244,23 +248,31 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
 
 static void req_release(void *user) /* the engine stopped before the dial ended */
 {
-    req_free(user, false); /* nothing dialed yet: no connection, the link is the dialer's */
+    req_free(user, false, 0); /* nothing dialed yet: no connection, the link is the dialer's */
 }
 
 static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
     struct socks_out *s = (struct socks_out *)ob;
-    struct socks_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    struct socks_req *r = vrev__outbound_req_new(ob, link, info, sizeof(*r));
     if (!r)
         return VREV_ERR_NOMEM;
     r->ob = s;
     r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
+    r->handoff = link ? NULL : info->handoff;
     vrev__hdr_reader_init(&r->rd);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
+}
+
+static int socks_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
+{
+    if (info->network == VREV_NET_UDP) /* a datagram link relays its flow */
+        return VREV_ERR_UNSUPPORTED;
+    return socks_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void socks_destroy(struct vrev__outbound *ob)
@@ -269,7 +281,8 @@ static void socks_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
-static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};
+static const struct vrev__outbound_ops socks_ops = {
+    .protocol = "socks", .handle = socks_handle, .destroy = socks_destroy, .open = socks_open};
 
 static int set_credentials(struct socks_entry *s, const struct vrev__socks_out_opts *opts)
 {

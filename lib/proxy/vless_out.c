@@ -43,7 +43,8 @@ struct vless_req {
     struct vless_out *ob;
     const struct vless_entry *ent; /* the server and user picked */
     struct vrev__addr target;
-    uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
+    uint8_t command;               /* VREV_VLESS_TCP or VREV_VLESS_UDP */
+    struct vrev__handoff *handoff; /* a link without a bufferevent (proxy.h); else NULL */
 };
 
 /* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
@@ -119,11 +120,12 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vless_req *r = user;
     struct vless_out *v = r->ob;
     struct vrev__engine *e = v->base.engine;
+    struct vrev__handoff *h = r->handoff;
     if (err == 0)
         err = start_stream(bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
-        vrev__engine_relay(e, link, bev);
+        vrev__outbound_finish(&v->base, link, h, bev, 0);
         return;
     }
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
@@ -131,7 +133,7 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
                   vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
-    vrev__bev_close(link, 1);
+    vrev__outbound_finish(&v->base, link, h, NULL, err);
 }
 
 static void req_release(void *user) /* the engine stopped before the dial ended */
@@ -144,15 +146,23 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    struct vless_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    struct vless_req *r = vrev__outbound_req_new(ob, link, info, sizeof(*r));
     if (!r)
         return VREV_ERR_NOMEM;
     r->ob = v;
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
+    r->handoff = link ? NULL : info->handoff;
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
+}
+
+static int vless_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
+{
+    if (info->network == VREV_NET_UDP) /* a datagram link relays its packets */
+        return VREV_ERR_UNSUPPORTED;
+    return vless_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void vless_destroy(struct vrev__outbound *ob)
@@ -161,7 +171,8 @@ static void vless_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
-static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
+static const struct vrev__outbound_ops vless_ops = {
+    .protocol = "vless", .handle = vless_handle, .destroy = vless_destroy, .open = vless_open};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__vless_out_opts *opts, size_t n,

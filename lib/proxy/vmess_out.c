@@ -56,8 +56,9 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__wipe(&req, sizeof(req));
     if (!stream)
         goto fail;
+    struct vrev__handoff *h = r->info.handoff;
     vrev__free(e->ctx, r);
-    vrev__engine_relay(e, link, stream);
+    vrev__outbound_finish(&v->base, link, h, stream, 0);
     return;
 fail:
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
@@ -65,7 +66,7 @@ fail:
                   v->base.tag ? v->base.tag : "", vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
-    vrev__bev_close(link, 1);
+    vrev__outbound_finish(&v->base, link, r->info.handoff, NULL, err);
     vrev__free(e->ctx, r);
 }
 
@@ -79,7 +80,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                         struct bufferevent *link)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    struct vmess_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    struct vmess_req *r = vrev__outbound_req_new(ob, link, info, sizeof(*r));
     if (!r)
         return VREV_ERR_NOMEM;
     r->ob = v;
@@ -91,6 +92,13 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
                                    req_release, r);
 }
 
+static int vmess_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
+{
+    if (info->network == VREV_NET_UDP) /* a datagram link relays its packets */
+        return VREV_ERR_UNSUPPORTED;
+    return vmess_handle(ob, info, NULL); /* the stream goes to info->handoff */
+}
+
 static void vmess_destroy(struct vrev__outbound *ob)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
@@ -99,7 +107,8 @@ static void vmess_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, NULL, 0); /* the users are wiped above */
 }
 
-static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
+static const struct vrev__outbound_ops vmess_ops = {
+    .protocol = "vmess", .handle = vmess_handle, .destroy = vmess_destroy, .open = vmess_open};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__vmess_out_opts *opts, size_t n,

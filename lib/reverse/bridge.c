@@ -1,8 +1,11 @@
 /* Bridge (WIRE-SPEC §3.4): keeps tunnels to the portal open. A tunnel is a link to
- * TCP <domain>:0 handed to the bridge's own dispatcher (routing sends it to the proxy outbound
- * that reaches the portal); the bridge is the mux server on it. New sessions for an internal
- * control domain feed the control handler; all others are dispatched with the bridge tag as
- * inbound tag.
+ * TCP <domain>:0 with the bridge's tag as inbound tag, routed by the bridge's own engine to
+ * the proxy outbound that reaches the portal (as V2Ray routes it); the outbound dials and sets
+ * up its stream (vrev__engine_open) and hands it back, and the bridge is the mux server on
+ * that stream itself, with no relay between. New sessions for an internal control domain
+ * feed the control handler; all others are dispatched with the bridge tag as inbound tag.
+ * The tunnel's socket closes when the portal has been silent for dead_after_ms with bytes of
+ * ours unacknowledged (TCP_USER_TIMEOUT, as the portal's own tunnels).
  *
  * Beyond V2Ray, still wire-compatible: a tunnel that has heard nothing (heartbeats come every
  * 2 s) for dead_after_ms is closed; a tunnel that dies is redialled at once, then after a short
@@ -44,12 +47,14 @@
 struct bworker {
     struct bworker *prev, *next;
     struct vrev__bridge *bridge;
-    struct vrev__muxconn *mc;
-    struct vrev__gauge *dialing; /* this tunnel's sessions' dials in progress */
-    unsigned sessions;           /* bound to a local side (opened, not yet closed) */
-    bool busy;                   /* at dials_per_tunnel (logged once until it is below again) */
-    bool holding;                /* at dials_per_tunnel: the tunnel is not read (dial_hold) */
-    struct event *hold_timer;    /* ends the hold after DIALS_HOLD_MS */
+    struct vrev__handoff *opening; /* while the outbound dials the tunnel; then NULL */
+    struct vrev__muxconn *mc;      /* NULL until the tunnel's stream has come */
+    struct bufferevent *stream;    /* the tunnel's stream, the muxconn's transport */
+    struct vrev__gauge *dialing;   /* this tunnel's sessions' dials in progress */
+    unsigned sessions;             /* bound to a local side (opened, not yet closed) */
+    bool busy;                     /* at dials_per_tunnel (logged once until it is below again) */
+    bool holding;                  /* at dials_per_tunnel: the tunnel is not read (dial_hold) */
+    struct event *hold_timer;      /* ends the hold after DIALS_HOLD_MS */
     struct timeval last_rx;
     bool active;  /* not drained, not closed */
     bool heard;   /* received at least one frame */
@@ -108,13 +113,16 @@ static void worker_free(struct bworker *w)
     w->dialing->on_drop = NULL; /* the dials the muxconn's free cancels must not call back */
     if (w->hold_timer)
         event_free(w->hold_timer);
+    vrev__handoff_cancel(w->opening); /* a stream that comes now is closed */
     VREV__RING_REMOVE(w);
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w->mc, &rx, &tx);
-    b->stats.bytes_up += rx;
-    b->stats.bytes_down += tx;
-    vrev__muxconn_add_stats(w->mc, &b->stats.mux);
-    vrev__muxconn_free(w->mc);
+    if (w->mc) {
+        uint64_t rx, tx;
+        vrev__muxconn_bytes(w->mc, &rx, &tx);
+        b->stats.bytes_up += rx;
+        b->stats.bytes_down += tx;
+        vrev__muxconn_add_stats(w->mc, &b->stats.mux);
+        vrev__muxconn_free(w->mc);
+    }
     vrev__gauge_unref(w->dialing); /* dials still in progress keep it until they end */
     b->stats.tunnels_closed++;
     b->n_workers--;
@@ -291,8 +299,8 @@ static void check_full(struct bworker *w)
     schedule(b, 0);
 }
 
-static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
-                                   const vrev_mux_frame *f, void *user)
+static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const vrev_mux_frame *f,
+                                   void *user)
 {
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
@@ -339,8 +347,8 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
     int state;
     int rc = vrev_control_decode(data, len, &state);
     if (rc < 0) { /* logged and skipped, as V2Ray does; the control session goes on */
-        vrev__log(w->bridge->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "bad control message: %s", vrev_strerror(rc));
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "bad control message: %s",
+                  vrev_strerror(rc));
         return;
     }
     if (state != VREV_CONTROL_ACTIVE && w->active) {
@@ -381,10 +389,9 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
         b->notify(event, target, rx, tx, b->notify_user);
 }
 
-static void on_closed(struct vrev__muxconn *mc, int err, void *user)
+/* The tunnel ended, or its dial failed: redial now or soon, not at the next tick. */
+static void tunnel_lost(struct bworker *w)
 {
-    (void)mc, (void)err;
-    struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
     bool was_active = w->active, was_up = w->heard;
     worker_free(w);
@@ -394,35 +401,71 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
         vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
                   "[%s] no tunnel to the portal: redialling", b->tag ? b->tag : "");
     b->failing = !was_up;
-    schedule(b, redial_delay(b, was_up)); /* now or soon, not at the next tick */
+    schedule(b, redial_delay(b, was_up));
+}
+
+static void on_closed(struct vrev__muxconn *mc, int err, void *user)
+{
+    (void)mc, (void)err;
+    tunnel_lost(user);
 }
 
 /* --- the monitor --------------------------------------------------------------------------- */
 
+/* The mux server on the tunnel's stream (owned from now on), with the bridge's limits. */
+static int start_mux(struct bworker *w, struct bufferevent *stream)
+{
+    static const struct vrev__muxconn_cbs cbs = {.on_open = on_open,
+                                                 .on_internal_data = on_control,
+                                                 .on_frame = on_frame,
+                                                 .on_session = on_session,
+                                                 .on_closed = on_closed};
+    struct vrev__bridge *b = w->bridge;
+    /* a portal gone with our bytes unacknowledged ends the socket after dead_after_ms, as it
+     * ends ours (not below a layer that owns no socket of its own: fd -1) */
+    evutil_socket_t fd = vrev__bev_tcp_fd(stream);
+    if (fd >= 0)
+        vrev__tcp_set_user_timeout(fd, b->opts.dead_after_ms);
+    w->stream = stream;
+    int rc = vrev__muxconn_new(b->engine->ctx, VREV_MUX_SERVER, stream, &b->engine->policy, &cbs, w,
+                               &w->mc);
+    if (rc == 0) /* the codec's default (1024) is far below what a portal may send */
+        rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), b->opts.max_sessions);
+    if (rc == 0) /* the engine's limits: a JSON configuration's "vrev" object may set them */
+        vrev__muxconn_set_session_rate(w->mc, b->engine->limits.session_rate,
+                                       b->engine->limits.session_burst);
+    return rc;
+}
+
+/* The outbound has dialed the portal and set up its stream (or failed: a dial that gave up,
+ * a handshake that failed, no outbound). */
+static void on_tunnel_open(struct bufferevent *stream, int err, void *user)
+{
+    struct bworker *w = user;
+    vrev__handoff_cancel(w->opening); /* our reference: done */
+    w->opening = NULL;
+    if (err == 0)
+        err = start_mux(w, stream);
+    if (err < 0)
+        tunnel_lost(w);
+}
+
 static int new_tunnel(struct vrev__bridge *b)
 {
     vrev_ctx *ctx = b->engine->ctx;
-    struct bufferevent *pair[2];
     struct bworker *w = vrev__calloc(ctx, 1, sizeof(*w));
     if (!w)
         return VREV_ERR_NOMEM;
-    if (bufferevent_pair_new(ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) <
-        0) {
-        vrev__free(ctx, w);
-        return VREV_ERR_NOMEM;
-    }
-    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_session,
-                                                 on_closed};
     w->bridge = b;
     w->active = true;
     w->dialing = vrev__gauge_new(ctx);
     w->hold_timer = evtimer_new(ctx->base, on_hold_timeout, w);
-    if (!w->dialing || !w->hold_timer) {
+    w->opening = vrev__handoff_new(ctx, on_tunnel_open, w);
+    if (!w->dialing || !w->hold_timer || !w->opening) {
         vrev__gauge_unref(w->dialing);
         if (w->hold_timer)
             event_free(w->hold_timer);
-        bufferevent_free(pair[0]);
-        bufferevent_free(pair[1]);
+        vrev__handoff_cancel(w->opening);
         vrev__free(ctx, w);
         return VREV_ERR_NOMEM;
     }
@@ -432,26 +475,15 @@ static int new_tunnel(struct vrev__bridge *b)
     b->n_workers++;
     VREV__RING_PUSH_FRONT(&b->workers, w);
     b->stats.tunnels_opened++;
-    int rc = vrev__muxconn_new(ctx, VREV_MUX_SERVER, pair[1], &b->engine->policy, &cbs, w,
-                               &w->mc);
-    if (rc == 0) /* the codec's default (1024) is far below what a portal may send */
-        rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), b->opts.max_sessions);
-    if (rc == 0) /* the engine's limits: a JSON configuration's "vrev" object may set them */
-        vrev__muxconn_set_session_rate(w->mc, b->engine->limits.session_rate,
-                                       b->engine->limits.session_burst);
-    if (rc < 0) {
-        bufferevent_free(pair[0]);
-        worker_free(w);
-        return rc;
-    }
-    struct vrev__link_info info;
-    memset(&info, 0, sizeof(info));
-    info.inbound_tag = b->tag;
-    info.network = VREV_NET_TCP;
-    info.dial_once = true; /* our own backoff redials, sooner than the dialer's retries */
+    struct vrev__link_info info = {
+        .inbound_tag = b->tag,
+        .network = VREV_NET_TCP,
+        .dial_once = true, /* our own backoff redials, sooner than the dialer's retries */
+        .handoff = w->opening,
+    };
     vrev__addr_from_text(&info.target, b->domain, 0);
-    vrev__dispatch(b->engine, &info, pair[0]);
-    return 0;
+    /* on_tunnel_open may run (and free w, on a failure) before this returns */
+    return vrev__engine_open(b->engine, &info);
 }
 
 /* A drained tunnel that carries no session (its control session aside). */
@@ -533,12 +565,13 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
         if (!has_room(w))
             continue; /* a drained tunnel serves its sessions until the portal closes it */
         workers++;
-        sessions += vrev__muxconn_active(w->mc);
+        sessions += w->mc ? vrev__muxconn_active(w->mc) : 0;
     }
     b->stats.tunnels_active = active;
+    schedule(b, b->opts.monitor_ms);
+    /* after the periodic schedule: a tunnel whose dial fails at once reschedules sooner */
     if (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel)
         open_tunnel(b, &now);
-    schedule(b, b->opts.monitor_ms);
 }
 
 /* --- API ----------------------------------------------------------------------------------- */
@@ -578,8 +611,8 @@ static int copy_opts(struct vrev__bridge *b, const char *tag, const struct vrev_
     return 0;
 }
 
-int vrev__bridge_new(struct vrev__engine *e, const char *tag,
-                     const struct vrev__bridge_opts *opts, struct vrev__bridge **out)
+int vrev__bridge_new(struct vrev__engine *e, const char *tag, const struct vrev__bridge_opts *opts,
+                     struct vrev__bridge **out)
 {
     struct vrev__addr check;
     *out = NULL;
@@ -655,6 +688,8 @@ void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_st
     *st = b->stats;
     st->sessions_active = 0;
     for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next) {
+        if (!w->mc) /* its tunnel still being dialed */
+            continue;
         uint64_t rx, tx;
         vrev__muxconn_bytes(w->mc, &rx, &tx);
         st->bytes_up += rx;
@@ -674,4 +709,12 @@ void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn,
 const char *vrev__bridge_tag(const struct vrev__bridge *b)
 {
     return b->tag;
+}
+
+evutil_socket_t vrev__bridge_tunnel_fd(const struct vrev__bridge *b)
+{
+    for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next)
+        if (w->mc)
+            return vrev__bev_tcp_fd(w->stream);
+    return -1;
 }

@@ -423,7 +423,8 @@ static void portal_destroy(struct vrev__outbound *ob)
     vrev__free(ctx, p);
 }
 
-static const struct vrev__outbound_ops portal_ops = {"portal", portal_handle, portal_destroy};
+static const struct vrev__outbound_ops portal_ops = {
+    .protocol = "portal", .handle = portal_handle, .destroy = portal_destroy};
 
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
                      const struct vrev__portal_opts *opts, struct vrev__outbound **out)

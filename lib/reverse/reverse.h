@@ -102,6 +102,10 @@ int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st);
 const char *vrev__bridge_tag(const struct vrev__bridge *b); /* may be NULL */
+/* The socket under the stream of the bridge's newest tunnel whose mux runs (found through its
+ * layers: vrev__bev_tcp_fd), or -1: none, or a stream with no socket of its own below it.
+ * Borrowed; for diagnostics and tests. */
+evutil_socket_t vrev__bridge_tunnel_fd(const struct vrev__bridge *b);
 /* Reload (lib/instance). Move `from`'s tunnels, with their live sessions, its counters and
  * its event hook to `to` (a new bridge of the same domain, not started: start it after);
  * `from` is left without tunnels, to be freed. */

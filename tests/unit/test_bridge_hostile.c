@@ -158,7 +158,7 @@ static void grab_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops grab_ops = {"grab", grab_handle, grab_destroy};
+static const struct vrev__outbound_ops grab_ops = {.protocol = "grab", .handle = grab_handle, .destroy = grab_destroy};
 
 static void portal_up(struct world *w)
 {

@@ -260,7 +260,7 @@ static void rec_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops rec_ops = {"recorder", rec_handle, rec_destroy};
+static const struct vrev__outbound_ops rec_ops = {.protocol = "recorder", .handle = rec_handle, .destroy = rec_destroy};
 
 /* ---- worlds ----------------------------------------------------------------------------- */
 

@@ -11,6 +11,9 @@
 
 #include <cmocka.h>
 #include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
@@ -540,6 +543,93 @@ static void test_reverse_first_redial_at_once(void **state)
     world_done(&w);
 }
 
+/* The bridge runs its mux on the stream its outbound dialed (issue M10): the socket below the
+ * tunnel's stack is the connection to the portal's VMess inbound, reached through the
+ * layers, with the dead-tunnel timeout on it; no relay carries the tunnel (it was a pair
+ * relayed to the dialed stream: the bridge engine counted one relay per tunnel). */
+static void test_reverse_tunnel_on_dialed_socket(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 0, 0);
+    evutil_socket_t fd = vrev__bridge_tunnel_fd(w.bridge);
+    assert_true(fd >= 0);
+    struct sockaddr_in peer;
+    socklen_t len = sizeof(peer);
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&peer, &len), 0);
+    assert_int_equal(ntohs(peer.sin_port), w.interconn_port);
+    unsigned int user_timeout = 0;
+    len = sizeof(user_timeout);
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, &len), 0);
+    assert_int_equal(user_timeout, 7000); /* dead_after_ms's default */
+    assert_int_equal(w.bridge_engine.stats.relays_live, 0);
+    roundtrip(&w);
+    /* the session's relay (to the echo service) only */
+    assert_int_equal(w.bridge_engine.stats.relays_live, 1);
+    world_done(&w);
+}
+
+static bool never(struct world *w)
+{
+    (void)w;
+    return false;
+}
+
+static bool bridge_redialled(struct world *w)
+{
+    return bridge_stats(w).tunnels_opened >= 4;
+}
+
+/* A tunnel whose dial fails reaches the bridge's backoff: redialled after 25 ms doubling to
+ * 100 ms (defaults), so neither stuck (one dial) nor a busy loop; the portal back on its port
+ * gets its tunnel within a backoff period. */
+static void test_reverse_dial_failure_backs_off(void **state)
+{
+    (void)state;
+    struct world w;
+    world_setup(&w, 0, 0);
+    portal_up(&w);
+    portal_down(&w); /* its port, now refusing */
+    bridge_up(&w);
+    struct timeval t0, t1;
+    evutil_gettimeofday(&t0, NULL);
+    assert_true(run_until(&w, bridge_redialled, 2000));
+    evutil_gettimeofday(&t1, NULL);
+    long ms = ms_between(&t0, &t1);
+    run_until(&w, never, 1000 - (int)(ms < 1000 ? ms : 1000)); /* about 1 s in all */
+    struct vrev__bridge_stats st = bridge_stats(&w);
+    print_message("%llu dials in about 1 s (4 after %ld ms)\n",
+                  (unsigned long long)st.tunnels_opened, ms);
+    assert_true(ms >= 100); /* the retries waited: 25, 50, 100 ms, +-20 % */
+    assert_true(st.tunnels_opened <= 30); /* about 1 s at 100 ms: no busy loop */
+    assert_true(st.tunnels_closed + 1 >= st.tunnels_opened);
+    assert_true(w.bridge_engine.stats.dial_failures >= 3);
+    assert_true(vrev__bridge_tunnel_fd(w.bridge) < 0);
+    portal_up(&w); /* the same port */
+    assert_true(ms_until_tunnel_live(&w) < 500);
+    roundtrip(&w);
+    world_done(&w);
+}
+
+/* The bridge freed while its tunnel is being dialed: the dial's end finds no bridge (ASan). */
+static void test_reverse_free_while_dialing(void **state)
+{
+    (void)state;
+    struct world w;
+    world_setup(&w, 0, 0);
+    portal_up(&w);
+    bridge_up(&w);
+    struct timeval tv = {0, 0};
+    event_base_loopexit(w.base, &tv);
+    event_base_dispatch(w.base); /* the monitor's first run: the dial starts */
+    assert_int_equal(bridge_stats(&w).tunnels_opened, 1);
+    vrev__bridge_free(w.bridge);
+    w.bridge = NULL;
+    run_until(&w, never, 200); /* the dial and the VMess handshake end, unclaimed */
+    assert_int_equal(portal_stats(&w).tunnels_live, 0);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -550,6 +640,9 @@ int main(void)
         cmocka_unit_test(test_reverse_bridge_full_opens_another),
         cmocka_unit_test(test_reverse_link_waits_for_tunnel),
         cmocka_unit_test(test_reverse_first_redial_at_once),
+        cmocka_unit_test(test_reverse_tunnel_on_dialed_socket),
+        cmocka_unit_test(test_reverse_dial_failure_backs_off),
+        cmocka_unit_test(test_reverse_free_while_dialing),
     };
     return cmocka_run_group_tests_name("reverse", tests, NULL, NULL);
 }
