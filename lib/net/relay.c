@@ -227,13 +227,12 @@ static void on_write(struct bufferevent *bev, void *arg)
     pass_eof(r, !j);
 }
 
-/* Say why a layer in this stack failed (TLS: a certificate, a name, an alert), if one did. */
-static void log_layer_failure(struct vrev__relay *r, struct bufferevent *bev)
+void vrev__log_layer_failure(vrev_ctx *ctx, struct bufferevent *bev)
 {
     char why[256];
     const char *layer = vrev__layer_failure(bev, why, sizeof(why));
     if (layer)
-        vrev__log(r->ctx, VREV_LOG_WARN, layer, "connection failed: %s", why);
+        vrev__log(ctx, VREV_LOG_WARN, layer, "connection failed: %s", why);
 }
 
 static void on_event(struct bufferevent *bev, short events, void *arg)
@@ -241,7 +240,7 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
     struct vrev__relay *r = arg;
     int i = which(r, bev);
     if (events & BEV_EVENT_ERROR || (events & BEV_EVENT_EOF && events & BEV_EVENT_WRITING)) {
-        log_layer_failure(r, bev);
+        vrev__log_layer_failure(r->ctx, bev);
         finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
         return;
     }

@@ -406,8 +406,11 @@ static void tunnel_lost(struct bworker *w)
 
 static void on_closed(struct vrev__muxconn *mc, int err, void *user)
 {
-    (void)mc, (void)err;
-    tunnel_lost(user);
+    (void)mc;
+    struct bworker *w = user;
+    if (err < 0) /* a layer's handshake ends after the handoff (TLS: a certificate, a name) */
+        vrev__log_layer_failure(w->bridge->engine->ctx, w->stream);
+    tunnel_lost(w);
 }
 
 /* --- the monitor --------------------------------------------------------------------------- */
