@@ -127,7 +127,7 @@ static void finish_when_flushed(struct vrev__relay *r)
     struct timeval now;
     event_base_gettimeofday_cached(r->ctx->base, &now);
     if (!r->flushing) {
-        struct timeval max = {FLUSH_MAX_S, 0};
+        struct timeval max = {.tv_sec = FLUSH_MAX_S};
         timeradd(&now, &max, &r->flush_until);
         r->flushing = true;
     }
@@ -139,7 +139,7 @@ static void finish_when_flushed(struct vrev__relay *r)
         finish(r, VREV_ERR_TIMEOUT, 1);
         return;
     }
-    struct timeval tv = {0, FLUSH_POLL_MS * 1000};
+    struct timeval tv = vrev__ms_to_tv(FLUSH_POLL_MS);
     evtimer_add(r->timer, &tv);
 }
 

@@ -313,10 +313,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const
         w->control = true;
         return NULL;
     }
-    struct vrev__link_info info;
-    memset(&info, 0, sizeof(info));
-    info.inbound_tag = b->tag;
-    info.network = vrev_mux_frame_network(f);
+    struct vrev__link_info info = {.inbound_tag = b->tag, .network = vrev_mux_frame_network(f)};
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
         return NULL;
     /* a vrev portal says who the session is for: routing by source, logs, a PROXY header */
