@@ -271,3 +271,22 @@ def test_limit_drops_are_counted(procs):
                 pass  # closed at accept, with a reset
         assert wait_until(lambda: metrics(pm)[key] == 1)
         assert metrics(pm)[other] == 0  # counted under the cap that refused it
+
+
+def test_bridge_access_log_has_the_tunnel(procs, backend, tmp_path):
+    """The bridge's tunnel is routed as a link (issue M10: its mux runs on the stream the
+    outbound dialed, with no relay): its access line comes first, then one per session."""
+    tun, pub = free_port(), free_port()
+    acc = tmp_path / "bridge-access.log"
+    portal = procs.start_argv("portal", portal_argv(tun, pub))
+    assert wait_until(lambda: port_open(tun)), procs.log(portal)
+    bridge = procs.start_argv("bridge", bridge_argv(tun, backend, "--access-log", str(acc)))
+    for _ in range(2):
+        assert wait_until(lambda: http_get(pub)[1] == b"hello from the backend\n"), \
+            procs.log(bridge)
+    assert wait_until(lambda: acc.exists() and acc.read_text().count("\n") == 3), \
+        procs.log(bridge)
+    lines = acc.read_text().splitlines()
+    # the tunnel API's default domain (VREV_TUNNEL_DEFAULT_DOMAIN), to its VMess outbound
+    assert lines[0].endswith(" accepted tcp:tunnel.vrev.internal:0 [interconn]"), lines
+    assert all(x.endswith(" accepted tcp:web:0 [target-0]") for x in lines[1:]), lines
