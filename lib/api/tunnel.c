@@ -91,9 +91,9 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
     split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__vmess_in_user u = {{0}, NULL};
+    struct vrev__in_user u = {{0}, NULL};
     memcpy(u.uuid, o->uuid, 16);
-    struct vrev__vmess_in_opts vi = {host, port, &u, 1};
+    struct vrev__in_user_opts vi = {host, port, &u, 1};
     struct vrev__inbound *in = NULL;
     int rc = vrev__vmess_in_new(&p->engine, "tunnel", &vi, &in);
     vrev__wipe(&u, sizeof(u));
@@ -212,22 +212,47 @@ int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
     return 0;
 }
 
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    if (!o->has_id || !o->n_portals || !o->n_targets)
+        return fail(err, len, VREV_ERR_INVAL,
+                    !o->has_id      ? "a bridge needs an id (--id UUID)"
+                    : !o->n_portals ? "a bridge needs the portal's address (--portal HOST:PORT)"
+                                    : "a bridge needs a local target (--to HOST:PORT)");
+    return 0;
+}
+
+/* The start of vrev_portal_new and vrev_bridge_new: the options checked (check's err), then a
+ * zeroed object of `size` bytes from ctx's allocator; NULL with *rc the error. */
+static void *tunnel_alloc(vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                          int (*check)(const vrev_tunnel_opts *o, char *err, size_t len),
+                          size_t size, int *rc, char *err, size_t err_len)
+{
+    void *obj = NULL;
+    if ((*rc = check(o, err, err_len)) == 0 && !(obj = vrev__calloc(ctx, 1, size)))
+        *rc = fail(err, err_len, VREV_ERR_NOMEM, NULL);
+    return obj;
+}
+
+/* A portal's or bridge's engine started on ctx. Returns 0 or the error (err written). */
+static int engine_start(struct vrev__engine *e, vrev_ctx *ctx, char *err, size_t err_len)
+{
+    int rc = vrev__engine_init(e, ctx);
+    return rc < 0 ? fail(err, err_len, rc, "the context has no event_base") : 0;
+}
+
 int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                     size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (vrev__portal_check(o, err, err_len) < 0)
-        return VREV_ERR_INVAL;
-    vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
+    int rc;
+    vrev_portal *p = tunnel_alloc(ctx, o, vrev__portal_check, sizeof(*p), &rc, err, err_len);
     if (!p)
-        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+        return rc;
     p->ctx = ctx;
-    int rc = vrev__engine_init(&p->engine, ctx);
-    if (rc < 0)
-        fail(err, err_len, rc, "the context has no event_base");
-    else
+    if ((rc = engine_start(&p->engine, ctx, err, err_len)) == 0)
         rc = portal_build(p, o, err, err_len);
     if (rc < 0) {
         vrev_portal_free(p);
@@ -432,7 +457,7 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     char host[VREV_MUX_TARGET_MAX];
     uint16_t port;
     split_hostport(hostport, host, sizeof(host), &port);
-    struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
+    struct vrev__user_out_opts vo = {host, port, {0}, o->security};
     memcpy(vo.uuid, o->uuid, 16);
     struct vrev__outbound *ob;
     int rc = vrev__vmess_out_new(e, tag, &vo, 1, &ob);
@@ -643,36 +668,21 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
-int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
-{
-    if (!o->has_id || !o->n_portals || !o->n_targets)
-        return fail(err, len, VREV_ERR_INVAL,
-                    !o->has_id      ? "a bridge needs an id (--id UUID)"
-                    : !o->n_portals ? "a bridge needs the portal's address (--portal HOST:PORT)"
-                                    : "a bridge needs a local target (--to HOST:PORT)");
-    return 0;
-}
-
 int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                     size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (vrev__bridge_check(o, err, err_len) < 0)
-        return VREV_ERR_INVAL;
-    vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));
+    int rc;
+    vrev_bridge *b = tunnel_alloc(ctx, o, vrev__bridge_check, sizeof(*b), &rc, err, err_len);
     if (!b)
-        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+        return rc;
     b->ctx = ctx;
-    int rc = vrev__engine_init(&b->engine, ctx);
-    if (rc < 0)
-        fail(err, err_len, rc, "the context has no event_base");
-    else if ((rc = remember(ctx, &b->rs, o, 0)) < 0)
+    if ((rc = engine_start(&b->engine, ctx, err, err_len)) == 0 &&
+        (rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
-    else
-        rc = vrev__bridge_build(b, o, &b->legs, err, err_len);
-    if (rc == 0)
+    if (rc == 0 && (rc = vrev__bridge_build(b, o, &b->legs, err, err_len)) == 0)
         b->n_legs = o->n_portals;
     if (rc < 0) {
         vrev_bridge_free(b);

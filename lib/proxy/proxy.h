@@ -254,27 +254,22 @@ void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version);
 int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,
                         struct vrev__outbound **out);
 
-struct vrev__vmess_out_opts {
+struct vrev__user_out_opts {
     const char *address; /* server host */
     uint16_t port;
     uint8_t uuid[16];
-    int security; /* VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE */
+    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE; vless: unused */
 };
 
 /* One entry per (server, user), n >= 1 (see struct vrev__picker for the grouping). */
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out);
 
-/* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1). */
-struct vrev__vless_out_opts {
-    const char *address; /* server host */
-    uint16_t port;
-    uint8_t uuid[16];
-};
-
+/* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1); the same
+ * entries (security unused). */
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out);
 
 /* socks: SOCKS5 CONNECT to the link's target, then raw bytes (WIRE-SPEC §5.3). */
@@ -301,35 +296,24 @@ struct vrev__dokodemo_opts {
     unsigned networks; /* VREV_ROUTE_TCP | VREV_ROUTE_UDP */
 };
 
-struct vrev__vmess_in_user {
+/* A user of an inbound that authenticates by UUID (vmess, vless). */
+struct vrev__in_user {
     uint8_t uuid[16];
     const char *email; /* may be NULL */
 };
 
-struct vrev__vmess_in_opts {
+/* The options of such an inbound: its listener and users (copied; the caller keeps them). */
+struct vrev__in_user_opts {
     const char *listen;
     uint16_t port;
-    const struct vrev__vmess_in_user *users;
+    const struct vrev__in_user *users;
     size_t n_users;
 };
 
 int vrev__vmess_in_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__vmess_in_opts *opts, struct vrev__inbound **out);
-
-struct vrev__vless_in_user {
-    uint8_t uuid[16];
-    const char *email; /* may be NULL */
-};
-
-struct vrev__vless_in_opts {
-    const char *listen;
-    uint16_t port;
-    const struct vrev__vless_in_user *users;
-    size_t n_users;
-};
-
+                       const struct vrev__in_user_opts *opts, struct vrev__inbound **out);
 int vrev__vless_in_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__vless_in_opts *opts, struct vrev__inbound **out);
+                       const struct vrev__in_user_opts *opts, struct vrev__inbound **out);
 
 struct vrev__socks_in_account {
     const char *user; /* 1..255 bytes; becomes the link's user ("email") for routing */

@@ -164,7 +164,7 @@ static void vless_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out)
 {
     if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vless_entry) - 1)

@@ -102,7 +102,7 @@ static void vmess_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out)
 {
     if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vmess_entry) - 1)
