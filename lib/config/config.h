@@ -268,9 +268,9 @@ struct vrev__cfg_user {
 
 /* A server of a vmess or vless outbound. */
 struct vrev__cfg_server {
-    const char *address;           /* IP literal or domain */
-    uint16_t port;                 /* 1..65535 */
-    struct vrev__cfg_user *users;  /* n_users >= 1 */
+    const char *address;          /* IP literal or domain */
+    uint16_t port;                /* 1..65535 */
+    struct vrev__cfg_user *users; /* n_users >= 1 */
     size_t n_users;
 };
 

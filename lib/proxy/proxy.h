@@ -227,6 +227,30 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
 /* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
  * closed (out of memory). */
 void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size);
+/* The start of a picking outbound's _new (its struct begins with its struct vrev__outbound, then
+ * n entries of ent_size bytes end it, head bytes before them), for n options at `opts`: the
+ * arguments checked, the object allocated zeroed, vrev__outbound_init'ed with ops and tag. NULL
+ * with *rc VREV_ERR_INVAL (opts NULL, n 0 or too large) or VREV_ERR_NOMEM; else the object
+ * with *rc init's result (on an error, finish with vrev__outbound_picked_done: it destroys it). */
+void *vrev__outbound_picked_new(struct vrev__engine *e, const char *tag,
+                                const struct vrev__outbound_ops *ops, const void *opts, size_t n,
+                                size_t head, size_t ent_size, int *rc);
+/* The start of a picking outbound's request (vmess, vless): the outbound and the entry picked
+ * for one link. */
+struct vrev__picked_req {
+    struct vrev__outbound *ob;
+    const void *ent; /* one of the outbound's entries: it begins with the server's address */
+};
+/* A zeroed request of `size` bytes beginning with struct vrev__picked_req, an entry of `ent` (n
+ * entries of `stride` bytes, as the picker's) picked; or NULL with the link closed (out of
+ * memory). vrev__picked_req_release frees it (a release hook for vrev__outbound_dial_req). */
+void *vrev__picked_req_new(struct vrev__outbound *ob, struct vrev__picker *picker, const void *ent,
+                           size_t stride, struct bufferevent *link, size_t size);
+void vrev__picked_req_release(void *req);
+/* A picking outbound's dial or request failed with err: a warning under `component` (not for
+ * a refused or timed-out dial), bev freed (may be NULL), the link closed. */
+void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component,
+                             struct bufferevent *link, struct bufferevent *bev, int err);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 
@@ -258,7 +282,7 @@ struct vrev__user_out_opts {
     const char *address; /* server host */
     uint16_t port;
     uint8_t uuid[16];
-    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE; vless: unused */
+    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305, _NONE; vless: 0 */
 };
 
 /* One entry per (server, user), n >= 1 (see struct vrev__picker for the grouping). */

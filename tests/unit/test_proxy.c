@@ -359,8 +359,8 @@ static struct vrev__outbound *make_vmess_chain(struct world *w)
     u.email = "bridge@example.com";
     struct vrev__in_user_opts in = {"127.0.0.1", 0, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&server, "interconn", &in, &chain_server), 0);
-    struct vrev__user_out_opts o = {"127.0.0.1", vrev__inbound_port(chain_server), {0},
-                                     chain_security};
+    struct vrev__user_out_opts o = {
+        "127.0.0.1", vrev__inbound_port(chain_server), {0}, chain_security};
     memcpy(o.uuid, uuid, 16);
     struct vrev__outbound *ob;
     assert_int_equal(vrev__vmess_out_new(&w->engine, "interconn", &o, 1, &ob), 0);

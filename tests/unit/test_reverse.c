@@ -115,8 +115,8 @@ static void bridge_up(struct world *w)
     struct vrev__freedom_opts f = {"127.0.0.1", vrev__listener_port(w->echo), VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(e, "out", &f, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
-    struct vrev__user_out_opts vo = {"127.0.0.1", w->interconn_port, {0},
-                                      VREV_VMESS_SEC_AES_128_GCM};
+    struct vrev__user_out_opts vo = {
+        "127.0.0.1", w->interconn_port, {0}, VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
     assert_int_equal(vrev__vmess_out_new(e, "interconn", &vo, 1, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
