@@ -52,7 +52,6 @@ struct vrev_tunnel_opts {
  * *host is the storage for the one host. */
 void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *c,
                           const char **host);
-const char *vrev__tunnel_carrier_name(int kind);
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
 /* A bridge target named by the HOST:PORT a portal asks for (e.g. a V2Ray portal's

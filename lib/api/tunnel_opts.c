@@ -517,7 +517,3 @@ void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *
     c->n_hosts = o->carrier_host ? 1 : 0;
 }
 
-const char *vrev__tunnel_carrier_name(int kind)
-{
-    return kind == VREV_CARRIER_WS ? "ws" : kind == VREV_CARRIER_H2 ? "h2" : "tcp";
-}
