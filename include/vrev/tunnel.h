@@ -55,8 +55,14 @@ VREV_API void vrev_tunnel_opts_free(vrev_tunnel_opts *o);
 /** The last setter's error message ("" if none). Valid until the next call on o. */
 VREV_API const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o);
 
-/** Both: the VMess user id shared by portal and bridge (a UUID; "vrev uuid" makes one). */
+/** Both: the VMess user id shared by portal and bridge (a UUID: vrev_uuid_new() or
+ *  "vrev uuid" makes one). */
 VREV_API int vrev_tunnel_opts_set_id(vrev_tunnel_opts *o, const char *uuid);
+/** A new random id (a version 4 UUID) written to out as its canonical text, lower case,
+ *  8-4-4-4-12 digits and the NUL (37 bytes, the caller's). Returns 0, VREV_ERR_INVAL (out NULL)
+ *  or VREV_ERR_IO (the system's random source failed; out untouched). Thread-safe: uses no
+ *  library state. */
+VREV_API int vrev_uuid_new(char out[37]);
 /** Both: "aes-128-gcm" (default), "chacha20-poly1305" or "none". */
 VREV_API int vrev_tunnel_opts_set_security(vrev_tunnel_opts *o, const char *name);
 /** Both: the tunnel domain (default VREV_TUNNEL_DEFAULT_DOMAIN). */
