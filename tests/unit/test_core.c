@@ -257,7 +257,7 @@ static void test_uuid_new(void **state)
             assert_int_equal(a[i], '-');
         else
             assert_true(vrev__hex_digit(a[i]) >= 0 && !(a[i] >= 'A' && a[i] <= 'F'));
-    assert_int_equal(a[14], '4');            /* version 4 */
+    assert_int_equal(a[14], '4');           /* version 4 */
     assert_non_null(strchr("89ab", a[19])); /* variant 10xx */
     uint8_t u[16];
     assert_true(vrev__uuid_parse(a, 36, u));
