@@ -516,4 +516,3 @@ void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *
     c->hosts = o->carrier_host ? host : NULL;
     c->n_hosts = o->carrier_host ? 1 : 0;
 }
-
