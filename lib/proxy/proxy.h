@@ -282,7 +282,7 @@ struct vrev__user_out_opts {
     const char *address; /* server host */
     uint16_t port;
     uint8_t uuid[16];
-    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305, _NONE; vless: 0 */
+    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305, _NONE; vless: ignored */
 };
 
 /* One entry per (server, user), n >= 1 (see struct vrev__picker for the grouping). */
