@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/carrier_layer.h"
 #include "net/tls.h"
 #include "obs/obs.h"
 #include "proxy/inbound.h"
@@ -65,7 +66,7 @@ static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o, const struct v
 /* The carrier (vrev_tunnel_opts_set_carrier) on the portal's tunnel inbound or the bridge's
  * outbound. Returns 0 or a failure (err filled). */
 static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
-                          struct vrev__outbound *ob, char *err, size_t len)
+                          struct vrev__outbound *ob, const char *ws_host, char *err, size_t len)
 {
     struct vrev__carrier_opts c;
     const char *host;
@@ -77,6 +78,10 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
         return fail(err, len, VREV_ERR_INVAL,
                     "a bridge over h2 needs TLS (V2Ray's h2 client speaks it over TLS only)");
     vrev__tunnel_carrier(o, &c, &host);
+    if (ws_host && o->carrier == VREV_CARRIER_WS && !c.n_hosts) { /* the name, not the address */
+        c.hosts = &ws_host;
+        c.n_hosts = 1;
+    }
     int rc = in ? vrev__inbound_set_carrier(in, &c) : vrev__outbound_set_carrier(ob, &c);
     return rc < 0 ? fail(err, len, rc, NULL) : 0;
 }
@@ -120,7 +125,7 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     if (rc == 0)
         rc = custom_layer(p->ctx, o, &in->layer, err, len);
     if (rc == 0)
-        rc = tunnel_carrier(o, in, NULL, err, len);
+        rc = tunnel_carrier(o, in, NULL, NULL, err, len);
     if (rc == 0)
         vrev__inbound_set_accept_proxy(in, o->accept_proxy);
     if (rc < 0) {
@@ -424,14 +429,24 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     return rc < 0 ? fail(err, len, rc, msg) : 0;
 }
 
-/* The VMess outbound `tag` to portal `hostport`, with TLS, custom transport and carrier. */
-static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *hostport,
-                         const char *tag, struct vrev__outbound **out, char *err, size_t len)
+/* The name portal i is an address of (tunnel_resolve.c), or NULL. */
+static const char *portal_name(const vrev_tunnel_opts *o, size_t i)
+{
+    return o->portal_names ? o->portal_names[i] : NULL;
+}
+
+/* The VMess outbound `tag` to portal i, with TLS, custom transport and carrier. The address
+ * of a name keeps the name as TLS server name and ws Host (unless the options set them). */
+static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const char *tag,
+                         struct vrev__outbound **out, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
-    char host[VREV_MUX_TARGET_MAX];
+    char host[VREV_MUX_TARGET_MAX], ws_host[VREV_MUX_TARGET_MAX + 8];
     uint16_t port;
-    split_hostport(hostport, host, sizeof(host), &port);
+    const char *name = portal_name(o, i);
+    split_hostport(o->portals[i], host, sizeof(host), &port);
+    if (!name || vrev__ws_default_host(name, port, o->tls, ws_host, sizeof(ws_host)) < 0)
+        ws_host[0] = 0;
     struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
     memcpy(vo.uuid, o->uuid, 16);
     struct vrev__outbound *ob;
@@ -447,7 +462,8 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
                                   : o->carrier == VREV_CARRIER_WS ? h1
                                                                   : NULL;
         struct vrev__tls_client_opts co = {
-            o->tls_sni,   o->tls_insecure,   false, NULL,         0,
+            o->tls_sni ? o->tls_sni : name,
+            o->tls_insecure,   false, NULL,         0,
             ca,           o->tls_ca ? 1 : 0, alpn,  alpn ? 1 : 0, (const uint8_t(*)[32])o->tls_pins,
             o->n_tls_pins};
         struct vrev__tls_ctx *tls;
@@ -464,7 +480,7 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     }
     rc = custom_layer(b->ctx, o, &ob->layer, err, len);
     if (rc == 0)
-        rc = tunnel_carrier(o, NULL, ob, err, len);
+        rc = tunnel_carrier(o, NULL, ob, ws_host[0] ? ws_host : NULL, err, len);
     if (rc < 0) {
         ob->ops->destroy(ob);
         return rc;
@@ -483,7 +499,7 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     struct vrev__outbound *ob;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < o->n_portals; i++) {
-        if ((rc = interconn_new(b, o, o->portals[i], tags[i], &ob, err, len)) < 0)
+        if ((rc = interconn_new(b, o, i, tags[i], &ob, err, len)) < 0)
             return rc;
         rc = vrev__engine_add_outbound(e, ob);
     }
@@ -540,16 +556,37 @@ void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg)
     vrev__bridge_set_notify(leg->bridge, leg_event, leg);
 }
 
+void vrev__tunnel_leg_free(vrev_bridge *b, struct vrev__tunnel_leg *leg)
+{
+    if (!leg)
+        return;
+    vrev__bridge_free(leg->bridge);
+    vrev__free(b->ctx, leg->portal);
+    vrev__free(b->ctx, leg);
+}
+
 void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n)
 {
-    for (size_t i = 0; legs && i < n; i++) {
-        if (!legs[i])
-            continue;
-        vrev__bridge_free(legs[i]->bridge);
-        vrev__free(b->ctx, legs[i]->portal);
-        vrev__free(b->ctx, legs[i]);
-    }
+    for (size_t i = 0; legs && i < n; i++)
+        vrev__tunnel_leg_free(b, legs[i]);
     vrev__free(b->ctx, legs);
+}
+
+/* What leg i's events name: the portal as given, or "NAME:PORT (ADDRESS)" for an address of
+ * a name. */
+static char *leg_portal_name(vrev_ctx *ctx, const vrev_tunnel_opts *o, size_t i)
+{
+    const char *name = portal_name(o, i);
+    if (!name)
+        return vrev__strdup(ctx, o->portals[i]);
+    char host[VREV_MUX_TARGET_MAX];
+    uint16_t port;
+    split_hostport(o->portals[i], host, sizeof(host), &port);
+    size_t n = strlen(name) + strlen(host) + 12;
+    char *s = vrev__malloc(ctx, n);
+    if (s)
+        snprintf(s, n, "%s:%u (%s)", name, (unsigned)port, host);
+    return s;
 }
 
 /* Leg i's bridge object, tag btag, dialing the tunnel domain through its interconn. */
@@ -562,7 +599,7 @@ static int leg_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const ch
     *out = leg;
     leg->owner = b;
     vrev__tunnel_key(o, 0, i, leg->key);
-    if (!(leg->portal = vrev__strdup(b->ctx, o->portals[i])))
+    if (!(leg->portal = leg_portal_name(b->ctx, o, i)))
         return VREV_ERR_NOMEM;
     struct vrev__bridge_opts bo;
     memset(&bo, 0, sizeof(bo));
@@ -674,6 +711,8 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
         rc = vrev__bridge_build(b, o, &b->legs, err, err_len);
     if (rc == 0)
         b->n_legs = o->n_portals;
+    if (rc == 0 && (rc = vrev__bridge_names_new(b, o)) < 0)
+        fail(err, err_len, rc, NULL);
     if (rc < 0) {
         vrev_bridge_free(b);
         return rc;
@@ -689,6 +728,7 @@ int vrev_bridge_start(vrev_bridge *b)
     b->started = true;
     for (size_t i = 0; i < b->n_legs; i++)
         vrev__bridge_start(b->legs[i]->bridge);
+    vrev__bridge_names_start(b);
     return 0;
 }
 
@@ -697,7 +737,9 @@ void vrev_bridge_free(vrev_bridge *b)
     if (!b)
         return;
     b->ev.cb = NULL;
+    vrev__bridge_names_free(b);
     vrev__bridge_legs_free(b, b->legs, b->n_legs);
+    vrev__bridge_legs_free(b, b->retiring, b->n_retiring);
     vrev__engine_close_all(&b->engine);
     vrev__tunnel_reload_cleanup(&b->engine, &b->rs);
     vrev__engine_cleanup(&b->engine);
