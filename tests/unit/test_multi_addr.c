@@ -1,0 +1,240 @@
+/* A bridge portal given by a host name with several addresses (lib/api/tunnel_resolve.c): a
+ * tunnel set to each address, events naming "NAME:PORT (ADDRESS)", an address gone winding its
+ * leg down (no redial), one address back to the one leg dialled by name, the cap on legs. The
+ * names come from a hosts file loaded into the bridge's resolver (answers at once). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "api/tunnel_internal.h"
+#include "testutil.h"
+#include "vrev.h"
+
+#define UUID "5783a3e7-e373-51cd-8642-c83782b807c5"
+
+struct world {
+    struct event_base *base;
+    vrev_ctx *ctx;
+    vrev_portal *portal[2]; /* on 127.0.0.1:port and [::1]:port */
+    unsigned port;
+    vrev_bridge *bridge;
+    char name[2][64]; /* the event name of each portal's leg */
+    int up[2], down[2], other;
+    char other_name[128];
+    char hosts[64];
+};
+
+static void bridge_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
+{
+    (void)up, (void)down;
+    struct world *w = user;
+    if (event != VREV_EVENT_TUNNEL_UP && event != VREV_EVENT_TUNNEL_DOWN)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (name && !strcmp(name, w->name[i])) {
+            (event == VREV_EVENT_TUNNEL_UP ? w->up : w->down)[i]++;
+            return;
+        }
+    w->other++;
+    snprintf(w->other_name, sizeof(w->other_name), "%s", name ? name : "(null)");
+}
+
+static void run_ms(struct world *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+static vrev_portal *portal_on(struct world *w, const char *listen)
+{
+    char err[256];
+    vrev_tunnel_opts *o;
+    vrev_portal *p = NULL;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, listen), 0);
+    assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), 0);
+    int rc = vrev_portal_new(&p, w->ctx, o, err, sizeof(err));
+    vrev_tunnel_opts_free(o);
+    return rc == 0 ? p : NULL;
+}
+
+/* Two portals on the same port, one per address family (a few ports tried). */
+static void portals_up(struct world *w)
+{
+    for (int tries = 0; tries < 20 && !w->portal[1]; tries++) {
+        char hp[64];
+        vrev_portal_free(w->portal[0]);
+        w->portal[0] = portal_on(w, "127.0.0.1:0");
+        assert_non_null(w->portal[0]);
+        w->port = vrev_portal_tunnel_port(w->portal[0]);
+        snprintf(hp, sizeof(hp), "[::1]:%u", w->port);
+        w->portal[1] = portal_on(w, hp);
+    }
+    assert_non_null(w->portal[1]);
+    snprintf(w->name[0], sizeof(w->name[0]), "localhost:%u (127.0.0.1)", w->port);
+    snprintf(w->name[1], sizeof(w->name[1]), "localhost:%u (::1)", w->port);
+}
+
+/* The bridge's resolver answers "localhost" from these lines only. */
+static void hosts(struct world *w, const char *lines)
+{
+    FILE *f = fopen(w->hosts, "w");
+    assert_non_null(f);
+    fputs(lines, f);
+    fclose(f);
+    struct evdns_base *dns = vrev__engine_dns(&w->bridge->engine);
+    evdns_base_clear_host_addresses(dns);
+    assert_int_equal(evdns_base_load_hosts(dns, w->hosts), 0);
+    vrev__bridge_names_resolve_now(w->bridge);
+}
+
+static uint64_t ptunnels(struct world *w, int i)
+{
+    return vrev_portal_counter(w->portal[i], VREV_COUNTER_TUNNELS);
+}
+
+static void wait_tunnels(struct world *w, uint64_t want0, uint64_t want1)
+{
+    for (int k = 0; k < 300 && (ptunnels(w, 0) != want0 || ptunnels(w, 1) != want1); k++)
+        run_ms(w, 10);
+}
+
+static void world_init(struct world *w)
+{
+    memset(w, 0, sizeof(*w));
+    snprintf(w->hosts, sizeof(w->hosts), "/tmp/vrev-multi-addr-%ld.hosts", (long)getpid());
+    w->base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    portals_up(w);
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    snprintf(hp, sizeof(hp), "localhost:%u", w->port);
+    assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
+}
+
+static void world_done(struct world *w)
+{
+    vrev_bridge_free(w->bridge);
+    for (int i = 0; i < 2; i++)
+        vrev_portal_free(w->portal[i]);
+    event_base_loop(w->base, EVLOOP_NONBLOCK);
+    event_base_free(w->base);
+    vrev_ctx_free(w->ctx);
+    unlink(w->hosts);
+}
+
+static void test_a_leg_per_address(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    hosts(&w, "127.0.0.1 localhost\n::1 localhost\n");
+    assert_int_equal(vrev_bridge_start(w.bridge), 0);
+    wait_tunnels(&w, 1, 1); /* a tunnel to each address of the name */
+    assert_int_equal(ptunnels(&w, 0), 1);
+    assert_int_equal(ptunnels(&w, 1), 1);
+    for (int k = 0; k < 100 && (w.up[0] < 1 || w.up[1] < 1); k++)
+        run_ms(&w, 10);
+    assert_int_equal(w.up[0], 1);
+    assert_int_equal(w.up[1], 1);
+    assert_int_equal(w.other, 0);
+    assert_int_equal(w.bridge->n_legs, 2);
+
+    /* ::1 is no longer an address of the name: its tunnel closes (idle) and is not redialled;
+     * one address left: the one leg dialled by name, as without names */
+    hosts(&w, "127.0.0.1 localhost\n");
+    wait_tunnels(&w, 1, 0);
+    assert_int_equal(ptunnels(&w, 1), 0);
+    assert_int_equal(w.down[1], 1);
+    run_ms(&w, 300);
+    assert_int_equal(vrev_portal_counter(w.portal[1], VREV_COUNTER_TUNNELS_OPENED), 1);
+    assert_int_equal(ptunnels(&w, 0), 1);
+    assert_int_equal(w.bridge->n_legs, 1);
+    char plain[64];
+    snprintf(plain, sizeof(plain), "localhost:%u", w.port);
+    assert_string_equal(w.bridge->legs[0]->portal, plain);
+
+    /* ::1 back: a new tunnel to it, its leg's events named by the address again */
+    hosts(&w, "::1 localhost\n127.0.0.1 localhost\n");
+    wait_tunnels(&w, 1, 1);
+    for (int k = 0; k < 100 && w.up[1] < 2; k++)
+        run_ms(&w, 10);
+    assert_int_equal(ptunnels(&w, 1), 1);
+    assert_int_equal(vrev_portal_counter(w.portal[1], VREV_COUNTER_TUNNELS_OPENED), 2);
+    assert_int_equal(w.up[1], 2);
+    assert_int_equal(w.bridge->n_legs, 2);
+    assert_string_equal(w.bridge->legs[0]->portal, w.name[0]); /* sorted: IPv4 first */
+    assert_string_equal(w.bridge->legs[1]->portal, w.name[1]);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_TUNNELS), 2);
+    world_done(&w);
+}
+
+/* More addresses than VREV_TUNNEL_MAX_PORTALS: legs to the first ones only. */
+static void test_addresses_capped(void **state)
+{
+    (void)state;
+    struct world w;
+    char lines[2048] = "";
+    world_init(&w);
+    for (int i = 1; i <= VREV_TUNNEL_MAX_PORTALS + 4; i++)
+        snprintf(lines + strlen(lines), sizeof(lines) - strlen(lines), "127.0.0.%d localhost\n", i);
+    hosts(&w, lines);
+    assert_int_equal(w.bridge->n_legs, VREV_TUNNEL_MAX_PORTALS);
+    assert_int_equal(vrev_bridge_start(w.bridge), 0);
+    wait_tunnels(&w, 1, 0); /* 127.0.0.1 is one of them */
+    assert_int_equal(ptunnels(&w, 0), 1);
+    world_done(&w);
+}
+
+/* A reload keeps the addresses known: no tunnel renewed when the options did not change. */
+static void test_reload_keeps_address_legs(void **state)
+{
+    (void)state;
+    struct world w;
+    char err[256], hp[64];
+    world_init(&w);
+    hosts(&w, "127.0.0.1 localhost\n::1 localhost\n");
+    assert_int_equal(vrev_bridge_start(w.bridge), 0);
+    wait_tunnels(&w, 1, 1);
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    snprintf(hp, sizeof(hp), "localhost:%u", w.port);
+    assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    assert_int_equal(vrev_bridge_reload(w.bridge, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    run_ms(&w, 300);
+    assert_int_equal(w.bridge->n_legs, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ptunnels(&w, i), 1);
+        assert_int_equal(vrev_portal_counter(w.portal[i], VREV_COUNTER_TUNNELS_OPENED), 1);
+    }
+    world_done(&w);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_leg_per_address),
+        cmocka_unit_test(test_addresses_capped),
+        cmocka_unit_test(test_reload_keeps_address_legs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
