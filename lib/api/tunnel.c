@@ -268,11 +268,7 @@ void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *use
 }
 
 /* The counters both sides share, from their stats. */
-struct counters {
-    uint64_t tunnels, opened, sessions, active, refused, up, down;
-};
-
-static uint64_t counter_of(const struct counters *c, int counter)
+static uint64_t counter_of(const struct vrev__tunnel_counters *c, int counter)
 {
     switch (counter) {
     case VREV_COUNTER_TUNNELS:
@@ -298,7 +294,7 @@ uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    struct counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,  st.sessions_active,
+    struct vrev__tunnel_counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,  st.sessions_active,
                          st.no_tunnel,    st.bytes_up,       st.bytes_down};
     return counter_of(&c, counter);
 }
@@ -752,26 +748,45 @@ void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *use
     b->ev.user = user;
 }
 
-/* The counters summed over the portals' bridges. */
-static void bridge_counters(const vrev_bridge *b, struct counters *c)
+static void add_counters(struct vrev__tunnel_counters *c, const struct vrev__bridge_stats *st)
 {
-    memset(c, 0, sizeof(*c));
+    c->tunnels += st->tunnels_opened - st->tunnels_closed;
+    c->opened += st->tunnels_opened;
+    c->sessions += st->sessions;
+    c->active += st->sessions_active;
+    c->refused += st->refused + st->dials_refused + st->mux.refused_rate;
+    c->up += st->bytes_up;
+    c->down += st->bytes_down;
+}
+
+void vrev__tunnel_leg_free_retired(vrev_bridge *b, struct vrev__tunnel_leg *leg)
+{
+    struct vrev__bridge_stats st;
+    vrev__bridge_get_stats(leg->bridge, &st);
+    add_counters(&b->gone, &st);
+    b->gone.tunnels = b->gone.active = 0; /* idle: none left */
+    vrev__tunnel_leg_free(b, leg);
+}
+
+/* The counters summed over the portals' bridges (those winding down and gone included). */
+static void bridge_counters(const vrev_bridge *b, struct vrev__tunnel_counters *c)
+{
+    *c = b->gone;
+    for (size_t i = 0; i < b->n_retiring; i++) {
+        struct vrev__bridge_stats st;
+        vrev__bridge_get_stats(b->retiring[i]->bridge, &st);
+        add_counters(c, &st);
+    }
     for (size_t i = 0; i < b->n_legs; i++) {
         struct vrev__bridge_stats st;
         vrev__bridge_get_stats(b->legs[i]->bridge, &st);
-        c->tunnels += st.tunnels_opened - st.tunnels_closed;
-        c->opened += st.tunnels_opened;
-        c->sessions += st.sessions;
-        c->active += st.sessions_active;
-        c->refused += st.refused + st.dials_refused + st.mux.refused_rate;
-        c->up += st.bytes_up;
-        c->down += st.bytes_down;
+        add_counters(c, &st);
     }
 }
 
 uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
 {
-    struct counters c;
+    struct vrev__tunnel_counters c;
     bridge_counters(b, &c);
     return counter_of(&c, counter);
 }

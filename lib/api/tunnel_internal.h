@@ -134,6 +134,11 @@ struct vrev__tunnel_leg {
 
 struct vrev__portal_names;
 
+/* A portal's or bridge's counters (vrev_*_counter). */
+struct vrev__tunnel_counters {
+    uint64_t tunnels, opened, sessions, active, refused, up, down;
+};
+
 struct vrev_bridge {
     vrev_ctx *ctx;
     struct vrev__engine engine;
@@ -141,6 +146,7 @@ struct vrev_bridge {
     size_t n_legs;
     struct vrev__tunnel_leg **retiring; /* to an address gone: closed once idle, then freed */
     size_t n_retiring;
+    struct vrev__tunnel_counters gone; /* of the retiring legs freed */
     struct vrev__portal_names *names; /* the portals given by name (tunnel_resolve.c) */
     bool started;
     struct events ev;
@@ -163,6 +169,8 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
 /* The bridge and interconn tags of the i-th portal's leg. */
 void vrev__tunnel_leg_tags(const vrev_tunnel_opts *o, size_t i, char btag[32], char itag[32]);
 void vrev__tunnel_leg_free(vrev_bridge *b, struct vrev__tunnel_leg *leg);
+/* A retiring leg gone idle: its counters kept in b->gone, then freed. */
+void vrev__tunnel_leg_free_retired(vrev_bridge *b, struct vrev__tunnel_leg *leg);
 void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n);
 /* After vrev__bridge_adopt(): leg's events are its own again. */
 void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg);

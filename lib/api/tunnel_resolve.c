@@ -265,7 +265,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     uint64_t now = now_ms(b->ctx);
     for (size_t i = 0; i < b->n_retiring;)
         if (vrev__bridge_idle(b->retiring[i]->bridge)) {
-            vrev__tunnel_leg_free(b, b->retiring[i]);
+            vrev__tunnel_leg_free_retired(b, b->retiring[i]);
             b->retiring[i] = b->retiring[--b->n_retiring];
         } else {
             i++;
