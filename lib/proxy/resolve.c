@@ -101,6 +101,22 @@ static void resolve_close(struct vrev__conn *c)
     q->stopped = true; /* answered() frees it */
 }
 
+/* Send the query for `host`'s addresses of `family`; true if its answer came before this
+ * returns (from the hosts file, or a failure at once): *calling is set meanwhile, for the
+ * callback to leave the rest to the caller. */
+static bool ask(struct evdns_base *dns, const char *host, int family, evdns_getaddrinfo_cb cb,
+                void *q, bool *calling, const bool *answered)
+{
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM; /* one answer per address */
+    *calling = true;
+    evdns_getaddrinfo(dns, host, NULL, &hints, cb, q);
+    *calling = false;
+    return *answered;
+}
+
 int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
                              const struct vrev__addr *target, int family,
                              vrev__link_resolved_fn done, void *user)
@@ -121,14 +137,7 @@ int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
     q->cb = done;
     q->user = user;
     vrev__engine_track(e, &q->conn, resolve_close);
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = family;
-    hints.ai_socktype = SOCK_STREAM; /* one answer per address */
-    q->calling = true;
-    evdns_getaddrinfo(dns, host, NULL, &hints, answered, q);
-    q->calling = false;
-    if (q->answered) /* from the hosts file, or a failure at once */
+    if (ask(dns, host, family, answered, q, &q->calling, &q->answered))
         finish(q);
     return 0;
 }
@@ -194,14 +203,7 @@ int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t 
         return dns ? VREV_ERR_NOMEM : VREV_ERR_RESOLVE;
     *q = (struct vrev__resolve_all){.ctx = e->ctx, .port = port, .max = max, .addrs = q->addrs,
                                     .done = done, .user = user};
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM; /* one answer per address */
-    q->calling = true;
-    evdns_getaddrinfo(dns, host, NULL, &hints, all_answered, q);
-    q->calling = false;
-    if (q->answered) /* from the hosts file, or a failure at once */
+    if (ask(dns, host, AF_UNSPEC, all_answered, q, &q->calling, &q->answered))
         all_finish(q);
     else
         *out = q;

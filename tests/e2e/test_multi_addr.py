@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from harness import ROOT, UUID, free_port, port_open, wait_until
+from harness import ROOT, UUID, free_port, port_open, relay, wait_until
 from test_cli_tunnel import works
 
 TLS_DIR = os.path.join(ROOT, "tests", "vectors", "tls")
@@ -143,24 +143,6 @@ class Recorder:
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
 
-    def pipe(self, a, b, first=False):
-        try:
-            while True:
-                data = a.recv(65536)
-                if first:
-                    self.heads.append(data)
-                    first = False
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def run(self):
         while not self.stop.is_set():
             try:
@@ -170,8 +152,8 @@ class Recorder:
             c.settimeout(None)
             u = socket.create_connection(("127.0.0.1", self.to), timeout=5)
             u.settimeout(None)
-            for a, b, first in ((c, u, True), (u, c, False)):
-                threading.Thread(target=self.pipe, args=(a, b, first), daemon=True).start()
+            for a, b, first in ((c, u, self.heads.append), (u, c, None)):
+                threading.Thread(target=relay, args=(a, b, first), daemon=True).start()
 
     def close(self):
         self.stop.set()
