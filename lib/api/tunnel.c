@@ -425,12 +425,6 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     return rc < 0 ? fail(err, len, rc, msg) : 0;
 }
 
-/* The name portal i is an address of (tunnel_resolve.c), or NULL. */
-static const char *portal_name(const vrev_tunnel_opts *o, size_t i)
-{
-    return o->portal_names ? o->portal_names[i] : NULL;
-}
-
 /* The VMess outbound `tag` to portal i, with TLS, custom transport and carrier. The address
  * of a name keeps the name as TLS server name and ws Host (unless the options set them). */
 static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const char *tag,
@@ -439,7 +433,7 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, co
     struct vrev__engine *e = &b->engine;
     char host[VREV_MUX_TARGET_MAX], ws_host[VREV_MUX_TARGET_MAX + 8];
     uint16_t port;
-    const char *name = portal_name(o, i);
+    const char *name = vrev__tunnel_portal_name(o, i);
     split_hostport(o->portals[i], host, sizeof(host), &port);
     if (!name || vrev__ws_default_host(name, port, o->tls, ws_host, sizeof(ws_host)) < 0)
         ws_host[0] = 0;
@@ -568,23 +562,6 @@ void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size
     vrev__free(b->ctx, legs);
 }
 
-/* What leg i's events name: the portal as given, or "NAME:PORT (ADDRESS)" for an address of
- * a name. */
-static char *leg_portal_name(vrev_ctx *ctx, const vrev_tunnel_opts *o, size_t i)
-{
-    const char *name = portal_name(o, i);
-    if (!name)
-        return vrev__strdup(ctx, o->portals[i]);
-    char host[VREV_MUX_TARGET_MAX];
-    uint16_t port;
-    split_hostport(o->portals[i], host, sizeof(host), &port);
-    size_t n = strlen(name) + strlen(host) + 12;
-    char *s = vrev__malloc(ctx, n);
-    if (s)
-        snprintf(s, n, "%s:%u (%s)", name, (unsigned)port, host);
-    return s;
-}
-
 /* Leg i's bridge object, tag btag, dialing the tunnel domain through its interconn. */
 static int leg_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const char *btag,
                    const char *const *allowed, size_t n_allowed, struct vrev__tunnel_leg **out)
@@ -595,7 +572,7 @@ static int leg_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const ch
     *out = leg;
     leg->owner = b;
     vrev__tunnel_key(o, 0, i, leg->key);
-    if (!(leg->portal = leg_portal_name(b->ctx, o, i)))
+    if (!(leg->portal = vrev__tunnel_leg_name(b->ctx, o, i)))
         return VREV_ERR_NOMEM;
     struct vrev__bridge_opts bo;
     memset(&bo, 0, sizeof(bo));

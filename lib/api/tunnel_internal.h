@@ -197,6 +197,11 @@ void vrev__bridge_names_free(vrev_bridge *b);
 /* vrev_bridge_reload's rebuild (o checked): o expanded with the addresses known, replanned;
  * names new in o are resolved at once. */
 int vrev__bridge_names_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t len);
+/* The name portal i of `o` is an address of (o->portal_names), or NULL. */
+const char *vrev__tunnel_portal_name(const vrev_tunnel_opts *o, size_t i);
+/* What leg i's events name: the portal as given, or "NAME:PORT (ADDRESS)" for an address of a
+ * name (allocated on ctx; NULL: out of memory). */
+char *vrev__tunnel_leg_name(vrev_ctx *ctx, const vrev_tunnel_opts *o, size_t i);
 /* Tests: resolve every name now (answers from the hosts file come before this returns). */
 void vrev__bridge_names_resolve_now(vrev_bridge *b);
 

@@ -82,6 +82,27 @@ static struct name_entry *find(const struct vrev__portal_names *ns, const char *
 
 /* --- the options expanded ------------------------------------------------------------------ */
 
+const char *vrev__tunnel_portal_name(const vrev_tunnel_opts *o, size_t i)
+{
+    return o->portal_names ? o->portal_names[i] : NULL;
+}
+
+char *vrev__tunnel_leg_name(vrev_ctx *ctx, const vrev_tunnel_opts *o, size_t i)
+{
+    const char *name = vrev__tunnel_portal_name(o, i);
+    if (!name)
+        return vrev__strdup(ctx, o->portals[i]);
+    struct vrev__addr a;
+    char host[VREV_MUX_TARGET_MAX];
+    vrev__addr_from_hostport(&a, o->portals[i]);
+    vrev__addr_host_text(&a, host, sizeof(host));
+    size_t n = strlen(name) + strlen(host) + 12;
+    char *s = vrev__malloc(ctx, n);
+    if (s)
+        snprintf(s, n, "%s:%u (%s)", name, (unsigned)a.port, host);
+    return s;
+}
+
 /* Portal i given of `ns` as legs: the portal as given, or an address of its name each. Fills
  * p/nm from *k, leaving room for the portals after it. */
 static int expand_one(struct vrev__portal_names *ns, vrev_ctx *ctx, size_t i, char **p, char **nm,
