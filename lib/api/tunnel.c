@@ -294,8 +294,9 @@ uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    struct vrev__tunnel_counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,  st.sessions_active,
-                         st.no_tunnel,    st.bytes_up,       st.bytes_down};
+    struct vrev__tunnel_counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,
+                                      st.sessions_active, st.no_tunnel,  st.bytes_up,
+                                      st.bytes_down};
     return counter_of(&c, counter);
 }
 
@@ -380,16 +381,18 @@ static int route_addr(struct vrev__router *r, const struct vrev__strlist *from,
 }
 
 /* A rule per portal sending its bridge's tunnel (the domain, from "bridge-<i>") to its
- * "interconn-<i>"; then the targets' rules, for sessions from any of the bridges. */
+ * "interconn-<i>"; then the targets' rules, for sessions from any of the bridges: these and
+ * the n_old running ones after them in btags (whose tunnels may bring sessions until they
+ * close: a leg winding down keeps its tag). */
 static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
-                         const char **btags, char *err, size_t len)
+                         const char **btags, size_t n_old, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
     size_t np = o->n_portals;
     char msg[256], full[300];
     int rc = vrev__router_new(b->ctx, &e->router);
     snprintf(full, sizeof(full), "full:%s", vrev__tunnel_domain(o));
-    struct vrev__strlist from = {btags, np};
+    struct vrev__strlist from = {btags, np + n_old};
     for (size_t i = 0; rc == 0 && i < np; i++) {
         struct vrev__rule_spec r;
         memset(&r, 0, sizeof(r));
@@ -614,6 +617,25 @@ static void bridge_tags(const vrev_tunnel_opts *o, const char **tags, char (*buf
     }
 }
 
+/* Append to btags[0..np) the tags of the running legs (those winding down included) not in
+ * it; returns how many. */
+static size_t old_leg_tags(const vrev_bridge *b, const char **btags, size_t np)
+{
+    size_t k = np;
+    for (int pass = 0; pass < 2; pass++) {
+        struct vrev__tunnel_leg *const *v = pass ? b->retiring : b->legs;
+        for (size_t j = 0; j < (pass ? b->n_retiring : b->n_legs); j++) {
+            const char *t = v[j] ? vrev__bridge_tag(v[j]->bridge) : NULL;
+            bool seen = !t;
+            for (size_t i = 0; i < k && !seen; i++)
+                seen = !strcmp(btags[i], t);
+            if (!seen)
+                btags[k++] = t;
+        }
+    }
+    return k - np;
+}
+
 /* The engine's outbounds and router, and a leg per portal (*legs, n_portals of them). */
 int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__tunnel_leg ***legs,
                        char *err, size_t len)
@@ -621,22 +643,23 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     size_t n = o->n_targets, np = o->n_portals;
     const char **tags = vrev__calloc(b->ctx, n + np, sizeof(*tags));
     char(*tag_buf)[32] = vrev__calloc(b->ctx, n + np, sizeof(*tag_buf));
-    const char **btags = vrev__calloc(b->ctx, np, sizeof(*btags));
+    const char **btags = vrev__calloc(b->ctx, np + b->n_legs + b->n_retiring, sizeof(*btags));
     char(*btag_buf)[32] = vrev__calloc(b->ctx, np, sizeof(*btag_buf));
     const char **allowed = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed));
     char(*allowed_buf)[VREV_MUX_TARGET_MAX + 8] = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
     *legs = vrev__calloc(b->ctx, np, sizeof(**legs));
-    size_t n_allowed = 0;
+    size_t n_allowed = 0, n_old = 0;
     int rc = tags && tag_buf && btags && btag_buf && allowed && allowed_buf && *legs
                  ? 0
                  : VREV_ERR_NOMEM;
     if (rc == 0) {
         bridge_tags(o, tags, tag_buf, btags, btag_buf);
         n_allowed = bridge_allowed(o, allowed, allowed_buf);
+        n_old = old_leg_tags(b, btags, np);
         rc = bridge_outbounds(b, o, tags, err, len);
     }
     if (rc == 0)
-        rc = bridge_routes(b, o, tags, btags, err, len);
+        rc = bridge_routes(b, o, tags, btags, n_old, err, len);
     for (size_t i = 0; rc == 0 && i < np; i++)
         if ((rc = leg_new(b, o, i, btags[i], allowed, n_allowed, &(*legs)[i])) < 0)
             fail(err, len, rc, NULL);

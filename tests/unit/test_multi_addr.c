@@ -11,8 +11,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
 
 #include "api/tunnel_internal.h"
 #include "testutil.h"
@@ -30,6 +34,8 @@ struct world {
     int up[2], down[2], other;
     char other_name[128];
     char hosts[64];
+    struct evconnlistener *echo; /* the bridge's target */
+    unsigned echo_port;
 };
 
 static void bridge_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
@@ -109,6 +115,66 @@ static void wait_tunnels(struct world *w, uint64_t want0, uint64_t want1)
         run_ms(w, 10);
 }
 
+static void echo_read(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+}
+
+static void echo_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what, (void)arg;
+    bufferevent_free(bev);
+}
+
+static void echo_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                        void *arg)
+{
+    (void)l, (void)sa, (void)len;
+    struct world *w = arg;
+    struct bufferevent *bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    assert_non_null(bev);
+    bufferevent_setcb(bev, echo_read, NULL, echo_event, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void echo_up(struct world *w)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    w->echo =
+        evconnlistener_new_bind(w->base, echo_accept, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&a, sizeof(a));
+    assert_non_null(w->echo);
+    assert_int_equal(getsockname(evconnlistener_get_fd(w->echo), (struct sockaddr *)&a, &len), 0);
+    w->echo_port = ntohs(a.sin_port);
+}
+
+/* A public client of portal i that sent 5 bytes: NULL if they did not come back. */
+static struct bufferevent *client(struct world *w, int i)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)vrev_portal_public_port(w->portal[i], 0));
+    struct bufferevent *c = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    assert_non_null(c);
+    assert_int_equal(bufferevent_socket_connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+    bufferevent_enable(c, EV_READ | EV_WRITE);
+    bufferevent_write(c, "hello", 5);
+    struct evbuffer *in = bufferevent_get_input(c);
+    for (int k = 0; k < 200 && evbuffer_get_length(in) < 5; k++)
+        run_ms(w, 10);
+    if (evbuffer_get_length(in) == 5 && !memcmp(evbuffer_pullup(in, 5), "hello", 5))
+        return c;
+    bufferevent_free(c);
+    return NULL;
+}
+
 static void world_init(struct world *w)
 {
     memset(w, 0, sizeof(*w));
@@ -116,13 +182,15 @@ static void world_init(struct world *w)
     w->base = event_base_new();
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
     portals_up(w);
-    char err[256], hp[64];
+    echo_up(w);
+    char err[256], hp[64], to[64];
     vrev_tunnel_opts *o;
     assert_int_equal(vrev_tunnel_opts_new(&o), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "localhost:%u", w->port);
     assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);
-    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    snprintf(to, sizeof(to), "127.0.0.1:%u", w->echo_port);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", to), 0);
     assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
     vrev_tunnel_opts_free(o);
     vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
@@ -133,6 +201,7 @@ static void world_done(struct world *w)
     vrev_bridge_free(w->bridge);
     for (int i = 0; i < 2; i++)
         vrev_portal_free(w->portal[i]);
+    evconnlistener_free(w->echo);
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     event_base_free(w->base);
     vrev_ctx_free(w->ctx);
@@ -189,6 +258,42 @@ static void test_a_leg_per_address(void **state)
     world_done(&w);
 }
 
+/* An address gone: its tunnel serves its sessions, and new ones its portal still sends, until
+ * it carries none; then it closes and is not redialled. */
+static void test_address_gone_serves_until_idle(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w);
+    hosts(&w, "127.0.0.1 localhost\n::1 localhost\n");
+    assert_int_equal(vrev_bridge_start(w.bridge), 0);
+    wait_tunnels(&w, 1, 1);
+    struct bufferevent *a = client(&w, 1);
+    assert_non_null(a);
+    hosts(&w, "127.0.0.1 localhost\n");
+    run_ms(&w, 1200); /* more than a monitor round: the tunnel to ::1 stays, a session on it */
+    assert_int_equal(ptunnels(&w, 1), 1);
+    assert_int_equal(w.bridge->n_retiring, 1);
+    struct bufferevent *b = client(&w, 1); /* a new session through it is served */
+    assert_non_null(b);
+    bufferevent_write(a, "again", 5); /* and the first one still works */
+    struct evbuffer *in = bufferevent_get_input(a);
+    for (int k = 0; k < 200 && evbuffer_get_length(in) < 10; k++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(in), 10);
+    bufferevent_free(a);
+    bufferevent_free(b);
+    for (int k = 0; k < 300 && ptunnels(&w, 1) > 0; k++)
+        run_ms(&w, 10);
+    assert_int_equal(ptunnels(&w, 1), 0); /* idle: closed */
+    run_ms(&w, 1200);
+    assert_int_equal(w.bridge->n_retiring, 0);
+    assert_int_equal(vrev_portal_counter(w.portal[1], VREV_COUNTER_TUNNELS_OPENED), 1);
+    assert_non_null(b = client(&w, 0)); /* 127.0.0.1 serves on */
+    bufferevent_free(b);
+    world_done(&w);
+}
+
 /* More addresses than VREV_TUNNEL_MAX_PORTALS: legs to the first ones only. */
 static void test_addresses_capped(void **state)
 {
@@ -221,7 +326,8 @@ static void test_reload_keeps_address_legs(void **state)
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "localhost:%u", w.port);
     assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);
-    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", w.echo_port);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", hp), 0);
     assert_int_equal(vrev_bridge_reload(w.bridge, o, err, sizeof(err)), 0);
     vrev_tunnel_opts_free(o);
     run_ms(&w, 300);
@@ -237,6 +343,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_leg_per_address),
+        cmocka_unit_test(test_address_gone_serves_until_idle),
         cmocka_unit_test(test_addresses_capped),
         cmocka_unit_test(test_reload_keeps_address_legs),
     };
