@@ -617,25 +617,6 @@ static void bridge_tags(const vrev_tunnel_opts *o, const char **tags, char (*buf
     }
 }
 
-/* Append to btags[0..np) the tags of the running legs (those winding down included) not in
- * it; returns how many. */
-static size_t old_leg_tags(const vrev_bridge *b, const char **btags, size_t np)
-{
-    size_t k = np;
-    for (int pass = 0; pass < 2; pass++) {
-        struct vrev__tunnel_leg *const *v = pass ? b->retiring : b->legs;
-        for (size_t j = 0; j < (pass ? b->n_retiring : b->n_legs); j++) {
-            const char *t = v[j] ? vrev__bridge_tag(v[j]->bridge) : NULL;
-            bool seen = !t;
-            for (size_t i = 0; i < k && !seen; i++)
-                seen = !strcmp(btags[i], t);
-            if (!seen)
-                btags[k++] = t;
-        }
-    }
-    return k - np;
-}
-
 /* The engine's outbounds and router, and a leg per portal (*legs, n_portals of them). */
 int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__tunnel_leg ***legs,
                        char *err, size_t len)
@@ -655,7 +636,7 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     if (rc == 0) {
         bridge_tags(o, tags, tag_buf, btags, btag_buf);
         n_allowed = bridge_allowed(o, allowed, allowed_buf);
-        n_old = old_leg_tags(b, btags, np);
+        n_old = vrev__bridge_old_leg_tags(b, btags, np);
         rc = bridge_outbounds(b, o, tags, err, len);
     }
     if (rc == 0)

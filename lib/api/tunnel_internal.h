@@ -175,6 +175,10 @@ void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size
 /* After vrev__bridge_adopt(): leg's events are its own again. */
 void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg);
 int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len);
+/* Append to btags[0..np) the tags of the running legs (those winding down included) not in
+ * it (borrowed from them); returns how many. Their tunnels may bring sessions until they
+ * close: the new router routes them too. */
+size_t vrev__bridge_old_leg_tags(const vrev_bridge *b, const char **btags, size_t np);
 /* Rebuild the bridge's outbounds, router and legs for `o` (checked): legs whose way is the
  * same keep their tunnels (tunnel_reload.c). resolved: the change comes from a name's
  * addresses (tunnel_resolve.c), not from the user: a leg no new one takes over winds down

@@ -312,6 +312,23 @@ static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_
     return rc;
 }
 
+size_t vrev__bridge_old_leg_tags(const vrev_bridge *b, const char **btags, size_t np)
+{
+    size_t k = np;
+    for (int pass = 0; pass < 2; pass++) {
+        struct vrev__tunnel_leg *const *v = pass ? b->retiring : b->legs;
+        for (size_t j = 0; j < (pass ? b->n_retiring : b->n_legs); j++) {
+            const char *t = v[j] ? vrev__bridge_tag(v[j]->bridge) : NULL;
+            bool seen = !t;
+            for (size_t i = 0; i < k && !seen; i++)
+                seen = !strcmp(btags[i], t);
+            if (!seen)
+                btags[k++] = t;
+        }
+    }
+    return k - np;
+}
+
 /* Which running leg each new one takes over (from[i], -1: none): the same way to the portal
  * (its tunnels stay), else the same portal address, else any left, in order (its tunnels
  * serve their sessions and close; new ones are dialled). */
