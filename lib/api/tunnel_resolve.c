@@ -238,7 +238,10 @@ static void answered(const struct vrev__addr *addrs, size_t n, int err, void *us
     e->failing = false;
     e->backoff_ms = 0;
     e->next_ms = now_ms(b->ctx) + VREV__NAMES_EVERY_MS;
-    if (n == e->n_addrs && !memcmp(got, e->addrs, n * sizeof(*got)))
+    bool same = n == e->n_addrs;
+    for (size_t i = 0; same && i < n; i++)
+        same = vrev__addr_equal(&got[i], &e->addrs[i]);
+    if (same)
         return;
     memcpy(e->addrs, got, n * sizeof(*got));
     e->n_addrs = n;
@@ -293,7 +296,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         }
     for (size_t i = 0; i < ns->n; i++) {
         struct name_entry *e = ns->v[i];
-        if (now >= e->next_ms || (now >= e->last_ms + DOWN_RETRY_MS && name_down(b, e)))
+        bool soon = !e->failing && now >= e->last_ms + DOWN_RETRY_MS; /* else: the backoff */
+        if (now >= e->next_ms || (soon && name_down(b, e)))
             resolve(e); /* may rebuild the legs (apply), not the names */
     }
     struct timeval tv = vrev__ms_to_tv(TICK_MS);

@@ -171,6 +171,7 @@ static void all_answered(int result, struct evutil_addrinfo *res, void *arg)
     for (const struct evutil_addrinfo *ai = result == 0 ? res : NULL; ai && q->n < q->max;
          ai = ai->ai_next) {
         struct vrev__addr a;
+        memset(&a, 0, sizeof(a));
         if (!usable(ai, AF_UNSPEC))
             continue;
         vrev__addr_from_sockaddr(&a, ai->ai_addr);
