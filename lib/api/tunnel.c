@@ -455,10 +455,15 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, co
                                   : o->carrier == VREV_CARRIER_WS ? h1
                                                                   : NULL;
         struct vrev__tls_client_opts co = {
-            o->tls_sni ? o->tls_sni : name,
-            o->tls_insecure,   false, NULL,         0,
-            ca,           o->tls_ca ? 1 : 0, alpn,  alpn ? 1 : 0, (const uint8_t(*)[32])o->tls_pins,
-            o->n_tls_pins};
+            .server_name = o->tls_sni ? o->tls_sni : name, /* an address of a name: the name */
+            .allow_insecure = o->tls_insecure,
+            .ca_files = ca,
+            .n_ca_files = o->tls_ca ? 1 : 0,
+            .alpn = alpn,
+            .n_alpn = alpn ? 1 : 0,
+            .pins = (const uint8_t(*)[32])o->tls_pins,
+            .n_pins = o->n_tls_pins,
+        };
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
         if (o->tls_insecure && !o->n_tls_pins)
