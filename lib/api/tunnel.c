@@ -294,8 +294,8 @@ uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    struct vrev__tunnel_counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,
-                                      st.sessions_active, st.no_tunnel,  st.bytes_up,
+    struct vrev__tunnel_counters c = {st.tunnels_live,    st.tunnels_opened, st.sessions,
+                                      st.sessions_active, st.no_tunnel,      st.bytes_up,
                                       st.bytes_down};
     return counter_of(&c, counter);
 }

@@ -147,7 +147,7 @@ struct vrev_bridge {
     struct vrev__tunnel_leg **retiring; /* to an address gone: closed once idle, then freed */
     size_t n_retiring;
     struct vrev__tunnel_counters gone; /* of the retiring legs freed */
-    struct vrev__portal_names *names; /* the portals given by name (tunnel_resolve.c) */
+    struct vrev__portal_names *names;  /* the portals given by name (tunnel_resolve.c) */
     bool started;
     struct events ev;
     struct vrev__tunnel_reload rs;

@@ -583,15 +583,15 @@ vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o)
     c->n_publics = o->n_publics;
     c->n_targets = o->n_targets;
     c->n_tls_pins = o->n_tls_pins;
-    bool ok = copy_strs(&c->portals, o->portals, o->n_portals) &&
-              copy_strs(&c->portal_names, o->portal_names, o->n_portals) &&
-              copy_pairs(&c->publics, o->publics, o->n_publics) &&
-              copy_pairs(&c->targets, o->targets, o->n_targets) && copy_str(&c->domain, o->domain) &&
-              copy_str(&c->listen, o->listen) && copy_str(&c->tls_cert, o->tls_cert) &&
-              copy_str(&c->tls_key, o->tls_key) && copy_str(&c->tls_ca, o->tls_ca) &&
-              copy_str(&c->tls_sni, o->tls_sni) && copy_str(&c->transport, o->transport) &&
-              copy_str(&c->carrier_path, o->carrier_path) &&
-              copy_str(&c->carrier_host, o->carrier_host);
+    bool ok =
+        copy_strs(&c->portals, o->portals, o->n_portals) &&
+        copy_strs(&c->portal_names, o->portal_names, o->n_portals) &&
+        copy_pairs(&c->publics, o->publics, o->n_publics) &&
+        copy_pairs(&c->targets, o->targets, o->n_targets) && copy_str(&c->domain, o->domain) &&
+        copy_str(&c->listen, o->listen) && copy_str(&c->tls_cert, o->tls_cert) &&
+        copy_str(&c->tls_key, o->tls_key) && copy_str(&c->tls_ca, o->tls_ca) &&
+        copy_str(&c->tls_sni, o->tls_sni) && copy_str(&c->transport, o->transport) &&
+        copy_str(&c->carrier_path, o->carrier_path) && copy_str(&c->carrier_host, o->carrier_host);
     if (ok && o->n_tls_pins) {
         ok = (c->tls_pins = malloc(o->n_tls_pins * sizeof(*c->tls_pins))) != NULL;
         if (ok)

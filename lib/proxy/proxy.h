@@ -200,7 +200,8 @@ struct vrev__resolve_all;
 typedef void (*vrev__resolved_all_fn)(const struct vrev__addr *addrs, size_t n, int err,
                                       void *user);
 int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t port, size_t max,
-                             vrev__resolved_all_fn done, void *user, struct vrev__resolve_all **out);
+                             vrev__resolved_all_fn done, void *user,
+                             struct vrev__resolve_all **out);
 void vrev__resolve_all_cancel(struct vrev__resolve_all *q);
 
 /* Common outbound setup: tag copy and ops. */

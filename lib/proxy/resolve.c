@@ -202,8 +202,8 @@ int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t 
     }
     if (!q)
         return dns ? VREV_ERR_NOMEM : VREV_ERR_RESOLVE;
-    *q = (struct vrev__resolve_all){.ctx = e->ctx, .port = port, .max = max, .addrs = q->addrs,
-                                    .done = done, .user = user};
+    *q = (struct vrev__resolve_all){
+        .ctx = e->ctx, .port = port, .max = max, .addrs = q->addrs, .done = done, .user = user};
     if (ask(dns, host, AF_UNSPEC, all_answered, q, &q->calling, &q->answered))
         all_finish(q);
     else
