@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/event.h>
-
 #include "core/timeval.h"
+#include "net/net.h" /* the loop's timers */
 #include "tunnel_internal.h"
 
 #define LOG_COMPONENT "bridge"
