@@ -124,7 +124,7 @@ VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
 .PHONY: demo all lib cli examples deps check check-run unit replay clitest exports symbols headers \
-	layers run-examples asan fuzz install \
+	layers format format-fix run-examples asan fuzz install \
 	uninstall clean bench bench-micro units manlint FORCE
 
 all: lib cli
@@ -282,6 +282,14 @@ headers: $(BUILD)/$(SONAME) $(SYMBOLS)
 		"C linkage (extern \"C\") in include/vrev.h"; exit 1; })
 	@echo "headers: all public headers compile standalone (C99 -pedantic, C++), every export" \
 		"declared$(if $(filter 1,$(SANITIZE)),, and linked from C++)"
+
+# Every tracked .c/.h formatted as .clang-format says (clang-format 14); `make format-fix`
+# formats the tree in place.
+format:
+	@bash scripts/check-format.sh
+
+format-fix:
+	@bash scripts/check-format.sh --fix
 
 # Which folder may include which (DESIGN.md §3; the rules and their named exceptions are in
 # scripts/check-layers.py, explained in docs/layers.md).

@@ -189,6 +189,21 @@ int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
                              const struct vrev__addr *target, int family,
                              vrev__link_resolved_fn done, void *user);
 
+/* Every IPv4 and IPv6 address of `host` (the hosts file, then the name servers), at most
+ * `max`, without repeats, in the resolver's order, each with `port`. `done` gets them (n > 0,
+ * err 0) or VREV_ERR_RESOLVE; it runs from the loop, or before this returns (a hosts-file
+ * answer: *out is then NULL). *out: the query while it is out, which its owner cancels with
+ * vrev__resolve_all_cancel() before going away (done is then never called; the record is
+ * freed when the answer, or the resolver's shutdown, comes). Returns 0, or VREV_ERR_NOMEM /
+ * VREV_ERR_RESOLVE (no resolver) with done not called. */
+struct vrev__resolve_all;
+typedef void (*vrev__resolved_all_fn)(const struct vrev__addr *addrs, size_t n, int err,
+                                      void *user);
+int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t port, size_t max,
+                             vrev__resolved_all_fn done, void *user,
+                             struct vrev__resolve_all **out);
+void vrev__resolve_all_cancel(struct vrev__resolve_all *q);
+
 /* Common outbound setup: tag copy and ops. */
 int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
                         const struct vrev__outbound_ops *ops, const char *tag);
