@@ -69,13 +69,13 @@ VREV_API int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_a
 /** Create a context with an event loop of its own, driven by vrev_ctx_run(): for programs
  *  (and FFI bindings) that have no libevent loop and make no libevent call. `alloc` as for
  *  vrev_ctx_new2() (NULL: the C library's). The loop gets vrev_ctx_post()'s wake-up (one
- *  eventfd, or a pipe's two descriptors, besides the loop's own). vrev_ctx_base() gives the loop, should the
- *  program want to add events of its own. On Linux the loop uses epoll's change list
- *  (libevent's EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, which saves system calls): as libevent
- *  warns for that flag, do not add events on descriptors made with dup() to it. A loop of
- *  the program's own (vrev_ctx_new()) may use the flag or not; libvrev works either way.
- *  Returns 0, VREV_ERR_INVAL, VREV_ERR_NOMEM or VREV_ERR_IO (libevent could not make a loop,
- *  or no descriptor was left for the wake-up). */
+ *  eventfd, or a pipe's two descriptors, besides the loop's own). vrev_ctx_base() gives the
+ *  loop, should the program want to add events of its own. On Linux the loop uses epoll's
+ *  change list (libevent's EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, which saves system calls): as
+ *  libevent warns for that flag, do not add events on descriptors made with dup() to it. A
+ *  loop of the program's own (vrev_ctx_new()) may use the flag or not; libvrev works either
+ *  way. Returns 0, VREV_ERR_INVAL, VREV_ERR_NOMEM or VREV_ERR_IO (libevent could not make a
+ *  loop, or no descriptor was left for the wake-up). */
 VREV_API int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc);
 
 /** Run the context's loop (its own, or the one given at creation): timeout_ms < 0 until

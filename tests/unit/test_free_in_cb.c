@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -271,5 +272,7 @@ int main(void)
         cmocka_unit_test(test_bridge_freed_at_session_close),
         cmocka_unit_test(test_instance_freed_in_access_log),
     };
+    if (getenv("FREE_TEST")) /* run one: FREE_TEST=test_name */
+        cmocka_set_test_filter(getenv("FREE_TEST"));
     return cmocka_run_group_tests_name("free_in_cb", tests, NULL, NULL);
 }
