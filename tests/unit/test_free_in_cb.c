@@ -3,6 +3,7 @@
  * LSan: nothing left), and the object says nothing more after it. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,10 +12,10 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "net/net.h"
 #include "testutil.h"
 #include "vrev.h"
 
@@ -24,8 +25,7 @@ enum { PORTAL, BRIDGE };
 
 struct world {
     vrev_ctx *ctx;
-    struct vrev__listener *echo;
-    struct bufferevent *echo_conn;
+    int echo, echo_conn; /* the target's listening socket and its one connection */
     vrev_portal *portal;
     vrev_bridge *bridge;
     int free_side, free_on; /* free this side at this event */
@@ -34,29 +34,28 @@ struct world {
     bool freed;
 };
 
-static void echo_read(struct bufferevent *bev, void *arg)
+/* The bridge's target: a plain socket, echoed by hand from the test's loop (pump_echo). */
+static int listen_any(unsigned *port)
 {
-    (void)arg;
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
 }
 
-static void echo_event(struct bufferevent *bev, short what, void *arg)
+static void pump_echo(struct world *w)
 {
-    (void)what;
-    struct world *w = arg;
-    w->echo_conn = NULL;
-    bufferevent_free(bev);
-}
-
-static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
-{
-    (void)sa, (void)len;
-    struct world *w = arg;
-    if (w->echo_conn)
-        bufferevent_free(w->echo_conn);
-    w->echo_conn = vrev__bev_socket(w->ctx, fd);
-    bufferevent_setcb(w->echo_conn, echo_read, NULL, echo_event, w);
-    bufferevent_enable(w->echo_conn, EV_READ | EV_WRITE);
+    char buf[256];
+    if (w->echo_conn < 0 && (w->echo_conn = accept(w->echo, NULL, NULL)) >= 0)
+        fcntl(w->echo_conn, F_SETFL, O_NONBLOCK);
+    ssize_t n = w->echo_conn < 0 ? -1 : recv(w->echo_conn, buf, sizeof(buf), 0);
+    if (n > 0)
+        assert_int_equal(send(w->echo_conn, buf, (size_t)n, MSG_NOSIGNAL), n);
 }
 
 static void on_event(struct world *w, int side, int event)
@@ -100,7 +99,9 @@ static void world_init(struct world *w, int free_side, int free_on)
     w->free_side = free_side;
     w->free_on = free_on;
     assert_int_equal(vrev_ctx_new_loop(&w->ctx, NULL), 0);
-    assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
+    unsigned echo_port;
+    w->echo = listen_any(&echo_port);
+    w->echo_conn = -1;
     char err[256], hp[64];
     vrev_tunnel_opts *o;
     assert_int_equal(vrev_tunnel_opts_new(&o), 0);
@@ -111,7 +112,7 @@ static void world_init(struct world *w, int free_side, int free_on)
     vrev_portal_set_event_cb(w->portal, portal_event, w);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w->portal));
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
-    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__listener_port(w->echo));
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", echo_port);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "echo", hp), 0);
     assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
     vrev_tunnel_opts_free(o);
@@ -125,11 +126,11 @@ static void world_done(struct world *w)
         vrev_ctx_run(w->ctx, 10);
     assert_true(w->freed);
     assert_int_equal(w->after_free, 0);
-    if (w->echo_conn)
-        bufferevent_free(w->echo_conn);
+    if (w->echo_conn >= 0)
+        close(w->echo_conn);
+    close(w->echo);
     vrev_bridge_free(w->bridge);
     vrev_portal_free(w->portal);
-    vrev__listener_free(w->echo);
     vrev_ctx_free(w->ctx); /* runs the loop a last time: a free still deferred completes */
 }
 
@@ -144,6 +145,8 @@ static int client_echo(struct world *w, unsigned port)
     char buf[16];
     for (int i = 0; i < 300 && !got; i++) {
         vrev_ctx_run(w->ctx, 10);
+        if (w->echo >= 0)
+            pump_echo(w);
         if (!sent)
             sent = send(fd, "hello", 5, MSG_NOSIGNAL) == 5;
         ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -251,7 +254,7 @@ static void test_instance_freed_in_access_log(void **state)
     vrev_ctx_set_access_log(ctx, access_line, &iw);
     assert_int_equal(vrev_instance_new_json(&iw.inst, ctx, config, strlen(config), NULL, NULL, 0),
                      0);
-    struct world w = {.ctx = ctx};
+    struct world w = {.ctx = ctx, .echo = -1, .echo_conn = -1};
     int fd = client_echo(&w, vrev_instance_inbound_port(iw.inst, "in"));
     for (int i = 0; i < 10; i++)
         vrev_ctx_run(ctx, 10);
