@@ -89,11 +89,14 @@ class Loop:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         self._ready.wait()
+        _check(self._rc, "vrev_ctx_new_loop")
 
     def _run(self):
         self.ctx = c_p()
-        _check(lib.vrev_ctx_new_loop(ctypes.byref(self.ctx), None), "vrev_ctx_new_loop")
+        self._rc = lib.vrev_ctx_new_loop(ctypes.byref(self.ctx), None)
         self._ready.set()
+        if self._rc < 0:
+            return
         self.runs += 1
         lib.vrev_ctx_run(self.ctx, -1)  # until close() posts the stop
 
