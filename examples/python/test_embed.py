@@ -70,3 +70,20 @@ def test_portal_and_bridge_from_python():
     finally:
         loop.close()
         srv.shutdown()
+
+
+def test_idle_loop_does_not_poll():
+    """The loop's thread waits in the kernel between calls: no CPU while idle, one run."""
+    loop = vrev.Loop()
+    try:
+        assert loop.call(lambda l: 42) == 42
+        before = loop.cpu_seconds()
+        time.sleep(1)
+        idle = loop.cpu_seconds() - before
+        assert idle < 0.005, "the loop thread used %.3f s of CPU in 1 s idle" % idle
+        for i in range(100):  # calls are still picked up at once, each through a post
+            assert loop.call(lambda l, i=i: i) == i
+        assert loop.runs == 1
+    finally:
+        loop.close()
+    assert not loop._thread.is_alive()

@@ -1,8 +1,10 @@
 """A small ctypes binding of libvrev's tunnel API (include/vrev/tunnel.h).
 
 libvrev runs inside an event loop; this module makes a context with a loop of its own
-(vrev_ctx_new_loop: no libevent call needed here) and runs it in a thread of its own: every
-libvrev call is made from that thread (Loop.call), as the library requires.
+(vrev_ctx_new_loop: no libevent call needed here) and runs it in a thread of its own, which
+waits in vrev_ctx_run(ctx, -1) and uses no CPU while nothing happens. Every libvrev call is
+made from that thread, as the library requires: Loop.call hands a function to it with
+vrev_ctx_post, the one call any thread may make.
 
     loop = Loop()
     portal = loop.call(Portal, listen="127.0.0.1:0", public=["127.0.0.1:0"], id=UUID)
@@ -11,9 +13,11 @@ libvrev call is made from that thread (Loop.call), as the library requires.
 """
 import ctypes
 import ctypes.util
+import itertools
 import os
 import queue
 import threading
+import time
 
 _lib_path = os.environ.get("VREV_LIB") or ctypes.util.find_library("vrev") or "libvrev.so.0"
 lib = ctypes.CDLL(_lib_path)
@@ -21,10 +25,13 @@ lib = ctypes.CDLL(_lib_path)
 c_p = ctypes.c_void_p
 EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
                             ctypes.c_uint64, c_p)
+POST_CB = ctypes.CFUNCTYPE(None, c_p)
 
 for name, res, args in [
     ("vrev_ctx_new_loop", ctypes.c_int, [ctypes.POINTER(c_p), c_p]),
     ("vrev_ctx_run", ctypes.c_int, [c_p, ctypes.c_int]),
+    ("vrev_ctx_stop", None, [c_p]),
+    ("vrev_ctx_post", ctypes.c_int, [c_p, POST_CB, c_p]),
     ("vrev_ctx_free", None, [c_p]),
     ("vrev_strerror", ctypes.c_char_p, [ctypes.c_int]),
     ("vrev_version_string", ctypes.c_char_p, []),
@@ -71,42 +78,64 @@ class Loop:
     """A libvrev context with its own loop, run by a thread of its own."""
 
     def __init__(self):
-        self._calls = queue.Queue()
         self._ready = threading.Event()
-        self._stop = False
+        self._calls = {}  # key -> function, until the loop's thread has run it
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+        # one C function pointer for every post, alive as long as the loop: the key of the
+        # Python function to run travels as the post's user pointer
+        self._trampoline = POST_CB(self._dispatch)
+        self.runs = 0  # vrev_ctx_run calls made by the loop's thread (one, without polling)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         self._ready.wait()
+        _check(self._rc, "vrev_ctx_new_loop")
 
     def _run(self):
         self.ctx = c_p()
-        _check(lib.vrev_ctx_new_loop(ctypes.byref(self.ctx), None), "vrev_ctx_new_loop")
+        self._rc = lib.vrev_ctx_new_loop(ctypes.byref(self.ctx), None)
         self._ready.set()
-        while not self._stop:
-            # short turns so that calls from other threads are picked up promptly
-            lib.vrev_ctx_run(self.ctx, 0)
-            try:
-                fn, args, kw, box = self._calls.get(timeout=0.002)
-            except queue.Empty:
-                continue
-            try:
-                box.put((True, fn(self, *args, **kw)))
-            except Exception as e:  # handed back to the caller
-                box.put((False, e))
+        if self._rc < 0:
+            return
+        self.runs += 1
+        lib.vrev_ctx_run(self.ctx, -1)  # until close() posts the stop
+
+    def _dispatch(self, key):
+        with self._lock:
+            fn = self._calls.pop(key)
+        fn()
+
+    def _post(self, fn):
+        with self._lock:
+            key = next(self._keys)
+            self._calls[key] = fn
+        rc = lib.vrev_ctx_post(self.ctx, self._trampoline, key)
+        if rc < 0:
+            with self._lock:
+                del self._calls[key]
+            _check(rc, "vrev_ctx_post")
 
     def call(self, fn, *args, **kw):
         """Run fn(loop, *args, **kw) in the loop's thread and return its result."""
         box = queue.Queue()
-        self._calls.put((fn, args, kw, box))
+
+        def run():
+            try:
+                box.put((True, fn(self, *args, **kw)))
+            except Exception as e:  # handed back to the caller
+                box.put((False, e))
+        self._post(run)
         ok, value = box.get(timeout=30)
         if not ok:
             raise value
         return value
 
+    def cpu_seconds(self):
+        """CPU time the loop's thread has used (Linux)."""
+        return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+
     def close(self):
-        def finish(loop):
-            loop._stop = True
-        self.call(finish)
+        self._post(lambda: lib.vrev_ctx_stop(self.ctx))
         self._thread.join(10)
         lib.vrev_ctx_free(self.ctx)  # runs the loop's last deferred work, then frees it
 
