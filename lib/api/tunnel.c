@@ -323,8 +323,11 @@ static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_inf
 {
     (void)info;
     struct handler_out *h = (struct handler_out *)ob;
-    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
-    h->cb(link, h->name, h->user);
+    vrev_stream *stream;
+    int rc = vrev__stream_new(ob->engine->ctx, link, &stream);
+    if (rc < 0)
+        return rc; /* the link is closed */
+    h->cb(stream, h->name, h->user);
     return 0;
 }
 

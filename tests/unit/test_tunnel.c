@@ -351,23 +351,13 @@ static void test_bridge_refuses_unknown_names(void **state)
     world_done(&w);
 }
 
-/* In-process handler: the session arrives as a bufferevent in the bridge's loop. */
-static struct bufferevent *handled;
+/* In-process handler: the session arrives as a vrev_stream in the bridge's loop. */
 static char handled_name[32];
 
-static void handler_echo(struct bufferevent *bev, void *arg)
+static void on_session(vrev_stream *stream, const char *name, void *user)
 {
-    (void)arg;
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
-}
-
-static void on_session(struct bufferevent *stream, const char *name, void *user)
-{
-    (void)user;
-    handled = stream;
     snprintf(handled_name, sizeof(handled_name), "%s", name);
-    bufferevent_setcb(stream, handler_echo, NULL, NULL, NULL);
-    bufferevent_enable(stream, EV_READ | EV_WRITE);
+    tu_stream_echo_accept(stream, name, user);
 }
 
 static void test_bridge_handler_in_process(void **state)
@@ -399,7 +389,11 @@ static void test_bridge_handler_in_process(void **state)
         run_ms(&w, 10);
     assert_int_equal(evbuffer_get_length(w.got), 10);
     assert_string_equal(handled_name, "app");
-    bufferevent_free(handled);
+    bufferevent_free(w.client); /* the end reaches the handler, which closes its stream */
+    w.client = NULL;
+    for (int i = 0; i < 300 && vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE); i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE), 0);
     world_done(&w);
 }
 
