@@ -27,6 +27,7 @@ struct vrev_stream {
     struct event *later; /* tells what the user was not told yet (tell_pending) */
     struct evbuffer_cb_entry *in_cb, *out_cb;
     uint64_t bytes_in, bytes_out;
+    uint64_t told_in;   /* bytes_in when READABLE was last given */
     int err;            /* the failure, once failed */
     unsigned depth;     /* callbacks running for this stream */
     bool closed;        /* vrev_stream_close() was called: free when depth is 0 */
@@ -72,15 +73,24 @@ static bool tell_state(vrev_stream *s)
     return false;
 }
 
+/* READABLE, for bytes waiting (`fresh`: only if some came since it was last given: libevent
+ * may run the read callback twice for one arrival). Returns true if the stream was closed. */
+static bool tell_readable(vrev_stream *s, bool fresh)
+{
+    if (s->paused || vrev_stream_readable(s) == 0 || (fresh && s->bytes_in == s->told_in))
+        return false;
+    s->readable_pending = false;
+    s->told_in = s->bytes_in;
+    return tell(s, VREV_STREAM_READABLE, 0);
+}
+
 static void on_later(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     vrev_stream *s = arg;
-    if (s->readable_pending) {
-        s->readable_pending = false;
-        if (!s->paused && vrev_stream_readable(s) > 0 && tell(s, VREV_STREAM_READABLE, 0))
-            return;
-    }
+    if (s->readable_pending && tell_readable(s, false))
+        return;
+    s->readable_pending = false;
     tell_state(s);
 }
 
@@ -92,9 +102,7 @@ static void schedule(vrev_stream *s)
 static void on_read(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    vrev_stream *s = arg;
-    if (!s->paused && vrev_stream_readable(s) > 0)
-        tell(s, VREV_STREAM_READABLE, 0);
+    tell_readable(arg, true);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -126,7 +134,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
         if (s->eof)
             return;
         s->eof = true;
-        if (!s->paused && vrev_stream_readable(s) > 0 && tell(s, VREV_STREAM_READABLE, 0))
+        if (tell_readable(s, true))
             return; /* bytes that came with the end, before it */
     }
     tell_state(s);
