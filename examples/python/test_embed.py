@@ -163,7 +163,7 @@ def test_handlers_in_python():
             time.sleep(0.02)
         for _ in range(3):
             assert get(pport).endswith(b"hello from python\n")
-        # Hello never closes: the bridge's free resets what is still open
+        # each client closes after its answer: the handler's default end() closes the stream
         loop.call(bridge.free)
         loop.call(portal.free)
     finally:
