@@ -106,6 +106,14 @@ class HelloHandler(vrev.Handler):
             stream.write(b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\nhello from python\n")
 
 
+def wait_for(loop, fn, what, timeout=10):
+    """Until fn(loop) is true in the loop's thread (at most `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while not loop.call(fn):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
 def echo_through(port, payload, read_after=0):
     """Send payload and read as much back (starting after `read_after` seconds: meanwhile the
     echo backs up), then close (no half-close: Mux.Cool has none, and a portal ends the
@@ -134,33 +142,22 @@ def test_handlers_in_python():
         tport, pport = loop.call(lambda l: (portal.tunnel_port(), portal.public_port()))
         bridge = loop.call(vrev.Bridge, portal="127.0.0.1:%d" % tport, targets=[], id=UUID,
                            handlers={None: Echo})
-        deadline = time.monotonic() + 10
-        while loop.call(lambda l: portal.counter("tunnels")) < 1:
-            assert time.monotonic() < deadline, "no tunnel"
-            time.sleep(0.02)
+        wait_for(loop, lambda l: portal.counter("tunnels") >= 1, "no tunnel")
         payload = os.urandom(16 << 20)
         assert echo_through(pport, payload, read_after=0.5) == payload
         assert echo_through(pport, b"x") == b"x"
-        deadline = time.monotonic() + 10
-        while not loop.call(lambda l: len(Echo.seen) == 2 and all(i["end"] for i in Echo.seen)):
-            assert time.monotonic() < deadline, "a session's end not seen"
-            time.sleep(0.02)
+        wait_for(loop, lambda l: len(Echo.seen) == 2 and all(i["end"] for i in Echo.seen),
+                 "a session's end not seen")
         info = loop.call(lambda l: list(Echo.seen))
         assert info[0]["in"] == info[0]["bytes_in"] == info[0]["bytes_out"] == len(payload)
         assert info[0]["paused"] > 0  # the backpressure path was taken
-        deadline = time.monotonic() + 10
-        while loop.call(lambda l: len(bridge._handlers.streams)):  # each one closed
-            assert time.monotonic() < deadline, "a stream left open"
-            time.sleep(0.02)
+        wait_for(loop, lambda l: not bridge._handlers.streams, "a stream left open")
         assert loop.call(lambda l: bridge.counter("sessions")) == 2
         loop.call(bridge.free)
 
         bridge = loop.call(vrev.Bridge, portal="127.0.0.1:%d" % tport, targets=[], id=UUID,
                            handlers={"default": HelloHandler})
-        deadline = time.monotonic() + 10
-        while loop.call(lambda l: bridge.counter("tunnels")) < 1:
-            assert time.monotonic() < deadline, "no tunnel"
-            time.sleep(0.02)
+        wait_for(loop, lambda l: bridge.counter("tunnels") >= 1, "no tunnel")
         for _ in range(3):
             assert get(pport).endswith(b"hello from python\n")
         # each client closes after its answer: the handler's default end() closes the stream

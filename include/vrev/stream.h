@@ -56,8 +56,9 @@ enum vrev_stream_event {
      *  wait, and the next READABLE comes when more arrive (or on vrev_stream_resume()). Not
      *  while reading is paused. */
     VREV_STREAM_READABLE = 1,
-    /** Everything written has left the stream's buffers (vrev_stream_buffered() is 0): once
-     *  after each write or run of writes, when the output empties. */
+    /** Everything written has left the stream's output buffer (for a handler's session,
+     *  vrev_stream_buffered() is then 0): once after each write or run of writes, when the
+     *  output empties. */
     VREV_STREAM_DRAINED = 2,
     /** The peer has ended its sending side: what is in the input is the last of it (read it;
      *  vrev_stream_read() then returns 0). Writing may go on until vrev_stream_shutdown() or

@@ -91,7 +91,8 @@ static void run_until_count(struct world *w, const int *count, int n)
         run_ms(w, 10);
 }
 
-static void world_init(struct world *w)
+/* A stream over a pair end, the other end the peer; `with_cb`: on_stream is its callback. */
+static void world_init(struct world *w, bool with_cb)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -105,6 +106,8 @@ static void world_init(struct world *w)
     w->got = evbuffer_new();
     bufferevent_setcb(w->peer, peer_read, NULL, peer_event, w);
     bufferevent_enable(w->peer, EV_READ | EV_WRITE);
+    if (with_cb)
+        assert_int_equal(vrev_stream_set_cb(w->s, on_stream, w), 0);
 }
 
 static void world_done(struct world *w)
@@ -142,8 +145,7 @@ static void test_read_write_counters(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
+    world_init(&w, true);
     bufferevent_write(w.peer, "hello", 5);
     run_until_count(&w, &w.events[VREV_STREAM_READABLE], 1);
     assert_int_equal(w.events[VREV_STREAM_READABLE], 1);
@@ -184,7 +186,7 @@ static void test_bad_arguments(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
+    world_init(&w, false);
     char buf[4];
     assert_int_equal(vrev_stream_set_cb(NULL, on_stream, &w), VREV_ERR_INVAL);
     assert_int_equal(vrev_stream_read(NULL, buf, 4), VREV_ERR_INVAL);
@@ -208,7 +210,7 @@ static void test_events_before_the_callback(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
+    world_init(&w, false);
     bufferevent_write(w.peer, "early", 5);
     peer_shutdown(&w);
     run_ms(&w, 20);
@@ -233,8 +235,7 @@ static void test_end_both_ways(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
+    world_init(&w, true);
     bufferevent_write(w.peer, "last", 4);
     peer_shutdown(&w);
     run_until_count(&w, &w.events[VREV_STREAM_END], 1);
@@ -269,8 +270,7 @@ static void test_error(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
+    world_init(&w, true);
     bufferevent_write(w.peer, "abc", 3);
     run_until_count(&w, &w.events[VREV_STREAM_READABLE], 1);
     vrev__bev_close(w.peer, 1); /* a reset, as a mux session's for a broken tunnel */
@@ -294,8 +294,7 @@ static void test_pause_resume(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
+    world_init(&w, true);
     assert_int_equal(vrev_stream_pause(w.s, 1), 0);
     bufferevent_write(w.peer, "held back", 9);
     run_ms(&w, 30);
@@ -321,8 +320,7 @@ static void test_buffered_output(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
-    assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
+    world_init(&w, true);
     bufferevent_disable(w.peer, EV_READ);
     pump(&w, BIG);
     run_ms(&w, 20);
@@ -344,7 +342,7 @@ static void test_buffered_output(void **state)
 static void close_inside(int event, int abort)
 {
     struct world w;
-    world_init(&w);
+    world_init(&w, false);
     w.close_on = event;
     w.close_abort = abort;
     assert_int_equal(vrev_stream_set_cb(w.s, on_stream, &w), 0);
@@ -380,7 +378,7 @@ static void test_close_with_data_pending(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
+    world_init(&w, false);
     /* a flow-controlled mux session's end bounds its input (muxconn.c, start_flow) */
     bufferevent_setwatermark(w.peer, EV_READ, 0, 64 * 1024);
     bufferevent_disable(w.peer, EV_READ);
@@ -398,7 +396,7 @@ static void test_close_with_data_pending(void **state)
     assert_int_equal(received, BIG);
     world_done(&w);
 
-    world_init(&w);
+    world_init(&w, false);
     bufferevent_disable(w.peer, EV_READ);
     pump(&w, BIG);
     vrev_stream_close(w.s, 1);
@@ -416,7 +414,7 @@ static void test_lingering_closed_with_the_context(void **state)
 {
     (void)state;
     struct world w;
-    world_init(&w);
+    world_init(&w, false);
     bufferevent_disable(w.peer, EV_READ);
     pump(&w, 1000);
     vrev_stream_close(w.s, 0);
