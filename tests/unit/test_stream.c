@@ -428,6 +428,34 @@ static void test_lingering_closed_with_the_context(void **state)
     world_done(&w);
 }
 
+/* No memory for the stream: VREV_ERR_NOMEM, and the bufferevent it was given is reset (the
+ * peer sees an error), not leaked (ASan). */
+static void test_no_memory(void **state)
+{
+    (void)state;
+    struct tu_failing_alloc fa = {0, 0, 0};
+    vrev_allocator a;
+    tu_failing_allocator(&a, &fa);
+    struct world w;
+    memset(&w, 0, sizeof(w));
+    w.base = event_base_new();
+    assert_int_equal(vrev_ctx_new2(&w.ctx, w.base, &a), 0);
+    fa.fail_at = fa.calls + 1; /* the stream's own allocation */
+    struct bufferevent *pair[2];
+    assert_int_equal(
+        bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
+    w.peer = pair[1];
+    w.got = evbuffer_new();
+    bufferevent_setcb(w.peer, peer_read, NULL, peer_event, &w);
+    bufferevent_enable(w.peer, EV_READ | EV_WRITE);
+    assert_int_equal(vrev__stream_new(w.ctx, pair[0], &w.s), VREV_ERR_NOMEM);
+    w.s = NULL;
+    run_until(&w, &w.peer_error);
+    assert_true(w.peer_error);
+    world_done(&w);
+    assert_int_equal(fa.live, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_close_inside_callbacks),
         cmocka_unit_test(test_close_with_data_pending),
         cmocka_unit_test(test_lingering_closed_with_the_context),
+        cmocka_unit_test(test_no_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
