@@ -446,6 +446,33 @@ static void test_bridge_freed_under_a_handler_stream(void **state)
     world_done(&w);
 }
 
+/* A handler that answers and closes from inside its accept callback: the answer still
+ * reaches the client, and the session ends on both sides. */
+static void busy_session(vrev_stream *stream, const char *name, void *user)
+{
+    (void)name, (void)user;
+    assert_int_equal(vrev_stream_write(stream, "busy\n", 5), 0);
+    vrev_stream_close(stream, 0);
+}
+
+static void test_bridge_handler_closes_at_once(void **state)
+{
+    (void)state;
+    struct world w;
+    handler_world(&w, busy_session);
+    connect_client(&w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w.got) < 5; i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(w.got), 5);
+    assert_memory_equal(evbuffer_pullup(w.got, 5), "busy\n", 5);
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE); i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS), 1);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE), 0);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE), 0);
+    world_done(&w);
+}
+
 static void test_new_errors(void **state)
 {
     (void)state;
@@ -624,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_bridge_refuses_unknown_names),
         cmocka_unit_test(test_bridge_handler_in_process),
         cmocka_unit_test(test_bridge_freed_under_a_handler_stream),
+        cmocka_unit_test(test_bridge_handler_closes_at_once),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
