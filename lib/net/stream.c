@@ -24,7 +24,7 @@ struct vrev_stream {
     struct bufferevent *bev;
     vrev_stream_cb cb;
     void *user;
-    struct event *later; /* tells what the user was not told yet (tell_pending) */
+    struct event *later; /* tells what the user was not told yet (on_later) */
     struct evbuffer_cb_entry *in_cb, *out_cb;
     uint64_t bytes_in, bytes_out;
     uint64_t told_in;   /* bytes_in when READABLE was last given */
