@@ -167,13 +167,6 @@ static void test_loop_thread_posts(void **state)
     vrev_ctx_free(o.ctx);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *stop_later(void *ctx)
 {
     struct timespec ts = {0, 100 * 1000 * 1000};
@@ -189,10 +182,10 @@ static void test_stop_from_another_thread(void **state)
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
     pthread_t t;
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(pthread_create(&t, NULL, stop_later, ctx), 0);
     assert_int_equal(vrev_ctx_run(ctx, -1), 0);
-    assert_true(now_ms() - t0 >= 90);
+    assert_true(tu_now_ms() - t0 >= 90);
     void *res;
     pthread_join(t, &res);
     assert_null(res);

@@ -32,6 +32,10 @@ long tu_mem_kib(void);
  * "." and ".." included: compare counts, not absolute values). */
 int tu_count_fds(void);
 
+/* A monotonic clock in milliseconds (for tests that must check by time, not by loop turns:
+ * a loaded machine makes each turn longer). */
+int64_t tu_now_ms(void);
+
 /* Test payload: byte i of a stream. */
 uint8_t tu_pattern(size_t i);
 
