@@ -66,9 +66,13 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     free(o->carrier_host);
     free(o->domain);
     free(o->listen);
-    for (size_t i = 0; i < o->n_portals; i++)
+    for (size_t i = 0; i < o->n_portals; i++) {
         free(o->portals[i]);
+        if (o->portal_names)
+            free(o->portal_names[i]);
+    }
     free(o->portals);
+    free(o->portal_names);
     vrev__wipe(o, sizeof(*o)); /* the UUID is the shared secret */
     free(o);
 }
@@ -517,7 +521,106 @@ void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *
     c->n_hosts = o->carrier_host ? 1 : 0;
 }
 
-const char *vrev__tunnel_carrier_name(int kind)
+/* --- copies (a bridge keeps the options it was given: tunnel_resolve.c) --- */
+
+static bool copy_str(char **to, const char *s)
 {
-    return kind == VREV_CARRIER_WS ? "ws" : kind == VREV_CARRIER_H2 ? "h2" : "tcp";
+    return !s || (*to = dup_str(s));
+}
+
+/* Arrays are allocated zeroed before being filled: a failure leaves them fit to free. */
+static bool copy_strs(char ***to, char *const *v, size_t n)
+{
+    if (!v)
+        return true;
+    if (!(*to = calloc(n + 1, sizeof(**to))))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!copy_str(&(*to)[i], v[i]))
+            return false;
+    return true;
+}
+
+static bool copy_pairs(struct vrev__tunnel_pair **to, const struct vrev__tunnel_pair *v, size_t n)
+{
+    if (!v)
+        return true;
+    if (!(*to = calloc(n + 1, sizeof(**to))))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        struct vrev__tunnel_pair *t = &(*to)[i];
+        *t = v[i];
+        t->name = t->hostport = NULL;
+        if (!copy_str(&t->name, v[i].name) || !copy_str(&t->hostport, v[i].hostport))
+            return false;
+    }
+    return true;
+}
+
+vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o)
+{
+    vrev_tunnel_opts *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    memcpy(c->uuid, o->uuid, sizeof(c->uuid));
+    c->has_id = o->has_id;
+    c->security = o->security;
+    c->heartbeat_ms = o->heartbeat_ms;
+    c->drain_after = o->drain_after;
+    c->sessions_per_tunnel = o->sessions_per_tunnel;
+    c->dead_after_ms = o->dead_after_ms;
+    c->tls = o->tls;
+    c->tls_insecure = o->tls_insecure;
+    c->accept_proxy = o->accept_proxy;
+    c->carrier = o->carrier;
+    /* counts before arrays: the free below walks the zeroed entries of a partial copy */
+    c->n_portals = o->n_portals;
+    c->n_publics = o->n_publics;
+    c->n_targets = o->n_targets;
+    c->n_tls_pins = o->n_tls_pins;
+    bool ok =
+        copy_strs(&c->portals, o->portals, o->n_portals) &&
+        copy_strs(&c->portal_names, o->portal_names, o->n_portals) &&
+        copy_pairs(&c->publics, o->publics, o->n_publics) &&
+        copy_pairs(&c->targets, o->targets, o->n_targets) && copy_str(&c->domain, o->domain) &&
+        copy_str(&c->listen, o->listen) && copy_str(&c->tls_cert, o->tls_cert) &&
+        copy_str(&c->tls_key, o->tls_key) && copy_str(&c->tls_ca, o->tls_ca) &&
+        copy_str(&c->tls_sni, o->tls_sni) && copy_str(&c->transport, o->transport) &&
+        copy_str(&c->carrier_path, o->carrier_path) && copy_str(&c->carrier_host, o->carrier_host);
+    if (ok && o->n_tls_pins) {
+        ok = (c->tls_pins = malloc(o->n_tls_pins * sizeof(*c->tls_pins))) != NULL;
+        if (ok)
+            memcpy(c->tls_pins, o->tls_pins, o->n_tls_pins * sizeof(*c->tls_pins));
+    }
+    if (!ok) {
+        c->n_portals = c->portals ? c->n_portals : 0;
+        c->n_publics = c->publics ? c->n_publics : 0;
+        c->n_targets = c->targets ? c->n_targets : 0;
+        vrev_tunnel_opts_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int vrev__tunnel_opts_set_portals(vrev_tunnel_opts *o, char *const *portals, char *const *names,
+                                  size_t n)
+{
+    char **p = NULL, **nm = NULL;
+    bool ok = copy_strs(&p, portals, n) && copy_strs(&nm, names, n);
+    size_t drop_n = ok ? o->n_portals : n;
+    free_strs(ok ? o->portals : p, drop_n);
+    free_strs(ok ? o->portal_names : nm, drop_n);
+    if (!ok)
+        return VREV_ERR_NOMEM;
+    o->portals = p;
+    o->portal_names = nm;
+    o->n_portals = n;
+    return 0;
 }

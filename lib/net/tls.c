@@ -23,8 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/list.h"
-#include "core/timeval.h"
 #include "net.h"
 #include "tls_backend.h"
 
@@ -62,6 +60,7 @@ static const struct vrev__layer_ops tls_layer; /* below: the connection as a lay
 
 /* --- lower-transport I/O for the backends -------------------------------------------------- */
 
+#ifdef VREV_TESTING
 /* xorshift32: a bad transport for tests; true when this call should pretend to block. */
 static bool chaos(struct vrev__tls_io *io, size_t *len)
 {
@@ -77,6 +76,7 @@ static bool chaos(struct vrev__tls_io *io, size_t *len)
     *len = 1 + (x >> 8) % *len;
     return false;
 }
+#endif
 
 int vrev__tls_io_recv(struct vrev__tls_io *io, uint8_t *buf, size_t len)
 {
@@ -84,8 +84,10 @@ int vrev__tls_io_recv(struct vrev__tls_io *io, uint8_t *buf, size_t len)
         return VREV__TLS_AGAIN;
     if (len > INT_MAX)
         len = INT_MAX;
+#ifdef VREV_TESTING
     if (io->chaos && evbuffer_get_length(io->in) && chaos(io, &len))
         return VREV__TLS_AGAIN;
+#endif
     int n = evbuffer_remove(io->in, buf, len);
     if (n > 0)
         return n;
@@ -102,8 +104,10 @@ int vrev__tls_io_send(struct vrev__tls_io *io, const uint8_t *buf, size_t len)
         return 0;
     if (len > INT_MAX)
         len = INT_MAX;
+#ifdef VREV_TESTING
     if (io->chaos && chaos(io, &len))
         return VREV__TLS_AGAIN;
+#endif
     return evbuffer_add(io->out, buf, len) == 0 ? (int)len : VREV__TLS_FAILED;
 }
 
@@ -295,7 +299,9 @@ static void pump(struct tconn *c)
     c->busy = true;
     do {
         c->again = false;
+#ifdef VREV_TESTING
         c->io.spurious = false;
+#endif
         if (c->state == ST_HANDSHAKE)
             handshake(c);
         if (c->state == ST_OPEN) {
@@ -303,9 +309,11 @@ static void pump(struct tconn *c)
             write_records(c);
             deliver_eof(c);
         }
+#ifdef VREV_TESTING
         /* A pretend block (tests) has no event to wake us: go round again. */
         if (c->io.spurious && c->state != ST_FAILED)
             c->again = true;
+#endif
     } while (c->again);
     c->busy = false;
 }
@@ -412,115 +420,15 @@ static bool flush_plaintext(struct tconn *c)
 /* --- lingering close ----------------------------------------------------------------------- */
 
 /* After the user has freed the layer, the socket below may still hold records the kernel had
- * no room for, and closing a socket with unread input makes the kernel send an RST that can
- * destroy the data still queued. So the lower bufferevent is left to finish alone: write the
- * rest, end the write direction, read and discard until the peer ends, then close. Bounded by
- * an absolute time (c->linger_ms, at most LINGER_MS from the close) and LINGER_DISCARD bytes
- * discarded, then reset. The bound does not move with traffic: an idle timeout that every
- * byte restarted let a peer trickling one byte every 5 s keep a socket for days (issue M7).
- * A handshake ending at its deadline lingers not at all (vrev__layer_set_linger 0). The
- * lingering sockets belong to the context, which closes those left when it goes
- * (vrev_ctx_close_lingering), before its event_base is freed. */
+ * no room for: it is left to finish alone (vrev__bev_linger), for at most c->linger_ms and
+ * LINGER_MS. A handshake ending at its deadline lingers not at all (vrev__layer_set_linger
+ * 0). */
 #define LINGER_MS 10000
-#define LINGER_DISCARD (64 * 1024)
-
-struct vrev__lingering {
-    vrev_ctx *ctx;
-    struct vrev__lingering *prev, *next; /* ctx->lingering */
-    struct bufferevent *bev;
-    struct event *until;
-    size_t discarded;
-};
-
-static void linger_end(struct vrev__lingering *l, bool abort)
-{
-    struct bufferevent *bev = l->bev;
-    VREV__LIST_REMOVE(l->ctx->lingering, l);
-    event_free(l->until);
-    vrev__free(l->ctx, l);
-    vrev__bev_close(bev, abort);
-}
-
-/* The context goes: every socket still lingering is closed, reset if bytes are left unsent
- * (they can no longer go out). */
-static void close_lingering(vrev_ctx *ctx)
-{
-    while (ctx->lingering)
-        linger_end(ctx->lingering,
-                   evbuffer_get_length(bufferevent_get_output(ctx->lingering->bev)) > 0);
-}
-
-static void linger_expired(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    linger_end(arg, true);
-}
-
-static void linger_write(struct bufferevent *bev, void *arg)
-{
-    if (evbuffer_get_length(bufferevent_get_output(bev)))
-        return;
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) { /* the peer has ended as well */
-        /* all out: closed, never reset, even if armed (vrev__bev_arm_abort) */
-        linger_end(arg, false);
-        return;
-    }
-    vrev__bev_shutdown_write(bev);
-    bufferevent_disable(bev, EV_WRITE);
-}
-
-static void linger_read(struct bufferevent *bev, void *arg)
-{
-    struct vrev__lingering *l = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    l->discarded += evbuffer_get_length(in);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    if (l->discarded > LINGER_DISCARD)
-        linger_end(l, true);
-}
-
-static void linger_event(struct bufferevent *bev, short what, void *arg)
-{
-    bool pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
-    /* at the peer's end with bytes still to send: linger_write closes once they are out */
-    if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_WRITING | BEV_EVENT_ERROR)) && pending)
-        return;
-    linger_end(arg, pending); /* a reset only if bytes would be lost silently */
-}
 
 static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 {
-    uint32_t ms = c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS;
-    if (c->ctx->no_linger) /* the context is going (vrev_ctx_close_lingering) */
-        ms = 0;
-    struct vrev__lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
-    if (l && !(l->until = evtimer_new(bufferevent_get_base(lower), linger_expired, l))) {
-        vrev__free(c->ctx, l);
-        l = NULL;
-    }
-    if (!l) { /* no time (a handshake deadline) or no memory: closed at once */
-        vrev__bev_close(lower, evbuffer_get_length(bufferevent_get_output(lower)) > 0);
-        return;
-    }
-    l->ctx = c->ctx;
-    l->bev = lower;
-    VREV__LIST_PUSH(c->ctx->lingering, l);
-    c->ctx->close_lingering = close_lingering;
-    struct timeval tv = vrev__ms_to_tv(ms);
-    evtimer_add(l->until, &tv);
-    evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
-    bufferevent_setwatermark(lower, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_setcb(lower, linger_read, linger_write, linger_event, l);
-    if (peer_ended)
-        bufferevent_disable(lower, EV_READ);
-    else
-        bufferevent_enable(lower, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(lower))) {
-        bufferevent_enable(lower, EV_WRITE);
-    } else {
-        vrev__bev_shutdown_write(lower);
-        bufferevent_disable(lower, EV_WRITE);
-    }
+    vrev__bev_linger(c->ctx, lower, c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS,
+                     peer_ended);
 }
 
 /* Like closing a socket: what the user was told is written goes out, then close_notify, then
@@ -529,7 +437,9 @@ static void close_lower(struct tconn *c)
 {
     struct bufferevent *lower = c->lower;
     bufferevent_setcb(lower, NULL, NULL, NULL, NULL);
+#ifdef VREV_TESTING
     c->io.chaos = 0;
+#endif
     bool abort = c->aborted;
     if (!abort && c->state == ST_OPEN && !c->notify_sent)
         abort = !flush_plaintext(c) || vrev__tls_engine_close_notify(c->eng) != 0;
@@ -785,9 +695,11 @@ bool vrev__tls_handshake_done(struct bufferevent *tls_bev)
     return c && c->state == ST_OPEN;
 }
 
+#ifdef VREV_TESTING
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed)
 {
     struct tconn *c = conn_of(tls_bev);
     if (c)
         c->io.chaos = seed;
 }
+#endif
