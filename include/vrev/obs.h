@@ -84,7 +84,7 @@ VREV_API const char *vrev_instance_metrics_address(const vrev_instance *inst);
 enum vrev_log_target {
     VREV_LOG_TARGET_NONE = 0,    /* not written ("none", or no "log" object for access) */
     VREV_LOG_TARGET_CONSOLE = 1, /* V2Ray writes both to standard output */
-    VREV_LOG_TARGET_FILE = 2,    /* *path names the file */
+    VREV_LOG_TARGET_FILE = 2     /* *path names the file */
 };
 /** The target of the access log (access = 1, "log.access") or of the error log (access = 0,
  *  "log.error"), as VREV_LOG_TARGET_*; for a file, *path (if path is not NULL) gets its name

@@ -194,7 +194,7 @@ enum vrev_tunnel_event {
     VREV_EVENT_TUNNEL_DOWN = 2,
     VREV_EVENT_SESSION_OPEN = 3,
     VREV_EVENT_SESSION_CLOSE = 4, /* bytes_up/bytes_down are the session's totals */
-    VREV_EVENT_SESSION_REFUSED = 5,
+    VREV_EVENT_SESSION_REFUSED = 5
 };
 
 /** Event callback, run from the event loop: `name` is the session's target name; for a
@@ -215,7 +215,7 @@ enum vrev_tunnel_counter {
                                  than a second, or over sessionRate; portal: no
                                  tunnel) */
     VREV_COUNTER_BYTES_UP = 6,
-    VREV_COUNTER_BYTES_DOWN = 7,
+    VREV_COUNTER_BYTES_DOWN = 7
 };
 
 /* --- portal --------------------------------------------------------------------------------- */
