@@ -13,7 +13,7 @@
  * Typical use (error checks omitted):
  *
  *     vrev_tunnel_opts *o;
- *     vrev_tunnel_opts_new(&o);
+ *     vrev_tunnel_opts_new(&o, ctx);
  *     vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5");
  *     vrev_tunnel_opts_set_portal(o, "portal.example.net:443");
  *     vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080");
@@ -50,7 +50,13 @@ typedef struct vrev_bridge vrev_bridge;
  * Setters copy their arguments and return 0, VREV_ERR_INVAL (NULL or malformed; the message
  * from vrev_tunnel_opts_error() says what) or VREV_ERR_NOMEM. */
 
-VREV_API int vrev_tunnel_opts_new(vrev_tunnel_opts **out);
+/** Create an empty options object. Everything it allocates (itself, the strings and lists the
+ *  setters copy) goes through `ctx`'s allocator (vrev_ctx_new2()), which is copied: the
+ *  options may be freed after the context, as long as that allocator still works. ctx NULL:
+ *  the C library's allocator (options built before any context). Returns 0, VREV_ERR_INVAL
+ *  (out is NULL) or VREV_ERR_NOMEM. */
+VREV_API int vrev_tunnel_opts_new(vrev_tunnel_opts **out, vrev_ctx *ctx);
+/** Free the options (and wipe the id they hold). NULL is a no-op. */
 VREV_API void vrev_tunnel_opts_free(vrev_tunnel_opts *o);
 /** The last setter's error message ("" if none). Valid until the next call on o. */
 VREV_API const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o);

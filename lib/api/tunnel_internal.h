@@ -20,6 +20,7 @@ struct vrev__tunnel_pair {
 };
 
 struct vrev_tunnel_opts {
+    vrev_allocator alloc; /* the context's, copied (vrev_tunnel_opts_new): every allocation */
     char err[256];
     uint8_t uuid[16];
     bool has_id;

@@ -67,6 +67,18 @@ const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const cha
 
 /* vrev__transport_wrap() (lib/net/layer.h) puts one on a connection. */
 
+/* The C library's allocator (what vrev_ctx_new2() takes for NULL). */
+extern const vrev_allocator vrev__default_allocator;
+
+/* Allocation through an allocator (vrev/ctx.h's rules: realloc(NULL, n) mallocs, free(NULL)
+ * is a no-op; a size of 0 asks for 1 byte). What the vrev__malloc() family does with the
+ * context's allocator, for objects made without a context (vrev_tunnel_opts). */
+void *vrev__alloc_malloc(const vrev_allocator *a, size_t size);
+void *vrev__alloc_realloc(const vrev_allocator *a, void *ptr, size_t size);
+void vrev__alloc_free(const vrev_allocator *a, void *ptr);
+/* A copy of s (NULL when s is NULL or out of memory), freed with vrev__alloc_free(). */
+char *vrev__alloc_strdup(const vrev_allocator *a, const char *s);
+
 void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);
 void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size);
