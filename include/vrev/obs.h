@@ -101,7 +101,7 @@ typedef struct vrev_metrics_server vrev_metrics_server;
  *  with a body 413, other methods than GET and HEAD 501. Bounded: request headers up to 8 KiB,
  *  a connection idle 5 s (no whole request yet, or none since the last answer) is closed, a
  *  response is at most 1 MiB (else 500). libevent 2.1's evhttp has no cap on connections: bind
- *  it to a loopback or management address. On failure err (if not NULL) gets a message.
+ *  it to a loopback or management address. err, err_len: the error detail (vrev/error.h).
  *  Returns 0, VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without
  *  event_base), VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
 VREV_API int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,

@@ -227,8 +227,9 @@ enum vrev_tunnel_counter {
 /* --- portal --------------------------------------------------------------------------------- */
 
 /** Create a portal and bind its listeners. Needs: id, listen, at least one public listener.
- *  On failure err (if not NULL) gets a message. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE
- *  (ctx without event_base), VREV_ERR_NOMEM or a listener error (VREV_ERR_ADDRINUSE...). */
+ *  err, err_len: the error detail (vrev/error.h: "" on success, else what failed). Returns 0,
+ *  VREV_ERR_INVAL, VREV_ERR_STATE (ctx without event_base), VREV_ERR_NOMEM or a listener
+ *  error (VREV_ERR_ADDRINUSE...). */
 VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                              size_t err_len);
 VREV_API void vrev_portal_free(vrev_portal *p);
@@ -238,16 +239,16 @@ VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
 VREV_API unsigned vrev_portal_tunnel_port(const vrev_portal *p);
 VREV_API unsigned vrev_portal_public_port(const vrev_portal *p, size_t i);
 
-/** Apply new options to a running portal (all or nothing: on any error the portal is
- *  unchanged, err gets a message). Live tunnels and sessions stay. The public listeners are
- *  matched by HOST:PORT: one with the same name is kept, one with a new name takes over the
- *  old socket (no connect refused meanwhile), a removed one closes, a new one binds (a busy
- *  port fails the reload). The tunnel listener is kept if its options (id, listen, TLS
- *  certificate and key, transport, carrier) did not change; otherwise a new one (on the old
- *  socket when --listen is the same) takes new handshakes with the new id and settings, and
- *  the old one finishes those under way. The domain, heartbeat, drain threshold and
- *  dead-after need a restart: VREV_ERR_UNSUPPORTED, the message names the option. `o` is
- *  read during the call only. A log line says what was kept. Returns 0, VREV_ERR_INVAL,
+/** Apply new options to a running portal (all or nothing: on any error the portal is unchanged,
+ *  err gets a message as vrev/error.h says). Live tunnels and sessions stay. The public
+ *  listeners are matched by HOST:PORT: one with the same name is kept, one with a new name
+ *  takes over the old socket (no connect refused meanwhile), a removed one closes, a new one
+ *  binds (a busy port fails the reload). The tunnel listener is kept if its options (id,
+ *  listen, TLS certificate and key, transport, carrier) did not change; otherwise a new one (on
+ *  the old socket when --listen is the same) takes new handshakes with the new id and settings,
+ *  and the old one finishes those under way. The domain, heartbeat, drain threshold and
+ *  dead-after need a restart: VREV_ERR_UNSUPPORTED, the message names the option. `o` is read
+ *  during the call only. A log line says what was kept. Returns 0, VREV_ERR_INVAL,
  *  VREV_ERR_UNSUPPORTED, VREV_ERR_NOMEM or a listener error. Thread: the loop's. */
 VREV_API int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err,
                                 size_t err_len);
@@ -256,7 +257,8 @@ VREV_API uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed);
 
 /* --- bridge --------------------------------------------------------------------------------- */
 
-/** Create a bridge. Needs: id, portal, at least one target. Returns as vrev_portal_new(). */
+/** Create a bridge. Needs: id, portal, at least one target. err, err_len and the return value
+ *  as vrev_portal_new(). */
 VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                              size_t err_len);
 /** Start dialing the portal (and keep a tunnel up from now on). Returns 0. */

@@ -212,8 +212,8 @@ int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
     return 0;
 }
 
-int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -235,6 +235,13 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = p;
     return 0;
+}
+
+int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(portal_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 void vrev_portal_free(vrev_portal *p)
@@ -653,8 +660,8 @@ int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
     return 0;
 }
 
-int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -680,6 +687,13 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = b;
     return 0;
+}
+
+int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(bridge_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 int vrev_bridge_start(vrev_bridge *b)

@@ -87,6 +87,13 @@ void vrev__free(vrev_ctx *ctx, void *ptr);
  * NULL or out of memory. */
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
 
+/* The error-detail convention of the public constructors and reloads (vrev/error.h): call
+ * vrev__err_begin() first, and return through vrev__err_end(), which leaves "" on success and,
+ * on failure, vrev_strerror(rc) when nothing more precise was written. err may be NULL; nothing
+ * is written when len is 0. vrev__err_end() returns rc. */
+void vrev__err_begin(char *err, size_t len);
+int vrev__err_end(int rc, char *err, size_t len);
+
 /* Overwrite memory in a way the compiler may not elide (for secrets). */
 void vrev__wipe(void *ptr, size_t len);
 
