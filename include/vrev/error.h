@@ -106,12 +106,12 @@ extern "C" {
     XX(H2_FLOOD, -313, "HTTP/2 peer over a flood or abuse limit")                                  \
     XX(PROXY_HEADER, -320, "missing or malformed PROXY protocol header")
 
-/* VREV_OK closes the list: C89 and C++98 allow no comma after the last enumerator. */
+/* Each code is preceded by its comma: C89 and C++98 allow none after the last enumerator. */
 enum vrev_errno {
-#define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),
+    VREV_OK = 0 /**< success: what every fallible function returns when it did its work */
+#define VREV_ERR_ENUM_(name, value, msg) , VREV_ERR_##name = (value)
     VREV_ERRNO_MAP(VREV_ERR_ENUM_)
 #undef VREV_ERR_ENUM_
-    VREV_OK = 0 /**< success: what every fallible function returns when it did its work */
 };
 
 /** A human-readable message for an error code ("unknown error" for unknown codes, "success"
