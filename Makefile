@@ -107,6 +107,7 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj-test/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
@@ -116,13 +117,14 @@ FUZZ_BUILD ?= build/fuzz
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 
 STATIC_LIB := $(BUILD)/libvrev.a
+TEST_LIB := $(BUILD)/libvrev-testing.a
 SONAME := libvrev.so.$(VERSION_MAJOR)
 SHARED_LIB := $(BUILD)/libvrev.so.$(VERSION)
 VREV_BIN := $(BUILD)/vrev
 
 .SECONDARY:
 .PHONY: demo all lib cli examples deps check check-run unit replay clitest exports symbols headers \
-	layers run-examples asan fuzz install \
+	layers format format-fix run-examples asan fuzz install \
 	uninstall clean bench bench-micro units manlint FORCE
 
 all: lib cli
@@ -148,7 +150,25 @@ $(BUILD)/obj/tests/%.o: tests/%.c $(BUILD)/config.stamp
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CPPFLAGS_ALL) $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
 
+# The unit tests' build of lib/: the same sources again with -DVREV_TESTING, which compiles in
+# the test hooks (vrev__tls_set_chaos and its state) that the shipped libvrev.a/.so never carry
+# (`make exports` checks). The unit tests, and only they, link it; it doubles lib/'s compile
+# time for them (about 20 s of CPU at -O2).
+$(BUILD)/obj-test/%.o: %.c $(BUILD)/config.stamp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (VREV_TESTING)")
+	$(Q)$(CC) $(CPPFLAGS_ALL) -DVREV_TESTING $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c $(BUILD)/config.stamp
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS_ALL) -DVREV_TESTING $(CMOCKA_CFLAGS) $(CFLAGS_ALL) -MMD -MP -c -o $@ $<
+
 $(STATIC_LIB): $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(TEST_LIB): $(TEST_LIB_OBJS)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
@@ -168,10 +188,10 @@ $(VREV_BIN): $(CLI_OBJS) $(STATIC_LIB)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(STATIC_LIB) $(LIBS_ALL)
 
 # --- tests -------------------------------------------------------------------------------------
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJS) $(STATIC_LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJS) $(TEST_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_HELPER_OBJS) $(STATIC_LIB) $(LIBS_ALL) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $< $(UNIT_HELPER_OBJS) $(TEST_LIB) $(LIBS_ALL) $(CMOCKA_LIBS)
 
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/obj/tests/fuzz/replay_main.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
@@ -226,9 +246,15 @@ clitest: $(VREV_BIN)
 # The shared library exports the public API only, each name under the version node VREV_1.0
 # (lib/libvrev.map), and exactly the names committed in lib/libvrev.symbols: an added or removed
 # export fails here by name. `make symbols` rewrites the list when the change is intended.
+# Neither shipped library carries a test hook (-DVREV_TESTING code: no symbol named *chaos* or
+# *_test*).
 SYMBOLS := lib/libvrev.symbols
-exports: $(BUILD)/$(SONAME)
+exports: $(BUILD)/$(SONAME) $(STATIC_LIB)
 	@$(PYTHON) scripts/check-exports.py $(BUILD)/$(SONAME) $(SYMBOLS)
+	@bad=$$(nm -A --defined-only $(STATIC_LIB) $(SHARED_LIB) | awk '{print $$NF}' | \
+		grep -iE 'chaos|_test' | sort -u); if [ -n "$$bad" ]; then echo "$$bad"; \
+		echo "exports: test hooks in the shipped library (guard them with #ifdef VREV_TESTING)"; \
+		exit 1; fi; echo "exports: no test hook in $(STATIC_LIB) or $(SHARED_LIB)"
 
 symbols: $(BUILD)/$(SONAME)
 	@$(PYTHON) scripts/check-exports.py --write $(BUILD)/$(SONAME) $(SYMBOLS)
@@ -261,6 +287,14 @@ headers: $(BUILD)/$(SONAME) $(SYMBOLS)
 		"C linkage (extern \"C\") in include/vrev.h"; exit 1; })
 	@echo "headers: all public headers compile standalone (-pedantic C89, C99," \
 		"C++98, C++11), every export declared$(if $(filter 1,$(SANITIZE)),, and linked from C++)"
+
+# Every tracked .c/.h formatted as .clang-format says (clang-format 14); `make format-fix`
+# formats the tree in place.
+format:
+	@bash scripts/check-format.sh
+
+format-fix:
+	@bash scripts/check-format.sh --fix
 
 # Which folder may include which (DESIGN.md §3; the rules and their named exceptions are in
 # scripts/check-layers.py, explained in docs/layers.md).
@@ -380,4 +414,4 @@ run-examples: examples
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-test -name '*.d' 2>/dev/null)

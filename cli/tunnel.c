@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "cli.h"
 #include "vrev.h"
@@ -65,7 +64,8 @@ static int usage(int portal, FILE *out)
             "                   [--dead-after DURATION] [--max-sessions N] [--limit NAME=VALUE]\n"
             "                   [--config-file FILE] [--pid-file FILE]\n"
             "  --portal   the portal's tunnel address; repeatable: a tunnel set to each portal\n"
-            "             (portals behind one load balancer)\n"
+            "             (portals behind one load balancer); a HOST name with several\n"
+            "             addresses: a tunnel set to each address\n"
             "  --to       a local service for target NAME (default \"%s\"), or for the\n"
             "             HOST:PORT a portal asks for (--to 127.0.0.1:80=127.0.0.1:8080, for\n"
             "             a V2Ray portal); the bridge reaches nothing but these;\n"
@@ -518,15 +518,12 @@ int vrev_cli_bridge(int argc, char **argv)
 
 int vrev_cli_uuid(void)
 {
-    uint8_t u[16];
-    if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u)) {
-        fprintf(stderr, "vrev uuid: no random bytes\n");
+    char id[37];
+    int rc = vrev_uuid_new(id);
+    if (rc < 0) {
+        fprintf(stderr, "vrev uuid: %s\n", vrev_strerror(rc));
         return 1;
     }
-    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
-    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    for (int i = 0; i < 16; i++)
-        printf("%s%02x", (i == 4 || i == 6 || i == 8 || i == 10) ? "-" : "", u[i]);
-    putchar('\n');
+    puts(id);
     return 0;
 }

@@ -16,8 +16,9 @@ BUILD_PKGS=(gcc make pkg-config binutils libevent-dev libjansson-dev libmbedtls-
 # mandoc lints the man pages, systemd's systemd-analyze verifies the units (no running systemd
 # needed), bash-completion runs the completion script in the CLI tests; haproxy and nginx are run
 # by the e2e tests on loopback ports (PROXY protocol, a portal behind a front server); Debian's
-# own services are not used.
-TEST_PKGS=(clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl mandoc
+# own services are not used. clang-format-14 checks the formatting (release 14: other releases
+# format differently).
+TEST_PKGS=(clang clang-format-14 libclang-rt-14-dev libcmocka-dev python3 python3-pytest v2ray openssl mandoc
     systemd bash-completion haproxy nginx)
 BENCH_PKGS=(python3 v2ray iperf3 wrk nginx gnuplot-nox)
 

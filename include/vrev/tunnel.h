@@ -61,8 +61,14 @@ VREV_API void vrev_tunnel_opts_free(vrev_tunnel_opts *o);
 /** The last setter's error message ("" if none). Valid until the next call on o. */
 VREV_API const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o);
 
-/** Both: the VMess user id shared by portal and bridge (a UUID; "vrev uuid" makes one). */
+/** Both: the VMess user id shared by portal and bridge (a UUID: vrev_uuid_new() or
+ *  "vrev uuid" makes one). */
 VREV_API int vrev_tunnel_opts_set_id(vrev_tunnel_opts *o, const char *uuid);
+/** A new random id (a version 4 UUID) written to out as its canonical text, lower case,
+ *  8-4-4-4-12 digits and the NUL (37 bytes, the caller's). Returns 0, VREV_ERR_INVAL (out NULL)
+ *  or VREV_ERR_IO (the system's random source failed; out untouched). Thread-safe: uses no
+ *  library state. */
+VREV_API int vrev_uuid_new(char out[37]);
 /** Both: "aes-128-gcm" (default), "chacha20-poly1305" or "none". */
 VREV_API int vrev_tunnel_opts_set_security(vrev_tunnel_opts *o, const char *name);
 /** Both: the tunnel domain (default VREV_TUNNEL_DEFAULT_DOMAIN). */
@@ -76,17 +82,26 @@ VREV_API int vrev_tunnel_opts_set_listen(vrev_tunnel_opts *o, const char *hostpo
 VREV_API int vrev_tunnel_opts_add_public(vrev_tunnel_opts *o, const char *hostport,
                                          const char *name);
 
-/** Bridge: the portal's tunnel address ("HOST:PORT"; a host name is resolved when dialing),
- *  replacing any portal set or added before. */
+/** Bridge: the portal's tunnel address ("HOST:PORT"), replacing any portal set or added
+ *  before. A host name with several addresses gives a tunnel set to each address, as
+ *  vrev_tunnel_opts_add_portal() says. */
 VREV_API int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport);
 /** Bridge: one more portal (up to VREV_TUNNEL_MAX_PORTALS; the same HOST:PORT twice is
  *  VREV_ERR_INVAL). The bridge keeps its own tunnels to each portal, with their own redial
  *  and backoff: when one portal is down the others carry on. Meant for portals behind a load
  *  balancer (README: "Several portals"): any portal may get a public connection, and hands
- *  it to this bridge over its own tunnels. A host name is resolved (without blocking the
- *  loop) at each dial and the tunnel goes to the first address of the answer: a name that
- *  stands for several portals does not give a tunnel set to each; add each portal's
- *  address. */
+ *  it to this bridge over its own tunnels.
+ *  A host name is resolved (hosts file, then DNS, without blocking the loop) when the bridge
+ *  is made, every 30 s, and a few seconds after one of its tunnel sets has no tunnel. Each of
+ *  its addresses is taken as a portal of its own (own tunnels, redial and backoff; the
+ *  portals beyond VREV_TUNNEL_MAX_PORTALS in all are left out, with a warning), dialled at
+ *  that address with the name as TLS server name, checked in the certificate, and as ws Host
+ *  (unless vrev_tunnel_opts_set_tls_sni() / vrev_tunnel_opts_set_carrier_host() set them).
+ *  An address that appears gets its tunnels; one that goes is no longer dialled and its
+ *  tunnels close once they carry no session. A name with one address is dialled by name,
+ *  resolved at each dial. A name that does not resolve is logged and retried with a backoff
+ *  (1 s doubling to 30 s); its tunnels meanwhile go to the addresses it had (or are dialled by
+ *  name). */
 VREV_API int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport);
 /** The most portals one bridge dials. */
 #define VREV_TUNNEL_MAX_PORTALS 16
@@ -204,8 +219,10 @@ enum vrev_tunnel_event {
 };
 
 /** Event callback, run from the event loop: `name` is the session's target name; for a
- *  bridge's tunnel events the portal's HOST:PORT as given (which of its portals); NULL for a
- *  portal's tunnel events and refusals. Valid during the call only. For SESSION_CLOSE,
+ *  bridge's tunnel events the portal's HOST:PORT as given (which of its portals), or
+ *  "NAME:PORT (ADDRESS)" for one of the addresses of a portal given by a name with several
+ *  (e.g. "portal.example.net:8443 (2001:db8::7)"); NULL for a portal's tunnel events and
+ *  refusals. Valid during the call only. For SESSION_CLOSE,
  * bytes_up is what the public client sent to the service and bytes_down the other way (0
  * otherwise). Do not free the portal or bridge from inside it. */
 typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "net/carrier_layer.h"
 #include "net/tls.h"
 #include "obs/obs.h"
 #include "proxy/inbound.h"
@@ -65,7 +66,7 @@ static int custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o, const struct v
 /* The carrier (vrev_tunnel_opts_set_carrier) on the portal's tunnel inbound or the bridge's
  * outbound. Returns 0 or a failure (err filled). */
 static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
-                          struct vrev__outbound *ob, char *err, size_t len)
+                          struct vrev__outbound *ob, const char *ws_host, char *err, size_t len)
 {
     struct vrev__carrier_opts c;
     const char *host;
@@ -77,6 +78,10 @@ static int tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
         return fail(err, len, VREV_ERR_INVAL,
                     "a bridge over h2 needs TLS (V2Ray's h2 client speaks it over TLS only)");
     vrev__tunnel_carrier(o, &c, &host);
+    if (ws_host && o->carrier == VREV_CARRIER_WS && !c.n_hosts) { /* the name, not the address */
+        c.hosts = &ws_host;
+        c.n_hosts = 1;
+    }
     int rc = in ? vrev__inbound_set_carrier(in, &c) : vrev__outbound_set_carrier(ob, &c);
     return rc < 0 ? fail(err, len, rc, NULL) : 0;
 }
@@ -91,9 +96,9 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
     split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__vmess_in_user u = {{0}, NULL};
+    struct vrev__in_user u = {{0}, NULL};
     memcpy(u.uuid, o->uuid, 16);
-    struct vrev__vmess_in_opts vi = {host, port, &u, 1};
+    struct vrev__in_user_opts vi = {host, port, &u, 1};
     struct vrev__inbound *in = NULL;
     int rc = vrev__vmess_in_new(&p->engine, "tunnel", &vi, &in);
     vrev__wipe(&u, sizeof(u));
@@ -120,7 +125,7 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     if (rc == 0)
         rc = custom_layer(p->ctx, o, &in->layer, err, len);
     if (rc == 0)
-        rc = tunnel_carrier(o, in, NULL, err, len);
+        rc = tunnel_carrier(o, in, NULL, NULL, err, len);
     if (rc == 0)
         vrev__inbound_set_accept_proxy(in, o->accept_proxy);
     if (rc < 0) {
@@ -212,22 +217,47 @@ int vrev__portal_check(const vrev_tunnel_opts *o, char *err, size_t len)
     return 0;
 }
 
+int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
+{
+    if (!o->has_id || !o->n_portals || !o->n_targets)
+        return fail(err, len, VREV_ERR_INVAL,
+                    !o->has_id      ? "a bridge needs an id (--id UUID)"
+                    : !o->n_portals ? "a bridge needs the portal's address (--portal HOST:PORT)"
+                                    : "a bridge needs a local target (--to HOST:PORT)");
+    return 0;
+}
+
+/* The start of vrev_portal_new and vrev_bridge_new: the options checked (check's err), then a
+ * zeroed object of `size` bytes from ctx's allocator; NULL with *rc the error. */
+static void *tunnel_alloc(vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                          int (*check)(const vrev_tunnel_opts *o, char *err, size_t len),
+                          size_t size, int *rc, char *err, size_t err_len)
+{
+    void *obj = NULL;
+    if ((*rc = check(o, err, err_len)) == 0 && !(obj = vrev__calloc(ctx, 1, size)))
+        *rc = fail(err, err_len, VREV_ERR_NOMEM, NULL);
+    return obj;
+}
+
+/* A portal's or bridge's engine started on ctx. Returns 0 or the error (err written). */
+static int engine_start(struct vrev__engine *e, vrev_ctx *ctx, char *err, size_t err_len)
+{
+    int rc = vrev__engine_init(e, ctx);
+    return rc < 0 ? fail(err, err_len, rc, "the context has no event_base") : 0;
+}
+
 static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                       size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (vrev__portal_check(o, err, err_len) < 0)
-        return VREV_ERR_INVAL;
-    vrev_portal *p = vrev__calloc(ctx, 1, sizeof(*p));
+    int rc;
+    vrev_portal *p = tunnel_alloc(ctx, o, vrev__portal_check, sizeof(*p), &rc, err, err_len);
     if (!p)
-        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+        return rc;
     p->ctx = ctx;
-    int rc = vrev__engine_init(&p->engine, ctx);
-    if (rc < 0)
-        fail(err, err_len, rc, "the context has no event_base");
-    else
+    if ((rc = engine_start(&p->engine, ctx, err, err_len)) == 0)
         rc = portal_build(p, o, err, err_len);
     if (rc < 0) {
         vrev_portal_free(p);
@@ -270,11 +300,7 @@ void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *use
 }
 
 /* The counters both sides share, from their stats. */
-struct counters {
-    uint64_t tunnels, opened, sessions, active, refused, up, down;
-};
-
-static uint64_t counter_of(const struct counters *c, int counter)
+static uint64_t counter_of(const struct vrev__tunnel_counters *c, int counter)
 {
     switch (counter) {
     case VREV_COUNTER_TUNNELS:
@@ -300,8 +326,9 @@ uint64_t vrev_portal_counter(const vrev_portal *p, int counter)
 {
     struct vrev__portal_stats st;
     vrev__portal_get_stats(p->portal, &st);
-    struct counters c = {st.tunnels_live, st.tunnels_opened, st.sessions,  st.sessions_active,
-                         st.no_tunnel,    st.bytes_up,       st.bytes_down};
+    struct vrev__tunnel_counters c = {st.tunnels_live,    st.tunnels_opened, st.sessions,
+                                      st.sessions_active, st.no_tunnel,      st.bytes_up,
+                                      st.bytes_down};
     return counter_of(&c, counter);
 }
 
@@ -386,16 +413,18 @@ static int route_addr(struct vrev__router *r, const struct vrev__strlist *from,
 }
 
 /* A rule per portal sending its bridge's tunnel (the domain, from "bridge-<i>") to its
- * "interconn-<i>"; then the targets' rules, for sessions from any of the bridges. */
+ * "interconn-<i>"; then the targets' rules, for sessions from any of the bridges: these and
+ * the n_old running ones after them in btags (whose tunnels may bring sessions until they
+ * close: a leg winding down keeps its tag). */
 static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char **tags,
-                         const char **btags, char *err, size_t len)
+                         const char **btags, size_t n_old, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
     size_t np = o->n_portals;
     char msg[256], full[300];
     int rc = vrev__router_new(b->ctx, &e->router);
     snprintf(full, sizeof(full), "full:%s", vrev__tunnel_domain(o));
-    struct vrev__strlist from = {btags, np};
+    struct vrev__strlist from = {btags, np + n_old};
     for (size_t i = 0; rc == 0 && i < np; i++) {
         struct vrev__rule_spec r;
         memset(&r, 0, sizeof(r));
@@ -431,15 +460,19 @@ static int bridge_routes(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     return rc < 0 ? fail(err, len, rc, msg) : 0;
 }
 
-/* The VMess outbound `tag` to portal `hostport`, with TLS, custom transport and carrier. */
-static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *hostport,
-                         const char *tag, struct vrev__outbound **out, char *err, size_t len)
+/* The VMess outbound `tag` to portal i, with TLS, custom transport and carrier. The address
+ * of a name keeps the name as TLS server name and ws Host (unless the options set them). */
+static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const char *tag,
+                         struct vrev__outbound **out, char *err, size_t len)
 {
     struct vrev__engine *e = &b->engine;
-    char host[VREV_MUX_TARGET_MAX];
+    char host[VREV_MUX_TARGET_MAX], ws_host[VREV_MUX_TARGET_MAX + 8];
     uint16_t port;
-    split_hostport(hostport, host, sizeof(host), &port);
-    struct vrev__vmess_out_opts vo = {host, port, {0}, o->security};
+    const char *name = vrev__tunnel_portal_name(o, i);
+    split_hostport(o->portals[i], host, sizeof(host), &port);
+    if (!name || vrev__ws_default_host(name, port, o->tls, ws_host, sizeof(ws_host)) < 0)
+        ws_host[0] = 0;
+    struct vrev__user_out_opts vo = {host, port, {0}, o->security};
     memcpy(vo.uuid, o->uuid, 16);
     struct vrev__outbound *ob;
     int rc = vrev__vmess_out_new(e, tag, &vo, 1, &ob);
@@ -454,9 +487,15 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
                                   : o->carrier == VREV_CARRIER_WS ? h1
                                                                   : NULL;
         struct vrev__tls_client_opts co = {
-            o->tls_sni,   o->tls_insecure,   false, NULL,         0,
-            ca,           o->tls_ca ? 1 : 0, alpn,  alpn ? 1 : 0, (const uint8_t(*)[32])o->tls_pins,
-            o->n_tls_pins};
+            .server_name = o->tls_sni ? o->tls_sni : name, /* an address of a name: the name */
+            .allow_insecure = o->tls_insecure,
+            .ca_files = ca,
+            .n_ca_files = o->tls_ca ? 1 : 0,
+            .alpn = alpn,
+            .n_alpn = alpn ? 1 : 0,
+            .pins = (const uint8_t(*)[32])o->tls_pins,
+            .n_pins = o->n_tls_pins,
+        };
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
         if (o->tls_insecure && !o->n_tls_pins)
@@ -471,7 +510,7 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
     }
     rc = custom_layer(b->ctx, o, &ob->layer, err, len);
     if (rc == 0)
-        rc = tunnel_carrier(o, NULL, ob, err, len);
+        rc = tunnel_carrier(o, NULL, ob, ws_host[0] ? ws_host : NULL, err, len);
     if (rc < 0) {
         ob->ops->destroy(ob);
         return rc;
@@ -490,7 +529,7 @@ static int bridge_outbounds(vrev_bridge *b, const vrev_tunnel_opts *o, const cha
     struct vrev__outbound *ob;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < o->n_portals; i++) {
-        if ((rc = interconn_new(b, o, o->portals[i], tags[i], &ob, err, len)) < 0)
+        if ((rc = interconn_new(b, o, i, tags[i], &ob, err, len)) < 0)
             return rc;
         rc = vrev__engine_add_outbound(e, ob);
     }
@@ -547,15 +586,19 @@ void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg)
     vrev__bridge_set_notify(leg->bridge, leg_event, leg);
 }
 
+void vrev__tunnel_leg_free(vrev_bridge *b, struct vrev__tunnel_leg *leg)
+{
+    if (!leg)
+        return;
+    vrev__bridge_free(leg->bridge);
+    vrev__free(b->ctx, leg->portal);
+    vrev__free(b->ctx, leg);
+}
+
 void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n)
 {
-    for (size_t i = 0; legs && i < n; i++) {
-        if (!legs[i])
-            continue;
-        vrev__bridge_free(legs[i]->bridge);
-        vrev__free(b->ctx, legs[i]->portal);
-        vrev__free(b->ctx, legs[i]);
-    }
+    for (size_t i = 0; legs && i < n; i++)
+        vrev__tunnel_leg_free(b, legs[i]);
     vrev__free(b->ctx, legs);
 }
 
@@ -569,7 +612,7 @@ static int leg_new(vrev_bridge *b, const vrev_tunnel_opts *o, size_t i, const ch
     *out = leg;
     leg->owner = b;
     vrev__tunnel_key(o, 0, i, leg->key);
-    if (!(leg->portal = vrev__strdup(b->ctx, o->portals[i])))
+    if (!(leg->portal = vrev__tunnel_leg_name(b->ctx, o, i)))
         return VREV_ERR_NOMEM;
     struct vrev__bridge_opts bo;
     memset(&bo, 0, sizeof(bo));
@@ -618,22 +661,23 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     size_t n = o->n_targets, np = o->n_portals;
     const char **tags = vrev__calloc(b->ctx, n + np, sizeof(*tags));
     char(*tag_buf)[32] = vrev__calloc(b->ctx, n + np, sizeof(*tag_buf));
-    const char **btags = vrev__calloc(b->ctx, np, sizeof(*btags));
+    const char **btags = vrev__calloc(b->ctx, np + b->n_legs + b->n_retiring, sizeof(*btags));
     char(*btag_buf)[32] = vrev__calloc(b->ctx, np, sizeof(*btag_buf));
     const char **allowed = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed));
     char(*allowed_buf)[VREV_MUX_TARGET_MAX + 8] = vrev__calloc(b->ctx, 2 * n, sizeof(*allowed_buf));
     *legs = vrev__calloc(b->ctx, np, sizeof(**legs));
-    size_t n_allowed = 0;
+    size_t n_allowed = 0, n_old = 0;
     int rc = tags && tag_buf && btags && btag_buf && allowed && allowed_buf && *legs
                  ? 0
                  : VREV_ERR_NOMEM;
     if (rc == 0) {
         bridge_tags(o, tags, tag_buf, btags, btag_buf);
         n_allowed = bridge_allowed(o, allowed, allowed_buf);
+        n_old = vrev__bridge_old_leg_tags(b, btags, np);
         rc = bridge_outbounds(b, o, tags, err, len);
     }
     if (rc == 0)
-        rc = bridge_routes(b, o, tags, btags, err, len);
+        rc = bridge_routes(b, o, tags, btags, n_old, err, len);
     for (size_t i = 0; rc == 0 && i < np; i++)
         if ((rc = leg_new(b, o, i, btags[i], allowed, n_allowed, &(*legs)[i])) < 0)
             fail(err, len, rc, NULL);
@@ -650,37 +694,24 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
-int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len)
-{
-    if (!o->has_id || !o->n_portals || !o->n_targets)
-        return fail(err, len, VREV_ERR_INVAL,
-                    !o->has_id      ? "a bridge needs an id (--id UUID)"
-                    : !o->n_portals ? "a bridge needs the portal's address (--portal HOST:PORT)"
-                                    : "a bridge needs a local target (--to HOST:PORT)");
-    return 0;
-}
-
 static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                       size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
     *out = NULL;
-    if (vrev__bridge_check(o, err, err_len) < 0)
-        return VREV_ERR_INVAL;
-    vrev_bridge *b = vrev__calloc(ctx, 1, sizeof(*b));
+    int rc;
+    vrev_bridge *b = tunnel_alloc(ctx, o, vrev__bridge_check, sizeof(*b), &rc, err, err_len);
     if (!b)
-        return fail(err, err_len, VREV_ERR_NOMEM, NULL);
+        return rc;
     b->ctx = ctx;
-    int rc = vrev__engine_init(&b->engine, ctx);
-    if (rc < 0)
-        fail(err, err_len, rc, "the context has no event_base");
-    else if ((rc = remember(ctx, &b->rs, o, 0)) < 0)
+    if ((rc = engine_start(&b->engine, ctx, err, err_len)) == 0 &&
+        (rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
-    else
-        rc = vrev__bridge_build(b, o, &b->legs, err, err_len);
-    if (rc == 0)
+    if (rc == 0 && (rc = vrev__bridge_build(b, o, &b->legs, err, err_len)) == 0)
         b->n_legs = o->n_portals;
+    if (rc == 0 && (rc = vrev__bridge_names_new(b, o)) < 0)
+        fail(err, err_len, rc, NULL);
     if (rc < 0) {
         vrev_bridge_free(b);
         return rc;
@@ -703,6 +734,7 @@ int vrev_bridge_start(vrev_bridge *b)
     b->started = true;
     for (size_t i = 0; i < b->n_legs; i++)
         vrev__bridge_start(b->legs[i]->bridge);
+    vrev__bridge_names_start(b);
     return 0;
 }
 
@@ -711,7 +743,9 @@ void vrev_bridge_free(vrev_bridge *b)
     if (!b)
         return;
     b->ev.cb = NULL;
+    vrev__bridge_names_free(b);
     vrev__bridge_legs_free(b, b->legs, b->n_legs);
+    vrev__bridge_legs_free(b, b->retiring, b->n_retiring);
     vrev__engine_close_all(&b->engine);
     vrev__tunnel_reload_cleanup(&b->engine, &b->rs);
     vrev__engine_cleanup(&b->engine);
@@ -724,26 +758,45 @@ void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *use
     b->ev.user = user;
 }
 
-/* The counters summed over the portals' bridges. */
-static void bridge_counters(const vrev_bridge *b, struct counters *c)
+static void add_counters(struct vrev__tunnel_counters *c, const struct vrev__bridge_stats *st)
 {
-    memset(c, 0, sizeof(*c));
+    c->tunnels += st->tunnels_opened - st->tunnels_closed;
+    c->opened += st->tunnels_opened;
+    c->sessions += st->sessions;
+    c->active += st->sessions_active;
+    c->refused += st->refused + st->dials_refused + st->mux.refused_rate;
+    c->up += st->bytes_up;
+    c->down += st->bytes_down;
+}
+
+void vrev__tunnel_leg_free_retired(vrev_bridge *b, struct vrev__tunnel_leg *leg)
+{
+    struct vrev__bridge_stats st;
+    vrev__bridge_get_stats(leg->bridge, &st);
+    add_counters(&b->gone, &st);
+    b->gone.tunnels = b->gone.active = 0; /* idle: none left */
+    vrev__tunnel_leg_free(b, leg);
+}
+
+/* The counters summed over the portals' bridges (those winding down and gone included). */
+static void bridge_counters(const vrev_bridge *b, struct vrev__tunnel_counters *c)
+{
+    *c = b->gone;
+    for (size_t i = 0; i < b->n_retiring; i++) {
+        struct vrev__bridge_stats st;
+        vrev__bridge_get_stats(b->retiring[i]->bridge, &st);
+        add_counters(c, &st);
+    }
     for (size_t i = 0; i < b->n_legs; i++) {
         struct vrev__bridge_stats st;
         vrev__bridge_get_stats(b->legs[i]->bridge, &st);
-        c->tunnels += st.tunnels_opened - st.tunnels_closed;
-        c->opened += st.tunnels_opened;
-        c->sessions += st.sessions;
-        c->active += st.sessions_active;
-        c->refused += st.refused + st.dials_refused + st.mux.refused_rate;
-        c->up += st.bytes_up;
-        c->down += st.bytes_down;
+        add_counters(c, &st);
     }
 }
 
 uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter)
 {
-    struct counters c;
+    struct vrev__tunnel_counters c;
     bridge_counters(b, &c);
     return counter_of(&c, counter);
 }

@@ -31,6 +31,9 @@ struct vrev_tunnel_opts {
     size_t n_publics;
     char **portals; /* bridge: one tunnel set (its own vrev__bridge) per portal */
     size_t n_portals;
+    /* bridge, set only on a name's expansion (tunnel_resolve.c): portal i is an address of
+     * the name portal_names[i] (TLS server name, ws Host); NULL array or entry: none */
+    char **portal_names;
     struct vrev__tunnel_pair *targets;
     size_t n_targets;
     unsigned heartbeat_ms, drain_after, sessions_per_tunnel, dead_after_ms; /* 0: defaults */
@@ -49,11 +52,18 @@ struct vrev_tunnel_opts {
     char *carrier_host; /* NULL: the default */
 };
 
+/* A deep copy of `o` (its error text left out) on ctx's allocator, freed with
+ * vrev_tunnel_opts_free; NULL when out of memory. */
+vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o, vrev_ctx *ctx);
+/* Replace the portals (and their names: NULL for none) with copies of portals[0..n) and
+ * names[0..n). 0, or VREV_ERR_NOMEM with `o` unchanged. */
+int vrev__tunnel_opts_set_portals(vrev_tunnel_opts *o, char *const *portals, char *const *names,
+                                  size_t n);
+
 /* The carrier options the tunnel's inbound or outbound takes (strings borrowed from o);
  * *host is the storage for the one host. */
 void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *c,
                           const char **host);
-const char *vrev__tunnel_carrier_name(int kind);
 
 long vrev__tunnel_find_target(const vrev_tunnel_opts *o, const char *name);
 /* A bridge target named by the HOST:PORT a portal asks for (e.g. a V2Ray portal's
@@ -122,11 +132,22 @@ struct vrev__tunnel_leg {
     uint8_t key[32]; /* vrev__tunnel_key() of the way to this portal */
 };
 
+struct vrev__portal_names;
+
+/* A portal's or bridge's counters (vrev_*_counter). */
+struct vrev__tunnel_counters {
+    uint64_t tunnels, opened, sessions, active, refused, up, down;
+};
+
 struct vrev_bridge {
     vrev_ctx *ctx;
     struct vrev__engine engine;
     struct vrev__tunnel_leg **legs; /* one per portal; outbound i of the engine is leg i's */
     size_t n_legs;
+    struct vrev__tunnel_leg **retiring; /* to an address gone: closed once idle, then freed */
+    size_t n_retiring;
+    struct vrev__tunnel_counters gone; /* of the retiring legs freed */
+    struct vrev__portal_names *names;  /* the portals given by name (tunnel_resolve.c) */
     bool started;
     struct events ev;
     struct vrev__tunnel_reload rs;
@@ -147,9 +168,45 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
                        char *err, size_t len);
 /* The bridge and interconn tags of the i-th portal's leg. */
 void vrev__tunnel_leg_tags(const vrev_tunnel_opts *o, size_t i, char btag[32], char itag[32]);
+void vrev__tunnel_leg_free(vrev_bridge *b, struct vrev__tunnel_leg *leg);
+/* A retiring leg gone idle: its counters kept in b->gone, then freed. */
+void vrev__tunnel_leg_free_retired(vrev_bridge *b, struct vrev__tunnel_leg *leg);
 void vrev__bridge_legs_free(vrev_bridge *b, struct vrev__tunnel_leg **legs, size_t n);
 /* After vrev__bridge_adopt(): leg's events are its own again. */
 void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg);
 int vrev__bridge_check(const vrev_tunnel_opts *o, char *err, size_t len);
+/* Append to btags[0..np) the tags of the running legs (those winding down included) not in
+ * it (borrowed from them); returns how many. Their tunnels may bring sessions until they
+ * close: the new router routes them too. */
+size_t vrev__bridge_old_leg_tags(const vrev_bridge *b, const char **btags, size_t np);
+/* Rebuild the bridge's outbounds, router and legs for `o` (checked): legs whose way is the
+ * same keep their tunnels (tunnel_reload.c). resolved: the change comes from a name's
+ * addresses (tunnel_resolve.c), not from the user: a leg no new one takes over winds down
+ * (closes its tunnels once idle) instead of closing them at once, and the reload is not
+ * logged nor counted. */
+int vrev__bridge_replan(vrev_bridge *b, const vrev_tunnel_opts *o, bool resolved, char *err,
+                        size_t len);
+
+/* --- portals given by name (tunnel_resolve.c) ---
+ * A portal given as a host name is resolved at start, every VREV__NAMES_EVERY_MS, and a few
+ * seconds after one of its legs has no tunnel; when it has several addresses (at most
+ * VREV_TUNNEL_MAX_PORTALS legs in all), the bridge keeps a leg to each (the options'
+ * expansion: portal_names), else the one leg to the name, dialled as given. */
+#define VREV__NAMES_EVERY_MS 30000
+/* Remember the options given (copied) and the names in them. 0 or VREV_ERR_NOMEM. */
+int vrev__bridge_names_new(vrev_bridge *b, const vrev_tunnel_opts *o);
+/* Resolve now and from then on (vrev_bridge_start). */
+void vrev__bridge_names_start(vrev_bridge *b);
+void vrev__bridge_names_free(vrev_bridge *b);
+/* vrev_bridge_reload's rebuild (o checked): o expanded with the addresses known, replanned;
+ * names new in o are resolved at once. */
+int vrev__bridge_names_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t len);
+/* The name portal i of `o` is an address of (o->portal_names), or NULL. */
+const char *vrev__tunnel_portal_name(const vrev_tunnel_opts *o, size_t i);
+/* What leg i's events name: the portal as given, or "NAME:PORT (ADDRESS)" for an address of a
+ * name (allocated on ctx; NULL: out of memory). */
+char *vrev__tunnel_leg_name(vrev_ctx *ctx, const vrev_tunnel_opts *o, size_t i);
+/* Tests: resolve every name now (answers from the hosts file come before this returns). */
+void vrev__bridge_names_resolve_now(vrev_bridge *b);
 
 #endif

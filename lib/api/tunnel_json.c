@@ -8,6 +8,7 @@
 
 #include "codec/addr.h"
 #include "codec/vmess.h"
+#include "core/hex.h"
 #include "net/tls_pin.h"
 #include "tunnel_internal.h"
 
@@ -28,19 +29,6 @@ static void put(struct out *o, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         o->len += (size_t)n;
-}
-
-static void uuid_text(const uint8_t u[16], char text[37])
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t t = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            text[t++] = '-';
-        text[t++] = hex[u[i] >> 4];
-        text[t++] = hex[u[i] & 15];
-    }
-    text[t] = '\0';
 }
 
 static const char *security_name(int s)
@@ -268,7 +256,7 @@ int vrev_tunnel_opts_print_config(const vrev_tunnel_opts *t, int as_portal, char
         if (!t->targets[i].hostport) /* an in-process handler has no JSON equivalent */
             return VREV_ERR_UNSUPPORTED;
     char id[37];
-    uuid_text(t->uuid, id);
+    vrev__uuid_format(t->uuid, id);
     struct out o = {buf, cap, 0};
     if (as_portal)
         portal_json(&o, t, id);

@@ -64,9 +64,13 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
                      o->domain,  o->listen,  o->carrier_path, o->carrier_host};
     for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
         o_free(o, owned[i]);
-    for (size_t i = 0; i < o->n_portals; i++)
+    for (size_t i = 0; i < o->n_portals; i++) {
         o_free(o, o->portals[i]);
+        if (o->portal_names)
+            o_free(o, o->portal_names[i]);
+    }
     o_free(o, o->portals);
+    o_free(o, o->portal_names);
     vrev_allocator a = o->alloc;
     vrev__wipe(o, sizeof(*o)); /* the UUID is the shared secret */
     vrev__alloc_free(&a, o);
@@ -516,7 +520,113 @@ void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *
     c->n_hosts = o->carrier_host ? 1 : 0;
 }
 
-const char *vrev__tunnel_carrier_name(int kind)
+/* --- copies (a bridge keeps the options it was given: tunnel_resolve.c) --- */
+
+static bool copy_str(vrev_tunnel_opts *c, char **to, const char *s)
 {
-    return kind == VREV_CARRIER_WS ? "ws" : kind == VREV_CARRIER_H2 ? "h2" : "tcp";
+    return !s || (*to = dup_str(c, s));
+}
+
+/* Arrays are allocated zeroed before being filled: a failure leaves them fit to free. */
+static bool copy_strs(vrev_tunnel_opts *c, char ***to, char *const *v, size_t n)
+{
+    if (!v)
+        return true;
+    if (!(*to = vrev__alloc_malloc(&c->alloc, (n + 1) * sizeof(**to))))
+        return false;
+    memset(*to, 0, (n + 1) * sizeof(**to));
+    for (size_t i = 0; i < n; i++)
+        if (!copy_str(c, &(*to)[i], v[i]))
+            return false;
+    return true;
+}
+
+static bool copy_pairs(vrev_tunnel_opts *c, struct vrev__tunnel_pair **to,
+                       const struct vrev__tunnel_pair *v, size_t n)
+{
+    if (!v)
+        return true;
+    if (!(*to = vrev__alloc_malloc(&c->alloc, (n + 1) * sizeof(**to))))
+        return false;
+    memset(*to, 0, (n + 1) * sizeof(**to));
+    for (size_t i = 0; i < n; i++) {
+        struct vrev__tunnel_pair *t = &(*to)[i];
+        *t = v[i];
+        t->name = t->hostport = NULL;
+        if (!copy_str(c, &t->name, v[i].name) || !copy_str(c, &t->hostport, v[i].hostport))
+            return false;
+    }
+    return true;
+}
+
+vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o, vrev_ctx *ctx)
+{
+    vrev_tunnel_opts *c = vrev__malloc(ctx, sizeof(*c));
+    if (!c)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    c->alloc = ctx->alloc;
+    memcpy(c->uuid, o->uuid, sizeof(c->uuid));
+    c->has_id = o->has_id;
+    c->security = o->security;
+    c->heartbeat_ms = o->heartbeat_ms;
+    c->drain_after = o->drain_after;
+    c->sessions_per_tunnel = o->sessions_per_tunnel;
+    c->dead_after_ms = o->dead_after_ms;
+    c->tls = o->tls;
+    c->tls_insecure = o->tls_insecure;
+    c->accept_proxy = o->accept_proxy;
+    c->carrier = o->carrier;
+    /* counts before arrays: the free below walks the zeroed entries of a partial copy */
+    c->n_portals = o->n_portals;
+    c->n_publics = o->n_publics;
+    c->n_targets = o->n_targets;
+    c->n_tls_pins = o->n_tls_pins;
+    bool ok = copy_strs(c, &c->portals, o->portals, o->n_portals) &&
+              copy_strs(c, &c->portal_names, o->portal_names, o->n_portals) &&
+              copy_pairs(c, &c->publics, o->publics, o->n_publics) &&
+              copy_pairs(c, &c->targets, o->targets, o->n_targets) &&
+              copy_str(c, &c->domain, o->domain) && copy_str(c, &c->listen, o->listen) &&
+              copy_str(c, &c->tls_cert, o->tls_cert) && copy_str(c, &c->tls_key, o->tls_key) &&
+              copy_str(c, &c->tls_ca, o->tls_ca) && copy_str(c, &c->tls_sni, o->tls_sni) &&
+              copy_str(c, &c->transport, o->transport) &&
+              copy_str(c, &c->carrier_path, o->carrier_path) &&
+              copy_str(c, &c->carrier_host, o->carrier_host);
+    if (ok && o->n_tls_pins) {
+        size_t pins = o->n_tls_pins * sizeof(*c->tls_pins);
+        ok = (c->tls_pins = vrev__alloc_malloc(&c->alloc, pins)) != NULL;
+        if (ok)
+            memcpy(c->tls_pins, o->tls_pins, o->n_tls_pins * sizeof(*c->tls_pins));
+    }
+    if (!ok) {
+        c->n_portals = c->portals ? c->n_portals : 0;
+        c->n_publics = c->publics ? c->n_publics : 0;
+        c->n_targets = c->targets ? c->n_targets : 0;
+        vrev_tunnel_opts_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void free_strs(vrev_tunnel_opts *o, char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        o_free(o, v[i]);
+    o_free(o, v);
+}
+
+int vrev__tunnel_opts_set_portals(vrev_tunnel_opts *o, char *const *portals, char *const *names,
+                                  size_t n)
+{
+    char **p = NULL, **nm = NULL;
+    bool ok = copy_strs(o, &p, portals, n) && copy_strs(o, &nm, names, n);
+    size_t drop_n = ok ? o->n_portals : n;
+    free_strs(o, ok ? o->portals : p, drop_n);
+    free_strs(o, ok ? o->portal_names : nm, drop_n);
+    if (!ok)
+        return VREV_ERR_NOMEM;
+    o->portals = p;
+    o->portal_names = nm;
+    o->n_portals = n;
+    return 0;
 }

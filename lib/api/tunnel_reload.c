@@ -38,6 +38,7 @@ void vrev__tunnel_key(const vrev_tunnel_opts *o, int portal, size_t i, uint8_t k
     } else {
         add(v, &n, lens, &o->security, sizeof(o->security));
         add_str(v, &n, lens, i < o->n_portals ? o->portals[i] : NULL);
+        add_str(v, &n, lens, i < o->n_portals && o->portal_names ? o->portal_names[i] : NULL);
         add_str(v, &n, lens, o->tls_ca);
         add_str(v, &n, lens, o->tls_sni);
         add(v, &n, lens, o->tls_pins, o->n_tls_pins * sizeof(*o->tls_pins));
@@ -315,6 +316,23 @@ static int bridge_plan(vrev_bridge *b, const vrev_tunnel_opts *o, struct bridge_
     return rc;
 }
 
+size_t vrev__bridge_old_leg_tags(const vrev_bridge *b, const char **btags, size_t np)
+{
+    size_t k = np;
+    for (int pass = 0; pass < 2; pass++) {
+        struct vrev__tunnel_leg *const *v = pass ? b->retiring : b->legs;
+        for (size_t j = 0; j < (pass ? b->n_retiring : b->n_legs); j++) {
+            const char *t = v[j] ? vrev__bridge_tag(v[j]->bridge) : NULL;
+            bool seen = !t;
+            for (size_t i = 0; i < k && !seen; i++)
+                seen = !strcmp(btags[i], t);
+            if (!seen)
+                btags[k++] = t;
+        }
+    }
+    return k - np;
+}
+
 /* Which running leg each new one takes over (from[i], -1: none): the same way to the portal
  * (its tunnels stay), else the same portal address, else any left, in order (its tunnels
  * serve their sessions and close; new ones are dialled). */
@@ -363,14 +381,38 @@ static bool bridge_take(vrev_bridge *b, struct bridge_plan *pl, size_t i, long j
     return same;
 }
 
+/* A running leg no new one takes over, after a name's addresses changed: it keeps its tunnels
+ * until they are idle (room reserved before). */
+static void bridge_wind_down(vrev_bridge *b, size_t j)
+{
+    struct vrev__tunnel_leg *leg = b->legs[j];
+    vrev__log(b->ctx, VREV_LOG_INFO, "bridge",
+              "portal %s: no longer an address of its name: no more tunnels to it (those it has "
+              "close once idle)",
+              leg->portal);
+    vrev__bridge_wind_down(leg->bridge);
+    b->retiring[b->n_retiring++] = leg;
+    b->legs[j] = NULL;
+}
+
+static int reserve_retiring(vrev_bridge *b)
+{
+    struct vrev__tunnel_leg **v =
+        vrev__realloc(b->ctx, b->retiring, (b->n_retiring + b->n_legs + 1) * sizeof(*v));
+    if (v)
+        b->retiring = v;
+    return v ? 0 : VREV_ERR_NOMEM;
+}
+
 /* Outbounds 0..n_legs-1 are the legs' interconns: one whose way is the same is kept, every
- * other running outbound retired; a running leg no new one takes over closes its tunnels. */
-static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
+ * other running outbound retired; a running leg no new one takes over closes its tunnels (or
+ * winds down: resolved). */
+static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl, bool resolved)
 {
     struct vrev__engine *e = &b->engine;
     long *from = vrev__calloc(b->ctx, pl->n_legs + 1, sizeof(*from));
     bool *taken = vrev__calloc(b->ctx, b->n_legs + 1, sizeof(*taken));
-    if (!from || !taken) {
+    if (!from || !taken || (resolved && reserve_retiring(b) < 0)) {
         vrev__free(b->ctx, from);
         vrev__free(b->ctx, taken);
         return VREV_ERR_NOMEM;
@@ -382,8 +424,11 @@ static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
     for (size_t i = 0; i < e->n_outbounds; i++)
         if (e->outbounds[i])
             vrev__tunnel_retire_out(&b->rs, e->outbounds[i]);
-    for (size_t j = 0; j < b->n_legs; j++)
+    for (size_t j = 0; j < b->n_legs; j++) {
         closed += !taken[j];
+        if (!taken[j] && resolved)
+            bridge_wind_down(b, j);
+    }
     vrev__bridge_legs_free(b, b->legs, b->n_legs); /* those taken over have no tunnel left */
     vrev__free(b->ctx, e->outbounds);
     vrev__router_free(e->router);
@@ -398,7 +443,7 @@ static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
     if (closed)
         snprintf(more + strlen(more), sizeof(more) - strlen(more),
                  ", tunnels closed to %u removed", closed);
-    vrev__log(b->ctx, VREV_LOG_INFO, "reload",
+    vrev__log(b->ctx, resolved ? VREV_LOG_DEBUG : VREV_LOG_INFO, "reload",
               "reloaded: %zu targets, %zu portals: tunnels kept to %u%s", pl->n_obs - pl->n_legs,
               pl->n_legs, kept, more);
     b->legs = pl->legs;
@@ -408,25 +453,32 @@ static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl)
     return 0;
 }
 
-static int bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
+int vrev__bridge_replan(vrev_bridge *b, const vrev_tunnel_opts *o, bool resolved, char *err,
+                        size_t len)
 {
-    if (!b || !o)
-        return vrev__tunnel_fail(err, err_len, VREV_ERR_INVAL, NULL);
     struct bridge_plan pl;
     memset(&pl, 0, sizeof(pl));
-    int rc = vrev__bridge_check(o, err, err_len);
-    if (rc == 0)
-        rc = vrev__tunnel_reload_check(&b->rs, o, err, err_len);
-    if (rc == 0)
-        rc = bridge_plan(b, o, &pl, err, err_len);
-    if (rc == 0 && (rc = bridge_commit(b, &pl)) < 0) {
-        vrev__tunnel_fail(err, err_len, rc, NULL);
+    int rc = bridge_plan(b, o, &pl, err, len);
+    if (rc == 0 && (rc = bridge_commit(b, &pl, resolved)) < 0) {
+        vrev__tunnel_fail(err, len, rc, NULL);
         for (size_t i = 0; i < pl.n_obs; i++)
             pl.obs[i]->ops->destroy(pl.obs[i]);
         vrev__free(b->ctx, pl.obs);
         vrev__router_free(pl.router);
         vrev__bridge_legs_free(b, pl.legs, pl.n_legs);
     }
+    return rc;
+}
+
+static int bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
+{
+    if (!b || !o)
+        return vrev__tunnel_fail(err, err_len, VREV_ERR_INVAL, NULL);
+    int rc = vrev__bridge_check(o, err, err_len);
+    if (rc == 0)
+        rc = vrev__tunnel_reload_check(&b->rs, o, err, err_len);
+    if (rc == 0)
+        rc = vrev__bridge_names_reload(b, o, err, err_len);
     if (rc < 0)
         return reload_failed(b->ctx, &b->rs, rc, err, err_len);
     b->rs.ok++;

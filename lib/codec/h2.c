@@ -40,8 +40,6 @@ struct vrev__h2 {
     int err;          /* sticky */
     bool closing;     /* shutdown() called */
     unsigned control; /* control frames since the last tick */
-    bool has_date;
-    char date[30];
 };
 
 /* --- memory and strings -------------------------------------------------------------------- */
@@ -162,12 +160,10 @@ static void resume(struct vrev__h2 *h2, struct stream *st)
 
 static int respond(struct vrev__h2 *h2, struct stream *st, int status)
 {
-    nghttp2_nv h[3];
+    nghttp2_nv h[2];
     size_t n = 0;
     h[n++] = nv(":status", status == 200 ? "200" : "404");
     h[n++] = status == 200 ? nv("cache-control", "no-store") : nv("content-length", "0");
-    if (h2->has_date)
-        h[n++] = nv("date", h2->date);
     nghttp2_data_provider prd = {{.ptr = st}, read_cb};
     return nghttp2_submit_response(h2->s, st->id, h, n, status == 200 ? &prd : NULL);
 }
@@ -634,12 +630,6 @@ size_t vrev__h2_buffered(struct vrev__h2 *h2, int32_t sid)
 void vrev__h2_tick(struct vrev__h2 *h2)
 {
     h2->control = 0;
-}
-
-void vrev__h2_set_date(struct vrev__h2 *h2, int64_t unix_seconds)
-{
-    vrev__http1_date(unix_seconds, h2->date);
-    h2->has_date = true;
 }
 
 int vrev__h2_shutdown(struct vrev__h2 *h2)

@@ -29,7 +29,7 @@
  *           A request whose :authority is not exactly one of the hosts, or whose path does not
  *           START with the path (a prefix match: /h2/sub passes for /h2), gets 404 with
  *           content-length 0 and END_STREAM; the method is not checked. Otherwise 200 with
- *           cache-control no-store (and date), then the response body streams; END_STREAM
+ *           cache-control no-store (no date header), then the response body streams; END_STREAM
  *           when its side ends.
  *
  * This codec does the same: the client opens a stream per vrev__h2_open() (one per
@@ -60,10 +60,9 @@
  * V2Ray); feed every byte read to vrev__h2_feed(); write what vrev__h2_pending() gives and
  * vrev__h2_consume() it; pass the upper layer's bytes with vrev__h2_send() and its end with
  * vrev__h2_end() (or vrev__h2_reset() to abort); call vrev__h2_consumed() as the upper layer
- * takes input; call vrev__h2_tick() once a second (and vrev__h2_set_date() for the server's
- * date header, optional); close the connection when vrev__h2_done(). Callbacks run inside
- * vrev__h2_feed() and vrev__h2_pending(); they may call the stream functions, not
- * vrev__h2_free().
+ * takes input; call vrev__h2_tick() once a second; close the connection when vrev__h2_done().
+ * Callbacks run inside vrev__h2_feed() and vrev__h2_pending(); they may call the stream
+ * functions, not vrev__h2_free().
  *
  * Thread safety: one codec belongs to one thread; no shared state. */
 #ifndef VREV_CODEC_H2_H
@@ -175,9 +174,6 @@ void vrev__h2_consume(struct vrev__h2 *h2, size_t n);
 
 /* Start a new period for the control-frame count (once a second). */
 void vrev__h2_tick(struct vrev__h2 *h2);
-
-/* Server: the time for the date header of answers (seconds since 1970; never called: none). */
-void vrev__h2_set_date(struct vrev__h2 *h2, int64_t unix_seconds);
 
 /* Stop taking new streams (GOAWAY NO_ERROR); open streams go on. Returns 0 or
  * VREV_ERR_NOMEM. */

@@ -155,27 +155,23 @@ struct vrev__cfg_dokodemo {
     uint32_t user_level;
 };
 
-struct vrev__cfg_vmess_client {
+/* A client of a vmess or vless inbound. */
+struct vrev__cfg_client {
     struct vrev__cfg_uuid id;
+    const char *flow; /* vless: "" when absent; 4.34 ignores it (no XTLS), so does libvrev;
+                       * vmess: "" */
     uint8_t level;
     const char *email; /* "" when absent */
 };
 
 struct vrev__cfg_vmess_inbound {
-    struct vrev__cfg_vmess_client *clients; /* n_clients >= 1 */
+    struct vrev__cfg_client *clients; /* n_clients >= 1 */
     size_t n_clients;
     bool disable_insecure_encryption; /* refuse clients using security "none" */
 };
 
-struct vrev__cfg_vless_client {
-    struct vrev__cfg_uuid id;
-    const char *flow; /* "" when absent; 4.34 ignores it (no XTLS), so does libvrev */
-    uint8_t level;
-    const char *email; /* "" when absent */
-};
-
 struct vrev__cfg_vless_inbound {
-    struct vrev__cfg_vless_client *clients; /* n_clients >= 1; decryption was "none" */
+    struct vrev__cfg_client *clients; /* n_clients >= 1; decryption was "none" */
     size_t n_clients;
 };
 
@@ -261,31 +257,20 @@ enum vrev__cfg_vmess_security {
     VREV_CFG_VMESS_NONE = 5,
 };
 
-struct vrev__cfg_vmess_user {
-    struct vrev__cfg_uuid id;
-    int security; /* VREV_CFG_VMESS_* (the wire values of §4.5) */
+/* A user of a vmess or vless outbound's server. */
+struct vrev__cfg_user {
+    struct vrev__cfg_uuid id; /* vless: encryption was "none" */
+    int security;             /* vmess: VREV_CFG_VMESS_* (the wire values of §4.5); vless: 0 */
+    const char *flow;         /* vless: "" when absent; ignored, as by 4.34; vmess: "" */
     uint8_t level;
     const char *email;
 };
 
-struct vrev__cfg_vmess_server {
-    const char *address;                /* IP literal or domain */
-    uint16_t port;                      /* 1..65535 */
-    struct vrev__cfg_vmess_user *users; /* n_users >= 1 */
-    size_t n_users;
-};
-
-struct vrev__cfg_vless_user {
-    struct vrev__cfg_uuid id; /* encryption was "none" */
-    const char *flow;         /* "" when absent; ignored, as by 4.34 */
-    uint8_t level;
-    const char *email;
-};
-
-struct vrev__cfg_vless_server {
-    const char *address;
-    uint16_t port;
-    struct vrev__cfg_vless_user *users;
+/* A server of a vmess or vless outbound. */
+struct vrev__cfg_server {
+    const char *address;          /* IP literal or domain */
+    uint16_t port;                /* 1..65535 */
+    struct vrev__cfg_user *users; /* n_users >= 1 */
     size_t n_users;
 };
 
@@ -311,11 +296,11 @@ struct vrev__cfg_outbound {
         struct vrev__cfg_freedom freedom;
         struct vrev__cfg_blackhole blackhole;
         struct {
-            struct vrev__cfg_vmess_server *servers;
+            struct vrev__cfg_server *servers;
             size_t n_servers;
         } vmess;
         struct {
-            struct vrev__cfg_vless_server *servers;
+            struct vrev__cfg_server *servers;
             size_t n_servers;
         } vless;
         struct {

@@ -110,13 +110,14 @@ int vrev__cfg_vmess_alter_id(vrev__cfg_loader *L, json_t *obj)
     return alter_id(L, obj, true);
 }
 
-static int parse_vmess_client(vrev__cfg_loader *L, json_t *c, struct vrev__cfg_vmess_client *out)
+static int parse_vmess_client(vrev__cfg_loader *L, json_t *c, struct vrev__cfg_client *out)
 {
     static const char *const known[] = {"id", "alterId", "level", "email", "security", NULL};
     vrev__cfg_check_keys(L, c, known);
     VREV_CFG_TRY(vrev__cfg_uuid(L, c, "id", &out->id));
     VREV_CFG_TRY(alter_id(L, c, true));
     VREV_CFG_TRY(vrev__cfg_u8(L, c, "level", &out->level));
+    out->flow = "";
     out->email = "";
     return vrev__cfg_string(L, c, "email", &out->email, NULL);
 }
@@ -175,7 +176,7 @@ int vrev__cfg_vless_flow(vrev__cfg_loader *L, json_t *obj, const char **flow)
 static int vless_client_fn(vrev__cfg_loader *L, json_t *c, void *out)
 {
     static const char *const known[] = {"id", "flow", "level", "email", "encryption", NULL};
-    struct vrev__cfg_vless_client *cl = out;
+    struct vrev__cfg_client *cl = out;
     const char *enc = "", *key;
     vrev__cfg_check_keys(L, c, known);
     VREV_CFG_TRY(vrev__cfg_uuid(L, c, "id", &cl->id));

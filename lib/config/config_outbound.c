@@ -169,27 +169,35 @@ static int vmess_security(vrev__cfg_loader *L, json_t *u, int *out)
 static int vmess_user_fn(vrev__cfg_loader *L, json_t *u, void *out)
 {
     static const char *const known[] = {"id", "alterId", "security", "level", "email", NULL};
-    struct vrev__cfg_vmess_user *user = out;
+    struct vrev__cfg_user *user = out;
     vrev__cfg_check_keys(L, u, known);
     VREV_CFG_TRY(vrev__cfg_uuid(L, u, "id", &user->id));
     VREV_CFG_TRY(vrev__cfg_vmess_alter_id(L, u));
     VREV_CFG_TRY(vmess_security(L, u, &user->security));
     VREV_CFG_TRY(vrev__cfg_u8(L, u, "level", &user->level));
+    user->flow = "";
     user->email = "";
     return vrev__cfg_string(L, u, "email", &user->email, NULL);
 }
 
 static const char no_users[] = "no users: the server could not be authenticated to";
 
-static int vmess_server_fn(vrev__cfg_loader *L, json_t *s, void *out)
+/* A vmess or vless server, its users read by user_fn. */
+static int server_fn(vrev__cfg_loader *L, json_t *s, void *out,
+                     int (*user_fn)(vrev__cfg_loader *L, json_t *u, void *out))
 {
     static const char *const known[] = {"address", "port", "users", NULL};
-    struct vrev__cfg_vmess_server *srv = out;
+    struct vrev__cfg_server *srv = out;
     vrev__cfg_check_keys(L, s, known);
     VREV_CFG_TRY(vrev__cfg_address(L, s, "address", true, &srv->address));
     VREV_CFG_TRY(vrev__cfg_server_port(L, s, "port", &srv->port));
     return vrev__cfg_each(L, s, "users", sizeof(*srv->users), no_users, (void **)&srv->users,
-                          &srv->n_users, vmess_user_fn);
+                          &srv->n_users, user_fn);
+}
+
+static int vmess_server_fn(vrev__cfg_loader *L, json_t *s, void *out)
+{
+    return server_fn(L, s, out, vmess_user_fn);
 }
 
 /* ---- vless ---- */
@@ -197,7 +205,7 @@ static int vmess_server_fn(vrev__cfg_loader *L, json_t *s, void *out)
 static int vless_user_fn(vrev__cfg_loader *L, json_t *u, void *out)
 {
     static const char *const known[] = {"id", "encryption", "flow", "level", "email", NULL};
-    struct vrev__cfg_vless_user *user = out;
+    struct vrev__cfg_user *user = out;
     const char *enc = NULL, *key;
     vrev__cfg_check_keys(L, u, known);
     VREV_CFG_TRY(vrev__cfg_uuid(L, u, "id", &user->id));
@@ -217,13 +225,7 @@ static int vless_user_fn(vrev__cfg_loader *L, json_t *u, void *out)
 
 static int vless_server_fn(vrev__cfg_loader *L, json_t *s, void *out)
 {
-    static const char *const known[] = {"address", "port", "users", NULL};
-    struct vrev__cfg_vless_server *srv = out;
-    vrev__cfg_check_keys(L, s, known);
-    VREV_CFG_TRY(vrev__cfg_address(L, s, "address", true, &srv->address));
-    VREV_CFG_TRY(vrev__cfg_server_port(L, s, "port", &srv->port));
-    return vrev__cfg_each(L, s, "users", sizeof(*srv->users), no_users, (void **)&srv->users,
-                          &srv->n_users, vless_user_fn);
+    return server_fn(L, s, out, vless_user_fn);
 }
 
 /* ---- socks ---- */

@@ -69,6 +69,35 @@ static int vmess_security(int cfg)
     return cfg == VREV_CFG_VMESS_AUTO ? VREV_VMESS_SEC_AES_128_GCM : cfg;
 }
 
+typedef int (*user_outbound_fn)(struct vrev__engine *e, const char *tag,
+                                const struct vrev__user_out_opts *opts, size_t n,
+                                struct vrev__outbound **out);
+
+/* A vmess or vless outbound (`make`): one entry per configured (server, user). */
+static int add_user_outbound(vrev_instance *inst, const char *tag,
+                             const struct vrev__cfg_server *srv, size_t ns, user_outbound_fn make,
+                             struct vrev__outbound **ob)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ns; i++)
+        n += srv[i].n_users;
+    struct vrev__user_out_opts *vo = vrev__calloc(inst->ctx, n, sizeof(*vo));
+    if (!vo)
+        return VREV_ERR_NOMEM;
+    n = 0;
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < srv[i].n_users; j++, n++) {
+            vo[n].address = srv[i].address;
+            vo[n].port = srv[i].port;
+            memcpy(vo[n].uuid, srv[i].users[j].id.bytes, 16);
+            vo[n].security = vmess_security(srv[i].users[j].security);
+        }
+    int rc = make(&inst->engine, tag, vo, n, ob);
+    vrev__wipe(vo, n * sizeof(*vo));
+    vrev__free(inst->ctx, vo);
+    return rc;
+}
+
 static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
                         struct vrev__outbound **ob, const char **why)
 {
@@ -86,49 +115,12 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
     case VREV_CFG_OUT_BLACKHOLE:
         return vrev__blackhole_new(e, o->tag,
                                    o->settings.blackhole.response == VREV_CFG_BLACKHOLE_HTTP, ob);
-    case VREV_CFG_OUT_VMESS: {
-        const struct vrev__cfg_vmess_server *srv = o->settings.vmess.servers;
-        size_t ns = o->settings.vmess.n_servers;
-        size_t n = 0;
-        for (size_t i = 0; i < ns; i++)
-            n += srv[i].n_users;
-        struct vrev__vmess_out_opts *vo = vrev__calloc(inst->ctx, n, sizeof(*vo));
-        if (!vo)
-            return VREV_ERR_NOMEM;
-        n = 0;
-        for (size_t i = 0; i < ns; i++)
-            for (size_t j = 0; j < srv[i].n_users; j++, n++) {
-                vo[n].address = srv[i].address;
-                vo[n].port = srv[i].port;
-                memcpy(vo[n].uuid, srv[i].users[j].id.bytes, 16);
-                vo[n].security = vmess_security(srv[i].users[j].security);
-            }
-        int rc = vrev__vmess_out_new(e, o->tag, vo, n, ob);
-        vrev__wipe(vo, n * sizeof(*vo));
-        vrev__free(inst->ctx, vo);
-        return rc;
-    }
-    case VREV_CFG_OUT_VLESS: {
-        const struct vrev__cfg_vless_server *srv = o->settings.vless.servers;
-        size_t ns = o->settings.vless.n_servers;
-        size_t n = 0;
-        for (size_t i = 0; i < ns; i++)
-            n += srv[i].n_users;
-        struct vrev__vless_out_opts *vo = vrev__calloc(inst->ctx, n, sizeof(*vo));
-        if (!vo)
-            return VREV_ERR_NOMEM;
-        n = 0;
-        for (size_t i = 0; i < ns; i++)
-            for (size_t j = 0; j < srv[i].n_users; j++, n++) {
-                vo[n].address = srv[i].address;
-                vo[n].port = srv[i].port;
-                memcpy(vo[n].uuid, srv[i].users[j].id.bytes, 16);
-            }
-        int rc = vrev__vless_out_new(e, o->tag, vo, n, ob);
-        vrev__wipe(vo, n * sizeof(*vo));
-        vrev__free(inst->ctx, vo);
-        return rc;
-    }
+    case VREV_CFG_OUT_VMESS:
+        return add_user_outbound(inst, o->tag, o->settings.vmess.servers,
+                                 o->settings.vmess.n_servers, vrev__vmess_out_new, ob);
+    case VREV_CFG_OUT_VLESS:
+        return add_user_outbound(inst, o->tag, o->settings.vless.servers,
+                                 o->settings.vless.n_servers, vrev__vless_out_new, ob);
     case VREV_CFG_OUT_SOCKS: {
         const struct vrev__cfg_socks_server *srv = o->settings.socks.servers;
         size_t ns = o->settings.socks.n_servers;
@@ -271,6 +263,29 @@ int vrev__inst_make_router(vrev_instance *inst, const struct vrev__config *cfg,
     return 0;
 }
 
+typedef int (*user_inbound_fn)(struct vrev__engine *e, const char *tag,
+                               const struct vrev__in_user_opts *opts, struct vrev__inbound **out);
+
+/* A vmess or vless inbound (`make`) for the configured clients. */
+static int add_user_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
+                            const struct vrev__cfg_client *clients, size_t n, user_inbound_fn make,
+                            struct vrev__inbound **in)
+{
+    struct vrev__in_user *users = vrev__calloc(inst->ctx, n, sizeof(*users));
+    if (!users)
+        return VREV_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(users[i].uuid, clients[i].id.bytes, 16);
+        users[i].email = clients[i].email;
+    }
+    struct vrev__in_user_opts o = {
+        .listen = c->listen, .port = c->port.from, .users = users, .n_users = n};
+    int rc = make(&inst->engine, c->tag, &o, in);
+    vrev__wipe(users, n * sizeof(*users));
+    vrev__free(inst->ctx, users);
+    return rc;
+}
+
 static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
                        struct vrev__inbound **in, const char **why)
 {
@@ -289,36 +304,12 @@ static int add_inbound(vrev_instance *inst, const struct vrev__cfg_inbound *c,
         struct vrev__dokodemo_opts o = {c->listen, c->port.from, d->address, d->port, d->networks};
         return vrev__dokodemo_new(e, c->tag, &o, in);
     }
-    case VREV_CFG_IN_VMESS: {
-        const struct vrev__cfg_vmess_inbound *v = &c->settings.vmess;
-        struct vrev__vmess_in_user *users = vrev__calloc(inst->ctx, v->n_clients, sizeof(*users));
-        if (!users)
-            return VREV_ERR_NOMEM;
-        for (size_t i = 0; i < v->n_clients; i++) {
-            memcpy(users[i].uuid, v->clients[i].id.bytes, 16);
-            users[i].email = v->clients[i].email;
-        }
-        struct vrev__vmess_in_opts o = {c->listen, c->port.from, users, v->n_clients};
-        int rc = vrev__vmess_in_new(e, c->tag, &o, in);
-        vrev__wipe(users, v->n_clients * sizeof(*users));
-        vrev__free(inst->ctx, users);
-        return rc;
-    }
-    case VREV_CFG_IN_VLESS: {
-        const struct vrev__cfg_vless_inbound *v = &c->settings.vless;
-        struct vrev__vless_in_user *users = vrev__calloc(inst->ctx, v->n_clients, sizeof(*users));
-        if (!users)
-            return VREV_ERR_NOMEM;
-        for (size_t i = 0; i < v->n_clients; i++) {
-            memcpy(users[i].uuid, v->clients[i].id.bytes, 16);
-            users[i].email = v->clients[i].email;
-        }
-        struct vrev__vless_in_opts o = {c->listen, c->port.from, users, v->n_clients};
-        int rc = vrev__vless_in_new(e, c->tag, &o, in);
-        vrev__wipe(users, v->n_clients * sizeof(*users));
-        vrev__free(inst->ctx, users);
-        return rc;
-    }
+    case VREV_CFG_IN_VMESS:
+        return add_user_inbound(inst, c, c->settings.vmess.clients, c->settings.vmess.n_clients,
+                                vrev__vmess_in_new, in);
+    case VREV_CFG_IN_VLESS:
+        return add_user_inbound(inst, c, c->settings.vless.clients, c->settings.vless.n_clients,
+                                vrev__vless_in_new, in);
     case VREV_CFG_IN_SOCKS: {
         const struct vrev__cfg_socks_inbound *s = &c->settings.socks;
         size_t n = s->auth == VREV_CFG_SOCKS_PASSWORD ? s->n_accounts : 0;

@@ -62,6 +62,7 @@ static const struct vrev__layer_ops tls_layer; /* below: the connection as a lay
 
 /* --- lower-transport I/O for the backends -------------------------------------------------- */
 
+#ifdef VREV_TESTING
 /* xorshift32: a bad transport for tests; true when this call should pretend to block. */
 static bool chaos(struct vrev__tls_io *io, size_t *len)
 {
@@ -77,6 +78,7 @@ static bool chaos(struct vrev__tls_io *io, size_t *len)
     *len = 1 + (x >> 8) % *len;
     return false;
 }
+#endif
 
 int vrev__tls_io_recv(struct vrev__tls_io *io, uint8_t *buf, size_t len)
 {
@@ -84,8 +86,10 @@ int vrev__tls_io_recv(struct vrev__tls_io *io, uint8_t *buf, size_t len)
         return VREV__TLS_AGAIN;
     if (len > INT_MAX)
         len = INT_MAX;
+#ifdef VREV_TESTING
     if (io->chaos && evbuffer_get_length(io->in) && chaos(io, &len))
         return VREV__TLS_AGAIN;
+#endif
     int n = evbuffer_remove(io->in, buf, len);
     if (n > 0)
         return n;
@@ -102,8 +106,10 @@ int vrev__tls_io_send(struct vrev__tls_io *io, const uint8_t *buf, size_t len)
         return 0;
     if (len > INT_MAX)
         len = INT_MAX;
+#ifdef VREV_TESTING
     if (io->chaos && chaos(io, &len))
         return VREV__TLS_AGAIN;
+#endif
     return evbuffer_add(io->out, buf, len) == 0 ? (int)len : VREV__TLS_FAILED;
 }
 
@@ -295,7 +301,9 @@ static void pump(struct tconn *c)
     c->busy = true;
     do {
         c->again = false;
+#ifdef VREV_TESTING
         c->io.spurious = false;
+#endif
         if (c->state == ST_HANDSHAKE)
             handshake(c);
         if (c->state == ST_OPEN) {
@@ -303,9 +311,11 @@ static void pump(struct tconn *c)
             write_records(c);
             deliver_eof(c);
         }
+#ifdef VREV_TESTING
         /* A pretend block (tests) has no event to wake us: go round again. */
         if (c->io.spurious && c->state != ST_FAILED)
             c->again = true;
+#endif
     } while (c->again);
     c->busy = false;
 }
@@ -529,7 +539,9 @@ static void close_lower(struct tconn *c)
 {
     struct bufferevent *lower = c->lower;
     bufferevent_setcb(lower, NULL, NULL, NULL, NULL);
+#ifdef VREV_TESTING
     c->io.chaos = 0;
+#endif
     bool abort = c->aborted;
     if (!abort && c->state == ST_OPEN && !c->notify_sent)
         abort = !flush_plaintext(c) || vrev__tls_engine_close_notify(c->eng) != 0;
@@ -785,9 +797,11 @@ bool vrev__tls_handshake_done(struct bufferevent *tls_bev)
     return c && c->state == ST_OPEN;
 }
 
+#ifdef VREV_TESTING
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed)
 {
     struct tconn *c = conn_of(tls_bev);
     if (c)
         c->io.chaos = seed;
 }
+#endif

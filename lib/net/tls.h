@@ -103,8 +103,11 @@ const char *vrev__tls_alpn(struct bufferevent *tls_bev);
 /* True once the handshake (and verification) has succeeded. */
 bool vrev__tls_handshake_done(struct bufferevent *tls_bev);
 
-/* Tests only: make the transport below behave badly (short reads and writes, spurious
- * would-block) with a pseudo-random sequence from `seed` (0: off). */
+#ifdef VREV_TESTING
+/* Tests only (built with -DVREV_TESTING, never in the shipped library): make the transport below
+ * behave badly (short reads and writes, spurious would-block) with a pseudo-random sequence
+ * from `seed` (0: off). */
 void vrev__tls_set_chaos(struct bufferevent *tls_bev, unsigned seed);
+#endif
 
 #endif

@@ -18,7 +18,7 @@
 #include "tls_pin.h"
 
 /* Engine results besides a byte count > 0 (read, write) or 0 (handshake, close_notify done). */
-#define VREV__TLS_AGAIN (-1)  /* blocked: more input needed below (or the chaos hook said so) */
+#define VREV__TLS_AGAIN (-1) /* blocked: more input needed below (or, tests, the chaos hook) */
 #define VREV__TLS_CLOSED (-2) /* read: the peer's close_notify */
 #define VREV__TLS_FAILED (-3) /* fatal; the reason is vrev__tls_engine_error() */
 
@@ -28,8 +28,10 @@ struct vrev__tls_io {
     struct evbuffer *in, *out; /* the lower bufferevent's buffers */
     bool eof;                  /* nothing more will arrive in `in` */
     bool hit_eof;              /* a recv returned the end of stream */
+#ifdef VREV_TESTING            /* the unit tests' build of lib/ only (vrev__tls_set_chaos) */
     bool spurious;             /* a recv/send pretended to block (chaos) */
-    uint32_t chaos;            /* tests: xorshift state, 0 = off */
+    uint32_t chaos;            /* xorshift state, 0 = off */
+#endif
 };
 
 /* Lower-transport I/O for the backends' callbacks: recv returns n > 0, 0 at the end of stream,

@@ -40,3 +40,47 @@ void vrev__picker_cleanup(struct vrev__picker *p, vrev_ctx *ctx)
     p->first = NULL;
     p->n_servers = 0;
 }
+
+void *vrev__outbound_picked_new(struct vrev__engine *e, const char *tag,
+                                const struct vrev__outbound_ops *ops, const void *opts, size_t n,
+                                size_t head, size_t ent_size, int *rc)
+{
+    *rc = VREV_ERR_INVAL;
+    if (!opts || n == 0 || n > (SIZE_MAX - head) / ent_size)
+        return NULL;
+    struct vrev__outbound *ob = vrev__calloc(e->ctx, 1, head + n * ent_size);
+    if (!ob) {
+        *rc = VREV_ERR_NOMEM;
+        return NULL;
+    }
+    *rc = vrev__outbound_init(ob, e, ops, tag);
+    return ob;
+}
+
+void *vrev__picked_req_new(struct vrev__outbound *ob, struct vrev__picker *picker, const void *ent,
+                           size_t stride, struct bufferevent *link, size_t size)
+{
+    struct vrev__picked_req *r = vrev__outbound_req_new(ob, link, size);
+    if (r) {
+        r->ob = ob;
+        r->ent = (const uint8_t *)ent + vrev__picker_pick(picker) * stride;
+    }
+    return r;
+}
+
+void vrev__picked_req_release(void *req) /* the engine stopped before the dial ended */
+{
+    struct vrev__picked_req *r = req;
+    vrev__free(r->ob->engine->ctx, r);
+}
+
+void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component,
+                             struct bufferevent *link, struct bufferevent *bev, int err)
+{
+    if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
+        vrev__log(ob->engine->ctx, VREV_LOG_WARN, component, "[%s] %s", ob->tag ? ob->tag : "",
+                  vrev_strerror(err));
+    if (bev)
+        bufferevent_free(bev);
+    vrev__bev_close(link, 1);
+}

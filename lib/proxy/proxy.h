@@ -189,6 +189,21 @@ int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
                              const struct vrev__addr *target, int family,
                              vrev__link_resolved_fn done, void *user);
 
+/* Every IPv4 and IPv6 address of `host` (the hosts file, then the name servers), at most
+ * `max`, without repeats, in the resolver's order, each with `port`. `done` gets them (n > 0,
+ * err 0) or VREV_ERR_RESOLVE; it runs from the loop, or before this returns (a hosts-file
+ * answer: *out is then NULL). *out: the query while it is out, which its owner cancels with
+ * vrev__resolve_all_cancel() before going away (done is then never called; the record is
+ * freed when the answer, or the resolver's shutdown, comes). Returns 0, or VREV_ERR_NOMEM /
+ * VREV_ERR_RESOLVE (no resolver) with done not called. */
+struct vrev__resolve_all;
+typedef void (*vrev__resolved_all_fn)(const struct vrev__addr *addrs, size_t n, int err,
+                                      void *user);
+int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t port, size_t max,
+                             vrev__resolved_all_fn done, void *user,
+                             struct vrev__resolve_all **out);
+void vrev__resolve_all_cancel(struct vrev__resolve_all *q);
+
 /* Common outbound setup: tag copy and ops. */
 int vrev__outbound_init(struct vrev__outbound *ob, struct vrev__engine *e,
                         const struct vrev__outbound_ops *ops, const char *tag);
@@ -227,6 +242,30 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
 /* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
  * closed (out of memory). */
 void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size);
+/* The start of a picking outbound's _new (its struct begins with its struct vrev__outbound, then
+ * n entries of ent_size bytes end it, head bytes before them), for n options at `opts`: the
+ * arguments checked, the object allocated zeroed, vrev__outbound_init'ed with ops and tag. NULL
+ * with *rc VREV_ERR_INVAL (opts NULL, n 0 or too large) or VREV_ERR_NOMEM; else the object
+ * with *rc init's result (on an error, finish with vrev__outbound_picked_done: it destroys it). */
+void *vrev__outbound_picked_new(struct vrev__engine *e, const char *tag,
+                                const struct vrev__outbound_ops *ops, const void *opts, size_t n,
+                                size_t head, size_t ent_size, int *rc);
+/* The start of a picking outbound's request (vmess, vless): the outbound and the entry picked
+ * for one link. */
+struct vrev__picked_req {
+    struct vrev__outbound *ob;
+    const void *ent; /* one of the outbound's entries: it begins with the server's address */
+};
+/* A zeroed request of `size` bytes beginning with struct vrev__picked_req, an entry of `ent` (n
+ * entries of `stride` bytes, as the picker's) picked; or NULL with the link closed (out of
+ * memory). vrev__picked_req_release frees it (a release hook for vrev__outbound_dial_req). */
+void *vrev__picked_req_new(struct vrev__outbound *ob, struct vrev__picker *picker, const void *ent,
+                           size_t stride, struct bufferevent *link, size_t size);
+void vrev__picked_req_release(void *req);
+/* A picking outbound's dial or request failed with err: a warning under `component` (not for
+ * a refused or timed-out dial), bev freed (may be NULL), the link closed. */
+void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component,
+                             struct bufferevent *link, struct bufferevent *bev, int err);
 
 /* --- outbounds ----------------------------------------------------------------------------- */
 
@@ -254,27 +293,22 @@ void vrev__freedom_set_proxy_protocol(struct vrev__outbound *ob, int version);
 int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,
                         struct vrev__outbound **out);
 
-struct vrev__vmess_out_opts {
+struct vrev__user_out_opts {
     const char *address; /* server host */
     uint16_t port;
     uint8_t uuid[16];
-    int security; /* VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305 or _NONE */
+    int security; /* vmess: VREV_VMESS_SEC_AES_128_GCM, _CHACHA20_POLY1305, _NONE; vless: ignored */
 };
 
 /* One entry per (server, user), n >= 1 (see struct vrev__picker for the grouping). */
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out);
 
-/* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1). */
-struct vrev__vless_out_opts {
-    const char *address; /* server host */
-    uint16_t port;
-    uint8_t uuid[16];
-};
-
+/* vless: the request header for the link's target, then raw bytes (WIRE-SPEC §5.1); the same
+ * entries (security unused). */
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out);
 
 /* socks: SOCKS5 CONNECT to the link's target, then raw bytes (WIRE-SPEC §5.3). */
@@ -301,35 +335,24 @@ struct vrev__dokodemo_opts {
     unsigned networks; /* VREV_ROUTE_TCP | VREV_ROUTE_UDP */
 };
 
-struct vrev__vmess_in_user {
+/* A user of an inbound that authenticates by UUID (vmess, vless). */
+struct vrev__in_user {
     uint8_t uuid[16];
     const char *email; /* may be NULL */
 };
 
-struct vrev__vmess_in_opts {
+/* The options of such an inbound: its listener and users (copied; the caller keeps them). */
+struct vrev__in_user_opts {
     const char *listen;
     uint16_t port;
-    const struct vrev__vmess_in_user *users;
+    const struct vrev__in_user *users;
     size_t n_users;
 };
 
 int vrev__vmess_in_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__vmess_in_opts *opts, struct vrev__inbound **out);
-
-struct vrev__vless_in_user {
-    uint8_t uuid[16];
-    const char *email; /* may be NULL */
-};
-
-struct vrev__vless_in_opts {
-    const char *listen;
-    uint16_t port;
-    const struct vrev__vless_in_user *users;
-    size_t n_users;
-};
-
+                       const struct vrev__in_user_opts *opts, struct vrev__inbound **out);
 int vrev__vless_in_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__vless_in_opts *opts, struct vrev__inbound **out);
+                       const struct vrev__in_user_opts *opts, struct vrev__inbound **out);
 
 struct vrev__socks_in_account {
     const char *user; /* 1..255 bytes; becomes the link's user ("email") for routing */

@@ -101,6 +101,22 @@ static void resolve_close(struct vrev__conn *c)
     q->stopped = true; /* answered() frees it */
 }
 
+/* Send the query for `host`'s addresses of `family`; true if its answer came before this
+ * returns (from the hosts file, or a failure at once): *calling is set meanwhile, for the
+ * callback to leave the rest to the caller. */
+static bool ask(struct evdns_base *dns, const char *host, int family, evdns_getaddrinfo_cb cb,
+                void *q, bool *calling, const bool *answered)
+{
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM; /* one answer per address */
+    *calling = true;
+    evdns_getaddrinfo(dns, host, NULL, &hints, cb, q);
+    *calling = false;
+    return *answered;
+}
+
 int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
                              const struct vrev__addr *target, int family,
                              vrev__link_resolved_fn done, void *user)
@@ -121,14 +137,82 @@ int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
     q->cb = done;
     q->user = user;
     vrev__engine_track(e, &q->conn, resolve_close);
-    struct evutil_addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = family;
-    hints.ai_socktype = SOCK_STREAM; /* one answer per address */
-    q->calling = true;
-    evdns_getaddrinfo(dns, host, NULL, &hints, answered, q);
-    q->calling = false;
-    if (q->answered) /* from the hosts file, or a failure at once */
+    if (ask(dns, host, family, answered, q, &q->calling, &q->answered))
         finish(q);
     return 0;
+}
+
+/* --- every address of a name (a bridge's portal given by name) --- */
+
+struct vrev__resolve_all {
+    vrev_ctx *ctx;
+    uint16_t port;
+    size_t max;
+    bool calling, answered;
+    int err;
+    struct vrev__addr *addrs; /* up to max */
+    size_t n;
+    vrev__resolved_all_fn done; /* NULL: cancelled (the answer frees the record) */
+    void *user;
+};
+
+static void all_finish(struct vrev__resolve_all *q)
+{
+    vrev__resolved_all_fn done = q->done;
+    if (done)
+        done(q->addrs, q->n, q->err, q->user);
+    vrev__free(q->ctx, q->addrs);
+    vrev__free(q->ctx, q);
+}
+
+static void all_answered(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct vrev__resolve_all *q = arg;
+    for (const struct evutil_addrinfo *ai = result == 0 ? res : NULL; ai && q->n < q->max;
+         ai = ai->ai_next) {
+        struct vrev__addr a;
+        memset(&a, 0, sizeof(a));
+        if (!usable(ai, AF_UNSPEC))
+            continue;
+        vrev__addr_from_sockaddr(&a, ai->ai_addr);
+        a.port = q->port;
+        bool seen = false;
+        for (size_t i = 0; i < q->n; i++)
+            seen = seen || vrev__addr_equal(&q->addrs[i], &a);
+        if (!seen)
+            q->addrs[q->n++] = a;
+    }
+    q->err = q->n ? 0 : VREV_ERR_RESOLVE;
+    if (res)
+        evutil_freeaddrinfo(res);
+    q->answered = true;
+    if (!q->calling)
+        all_finish(q);
+}
+
+int vrev__engine_resolve_all(struct vrev__engine *e, const char *host, uint16_t port, size_t max,
+                             vrev__resolved_all_fn done, void *user, struct vrev__resolve_all **out)
+{
+    struct evdns_base *dns = vrev__engine_dns(e);
+    struct vrev__resolve_all *q = dns ? vrev__calloc(e->ctx, 1, sizeof(*q)) : NULL;
+    *out = NULL;
+    if (q && !(q->addrs = vrev__calloc(e->ctx, max ? max : 1, sizeof(*q->addrs)))) {
+        vrev__free(e->ctx, q);
+        q = NULL;
+    }
+    if (!q)
+        return dns ? VREV_ERR_NOMEM : VREV_ERR_RESOLVE;
+    *q = (struct vrev__resolve_all){
+        .ctx = e->ctx, .port = port, .max = max, .addrs = q->addrs, .done = done, .user = user};
+    if (ask(dns, host, AF_UNSPEC, all_answered, q, &q->calling, &q->answered))
+        all_finish(q);
+    else
+        *out = q;
+    return 0;
+}
+
+void vrev__resolve_all_cancel(struct vrev__resolve_all *q)
+{
+    if (q)
+        q->done = NULL;
 }

@@ -292,16 +292,12 @@ int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__socks_out_opts *opts, size_t n,
                         struct vrev__outbound **out)
 {
-    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct socks_entry) - 1)
-        return VREV_ERR_INVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!opts[i].address)
-            return VREV_ERR_INVAL;
-    struct socks_out *s = vrev__calloc(e->ctx, 1, sizeof(*s) + n * sizeof(struct socks_entry));
+    int rc;
+    struct socks_out *s =
+        vrev__outbound_picked_new(e, tag, &socks_ops, opts, n, sizeof(*s), sizeof(s->ent[0]), &rc);
     if (!s)
-        return VREV_ERR_NOMEM;
+        return rc;
     s->n = n;
-    int rc = vrev__outbound_init(&s->base, e, &socks_ops, tag);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = vrev__addr_from_text(&s->ent[i].server, opts[i].address, opts[i].port);
         if (rc == 0)

@@ -130,7 +130,7 @@ static void vless_accept(evutil_socket_t fd, const struct sockaddr *peer, int le
     bufferevent_enable(h->base.bev, EV_READ);
 }
 
-static int add_users(struct vrev__inbound *in, const struct vrev__vless_in_opts *opts)
+static int add_users(struct vrev__inbound *in, const struct vrev__in_user_opts *opts)
 {
     vrev_ctx *ctx = in->engine->ctx;
     in->users = vrev__calloc(ctx, opts->n_users, sizeof(*in->users));
@@ -148,7 +148,7 @@ static int add_users(struct vrev__inbound *in, const struct vrev__vless_in_opts 
 }
 
 int vrev__vless_in_new(struct vrev__engine *e, const char *tag,
-                       const struct vrev__vless_in_opts *opts, struct vrev__inbound **out)
+                       const struct vrev__in_user_opts *opts, struct vrev__inbound **out)
 {
     *out = NULL;
     size_t bytes;

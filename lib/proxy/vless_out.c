@@ -40,8 +40,7 @@ struct vless_out {
 };
 
 struct vless_req {
-    struct vless_out *ob;
-    const struct vless_entry *ent; /* the server and user picked */
+    struct vrev__picked_req h; /* first: the outbound, the server and user picked */
     struct vrev__addr target;
     uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
 };
@@ -101,8 +100,9 @@ static void strip_response(struct evbuffer *in, const struct evbuffer_cb_info *i
 static int start_stream(struct bufferevent *bev, const struct vless_req *r)
 {
     uint8_t hdr[VREV_VLESS_REQUEST_MAX];
-    int n = vrev__vless_request_encode(hdr, sizeof(hdr), r->ent->uuid, r->command, &r->target,
-                                       NULL, 0);
+    const struct vless_entry *ent = r->h.ent;
+    int n =
+        vrev__vless_request_encode(hdr, sizeof(hdr), ent->uuid, r->command, &r->target, NULL, 0);
     if (n > 0 && !evbuffer_add_cb(bufferevent_get_input(bev), strip_response, bev))
         n = VREV_ERR_NOMEM;
     if (n > 0) {
@@ -117,8 +117,8 @@ static int start_stream(struct bufferevent *bev, const struct vless_req *r)
 static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
 {
     struct vless_req *r = user;
-    struct vless_out *v = r->ob;
-    struct vrev__engine *e = v->base.engine;
+    struct vrev__outbound *ob = r->h.ob;
+    struct vrev__engine *e = ob->engine;
     if (err == 0)
         err = start_stream(bev, r);
     vrev__free(e->ctx, r);
@@ -126,33 +126,21 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
         vrev__engine_relay(e, link, bev);
         return;
     }
-    if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s", v->base.tag ? v->base.tag : "",
-                  vrev_strerror(err));
-    if (bev)
-        bufferevent_free(bev);
-    vrev__bev_close(link, 1);
-}
-
-static void req_release(void *user) /* the engine stopped before the dial ended */
-{
-    struct vless_req *r = user;
-    vrev__free(r->ob->base.engine->ctx, r);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, link, bev, err);
 }
 
 static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
     struct vless_out *v = (struct vless_out *)ob;
-    struct vless_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    struct vless_req *r =
+        vrev__picked_req_new(ob, &v->picker, v->ent, sizeof(v->ent[0]), link, sizeof(*r));
     if (!r)
         return VREV_ERR_NOMEM;
-    r->ob = v;
-    r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
-    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
-                                   req_release, r);
+    return vrev__outbound_dial_req(ob, link, info, r->h.ent, VLESS_RETRY_STEP_MS, on_dialed,
+                                   vrev__picked_req_release, r);
 }
 
 static void vless_destroy(struct vrev__outbound *ob)
@@ -164,22 +152,18 @@ static void vless_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vless_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out)
 {
-    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vless_entry) - 1)
-        return VREV_ERR_INVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!opts[i].address)
-            return VREV_ERR_INVAL;
-    struct vless_out *v = vrev__calloc(e->ctx, 1, sizeof(*v) + n * sizeof(struct vless_entry));
+    int rc;
+    struct vless_out *v =
+        vrev__outbound_picked_new(e, tag, &vless_ops, opts, n, sizeof(*v), sizeof(v->ent[0]), &rc);
     if (!v)
-        return VREV_ERR_NOMEM;
+        return rc;
     v->n = n;
-    int rc = vrev__outbound_init(&v->base, e, &vless_ops, tag);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = vrev__addr_from_text(&v->ent[i].server, opts[i].address, opts[i].port);
         memcpy(v->ent[i].uuid, opts[i].uuid, sizeof(v->ent[i].uuid));
+        rc = vrev__addr_from_text(&v->ent[i].server, opts[i].address, opts[i].port);
     }
     return vrev__outbound_picked_done(&v->base, &v->picker, v->ent, n, sizeof(v->ent[0]), rc, out);
 }

@@ -24,17 +24,16 @@ struct vmess_out {
 };
 
 struct vmess_req {
-    struct vmess_out *ob;
-    const struct vmess_entry *ent; /* the server and user picked */
+    struct vrev__picked_req h; /* first: the outbound, the server and user picked */
     struct vrev__link_info info;
 };
 
 static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
 {
     struct vmess_req *r = user;
-    struct vmess_out *v = r->ob;
-    const struct vmess_entry *ent = r->ent;
-    struct vrev__engine *e = v->base.engine;
+    struct vrev__outbound *ob = r->h.ob;
+    const struct vmess_entry *ent = r->h.ent;
+    struct vrev__engine *e = ob->engine;
     struct vrev__vmess_request req;
     memset(&req, 0, sizeof(req));
     if (err)
@@ -60,35 +59,23 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__engine_relay(e, link, stream);
     return;
 fail:
-    if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s",
-                  v->base.tag ? v->base.tag : "", vrev_strerror(err));
-    if (bev)
-        bufferevent_free(bev);
-    vrev__bev_close(link, 1);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, link, bev, err);
     vrev__free(e->ctx, r);
-}
-
-static void req_release(void *user) /* the engine stopped before the dial ended */
-{
-    struct vmess_req *r = user;
-    vrev__free(r->ob->base.engine->ctx, r);
 }
 
 static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                         struct bufferevent *link)
 {
     struct vmess_out *v = (struct vmess_out *)ob;
-    struct vmess_req *r = vrev__outbound_req_new(ob, link, sizeof(*r));
+    struct vmess_req *r =
+        vrev__picked_req_new(ob, &v->picker, v->ent, sizeof(v->ent[0]), link, sizeof(*r));
     if (!r)
         return VREV_ERR_NOMEM;
-    r->ob = v;
-    r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed,
-                                   req_release, r);
+    return vrev__outbound_dial_req(ob, link, info, r->h.ent, VMESS_RETRY_STEP_MS, on_dialed,
+                                   vrev__picked_req_release, r);
 }
 
 static void vmess_destroy(struct vrev__outbound *ob)
@@ -102,24 +89,22 @@ static void vmess_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
-                        const struct vrev__vmess_out_opts *opts, size_t n,
+                        const struct vrev__user_out_opts *opts, size_t n,
                         struct vrev__outbound **out)
 {
-    if (!opts || n == 0 || n > SIZE_MAX / sizeof(struct vmess_entry) - 1)
+    if (!opts)
         return VREV_ERR_INVAL;
     for (size_t i = 0; i < n; i++) {
-        if (!opts[i].address)
-            return VREV_ERR_INVAL;
         if (opts[i].security != VREV_VMESS_SEC_AES_128_GCM &&
             opts[i].security != VREV_VMESS_SEC_CHACHA20_POLY1305 &&
             opts[i].security != VREV_VMESS_SEC_NONE)
             return VREV_ERR_VMESS_SECURITY;
     }
+    int rc;
     struct vmess_out *v =
-        vrev__calloc(e->ctx, 1, sizeof(*v) + n * sizeof(struct vmess_entry));
+        vrev__outbound_picked_new(e, tag, &vmess_ops, opts, n, sizeof(*v), sizeof(v->ent[0]), &rc);
     if (!v)
-        return VREV_ERR_NOMEM;
-    int rc = vrev__outbound_init(&v->base, e, &vmess_ops, tag);
+        return rc;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct vmess_entry *en = &v->ent[i];
         rc = vrev__addr_from_text(&en->server, opts[i].address, opts[i].port);

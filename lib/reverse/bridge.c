@@ -80,6 +80,7 @@ struct vrev__bridge {
     struct timeval fail_since; /* when the tunnels were last lost (or the bridge started) */
     struct timeval last_quick; /* the last immediate redial */
     bool failing;              /* the last dial failed (logged once) */
+    bool winding_down;         /* vrev__bridge_wind_down(): no new tunnel */
     struct vrev__bridge_stats stats;
     vrev__reverse_notify_fn notify;
     void *notify_user;
@@ -536,7 +537,7 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
         sessions += vrev__muxconn_active(w->mc);
     }
     b->stats.tunnels_active = active;
-    if (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel)
+    if (!b->winding_down && (workers == 0 || sessions / workers > b->opts.sessions_per_tunnel))
         open_tunnel(b, &now);
     schedule(b, b->opts.monitor_ms);
 }
@@ -648,6 +649,17 @@ void vrev__bridge_retire_tunnels(struct vrev__bridge *b)
             w->retired = true;
         }
     schedule(b, 0);
+}
+
+void vrev__bridge_wind_down(struct vrev__bridge *b)
+{
+    b->winding_down = true;
+    vrev__bridge_retire_tunnels(b);
+}
+
+bool vrev__bridge_idle(const struct vrev__bridge *b)
+{
+    return b->n_workers == 0;
 }
 
 void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_stats *st)

@@ -109,6 +109,10 @@ void vrev__bridge_adopt(struct vrev__bridge *to, struct vrev__bridge *from);
 /* The way to the portal changed (its outbound): open new tunnels now, and close the old ones
  * once they carry no session (they serve the ones they have until then). */
 void vrev__bridge_retire_tunnels(struct vrev__bridge *b);
+/* The portal is gone (an address a name no longer resolves to): dial no more tunnels, close
+ * each once it carries no session; idle: none left (then free it). */
+void vrev__bridge_wind_down(struct vrev__bridge *b);
+bool vrev__bridge_idle(const struct vrev__bridge *b);
 
 /* Events for the public API (VREV_EVENT_*): tunnels up/down, sessions opened/closed (with the
  * target name and bytes: up = public client -> service, down = service -> client), refused. */

@@ -64,6 +64,27 @@ def start_nginx(procs, tmp, servers, port, connections=64):
     return ng
 
 
+def relay(a, b, first=None):
+    """Copy socket a to socket b until a ends, then shut both down; first(data): called with the
+    first bytes read, if given."""
+    try:
+        while True:
+            d = a.recv(1 << 16)
+            if first:
+                first(d)
+                first = None
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def wait_until(cond, timeout=10.0, step=0.05):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

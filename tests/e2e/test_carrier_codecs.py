@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 
-from harness import ROOT, free_port, port_open, wait_until
+from harness import ROOT, free_port, port_open, relay, wait_until
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "vectors"))
 from capturelib import echo_server as echo_service  # noqa: E402
@@ -78,21 +78,6 @@ def tls_terminator(to_port):
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
-
-    def relay(a, b):
-        try:
-            while True:
-                d = a.recv(1 << 16)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def serve():
         while True:

@@ -68,7 +68,7 @@ static void check_outbound(const struct vrev__cfg_outbound *o)
     if (o->protocol == VREV_CFG_OUT_VMESS) {
         CHECK(o->settings.vmess.n_servers > 0);
         for (size_t i = 0; i < o->settings.vmess.n_servers; i++) {
-            const struct vrev__cfg_vmess_server *s = &o->settings.vmess.servers[i];
+            const struct vrev__cfg_server *s = &o->settings.vmess.servers[i];
             CHECK(s->address && s->port > 0 && s->n_users > 0);
             for (size_t k = 0; k < s->n_users; k++)
                 check_uuid(&s->users[k].id);

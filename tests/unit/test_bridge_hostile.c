@@ -168,9 +168,9 @@ static void portal_up(struct world *w)
     assert_int_equal(vrev__outbound_init(&g->base, &w->pe, &grab_ops, "grab"), 0);
     g->w = w;
     assert_int_equal(vrev__engine_add_outbound(&w->pe, &g->base), 0);
-    struct vrev__vmess_in_user u = {{0}, NULL};
+    struct vrev__in_user u = {{0}, NULL};
     memcpy(u.uuid, uuid, 16);
-    struct vrev__vmess_in_opts vi = {"127.0.0.1", 0, &u, 1};
+    struct vrev__in_user_opts vi = {"127.0.0.1", 0, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&w->pe, "interconn", &vi, &w->interconn), 0);
 }
 

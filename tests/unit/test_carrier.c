@@ -586,14 +586,14 @@ static void run_chain(bool tls, const char *client_path)
     struct vrev__freedom_opts f = {"127.0.0.1", vrev__listener_port(echo), VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(&server, "direct", &f, &fr), 0);
     assert_int_equal(vrev__engine_add_outbound(&server, fr), 0);
-    struct vrev__vmess_in_user u;
+    struct vrev__in_user u;
     memcpy(u.uuid, uuid, 16);
     u.email = NULL;
-    struct vrev__vmess_in_opts vi = {"127.0.0.1", 0, &u, 1};
+    struct vrev__in_user_opts vi = {"127.0.0.1", 0, &u, 1};
     struct vrev__inbound *vin, *door;
     assert_int_equal(vrev__vmess_in_new(&server, "in", &vi, &vin), 0);
     assert_int_equal(vrev__inbound_set_carrier(vin, chain_carrier), 0);
-    struct vrev__vmess_out_opts vo = {
+    struct vrev__user_out_opts vo = {
         tls ? "localhost" : "127.0.0.1", vrev__inbound_port(vin), {0}, VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
     assert_int_equal(vrev__vmess_out_new(&client, "out", &vo, 1, &ob), 0);

@@ -135,7 +135,7 @@ static void test_bridge(void **state)
     assert_string_equal(o->tag, "interconn");
     assert_int_equal(o->protocol, VREV_CFG_OUT_VMESS);
     assert_int_equal(o->settings.vmess.n_servers, 1);
-    const struct vrev__cfg_vmess_server *s = &o->settings.vmess.servers[0];
+    const struct vrev__cfg_server *s = &o->settings.vmess.servers[0];
     assert_string_equal(s->address, "127.0.0.1");
     assert_int_equal(s->port, 10240);
     assert_int_equal(s->n_users, 1);
@@ -213,7 +213,7 @@ static void test_seed_configs(void **state)
     assert_int_equal(c->n_outbounds, 2);
     assert_string_equal(c->outbounds[0].settings.freedom.redirect_host, "127.0.0.1");
     assert_int_equal(c->outbounds[0].settings.freedom.redirect_port, 80);
-    const struct vrev__cfg_vmess_server *s = &c->outbounds[1].settings.vmess.servers[0];
+    const struct vrev__cfg_server *s = &c->outbounds[1].settings.vmess.servers[0];
     assert_string_equal(s->address, "203.0.113.7");
     assert_int_equal(s->port, 1024);
     assert_int_equal(s->users[0].security, VREV_CFG_VMESS_AUTO); /* no "security" */
@@ -263,7 +263,7 @@ static void test_vless_tls(void **state)
     c = load_file(ctx, "bridge-vless-tls.json");
     const struct vrev__cfg_outbound *o = &c->outbounds[0];
     assert_int_equal(o->protocol, VREV_CFG_OUT_VLESS);
-    const struct vrev__cfg_vless_server *s = &o->settings.vless.servers[0];
+    const struct vrev__cfg_server *s = &o->settings.vless.servers[0];
     assert_string_equal(s->address, "portal.vrev.test");
     assert_int_equal(s->port, 8443);
     assert_string_equal(s->users[0].id.text, "b831381d-6324-4d53-ad4f-8cda48b30811");

@@ -247,6 +247,29 @@ static void test_hex_uuid(void **state)
     assert_false(vrev__uuid_parse(NULL, 36, u));
 }
 
+/* vrev_uuid_new: canonical text of a version 4 UUID (RFC 4122 variant) that the parser takes
+ * back; ids differ from call to call. */
+static void test_uuid_new(void **state)
+{
+    (void)state;
+    char a[37], b[37];
+    memset(a, 'x', sizeof(a));
+    assert_int_equal(vrev_uuid_new(a), 0);
+    assert_int_equal(strlen(a), 36);
+    for (size_t i = 0; i < 36; i++)
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_true(vrev__hex_digit(a[i]) >= 0 && !(a[i] >= 'A' && a[i] <= 'F'));
+    assert_int_equal(a[14], '4');           /* version 4 */
+    assert_non_null(strchr("89ab", a[19])); /* variant 10xx */
+    uint8_t u[16];
+    assert_true(vrev__uuid_parse(a, 36, u));
+    assert_int_equal(vrev_uuid_new(b), 0);
+    assert_string_not_equal(a, b);
+    assert_int_equal(vrev_uuid_new(NULL), VREV_ERR_INVAL);
+}
+
 static void test_ms_to_tv(void **state)
 {
     (void)state;
@@ -273,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_hex_uuid),
+        cmocka_unit_test(test_uuid_new),
         cmocka_unit_test(test_ms_to_tv),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -608,7 +608,6 @@ static void test_our_server_answers_as_v2ray(void **state)
     uint8_t *v2 = tu_load("h2/client.bin", &n);
     struct end s;
     end_new(&s, false, NULL);
-    vrev__h2_set_date(s.h2, 1796545882);
     assert_int_equal(vrev__h2_feed(s.h2, v2, 24 + 27 + 13 + 55), 0); /* up to its HEADERS */
     const uint8_t *p;
     size_t len = vrev__h2_pending(s.h2, &p);
@@ -637,8 +636,7 @@ static void test_our_server_answers_as_v2ray(void **state)
         at += 9 + flen;
     }
     nghttp2_hd_inflate_del(inf);
-    assert_string_equal(seen,
-                        ":status=200;cache-control=no-store;date=Sun, 06 Dec 2026 08:31:22 GMT;");
+    assert_string_equal(seen, ":status=200;cache-control=no-store;");
     end_free(&s);
     free(v2);
 }

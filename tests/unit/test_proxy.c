@@ -293,10 +293,10 @@ static struct vrev__outbound *make_proxy_to_closed_port(struct world *w)
     struct vrev__outbound *ob = NULL;
     uint16_t port = closed_port();
     if (stop_proto == 0) {
-        struct vrev__vmess_out_opts o = {"127.0.0.1", port, {1}, VREV_VMESS_SEC_AES_128_GCM};
+        struct vrev__user_out_opts o = {"127.0.0.1", port, {1}, VREV_VMESS_SEC_AES_128_GCM};
         assert_int_equal(vrev__vmess_out_new(&w->engine, "out", &o, 1, &ob), 0);
     } else if (stop_proto == 1) {
-        struct vrev__vless_out_opts o = {"127.0.0.1", port, {1}};
+        struct vrev__user_out_opts o = {"127.0.0.1", port, {1}, 0};
         assert_int_equal(vrev__vless_out_new(&w->engine, "out", &o, 1, &ob), 0);
     } else {
         struct vrev__socks_out_opts o = {"127.0.0.1", port, NULL, NULL};
@@ -354,13 +354,13 @@ static struct vrev__outbound *make_vmess_chain(struct world *w)
     struct vrev__freedom_opts f = {"127.0.0.1", echo_port, VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(&server, "direct", &f, &fr), 0);
     assert_int_equal(vrev__engine_add_outbound(&server, fr), 0);
-    struct vrev__vmess_in_user u;
+    struct vrev__in_user u;
     memcpy(u.uuid, uuid, 16);
     u.email = "bridge@example.com";
-    struct vrev__vmess_in_opts in = {"127.0.0.1", 0, &u, 1};
+    struct vrev__in_user_opts in = {"127.0.0.1", 0, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&server, "interconn", &in, &chain_server), 0);
-    struct vrev__vmess_out_opts o = {"127.0.0.1", vrev__inbound_port(chain_server), {0},
-                                     chain_security};
+    struct vrev__user_out_opts o = {
+        "127.0.0.1", vrev__inbound_port(chain_server), {0}, chain_security};
     memcpy(o.uuid, uuid, 16);
     struct vrev__outbound *ob;
     assert_int_equal(vrev__vmess_out_new(&w->engine, "interconn", &o, 1, &ob), 0);

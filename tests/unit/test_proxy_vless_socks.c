@@ -294,10 +294,10 @@ static void world_client(struct world *w, struct vrev__outbound *ob)
 static void server_vless(struct world *w, uint32_t handshake_ms)
 {
     w->server_engine.policy.handshake_ms = handshake_ms;
-    struct vrev__vless_in_user users[2] = {{{0}, "other@test"}, {{0}, "vless@test"}};
+    struct vrev__in_user users[2] = {{{0}, "other@test"}, {{0}, "vless@test"}};
     memcpy(users[0].uuid, other_uuid, 16);
     memcpy(users[1].uuid, uuid, 16);
-    struct vrev__vless_in_opts o = {"127.0.0.1", 0, users, 2};
+    struct vrev__in_user_opts o = {"127.0.0.1", 0, users, 2};
     assert_int_equal(vrev__vless_in_new(&w->server_engine, "in", &o, &w->server_in), 0);
 }
 
@@ -311,7 +311,7 @@ static void server_socks(struct world *w, bool password)
 
 static struct vrev__outbound *vless_out(struct world *w, uint16_t port, const uint8_t *id)
 {
-    struct vrev__vless_out_opts o = {"127.0.0.1", port, {0}};
+    struct vrev__user_out_opts o = {"127.0.0.1", port, {0}, 0};
     memcpy(o.uuid, id, 16);
     struct vrev__outbound *ob;
     assert_int_equal(vrev__vless_out_new(&w->client_engine, "out", &o, 1, &ob), 0);

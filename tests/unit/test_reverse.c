@@ -88,9 +88,9 @@ static void portal_up(struct world *w)
     /* the target the portal puts in its New frames; the bridge's freedom redirects anyway */
     struct vrev__dokodemo_opts d = {"127.0.0.1", 0, "127.0.0.1", 18000, VREV_ROUTE_TCP};
     assert_int_equal(vrev__dokodemo_new(&w->portal_engine, "external", &d, &w->external), 0);
-    struct vrev__vmess_in_user u = {{0}, NULL};
+    struct vrev__in_user u = {{0}, NULL};
     memcpy(u.uuid, uuid, 16);
-    struct vrev__vmess_in_opts vi = {"127.0.0.1", w->interconn_port, &u, 1};
+    struct vrev__in_user_opts vi = {"127.0.0.1", w->interconn_port, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&w->portal_engine, "interconn", &vi, &w->interconn), 0);
     w->interconn_port = vrev__inbound_port(w->interconn);
 }
@@ -115,8 +115,8 @@ static void bridge_up(struct world *w)
     struct vrev__freedom_opts f = {"127.0.0.1", vrev__listener_port(w->echo), VREV_DS_AS_IS};
     assert_int_equal(vrev__freedom_new(e, "out", &f, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
-    struct vrev__vmess_out_opts vo = {"127.0.0.1", w->interconn_port, {0},
-                                      VREV_VMESS_SEC_AES_128_GCM};
+    struct vrev__user_out_opts vo = {
+        "127.0.0.1", w->interconn_port, {0}, VREV_VMESS_SEC_AES_128_GCM};
     memcpy(vo.uuid, uuid, 16);
     assert_int_equal(vrev__vmess_out_new(e, "interconn", &vo, 1, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(e, ob), 0);
