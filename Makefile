@@ -85,7 +85,8 @@ CPPFLAGS_ALL := -Iinclude -Ilib -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(CR
 	$(EVENT_CFLAGS) $(JANSSON_CFLAGS) $(WSLAY_CFLAGS) $(NGHTTP2_CFLAGS) $(CPPFLAGS)
 CFLAGS_ALL := -std=c11 $(WARN) $(OPT) -fPIC -fvisibility=hidden $(SAN_FLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SAN_FLAGS) $(LDFLAGS)
-LIBS_ALL := $(CRYPTO_LIBS) $(EVENT_LIBS) $(JANSSON_LIBS) $(WSLAY_LIBS) $(NGHTTP2_LIBS)
+# -pthread: vrev_ctx_post's mutex (lib/net/post.c); part of the C library on glibc 2.34+ and musl
+LIBS_ALL := $(CRYPTO_LIBS) $(EVENT_LIBS) $(JANSSON_LIBS) $(WSLAY_LIBS) $(NGHTTP2_LIBS) -pthread
 
 # The Python example loads libvrev.so with ctypes: not possible for a sanitizer build.
 PYTEST_DIRS := tests/cli tests/e2e
@@ -372,7 +373,7 @@ $(BUILD)/libvrev.pc: pkgconfig/libvrev.pc.in $(VERSION_H)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' \
 		-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 		-e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES_PRIVATE) libevent jansson libnghttp2|g' \
-		-e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE) -lwslay|g' $< > $@
+		-e 's|@LIBS_PRIVATE@|$(PC_LIBS_PRIVATE) -lwslay -pthread|g' $< > $@
 
 install: all $(BUILD)/libvrev.pc
 	install -d $(DESTDIR)$(INCLUDEDIR)/vrev $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \

@@ -5,7 +5,16 @@
  * mutable state, so any number of contexts may coexist in one process.
  *
  * Thread safety: a context and every object created from it belong to the thread that runs
- * its event_base. Distinct contexts may be used from distinct threads concurrently.
+ * its event_base. Distinct contexts may be used from distinct threads concurrently. The one
+ * exception is vrev_ctx_post(), which any thread may call: another thread has libvrev do
+ * something (stop the loop, free an object, make one) by posting a function that the loop's
+ * thread then runs. libvrev never calls evthread_use_pthreads() (it would change libevent for
+ * the whole process); the allocator is only ever called from the loop's thread.
+ *
+ * Callbacks: an object may be freed from inside any callback the context runs (tunnel events,
+ * handlers, log and access lines), its own included: the free then stops its callbacks at once
+ * and completes in the loop once the callback has returned (so the loop must run once more:
+ * vrev_ctx_free() does that for a context with a loop of its own).
  */
 #ifndef VREV_CTX_H
 #define VREV_CTX_H
@@ -59,25 +68,52 @@ VREV_API int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_a
 
 /** Create a context with an event loop of its own, driven by vrev_ctx_run(): for programs
  *  (and FFI bindings) that have no libevent loop and make no libevent call. `alloc` as for
- *  vrev_ctx_new2() (NULL: the C library's). vrev_ctx_base() gives the loop, should the
- *  program want to add events of its own. On Linux the loop uses epoll's change list
- *  (libevent's EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, which saves system calls): as libevent
- *  warns for that flag, do not add events on descriptors made with dup() to it. A loop of
- *  the program's own (vrev_ctx_new()) may use the flag or not; libvrev works either way.
- *  Returns 0, VREV_ERR_INVAL, VREV_ERR_NOMEM or VREV_ERR_IO (libevent could not make a loop). */
+ *  vrev_ctx_new2() (NULL: the C library's). The loop gets vrev_ctx_post()'s wake-up (one
+ *  eventfd, or a pipe's two descriptors, besides the loop's own). vrev_ctx_base() gives the
+ *  loop, should the program want to add events of its own. On Linux the loop uses epoll's
+ *  change list (libevent's EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST, which saves system calls): as
+ *  libevent warns for that flag, do not add events on descriptors made with dup() to it. A
+ *  loop of the program's own (vrev_ctx_new()) may use the flag or not; libvrev works either
+ *  way. Returns 0, VREV_ERR_INVAL, VREV_ERR_NOMEM or VREV_ERR_IO (libevent could not make a
+ *  loop, or no descriptor was left for the wake-up). */
 VREV_API int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc);
 
 /** Run the context's loop (its own, or the one given at creation): timeout_ms < 0 until
- *  vrev_ctx_stop() is called or nothing is left to wait for; 0 one pass over what is ready,
- *  without waiting; > 0 at most that long. Not reentrant (do not call it from a callback).
+ *  vrev_ctx_stop() is called (a loop of the context's own always has vrev_ctx_post()'s
+ *  wake-up to wait for, so it does not return for lack of work; a loop of the program's own
+ *  returns when nothing is left to wait for); 0 one pass over what is ready, without waiting;
+ *  > 0 at most that long. Not reentrant (do not call it from a callback or a posted function).
  *  Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE (no loop) or VREV_ERR_IO (the loop failed). */
 VREV_API int vrev_ctx_run(vrev_ctx *ctx, int timeout_ms);
 
 /** Make vrev_ctx_run() return once the callbacks running now are done. Call it from the
- *  loop's thread (from a callback, typically). NULL is a no-op. */
+ *  loop's thread (from a callback, typically). From another thread, post a function that
+ *  calls it: vrev_ctx_post(ctx, fn, ctx) with `static void fn(void *c) { vrev_ctx_stop(c); }`.
+ *  NULL is a no-op. */
 VREV_API void vrev_ctx_stop(vrev_ctx *ctx);
 
-/** Free a context. Every object created from it must have been freed first. libevent
+/** Have the context's loop call fn(user), from any thread (libuv's uv_async_send, with a
+ *  queue): the loop's thread runs it soon, in a pass of its own, as a callback of the loop:
+ *  inside it, every libvrev call on the context is allowed (vrev_ctx_stop(), freeing or
+ *  making objects) except vrev_ctx_run() and vrev_ctx_free(). Functions posted from one thread
+ *  run in the order they were posted (FIFO), each exactly once; a post made from the loop's
+ *  thread (even from inside a posted function) runs in a later pass, never inside this call.
+ *  Only for a context with a loop of its own (vrev_ctx_new_loop(): its wake-up, one eventfd,
+ *  or a pipe where there is none, and one event, is made with it and closed by
+ *  vrev_ctx_free()); a program with a loop of its own already has the means to wake it (an
+ *  event of its own on an eventfd, or libevent's evthread if it chose to enable it).
+ *  Functions still queued when vrev_ctx_free() is called are dropped, not run (what they
+ *  would use may be gone by then): to run them, stop the loop with a posted function, after
+ *  the others. Each post allocates a small node with the C library's malloc(), not the
+ *  context's allocator, which libvrev calls only from the loop's thread and which need not
+ *  be thread-safe; it is freed in the loop's thread after fn ran. `user` is passed as is.
+ *  The context must outlive the call (do not post concurrently with vrev_ctx_free()).
+ *  Returns 0, VREV_ERR_INVAL (ctx or fn NULL), VREV_ERR_STATE (a context without a loop of
+ *  its own) or VREV_ERR_NOMEM (fn will not run). */
+VREV_API int vrev_ctx_post(vrev_ctx *ctx, void (*fn)(void *user), void *user);
+
+/** Free a context. Every object created from it must have been freed first (or, freed from
+ *  inside a callback, completed by running the loop once more). libevent
  *  finishes closing connections from inside the event_base (deferred callbacks and
  *  finalizers, which may still use the context's allocator), so on a loop of the program's
  *  own (vrev_ctx_new()), after freeing the objects, call vrev_ctx_close_lingering(), run the
@@ -89,7 +125,8 @@ VREV_API void vrev_ctx_free(vrev_ctx *ctx);
 /** Close the connections the context still closes in the background. A TLS connection whose
  *  owner has freed it stays open alone for a moment (at most 10 s) to send its last bytes and
  *  its close_notify and to wait for the peer's end, so that a reset does not destroy what it
- *  sent; these connections belong to the context. This closes them now (gracefully when all
+ *  sent, as does a vrev_stream closed gracefully with bytes still to send (vrev/stream.h);
+ *  these connections belong to the context. This closes them now (gracefully when all
  *  was sent, with a reset otherwise), and from now on the context's connections close at once
  *  when freed, without lingering: call it when the program stops. vrev_ctx_free() does it for
  *  a context made by vrev_ctx_new_loop(); on a loop of the program's own, call it after

@@ -42,7 +42,9 @@ VREV_API int vrev_instance_start(vrev_instance *inst);
  *  VREV_ERR_INVAL. */
 VREV_API int vrev_instance_stop(vrev_instance *inst);
 
-/** Stop (if not stopped yet) and free the instance. NULL is a no-op. */
+/** Stop (if not stopped yet) and free the instance. NULL is a no-op. From inside one of the
+ *  context's callbacks (a log or access line), it completes once the callback has returned
+ *  (vrev/ctx.h, "Callbacks"). */
 VREV_API void vrev_instance_free(vrev_instance *inst);
 
 /** Re-read the configuration: `text` (a whole V2Ray v4 JSON config, as for

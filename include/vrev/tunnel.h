@@ -31,6 +31,7 @@
 
 #include "common.h"
 #include "ctx.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -188,17 +189,19 @@ VREV_API int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsig
  *  more than the portal's heartbeat period. Returns 0 or VREV_ERR_INVAL. */
 VREV_API int vrev_tunnel_opts_set_dead_after_ms(vrev_tunnel_opts *o, unsigned ms);
 
-struct bufferevent;
-
 /** A session handed to the application instead of a socket: `stream` (owned by the callee
- *  from now on; free it with bufferevent_free) carries the public client's bytes both ways, as
- *  a connected socket would. `name` is the target name (valid during the call only). */
-typedef void (*vrev_bridge_accept_cb)(struct bufferevent *stream, const char *name, void *user);
+ *  from now on: end it with vrev_stream_close(), vrev/stream.h) carries the public client's
+ *  bytes both ways, as a connected socket would. Set its callback (vrev_stream_set_cb) from
+ *  here or later; bytes that come meanwhile wait in its input. `name` is the target name
+ *  (valid during the call only). Runs from the event loop; the callee may close the stream
+ *  at once (a refusal), and may free the bridge (no session is handed out after that). */
+typedef void (*vrev_bridge_accept_cb)(vrev_stream *stream, const char *name, void *user);
 
 /** Bridge: serve target `name` in-process: each of its sessions is given to `cb` as a
- *  bufferevent in the bridge's event loop (no local socket at all). A configuration with
+ *  vrev_stream in the bridge's event loop (no local socket at all). A configuration with
  *  handlers has no V2Ray equivalent (vrev_tunnel_opts_print_config() then returns
- *  VREV_ERR_UNSUPPORTED). */
+ *  VREV_ERR_UNSUPPORTED). Returns 0, VREV_ERR_INVAL (o or cb NULL, a bad name, a name that
+ *  has a target already) or VREV_ERR_NOMEM. */
 VREV_API int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name,
                                           vrev_bridge_accept_cb cb, void *user);
 
@@ -224,7 +227,8 @@ enum vrev_tunnel_event {
  *  (e.g. "portal.example.net:8443 (2001:db8::7)"); NULL for a portal's tunnel events and
  *  refusals. Valid during the call only. For SESSION_CLOSE,
  * bytes_up is what the public client sent to the service and bytes_down the other way (0
- * otherwise). Do not free the portal or bridge from inside it. */
+ * otherwise). The portal or bridge may be freed from inside it (vrev/ctx.h, "Callbacks"): no
+ * event follows, and the free completes once the callback has returned. */
 typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes_up,
                                      uint64_t bytes_down, void *user);
 
@@ -249,6 +253,9 @@ enum vrev_tunnel_counter {
  *  error (VREV_ERR_ADDRINUSE...). */
 VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                              size_t err_len);
+/** Free a portal: its listeners, tunnels and sessions close. NULL is a no-op. From inside one
+ *  of the context's callbacks (its own events included), it stops the portal's events at once
+ *  and completes once the callback has returned (vrev/ctx.h). */
 VREV_API void vrev_portal_free(vrev_portal *p);
 VREV_API void vrev_portal_set_event_cb(vrev_portal *p, vrev_tunnel_event_cb cb, void *user);
 VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
@@ -280,6 +287,8 @@ VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel
                              size_t err_len);
 /** Start dialing the portal (and keep a tunnel up from now on). Returns 0. */
 VREV_API int vrev_bridge_start(vrev_bridge *b);
+/** Free a bridge: its tunnels and sessions close. NULL is a no-op. From inside one of the
+ *  context's callbacks (its own events and handlers included), as vrev_portal_free(). */
 VREV_API void vrev_bridge_free(vrev_bridge *b);
 VREV_API void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *user);
 VREV_API uint64_t vrev_bridge_counter(const vrev_bridge *b, int counter);

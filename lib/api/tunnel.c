@@ -18,11 +18,31 @@
 #include "reverse/reverse.h"
 #include "tunnel_internal.h"
 
+/* The application's event callback, during which freeing the object is deferred. */
+static void call_event(vrev_ctx *ctx, const struct events *ev, int event, const char *name,
+                       uint64_t up, uint64_t down)
+{
+    if (!ev->cb)
+        return;
+    vrev__user_enter(ctx);
+    ev->cb(event, name, up, down, ev->user);
+    vrev__user_leave(ctx);
+}
+
 static void forward_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
-    struct events *ev = user;
-    if (ev->cb)
-        ev->cb(event, name, up, down, ev->user);
+    vrev_portal *p = user;
+    call_event(p->ctx, &p->ev, event, name, up, down);
+}
+
+static void portal_free_deferred(void *p)
+{
+    vrev_portal_free(p);
+}
+
+static void bridge_free_deferred(void *b)
+{
+    vrev_bridge_free(b);
 }
 
 static int fail(char *err, size_t len, int rc, const char *msg)
@@ -190,7 +210,7 @@ static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, si
         rc = VREV_ERR_NOMEM;
     if (rc < 0)
         return fail(err, len, rc, NULL);
-    vrev__portal_set_notify(p->portal, forward_event, &p->ev);
+    vrev__portal_set_notify(p->portal, forward_event, p);
     if ((rc = vrev__portal_make_tunnel(p, o, &p->tunnel, err, len)) < 0)
         return rc;
     p->publics = vrev__calloc(p->ctx, o->n_publics, sizeof(*p->publics));
@@ -257,7 +277,10 @@ static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *
     if (!p)
         return rc;
     p->ctx = ctx;
-    if ((rc = engine_start(&p->engine, ctx, err, err_len)) == 0)
+    rc = engine_start(&p->engine, ctx, err, err_len);
+    if (rc == 0 && (rc = vrev__defer_init(&p->defer, ctx, portal_free_deferred, p)) < 0)
+        fail(err, err_len, rc, NULL);
+    if (rc == 0)
         rc = portal_build(p, o, err, err_len);
     if (rc < 0) {
         vrev_portal_free(p);
@@ -278,7 +301,9 @@ void vrev_portal_free(vrev_portal *p)
 {
     if (!p)
         return;
-    p->ev.cb = NULL; /* no events while tearing down */
+    p->ev.cb = NULL; /* no events while tearing down, nor once freed from inside one */
+    if (vrev__defer_free(&p->defer, p->ctx))
+        return;
     vrev__engine_close_all(&p->engine);
     for (size_t i = 0; i < p->n_publics; i++) {
         vrev__inbound_free(p->publics[i]);
@@ -290,6 +315,7 @@ void vrev_portal_free(vrev_portal *p)
     vrev__free(p->ctx, p->publics);
     vrev__free(p->ctx, p->public_keys);
     vrev__free(p->ctx, p->listen);
+    vrev__defer_cleanup(&p->defer);
     vrev__free(p->ctx, p);
 }
 
@@ -347,6 +373,7 @@ unsigned vrev_portal_public_port(const vrev_portal *p, size_t i)
 /* An outbound that hands each link to the application (vrev_tunnel_opts_add_handler). */
 struct handler_out {
     struct vrev__outbound base; /* first */
+    vrev_bridge *owner;
     vrev_bridge_accept_cb cb;
     void *user;
     char name[64];
@@ -357,8 +384,17 @@ static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_inf
 {
     (void)info;
     struct handler_out *h = (struct handler_out *)ob;
-    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
-    h->cb(link, h->name, h->user);
+    if (h->owner->dying) { /* freed by the application already */
+        bufferevent_free(link);
+        return VREV_ERR_STATE;
+    }
+    vrev_stream *stream;
+    int rc = vrev__stream_new(ob->engine->ctx, link, &stream);
+    if (rc < 0)
+        return rc; /* the link is closed */
+    vrev__user_enter(h->owner->ctx);
+    h->cb(stream, h->name, h->user);
+    vrev__user_leave(h->owner->ctx);
     return 0;
 }
 
@@ -381,6 +417,7 @@ static int handler_new(struct vrev__engine *e, const char *tag, const struct vre
         handler_destroy(&h->base);
         return rc;
     }
+    h->owner = (vrev_bridge *)((char *)e - offsetof(vrev_bridge, engine)); /* only bridges */
     h->cb = t->cb;
     h->user = t->user;
     snprintf(h->name, sizeof(h->name), "%s", t->name);
@@ -575,10 +612,8 @@ static size_t bridge_allowed(const vrev_tunnel_opts *o, const char **allowed,
 static void leg_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
     struct vrev__tunnel_leg *leg = user;
-    struct events *ev = &leg->owner->ev;
     bool tunnel = event == VREV_EVENT_TUNNEL_UP || event == VREV_EVENT_TUNNEL_DOWN;
-    if (ev->cb)
-        ev->cb(event, tunnel ? leg->portal : name, up, down, ev->user);
+    call_event(leg->owner->ctx, &leg->owner->ev, event, tunnel ? leg->portal : name, up, down);
 }
 
 void vrev__bridge_leg_notify(struct vrev__tunnel_leg *leg)
@@ -705,8 +740,10 @@ static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *
     if (!b)
         return rc;
     b->ctx = ctx;
-    if ((rc = engine_start(&b->engine, ctx, err, err_len)) == 0 &&
-        (rc = remember(ctx, &b->rs, o, 0)) < 0)
+    rc = engine_start(&b->engine, ctx, err, err_len);
+    if (rc == 0 && (rc = vrev__defer_init(&b->defer, ctx, bridge_free_deferred, b)) < 0)
+        fail(err, err_len, rc, NULL);
+    if (rc == 0 && (rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
     if (rc == 0 && (rc = vrev__bridge_build(b, o, &b->legs, err, err_len)) == 0)
         b->n_legs = o->n_portals;
@@ -742,13 +779,17 @@ void vrev_bridge_free(vrev_bridge *b)
 {
     if (!b)
         return;
-    b->ev.cb = NULL;
-    vrev__bridge_names_free(b);
+    b->ev.cb = NULL; /* no events while tearing down, nor once freed from inside one */
+    b->dying = true;
+    vrev__bridge_names_free(b); /* no re-resolving either (a second call does nothing) */
+    if (vrev__defer_free(&b->defer, b->ctx))
+        return;
     vrev__bridge_legs_free(b, b->legs, b->n_legs);
     vrev__bridge_legs_free(b, b->retiring, b->n_retiring);
     vrev__engine_close_all(&b->engine);
     vrev__tunnel_reload_cleanup(&b->engine, &b->rs);
     vrev__engine_cleanup(&b->engine);
+    vrev__defer_cleanup(&b->defer);
     vrev__free(b->ctx, b);
 }
 

@@ -120,6 +120,7 @@ struct vrev_portal {
     size_t n_publics;
     struct events ev;
     struct vrev__tunnel_reload rs;
+    struct vrev__defer defer; /* freed from inside its own callback */
 };
 
 /* A bridge's tunnels to one portal: its own vrev__bridge (tunnels, redial, backoff) dialing
@@ -149,8 +150,10 @@ struct vrev_bridge {
     struct vrev__tunnel_counters gone; /* of the retiring legs freed */
     struct vrev__portal_names *names;  /* the portals given by name (tunnel_resolve.c) */
     bool started;
+    bool dying; /* freed from inside a callback: handlers get no more sessions */
     struct events ev;
     struct vrev__tunnel_reload rs;
+    struct vrev__defer defer;
 };
 
 /* Builders shared with tunnel_reload.c (tunnel.c). On failure err gets the message. The

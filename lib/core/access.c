@@ -17,9 +17,11 @@ void vrev__access(vrev_ctx *ctx, const char *from, const char *to, const char *i
 {
     if (!ctx || !ctx->access_cb)
         return;
+    vrev__user_enter(ctx);
     ctx->access_cb(from ? from : "", to ? to : "", inbound_tag ? inbound_tag : "",
                    outbound_tag ? outbound_tag : "", accepted ? 1 : 0, reason ? reason : "",
                    ctx->access_user);
+    vrev__user_leave(ctx);
 }
 
 int vrev_access_format(char *buf, size_t cap, const char *from, const char *to,

@@ -15,6 +15,7 @@
 
 struct bufferevent;
 struct vrev__lingering;
+struct vrev__post;
 
 /* An embedder's layer (vrev/transport.h), as registered. */
 struct vrev__transport {
@@ -60,7 +61,26 @@ struct vrev_ctx {
     uint8_t pad_pool[4096];
     struct vrev__limits limits; /* vrev_ctx_set_limit; engines copy them when made */
     uint64_t buffered;          /* bytes held in the context's buffers (limits.buffered_total) */
+    /* vrev_ctx_post's queue and wake-up (lib/net/post.c), made with a loop of the context's
+     * own; freed by free_post before the loop */
+    struct vrev__post *post;
+    void (*free_post)(vrev_ctx *ctx);
+    unsigned in_user_cb; /* the application's callbacks running now (vrev__user_enter) */
 };
+
+/* Around every call into the application from the loop (tunnel events, handlers, log and
+ * access lines): while one runs, a portal, bridge or instance that is freed is only marked, and
+ * freed from the loop once the callback and the code below it have returned (vrev__defer_free,
+ * lib/net/net.h). */
+static inline void vrev__user_enter(vrev_ctx *ctx)
+{
+    ctx->in_user_cb++;
+}
+
+static inline void vrev__user_leave(vrev_ctx *ctx)
+{
+    ctx->in_user_cb--;
+}
 
 /* The transport registered under `name`, or NULL. */
 const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const char *name);

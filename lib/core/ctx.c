@@ -72,6 +72,8 @@ void vrev_ctx_free(vrev_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->free_post) /* its event belongs to the loop */
+        ctx->free_post(ctx);
     if (ctx->free_base) {
         /* A program's own loop is gone by now (ctx.h): it closed them itself. */
         vrev_ctx_close_lingering(ctx);
@@ -175,6 +177,7 @@ static void vlog(vrev_ctx *ctx, int level, const char *component, bool limited, 
     if (limited && !log_admit(ctx, level, component, &suppressed))
         return;
     char line[1024];
+    vrev__user_enter(ctx);
     if (suppressed) {
         snprintf(line, sizeof(line), "(%llu more lines of this kind were not logged)",
                  (unsigned long long)suppressed);
@@ -182,6 +185,7 @@ static void vlog(vrev_ctx *ctx, int level, const char *component, bool limited, 
     }
     vsnprintf(line, sizeof(line), fmt, ap);
     ctx->log_cb(level, component, line, ctx->log_user);
+    vrev__user_leave(ctx);
 }
 
 void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)

@@ -432,6 +432,11 @@ int vrev__inst_build(vrev_instance *inst, struct vrev__config *cfg, struct vrev_
     return 0;
 }
 
+static void instance_free_deferred(void *inst)
+{
+    vrev_instance_free(inst);
+}
+
 static int instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
                              const char *filename, char *err, size_t err_len)
 {
@@ -460,6 +465,8 @@ static int instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *tex
     struct vrev__limits saved = limits_push(ctx, cfg);
     rc = vrev__engine_init(&inst->engine, ctx);
     limits_pop(ctx, &saved, false);
+    if (rc == 0)
+        rc = vrev__defer_init(&inst->defer, ctx, instance_free_deferred, inst);
     if (rc == 0)
         rc = vrev__instance_obs_init(ctx, &inst->obs, cfg);
     if (rc == 0) {
@@ -527,7 +534,7 @@ int vrev_instance_stop(vrev_instance *inst)
 
 void vrev_instance_free(vrev_instance *inst)
 {
-    if (!inst)
+    if (!inst || vrev__defer_free(&inst->defer, inst->ctx))
         return;
     vrev_ctx *ctx = inst->ctx;
     vrev_instance_stop(inst);
@@ -536,6 +543,7 @@ void vrev_instance_free(vrev_instance *inst)
     vrev__free(ctx, inst->inbound_tags);
     vrev__instance_obs_cleanup(ctx, &inst->obs);
     vrev__free(ctx, inst->retired_out);
+    vrev__defer_cleanup(&inst->defer);
     vrev__free(ctx, inst);
 }
 

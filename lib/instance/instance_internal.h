@@ -12,6 +12,7 @@
 struct vrev_instance {
     vrev_ctx *ctx;
     struct vrev__engine engine;
+    struct vrev__defer defer; /* freed from inside a callback (a log or access line) */
     struct vrev__config *cfg; /* what runs: a reload compares the new config with it */
     struct vrev__inbound **inbounds;
     char **inbound_tags;

@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 #include "core/timeval.h"
+#include "net.h"
 
 static void free_own_base(struct event_base *base)
 {
@@ -42,6 +43,10 @@ int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc)
         return VREV_ERR_IO;
     }
     ctx->free_base = free_own_base;
+    if ((rc = vrev__post_init(ctx)) < 0) {
+        vrev_ctx_free(ctx);
+        return rc;
+    }
     *out = ctx;
     return 0;
 }

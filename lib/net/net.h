@@ -143,6 +143,22 @@ bool vrev__bev_shutdown_write(struct bufferevent *bev);
  * armed or not (its socket then sends what it holds, then a FIN). */
 void vrev__bev_close(struct bufferevent *bev, int abort);
 
+/* Close `bev` gracefully once what it holds has gone out (linger.c): the context owns it
+ * from now on and lets it finish alone (writes the rest, ends the write direction, discards
+ * what the peer still sends until its end), for at most `ms` (0: at once), then resets it. A
+ * stack with no socket at the bottom (a pair) closes as soon as its output is out.
+ * `peer_ended`: its input has ended already. */
+void vrev__bev_linger(vrev_ctx *ctx, struct bufferevent *bev, uint32_t ms, bool peer_ended);
+
+/* --- streams (vrev/stream.h) ----------------------------------------------------------------- */
+
+struct vrev_stream;
+
+/* Hand `bev` to the application as a vrev_stream (stream.c): the stream owns it from now on
+ * (on failure too: then it is reset), sets its callbacks and enables it both ways. Returns 0
+ * or VREV_ERR_NOMEM. */
+int vrev__stream_new(vrev_ctx *ctx, struct bufferevent *bev, struct vrev_stream **out);
+
 /* --- relay ---------------------------------------------------------------------------------- */
 
 struct vrev__relay;
@@ -166,5 +182,27 @@ void vrev__relay_abort(struct vrev__relay *r, int abort);
 
 /* The libevent library at run time (event_get_version()), as snprintf into buf. */
 int vrev__net_libevent_version(char *buf, size_t cap);
+
+/* --- vrev_ctx_post and deferred frees (post.c) ---------------------------------------------- */
+
+/* The queue and wake-up of vrev_ctx_post() on the context's loop (vrev_ctx_new_loop makes it;
+ * vrev_ctx_free frees it). Returns 0, VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor). */
+int vrev__post_init(vrev_ctx *ctx);
+
+/* Freeing an object from inside one of the application's callbacks (STYLE: "freeing from
+ * inside the object's own callback is safe"): the public free first asks vrev__defer_free();
+ * true means an application callback is running (vrev__user_enter), the object must only stop
+ * calling the application, and `fn(obj)` (the public free again) runs from the loop once the
+ * callback and the code below it have returned. vrev__defer_init: at creation (0 or
+ * VREV_ERR_NOMEM); vrev__defer_cleanup: in the real free. A zeroed one defers nothing. */
+struct vrev__defer {
+    struct event *ev;
+    void (*fn)(void *obj);
+    void *obj;
+    bool pending;
+};
+int vrev__defer_init(struct vrev__defer *d, vrev_ctx *ctx, void (*fn)(void *obj), void *obj);
+bool vrev__defer_free(struct vrev__defer *d, vrev_ctx *ctx);
+void vrev__defer_cleanup(struct vrev__defer *d);
 
 #endif

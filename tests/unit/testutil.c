@@ -176,3 +176,21 @@ int tu_count_fds(void)
     closedir(d);
     return n;
 }
+
+void tu_stream_echo(vrev_stream *s, int event, int err, void *user)
+{
+    (void)err, (void)user;
+    char buf[4096];
+    int n;
+    if (event == VREV_STREAM_READABLE)
+        while ((n = vrev_stream_read(s, buf, sizeof(buf))) > 0)
+            assert_int_equal(vrev_stream_write(s, buf, (size_t)n), 0);
+    else if (event == VREV_STREAM_END || event == VREV_STREAM_ERROR)
+        vrev_stream_close(s, event == VREV_STREAM_ERROR);
+}
+
+void tu_stream_echo_accept(vrev_stream *s, const char *name, void *user)
+{
+    (void)name;
+    assert_int_equal(vrev_stream_set_cb(s, tu_stream_echo, user), 0);
+}
