@@ -266,8 +266,8 @@ static int engine_start(struct vrev__engine *e, vrev_ctx *ctx, char *err, size_t
     return rc < 0 ? fail(err, err_len, rc, "the context has no event_base") : 0;
 }
 
-int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -288,6 +288,13 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = p;
     return 0;
+}
+
+int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(portal_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 void vrev_portal_free(vrev_portal *p)
@@ -722,8 +729,8 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
-int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -748,6 +755,13 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = b;
     return 0;
+}
+
+int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(bridge_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 int vrev_bridge_start(vrev_bridge *b)

@@ -87,6 +87,18 @@ const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const cha
 
 /* vrev__transport_wrap() (lib/net/layer.h) puts one on a connection. */
 
+/* The C library's allocator (what vrev_ctx_new2() takes for NULL). */
+extern const vrev_allocator vrev__default_allocator;
+
+/* Allocation through an allocator (vrev/ctx.h's rules: realloc(NULL, n) mallocs, free(NULL)
+ * is a no-op; a size of 0 asks for 1 byte). What the vrev__malloc() family does with the
+ * context's allocator, for objects made without a context (vrev_tunnel_opts). */
+void *vrev__alloc_malloc(const vrev_allocator *a, size_t size);
+void *vrev__alloc_realloc(const vrev_allocator *a, void *ptr, size_t size);
+void vrev__alloc_free(const vrev_allocator *a, void *ptr);
+/* A copy of s (NULL when s is NULL or out of memory), freed with vrev__alloc_free(). */
+char *vrev__alloc_strdup(const vrev_allocator *a, const char *s);
+
 void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);
 void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size);
@@ -94,6 +106,13 @@ void vrev__free(vrev_ctx *ctx, void *ptr);
 /* A copy of the string s with the context's allocator (freed with vrev__free); NULL when s is
  * NULL or out of memory. */
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
+
+/* The error-detail convention of the public constructors and reloads (vrev/error.h): call
+ * vrev__err_begin() first, and return through vrev__err_end(), which leaves "" on success and,
+ * on failure, vrev_strerror(rc) when nothing more precise was written. err may be NULL; nothing
+ * is written when len is 0. vrev__err_end() returns rc. */
+void vrev__err_begin(char *err, size_t len);
+int vrev__err_end(int rc, char *err, size_t len);
 
 /* Overwrite memory in a way the compiler may not elide (for secrets). */
 void vrev__wipe(void *ptr, size_t len);

@@ -437,16 +437,17 @@ static void instance_free_deferred(void *inst)
     vrev_instance_free(inst);
 }
 
-int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
-                           const char *filename, char *err, size_t err_len)
+static int instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
+                             const char *filename, char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
     if (!out || !ctx || (!text && len))
         return VREV_ERR_INVAL;
     *out = NULL;
-    if (!ctx->base)
+    if (!ctx->base) {
+        if (err && err_len)
+            snprintf(err, err_len, "the context has no event_base");
         return VREV_ERR_STATE;
+    }
     struct vrev__config *cfg = NULL;
     struct vrev__config_error ce;
     int rc = vrev__config_load(ctx, text, len, filename, &cfg, &ce);
@@ -483,6 +484,14 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
     }
     *out = inst;
     return 0;
+}
+
+int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
+                           const char *filename, char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(instance_new_json(out, ctx, text, len, filename, err, err_len), err,
+                         err_len);
 }
 
 int vrev_instance_start(vrev_instance *inst)

@@ -4,7 +4,7 @@
  * Stream payload is moved, not copied, both ways. Sending, a session's input becomes Keep
  * frames written straight into the transport's output, each a header followed by whole
  * evbuffer chains (up to VREV_MUX_DATA_MAX bytes: a socket read's chain, see lib/net/tcp.c).
- * Receiving, the codec hands stream payload over in pieces (vrev_mux_set_partial_data) that
+ * Receiving, the codec hands stream payload over in pieces (vrev__mux_set_partial_data) that
  * point into the transport's input; each piece is moved to the session's output with
  * evbuffer_remove_buffer, which relinks whole chains and copies only a chain shared with the
  * next frame. Datagrams, control messages and the codec's own frames (New, End) are copied. */
@@ -13,6 +13,7 @@
 #include "codec/mux_ext.h"
 #include "codec/mux_frame.h"
 #include "codec/mux_guard.h"
+#include "codec/mux_internal.h"
 #include "core/budget.h"
 #include "core/core.h"
 #include "core/list.h"
@@ -659,7 +660,7 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
     } else {
         return;
     }
-    vrev_mux_pause(mc->mux);
+    vrev__mux_pause(mc->mux);
     arm_stall(mc);
 }
 
@@ -697,7 +698,7 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
         mc->piece_to = s;
         mc->piece_off = (size_t)(data - mc->seg);
         mc->piece_len = len;
-        vrev_mux_pause(mux);
+        vrev__mux_pause(mux);
         return 0;
     }
     if (s->udp) {
@@ -843,8 +844,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
             n = (size_t)s->fc.send_credit; /* what the peer's window allows */
         if (n == 0)
             break;
-        int hl =
-            vrev_mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, n);
+        int hl = vrev__mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 1, n);
         if (hl < 0)
             return hl;
         if (evbuffer_add(out, hdr, (size_t)hl) < 0 ||
@@ -1093,7 +1093,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         struct timeval tv = {0, 10000};
         evtimer_add(mc->sweep, &tv);
     }
-    vrev_mux_set_partial_data(mc->mux, 1);
+    vrev__mux_set_partial_data(mc->mux, 1);
     vrev__mux_set_empty_cap(mc->mux, EMPTY_FRAMES_MAX);
     mc->session_rate = ctx->limits.session_rate;
     mc->session_burst = ctx->limits.session_burst;
@@ -1223,7 +1223,7 @@ void vrev__muxconn_hold(struct vrev__muxconn *mc)
     if (mc->owner_hold || mc->closed)
         return;
     mc->owner_hold = true;
-    vrev_mux_pause(mc->mux); /* no-op outside vrev_mux_feed() */
+    vrev__mux_pause(mc->mux); /* no-op outside vrev_mux_feed() */
     bufferevent_disable(mc->transport, EV_READ);
 }
 

@@ -208,7 +208,7 @@ static void bridge_up(struct world *w, const char *target)
 {
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__inbound_port(w->interconn));
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);

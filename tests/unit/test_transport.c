@@ -407,7 +407,7 @@ static void test_reverse_over_layer(void **state)
 /* The JSON-free tunnel API over the layer: vrev_tunnel_opts_set_transport on both ends. */
 static int tunnel_opts(vrev_tunnel_opts **o, const char *transport)
 {
-    assert_int_equal(vrev_tunnel_opts_new(o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(*o, UUID), 0);
     return vrev_tunnel_opts_set_transport(*o, transport);
 }

@@ -22,7 +22,7 @@ static void test_options(void **state)
 {
     (void)state;
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_string_equal(vrev_tunnel_opts_error(o), "");
     assert_int_equal(vrev_tunnel_opts_set_id(o, "nope"), VREV_ERR_INVAL);
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "UUID"));
@@ -89,7 +89,7 @@ static void test_carrier_options(void **state)
     (void)state;
     vrev_tunnel_opts *o;
     char buf[4096];
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_carrier(o, "kcp"), VREV_ERR_INVAL);
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "tcp, ws or h2"));
@@ -204,7 +204,7 @@ static void world_init(struct world *w, const char *bridge_target_name)
     w->got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);
@@ -313,7 +313,7 @@ static void test_drain_after_option(void **state)
     w.got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w.ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_drain_after(o, 1), 0);
     assert_int_equal(vrev_tunnel_opts_set_heartbeat_ms(o, 50), 0);
@@ -369,7 +369,7 @@ static void handler_world(struct world *w, vrev_bridge_accept_cb accept)
     w->got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "app"), 0);
@@ -482,7 +482,7 @@ static void test_new_errors(void **state)
     vrev_bridge *b;
     char err[256];
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
     assert_int_equal(vrev_portal_new(&p, ctx, o, err, sizeof(err)), VREV_ERR_INVAL);
     assert_non_null(strstr(err, "--id"));
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
@@ -493,6 +493,115 @@ static void test_new_errors(void **state)
     assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), VREV_ERR_STATE);
     vrev_tunnel_opts_free(o);
     vrev_ctx_free(ctx);
+}
+
+/* An allocator that counts calls and the bytes it has out (each block prefixed with its
+ * size): a block it did not allocate, freed through it, or one of its blocks freed by the C
+ * library, breaks the count or the heap. */
+struct counting {
+    unsigned calls;
+    long blocks;
+    size_t bytes;
+};
+#define CA_HEAD 16 /* keeps the caller's block aligned as malloc's */
+
+static void *ca_realloc(void *ptr, size_t size, void *user)
+{
+    struct counting *c = user;
+    uint8_t *old = ptr ? (uint8_t *)ptr - CA_HEAD : NULL;
+    size_t was = 0;
+    if (old)
+        memcpy(&was, old, sizeof(was));
+    uint8_t *p = realloc(old, CA_HEAD + size);
+    c->calls++;
+    if (!p)
+        return NULL;
+    memcpy(p, &size, sizeof(size));
+    c->blocks += old ? 0 : 1;
+    c->bytes += size - was;
+    return p + CA_HEAD;
+}
+
+static void *ca_malloc(size_t size, void *user)
+{
+    return ca_realloc(NULL, size, user);
+}
+
+static void ca_free(void *ptr, void *user)
+{
+    struct counting *c = user;
+    if (!ptr)
+        return;
+    size_t was;
+    memcpy(&was, (uint8_t *)ptr - CA_HEAD, sizeof(was));
+    c->blocks--;
+    c->bytes -= was;
+    free((uint8_t *)ptr - CA_HEAD);
+}
+
+/* Set a string option and check that its copy (at least the string and its NUL) was taken
+ * from the counting allocator. */
+#define CA_SET(c, call, str)                                                                       \
+    do {                                                                                           \
+        size_t before_ = (c)->bytes;                                                               \
+        assert_int_equal((call), 0);                                                               \
+        assert_true((c)->bytes >= before_ + strlen(str) + 1);                                      \
+    } while (0)
+
+/* vrev_tunnel_opts_new(&o, ctx): the options, every string they copy and every list they grow
+ * come from the context's allocator, and all of it goes back to it; the allocator is copied,
+ * so the options may outlive the context. */
+static void test_opts_allocator(void **state)
+{
+    (void)state;
+    struct counting c = {0, 0, 0};
+    vrev_allocator a = {VREV_ALLOCATOR_ABI, ca_malloc, ca_realloc, ca_free, &c};
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new2(&ctx, NULL, &a), 0);
+    long ctx_blocks = c.blocks;
+    size_t ctx_bytes = c.bytes;
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
+    assert_true(c.blocks == ctx_blocks + 1 && c.bytes > ctx_bytes); /* the object itself */
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    CA_SET(&c, vrev_tunnel_opts_set_domain(o, "tunnel.example.internal"),
+           "tunnel.example.internal");
+    CA_SET(&c, vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), "127.0.0.1:0");
+    CA_SET(&c, vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), "127.0.0.1:0web");
+    CA_SET(&c, vrev_tunnel_opts_add_public(o, "[::1]:0", "ssh"), "[::1]:0ssh");
+    CA_SET(&c, vrev_tunnel_opts_set_portal(o, "portal.example.net:443"), "portal.example.net:443");
+    CA_SET(&c, vrev_tunnel_opts_add_portal(o, "127.0.0.2:443"), "127.0.0.2:443");
+    CA_SET(&c, vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080"), "web127.0.0.1:8080");
+    CA_SET(&c, vrev_tunnel_opts_add_target(o, "ssh", "127.0.0.1:22"), "ssh127.0.0.1:22");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_cert(o, "cert.pem", "key.pem"), "cert.pemkey.pem");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_ca(o, "ca.pem"), "ca.pem");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_sni(o, "portal.example.net"), "portal.example.net");
+    size_t before = c.bytes;
+    assert_int_equal(vrev_tunnel_opts_add_tls_pin(o, "sha256:00112233445566778899aabbccddeeff"
+                                                     "00112233445566778899aabbccddeeff"),
+                     0);
+    assert_true(c.bytes >= before + 32); /* the list of 32-byte hashes grew */
+    CA_SET(&c, vrev_tunnel_opts_set_transport(o, "my-layer"), "my-layer");
+    CA_SET(&c, vrev_tunnel_opts_set_carrier_path(o, "/tunnel"), "/tunnel");
+    CA_SET(&c, vrev_tunnel_opts_set_carrier_host(o, "www.example.com"), "www.example.com");
+    /* replacing a value frees the old copy through the allocator as well */
+    before = c.bytes;
+    assert_int_equal(vrev_tunnel_opts_set_domain(o, "b.internal"), 0);
+    assert_int_equal(c.bytes, before - sizeof("tunnel.example.internal") + sizeof("b.internal"));
+    long opts_blocks = c.blocks - ctx_blocks;
+    vrev_ctx_free(ctx); /* first: the options keep a copy of the allocator */
+    assert_int_equal(c.blocks, opts_blocks);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(c.blocks, 0);
+    assert_int_equal(c.bytes, 0);
+
+    /* No context: the C library's allocator, nothing through this one. */
+    unsigned calls = c.calls;
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(c.calls, calls);
+    assert_int_equal(vrev_tunnel_opts_new(NULL, NULL), VREV_ERR_INVAL);
 }
 
 /* Every allocation of building a portal and a bridge may fail: a clean error, no leak. */
@@ -510,13 +619,19 @@ static void test_allocation_failures(void **state)
         vrev_bridge *b = NULL;
         char err[256];
         int rc = vrev_ctx_new2(&ctx, base, &a);
-        assert_int_equal(vrev_tunnel_opts_new(&o), 0);
-        /* The options come from the C heap, not the failing allocator: every setter works. */
-        assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
-        assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
-        assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", NULL), 0);
-        assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:9"), 0);
-        assert_int_equal(vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:9"), 0);
+        /* The options on the context's (failing) allocator too: any setter may be refused. */
+        if (rc == 0)
+            rc = vrev_tunnel_opts_new(&o, ctx);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_id(o, UUID);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_listen(o, "127.0.0.1:0");
+        if (rc == 0)
+            rc = vrev_tunnel_opts_add_public(o, "127.0.0.1:0", NULL);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_portal(o, "127.0.0.1:9");
+        if (rc == 0)
+            rc = vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:9");
         if (rc == 0)
             rc = vrev_portal_new(&p, ctx, o, err, sizeof(err));
         if (rc == 0)
@@ -593,7 +708,7 @@ static int frozen_bridge(unsigned dead_after_ms, int wait_ms)
     assert_int_equal(vrev_ctx_new(&f.bctx, f.bbase), 0);
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, dead_after_ms), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
@@ -653,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_bridge_freed_under_a_handler_stream),
         cmocka_unit_test(test_bridge_handler_closes_at_once),
         cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_opts_allocator),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
     };
