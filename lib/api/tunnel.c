@@ -91,7 +91,7 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
     split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__vmess_in_user u = {{0}, NULL};
+    struct vrev__vmess_in_user u = {0};
     memcpy(u.uuid, o->uuid, 16);
     struct vrev__vmess_in_opts vi = {host, port, &u, 1};
     struct vrev__inbound *in = NULL;
@@ -108,8 +108,10 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     if (rc == 0 && o->tls) {
         static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
         bool is_h2 = o->carrier == VREV_CARRIER_H2;
-        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
-                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
+        struct vrev__tls_server_opts so = {.cert_file = o->tls_cert,
+                                           .key_file = o->tls_key,
+                                           .alpn = is_h2 ? h2 : NULL,
+                                           .n_alpn = is_h2 ? 1 : 0};
         struct vrev__tls_ctx *tls;
         rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
         if (rc < 0)
@@ -174,8 +176,10 @@ static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tu
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
-    struct vrev__portal_opts po = {
-        vrev__tunnel_domain(o), NULL, o->heartbeat_ms, o->drain_after, o->dead_after_ms, 0, 0};
+    struct vrev__portal_opts po = {.domain = vrev__tunnel_domain(o),
+                                   .heartbeat_ms = o->heartbeat_ms,
+                                   .drain_after = o->drain_after,
+                                   .dead_after_ms = o->dead_after_ms};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -334,7 +338,8 @@ static void handler_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle, handler_destroy};
+static const struct vrev__outbound_ops handler_ops = {
+    .protocol = "handler", .handle = handler_handle, .destroy = handler_destroy};
 
 static int handler_new(struct vrev__engine *e, const char *tag, const struct vrev__tunnel_pair *t,
                        struct vrev__outbound **out)
@@ -446,10 +451,14 @@ static int interconn_new(vrev_bridge *b, const vrev_tunnel_opts *o, const char *
         const char *const *alpn = o->carrier == VREV_CARRIER_H2   ? h2
                                   : o->carrier == VREV_CARRIER_WS ? h1
                                                                   : NULL;
-        struct vrev__tls_client_opts co = {
-            o->tls_sni,   o->tls_insecure,   false, NULL,         0,
-            ca,           o->tls_ca ? 1 : 0, alpn,  alpn ? 1 : 0, (const uint8_t(*)[32])o->tls_pins,
-            o->n_tls_pins};
+        struct vrev__tls_client_opts co = {.server_name = o->tls_sni,
+                                           .allow_insecure = o->tls_insecure,
+                                           .ca_files = ca,
+                                           .n_ca_files = o->tls_ca ? 1 : 0,
+                                           .alpn = alpn,
+                                           .n_alpn = alpn ? 1 : 0,
+                                           .pins = (const uint8_t(*)[32])o->tls_pins,
+                                           .n_pins = o->n_tls_pins};
         struct vrev__tls_ctx *tls;
         char msg[256] = "";
         if (o->tls_insecure && !o->n_tls_pins)

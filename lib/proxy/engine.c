@@ -147,14 +147,12 @@ struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
         return NULL;
     size_t idx = 0;
     if (e->router) {
-        struct vrev__route_ctx rc = {
-            info->inbound_tag,
-            info->network == VREV_NET_UDP ? VREV_ROUTE_UDP : VREV_ROUTE_TCP,
-            &info->target,
-            info->has_source ? &info->source : NULL,
-            info->user,
-            NULL,
-        };
+        struct vrev__route_ctx rc = {.inbound_tag = info->inbound_tag,
+                                     .network = info->network == VREV_NET_UDP ? VREV_ROUTE_UDP
+                                                                              : VREV_ROUTE_TCP,
+                                     .target = &info->target,
+                                     .source = info->has_source ? &info->source : NULL,
+                                     .user = info->user};
         uint32_t random = (uint32_t)(e->stats.links * 2654435761u);
         idx = vrev__router_pick(e->router, &rc, random);
         if (idx >= e->n_outbounds)

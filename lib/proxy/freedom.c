@@ -182,8 +182,8 @@ static void freedom_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops freedom_ops = {"freedom", freedom_handle,
-                                                      freedom_destroy};
+static const struct vrev__outbound_ops freedom_ops = {
+    .protocol = "freedom", .handle = freedom_handle, .destroy = freedom_destroy};
 
 int vrev__freedom_new(struct vrev__engine *e, const char *tag,
                       const struct vrev__freedom_opts *opts, struct vrev__outbound **out)

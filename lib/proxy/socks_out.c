@@ -269,7 +269,8 @@ static void socks_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
-static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};
+static const struct vrev__outbound_ops socks_ops = {
+    .protocol = "socks", .handle = socks_handle, .destroy = socks_destroy};
 
 static int set_credentials(struct socks_entry *s, const struct vrev__socks_out_opts *opts)
 {

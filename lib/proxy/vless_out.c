@@ -161,7 +161,8 @@ static void vless_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
-static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
+static const struct vrev__outbound_ops vless_ops = {
+    .protocol = "vless", .handle = vless_handle, .destroy = vless_destroy};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__vless_out_opts *opts, size_t n,

@@ -99,7 +99,8 @@ static void vmess_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, NULL, 0); /* the users are wiped above */
 }
 
-static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
+static const struct vrev__outbound_ops vmess_ops = {
+    .protocol = "vmess", .handle = vmess_handle, .destroy = vmess_destroy};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__vmess_out_opts *opts, size_t n,

@@ -411,8 +411,11 @@ static int new_tunnel(struct vrev__bridge *b)
         vrev__free(ctx, w);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_session,
-                                                 on_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_open = on_open,
+                                                 .on_internal_data = on_control,
+                                                 .on_frame = on_frame,
+                                                 .on_session = on_session,
+                                                 .on_closed = on_closed};
     w->bridge = b;
     w->active = true;
     w->dialing = vrev__gauge_new(ctx);

@@ -1053,8 +1053,11 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
                       const struct vrev__policy *policy, const struct vrev__muxconn_cbs *cbs,
                       void *user, struct vrev__muxconn **out)
 {
-    static const vrev_mux_callbacks mcb = {VREV_MUX_CALLBACKS_ABI, mux_frame, mux_open, mux_data,
-                                           mux_close};
+    static const vrev_mux_callbacks mcb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                                           .on_frame = mux_frame,
+                                           .on_open = mux_open,
+                                           .on_data = mux_data,
+                                           .on_close = mux_close};
     struct vrev__muxconn *mc = vrev__calloc(ctx, 1, sizeof(*mc));
     int rc = mc ? vrev_mux_new(&mc->mux, ctx, role, &mcb, mc) : VREV_ERR_NOMEM;
     if (rc < 0) {

@@ -206,7 +206,7 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
         vrev__bev_close(link, 1);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_session, on_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_session = on_session, .on_closed = on_closed};
     w->portal = p;
     VREV__RING_PUSH_FRONT(&p->workers, w);
     p->stats.tunnels_opened++;
@@ -423,7 +423,8 @@ static void portal_destroy(struct vrev__outbound *ob)
     vrev__free(ctx, p);
 }
 
-static const struct vrev__outbound_ops portal_ops = {"portal", portal_handle, portal_destroy};
+static const struct vrev__outbound_ops portal_ops = {
+    .protocol = "portal", .handle = portal_handle, .destroy = portal_destroy};
 
 int vrev__portal_new(struct vrev__engine *e, const char *tag,
                      const struct vrev__portal_opts *opts, struct vrev__outbound **out)

@@ -133,13 +133,13 @@ static void world_init_policies(struct world *w, const struct vrev__policy *poli
     assert_non_null(w->base);
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
     w->policy = *policy;
-    static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
-    static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
+    static const struct vrev__muxconn_cbs client_cbs = {0};
+    static const struct vrev__muxconn_cbs server_cbs = {.on_open = on_open};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, w->t[i]), 0);
         bufferevent_setcb(w->t[i][1], tap_read, NULL, NULL, w);
         bufferevent_enable(w->t[i][1], EV_READ | EV_WRITE);
-        vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, check_frame, NULL, NULL, NULL};
+        vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = check_frame};
         assert_int_equal(vrev_mux_new(&w->dir[i].check, w->ctx,
                                       i ? VREV_MUX_CLIENT : VREV_MUX_SERVER, &cb, &w->dir[i]),
                          0);
