@@ -92,8 +92,8 @@ struct vrev__engine_stats {
     uint64_t relays_ok;      /* relays that ended cleanly */
     uint64_t relays_failed;  /* relays that ended with an error or timeout */
     uint64_t dial_failures;  /* outbound dials that gave up */
-    uint64_t bytes_up;
-    uint64_t bytes_down;
+    uint64_t bytes_up;       /* relayed link -> target: up, toward the service */
+    uint64_t bytes_down;     /* relayed target -> link: down, back toward the client */
     uint64_t relays_live; /* relays running now (vrev__engine_relay) */
 };
 

@@ -109,10 +109,10 @@ static void worker_free(struct bworker *w)
     if (w->hold_timer)
         event_free(w->hold_timer);
     VREV__RING_REMOVE(w);
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w->mc, &rx, &tx);
-    b->stats.bytes_up += rx;
-    b->stats.bytes_down += tx;
+    uint64_t up, down;
+    vrev__muxconn_bytes(w->mc, &up, &down);
+    b->stats.bytes_up += up;
+    b->stats.bytes_down += down;
     vrev__muxconn_add_stats(w->mc, &b->stats.mux);
     vrev__muxconn_free(w->mc);
     vrev__gauge_unref(w->dialing); /* dials still in progress keep it until they end */
@@ -366,8 +366,8 @@ static void on_frame(struct vrev__muxconn *mc, void *user)
     }
 }
 
-static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user)
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
 {
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
@@ -377,8 +377,8 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
         w->sessions++;
     else if (event == VREV_EVENT_SESSION_CLOSE && w->sessions)
         w->sessions--;
-    if (b->notify) /* the public client's bytes come in (rx) from the portal */
-        b->notify(event, target, rx, tx, b->notify_user);
+    if (b->notify)
+        b->notify(event, target, up, down, b->notify_user);
 }
 
 static void on_closed(struct vrev__muxconn *mc, int err, void *user)
@@ -658,10 +658,10 @@ void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_st
     *st = b->stats;
     st->sessions_active = 0;
     for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next) {
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        st->bytes_up += rx;
-        st->bytes_down += tx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        st->bytes_up += up;
+        st->bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && w->control ? 1 : 0);

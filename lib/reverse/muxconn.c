@@ -40,7 +40,7 @@ struct msession {
     bool udp;
     bool attached;                    /* still in the codec's table */
     struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
-    uint64_t rx, tx;                  /* payload delivered to / read from the local side */
+    uint64_t rx, tx; /* payload delivered to / read from the local side (up_down() names them) */
     bool flow;                        /* flow-controlled (a vrev peer): never stops the tunnel */
     bool eof_pending;                 /* the local side ended; bytes wait for credit before End */
     bool withheld;                    /* a grant is due but the tunnel is over its cap */
@@ -52,6 +52,7 @@ struct msession {
 struct vrev__muxconn {
     vrev_ctx *ctx;
     vrev_mux *mux;
+    int role; /* VREV_MUX_CLIENT (a portal) or VREV_MUX_SERVER (a bridge) */
     struct bufferevent *transport;
     struct vrev__muxconn_cbs cbs;
     void *user;
@@ -189,11 +190,25 @@ static void set_target(struct msession *s, const char *host)
     s->target[n] = '\0';
 }
 
+/* Bytes delivered to (rx) and read from (tx) the local sides, as directions: up is toward the
+ * service behind the bridge, down back toward the public client. A CLIENT's local side is the
+ * public client (a portal): what it reads goes up. A SERVER's is the service (a bridge): what
+ * it delivers goes up. */
+static void up_down(const struct vrev__muxconn *mc, uint64_t rx, uint64_t tx, uint64_t *up,
+                    uint64_t *down)
+{
+    bool server = mc->role == VREV_MUX_SERVER;
+    *up = server ? rx : tx;
+    *down = server ? tx : rx;
+}
+
 static void session_event(struct msession *s, int event)
 {
     struct vrev__muxconn *mc = s->mc;
+    uint64_t up, down;
+    up_down(mc, s->rx, s->tx, &up, &down);
     if (s->local && mc->cbs.on_session)
-        mc->cbs.on_session(mc, event, s->target, s->rx, s->tx, mc->user);
+        mc->cbs.on_session(mc, event, s->target, up, down, mc->user);
 }
 
 static void touch(struct msession *s)
@@ -1066,6 +1081,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         return rc;
     }
     mc->ctx = ctx;
+    mc->role = role;
     mc->transport = transport;
     mc->cbs = *cbs;
     mc->user = user;
@@ -1279,10 +1295,11 @@ uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc)
     return vrev_mux_total_sessions(mc->mux);
 }
 
-void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx)
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *up, uint64_t *down)
 {
-    *rx = mc ? mc->rx_bytes : 0;
-    *tx = mc ? mc->tx_bytes : 0;
+    *up = *down = 0;
+    if (mc)
+        up_down(mc, mc->rx_bytes, mc->tx_bytes, up, down);
 }
 
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc)

@@ -30,10 +30,11 @@ struct vrev__muxconn_cbs {
     /* Every frame received (liveness bookkeeping); may be NULL. */
     void (*on_frame)(struct vrev__muxconn *mc, void *user);
     /* A session bound to a local side opened (VREV_EVENT_SESSION_OPEN) or ended
-     * (VREV_EVENT_SESSION_CLOSE, with its payload bytes: rx peer -> local, tx local -> peer).
-     * `target` is the session's target host as text. May be NULL. */
-    void (*on_session)(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user);
+     * (VREV_EVENT_SESSION_CLOSE, with its payload bytes: up toward the service behind the
+     * bridge, down back toward the public client; the same in both roles). `target` is the
+     * session's target host as text. May be NULL. */
+    void (*on_session)(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user);
     /* The transport ended (err 0: clean EOF) or failed; every session has been aborted. The
      * muxconn is still allocated: free it from here or later. */
     void (*on_closed)(struct vrev__muxconn *mc, int err, void *user);
@@ -106,8 +107,8 @@ bool vrev__muxconn_holding(const struct vrev__muxconn *mc);
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc);
 uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc);
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc);
-/* Session payload delivered to local sides (rx) and sent from them (tx), internal sessions
- * excluded. */
-void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx);
+/* Session payload, internal sessions excluded: up toward the service behind the bridge (what
+ * a CLIENT read from its local sides, what a SERVER delivered to them), down the other way. */
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *up, uint64_t *down);
 
 #endif

@@ -87,10 +87,10 @@ static void worker_free(struct pworker *w)
     if (w->timer)
         event_free(w->timer);
     w->timer = NULL; /* freeing the mux below ends its sessions: nothing may arm it then */
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w->mc, &rx, &tx);
-    p->stats.bytes_up += tx;
-    p->stats.bytes_down += rx;
+    uint64_t up, down;
+    vrev__muxconn_bytes(w->mc, &up, &down);
+    p->stats.bytes_up += up;
+    p->stats.bytes_down += down;
     vrev__muxconn_add_stats(w->mc, &p->stats.mux);
     vrev__muxconn_free(w->mc);
     p->stats.tunnels_closed++;
@@ -173,14 +173,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     arm(w, p->heartbeat_ms);
 }
 
-static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user)
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
 {
     (void)mc;
     struct pworker *w = user;
     struct portal *p = w->portal;
-    if (p->notify) /* the public client's bytes go out (tx) to the bridge */
-        p->notify(event, target, tx, rx, p->notify_user);
+    if (p->notify)
+        p->notify(event, target, up, down, p->notify_user);
     if (event == VREV_EVENT_SESSION_CLOSE) /* the session is still counted: check from the loop */
         recheck_soon(w);
 }
@@ -465,10 +465,10 @@ void vrev__portal_get_stats(const struct vrev__outbound *ob, struct vrev__portal
     *st = p->stats;
     st->sessions_active = 0;
     for (const struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        st->bytes_up += tx;
-        st->bytes_down += rx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        st->bytes_up += up;
+        st->bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && !w->draining ? 1 : 0); /* not the control session */
