@@ -325,8 +325,9 @@ struct handler_out {
 static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                           struct bufferevent *link)
 {
-    (void)info;
     struct handler_out *h = (struct handler_out *)ob;
+    vrev__log(ob->engine->ctx, VREV_LOG_DEBUG, "bridge", VREV__CONN_FMT "to handler %s",
+              VREV__CONN_ARG(info->conn_id), h->name);
     bufferevent_setcb(link, NULL, NULL, NULL, NULL);
     h->cb(link, h->name, h->user);
     return 0;

@@ -44,6 +44,7 @@ struct vless_req {
     const struct vless_entry *ent; /* the server and user picked */
     struct vrev__addr target;
     uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
+    uint64_t conn_id;
 };
 
 /* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
@@ -119,16 +120,17 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vless_req *r = user;
     struct vless_out *v = r->ob;
     struct vrev__engine *e = v->base.engine;
+    uint64_t id = r->conn_id;
     if (err == 0)
         err = start_stream(bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
-        vrev__engine_relay(e, link, bev);
+        vrev__engine_relay(e, link, bev, id);
         return;
     }
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s", v->base.tag ? v->base.tag : "",
-                  vrev_strerror(err));
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s",
+                  VREV__CONN_ARG(id), v->base.tag ? v->base.tag : "", vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
     vrev__bev_close(link, 1);
@@ -151,6 +153,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ent = &v->ent[vrev__picker_pick(&v->picker)];
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
+    r->conn_id = info->conn_id;
+    vrev__outbound_log_dial(ob, info, &r->ent->server);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VLESS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
 }

@@ -56,13 +56,15 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__wipe(&req, sizeof(req));
     if (!stream)
         goto fail;
+    uint64_t id = r->info.conn_id;
     vrev__free(e->ctx, r);
-    vrev__engine_relay(e, link, stream);
+    vrev__engine_relay(e, link, stream, id);
     return;
 fail:
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s",
-                  v->base.tag ? v->base.tag : "", vrev_strerror(err));
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s",
+                  VREV__CONN_ARG(r->info.conn_id), v->base.tag ? v->base.tag : "",
+                  vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
     vrev__bev_close(link, 1);
@@ -87,6 +89,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
+    vrev__outbound_log_dial(ob, info, &r->ent->server);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, VMESS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
 }

@@ -211,7 +211,8 @@ static void refuse(struct vrev__bridge *b, const char *host, const struct vrev__
         b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
     char t[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&info->target, t, sizeof(t));
-    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] refused session to %s:%s: %s",
+    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              VREV__CONN_FMT "[%s] refused session to %s:%s: %s", VREV__CONN_ARG(info->conn_id),
               b->tag ? b->tag : "", info->network == VREV_NET_UDP ? "udp" : "tcp", t, why);
 }
 
@@ -307,6 +308,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__muxconn_opening_id(mc);
     info.inbound_tag = b->tag;
     info.network = vrev_mux_frame_network(f);
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
@@ -354,13 +356,13 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
 
 static void on_frame(struct vrev__muxconn *mc, void *user)
 {
-    (void)mc;
     struct bworker *w = user;
     event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
     if (!w->heard) {
         w->heard = true;
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
-        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up",
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(vrev__muxconn_conn_id(mc)),
                   w->bridge->tag ? w->bridge->tag : "");
         notify(w->bridge, VREV_EVENT_TUNNEL_UP);
     }
@@ -449,6 +451,8 @@ static int new_tunnel(struct vrev__bridge *b)
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__conn_id(ctx);
+    vrev__muxconn_set_conn_id(w->mc, info.conn_id);
     info.inbound_tag = b->tag;
     info.network = VREV_NET_TCP;
     info.dial_once = true; /* our own backoff redials, sooner than the dialer's retries */

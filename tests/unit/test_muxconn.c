@@ -667,7 +667,7 @@ static void open_from(struct world *w, int network, const char *src, uint16_t sp
     assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
     w->got_client = -1;
     assert_int_equal(
-        vrev__muxconn_open_from(w->mc[0], network, &target, client, pair[0], NULL, 0, &sid), 0);
+        vrev__muxconn_open_from(w->mc[0], network, &target, client, pair[0], NULL, 0, 0, &sid), 0);
     bufferevent_free(pair[1]);
     run_ms(w, 30);
     assert_int_not_equal(w->got_client, -1); /* the server saw the New frame */
