@@ -53,7 +53,7 @@ struct msession {
 struct vrev__muxconn {
     vrev_ctx *ctx;
     vrev_mux *mux;
-    int role; /* VREV_MUX_CLIENT (a portal) or VREV_MUX_SERVER (a bridge) */
+    int role;            /* VREV_MUX_CLIENT (a portal) or VREV_MUX_SERVER (a bridge) */
     uint64_t conn_id;    /* the tunnel's, for log lines (vrev__muxconn_set_conn_id) */
     uint64_t opening_id; /* SERVER: the id of the session on_open is asked about */
     struct bufferevent *transport;
