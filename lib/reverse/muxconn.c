@@ -160,7 +160,9 @@ static bool over_reply_allowance(struct vrev__muxconn *mc)
     mc->reply_hold = true;
     mc->stats.reply_holds++;
     vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-              "the peer does not read the answers to its frames: tunnel not read until it does");
+              VREV__CONN_FMT
+              "the peer does not read the answers to its frames: tunnel not read until it does",
+              VREV__CONN_ARG(mc->conn_id));
     return true;
 }
 
@@ -647,9 +649,10 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
     if (!take_token(mc)) { /* "Rapid Reset": nothing is dialled or allocated for it */
         mc->stats.refused_rate++;
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "session %u refused: the peer opens more than %llu sessions a second "
-                  "(burst %llu); %llu refused so far",
-                  sid, (unsigned long long)mc->session_rate, (unsigned long long)mc->session_burst,
+                  VREV__CONN_FMT "tunnel refused sid %u: the peer opens more than %llu "
+                                 "sessions a second (burst %llu); %llu refused so far",
+                  VREV__CONN_ARG(mc->conn_id), sid, (unsigned long long)mc->session_rate,
+                  (unsigned long long)mc->session_burst,
                   (unsigned long long)mc->stats.refused_rate);
         return refuse(mc, sid);
     }
@@ -1074,8 +1077,9 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
         reset_session(mc->blocked); /* unblocks */
     } else {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest", mc->held,
-                  mc->held_cap, mc->stall_ms);
+                  VREV__CONN_FMT "local sides held %zu bytes (cap %zu) for %u ms: resetting the "
+                                 "largest",
+                  VREV__CONN_ARG(mc->conn_id), mc->held, mc->held_cap, mc->stall_ms);
         struct msession *big; /* the last one resumes reading and granting */
         while (!mc->closed && (mc->over_cap || mc->over_budget || mc->withheld) &&
                (big = largest_holder(mc)))
