@@ -105,8 +105,11 @@ static void fdial_release(void *user) /* the dial was cancelled */
 static int dial(struct fdial *d, struct bufferevent *link, const struct vrev__addr *target,
                 struct vrev__gauge *dialing)
 {
-    return vrev__outbound_dial(&d->f->base, link, target, FREEDOM_RETRY_STEP_MS, dialing, on_dialed,
-                               fdial_release, d);
+    int rc = vrev__outbound_dial(&d->f->base, link, target, FREEDOM_RETRY_STEP_MS, dialing,
+                                 on_dialed, fdial_release, d);
+    if (rc < 0) /* neither called */
+        fdial_free(d);
+    return rc;
 }
 
 /* UseIP*: the resolved address is dialled; if the name did not resolve, the name itself (as
@@ -161,8 +164,12 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
         return VREV_ERR_NOMEM;
     }
     vrev__outbound_log_dial(ob, info, &target);
-    if (name && f->domain_strategy != VREV_DS_AS_IS)
-        return vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, d);
+    if (name && f->domain_strategy != VREV_DS_AS_IS) {
+        int rc = vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, d);
+        if (rc < 0) /* tcp_resolved not called */
+            fdial_free(d);
+        return rc;
+    }
     /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
     return dial(d, link, &target, info->dialing);
 }
