@@ -241,7 +241,7 @@ enum vrev_tunnel_counter {
                                  targets, dialsPerTunnel dials in progress for more
                                  than a second, or over sessionRate; portal: no
                                  tunnel) */
-    VREV_COUNTER_BYTES_UP = 6,
+    VREV_COUNTER_BYTES_UP = 6, /* up: public clients -> services behind the bridge */
     VREV_COUNTER_BYTES_DOWN = 7
 };
 

@@ -116,7 +116,7 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
     split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__in_user u = {{0}, NULL};
+    struct vrev__in_user u = {0};
     memcpy(u.uuid, o->uuid, 16);
     struct vrev__in_user_opts vi = {host, port, &u, 1};
     struct vrev__inbound *in = NULL;
@@ -133,8 +133,10 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     if (rc == 0 && o->tls) {
         static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
         bool is_h2 = o->carrier == VREV_CARRIER_H2;
-        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
-                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
+        struct vrev__tls_server_opts so = {.cert_file = o->tls_cert,
+                                           .key_file = o->tls_key,
+                                           .alpn = is_h2 ? h2 : NULL,
+                                           .n_alpn = is_h2 ? 1 : 0};
         struct vrev__tls_ctx *tls;
         rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
         if (rc < 0)
@@ -199,8 +201,10 @@ static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tu
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
-    struct vrev__portal_opts po = {
-        vrev__tunnel_domain(o), NULL, o->heartbeat_ms, o->drain_after, o->dead_after_ms, 0, 0};
+    struct vrev__portal_opts po = {.domain = vrev__tunnel_domain(o),
+                                   .heartbeat_ms = o->heartbeat_ms,
+                                   .drain_after = o->drain_after,
+                                   .dead_after_ms = o->dead_after_ms};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -382,12 +386,13 @@ struct handler_out {
 static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                           struct bufferevent *link)
 {
-    (void)info;
     struct handler_out *h = (struct handler_out *)ob;
     if (h->owner->dying) { /* freed by the application already */
         bufferevent_free(link);
         return VREV_ERR_STATE;
     }
+    vrev__log(ob->engine->ctx, VREV_LOG_DEBUG, "bridge", VREV__CONN_FMT "to handler %s",
+              VREV__CONN_ARG(info->conn_id), h->name);
     vrev_stream *stream;
     int rc = vrev__stream_new(ob->engine->ctx, link, &stream);
     if (rc < 0)
@@ -404,7 +409,8 @@ static void handler_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops handler_ops = {"handler", handler_handle, handler_destroy};
+static const struct vrev__outbound_ops handler_ops = {
+    .protocol = "handler", .handle = handler_handle, .destroy = handler_destroy};
 
 static int handler_new(struct vrev__engine *e, const char *tag, const struct vrev__tunnel_pair *t,
                        struct vrev__outbound **out)

@@ -45,6 +45,7 @@ struct vrev_ctx {
     void *access_user;
     unsigned log_rate, log_burst; /* lines per second and burst per component; 0: no limit */
     struct vrev__log_bucket log_buckets[VREV__LOG_BUCKETS];
+    uint64_t conn_ids;                  /* the last connection id given out (vrev__conn_id) */
     struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
     size_t n_transports;
     /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
@@ -127,6 +128,16 @@ void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt,
 /* The same without the rate limit, for bursts bounded by their caller (config warnings). */
 void vrev__log_all(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A new connection id: one per accepted connection and per session a bridge is asked to open,
+ * from 1, unique within the context. Log lines about a connection start with it, written
+ * "c<N> " (VREV__CONN_FMT), so that one connection's lines can be picked out of many. */
+static inline uint64_t vrev__conn_id(vrev_ctx *ctx)
+{
+    return ++ctx->conn_ids;
+}
+#define VREV__CONN_FMT "c%llu "
+#define VREV__CONN_ARG(id) ((unsigned long long)(id))
 
 /* Report an access event (vrev_access_cb) if a callback is installed. `from` may be NULL. */
 void vrev__access(vrev_ctx *ctx, const char *from, const char *to, const char *inbound_tag,

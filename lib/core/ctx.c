@@ -25,9 +25,10 @@ static void default_free(void *ptr, void *user)
     free(ptr);
 }
 
-const vrev_allocator vrev__default_allocator = {
-    VREV_ALLOCATOR_ABI, default_malloc, default_realloc, default_free, NULL,
-};
+const vrev_allocator vrev__default_allocator = {.abi = VREV_ALLOCATOR_ABI,
+                                                .malloc = default_malloc,
+                                                .realloc = default_realloc,
+                                                .free = default_free};
 
 int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator *alloc)
 {

@@ -165,7 +165,8 @@ struct vrev__relay;
 
 /* Called once when the relay has ended, with 0 (both directions ended cleanly) or an error
  * (VREV_ERR_IO: a side failed; VREV_ERR_TIMEOUT: an idle timer fired). Byte counts are the
- * bytes moved a->b (uplink) and b->a (downlink). Both bufferevents are already freed. */
+ * bytes moved a->b (up: toward the target, a bridge's service) and b->a (down: back toward
+ * the client). Both bufferevents are already freed. */
 typedef void (*vrev__relay_done_cb)(int result, uint64_t up_bytes, uint64_t down_bytes, void *user);
 
 /* Join a (the client side: inbound) and b (the target side: outbound). The relay owns both

@@ -123,7 +123,7 @@ static int write_text(const struct samples *s, struct evbuffer *out)
 
 static int render(const struct vrev_metrics_server *srv, struct evbuffer *out)
 {
-    struct samples s = {srv->ctx, NULL, 0, 0, 0};
+    struct samples s = {.ctx = srv->ctx};
     visit(srv, &s);
     int rc = s.err ? s.err : write_text(&s, out);
     for (size_t i = 0; i < s.n; i++)

@@ -88,8 +88,8 @@ static void blackhole_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops blackhole_ops = {"blackhole", blackhole_handle,
-                                                        blackhole_destroy};
+static const struct vrev__outbound_ops blackhole_ops = {
+    .protocol = "blackhole", .handle = blackhole_handle, .destroy = blackhole_destroy};
 
 int vrev__blackhole_new(struct vrev__engine *e, const char *tag, bool http_response,
                         struct vrev__outbound **out)

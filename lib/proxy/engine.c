@@ -147,14 +147,12 @@ struct vrev__outbound *vrev__engine_route(struct vrev__engine *e,
         return NULL;
     size_t idx = 0;
     if (e->router) {
-        struct vrev__route_ctx rc = {
-            info->inbound_tag,
-            info->network == VREV_NET_UDP ? VREV_ROUTE_UDP : VREV_ROUTE_TCP,
-            &info->target,
-            info->has_source ? &info->source : NULL,
-            info->user,
-            NULL,
-        };
+        struct vrev__route_ctx rc = {.inbound_tag = info->inbound_tag,
+                                     .network = info->network == VREV_NET_UDP ? VREV_ROUTE_UDP
+                                                                              : VREV_ROUTE_TCP,
+                                     .target = &info->target,
+                                     .source = info->has_source ? &info->source : NULL,
+                                     .user = info->user};
         uint32_t random = (uint32_t)(e->stats.links * 2654435761u);
         idx = vrev__router_pick(e->router, &rc, random);
         if (idx >= e->n_outbounds)
@@ -178,8 +176,8 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
     if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info->target, t, sizeof(t));
-        vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "[%s] %s:%s -> [%s]",
-                  info->inbound_tag ? info->inbound_tag : "",
+        vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s:%s -> [%s]",
+                  VREV__CONN_ARG(info->conn_id), info->inbound_tag ? info->inbound_tag : "",
                   info->network == VREV_NET_UDP ? "udp" : "tcp", t, ob->tag ? ob->tag : "");
     }
     return ob->ops->handle(ob, info, link);
@@ -191,6 +189,7 @@ struct tracked_relay {
     struct vrev__conn conn; /* first */
     struct vrev__engine *engine;
     struct vrev__relay *relay;
+    uint64_t conn_id;
 };
 
 static void relay_done(int result, uint64_t up, uint64_t down, void *user)
@@ -204,6 +203,10 @@ static void relay_done(int result, uint64_t up, uint64_t down, void *user)
         e->stats.relays_ok++;
     else
         e->stats.relays_failed++;
+    vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+              VREV__CONN_FMT "relay closed: up %llu, down %llu bytes%s%s",
+              VREV__CONN_ARG(t->conn_id), (unsigned long long)up, (unsigned long long)down,
+              result ? ": " : "", result ? vrev_strerror(result) : "");
     vrev__engine_untrack(e, &t->conn);
     vrev__free(e->ctx, t);
 }
@@ -216,8 +219,8 @@ static void relay_close(struct vrev__conn *c)
     vrev__free(t->engine->ctx, t);
 }
 
-int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
-                       struct bufferevent *target)
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target,
+                       uint64_t conn_id)
 {
     struct tracked_relay *t = vrev__calloc(e->ctx, 1, sizeof(*t));
     if (!t) {
@@ -226,6 +229,7 @@ int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
         return VREV_ERR_NOMEM;
     }
     t->engine = e;
+    t->conn_id = conn_id;
     int rc = vrev__relay_start(e->ctx, link, target, &e->policy, relay_done, t, &t->relay);
     if (rc < 0) {
         vrev__free(e->ctx, t);
@@ -281,6 +285,21 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
     }
     *out = ob;
     return 0;
+}
+
+void vrev__outbound_log_dial(const struct vrev__outbound *ob, const struct vrev__link_info *info,
+                             const struct vrev__addr *to)
+{
+    vrev_ctx *ctx = ob->engine->ctx;
+    if (!vrev__log_enabled(ctx, VREV_LOG_DEBUG))
+        return;
+    char a[VREV_MUX_TARGET_MAX], t[VREV_MUX_TARGET_MAX] = "";
+    vrev__addr_target_text(to, a, sizeof(a));
+    bool via = !vrev__addr_equal(to, &info->target); /* a proxy server, or a redirect */
+    if (via)
+        vrev__addr_target_text(&info->target, t, sizeof(t));
+    vrev__log(ctx, VREV_LOG_DEBUG, ob->ops->protocol, VREV__CONN_FMT "[%s] dial %s%s%s",
+              VREV__CONN_ARG(info->conn_id), ob->tag ? ob->tag : "", a, via ? " for " : "", t);
 }
 
 void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link, size_t size)

@@ -51,6 +51,7 @@ struct socks_req {
     struct event *deadline;
     struct vrev__addr target;
     struct vrev__addr relay; /* UDP: from the reply */
+    uint64_t conn_id;
     bool udp;
     enum step step;
     struct vrev__hdr_reader rd;
@@ -79,8 +80,9 @@ static void fail(struct socks_req *r, int err)
     struct vrev__engine *e = r->ob->base.engine;
     char t[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&r->target, t, sizeof(t));
-    vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s: %s",
-              r->ob->base.tag ? r->ob->base.tag : "", t, vrev_strerror(err));
+    vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s: %s",
+              VREV__CONN_ARG(r->conn_id), r->ob->base.tag ? r->ob->base.tag : "", t,
+              vrev_strerror(err));
     vrev__engine_untrack(e, &r->conn);
     req_free(r, true);
 }
@@ -108,6 +110,7 @@ static void connected(struct socks_req *r)
     struct bufferevent *link = r->link, *bev = r->bev;
     struct vrev__addr relay, target = r->target;
     bool udp = r->udp;
+    uint64_t id = r->conn_id;
     if (udp)
         relay_address(r, &relay);
     r->link = r->bev = NULL;
@@ -117,11 +120,12 @@ static void connected(struct socks_req *r)
     if (udp && relay.type != VREV_ADDR_DOMAIN)
         vrev__udp_flow_start_socks(e, link, &relay, bev, &target);
     else if (udp) { /* a name and no socket to take an address from */
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "UDP relay address unusable");
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "UDP relay address unusable",
+                  VREV__CONN_ARG(id));
         vrev__bev_close(link, 1);
         vrev__bev_close(bev, 1);
     } else
-        vrev__engine_relay(e, link, bev); /* bytes after the reply move when the relay starts */
+        vrev__engine_relay(e, link, bev, id); /* bytes after the reply move when it starts */
 }
 
 static int send_greeting(struct socks_req *r)
@@ -258,7 +262,9 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->ent = &s->ent[vrev__picker_pick(&s->picker)];
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
+    r->conn_id = info->conn_id;
     vrev__hdr_reader_init(&r->rd);
+    vrev__outbound_log_dial(ob, info, &r->ent->server);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
 }
@@ -269,7 +275,8 @@ static void socks_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
-static const struct vrev__outbound_ops socks_ops = {"socks", socks_handle, socks_destroy};
+static const struct vrev__outbound_ops socks_ops = {
+    .protocol = "socks", .handle = socks_handle, .destroy = socks_destroy};
 
 static int set_credentials(struct socks_entry *s, const struct vrev__socks_out_opts *opts)
 {

@@ -43,6 +43,7 @@ struct vless_req {
     struct vrev__picked_req h; /* first: the outbound, the server and user picked */
     struct vrev__addr target;
     uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
+    uint64_t conn_id;
 };
 
 /* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
@@ -119,14 +120,15 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vless_req *r = user;
     struct vrev__outbound *ob = r->h.ob;
     struct vrev__engine *e = ob->engine;
+    uint64_t id = r->conn_id;
     if (err == 0)
         err = start_stream(bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
-        vrev__engine_relay(e, link, bev);
+        vrev__engine_relay(e, link, bev, id);
         return;
     }
-    vrev__picked_req_failed(ob, LOG_COMPONENT, link, bev, err);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, id, link, bev, err);
 }
 
 static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
@@ -139,6 +141,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
         return VREV_ERR_NOMEM;
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
+    r->conn_id = info->conn_id;
+    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VLESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
 }
@@ -149,7 +153,8 @@ static void vless_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
-static const struct vrev__outbound_ops vless_ops = {"vless", vless_handle, vless_destroy};
+static const struct vrev__outbound_ops vless_ops = {
+    .protocol = "vless", .handle = vless_handle, .destroy = vless_destroy};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__user_out_opts *opts, size_t n,

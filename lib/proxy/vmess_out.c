@@ -55,11 +55,12 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     vrev__wipe(&req, sizeof(req));
     if (!stream)
         goto fail;
+    uint64_t id = r->info.conn_id;
     vrev__free(e->ctx, r);
-    vrev__engine_relay(e, link, stream);
+    vrev__engine_relay(e, link, stream, id);
     return;
 fail:
-    vrev__picked_req_failed(ob, LOG_COMPONENT, link, bev, err);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, r->info.conn_id, link, bev, err);
     vrev__free(e->ctx, r);
 }
 
@@ -74,6 +75,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
+    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VMESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
 }
@@ -86,7 +88,8 @@ static void vmess_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, NULL, 0); /* the users are wiped above */
 }
 
-static const struct vrev__outbound_ops vmess_ops = {"vmess", vmess_handle, vmess_destroy};
+static const struct vrev__outbound_ops vmess_ops = {
+    .protocol = "vmess", .handle = vmess_handle, .destroy = vmess_destroy};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__user_out_opts *opts, size_t n,

@@ -110,10 +110,10 @@ static void worker_free(struct bworker *w)
     if (w->hold_timer)
         event_free(w->hold_timer);
     VREV__RING_REMOVE(w);
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w->mc, &rx, &tx);
-    b->stats.bytes_up += rx;
-    b->stats.bytes_down += tx;
+    uint64_t up, down;
+    vrev__muxconn_bytes(w->mc, &up, &down);
+    b->stats.bytes_up += up;
+    b->stats.bytes_down += down;
     vrev__muxconn_add_stats(w->mc, &b->stats.mux);
     vrev__muxconn_free(w->mc);
     vrev__gauge_unref(w->dialing); /* dials still in progress keep it until they end */
@@ -212,7 +212,8 @@ static void refuse(struct vrev__bridge *b, const char *host, const struct vrev__
         b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
     char t[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&info->target, t, sizeof(t));
-    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] refused session to %s:%s: %s",
+    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              VREV__CONN_FMT "[%s] refused session to %s:%s: %s", VREV__CONN_ARG(info->conn_id),
               b->tag ? b->tag : "", info->network == VREV_NET_UDP ? "udp" : "tcp", t, why);
 }
 
@@ -308,6 +309,7 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid,
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__muxconn_opening_id(mc);
     info.inbound_tag = b->tag;
     info.network = vrev_mux_frame_network(f);
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
@@ -355,20 +357,20 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
 
 static void on_frame(struct vrev__muxconn *mc, void *user)
 {
-    (void)mc;
     struct bworker *w = user;
     event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
     if (!w->heard) {
         w->heard = true;
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
-        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up",
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(vrev__muxconn_conn_id(mc)),
                   w->bridge->tag ? w->bridge->tag : "");
         notify(w->bridge, VREV_EVENT_TUNNEL_UP);
     }
 }
 
-static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user)
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
 {
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
@@ -378,8 +380,8 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
         w->sessions++;
     else if (event == VREV_EVENT_SESSION_CLOSE && w->sessions)
         w->sessions--;
-    if (b->notify) /* the public client's bytes come in (rx) from the portal */
-        b->notify(event, target, rx, tx, b->notify_user);
+    if (b->notify)
+        b->notify(event, target, up, down, b->notify_user);
 }
 
 static void on_closed(struct vrev__muxconn *mc, int err, void *user)
@@ -412,8 +414,11 @@ static int new_tunnel(struct vrev__bridge *b)
         vrev__free(ctx, w);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {on_open, on_control, on_frame, on_session,
-                                                 on_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_open = on_open,
+                                                 .on_internal_data = on_control,
+                                                 .on_frame = on_frame,
+                                                 .on_session = on_session,
+                                                 .on_closed = on_closed};
     w->bridge = b;
     w->active = true;
     w->dialing = vrev__gauge_new(ctx);
@@ -447,6 +452,8 @@ static int new_tunnel(struct vrev__bridge *b)
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__conn_id(ctx);
+    vrev__muxconn_set_conn_id(w->mc, info.conn_id);
     info.inbound_tag = b->tag;
     info.network = VREV_NET_TCP;
     info.dial_once = true; /* our own backoff redials, sooner than the dialer's retries */
@@ -667,10 +674,10 @@ void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_st
     *st = b->stats;
     st->sessions_active = 0;
     for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next) {
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        st->bytes_up += rx;
-        st->bytes_down += tx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        st->bytes_up += up;
+        st->bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && w->control ? 1 : 0);

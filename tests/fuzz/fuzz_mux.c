@@ -84,7 +84,11 @@ static int run(const uint8_t *data, size_t size, int role, int pieces, unsigned 
 {
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, on_frame, on_open, on_data, on_close};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                             .on_frame = on_frame,
+                             .on_open = on_open,
+                             .on_data = on_data,
+                             .on_close = on_close};
     if (vrev_ctx_new(&ctx, NULL) < 0)
         abort();
     if (vrev_mux_new(&m, ctx, role, &cb, t) < 0)

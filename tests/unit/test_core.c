@@ -87,7 +87,7 @@ static void test_ctx_args(void **state)
     (void)state;
     vrev_ctx *ctx = (vrev_ctx *)1;
     assert_int_equal(vrev_ctx_new(NULL, NULL), VREV_ERR_INVAL);
-    vrev_allocator bad = {VREV_ALLOCATOR_ABI + 1, NULL, NULL, NULL, NULL};
+    vrev_allocator bad = {.abi = VREV_ALLOCATOR_ABI + 1};
     assert_int_equal(vrev_ctx_new2(&ctx, NULL, &bad), VREV_ERR_INVAL);
     assert_null(ctx);
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);

@@ -114,8 +114,9 @@ static int decode(const uint8_t *p, size_t len, int role, size_t step, size_t sp
 {
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, record_frame, NULL,
-                             g_pieces ? record_piece : NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                             .on_frame = record_frame,
+                             .on_data = g_pieces ? record_piece : NULL};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, role, &cb, r), 0);
     assert_int_equal(vrev__mux_set_partial_data(m, g_pieces), 0);
@@ -444,7 +445,8 @@ static int h_close(vrev_mux *m, uint16_t sid, int error, void *session_user, voi
 static void h_init(struct harness *h, int role)
 {
     memset(h, 0, sizeof(*h));
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, NULL, h_open, h_data, h_close};
+    vrev_mux_callbacks cb = {
+        .abi = VREV_MUX_CALLBACKS_ABI, .on_open = h_open, .on_data = h_data, .on_close = h_close};
     assert_int_equal(vrev_ctx_new(&h->ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&h->mux, h->ctx, role, &cb, h), 0);
     assert_int_equal(vrev__mux_set_partial_data(h->mux, g_pieces), 0);
@@ -905,7 +907,7 @@ static void test_callback_error_closes(void **state)
     (void)state;
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, fail_cb, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = fail_cb};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, VREV_MUX_SERVER, &cb, NULL), 0);
     assert_int_equal(vrev_mux_feed(m, (const uint8_t *)"\x00\x04\x00\x00\x04\x00", 6, NULL),

@@ -1,9 +1,11 @@
 /* The JSON-free tunnel API (include/vrev/tunnel.h): options validation, a portal and a bridge
  * in one loop with events and counters, refusal of unknown targets, allocation failures, and a
  * portal giving up the tunnel of a bridge that has stopped. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,9 +123,19 @@ static void test_carrier_options(void **state)
 
 /* --- a portal and a bridge in one loop ------------------------------------------------------ */
 
+/* A log line of the portal's (side 0) or the bridge's context (1): test_connection_ids. */
+struct log_line {
+    int side;
+    char text[300];
+};
+#define MAX_LINES 400
+
 struct world {
     struct event_base *base;
     vrev_ctx *ctx;
+    vrev_ctx *bctx; /* the bridge's when it has a context of its own (world_init2); else NULL */
+    struct log_line *lines; /* MAX_LINES of them, when logging (test_connection_ids) */
+    int n_lines;
     struct vrev__listener *echo;
     struct bufferevent *echo_conn;
     vrev_portal *portal;
@@ -195,11 +207,14 @@ static void run_ms(struct world *w, int ms)
     event_base_dispatch(w->base);
 }
 
-static void world_init(struct world *w, const char *bridge_target_name)
+/* own_ctx: the bridge gets a context of its own (its connection ids count apart). */
+static void world_init2(struct world *w, const char *bridge_target_name, bool own_ctx)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    if (own_ctx)
+        assert_int_equal(vrev_ctx_new(&w->bctx, w->base), 0);
     assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
     w->got = evbuffer_new();
     char err[256], hp[64];
@@ -214,7 +229,8 @@ static void world_init(struct world *w, const char *bridge_target_name)
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__listener_port(w->echo));
     assert_int_equal(vrev_tunnel_opts_add_target(o, bridge_target_name, hp), 0);
-    assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
+    assert_int_equal(vrev_bridge_new(&w->bridge, w->bctx ? w->bctx : w->ctx, o, err, sizeof(err)),
+                     0);
     vrev_tunnel_opts_free(o);
     vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
     assert_int_equal(vrev_bridge_start(w->bridge), 0);
@@ -224,6 +240,11 @@ static void world_init(struct world *w, const char *bridge_target_name)
     assert_int_equal(w->up[1], 1);
     assert_int_equal(vrev_portal_counter(w->portal, VREV_COUNTER_TUNNELS), 1);
     assert_int_equal(vrev_bridge_counter(w->bridge, VREV_COUNTER_TUNNELS), 1);
+}
+
+static void world_init(struct world *w, const char *bridge_target_name)
+{
+    world_init2(w, bridge_target_name, false);
 }
 
 static void world_done(struct world *w)
@@ -239,6 +260,8 @@ static void world_done(struct world *w)
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     event_base_free(w->base);
     vrev_ctx_free(w->ctx);
+    vrev_ctx_free(w->bctx);
+    free(w->lines);
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -756,6 +779,143 @@ static void test_portal_gives_up_a_frozen_bridge(void **state)
     assert_int_equal(frozen_bridge(3600 * 1000, 3000), 0);
 }
 
+struct side_log {
+    struct world *w;
+    int side;
+};
+
+static void on_log(int level, const char *component, const char *message, void *user)
+{
+    (void)level, (void)component;
+    struct side_log *s = user;
+    struct world *w = s->w;
+    assert_true(w->n_lines < MAX_LINES); /* bounded: a flood of lines is a failure too */
+    w->lines[w->n_lines].side = s->side;
+    snprintf(w->lines[w->n_lines].text, sizeof(w->lines[0].text), "%s", message);
+    w->n_lines++;
+}
+
+/* Lines of `side` from `from` on that contain `needle`. */
+static int count(const struct world *w, int from, int side, const char *needle)
+{
+    int n = 0;
+    for (int i = from; i < w->n_lines; i++)
+        n += w->lines[i].side == side && strstr(w->lines[i].text, needle) != NULL;
+    return n;
+}
+
+/* The id a line starts with ("c17 ..."); 0: none. */
+static unsigned long long id_of(const char *text)
+{
+    unsigned long long id = 0;
+    int end = 0;
+    if (sscanf(text, "c%llu %n", &id, &end) < 1 || end == 0)
+        return 0;
+    return id;
+}
+
+/* The line of `side` from `from` on containing `needle`, which must be there once. */
+static const char *find(const struct world *w, int from, int side, const char *needle)
+{
+    const char *found = NULL;
+    for (int i = from; i < w->n_lines; i++)
+        if (w->lines[i].side == side && strstr(w->lines[i].text, needle)) {
+            if (found)
+                fail_msg("twice: '%s'\n  %s\n  %s", needle, found, w->lines[i].text);
+            found = w->lines[i].text;
+        }
+    if (!found)
+        fail_msg("no line with '%s'", needle);
+    return found;
+}
+
+/* The ids one connection had on each side. */
+struct conn_ids {
+    unsigned long long portal, bridge;
+    unsigned sid;
+};
+
+/* One connection through the tunnel, its lines checked: returns its ids. */
+static struct conn_ids one_connection(struct world *w)
+{
+    int from = w->n_lines, closes0 = w->closes[0], closes1 = w->closes[1];
+    evbuffer_drain(w->got, evbuffer_get_length(w->got));
+    connect_client(w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w->got) < 10; i++)
+        run_ms(w, 10);
+    assert_int_equal(evbuffer_get_length(w->got), 10);
+    char port[16];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    assert_int_equal(getsockname(bufferevent_getfd(w->client), (struct sockaddr *)&ss, &sl), 0);
+    snprintf(port, sizeof(port), ":%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    bufferevent_free(w->client); /* the client leaves: the session ends, the relay after it */
+    w->client = NULL;
+    for (int i = 0; i < 300 && !(w->closes[0] > closes0 && w->closes[1] > closes1 &&
+                                 count(w, from, 1, "relay closed") == 1);
+         i++)
+        run_ms(w, 10);
+
+    struct conn_ids ids;
+    /* the portal: accepted (from the client's port), routed, a session on the tunnel, closed */
+    char want[128];
+    snprintf(want, sizeof(want), "accepted from 127.0.0.1%s", port);
+    ids.portal = id_of(find(w, from, 0, want));
+    assert_true(ids.portal > 0);
+    unsigned long long tunnel = 0;
+    const char *open = find(w, from, 0, "to tcp:echo");
+    assert_int_equal(sscanf(open, "c%*u sid %u on tunnel c%llu", &ids.sid, &tunnel), 2);
+    assert_int_equal(id_of(open), ids.portal);
+    assert_true(tunnel > 0 && tunnel != ids.portal);
+    assert_int_equal(id_of(find(w, from, 0, "tcp:echo:0 -> [portal]")), ids.portal);
+    snprintf(want, sizeof(want), "sid %u closed: up 10, down 10 bytes", ids.sid);
+    assert_int_equal(id_of(find(w, from, 0, want)), ids.portal);
+    /* the bridge: the same sid opened, routed, dialed, relayed, closed, under one id */
+    snprintf(want, sizeof(want), "sid %u on tunnel", ids.sid);
+    ids.bridge = id_of(find(w, from, 1, want));
+    assert_true(ids.bridge > 0);
+    assert_int_equal(id_of(find(w, from, 1, "tcp:echo:0 -> [")), ids.bridge);
+    char echo[32];
+    snprintf(echo, sizeof(echo), "dial 127.0.0.1:%u", vrev__listener_port(w->echo));
+    assert_int_equal(id_of(find(w, from, 1, echo)), ids.bridge);
+    assert_int_equal(id_of(find(w, from, 1, "relay closed: up 10, down 10 bytes")), ids.bridge);
+    snprintf(want, sizeof(want), "sid %u closed: up 10, down 10 bytes", ids.sid);
+    assert_int_equal(id_of(find(w, from, 1, want)), ids.bridge);
+    /* every line logged meanwhile is about this connection, and says so */
+    for (int i = from; i < w->n_lines; i++) {
+        unsigned long long id = id_of(w->lines[i].text);
+        if (id != (w->lines[i].side ? ids.bridge : ids.portal))
+            fail_msg("a line without the connection's id (c%llu / c%llu): %s", ids.portal,
+                     ids.bridge, w->lines[i].text);
+    }
+    return ids;
+}
+
+/* Connection ids in the debug log: the portal and the bridge each with a context of its own
+ * (ids count per context); two public connections, one after the other. Each connection's
+ * lines on each side start with its id ("c17 ..."), from its acceptance (on the bridge: the
+ * New frame) to its end with the bytes moved each way; both sides name the same mux session
+ * id; ids are not reused. */
+static void test_connection_ids(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init2(&w, "echo", true);
+    w.lines = calloc(MAX_LINES, sizeof(*w.lines));
+    assert_non_null(w.lines);
+    static struct side_log logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = (struct side_log){.w = &w, .side = i};
+        vrev_ctx_set_log(i ? w.bctx : w.ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
+        vrev_ctx_set_log_rate(i ? w.bctx : w.ctx, 0, 0);
+    }
+    struct conn_ids a = one_connection(&w), b = one_connection(&w);
+    assert_true(a.portal != b.portal); /* one id per connection, never reused */
+    assert_true(a.bridge != b.bridge);
+    assert_true(a.sid != b.sid);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +931,7 @@ int main(void)
         cmocka_unit_test(test_opts_allocator),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
+        cmocka_unit_test(test_connection_ids),
     };
     return cmocka_run_group_tests_name("tunnel", tests, NULL, NULL);
 }
