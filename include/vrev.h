@@ -10,6 +10,7 @@
 #include "vrev/instance.h"
 #include "vrev/mux.h"
 #include "vrev/obs.h"
+#include "vrev/stream.h"
 #include "vrev/transport.h"
 #include "vrev/tunnel.h"
 #include "vrev/version.h"

@@ -54,7 +54,7 @@ PUBLIC_OWNER = {
     "common.h": "lib/core", "ctx.h": "lib/core", "error.h": "lib/core",
     "version.h": "lib/core", "transport.h": "lib/core",
     "mux.h": "lib/codec", "control.h": "lib/codec",
-    "tunnel.h": "lib/api", "instance.h": "lib/instance", "obs.h": "lib/obs",
+    "stream.h": "lib/net", "tunnel.h": "lib/api", "instance.h": "lib/instance", "obs.h": "lib/obs",
 }
 # cli/ and examples/ may include every public header.
 PUBLIC_ONLY = {"cli", "examples"}

@@ -10,6 +10,10 @@ vrev_ctx_post, the one call any thread may make.
     portal = loop.call(Portal, listen="127.0.0.1:0", public=["127.0.0.1:0"], id=UUID)
     ...
     loop.close()
+
+A bridge can serve its sessions in Python, with no local socket: Bridge(..., handlers={None:
+MyHandler}) gives each session a MyHandler() (a Handler: data, drained, end, error) and its
+Stream (write, shutdown, pause, close), both run in the loop's thread.
 """
 import ctypes
 import ctypes.util
@@ -26,6 +30,9 @@ c_p = ctypes.c_void_p
 EVENT_CB = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint64,
                             ctypes.c_uint64, c_p)
 POST_CB = ctypes.CFUNCTYPE(None, c_p)
+# vrev_bridge_accept_cb and vrev_stream_cb (include/vrev/tunnel.h, stream.h)
+ACCEPT_CB = ctypes.CFUNCTYPE(None, c_p, ctypes.c_char_p, c_p)
+STREAM_CB = ctypes.CFUNCTYPE(None, c_p, ctypes.c_int, ctypes.c_int, c_p)
 
 for name, res, args in [
     ("vrev_ctx_new_loop", ctypes.c_int, [ctypes.POINTER(c_p), c_p]),
@@ -56,6 +63,18 @@ for name, res, args in [
     ("vrev_bridge_free", None, [c_p]),
     ("vrev_bridge_set_event_cb", None, [c_p, EVENT_CB, c_p]),
     ("vrev_bridge_counter", ctypes.c_uint64, [c_p, ctypes.c_int]),
+    ("vrev_tunnel_opts_add_handler", ctypes.c_int, [c_p, ctypes.c_char_p, ACCEPT_CB, c_p]),
+    ("vrev_stream_set_cb", ctypes.c_int, [c_p, STREAM_CB, c_p]),
+    ("vrev_stream_read", ctypes.c_int, [c_p, ctypes.c_void_p, ctypes.c_size_t]),
+    ("vrev_stream_readable", ctypes.c_size_t, [c_p]),
+    ("vrev_stream_ended", ctypes.c_int, [c_p]),
+    ("vrev_stream_write", ctypes.c_int, [c_p, ctypes.c_char_p, ctypes.c_size_t]),
+    ("vrev_stream_buffered", ctypes.c_size_t, [c_p]),
+    ("vrev_stream_shutdown", ctypes.c_int, [c_p]),
+    ("vrev_stream_pause", ctypes.c_int, [c_p, ctypes.c_int]),
+    ("vrev_stream_bytes_in", ctypes.c_uint64, [c_p]),
+    ("vrev_stream_bytes_out", ctypes.c_uint64, [c_p]),
+    ("vrev_stream_close", None, [c_p, ctypes.c_int]),
 ]:
     f = getattr(lib, name)
     f.restype, f.argtypes = res, args
@@ -193,8 +212,17 @@ class Portal(_Tunnel):
 
 
 class Bridge(_Tunnel):
-    def __init__(self, loop, portal, targets, id):
+    """A bridge delivering its sessions to `targets` ("HOST:PORT", the default target) and to
+    `handlers`, in-process: {name: factory}, name None for the default target; each session
+    of that name gets factory() (a Handler) and its Stream, in the loop's thread."""
+
+    def __init__(self, loop, portal, targets, id, handlers=None):
         o = _opts(portal=portal, targets=targets, id=id)
+        try:
+            self._handlers = _Handlers(o, handlers or {})
+        except Exception:
+            lib.vrev_tunnel_opts_free(o)
+            raise
         self.handle, err = c_p(), ctypes.create_string_buffer(256)
         rc = lib.vrev_bridge_new(ctypes.byref(self.handle), loop.ctx, o, err, 256)
         lib.vrev_tunnel_opts_free(o)
@@ -207,4 +235,139 @@ class Bridge(_Tunnel):
         return lib.vrev_bridge_counter(self.handle, COUNTER[name])
 
     def free(self, loop=None):
+        self._handlers.close_all()  # streams still open are reset: the bridge goes
         lib.vrev_bridge_free(self.handle)
+
+
+# --- in-process handlers: sessions as vrev_stream (include/vrev/stream.h) -----------------
+
+STREAM_READABLE, STREAM_DRAINED, STREAM_END, STREAM_ERROR = 1, 2, 3, 4
+
+
+class Handler:
+    """What serves one session of a handler's target, like an asyncio Protocol. Its methods
+    run in the loop's thread; override what you need. Close the stream when done."""
+
+    def connected(self, stream):
+        pass
+
+    def data(self, stream, data):
+        """Bytes from the public client (what was waiting, read at once)."""
+
+    def drained(self, stream):
+        """Everything written has gone out (stream.buffered() is 0)."""
+
+    def end(self, stream):
+        """The client ended its sending side; writing may go on. Default: close."""
+        stream.close()
+
+    def error(self, stream, err):
+        """The session failed (err: the VREV_ERR_* message). Default: close."""
+        stream.close(abort=True)
+
+
+class Stream:
+    """One session, a vrev_stream: bytes both ways, as a connected socket."""
+
+    def __init__(self, handle, handler, owner):
+        self.handle, self.handler, self.closed = handle, handler, False
+        self._owner = owner  # the bridge's set of open streams
+
+    def write(self, data):
+        _check(lib.vrev_stream_write(self.handle, bytes(data), len(data)), "vrev_stream_write")
+
+    def shutdown(self):
+        """End our sending side once what was written is out (the client sees the end)."""
+        _check(lib.vrev_stream_shutdown(self.handle), "vrev_stream_shutdown")
+
+    def pause(self, paused=True):
+        """Stop (or restart) taking the client's bytes: backpressure."""
+        _check(lib.vrev_stream_pause(self.handle, 1 if paused else 0), "vrev_stream_pause")
+
+    def buffered(self):
+        return lib.vrev_stream_buffered(self.handle)
+
+    def bytes_in(self):
+        return lib.vrev_stream_bytes_in(self.handle)
+
+    def bytes_out(self):
+        return lib.vrev_stream_bytes_out(self.handle)
+
+    def close(self, abort=False):
+        """Free the session: gracefully (what was written still goes out, then the end) or,
+        with abort, at once with a reset. Safe from inside a Handler method."""
+        if not self.closed:
+            self.closed = True
+            lib.vrev_stream_close(self.handle, 1 if abort else 0)
+            _Handlers.live.pop(self.handle, None)
+            self._owner.discard(self)
+
+    def _read_all(self):
+        chunks, buf = [], ctypes.create_string_buffer(65536)
+        while not self.closed:
+            n = lib.vrev_stream_read(self.handle, buf, len(buf))
+            if n <= 0:
+                break
+            chunks.append(buf.raw[:n])
+        return b"".join(chunks)
+
+    def _event(self, event, err):
+        h = self.handler
+        if event == STREAM_READABLE:
+            data = self._read_all()
+            if data:
+                h.data(self, data)
+        elif event == STREAM_DRAINED:
+            h.drained(self)
+        elif event == STREAM_END:
+            h.end(self)
+        elif event == STREAM_ERROR:
+            h.error(self, lib.vrev_strerror(err).decode())
+
+
+class _Handlers:
+    """The accept callbacks of one bridge's handlers, and the streams they opened."""
+
+    live = {}  # vrev_stream address -> Stream, for the one C callback of every stream
+
+    def __init__(self, o, handlers):
+        self.streams = set()
+        self._accepts = []  # ctypes keeps no reference to a callback it was handed
+        for name, factory in handlers.items():
+            cb = ACCEPT_CB(lambda s, n, u, f=factory: self._accept(s, f))
+            self._accepts.append(cb)
+            if lib.vrev_tunnel_opts_add_handler(o, name.encode() if name else None, cb,
+                                                None) < 0:
+                raise VrevError(lib.vrev_tunnel_opts_error(o).decode())
+
+    def _accept(self, handle, factory):
+        try:
+            stream = Stream(handle, factory(), self.streams)
+        except Exception:
+            lib.vrev_stream_close(handle, 1)
+            raise
+        self.streams.add(stream)
+        _Handlers.live[handle] = stream
+        lib.vrev_stream_set_cb(handle, _stream_cb, None)
+        _guard(stream, stream.handler.connected, stream)
+
+    def close_all(self):
+        for stream in list(self.streams):
+            stream.close(abort=True)
+
+
+def _guard(stream, fn, *args):
+    """Run a Handler method; an exception resets its stream (and is printed)."""
+    try:
+        fn(*args)
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        stream.close(abort=True)
+
+
+@STREAM_CB
+def _stream_cb(handle, event, err, user):
+    stream = _Handlers.live.get(handle)
+    if stream is not None:
+        _guard(stream, stream._event, event, err)

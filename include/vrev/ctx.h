@@ -144,7 +144,8 @@ VREV_API void vrev_ctx_free(vrev_ctx *ctx);
 /** Close the connections the context still closes in the background. A TLS connection whose
  *  owner has freed it stays open alone for a moment (at most 10 s) to send its last bytes and
  *  its close_notify and to wait for the peer's end, so that a reset does not destroy what it
- *  sent; these connections belong to the context. This closes them now (gracefully when all
+ *  sent, as does a vrev_stream closed gracefully with bytes still to send (vrev/stream.h);
+ *  these connections belong to the context. This closes them now (gracefully when all
  *  was sent, with a reset otherwise), and from now on the context's connections close at once
  *  when freed, without lingering: call it when the program stops. vrev_ctx_free() does it for
  *  a context made by vrev_ctx_new_loop(); on a loop of the program's own, call it after

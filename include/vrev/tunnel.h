@@ -31,6 +31,7 @@
 
 #include "common.h"
 #include "ctx.h"
+#include "stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -182,18 +183,19 @@ VREV_API int vrev_tunnel_opts_set_sessions_per_tunnel(vrev_tunnel_opts *o, unsig
  *  more than the portal's heartbeat period. Returns 0 or VREV_ERR_INVAL. */
 VREV_API int vrev_tunnel_opts_set_dead_after_ms(vrev_tunnel_opts *o, unsigned ms);
 
-struct bufferevent;
-
 /** A session handed to the application instead of a socket: `stream` (owned by the callee
- *  from now on; free it with bufferevent_free) carries the public client's bytes both ways, as
- *  a connected socket would. `name` is the target name (valid during the call only). The
- *  bridge may be freed from inside it (no session is handed out after that). */
-typedef void (*vrev_bridge_accept_cb)(struct bufferevent *stream, const char *name, void *user);
+ *  from now on: end it with vrev_stream_close(), vrev/stream.h) carries the public client's
+ *  bytes both ways, as a connected socket would. Set its callback (vrev_stream_set_cb) from
+ *  here or later; bytes that come meanwhile wait in its input. `name` is the target name
+ *  (valid during the call only). Runs from the event loop; the callee may close the stream
+ *  at once (a refusal), and may free the bridge (no session is handed out after that). */
+typedef void (*vrev_bridge_accept_cb)(vrev_stream *stream, const char *name, void *user);
 
 /** Bridge: serve target `name` in-process: each of its sessions is given to `cb` as a
- *  bufferevent in the bridge's event loop (no local socket at all). A configuration with
+ *  vrev_stream in the bridge's event loop (no local socket at all). A configuration with
  *  handlers has no V2Ray equivalent (vrev_tunnel_opts_print_config() then returns
- *  VREV_ERR_UNSUPPORTED). */
+ *  VREV_ERR_UNSUPPORTED). Returns 0, VREV_ERR_INVAL (o or cb NULL, a bad name, a name that
+ *  has a target already) or VREV_ERR_NOMEM. */
 VREV_API int vrev_tunnel_opts_add_handler(vrev_tunnel_opts *o, const char *name,
                                           vrev_bridge_accept_cb cb, void *user);
 

@@ -381,9 +381,12 @@ static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_inf
         bufferevent_free(link);
         return VREV_ERR_STATE;
     }
-    bufferevent_setcb(link, NULL, NULL, NULL, NULL);
+    vrev_stream *stream;
+    int rc = vrev__stream_new(ob->engine->ctx, link, &stream);
+    if (rc < 0)
+        return rc; /* the link is closed */
     vrev__user_enter(h->owner->ctx);
-    h->cb(link, h->name, h->user);
+    h->cb(stream, h->name, h->user);
     vrev__user_leave(h->owner->ctx);
     return 0;
 }

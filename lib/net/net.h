@@ -143,6 +143,22 @@ bool vrev__bev_shutdown_write(struct bufferevent *bev);
  * armed or not (its socket then sends what it holds, then a FIN). */
 void vrev__bev_close(struct bufferevent *bev, int abort);
 
+/* Close `bev` gracefully once what it holds has gone out (linger.c): the context owns it
+ * from now on and lets it finish alone (writes the rest, ends the write direction, discards
+ * what the peer still sends until its end), for at most `ms` (0: at once), then resets it. A
+ * stack with no socket at the bottom (a pair) closes as soon as its output is out.
+ * `peer_ended`: its input has ended already. */
+void vrev__bev_linger(vrev_ctx *ctx, struct bufferevent *bev, uint32_t ms, bool peer_ended);
+
+/* --- streams (vrev/stream.h) ----------------------------------------------------------------- */
+
+struct vrev_stream;
+
+/* Hand `bev` to the application as a vrev_stream (stream.c): the stream owns it from now on
+ * (on failure too: then it is reset), sets its callbacks and enables it both ways. Returns 0
+ * or VREV_ERR_NOMEM. */
+int vrev__stream_new(vrev_ctx *ctx, struct bufferevent *bev, struct vrev_stream **out);
+
 /* --- relay ---------------------------------------------------------------------------------- */
 
 struct vrev__relay;

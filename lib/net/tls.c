@@ -23,8 +23,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/list.h"
-#include "core/timeval.h"
 #include "net.h"
 #include "tls_backend.h"
 
@@ -422,115 +420,15 @@ static bool flush_plaintext(struct tconn *c)
 /* --- lingering close ----------------------------------------------------------------------- */
 
 /* After the user has freed the layer, the socket below may still hold records the kernel had
- * no room for, and closing a socket with unread input makes the kernel send an RST that can
- * destroy the data still queued. So the lower bufferevent is left to finish alone: write the
- * rest, end the write direction, read and discard until the peer ends, then close. Bounded by
- * an absolute time (c->linger_ms, at most LINGER_MS from the close) and LINGER_DISCARD bytes
- * discarded, then reset. The bound does not move with traffic: an idle timeout that every
- * byte restarted let a peer trickling one byte every 5 s keep a socket for days (issue M7).
- * A handshake ending at its deadline lingers not at all (vrev__layer_set_linger 0). The
- * lingering sockets belong to the context, which closes those left when it goes
- * (vrev_ctx_close_lingering), before its event_base is freed. */
+ * no room for: it is left to finish alone (vrev__bev_linger), for at most c->linger_ms and
+ * LINGER_MS. A handshake ending at its deadline lingers not at all (vrev__layer_set_linger
+ * 0). */
 #define LINGER_MS 10000
-#define LINGER_DISCARD (64 * 1024)
-
-struct vrev__lingering {
-    vrev_ctx *ctx;
-    struct vrev__lingering *prev, *next; /* ctx->lingering */
-    struct bufferevent *bev;
-    struct event *until;
-    size_t discarded;
-};
-
-static void linger_end(struct vrev__lingering *l, bool abort)
-{
-    struct bufferevent *bev = l->bev;
-    VREV__LIST_REMOVE(l->ctx->lingering, l);
-    event_free(l->until);
-    vrev__free(l->ctx, l);
-    vrev__bev_close(bev, abort);
-}
-
-/* The context goes: every socket still lingering is closed, reset if bytes are left unsent
- * (they can no longer go out). */
-static void close_lingering(vrev_ctx *ctx)
-{
-    while (ctx->lingering)
-        linger_end(ctx->lingering,
-                   evbuffer_get_length(bufferevent_get_output(ctx->lingering->bev)) > 0);
-}
-
-static void linger_expired(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd, (void)what;
-    linger_end(arg, true);
-}
-
-static void linger_write(struct bufferevent *bev, void *arg)
-{
-    if (evbuffer_get_length(bufferevent_get_output(bev)))
-        return;
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) { /* the peer has ended as well */
-        /* all out: closed, never reset, even if armed (vrev__bev_arm_abort) */
-        linger_end(arg, false);
-        return;
-    }
-    vrev__bev_shutdown_write(bev);
-    bufferevent_disable(bev, EV_WRITE);
-}
-
-static void linger_read(struct bufferevent *bev, void *arg)
-{
-    struct vrev__lingering *l = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    l->discarded += evbuffer_get_length(in);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    if (l->discarded > LINGER_DISCARD)
-        linger_end(l, true);
-}
-
-static void linger_event(struct bufferevent *bev, short what, void *arg)
-{
-    bool pending = evbuffer_get_length(bufferevent_get_output(bev)) > 0;
-    /* at the peer's end with bytes still to send: linger_write closes once they are out */
-    if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_WRITING | BEV_EVENT_ERROR)) && pending)
-        return;
-    linger_end(arg, pending); /* a reset only if bytes would be lost silently */
-}
 
 static void linger(struct tconn *c, struct bufferevent *lower, bool peer_ended)
 {
-    uint32_t ms = c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS;
-    if (c->ctx->no_linger) /* the context is going (vrev_ctx_close_lingering) */
-        ms = 0;
-    struct vrev__lingering *l = ms ? vrev__calloc(c->ctx, 1, sizeof(*l)) : NULL;
-    if (l && !(l->until = evtimer_new(bufferevent_get_base(lower), linger_expired, l))) {
-        vrev__free(c->ctx, l);
-        l = NULL;
-    }
-    if (!l) { /* no time (a handshake deadline) or no memory: closed at once */
-        vrev__bev_close(lower, evbuffer_get_length(bufferevent_get_output(lower)) > 0);
-        return;
-    }
-    l->ctx = c->ctx;
-    l->bev = lower;
-    VREV__LIST_PUSH(c->ctx->lingering, l);
-    c->ctx->close_lingering = close_lingering;
-    struct timeval tv = vrev__ms_to_tv(ms);
-    evtimer_add(l->until, &tv);
-    evbuffer_drain(bufferevent_get_input(lower), evbuffer_get_length(bufferevent_get_input(lower)));
-    bufferevent_setwatermark(lower, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_setcb(lower, linger_read, linger_write, linger_event, l);
-    if (peer_ended)
-        bufferevent_disable(lower, EV_READ);
-    else
-        bufferevent_enable(lower, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(lower))) {
-        bufferevent_enable(lower, EV_WRITE);
-    } else {
-        vrev__bev_shutdown_write(lower);
-        bufferevent_disable(lower, EV_WRITE);
-    }
+    vrev__bev_linger(c->ctx, lower, c->linger_ms < LINGER_MS ? c->linger_ms : LINGER_MS,
+                     peer_ended);
 }
 
 /* Like closing a socket: what the user was told is written goes out, then close_notify, then

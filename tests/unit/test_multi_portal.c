@@ -79,26 +79,6 @@ struct world {
     struct evbuffer *got;
 };
 
-static void echo_read(struct bufferevent *bev, void *arg)
-{
-    (void)arg;
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
-}
-
-static void echo_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)what, (void)arg;
-    bufferevent_free(bev);
-}
-
-/* The bridge's target, in process: an echo. */
-static void echo_accept(struct bufferevent *stream, const char *name, void *user)
-{
-    (void)name, (void)user;
-    bufferevent_setcb(stream, echo_read, NULL, echo_event, NULL);
-    bufferevent_enable(stream, EV_READ | EV_WRITE);
-}
-
 static void bridge_event(int event, const char *name, uint64_t up, uint64_t down, void *user)
 {
     (void)up, (void)down;
@@ -145,7 +125,7 @@ static vrev_tunnel_opts *bridge_opts(struct world *w, unsigned mask)
     for (int i = 0; i < NP; i++)
         if (mask & (1u << i))
             assert_int_equal(vrev_tunnel_opts_add_portal(o, w->hp[i]), 0);
-    assert_int_equal(vrev_tunnel_opts_add_handler(o, "echo", echo_accept, w), 0);
+    assert_int_equal(vrev_tunnel_opts_add_handler(o, "echo", tu_stream_echo_accept, w), 0);
     return o;
 }
 

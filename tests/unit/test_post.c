@@ -186,13 +186,6 @@ static void test_loop_thread_posts(void **state)
     vrev_ctx_free(o.ctx);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *post_after_100ms(vrev_ctx *ctx, void (*fn)(void *ctx))
 {
     struct timespec ts = {0, 100 * 1000 * 1000};
@@ -213,10 +206,10 @@ static void test_stop_from_another_thread(void **state)
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
     pthread_t t;
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(pthread_create(&t, NULL, stop_later, ctx), 0);
     assert_int_equal(vrev_ctx_run(ctx, -1), 0);
-    assert_true(now_ms() - t0 >= 90);
+    assert_true(tu_now_ms() - t0 >= 90);
     void *res;
     pthread_join(t, &res);
     assert_null(res);
@@ -319,12 +312,12 @@ static void test_program_loop_waits(void **state)
     assert_int_equal(event_base_loop(base, EVLOOP_NONBLOCK), 0); /* the wake-up now */
     later_ran = 0;
     pthread_t t;
-    int64_t t0 = now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(pthread_create(&t, NULL, close_later, ctx), 0);
     alarm(20);
     assert_int_equal(event_base_dispatch(base), 1);
     alarm(0);
-    assert_true(now_ms() - t0 >= 90);
+    assert_true(tu_now_ms() - t0 >= 90);
     assert_int_equal(later_ran, 1);
     void *res;
     pthread_join(t, &res);
@@ -373,8 +366,8 @@ static void *race_post(void *arg)
         r->rc[it->thread][i] = vrev_ctx_post(r->ctx, race_run, it);
     }
     /* a fast thread may be through before the loop closed: it posts on until it is refused */
-    int64_t deadline = now_ms() + 10000;
-    while (r->rc[first->thread][RACE_POSTS - 1] == 0 && now_ms() < deadline) {
+    int64_t deadline = tu_now_ms() + 10000;
+    while (r->rc[first->thread][RACE_POSTS - 1] == 0 && tu_now_ms() < deadline) {
         if (vrev_ctx_post(r->ctx, race_noop, NULL) != 0)
             return NULL;
         sched_yield();

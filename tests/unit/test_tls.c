@@ -342,6 +342,7 @@ static void test_linger_is_bounded_in_time(void **state)
     assert_int_equal(send(client, hello, sizeof(hello), 0), (ssize_t)sizeof(hello));
     run_ms(&w, 50);
     assert_true(vrev__layer_set_linger(tls, 300));
+    int64_t freed = tu_now_ms();
     bufferevent_free(tls); /* graceful: it lingers, reading and dropping what comes */
     assert_int_equal(open_fds(), before + 2);
     bool closed = false;
@@ -349,8 +350,8 @@ static void test_linger_is_bounded_in_time(void **state)
         (void)send(client, "x", 1, MSG_NOSIGNAL);
         run_ms(&w, 50);
         closed = open_fds() == before + 1;
-        if (i < 4)
-            assert_false(closed); /* not before the bound either */
+        if (tu_now_ms() - freed < 280) /* by the clock: a loaded machine makes turns longer */
+            assert_false(closed);      /* not before the bound either */
     }
     assert_true(closed);
     close(client);

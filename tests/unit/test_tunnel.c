@@ -351,55 +351,125 @@ static void test_bridge_refuses_unknown_names(void **state)
     world_done(&w);
 }
 
-/* In-process handler: the session arrives as a bufferevent in the bridge's loop. */
-static struct bufferevent *handled;
+/* In-process handler: the session arrives as a vrev_stream in the bridge's loop. */
 static char handled_name[32];
 
-static void handler_echo(struct bufferevent *bev, void *arg)
+static void on_session(vrev_stream *stream, const char *name, void *user)
 {
-    (void)arg;
-    evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
-}
-
-static void on_session(struct bufferevent *stream, const char *name, void *user)
-{
-    (void)user;
-    handled = stream;
     snprintf(handled_name, sizeof(handled_name), "%s", name);
-    bufferevent_setcb(stream, handler_echo, NULL, NULL, NULL);
-    bufferevent_enable(stream, EV_READ | EV_WRITE);
+    tu_stream_echo_accept(stream, name, user);
 }
 
-static void test_bridge_handler_in_process(void **state)
+/* A portal with a public listener for "app", and a bridge serving "app" with `accept`. */
+static void handler_world(struct world *w, vrev_bridge_accept_cb accept)
 {
-    (void)state;
-    struct world w;
-    memset(&w, 0, sizeof(w));
-    w.base = event_base_new();
-    assert_int_equal(vrev_ctx_new(&w.ctx, w.base), 0);
-    w.got = evbuffer_new();
+    memset(w, 0, sizeof(*w));
+    w->base = event_base_new();
+    assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    w->got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
     assert_int_equal(vrev_tunnel_opts_new(&o), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "app"), 0);
-    assert_int_equal(vrev_portal_new(&w.portal, w.ctx, o, err, sizeof(err)), 0);
-    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w.portal));
+    assert_int_equal(vrev_portal_new(&w->portal, w->ctx, o, err, sizeof(err)), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w->portal));
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
-    assert_int_equal(vrev_tunnel_opts_add_handler(o, "app", on_session, NULL), 0);
+    assert_int_equal(vrev_tunnel_opts_add_handler(o, "app", accept, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_print_config(o, 0, NULL, 0), VREV_ERR_UNSUPPORTED);
-    assert_int_equal(vrev_bridge_new(&w.bridge, w.ctx, o, err, sizeof(err)), 0);
+    assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
     vrev_tunnel_opts_free(o);
-    vrev_bridge_start(w.bridge);
-    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_TUNNELS) < 1; i++)
-        run_ms(&w, 10);
+    vrev_bridge_start(w->bridge);
+    for (int i = 0; i < 300 && vrev_portal_counter(w->portal, VREV_COUNTER_TUNNELS) < 1; i++)
+        run_ms(w, 10);
+}
+
+static void test_bridge_handler_in_process(void **state)
+{
+    (void)state;
+    struct world w;
+    handler_world(&w, on_session);
     connect_client(&w);
     for (int i = 0; i < 300 && evbuffer_get_length(w.got) < 10; i++)
         run_ms(&w, 10);
     assert_int_equal(evbuffer_get_length(w.got), 10);
     assert_string_equal(handled_name, "app");
-    bufferevent_free(handled);
+    bufferevent_free(w.client); /* the end reaches the handler, which closes its stream */
+    w.client = NULL;
+    for (int i = 0; i < 300 && vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE); i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE), 0);
+    world_done(&w);
+}
+
+/* A handler holding its stream when the bridge goes: the stream fails (VREV_ERR_IO), the
+ * handler closes it, nothing leaks (ASan). */
+static vrev_stream *held;
+static int held_events[5], held_err;
+
+static void held_event(vrev_stream *s, int event, int err, void *user)
+{
+    (void)user;
+    held_events[event]++;
+    if (event == VREV_STREAM_ERROR) {
+        held_err = err;
+        vrev_stream_close(s, 1);
+        held = NULL;
+    }
+}
+
+static void hold_session(vrev_stream *stream, const char *name, void *user)
+{
+    (void)name, (void)user;
+    held = stream;
+    assert_int_equal(vrev_stream_set_cb(stream, held_event, NULL), 0);
+}
+
+static void test_bridge_freed_under_a_handler_stream(void **state)
+{
+    (void)state;
+    struct world w;
+    handler_world(&w, hold_session);
+    connect_client(&w);
+    for (int i = 0; i < 300 && vrev_stream_readable(held) < 10; i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_stream_readable(held), 10);
+    assert_int_equal(held_events[VREV_STREAM_READABLE], 1);
+    vrev_bridge_free(w.bridge);
+    w.bridge = NULL;
+    for (int i = 0; i < 300 && held; i++)
+        run_ms(&w, 10);
+    assert_null(held);
+    assert_int_equal(held_events[VREV_STREAM_ERROR], 1);
+    assert_int_equal(held_err, VREV_ERR_IO);
+    world_done(&w);
+}
+
+/* A handler that answers and closes from inside its accept callback: the answer still
+ * reaches the client, and the session ends on both sides. */
+static void busy_session(vrev_stream *stream, const char *name, void *user)
+{
+    (void)name, (void)user;
+    assert_int_equal(vrev_stream_write(stream, "busy\n", 5), 0);
+    vrev_stream_close(stream, 0);
+}
+
+static void test_bridge_handler_closes_at_once(void **state)
+{
+    (void)state;
+    struct world w;
+    handler_world(&w, busy_session);
+    connect_client(&w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w.got) < 5; i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(w.got), 5);
+    assert_memory_equal(evbuffer_pullup(w.got, 5), "busy\n", 5);
+    for (int i = 0; i < 300 && vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE); i++)
+        run_ms(&w, 10);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS), 1);
+    assert_int_equal(vrev_portal_counter(w.portal, VREV_COUNTER_SESSIONS_ACTIVE), 0);
+    assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_SESSIONS_ACTIVE), 0);
     world_done(&w);
 }
 
@@ -580,6 +650,8 @@ int main(void)
         cmocka_unit_test(test_drain_after_option),
         cmocka_unit_test(test_bridge_refuses_unknown_names),
         cmocka_unit_test(test_bridge_handler_in_process),
+        cmocka_unit_test(test_bridge_freed_under_a_handler_stream),
+        cmocka_unit_test(test_bridge_handler_closes_at_once),
         cmocka_unit_test(test_new_errors),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <event2/buffer.h>
@@ -166,6 +167,13 @@ long tu_mem_kib(void)
 #endif
 }
 
+int64_t tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int tu_count_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -175,4 +183,22 @@ int tu_count_fds(void)
         n++;
     closedir(d);
     return n;
+}
+
+void tu_stream_echo(vrev_stream *s, int event, int err, void *user)
+{
+    (void)err, (void)user;
+    char buf[4096];
+    int n;
+    if (event == VREV_STREAM_READABLE)
+        while ((n = vrev_stream_read(s, buf, sizeof(buf))) > 0)
+            assert_int_equal(vrev_stream_write(s, buf, (size_t)n), 0);
+    else if (event == VREV_STREAM_END || event == VREV_STREAM_ERROR)
+        vrev_stream_close(s, event == VREV_STREAM_ERROR);
+}
+
+void tu_stream_echo_accept(vrev_stream *s, const char *name, void *user)
+{
+    (void)name;
+    assert_int_equal(vrev_stream_set_cb(s, tu_stream_echo, user), 0);
 }

@@ -32,6 +32,10 @@ long tu_mem_kib(void);
  * "." and ".." included: compare counts, not absolute values). */
 int tu_count_fds(void);
 
+/* A monotonic clock in milliseconds (for tests that must check by time, not by loop turns:
+ * a loaded machine makes each turn longer). */
+int64_t tu_now_ms(void);
+
 /* Test payload: byte i of a stream. */
 uint8_t tu_pattern(size_t i);
 
@@ -43,5 +47,12 @@ void tu_pattern_fill(struct evbuffer *out, size_t *sent, size_t total, size_t ca
 /* Take all `in` holds, checking that it continues the pattern at *received (the test fails at
  * the first wrong byte); advances *received. */
 void tu_pattern_check(struct evbuffer *in, size_t *received);
+
+/* An echo service on a vrev_stream (a vrev_stream_cb): what comes is written back; the peer's
+ * end closes the stream gracefully, an error with an abort. And an accept callback for
+ * vrev_tunnel_opts_add_handler that serves each session so (`user` unused). */
+struct vrev_stream;
+void tu_stream_echo(struct vrev_stream *s, int event, int err, void *user);
+void tu_stream_echo_accept(struct vrev_stream *s, const char *name, void *user);
 
 #endif
