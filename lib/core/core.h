@@ -63,9 +63,12 @@ struct vrev_ctx {
     struct vrev__limits limits; /* vrev_ctx_set_limit; engines copy them when made */
     uint64_t buffered;          /* bytes held in the context's buffers (limits.buffered_total) */
     /* vrev_ctx_post's queue and wake-up (lib/net/post.c), made with a loop of the context's
-     * own; freed by free_post before the loop */
+     * own, or by vrev_ctx_post_enable on the program's; freed by free_post before the loop.
+     * close_post (set by vrev_ctx_post_enable only) closes the wake-up of a program's loop in
+     * vrev_ctx_close_lingering, before the program frees its loop. */
     struct vrev__post *post;
     void (*free_post)(vrev_ctx *ctx);
+    void (*close_post)(vrev_ctx *ctx);
     unsigned in_user_cb; /* the application's callbacks running now (vrev__user_enter) */
 };
 

@@ -67,6 +67,8 @@ void vrev_ctx_close_lingering(vrev_ctx *ctx)
     ctx->no_linger = true;
     if (ctx->close_lingering)
         ctx->close_lingering(ctx);
+    if (ctx->close_post) /* vrev_ctx_post_enable's event must not outlive the program's loop */
+        ctx->close_post(ctx);
 }
 
 void vrev_ctx_free(vrev_ctx *ctx)

@@ -186,8 +186,9 @@ int vrev__net_libevent_version(char *buf, size_t cap);
 
 /* --- vrev_ctx_post and deferred frees (post.c) ---------------------------------------------- */
 
-/* The queue and wake-up of vrev_ctx_post() on the context's loop (vrev_ctx_new_loop makes it;
- * vrev_ctx_free frees it). Returns 0, VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor). */
+/* The queue and wake-up of vrev_ctx_post() on the context's loop (vrev_ctx_new_loop makes it,
+ * vrev_ctx_post_enable on a loop of the program's; vrev_ctx_free frees it). Returns 0,
+ * VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor). */
 int vrev__post_init(vrev_ctx *ctx);
 
 /* Freeing an object from inside one of the application's callbacks (STYLE: "freeing from
