@@ -263,11 +263,16 @@ static void *tunnel_alloc(vrev_ctx *ctx, const vrev_tunnel_opts *o,
     return obj;
 }
 
-/* A portal's or bridge's engine started on ctx. Returns 0 or the error (err written). */
-static int engine_start(struct vrev__engine *e, vrev_ctx *ctx, char *err, size_t err_len)
+/* A portal's or bridge's engine started on ctx, and its deferred free (free_fn(obj), for a
+ * free from inside one of its callbacks) made ready. Returns 0 or the error (err written). */
+static int engine_start(struct vrev__engine *e, struct vrev__defer *d, vrev_ctx *ctx,
+                        void (*free_fn)(void *), void *obj, char *err, size_t err_len)
 {
     int rc = vrev__engine_init(e, ctx);
-    return rc < 0 ? fail(err, err_len, rc, "the context has no event_base") : 0;
+    if (rc < 0)
+        return fail(err, err_len, rc, "the context has no event_base");
+    rc = vrev__defer_init(d, ctx, free_fn, obj);
+    return rc < 0 ? fail(err, err_len, rc, NULL) : 0;
 }
 
 static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
@@ -281,9 +286,7 @@ static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *
     if (!p)
         return rc;
     p->ctx = ctx;
-    rc = engine_start(&p->engine, ctx, err, err_len);
-    if (rc == 0 && (rc = vrev__defer_init(&p->defer, ctx, portal_free_deferred, p)) < 0)
-        fail(err, err_len, rc, NULL);
+    rc = engine_start(&p->engine, &p->defer, ctx, portal_free_deferred, p, err, err_len);
     if (rc == 0)
         rc = portal_build(p, o, err, err_len);
     if (rc < 0) {
@@ -746,9 +749,7 @@ static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *
     if (!b)
         return rc;
     b->ctx = ctx;
-    rc = engine_start(&b->engine, ctx, err, err_len);
-    if (rc == 0 && (rc = vrev__defer_init(&b->defer, ctx, bridge_free_deferred, b)) < 0)
-        fail(err, err_len, rc, NULL);
+    rc = engine_start(&b->engine, &b->defer, ctx, bridge_free_deferred, b, err, err_len);
     if (rc == 0 && (rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
     if (rc == 0 && (rc = vrev__bridge_build(b, o, &b->legs, err, err_len)) == 0)
