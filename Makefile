@@ -261,16 +261,21 @@ symbols: $(BUILD)/$(SONAME)
 	@$(PYTHON) scripts/check-exports.py --write $(BUILD)/$(SONAME) $(SYMBOLS)
 
 # Public headers compile alone, without libevent on the include path: as C99 with -pedantic
-# (portable declarations) and as C++. Then one C++ file takes the address of every symbol in
-# lib/libvrev.symbols through include/vrev.h alone and links against the shared library: each
-# export is declared in the public headers, with C linkage (extern "C").
+# (portable declarations), as C89 and C++98 with -pedantic (what an older compiler or a strict
+# embedder's build accepts: no comma after the last enumerator, no // comment, no declaration
+# after a statement; <stdint.h> is C99's but glibc's and musl's work in C89 mode, and a
+# pre-C99 platform without it is not one libvrev targets) and as C++11. Then one C++ file
+# takes the address of every symbol in lib/libvrev.symbols through include/vrev.h alone and
+# links against the shared library: each export is declared in the public headers, with C
+# linkage (extern "C").
 HEADERS_CXX_FLAGS := -std=c++11 -pedantic -Wall -Wextra -Wshadow -Werror
+HEADERS_STDS := c:c99 c:c89 c++:c++98 c++:c++11
 headers: $(BUILD)/$(SONAME) $(SYMBOLS)
-	@set -e; for h in include/vrev.h include/vrev/*.h; do \
-		echo "#include \"$$h\"" | $(CC) -std=c99 -pedantic $(WARN) -Iinclude -fsyntax-only \
-			-xc - || { echo "headers: $$h fails as C99 -pedantic"; exit 1; }; \
-		echo "#include \"$$h\"" | $(CXX) $(HEADERS_CXX_FLAGS) -Iinclude -fsyntax-only \
-			-xc++ - || { echo "headers: $$h fails as C++"; exit 1; }; done
+	@set -e; for h in include/vrev.h include/vrev/*.h; do for s in $(HEADERS_STDS); do \
+		lang=$${s%%:*}; std=$${s#*:}; \
+		if [ $$lang = c ]; then cc="$(CC) $(WARN)"; else cc="$(CXX) $(HEADERS_CXX_FLAGS)"; fi; \
+		echo "#include \"$$h\"" | $$cc -std=$$std -pedantic -Iinclude -fsyntax-only -x$$lang - \
+			|| { echo "headers: $$h fails as -std=$$std -pedantic"; exit 1; }; done; done
 	@mkdir -p $(BUILD)/headers
 	@{ echo '#include "vrev.h"'; echo 'void *vrev_exports_[] = {'; \
 		grep -v '^#' $(SYMBOLS) | sed 's/.*/    (void *)\&&,/'; echo '};'; \
@@ -281,8 +286,8 @@ headers: $(BUILD)/$(SONAME) $(SYMBOLS)
 	$(if $(filter 1,$(SANITIZE)),,@$(CXX) -o $(BUILD)/headers/exports $(BUILD)/headers/exports.o \
 		$(BUILD)/$(SONAME) || { echo "headers: an export of $(SYMBOLS) is declared without" \
 		"C linkage (extern \"C\") in include/vrev.h"; exit 1; })
-	@echo "headers: all public headers compile standalone (C99 -pedantic, C++), every export" \
-		"declared$(if $(filter 1,$(SANITIZE)),, and linked from C++)"
+	@echo "headers: all public headers compile standalone (-pedantic C89, C99," \
+		"C++98, C++11), every export declared$(if $(filter 1,$(SANITIZE)),, and linked from C++)"
 
 # Every tracked .c/.h formatted as .clang-format says (clang-format 14); `make format-fix`
 # formats the tree in place.

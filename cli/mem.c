@@ -213,8 +213,8 @@ static void lib_free(void *p, void *user)
     maybe_schedule_trim();
 }
 
-static const vrev_allocator lib_allocator = {VREV_ALLOCATOR_ABI, lib_malloc, lib_realloc, lib_free,
-                                             NULL};
+static const vrev_allocator lib_allocator = {
+    .abi = VREV_ALLOCATOR_ABI, .malloc = lib_malloc, .realloc = lib_realloc, .free = lib_free};
 
 /* --- jansson's allocator: wipe what it frees ----------------------------------------------------
  * The configuration's JSON tree and jansson's lexer buffers hold the file's UUIDs, passwords

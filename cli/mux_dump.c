@@ -137,7 +137,7 @@ static int run(FILE *in, int role, struct dump *d)
     size_t n = fread(buf, 1, sizeof(buf), in);
     if (role < 0) /* a stream that opens with a New frame was written by a client */
         role = (n >= 5 && buf[4] == VREV_MUX_NEW) ? VREV_MUX_SERVER : VREV_MUX_CLIENT;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, on_frame, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = on_frame};
     int rc = vrev_ctx_new(&ctx, NULL);
     if (rc == 0)
         rc = vrev_mux_new(&mux, ctx, role, &cb, d);

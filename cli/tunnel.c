@@ -396,7 +396,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     }
     struct cli_opts n;
     char err[512] = "";
-    if (vrev_tunnel_opts_new(&n.t) < 0)
+    if (vrev_tunnel_opts_new(&n.t, r->ctx) < 0)
         return;
     int rc = parse(&n, r->portal, r->argc, r->argv);
     if (rc == 0 && !same_limits(&n.limits, &r->c->limits)) {
@@ -493,7 +493,8 @@ static int serve(struct cli_opts *c, int portal, int argc, char **argv)
 static int tunnel_main(int portal, int argc, char **argv)
 {
     struct cli_opts c;
-    if (vrev_tunnel_opts_new(&c.t) < 0)
+    /* before the context exists: the C library's allocator */
+    if (vrev_tunnel_opts_new(&c.t, NULL) < 0)
         return 1;
     int rc = parse(&c, portal, argc, argv);
     if (rc == 0)

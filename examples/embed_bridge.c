@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     char err[256] = "";
     int rc = vrev_ctx_new(&ctx, base);
     if (rc == 0)
-        rc = vrev_tunnel_opts_new(&o);
+        rc = vrev_tunnel_opts_new(&o, ctx);
     if (rc == 0)
         rc = vrev_tunnel_opts_set_portal(o, argv[1]);
     if (rc == 0 && strcmp(argv[2], "-") == 0)

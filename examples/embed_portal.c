@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     char err[256] = "";
     int rc = vrev_ctx_new(&ctx, base);
     if (rc == 0)
-        rc = vrev_tunnel_opts_new(&o);
+        rc = vrev_tunnel_opts_new(&o, ctx);
     if (rc == 0)
         rc = vrev_tunnel_opts_set_listen(o, argv[1]);
     if (rc == 0)

@@ -57,8 +57,11 @@ int main(void)
 {
     vrev_ctx *ctx = NULL;
     vrev_mux *client = NULL, *server = NULL;
-    vrev_mux_callbacks ccb = {VREV_MUX_CALLBACKS_ABI, NULL, NULL, client_data, NULL};
-    vrev_mux_callbacks scb = {VREV_MUX_CALLBACKS_ABI, NULL, server_open, server_data, server_close};
+    vrev_mux_callbacks ccb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_data = client_data};
+    vrev_mux_callbacks scb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                              .on_open = server_open,
+                              .on_data = server_data,
+                              .on_close = server_close};
     static const char request[] = "GET / HTTP/1.0\r\n\r\n";
     uint16_t sid;
     int rc = vrev_ctx_new(&ctx, NULL);

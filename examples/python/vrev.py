@@ -42,7 +42,7 @@ for name, res, args in [
     ("vrev_ctx_free", None, [c_p]),
     ("vrev_strerror", ctypes.c_char_p, [ctypes.c_int]),
     ("vrev_version_string", ctypes.c_char_p, []),
-    ("vrev_tunnel_opts_new", ctypes.c_int, [ctypes.POINTER(c_p)]),
+    ("vrev_tunnel_opts_new", ctypes.c_int, [ctypes.POINTER(c_p), c_p]),
     ("vrev_tunnel_opts_free", None, [c_p]),
     ("vrev_tunnel_opts_error", ctypes.c_char_p, [c_p]),
     ("vrev_tunnel_opts_set_id", ctypes.c_int, [c_p, ctypes.c_char_p]),
@@ -159,9 +159,9 @@ class Loop:
         lib.vrev_ctx_free(self.ctx)  # runs the loop's last deferred work, then frees it
 
 
-def _opts(**kw):
-    o = c_p()
-    _check(lib.vrev_tunnel_opts_new(ctypes.byref(o)), "vrev_tunnel_opts_new")
+def _opts(ctx, **kw):
+    o = c_p()  # on the context's allocator
+    _check(lib.vrev_tunnel_opts_new(ctypes.byref(o), ctx), "vrev_tunnel_opts_new")
     try:
         for key, setter in [("id", lib.vrev_tunnel_opts_set_id),
                             ("listen", lib.vrev_tunnel_opts_set_listen),
@@ -190,7 +190,7 @@ class _Tunnel:
 
 class Portal(_Tunnel):
     def __init__(self, loop, listen, public, id):
-        o = _opts(listen=listen, public=public, id=id)
+        o = _opts(loop.ctx, listen=listen, public=public, id=id)
         self.handle, err = c_p(), ctypes.create_string_buffer(256)
         rc = lib.vrev_portal_new(ctypes.byref(self.handle), loop.ctx, o, err, 256)
         lib.vrev_tunnel_opts_free(o)
@@ -217,7 +217,7 @@ class Bridge(_Tunnel):
     of that name gets factory() (a Handler) and its Stream, in the loop's thread."""
 
     def __init__(self, loop, portal, targets, id, handlers=None):
-        o = _opts(portal=portal, targets=targets, id=id)
+        o = _opts(loop.ctx, portal=portal, targets=targets, id=id)
         try:
             self._handlers = _Handlers(o, handlers or {})
         except Exception:

@@ -81,8 +81,9 @@ VREV_API int vrev_ctx_new_loop(vrev_ctx **out, const vrev_allocator *alloc);
 /** Run the context's loop (its own, or the one given at creation): timeout_ms < 0 until
  *  vrev_ctx_stop() is called (a loop of the context's own always has vrev_ctx_post()'s
  *  wake-up to wait for, so it does not return for lack of work; a loop of the program's own
- *  returns when nothing is left to wait for); 0 one pass over what is ready, without waiting;
- *  > 0 at most that long. Not reentrant (do not call it from a callback or a posted function).
+ *  returns when nothing is left to wait for, which with vrev_ctx_post_enable() is not before
+ *  vrev_ctx_close_lingering()); 0 one pass over what is ready, without waiting; > 0 at most
+ *  that long. Not reentrant (do not call it from a callback or a posted function).
  *  Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE (no loop) or VREV_ERR_IO (the loop failed). */
 VREV_API int vrev_ctx_run(vrev_ctx *ctx, int timeout_ms);
 
@@ -98,19 +99,37 @@ VREV_API void vrev_ctx_stop(vrev_ctx *ctx);
  *  making objects) except vrev_ctx_run() and vrev_ctx_free(). Functions posted from one thread
  *  run in the order they were posted (FIFO), each exactly once; a post made from the loop's
  *  thread (even from inside a posted function) runs in a later pass, never inside this call.
- *  Only for a context with a loop of its own (vrev_ctx_new_loop(): its wake-up, one eventfd,
- *  or a pipe where there is none, and one event, is made with it and closed by
- *  vrev_ctx_free()); a program with a loop of its own already has the means to wake it (an
- *  event of its own on an eventfd, or libevent's evthread if it chose to enable it).
- *  Functions still queued when vrev_ctx_free() is called are dropped, not run (what they
- *  would use may be gone by then): to run them, stop the loop with a posted function, after
- *  the others. Each post allocates a small node with the C library's malloc(), not the
- *  context's allocator, which libvrev calls only from the loop's thread and which need not
- *  be thread-safe; it is freed in the loop's thread after fn ran. `user` is passed as is.
- *  The context must outlive the call (do not post concurrently with vrev_ctx_free()).
- *  Returns 0, VREV_ERR_INVAL (ctx or fn NULL), VREV_ERR_STATE (a context without a loop of
- *  its own) or VREV_ERR_NOMEM (fn will not run). */
+ *  A context with a loop of its own (vrev_ctx_new_loop()) has the wake-up from the start (one
+ *  eventfd, or a pipe where there is none, and one event; closed by vrev_ctx_free()); on a
+ *  loop of the program's own (vrev_ctx_new()), call vrev_ctx_post_enable() first.
+ *  Functions still queued when vrev_ctx_free() is called (or, after vrev_ctx_post_enable(),
+ *  vrev_ctx_close_lingering()) are dropped, not run (what they would use may be gone by
+ *  then): to run them, stop the loop with a posted function, after the others. Each post
+ *  allocates a small node with the C library's malloc(), not the context's allocator, which
+ *  libvrev calls only from the loop's thread and which need not be thread-safe; it is freed
+ *  in the loop's thread after fn ran. `user` is passed as is. The context must outlive the
+ *  call (do not post concurrently with vrev_ctx_free()); posting concurrently with
+ *  vrev_ctx_close_lingering() is safe (the post then either is queued before and dropped, or
+ *  fails).
+ *  Returns 0, VREV_ERR_INVAL (ctx or fn NULL), VREV_ERR_STATE (no wake-up: a context without
+ *  a loop of its own on which vrev_ctx_post_enable() was not called, or one whose wake-up
+ *  vrev_ctx_close_lingering() closed; fn will not run) or VREV_ERR_NOMEM (fn will not run). */
 VREV_API int vrev_ctx_post(vrev_ctx *ctx, void (*fn)(void *user), void *user);
+
+/** Let vrev_ctx_post() work on a context with a loop of the program's own (vrev_ctx_new()),
+ *  as libuv's uv_async_init: makes the wake-up (one eventfd, or a pipe where there is none)
+ *  and adds a persistent event for it to the program's event_base. Call it from the loop's
+ *  thread, before any other thread posts (starting those threads after the call is enough).
+ *  From then on the program's loop does not return for lack of events (event_base_dispatch()
+ *  waits for posts) until vrev_ctx_close_lingering(), which removes the event, closes the
+ *  descriptors and drops what is still queued; posts fail with VREV_ERR_STATE after it. So the
+ *  teardown order of vrev_ctx_free() stays as it is: free the objects, call
+ *  vrev_ctx_close_lingering(), run the loop once, free the event_base, free the context.
+ *  Idempotent: 0 again once enabled, and always 0 on a context made by vrev_ctx_new_loop().
+ *  Returns 0, VREV_ERR_INVAL (ctx NULL), VREV_ERR_STATE (a context without a loop, or
+ *  vrev_ctx_close_lingering() was called), VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor
+ *  left). */
+VREV_API int vrev_ctx_post_enable(vrev_ctx *ctx);
 
 /** Free a context. Every object created from it must have been freed first (or, freed from
  *  inside a callback, completed by running the loop once more). libevent
@@ -131,7 +150,9 @@ VREV_API void vrev_ctx_free(vrev_ctx *ctx);
  *  when freed, without lingering: call it when the program stops. vrev_ctx_free() does it for
  *  a context made by vrev_ctx_new_loop(); on a loop of the program's own, call it after
  *  freeing the objects and before running the loop the last time and freeing the event_base
- *  (lingering connections are leaked otherwise). From the loop's thread. NULL is a no-op. */
+ *  (lingering connections are leaked otherwise). It also closes the wake-up that
+ *  vrev_ctx_post_enable() made (a context made by vrev_ctx_new_loop() keeps its wake-up until
+ *  vrev_ctx_free()). From the loop's thread. NULL is a no-op. */
 VREV_API void vrev_ctx_close_lingering(vrev_ctx *ctx);
 
 /** The event_base given at creation (borrowed), or NULL. */

@@ -4,6 +4,16 @@
  * The table is an X-macro so that the enum, vrev_strerror() and vrev_err_name() cannot drift
  * apart. Codes are stable once released: new ones are appended.
  *
+ * Error detail: every constructor or reload that can fail for a reason worth a sentence
+ * (vrev_instance_new_json, vrev_instance_reload, vrev_portal_new, vrev_portal_reload,
+ * vrev_bridge_new, vrev_bridge_reload, vrev_metrics_server_new) takes `char *err, size_t
+ * err_len` as its last two parameters, a buffer the caller owns. err may be NULL (no detail);
+ * otherwise, when err_len > 0, err is always NUL-terminated (a longer message is cut to
+ * err_len - 1 bytes): "" on success, one line saying what failed on failure (at least
+ * vrev_strerror() of the code returned). 256 bytes hold any message whole but a path's.
+ * Other functions' codes say all there is, except the vrev_tunnel_opts setters, whose last
+ * message vrev_tunnel_opts_error() gives (vrev/tunnel.h).
+ *
  * Thread safety: all functions here are pure and may be called from any thread.
  */
 #ifndef VREV_ERROR_H
@@ -96,8 +106,10 @@ extern "C" {
     XX(H2_FLOOD, -313, "HTTP/2 peer over a flood or abuse limit")                                  \
     XX(PROXY_HEADER, -320, "missing or malformed PROXY protocol header")
 
+/* Each code is preceded by its comma: C89 and C++98 allow none after the last enumerator. */
 enum vrev_errno {
-#define VREV_ERR_ENUM_(name, value, msg) VREV_ERR_##name = (value),
+    VREV_OK = 0 /**< success: what every fallible function returns when it did its work */
+#define VREV_ERR_ENUM_(name, value, msg) , VREV_ERR_##name = (value)
     VREV_ERRNO_MAP(VREV_ERR_ENUM_)
 #undef VREV_ERR_ENUM_
 };

@@ -17,8 +17,8 @@ typedef struct vrev_instance vrev_instance;
 
 /** Build an instance from a V2Ray v4 JSON config (comments allowed; text need not be
  *  NUL-terminated). `filename` names it in messages (NULL: "config"). Listeners are bound
- *  here, so a busy port fails now. On failure, err (if not NULL) receives a one-line message,
- *  "FILE:LINE:COL: PATH: what is wrong" for config errors.
+ *  here, so a busy port fails now. err, err_len: the error detail (vrev/error.h); for config
+ *  errors "FILE:LINE:COL: PATH: what is wrong".
  *  Besides V2Ray's keys the config may hold a "vrev" object (V2Ray 4.34 ignores it):
  *  "limits" sets resource limits (names and ranges as vrev_limit_info()) for this instance
  *  only, over the context's (vrev_ctx_set_limit()); "bufferedTotal" among them is set on the
@@ -50,8 +50,8 @@ VREV_API void vrev_instance_free(vrev_instance *inst);
 /** Re-read the configuration: `text` (a whole V2Ray v4 JSON config, as for
  *  vrev_instance_new_json(); `filename` names it in messages, NULL: "config") replaces the
  *  running one, all or nothing: on any error the instance is unchanged and keeps running the
- *  old configuration, and err (if not NULL) gets a one-line message naming the file, and the
- *  line and key ("FILE:LINE:COL: PATH: what is wrong") for a config error, or the element
+ *  old configuration, and err (the error detail, vrev/error.h) gets a message naming the file,
+ *  and the line and key ("FILE:LINE:COL: PATH: what is wrong") for a config error, or the element
  *  ("FILE: inbounds[2]: ...") for one the engine cannot build.
  *
  *  Nothing that did not change is touched. Elements are compared as written (JSON text, keys

@@ -99,9 +99,7 @@ VREV_API uint16_t vrev_mux_frame_port(const vrev_mux_frame *f);
 VREV_API int vrev_mux_frame_host(const vrev_mux_frame *f, char *buf, size_t cap);
 /** Like vrev_mux_frame_host() as "host:port", IPv6 in brackets ("[::1]:53"). */
 VREV_API int vrev_mux_frame_target(const vrev_mux_frame *f, char *buf, size_t cap);
-/** The payload; *len gets its length. NULL and 0 when the frame has no Data option. With
- *  vrev_mux_set_partial_data(), a stream frame whose payload comes in pieces through on_data
- *  has NULL here and *len its whole length. */
+/** The payload; *len gets its length. NULL and 0 when the frame has no Data option. */
 VREV_API const uint8_t *vrev_mux_frame_data(const vrev_mux_frame *f, size_t *len);
 /** Byte offset of the frame's first byte in the fed stream. */
 VREV_API uint64_t vrev_mux_frame_offset(const vrev_mux_frame *f);
@@ -122,10 +120,8 @@ typedef struct vrev_mux_callbacks {
      *  first data, if any, follows through on_data. To refuse the session, call
      *  vrev_mux_end(mux, sid, 1) from here. */
     int (*on_open)(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *frame, void *user);
-    /** Data for a live session: a stream chunk (TCP) or exactly one datagram (UDP). With
-     *  vrev_mux_set_partial_data(), a stream chunk is any piece of a frame's payload, and
-     *  `data` points into the bytes given to vrev_mux_feed(): they are the last bytes that
-     *  call consumes if vrev_mux_pause() is called from here. */
+    /** Data for a live session: a stream chunk (TCP, one frame's payload) or exactly one
+     *  datagram (UDP). */
     int (*on_data)(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len, void *user);
     /** The peer ended session `sid` (error: 1 if it set the Error option). The session is
      *  already gone from the table when this runs; `session_user` is the pointer that was set
@@ -154,30 +150,14 @@ VREV_API int vrev_mux_set_max_sessions(vrev_mux *mux, unsigned max);
 /** Feed bytes received from the peer, split anywhere. Complete frames are processed in order
  *  and reported through the callbacks; an incomplete frame is buffered inside the codec (at
  *  most one frame, <= 66051 bytes). *consumed (may be NULL) gets the number of bytes taken:
- *  all of them, unless vrev_mux_pause() was called from a callback.
+ *  all of them on success.
  *  Returns 0, a protocol error (VREV_ERR_MUX_*, VREV_ERR_ADDR_*), VREV_ERR_NOMEM, a callback's
  *  error, or VREV_ERR_MUX_CLOSED after an earlier fatal error. */
 VREV_API int vrev_mux_feed(vrev_mux *mux, const uint8_t *data, size_t len, size_t *consumed);
 
-/** From a callback: make vrev_mux_feed() return after the current frame (backpressure), or,
- *  from on_data with vrev_mux_set_partial_data(), right after the piece just delivered. */
-VREV_API void vrev_mux_pause(vrev_mux *mux);
-
-/** Bytes of an incomplete frame held inside the codec (0 at a frame boundary; nonzero while a
- *  frame's payload is still arriving in pieces). A stream that ends with this nonzero was cut
- *  in the middle of a frame. */
+/** Bytes of an incomplete frame held inside the codec (0 at a frame boundary). A stream that
+ *  ends with this nonzero was cut in the middle of a frame. */
 VREV_API size_t vrev_mux_buffered(const vrev_mux *mux);
-
-/** Deliver stream (TCP) payload as it arrives instead of whole frames: the codec then never
- *  copies a stream frame's payload. Each frame's header is still acted on first (on_frame,
- *  on_open: the frame's data is NULL there), then its payload reaches on_data in one or more
- *  pieces pointing into the fed bytes; feeding the bytes of a complete frame at once gives
- *  exactly one piece. Datagram (UDP) sessions and frames whose data is discarded are
- *  unaffected. Glue that moves payload without copying it (evbuffer chains) pauses in
- *  on_data and takes the piece from the end of what vrev_mux_feed() consumed. Off by
- *  default. Returns 0, VREV_ERR_INVAL (NULL mux) or VREV_ERR_STATE (inside a frame: call it
- *  before feeding, or at a frame boundary). */
-VREV_API int vrev_mux_set_partial_data(vrev_mux *mux, int on);
 
 /** The fatal error that closed the mux (0 if none) and the stream offset of the frame that
  *  caused it. */
@@ -232,17 +212,6 @@ VREV_API unsigned vrev_mux_active_sessions(const vrev_mux *mux);
 VREV_API uint64_t vrev_mux_total_sessions(const vrev_mux *mux);
 /** New frames a SERVER refused because of the session cap. */
 VREV_API uint64_t vrev_mux_refused_sessions(const vrev_mux *mux);
-
-/* --- Stateless frame encoding (for glue that writes payloads without copying them) ---------- */
-
-/** Encode a frame header into out[0..cap): metaLen, metadata and, if data_len > 0 or
- *  status is Keep with data, the Data option and dataLen. For status New, `network`, `host`
- *  and `port` give the target (ignored otherwise). `option` may carry VREV_MUX_OPT_ERROR;
- *  VREV_MUX_OPT_DATA is set when `with_data` is nonzero. Returns the header length,
- *  VREV_ERR_NOSPACE, VREV_ERR_INVAL, VREV_ERR_RANGE (data_len > 65535) or VREV_ERR_ADDR_*. */
-VREV_API int vrev_mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, int status, int option,
-                                    int network, const char *host, uint16_t port, int with_data,
-                                    size_t data_len);
 
 #ifdef __cplusplus
 }

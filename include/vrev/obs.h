@@ -84,7 +84,7 @@ VREV_API const char *vrev_instance_metrics_address(const vrev_instance *inst);
 enum vrev_log_target {
     VREV_LOG_TARGET_NONE = 0,    /* not written ("none", or no "log" object for access) */
     VREV_LOG_TARGET_CONSOLE = 1, /* V2Ray writes both to standard output */
-    VREV_LOG_TARGET_FILE = 2,    /* *path names the file */
+    VREV_LOG_TARGET_FILE = 2     /* *path names the file */
 };
 /** The target of the access log (access = 1, "log.access") or of the error log (access = 0,
  *  "log.error"), as VREV_LOG_TARGET_*; for a file, *path (if path is not NULL) gets its name
@@ -101,7 +101,7 @@ typedef struct vrev_metrics_server vrev_metrics_server;
  *  with a body 413, other methods than GET and HEAD 501. Bounded: request headers up to 8 KiB,
  *  a connection idle 5 s (no whole request yet, or none since the last answer) is closed, a
  *  response is at most 1 MiB (else 500). libevent 2.1's evhttp has no cap on connections: bind
- *  it to a loopback or management address. On failure err (if not NULL) gets a message.
+ *  it to a loopback or management address. err, err_len: the error detail (vrev/error.h).
  *  Returns 0, VREV_ERR_INVAL (bad arguments or address), VREV_ERR_STATE (ctx without
  *  event_base), VREV_ERR_NOMEM or VREV_ERR_IO (cannot bind: busy port...). */
 VREV_API int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,

@@ -26,6 +26,14 @@
  * stream from above reaches the layer as bufferevent_flush(bev, EV_WRITE, BEV_FINISHED), which
  * a filter passes on below. A layer that hides `lower` (a bufferevent pair, say) still works,
  * but aborts then end its connections cleanly and socket options do not reach them.
+ *
+ * Thread safety: vrev_ctx_add_transport() belongs to the thread that runs the context's
+ * event_base, as every call on a context does (or to any one thread before the loop runs).
+ * A layer's wrap runs on that thread, inside the loop, and so do the callbacks of the
+ * bufferevents it makes; free_state runs on the thread that calls vrev_ctx_free(). libvrev
+ * never calls a layer from two threads at once; a layer shared by several contexts (the same
+ * `state` registered on each) is called from each context's thread and must lock what they
+ * share.
  */
 #ifndef VREV_TRANSPORT_H
 #define VREV_TRANSPORT_H

@@ -13,7 +13,7 @@
  * Typical use (error checks omitted):
  *
  *     vrev_tunnel_opts *o;
- *     vrev_tunnel_opts_new(&o);
+ *     vrev_tunnel_opts_new(&o, ctx);
  *     vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5");
  *     vrev_tunnel_opts_set_portal(o, "portal.example.net:443");
  *     vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080");
@@ -51,7 +51,13 @@ typedef struct vrev_bridge vrev_bridge;
  * Setters copy their arguments and return 0, VREV_ERR_INVAL (NULL or malformed; the message
  * from vrev_tunnel_opts_error() says what) or VREV_ERR_NOMEM. */
 
-VREV_API int vrev_tunnel_opts_new(vrev_tunnel_opts **out);
+/** Create an empty options object. Everything it allocates (itself, the strings and lists the
+ *  setters copy) goes through `ctx`'s allocator (vrev_ctx_new2()), which is copied: the
+ *  options may be freed after the context, as long as that allocator still works. ctx NULL:
+ *  the C library's allocator (options built before any context). Returns 0, VREV_ERR_INVAL
+ *  (out is NULL) or VREV_ERR_NOMEM. */
+VREV_API int vrev_tunnel_opts_new(vrev_tunnel_opts **out, vrev_ctx *ctx);
+/** Free the options (and wipe the id they hold). NULL is a no-op. */
 VREV_API void vrev_tunnel_opts_free(vrev_tunnel_opts *o);
 /** The last setter's error message ("" if none). Valid until the next call on o. */
 VREV_API const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o);
@@ -212,7 +218,7 @@ enum vrev_tunnel_event {
     VREV_EVENT_TUNNEL_DOWN = 2,
     VREV_EVENT_SESSION_OPEN = 3,
     VREV_EVENT_SESSION_CLOSE = 4, /* bytes_up/bytes_down are the session's totals */
-    VREV_EVENT_SESSION_REFUSED = 5,
+    VREV_EVENT_SESSION_REFUSED = 5
 };
 
 /** Event callback, run from the event loop: `name` is the session's target name; for a
@@ -235,15 +241,16 @@ enum vrev_tunnel_counter {
                                  targets, dialsPerTunnel dials in progress for more
                                  than a second, or over sessionRate; portal: no
                                  tunnel) */
-    VREV_COUNTER_BYTES_UP = 6,
-    VREV_COUNTER_BYTES_DOWN = 7,
+    VREV_COUNTER_BYTES_UP = 6, /* up: public clients -> services behind the bridge */
+    VREV_COUNTER_BYTES_DOWN = 7
 };
 
 /* --- portal --------------------------------------------------------------------------------- */
 
 /** Create a portal and bind its listeners. Needs: id, listen, at least one public listener.
- *  On failure err (if not NULL) gets a message. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE
- *  (ctx without event_base), VREV_ERR_NOMEM or a listener error (VREV_ERR_ADDRINUSE...). */
+ *  err, err_len: the error detail (vrev/error.h: "" on success, else what failed). Returns 0,
+ *  VREV_ERR_INVAL, VREV_ERR_STATE (ctx without event_base), VREV_ERR_NOMEM or a listener
+ *  error (VREV_ERR_ADDRINUSE...). */
 VREV_API int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                              size_t err_len);
 /** Free a portal: its listeners, tunnels and sessions close. NULL is a no-op. From inside one
@@ -256,16 +263,16 @@ VREV_API uint64_t vrev_portal_counter(const vrev_portal *p, int counter);
 VREV_API unsigned vrev_portal_tunnel_port(const vrev_portal *p);
 VREV_API unsigned vrev_portal_public_port(const vrev_portal *p, size_t i);
 
-/** Apply new options to a running portal (all or nothing: on any error the portal is
- *  unchanged, err gets a message). Live tunnels and sessions stay. The public listeners are
- *  matched by HOST:PORT: one with the same name is kept, one with a new name takes over the
- *  old socket (no connect refused meanwhile), a removed one closes, a new one binds (a busy
- *  port fails the reload). The tunnel listener is kept if its options (id, listen, TLS
- *  certificate and key, transport, carrier) did not change; otherwise a new one (on the old
- *  socket when --listen is the same) takes new handshakes with the new id and settings, and
- *  the old one finishes those under way. The domain, heartbeat, drain threshold and
- *  dead-after need a restart: VREV_ERR_UNSUPPORTED, the message names the option. `o` is
- *  read during the call only. A log line says what was kept. Returns 0, VREV_ERR_INVAL,
+/** Apply new options to a running portal (all or nothing: on any error the portal is unchanged,
+ *  err gets a message as vrev/error.h says). Live tunnels and sessions stay. The public
+ *  listeners are matched by HOST:PORT: one with the same name is kept, one with a new name
+ *  takes over the old socket (no connect refused meanwhile), a removed one closes, a new one
+ *  binds (a busy port fails the reload). The tunnel listener is kept if its options (id,
+ *  listen, TLS certificate and key, transport, carrier) did not change; otherwise a new one (on
+ *  the old socket when --listen is the same) takes new handshakes with the new id and settings,
+ *  and the old one finishes those under way. The domain, heartbeat, drain threshold and
+ *  dead-after need a restart: VREV_ERR_UNSUPPORTED, the message names the option. `o` is read
+ *  during the call only. A log line says what was kept. Returns 0, VREV_ERR_INVAL,
  *  VREV_ERR_UNSUPPORTED, VREV_ERR_NOMEM or a listener error. Thread: the loop's. */
 VREV_API int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err,
                                 size_t err_len);
@@ -274,7 +281,8 @@ VREV_API uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed);
 
 /* --- bridge --------------------------------------------------------------------------------- */
 
-/** Create a bridge. Needs: id, portal, at least one target. Returns as vrev_portal_new(). */
+/** Create a bridge. Needs: id, portal, at least one target. err, err_len and the return value
+ *  as vrev_portal_new(). */
 VREV_API int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
                              size_t err_len);
 /** Start dialing the portal (and keep a tunnel up from now on). Returns 0. */

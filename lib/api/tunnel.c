@@ -116,7 +116,7 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     char host[VREV_MUX_TARGET_MAX], msg[300];
     uint16_t port;
     split_hostport(o->listen, host, sizeof(host), &port);
-    struct vrev__in_user u = {{0}, NULL};
+    struct vrev__in_user u = {0};
     memcpy(u.uuid, o->uuid, 16);
     struct vrev__in_user_opts vi = {host, port, &u, 1};
     struct vrev__inbound *in = NULL;
@@ -133,8 +133,10 @@ int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct v
     if (rc == 0 && o->tls) {
         static const char *const h2[] = {"h2"}; /* as V2Ray's h2 server */
         bool is_h2 = o->carrier == VREV_CARRIER_H2;
-        struct vrev__tls_server_opts so = {NULL,       o->tls_cert,       NULL,
-                                           o->tls_key, is_h2 ? h2 : NULL, is_h2 ? 1 : 0};
+        struct vrev__tls_server_opts so = {.cert_file = o->tls_cert,
+                                           .key_file = o->tls_key,
+                                           .alpn = is_h2 ? h2 : NULL,
+                                           .n_alpn = is_h2 ? 1 : 0};
         struct vrev__tls_ctx *tls;
         rc = vrev__tls_server_ctx_new(p->ctx, &so, &tls, msg, sizeof(msg));
         if (rc < 0)
@@ -199,8 +201,10 @@ static int remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tu
 static int portal_build(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t len)
 {
     struct vrev__engine *e = &p->engine;
-    struct vrev__portal_opts po = {
-        vrev__tunnel_domain(o), NULL, o->heartbeat_ms, o->drain_after, o->dead_after_ms, 0, 0};
+    struct vrev__portal_opts po = {.domain = vrev__tunnel_domain(o),
+                                   .heartbeat_ms = o->heartbeat_ms,
+                                   .drain_after = o->drain_after,
+                                   .dead_after_ms = o->dead_after_ms};
     int rc = vrev__portal_new(e, "portal", &po, &p->portal);
     if (rc == 0)
         rc = vrev__engine_add_outbound(e, p->portal);
@@ -259,15 +263,20 @@ static void *tunnel_alloc(vrev_ctx *ctx, const vrev_tunnel_opts *o,
     return obj;
 }
 
-/* A portal's or bridge's engine started on ctx. Returns 0 or the error (err written). */
-static int engine_start(struct vrev__engine *e, vrev_ctx *ctx, char *err, size_t err_len)
+/* A portal's or bridge's engine started on ctx, and its deferred free (free_fn(obj), for a
+ * free from inside one of its callbacks) made ready. Returns 0 or the error (err written). */
+static int engine_start(struct vrev__engine *e, struct vrev__defer *d, vrev_ctx *ctx,
+                        void (*free_fn)(void *), void *obj, char *err, size_t err_len)
 {
     int rc = vrev__engine_init(e, ctx);
-    return rc < 0 ? fail(err, err_len, rc, "the context has no event_base") : 0;
+    if (rc < 0)
+        return fail(err, err_len, rc, "the context has no event_base");
+    rc = vrev__defer_init(d, ctx, free_fn, obj);
+    return rc < 0 ? fail(err, err_len, rc, NULL) : 0;
 }
 
-int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -277,9 +286,7 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     if (!p)
         return rc;
     p->ctx = ctx;
-    rc = engine_start(&p->engine, ctx, err, err_len);
-    if (rc == 0 && (rc = vrev__defer_init(&p->defer, ctx, portal_free_deferred, p)) < 0)
-        fail(err, err_len, rc, NULL);
+    rc = engine_start(&p->engine, &p->defer, ctx, portal_free_deferred, p, err, err_len);
     if (rc == 0)
         rc = portal_build(p, o, err, err_len);
     if (rc < 0) {
@@ -288,6 +295,13 @@ int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = p;
     return 0;
+}
+
+int vrev_portal_new(vrev_portal **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(portal_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 void vrev_portal_free(vrev_portal *p)
@@ -375,12 +389,13 @@ struct handler_out {
 static int handler_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
                           struct bufferevent *link)
 {
-    (void)info;
     struct handler_out *h = (struct handler_out *)ob;
     if (h->owner->dying) { /* freed by the application already */
         bufferevent_free(link);
         return VREV_ERR_STATE;
     }
+    vrev__log(ob->engine->ctx, VREV_LOG_DEBUG, "bridge", VREV__CONN_FMT "to handler %s",
+              VREV__CONN_ARG(info->conn_id), h->name);
     vrev_stream *stream;
     int rc = vrev__stream_new(ob->engine->ctx, link, &stream);
     if (rc < 0)
@@ -723,8 +738,8 @@ int vrev__bridge_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__t
     return rc == VREV_ERR_NOMEM ? fail(err, len, rc, NULL) : rc;
 }
 
-int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
-                    size_t err_len)
+static int bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                      size_t err_len)
 {
     if (!out || !ctx || !o)
         return fail(err, err_len, VREV_ERR_INVAL, NULL);
@@ -734,9 +749,7 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     if (!b)
         return rc;
     b->ctx = ctx;
-    rc = engine_start(&b->engine, ctx, err, err_len);
-    if (rc == 0 && (rc = vrev__defer_init(&b->defer, ctx, bridge_free_deferred, b)) < 0)
-        fail(err, err_len, rc, NULL);
+    rc = engine_start(&b->engine, &b->defer, ctx, bridge_free_deferred, b, err, err_len);
     if (rc == 0 && (rc = remember(ctx, &b->rs, o, 0)) < 0)
         fail(err, err_len, rc, NULL);
     if (rc == 0 && (rc = vrev__bridge_build(b, o, &b->legs, err, err_len)) == 0)
@@ -749,6 +762,13 @@ int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o,
     }
     *out = b;
     return 0;
+}
+
+int vrev_bridge_new(vrev_bridge **out, vrev_ctx *ctx, const vrev_tunnel_opts *o, char *err,
+                    size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(bridge_new(out, ctx, o, err, err_len), err, err_len);
 }
 
 int vrev_bridge_start(vrev_bridge *b)

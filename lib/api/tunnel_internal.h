@@ -20,6 +20,7 @@ struct vrev__tunnel_pair {
 };
 
 struct vrev_tunnel_opts {
+    vrev_allocator alloc; /* the context's, copied (vrev_tunnel_opts_new): every allocation */
     char err[256];
     uint8_t uuid[16];
     bool has_id;
@@ -51,9 +52,9 @@ struct vrev_tunnel_opts {
     char *carrier_host; /* NULL: the default */
 };
 
-/* A deep copy of `o` (its error text left out), freed with vrev_tunnel_opts_free; NULL when
- * out of memory. */
-vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o);
+/* A deep copy of `o` (its error text left out) on ctx's allocator, freed with
+ * vrev_tunnel_opts_free; NULL when out of memory. */
+vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o, vrev_ctx *ctx);
 /* Replace the portals (and their names: NULL for none) with copies of portals[0..n) and
  * names[0..n). 0, or VREV_ERR_NOMEM with `o` unchanged. */
 int vrev__tunnel_opts_set_portals(vrev_tunnel_opts *o, char *const *portals, char *const *names,

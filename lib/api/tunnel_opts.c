@@ -22,23 +22,28 @@ static int set_err(vrev_tunnel_opts *o, int rc, const char *fmt, ...)
     return rc;
 }
 
-static char *dup_str(const char *s)
+/* Every allocation of an options object goes through the allocator it was made with. */
+static char *dup_str(vrev_tunnel_opts *o, const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
+    return vrev__alloc_strdup(&o->alloc, s);
 }
 
-int vrev_tunnel_opts_new(vrev_tunnel_opts **out)
+static void o_free(vrev_tunnel_opts *o, void *p)
+{
+    vrev__alloc_free(&o->alloc, p);
+}
+
+int vrev_tunnel_opts_new(vrev_tunnel_opts **out, vrev_ctx *ctx)
 {
     if (!out)
         return VREV_ERR_INVAL;
-    *out = calloc(1, sizeof(**out));
-    if (!*out)
+    const vrev_allocator *a = ctx ? &ctx->alloc : &vrev__default_allocator;
+    vrev_tunnel_opts *o = vrev__alloc_malloc(a, sizeof(*o));
+    if (!(*out = o))
         return VREV_ERR_NOMEM;
-    (*out)->security = VREV_VMESS_SEC_AES_128_GCM;
+    memset(o, 0, sizeof(*o));
+    o->alloc = *a;
+    o->security = VREV_VMESS_SEC_AES_128_GCM;
     return 0;
 }
 
@@ -47,34 +52,28 @@ void vrev_tunnel_opts_free(vrev_tunnel_opts *o)
     if (!o)
         return;
     for (size_t i = 0; i < o->n_publics; i++) {
-        free(o->publics[i].hostport);
-        free(o->publics[i].name);
+        o_free(o, o->publics[i].hostport);
+        o_free(o, o->publics[i].name);
     }
     for (size_t i = 0; i < o->n_targets; i++) {
-        free(o->targets[i].hostport);
-        free(o->targets[i].name);
+        o_free(o, o->targets[i].hostport);
+        o_free(o, o->targets[i].name);
     }
-    free(o->publics);
-    free(o->targets);
-    free(o->tls_cert);
-    free(o->tls_key);
-    free(o->tls_ca);
-    free(o->tls_sni);
-    free(o->tls_pins);
-    free(o->transport);
-    free(o->carrier_path);
-    free(o->carrier_host);
-    free(o->domain);
-    free(o->listen);
+    void *owned[] = {o->publics, o->targets, o->tls_cert,     o->tls_key,
+                     o->tls_ca,  o->tls_sni, o->tls_pins,     o->transport,
+                     o->domain,  o->listen,  o->carrier_path, o->carrier_host};
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        o_free(o, owned[i]);
     for (size_t i = 0; i < o->n_portals; i++) {
-        free(o->portals[i]);
+        o_free(o, o->portals[i]);
         if (o->portal_names)
-            free(o->portal_names[i]);
+            o_free(o, o->portal_names[i]);
     }
-    free(o->portals);
-    free(o->portal_names);
+    o_free(o, o->portals);
+    o_free(o, o->portal_names);
+    vrev_allocator a = o->alloc;
     vrev__wipe(o, sizeof(*o)); /* the UUID is the shared secret */
-    free(o);
+    vrev__alloc_free(&a, o);
 }
 
 const char *vrev_tunnel_opts_error(const vrev_tunnel_opts *o)
@@ -139,10 +138,10 @@ int vrev_tunnel_opts_set_domain(vrev_tunnel_opts *o, const char *domain)
     if (!name_ok(domain, 255))
         return set_err(o, VREV_ERR_INVAL, "invalid domain '%s': use letters, digits, '.', '-', '_'",
                        domain ? domain : "");
-    char *d = dup_str(domain);
+    char *d = dup_str(o, domain);
     if (!d)
         return VREV_ERR_NOMEM;
-    free(o->domain);
+    o_free(o, o->domain);
     o->domain = d;
     return 0;
 }
@@ -163,10 +162,10 @@ static int set_addr(vrev_tunnel_opts *o, char **slot, const char *hp, bool liste
     int rc = o ? check_hostport(o, hp, listen) : VREV_ERR_INVAL;
     if (rc < 0)
         return rc;
-    char *d = dup_str(hp);
+    char *d = dup_str(o, hp);
     if (!d)
         return VREV_ERR_NOMEM;
-    free(*slot);
+    o_free(o, *slot);
     *slot = d;
     return 0;
 }
@@ -186,11 +185,11 @@ int vrev_tunnel_opts_add_portal(vrev_tunnel_opts *o, const char *hostport)
             return set_err(o, VREV_ERR_INVAL, "portal '%s' given twice", hostport);
     if (o->n_portals >= VREV_TUNNEL_MAX_PORTALS)
         return set_err(o, VREV_ERR_INVAL, "more than %d portals", VREV_TUNNEL_MAX_PORTALS);
-    char **v = realloc(o->portals, (o->n_portals + 1) * sizeof(*v));
+    char **v = vrev__alloc_realloc(&o->alloc, o->portals, (o->n_portals + 1) * sizeof(*v));
     if (!v)
         return VREV_ERR_NOMEM;
     o->portals = v;
-    if (!(v[o->n_portals] = dup_str(hostport)))
+    if (!(v[o->n_portals] = dup_str(o, hostport)))
         return VREV_ERR_NOMEM;
     o->n_portals++;
     return 0;
@@ -202,7 +201,7 @@ int vrev_tunnel_opts_set_portal(vrev_tunnel_opts *o, const char *hostport)
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < o->n_portals; i++)
-        free(o->portals[i]);
+        o_free(o, o->portals[i]);
     o->n_portals = 0;
     return vrev_tunnel_opts_add_portal(o, hostport);
 }
@@ -223,16 +222,16 @@ static int add_pair(vrev_tunnel_opts *o, struct vrev__tunnel_pair **v, size_t *n
     int rc = hostport ? check_hostport(o, hostport, listen) : 0;
     if (rc < 0)
         return rc;
-    struct vrev__tunnel_pair *nv = realloc(*v, (*n + 1) * sizeof(**v));
+    struct vrev__tunnel_pair *nv = vrev__alloc_realloc(&o->alloc, *v, (*n + 1) * sizeof(**v));
     if (!nv)
         return VREV_ERR_NOMEM;
     *v = nv;
     memset(&nv[*n], 0, sizeof(nv[*n]));
-    nv[*n].name = dup_str(name);
-    nv[*n].hostport = hostport ? dup_str(hostport) : NULL;
+    nv[*n].name = dup_str(o, name);
+    nv[*n].hostport = hostport ? dup_str(o, hostport) : NULL;
     if (!nv[*n].name || (hostport && !nv[*n].hostport)) {
-        free(nv[*n].name);
-        free(nv[*n].hostport);
+        o_free(o, nv[*n].name);
+        o_free(o, nv[*n].hostport);
         return VREV_ERR_NOMEM;
     }
     (*n)++;
@@ -325,10 +324,10 @@ int vrev_tunnel_opts_set_transport(vrev_tunnel_opts *o, const char *name)
                            "invalid transport name '%.40s': up to %d letters, digits, '.', "
                            "'-', '_'",
                            name, VREV_TRANSPORT_NAME_MAX);
-        if (!(d = dup_str(name)))
+        if (!(d = dup_str(o, name)))
             return VREV_ERR_NOMEM;
     }
-    free(o->transport);
+    o_free(o, o->transport);
     o->transport = d;
     return 0;
 }
@@ -348,10 +347,10 @@ static int set_path(vrev_tunnel_opts *o, char **slot, const char *path)
         return VREV_ERR_INVAL;
     if (!path || !*path || strpbrk(path, "\"\\\n\r\t"))
         return set_err(o, VREV_ERR_INVAL, "invalid file name '%s'", path ? path : "");
-    char *d = dup_str(path);
+    char *d = dup_str(o, path);
     if (!d)
         return VREV_ERR_NOMEM;
-    free(*slot);
+    o_free(o, *slot);
     *slot = d;
     return 0;
 }
@@ -379,7 +378,7 @@ int vrev_tunnel_opts_add_tls_pin(vrev_tunnel_opts *o, const char *pin)
                        pin ? pin : "");
     if (o->n_tls_pins >= 64)
         return set_err(o, VREV_ERR_INVAL, "too many pins (at most 64)");
-    uint8_t(*v)[32] = realloc(o->tls_pins, (o->n_tls_pins + 1) * sizeof(*v));
+    uint8_t(*v)[32] = vrev__alloc_realloc(&o->alloc, o->tls_pins, (o->n_tls_pins + 1) * sizeof(*v));
     if (!v)
         return VREV_ERR_NOMEM;
     memcpy(v[o->n_tls_pins++], h, sizeof(h));
@@ -393,10 +392,10 @@ int vrev_tunnel_opts_set_tls_sni(vrev_tunnel_opts *o, const char *name)
         return VREV_ERR_INVAL;
     if (!name_ok(name, 255))
         return set_err(o, VREV_ERR_INVAL, "invalid TLS server name '%s'", name ? name : "");
-    char *d = dup_str(name);
+    char *d = dup_str(o, name);
     if (!d)
         return VREV_ERR_NOMEM;
-    free(o->tls_sni);
+    o_free(o, o->tls_sni);
     o->tls_sni = d;
     return 0;
 }
@@ -479,11 +478,11 @@ int vrev_tunnel_opts_set_carrier_path(vrev_tunnel_opts *o, const char *path)
                                path);
         if (n > 255)
             return set_err(o, VREV_ERR_INVAL, "path longer than 255 characters");
-        if (!(d = malloc(n + 2)))
+        if (!(d = vrev__alloc_malloc(&o->alloc, n + 2)))
             return VREV_ERR_NOMEM;
         snprintf(d, n + 2, "%s%s", path[0] == '/' ? "" : "/", path);
     }
-    free(o->carrier_path);
+    o_free(o, o->carrier_path);
     o->carrier_path = d;
     return 0;
 }
@@ -502,10 +501,10 @@ int vrev_tunnel_opts_set_carrier_host(vrev_tunnel_opts *o, const char *host)
         if (!ok)
             return set_err(o, VREV_ERR_INVAL,
                            "invalid host '%.40s': a host name or IP address (and a port)", host);
-        if (!(d = dup_str(host)))
+        if (!(d = dup_str(o, host)))
             return VREV_ERR_NOMEM;
     }
-    free(o->carrier_host);
+    o_free(o, o->carrier_host);
     o->carrier_host = d;
     return 0;
 }
@@ -523,45 +522,50 @@ void vrev__tunnel_carrier(const vrev_tunnel_opts *o, struct vrev__carrier_opts *
 
 /* --- copies (a bridge keeps the options it was given: tunnel_resolve.c) --- */
 
-static bool copy_str(char **to, const char *s)
+static bool copy_str(vrev_tunnel_opts *c, char **to, const char *s)
 {
-    return !s || (*to = dup_str(s));
+    return !s || (*to = dup_str(c, s));
 }
 
 /* Arrays are allocated zeroed before being filled: a failure leaves them fit to free. */
-static bool copy_strs(char ***to, char *const *v, size_t n)
+static bool copy_strs(vrev_tunnel_opts *c, char ***to, char *const *v, size_t n)
 {
     if (!v)
         return true;
-    if (!(*to = calloc(n + 1, sizeof(**to))))
+    if (!(*to = vrev__alloc_malloc(&c->alloc, (n + 1) * sizeof(**to))))
         return false;
+    memset(*to, 0, (n + 1) * sizeof(**to));
     for (size_t i = 0; i < n; i++)
-        if (!copy_str(&(*to)[i], v[i]))
+        if (!copy_str(c, &(*to)[i], v[i]))
             return false;
     return true;
 }
 
-static bool copy_pairs(struct vrev__tunnel_pair **to, const struct vrev__tunnel_pair *v, size_t n)
+static bool copy_pairs(vrev_tunnel_opts *c, struct vrev__tunnel_pair **to,
+                       const struct vrev__tunnel_pair *v, size_t n)
 {
     if (!v)
         return true;
-    if (!(*to = calloc(n + 1, sizeof(**to))))
+    if (!(*to = vrev__alloc_malloc(&c->alloc, (n + 1) * sizeof(**to))))
         return false;
+    memset(*to, 0, (n + 1) * sizeof(**to));
     for (size_t i = 0; i < n; i++) {
         struct vrev__tunnel_pair *t = &(*to)[i];
         *t = v[i];
         t->name = t->hostport = NULL;
-        if (!copy_str(&t->name, v[i].name) || !copy_str(&t->hostport, v[i].hostport))
+        if (!copy_str(c, &t->name, v[i].name) || !copy_str(c, &t->hostport, v[i].hostport))
             return false;
     }
     return true;
 }
 
-vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o)
+vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o, vrev_ctx *ctx)
 {
-    vrev_tunnel_opts *c = calloc(1, sizeof(*c));
+    vrev_tunnel_opts *c = vrev__malloc(ctx, sizeof(*c));
     if (!c)
         return NULL;
+    memset(c, 0, sizeof(*c));
+    c->alloc = ctx->alloc;
     memcpy(c->uuid, o->uuid, sizeof(c->uuid));
     c->has_id = o->has_id;
     c->security = o->security;
@@ -578,17 +582,19 @@ vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o)
     c->n_publics = o->n_publics;
     c->n_targets = o->n_targets;
     c->n_tls_pins = o->n_tls_pins;
-    bool ok =
-        copy_strs(&c->portals, o->portals, o->n_portals) &&
-        copy_strs(&c->portal_names, o->portal_names, o->n_portals) &&
-        copy_pairs(&c->publics, o->publics, o->n_publics) &&
-        copy_pairs(&c->targets, o->targets, o->n_targets) && copy_str(&c->domain, o->domain) &&
-        copy_str(&c->listen, o->listen) && copy_str(&c->tls_cert, o->tls_cert) &&
-        copy_str(&c->tls_key, o->tls_key) && copy_str(&c->tls_ca, o->tls_ca) &&
-        copy_str(&c->tls_sni, o->tls_sni) && copy_str(&c->transport, o->transport) &&
-        copy_str(&c->carrier_path, o->carrier_path) && copy_str(&c->carrier_host, o->carrier_host);
+    bool ok = copy_strs(c, &c->portals, o->portals, o->n_portals) &&
+              copy_strs(c, &c->portal_names, o->portal_names, o->n_portals) &&
+              copy_pairs(c, &c->publics, o->publics, o->n_publics) &&
+              copy_pairs(c, &c->targets, o->targets, o->n_targets) &&
+              copy_str(c, &c->domain, o->domain) && copy_str(c, &c->listen, o->listen) &&
+              copy_str(c, &c->tls_cert, o->tls_cert) && copy_str(c, &c->tls_key, o->tls_key) &&
+              copy_str(c, &c->tls_ca, o->tls_ca) && copy_str(c, &c->tls_sni, o->tls_sni) &&
+              copy_str(c, &c->transport, o->transport) &&
+              copy_str(c, &c->carrier_path, o->carrier_path) &&
+              copy_str(c, &c->carrier_host, o->carrier_host);
     if (ok && o->n_tls_pins) {
-        ok = (c->tls_pins = malloc(o->n_tls_pins * sizeof(*c->tls_pins))) != NULL;
+        size_t pins = o->n_tls_pins * sizeof(*c->tls_pins);
+        ok = (c->tls_pins = vrev__alloc_malloc(&c->alloc, pins)) != NULL;
         if (ok)
             memcpy(c->tls_pins, o->tls_pins, o->n_tls_pins * sizeof(*c->tls_pins));
     }
@@ -602,21 +608,21 @@ vrev_tunnel_opts *vrev__tunnel_opts_copy(const vrev_tunnel_opts *o)
     return c;
 }
 
-static void free_strs(char **v, size_t n)
+static void free_strs(vrev_tunnel_opts *o, char **v, size_t n)
 {
     for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
+        o_free(o, v[i]);
+    o_free(o, v);
 }
 
 int vrev__tunnel_opts_set_portals(vrev_tunnel_opts *o, char *const *portals, char *const *names,
                                   size_t n)
 {
     char **p = NULL, **nm = NULL;
-    bool ok = copy_strs(&p, portals, n) && copy_strs(&nm, names, n);
+    bool ok = copy_strs(o, &p, portals, n) && copy_strs(o, &nm, names, n);
     size_t drop_n = ok ? o->n_portals : n;
-    free_strs(ok ? o->portals : p, drop_n);
-    free_strs(ok ? o->portal_names : nm, drop_n);
+    free_strs(o, ok ? o->portals : p, drop_n);
+    free_strs(o, ok ? o->portal_names : nm, drop_n);
     if (!ok)
         return VREV_ERR_NOMEM;
     o->portals = p;

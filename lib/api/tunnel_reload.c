@@ -246,10 +246,8 @@ static void portal_commit(vrev_portal *p, const vrev_tunnel_opts *o, struct port
     vrev__free(p->ctx, pl->old_kept);
 }
 
-int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t err_len)
+static int portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
     if (!p || !o)
         return vrev__tunnel_fail(err, err_len, VREV_ERR_INVAL, NULL);
     struct portal_plan pl;
@@ -264,6 +262,12 @@ int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, siz
     portal_commit(p, o, &pl);
     p->rs.ok++;
     return 0;
+}
+
+int vrev_portal_reload(vrev_portal *p, const vrev_tunnel_opts *o, char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(portal_reload(p, o, err, err_len), err, err_len);
 }
 
 uint64_t vrev_portal_reload_count(const vrev_portal *p, int failed)
@@ -466,10 +470,8 @@ int vrev__bridge_replan(vrev_bridge *b, const vrev_tunnel_opts *o, bool resolved
     return rc;
 }
 
-int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
+static int bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
     if (!b || !o)
         return vrev__tunnel_fail(err, err_len, VREV_ERR_INVAL, NULL);
     int rc = vrev__bridge_check(o, err, err_len);
@@ -481,6 +483,12 @@ int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, siz
         return reload_failed(b->ctx, &b->rs, rc, err, err_len);
     b->rs.ok++;
     return 0;
+}
+
+int vrev_bridge_reload(vrev_bridge *b, const vrev_tunnel_opts *o, char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(bridge_reload(b, o, err, err_len), err, err_len);
 }
 
 uint64_t vrev_bridge_reload_count(const vrev_bridge *b, int failed)

@@ -139,7 +139,7 @@ static vrev_tunnel_opts *expand(struct vrev__portal_names *ns, vrev_ctx *ctx)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < ns->given->n_portals; i++)
         rc = expand_one(ns, ctx, i, p, nm, &k);
-    vrev_tunnel_opts *x = rc == 0 ? vrev__tunnel_opts_copy(ns->given) : NULL;
+    vrev_tunnel_opts *x = rc == 0 ? vrev__tunnel_opts_copy(ns->given, ctx) : NULL;
     if (x && vrev__tunnel_opts_set_portals(x, p, nm, k) < 0) {
         vrev_tunnel_opts_free(x);
         x = NULL;
@@ -324,7 +324,7 @@ static int names_build(vrev_bridge *b, const vrev_tunnel_opts *o, struct vrev__p
                        const struct vrev__portal_names *old)
 {
     memset(ns, 0, sizeof(*ns));
-    if (!(ns->given = vrev__tunnel_opts_copy(o)) ||
+    if (!(ns->given = vrev__tunnel_opts_copy(o, b->ctx)) ||
         !(ns->v = vrev__calloc(b->ctx, o->n_portals + 1, sizeof(*ns->v))))
         return VREV_ERR_NOMEM;
     for (size_t i = 0; i < o->n_portals; i++) {

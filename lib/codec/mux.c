@@ -7,6 +7,7 @@
 #include "mux_ext.h"
 #include "mux_frame.h"
 #include "mux_guard.h"
+#include "mux_internal.h"
 #include "mux_table.h"
 
 #define LOG_COMPONENT "mux"
@@ -36,7 +37,7 @@ struct vrev_mux {
     size_t rlen;
     size_t rcap;
     uint64_t offset; /* stream offset of the next unconsumed byte */
-    bool pieces;     /* stream payload delivered as it arrives (vrev_mux_set_partial_data) */
+    bool pieces;     /* stream payload delivered as it arrives (vrev__mux_set_partial_data) */
     uint16_t psid;   /* pieces: the session whose payload is arriving */
     size_t premain;  /* pieces: payload bytes of the current frame still to come */
     int error;
@@ -387,9 +388,9 @@ void vrev_mux_consume(vrev_mux *m, size_t n)
     vrev__buf_consume(&m->out, n);
 }
 
-int vrev_mux_encode_header(uint8_t *out, size_t cap, uint16_t sid, int status, int option,
-                           int network, const char *host, uint16_t port, int with_data,
-                           size_t data_len)
+int vrev__mux_encode_header_text(uint8_t *out, size_t cap, uint16_t sid, int status, int option,
+                                 int network, const char *host, uint16_t port, int with_data,
+                                 size_t data_len)
 {
     if (!out || status < VREV_MUX_NEW || status > VREV_MUX_KEEPALIVE || option < 0 || option > 0xff)
         return VREV_ERR_INVAL;
@@ -460,7 +461,7 @@ size_t vrev_mux_buffered(const vrev_mux *m)
     return m->rlen + (m->premain ? 1 : 0); /* mid-payload of a frame delivered in pieces */
 }
 
-int vrev_mux_set_partial_data(vrev_mux *m, int on)
+int vrev__mux_set_partial_data(vrev_mux *m, int on)
 {
     if (!m || m->rlen || m->premain)
         return m ? VREV_ERR_STATE : VREV_ERR_INVAL;
@@ -468,7 +469,7 @@ int vrev_mux_set_partial_data(vrev_mux *m, int on)
     return 0;
 }
 
-void vrev_mux_pause(vrev_mux *m)
+void vrev__mux_pause(vrev_mux *m)
 {
     if (m)
         m->paused = true;

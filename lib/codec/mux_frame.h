@@ -60,8 +60,13 @@ static inline struct vrev__mux_frame_spec vrev__mux_spec(uint16_t sid, uint8_t s
                                                          const struct vrev__addr *target,
                                                          int with_data, size_t data_len)
 {
-    struct vrev__mux_frame_spec spec = {sid,  status, option,    network, target,
-                                        NULL, 0,      with_data, data_len};
+    struct vrev__mux_frame_spec spec = {.sid = sid,
+                                        .status = status,
+                                        .option = option,
+                                        .network = network,
+                                        .target = target,
+                                        .with_data = with_data,
+                                        .data_len = data_len};
     return spec;
 }
 

@@ -140,8 +140,11 @@ int vrev__ws_new(vrev_ctx *ctx, struct vrev__ws **out, const struct vrev__ws_opt
     ws->o.max_pings = ws->o.max_pings ? ws->o.max_pings : VREV_WS_MAX_PINGS;
     ws->o.max_unanswered = ws->o.max_unanswered ? ws->o.max_unanswered : VREV_WS_MAX_UNANSWERED;
     ws->mask_pos = sizeof(ws->masks);
-    struct wslay_event_callbacks cb = {recv_cb,        send_cb,        genmask_cb, frame_start_cb,
-                                       frame_chunk_cb, NULL /* end */, NULL /* msg */};
+    struct wslay_event_callbacks cb = {.recv_callback = recv_cb,
+                                       .send_callback = send_cb,
+                                       .genmask_callback = genmask_cb,
+                                       .on_frame_recv_start_callback = frame_start_cb,
+                                       .on_frame_recv_chunk_callback = frame_chunk_cb};
     int rc = ws->o.client ? wslay_event_context_client_init(&ws->ev, &cb, ws)
                           : wslay_event_context_server_init(&ws->ev, &cb, ws);
     if (rc != 0) {

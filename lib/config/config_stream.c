@@ -167,7 +167,7 @@ static int parse_http(vrev__cfg_loader *L, json_t *obj, struct vrev__carrier_opt
 {
     static const char *const known[] = {"host", "path", "method", "headers", NULL};
     static const char *const later[] = {"method", "headers", NULL};
-    struct vrev__strlist hosts = {NULL, 0};
+    struct vrev__strlist hosts = {0};
     json_t *h2;
     const char *key;
     VREV_CFG_TRY(vrev__cfg_object(L, obj, "httpSettings", &h2, &key));

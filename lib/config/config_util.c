@@ -22,7 +22,7 @@ void vrev__cfg_push_key(vrev__cfg_loader *L, const char *key)
 void vrev__cfg_push_index(vrev__cfg_loader *L, size_t index)
 {
     if (L->depth < VREV_CFG_PATH_MAX)
-        L->path[L->depth] = (struct vrev__cfg_path_item){NULL, index};
+        L->path[L->depth] = (struct vrev__cfg_path_item){.key = NULL, .index = index};
     L->depth++;
 }
 

@@ -429,7 +429,7 @@ static size_t scan_value(struct dup_scan *d, size_t i, vrev_ctx *ctx, bool *stop
 bool vrev__json_dup_keys(vrev_ctx *ctx, const char *s, size_t len, vrev__json_dup_fn fn,
                          void *user)
 {
-    struct dup_scan d = {s, len, NULL, 0, 0, DUP_BUDGET, fn, user, false};
+    struct dup_scan d = {.s = s, .len = len, .budget = DUP_BUDGET, .fn = fn, .user = user};
     bool stop = false;
     scan_value(&d, skip_ws(s, len, 0), ctx, &stop);
     vrev__free(ctx, d.keys);

@@ -45,6 +45,7 @@ struct vrev_ctx {
     void *access_user;
     unsigned log_rate, log_burst; /* lines per second and burst per component; 0: no limit */
     struct vrev__log_bucket log_buckets[VREV__LOG_BUCKETS];
+    uint64_t conn_ids;                  /* the last connection id given out (vrev__conn_id) */
     struct vrev__transport *transports; /* registered by the embedder (vrev/transport.h) */
     size_t n_transports;
     /* a loop of its own (vrev_ctx_new_loop, lib/net/loop.c): freed with the ctx by this */
@@ -62,9 +63,12 @@ struct vrev_ctx {
     struct vrev__limits limits; /* vrev_ctx_set_limit; engines copy them when made */
     uint64_t buffered;          /* bytes held in the context's buffers (limits.buffered_total) */
     /* vrev_ctx_post's queue and wake-up (lib/net/post.c), made with a loop of the context's
-     * own; freed by free_post before the loop */
+     * own, or by vrev_ctx_post_enable on the program's; freed by free_post before the loop.
+     * close_post (set by vrev_ctx_post_enable only) closes the wake-up of a program's loop in
+     * vrev_ctx_close_lingering, before the program frees its loop. */
     struct vrev__post *post;
     void (*free_post)(vrev_ctx *ctx);
+    void (*close_post)(vrev_ctx *ctx);
     unsigned in_user_cb; /* the application's callbacks running now (vrev__user_enter) */
 };
 
@@ -87,6 +91,18 @@ const struct vrev__transport *vrev__ctx_transport(const vrev_ctx *ctx, const cha
 
 /* vrev__transport_wrap() (lib/net/layer.h) puts one on a connection. */
 
+/* The C library's allocator (what vrev_ctx_new2() takes for NULL). */
+extern const vrev_allocator vrev__default_allocator;
+
+/* Allocation through an allocator (vrev/ctx.h's rules: realloc(NULL, n) mallocs, free(NULL)
+ * is a no-op; a size of 0 asks for 1 byte). What the vrev__malloc() family does with the
+ * context's allocator, for objects made without a context (vrev_tunnel_opts). */
+void *vrev__alloc_malloc(const vrev_allocator *a, size_t size);
+void *vrev__alloc_realloc(const vrev_allocator *a, void *ptr, size_t size);
+void vrev__alloc_free(const vrev_allocator *a, void *ptr);
+/* A copy of s (NULL when s is NULL or out of memory), freed with vrev__alloc_free(). */
+char *vrev__alloc_strdup(const vrev_allocator *a, const char *s);
+
 void *vrev__malloc(vrev_ctx *ctx, size_t size);
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size);
 void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size);
@@ -94,6 +110,13 @@ void vrev__free(vrev_ctx *ctx, void *ptr);
 /* A copy of the string s with the context's allocator (freed with vrev__free); NULL when s is
  * NULL or out of memory. */
 char *vrev__strdup(vrev_ctx *ctx, const char *s);
+
+/* The error-detail convention of the public constructors and reloads (vrev/error.h): call
+ * vrev__err_begin() first, and return through vrev__err_end(), which leaves "" on success and,
+ * on failure, vrev_strerror(rc) when nothing more precise was written. err may be NULL; nothing
+ * is written when len is 0. vrev__err_end() returns rc. */
+void vrev__err_begin(char *err, size_t len);
+int vrev__err_end(int rc, char *err, size_t len);
 
 /* Overwrite memory in a way the compiler may not elide (for secrets). */
 void vrev__wipe(void *ptr, size_t len);
@@ -108,6 +131,16 @@ void vrev__log(vrev_ctx *ctx, int level, const char *component, const char *fmt,
 /* The same without the rate limit, for bursts bounded by their caller (config warnings). */
 void vrev__log_all(vrev_ctx *ctx, int level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* A new connection id: one per accepted connection and per session a bridge is asked to open,
+ * from 1, unique within the context. Log lines about a connection start with it, written
+ * "c<N> " (VREV__CONN_FMT), so that one connection's lines can be picked out of many. */
+static inline uint64_t vrev__conn_id(vrev_ctx *ctx)
+{
+    return ++ctx->conn_ids;
+}
+#define VREV__CONN_FMT "c%llu "
+#define VREV__CONN_ARG(id) ((unsigned long long)(id))
 
 /* Report an access event (vrev_access_cb) if a callback is installed. `from` may be NULL. */
 void vrev__access(vrev_ctx *ctx, const char *from, const char *to, const char *inbound_tag,

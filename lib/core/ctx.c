@@ -25,9 +25,10 @@ static void default_free(void *ptr, void *user)
     free(ptr);
 }
 
-static const vrev_allocator default_allocator = {
-    VREV_ALLOCATOR_ABI, default_malloc, default_realloc, default_free, NULL,
-};
+const vrev_allocator vrev__default_allocator = {.abi = VREV_ALLOCATOR_ABI,
+                                                .malloc = default_malloc,
+                                                .realloc = default_realloc,
+                                                .free = default_free};
 
 int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator *alloc)
 {
@@ -35,7 +36,7 @@ int vrev_ctx_new2(vrev_ctx **out, struct event_base *base, const vrev_allocator 
         return VREV_ERR_INVAL;
     *out = NULL;
     if (!alloc)
-        alloc = &default_allocator;
+        alloc = &vrev__default_allocator;
     if (alloc->abi != VREV_ALLOCATOR_ABI || !alloc->malloc || !alloc->realloc || !alloc->free)
         return VREV_ERR_INVAL;
     vrev_ctx *ctx = alloc->malloc(sizeof(*ctx), alloc->user);
@@ -66,6 +67,8 @@ void vrev_ctx_close_lingering(vrev_ctx *ctx)
     ctx->no_linger = true;
     if (ctx->close_lingering)
         ctx->close_lingering(ctx);
+    if (ctx->close_post) /* vrev_ctx_post_enable's event must not outlive the program's loop */
+        ctx->close_post(ctx);
 }
 
 void vrev_ctx_free(vrev_ctx *ctx)
@@ -217,9 +220,36 @@ void vrev_ctx_set_log_rate(vrev_ctx *ctx, unsigned per_second, unsigned burst)
     memset(ctx->log_buckets, 0, sizeof(ctx->log_buckets));
 }
 
+void *vrev__alloc_malloc(const vrev_allocator *a, size_t size)
+{
+    return a->malloc(size ? size : 1, a->user);
+}
+
+void *vrev__alloc_realloc(const vrev_allocator *a, void *ptr, size_t size)
+{
+    return a->realloc(ptr, size ? size : 1, a->user);
+}
+
+void vrev__alloc_free(const vrev_allocator *a, void *ptr)
+{
+    if (ptr)
+        a->free(ptr, a->user);
+}
+
+char *vrev__alloc_strdup(const vrev_allocator *a, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = vrev__alloc_malloc(a, n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
 void *vrev__malloc(vrev_ctx *ctx, size_t size)
 {
-    return ctx->alloc.malloc(size ? size : 1, ctx->alloc.user);
+    return vrev__alloc_malloc(&ctx->alloc, size);
 }
 
 void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size)
@@ -235,24 +265,17 @@ void *vrev__calloc(vrev_ctx *ctx, size_t count, size_t size)
 
 void *vrev__realloc(vrev_ctx *ctx, void *ptr, size_t size)
 {
-    return ctx->alloc.realloc(ptr, size ? size : 1, ctx->alloc.user);
+    return vrev__alloc_realloc(&ctx->alloc, ptr, size);
 }
 
 char *vrev__strdup(vrev_ctx *ctx, const char *s)
 {
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *d = vrev__malloc(ctx, n);
-    if (d)
-        memcpy(d, s, n);
-    return d;
+    return vrev__alloc_strdup(&ctx->alloc, s);
 }
 
 void vrev__free(vrev_ctx *ctx, void *ptr)
 {
-    if (ptr)
-        ctx->alloc.free(ptr, ctx->alloc.user);
+    vrev__alloc_free(&ctx->alloc, ptr);
 }
 
 void vrev__wipe(void *ptr, size_t len)

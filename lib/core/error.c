@@ -1,4 +1,7 @@
-/* One error table (include/vrev/error.h) drives both lookups. */
+/* One error table (include/vrev/error.h) drives both lookups; the error-detail convention. */
+#include <stdio.h>
+
+#include "core.h"
 #include "vrev/error.h"
 
 const char *vrev_strerror(int err)
@@ -29,4 +32,22 @@ const char *vrev_err_name(int err)
     default:
         return "UNKNOWN";
     }
+}
+
+void vrev__err_begin(char *err, size_t len)
+{
+    if (err && len)
+        err[0] = '\0';
+}
+
+int vrev__err_end(int rc, char *err, size_t len)
+{
+    if (!err || !len)
+        return rc;
+    if (rc >= 0)
+        err[0] = '\0';
+    else if (!err[0])
+        snprintf(err, len, "%s", vrev_strerror(rc));
+    err[len - 1] = '\0'; /* whatever wrote it, a string */
+    return rc;
 }

@@ -38,12 +38,12 @@ static int make_tls(vrev_instance *inst, const struct vrev__cfg_stream *s, bool 
     }
     if (server) {
         const struct vrev__cfg_cert *c = t->n_certs ? &t->certs[0] : NULL;
-        struct vrev__tls_server_opts so = {c ? c->certificate : NULL,
-                                           c ? c->certificate_file : NULL,
-                                           c ? c->key : NULL,
-                                           c ? c->key_file : NULL,
-                                           t->alpn.v,
-                                           t->alpn.n};
+        struct vrev__tls_server_opts so = {.cert_pem = c ? c->certificate : NULL,
+                                           .cert_file = c ? c->certificate_file : NULL,
+                                           .key_pem = c ? c->key : NULL,
+                                           .key_file = c ? c->key_file : NULL,
+                                           .alpn = t->alpn.v,
+                                           .n_alpn = t->alpn.n};
         return vrev__tls_server_ctx_new(inst->ctx, &so, out, msg, len);
     }
     /* As V2Ray: the client trusts the system roots and every certificate listed. */
@@ -105,8 +105,9 @@ static int add_outbound(vrev_instance *inst, const struct vrev__cfg_outbound *o,
     switch (o->protocol) {
     case VREV_CFG_OUT_FREEDOM: {
         const struct vrev__cfg_freedom *f = &o->settings.freedom;
-        struct vrev__freedom_opts fo = {f->redirect ? f->redirect_host : NULL,
-                                        f->redirect ? f->redirect_port : 0, f->domain_strategy};
+        struct vrev__freedom_opts fo = {.redirect_host = f->redirect ? f->redirect_host : NULL,
+                                        .redirect_port = f->redirect ? f->redirect_port : 0,
+                                        .domain_strategy = f->domain_strategy};
         int rc = vrev__freedom_new(e, o->tag, &fo, ob);
         if (rc == 0)
             vrev__freedom_set_proxy_protocol(*ob, f->proxy_protocol);
@@ -224,7 +225,7 @@ int vrev__inst_make_outbound(vrev_instance *inst, const struct vrev__cfg_outboun
 int vrev__inst_make_portal(vrev_instance *inst, const struct vrev__cfg_reverse_entry *p, size_t i,
                            struct vrev__outbound **out, char *err, size_t len)
 {
-    struct vrev__portal_opts po = {p->domain, NULL, 0, 0, 0, 0, 0};
+    struct vrev__portal_opts po = {.domain = p->domain};
     int rc = vrev__portal_new(&inst->engine, p->tag, &po, out);
     return rc < 0 ? fail(err, len, rc, "reverse.portals", i, NULL) : 0;
 }
@@ -437,16 +438,17 @@ static void instance_free_deferred(void *inst)
     vrev_instance_free(inst);
 }
 
-int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
-                           const char *filename, char *err, size_t err_len)
+static int instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
+                             const char *filename, char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
     if (!out || !ctx || (!text && len))
         return VREV_ERR_INVAL;
     *out = NULL;
-    if (!ctx->base)
+    if (!ctx->base) {
+        if (err && err_len)
+            snprintf(err, err_len, "the context has no event_base");
         return VREV_ERR_STATE;
+    }
     struct vrev__config *cfg = NULL;
     struct vrev__config_error ce;
     int rc = vrev__config_load(ctx, text, len, filename, &cfg, &ce);
@@ -483,6 +485,14 @@ int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
     }
     *out = inst;
     return 0;
+}
+
+int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text, size_t len,
+                           const char *filename, char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(instance_new_json(out, ctx, text, len, filename, err, err_len), err,
+                         err_len);
 }
 
 int vrev_instance_start(vrev_instance *inst)

@@ -434,15 +434,16 @@ static int reload_failed(vrev_instance *inst, int rc, const char *filename, char
     return rc;
 }
 
-int vrev_instance_reload(vrev_instance *inst, const char *text, size_t len, const char *filename,
-                         char *err, size_t err_len)
+static int instance_reload(vrev_instance *inst, const char *text, size_t len, const char *filename,
+                           char *err, size_t err_len)
 {
-    if (err && err_len)
-        err[0] = '\0';
     if (!inst || (!text && len))
         return VREV_ERR_INVAL;
-    if (inst->stopped)
+    if (inst->stopped) {
+        if (err && err_len)
+            snprintf(err, err_len, "the instance is stopped");
         return VREV_ERR_STATE;
+    }
     struct vrev__config *cfg = NULL;
     struct vrev__config_error ce;
     int rc = vrev__config_load(inst->ctx, text, len, filename, &cfg, &ce);
@@ -481,6 +482,13 @@ int vrev_instance_reload(vrev_instance *inst, const char *text, size_t len, cons
               plan.in_adopted, old_ob, inst->engine.n_outbounds, plan.ob_kept, old_br,
               inst->n_bridges, inst->cfg->routing.n_rules);
     return 0;
+}
+
+int vrev_instance_reload(vrev_instance *inst, const char *text, size_t len, const char *filename,
+                         char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(instance_reload(inst, text, len, filename, err, err_len), err, err_len);
 }
 
 uint64_t vrev_instance_reload_count(const vrev_instance *inst, int failed)

@@ -216,7 +216,8 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 struct bufferevent *vrev__h2_layer_client(vrev_ctx *ctx, struct bufferevent *lower,
                                           const struct vrev__carrier_opts *o, int *err)
 {
-    static const struct vrev__h2_callbacks cb = {on_open, on_data, on_end, on_close};
+    static const struct vrev__h2_callbacks cb = {
+        .on_open = on_open, .on_data = on_data, .on_end = on_end, .on_close = on_close};
     struct h2l *v = vrev__calloc(ctx, 1, sizeof(*v));
     uint32_t r = 0;
     struct vrev__h2_opts ho = {.client = true, .path = o->path ? o->path : "/"};

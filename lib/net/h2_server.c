@@ -329,7 +329,8 @@ struct vrev__h2_conn *vrev__h2_serve(vrev_ctx *ctx, struct bufferevent *lower,
                                      uint32_t idle_later_ms, vrev__h2_stream_cb cb,
                                      vrev__h2_gone_cb gone, void *user, int *err)
 {
-    static const struct vrev__h2_callbacks cbs = {on_open, on_data, on_end, on_close};
+    static const struct vrev__h2_callbacks cbs = {
+        .on_open = on_open, .on_data = on_data, .on_end = on_end, .on_close = on_close};
     struct vrev__h2_opts ho = {
         .client = false, .path = o->path ? o->path : "/", .hosts = o->hosts, .n_hosts = o->n_hosts};
     struct vrev__h2_conn *c = vrev__calloc(ctx, 1, sizeof(*c));

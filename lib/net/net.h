@@ -165,7 +165,8 @@ struct vrev__relay;
 
 /* Called once when the relay has ended, with 0 (both directions ended cleanly) or an error
  * (VREV_ERR_IO: a side failed; VREV_ERR_TIMEOUT: an idle timer fired). Byte counts are the
- * bytes moved a->b (uplink) and b->a (downlink). Both bufferevents are already freed. */
+ * bytes moved a->b (up: toward the target, a bridge's service) and b->a (down: back toward
+ * the client). Both bufferevents are already freed. */
 typedef void (*vrev__relay_done_cb)(int result, uint64_t up_bytes, uint64_t down_bytes, void *user);
 
 /* Join a (the client side: inbound) and b (the target side: outbound). The relay owns both
@@ -190,8 +191,9 @@ int vrev__net_libevent_version(char *buf, size_t cap);
 
 /* --- vrev_ctx_post and deferred frees (post.c) ---------------------------------------------- */
 
-/* The queue and wake-up of vrev_ctx_post() on the context's loop (vrev_ctx_new_loop makes it;
- * vrev_ctx_free frees it). Returns 0, VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor). */
+/* The queue and wake-up of vrev_ctx_post() on the context's loop (vrev_ctx_new_loop makes it,
+ * vrev_ctx_post_enable on a loop of the program's; vrev_ctx_free frees it). Returns 0,
+ * VREV_ERR_NOMEM or VREV_ERR_IO (no descriptor). */
 int vrev__post_init(vrev_ctx *ctx);
 
 /* Freeing an object from inside one of the application's callbacks (STYLE: "freeing from

@@ -28,6 +28,7 @@ struct vrev__post {
     pthread_mutex_t lock;
     struct post_node *head, *tail; /* under lock */
     bool woken;                    /* under lock: written to the wake-up, not taken yet */
+    bool closed;                   /* under lock: the wake-up is gone, posts fail */
     int rfd, wfd;                  /* the same eventfd, or a pipe's two ends */
     struct event *ev;
 };
@@ -87,14 +88,22 @@ static int make_fds(struct vrev__post *q)
 #endif
 }
 
-/* The queued posts are dropped, not run: the objects they would use may be gone already. */
-static void free_post(vrev_ctx *ctx)
+/* The wake-up goes (its event, on the loop, and its descriptors) and the queued posts are
+ * dropped, not run: the objects they would use may be gone already. A poster checks `closed`
+ * under the lock before it writes, so none touches a descriptor closed here; the queue itself
+ * stays until vrev_ctx_free (a poster may still be reading ctx->post). Idempotent. */
+static void close_post(vrev_ctx *ctx)
 {
     struct vrev__post *q = ctx->post;
-    ctx->post = NULL;
+    pthread_mutex_lock(&q->lock);
+    struct post_node *n = q->head;
+    q->head = q->tail = NULL;
+    q->closed = true;
+    pthread_mutex_unlock(&q->lock);
     if (q->ev)
         event_free(q->ev);
-    for (struct post_node *n = q->head, *next; n; n = next) {
+    q->ev = NULL;
+    for (struct post_node *next; n; n = next) {
         next = n->next;
         free(n);
     }
@@ -102,6 +111,14 @@ static void free_post(vrev_ctx *ctx)
         close(q->rfd);
     if (q->wfd >= 0 && q->wfd != q->rfd)
         close(q->wfd);
+    q->rfd = q->wfd = -1;
+}
+
+static void free_post(vrev_ctx *ctx)
+{
+    struct vrev__post *q = ctx->post;
+    close_post(ctx); /* a program's loop that was closed is gone by now: nothing left on it */
+    ctx->post = NULL;
     pthread_mutex_destroy(&q->lock);
     vrev__free(ctx, q);
 }
@@ -144,6 +161,11 @@ int vrev_ctx_post(vrev_ctx *ctx, void (*fn)(void *user), void *user)
     n->fn = fn;
     n->user = user;
     pthread_mutex_lock(&q->lock);
+    if (q->closed) { /* vrev_ctx_close_lingering: the descriptors are closed */
+        pthread_mutex_unlock(&q->lock);
+        free(n);
+        return VREV_ERR_STATE;
+    }
     if (q->tail)
         q->tail->next = n;
     else
@@ -154,6 +176,20 @@ int vrev_ctx_post(vrev_ctx *ctx, void (*fn)(void *user), void *user)
     q->woken = true;
     pthread_mutex_unlock(&q->lock);
     return 0;
+}
+
+int vrev_ctx_post_enable(vrev_ctx *ctx)
+{
+    if (!ctx)
+        return VREV_ERR_INVAL;
+    if (ctx->post) /* enabled already (closed since?), or a loop of the context's own */
+        return ctx->post->closed ? VREV_ERR_STATE : 0; /* written in this thread only */
+    if (!ctx->base || ctx->no_linger) /* no loop, or vrev_ctx_close_lingering was called */
+        return VREV_ERR_STATE;
+    int rc = vrev__post_init(ctx);
+    if (rc == 0) /* the program frees its loop before the context: close it with the objects */
+        ctx->close_post = close_post;
+    return rc;
 }
 
 /* --- frees deferred to the loop --------------------------------------------------------------- */

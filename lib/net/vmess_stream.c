@@ -114,7 +114,7 @@ static enum bufferevent_filter_result filter_in(struct evbuffer *src, struct evb
     size_t n, used, out_len;
     bool produced = false;
     while (!v->eof_in && first_segment(src, &p, &n)) {
-        struct evbuffer_iovec room = {NULL, 0};
+        struct evbuffer_iovec room = {0};
         if (v->room > 0 && evbuffer_reserve_space(dst, (ev_ssize_t)v->room, &room, 1) < 1)
             return fail(v, src, BEV_EVENT_READING);
         /* datagrams are framed for the packet link: no room for them in dst */

@@ -159,7 +159,7 @@ static enum bufferevent_filter_result check_head(struct wsl *v, struct evbuffer 
         upgraded(v);
         return BEV_OK;
     }
-    struct vrev__ws_server_opts so = {v->path, NULL};
+    struct vrev__ws_server_opts so = {.path = v->path};
     struct vrev__ws_request req;
     if (vrev__ws_check_request(h, &so, &req) != 101)
         return refuse(v, src, req.status, 0);

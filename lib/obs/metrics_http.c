@@ -123,7 +123,7 @@ static int write_text(const struct samples *s, struct evbuffer *out)
 
 static int render(const struct vrev_metrics_server *srv, struct evbuffer *out)
 {
-    struct samples s = {srv->ctx, NULL, 0, 0, 0};
+    struct samples s = {.ctx = srv->ctx};
     visit(srv, &s);
     int rc = s.err ? s.err : write_text(&s, out);
     for (size_t i = 0; i < s.n; i++)
@@ -242,8 +242,8 @@ static int server_setup(vrev_metrics_server *s, const struct vrev__addr *a, char
     return 0;
 }
 
-int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,
-                            char *err, size_t err_len)
+static int metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,
+                              char *err, size_t err_len)
 {
     struct vrev__addr a;
     if (!out || !ctx || !hostport)
@@ -265,6 +265,13 @@ int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char
     }
     *out = s;
     return 0;
+}
+
+int vrev_metrics_server_new(vrev_metrics_server **out, vrev_ctx *ctx, const char *hostport,
+                            char *err, size_t err_len)
+{
+    vrev__err_begin(err, err_len);
+    return vrev__err_end(metrics_server_new(out, ctx, hostport, err, err_len), err, err_len);
 }
 
 static int add(vrev_metrics_server *s, int kind, const void *obj)

@@ -185,7 +185,7 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
         d->retry = evtimer_new(e->ctx->base, on_retry, d);
     if (!d || !d->retry) {
         vrev__free(e->ctx, d);
-        vrev__outbound_finish(ob, link, h, NULL, VREV_ERR_NOMEM);
+        vrev__outbound_finish(ob, link, h, NULL, VREV_ERR_NOMEM, info ? info->conn_id : 0);
         return VREV_ERR_NOMEM;
     }
     *d = (struct link_dial){.engine = e,

@@ -177,8 +177,8 @@ static struct vrev__outbound *route_link(struct vrev__engine *e, const struct vr
     if (vrev__log_enabled(e->ctx, VREV_LOG_DEBUG)) {
         char t[VREV_MUX_TARGET_MAX];
         vrev__addr_target_text(&info->target, t, sizeof(t));
-        vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "[%s] %s:%s -> [%s]",
-                  info->inbound_tag ? info->inbound_tag : "",
+        vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s:%s -> [%s]",
+                  VREV__CONN_ARG(info->conn_id), info->inbound_tag ? info->inbound_tag : "",
                   info->network == VREV_NET_UDP ? "udp" : "tcp", t, ob->tag ? ob->tag : "");
     }
     return ob;
@@ -260,7 +260,8 @@ int vrev__engine_open(struct vrev__engine *e, const struct vrev__link_info *info
 }
 
 void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
-                           struct vrev__handoff *h, struct bufferevent *stream, int err)
+                           struct vrev__handoff *h, struct bufferevent *stream, int err,
+                           uint64_t conn_id)
 {
     if (!link) {
         vrev__handoff_finish(h, stream, err);
@@ -269,7 +270,7 @@ void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
     if (err < 0)
         vrev__bev_close(link, 1);
     else
-        vrev__engine_relay(ob->engine, link, stream);
+        vrev__engine_relay(ob->engine, link, stream, conn_id);
 }
 
 /* --- relays tracked by the engine ------------------------------------------------------------ */
@@ -278,6 +279,7 @@ struct tracked_relay {
     struct vrev__conn conn; /* first */
     struct vrev__engine *engine;
     struct vrev__relay *relay;
+    uint64_t conn_id;
 };
 
 static void relay_done(int result, uint64_t up, uint64_t down, void *user)
@@ -291,6 +293,10 @@ static void relay_done(int result, uint64_t up, uint64_t down, void *user)
         e->stats.relays_ok++;
     else
         e->stats.relays_failed++;
+    vrev__log(e->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+              VREV__CONN_FMT "relay closed: up %llu, down %llu bytes%s%s",
+              VREV__CONN_ARG(t->conn_id), (unsigned long long)up, (unsigned long long)down,
+              result ? ": " : "", result ? vrev_strerror(result) : "");
     vrev__engine_untrack(e, &t->conn);
     vrev__free(e->ctx, t);
 }
@@ -303,7 +309,8 @@ static void relay_close(struct vrev__conn *c)
     vrev__free(t->engine->ctx, t);
 }
 
-int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target)
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target,
+                       uint64_t conn_id)
 {
     struct tracked_relay *t = vrev__calloc(e->ctx, 1, sizeof(*t));
     if (!t) {
@@ -312,6 +319,7 @@ int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct 
         return VREV_ERR_NOMEM;
     }
     t->engine = e;
+    t->conn_id = conn_id;
     int rc = vrev__relay_start(e->ctx, link, target, &e->policy, relay_done, t, &t->relay);
     if (rc < 0) {
         vrev__free(e->ctx, t);
@@ -369,12 +377,27 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
     return 0;
 }
 
+void vrev__outbound_log_dial(const struct vrev__outbound *ob, const struct vrev__link_info *info,
+                             const struct vrev__addr *to)
+{
+    vrev_ctx *ctx = ob->engine->ctx;
+    if (!vrev__log_enabled(ctx, VREV_LOG_DEBUG))
+        return;
+    char a[VREV_MUX_TARGET_MAX], t[VREV_MUX_TARGET_MAX] = "";
+    vrev__addr_target_text(to, a, sizeof(a));
+    bool via = !vrev__addr_equal(to, &info->target); /* a proxy server, or a redirect */
+    if (via)
+        vrev__addr_target_text(&info->target, t, sizeof(t));
+    vrev__log(ctx, VREV_LOG_DEBUG, ob->ops->protocol, VREV__CONN_FMT "[%s] dial %s%s%s",
+              VREV__CONN_ARG(info->conn_id), ob->tag ? ob->tag : "", a, via ? " for " : "", t);
+}
+
 void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link,
                              const struct vrev__link_info *info, size_t size)
 {
     void *r = vrev__calloc(ob->engine->ctx, 1, size);
     if (!r)
-        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM);
+        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM, info->conn_id);
     return r;
 }
 

@@ -14,7 +14,7 @@
 #define LOG_COMPONENT "freedom"
 #define FREEDOM_RETRY_STEP_MS 100
 
-struct pp_dial;
+struct fdial;
 
 struct freedom {
     struct vrev__outbound base; /* first */
@@ -22,28 +22,23 @@ struct freedom {
     bool redirect_host;
     uint16_t redirect_port;
     int domain_strategy;
-    int proxy_protocol;    /* PROXY header version for TCP targets; 0: none */
-    struct pp_dial *dials; /* the links on their way to a target that gets one */
+    int proxy_protocol;  /* PROXY header version for TCP targets; 0: none */
+    struct fdial *dials; /* the TCP links on their way to a target */
 };
 
-/* A link whose target gets a PROXY header, or that is handed over (proxy.h): who it is for,
- * and its handoff, kept until the dial ends (or the outbound goes: a resolve has no release
- * hook). */
-struct pp_dial {
+/* A TCP link on its way to its target: its id, for the relay's lines, who it is for, for a
+ * PROXY header, and its handoff (a link handed over, proxy.h); kept until the dial ends (or the
+ * outbound goes: a resolve has no release hook). */
+struct fdial {
     struct freedom *f;
-    struct pp_dial *prev, *next;
+    struct fdial *prev, *next;
+    uint64_t conn_id;
     struct vrev__addr src, dst;
     bool has_src, has_dst;
     struct vrev__handoff *handoff; /* NULL: a link bufferevent */
 };
 
-static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
-{
-    struct freedom *f = user;
-    vrev__outbound_finish(&f->base, link, NULL, bev, err);
-}
-
-static void pp_free(struct pp_dial *d)
+static void fdial_free(struct fdial *d)
 {
     VREV__LIST_REMOVE(d->f->dials, d);
     vrev__free(d->f->base.engine->ctx, d);
@@ -52,12 +47,9 @@ static void pp_free(struct pp_dial *d)
 /* The header goes first, before any of the link's bytes: the client and the address it
  * connected to; without the latter, the target's own (what this connection reached). Neither
  * known: UNKNOWN / LOCAL, and the service uses the connection's address. */
-static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
+static int put_header(struct fdial *d, struct bufferevent *bev)
 {
-    struct pp_dial *d = user;
-    struct freedom *f = d->f;
-    struct vrev__handoff *h = d->handoff;
-    if (!err && f->proxy_protocol && d->has_src && !d->has_dst) {
+    if (d->has_src && !d->has_dst) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         evutil_socket_t fd = bufferevent_getfd(bev);
@@ -67,46 +59,58 @@ static void on_dialed_pp(struct bufferevent *link, struct bufferevent *bev, int 
         }
     }
     uint8_t hdr[VREV_PP_V1_MAX];
-    int n = err || !f->proxy_protocol
-                ? 0
-                : vrev__pp_encode(hdr, sizeof(hdr), f->proxy_protocol, d->has_src ? &d->src : NULL,
-                                  d->has_dst ? &d->dst : NULL);
-    pp_free(d);
+    int n = vrev__pp_encode(hdr, sizeof(hdr), d->f->proxy_protocol, d->has_src ? &d->src : NULL,
+                            d->has_dst ? &d->dst : NULL);
     if (n > 0 && evbuffer_add(bufferevent_get_output(bev), hdr, (size_t)n) < 0)
-        err = VREV_ERR_NOMEM;
-    if (err && bev)
-        vrev__bev_close(bev, 1);
-    vrev__outbound_finish(&f->base, link, h, err ? NULL : bev, err);
+        return VREV_ERR_NOMEM;
+    return 0;
 }
 
-static struct pp_dial *pp_new(struct freedom *f, const struct vrev__link_info *info)
+static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err, void *user)
 {
-    struct pp_dial *d = vrev__calloc(f->base.engine->ctx, 1, sizeof(*d));
+    struct fdial *d = user;
+    struct freedom *f = d->f;
+    struct vrev__handoff *h = d->handoff;
+    uint64_t id = d->conn_id;
+    if (!err && f->proxy_protocol)
+        err = put_header(d, bev);
+    fdial_free(d);
+    if (err && bev)
+        vrev__bev_close(bev, 1);
+    vrev__outbound_finish(&f->base, link, h, err ? NULL : bev, err, id);
+}
+
+static struct fdial *fdial_new(struct freedom *f, const struct vrev__link_info *info,
+                               struct bufferevent *link)
+{
+    struct fdial *d = vrev__calloc(f->base.engine->ctx, 1, sizeof(*d));
     if (!d)
         return NULL;
     d->f = f;
+    d->conn_id = info->conn_id;
     d->has_src = info->has_source;
     d->src = info->source;
     d->has_dst = info->has_local;
     d->dst = info->local;
-    d->handoff = info->handoff;
+    d->handoff = link ? NULL : info->handoff;
     VREV__LIST_PUSH(f->dials, d);
     return d;
 }
 
-static void pp_release(void *user) /* the dial was cancelled */
+static void fdial_release(void *user) /* the dial was cancelled */
 {
-    pp_free(user);
+    fdial_free(user);
 }
 
-/* Dial for a link (info: its dial count and handoff; NULL: none): with the PROXY header's (or
- * the handoff's) state `d`, or none. */
-static int dial(struct freedom *f, struct bufferevent *link, const struct vrev__addr *target,
-                const struct vrev__link_info *info, struct pp_dial *d)
+/* Dial for a link (info: its dial count and handoff; NULL: none). */
+static int dial(struct fdial *d, struct bufferevent *link, const struct vrev__addr *target,
+                const struct vrev__link_info *info)
 {
-    return vrev__outbound_dial(&f->base, link, target, FREEDOM_RETRY_STEP_MS, info,
-                               d ? on_dialed_pp : on_dialed, d ? pp_release : NULL,
-                               d ? (void *)d : f);
+    int rc = vrev__outbound_dial(&d->f->base, link, target, FREEDOM_RETRY_STEP_MS, info,
+                                 on_dialed, fdial_release, d);
+    if (rc < 0) /* neither called */
+        fdial_free(d);
+    return rc;
 }
 
 /* UseIP*: the resolved address is dialled; if the name did not resolve, the name itself (as
@@ -115,15 +119,7 @@ static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr
                          void *user)
 {
     (void)err;
-    dial(user, link, addr, NULL, NULL);
-}
-
-static void tcp_resolved_pp(struct bufferevent *link, const struct vrev__addr *addr, int err,
-                            void *user)
-{
-    (void)err;
-    struct pp_dial *d = user;
-    dial(d->f, link, addr, NULL, d);
+    dial(user, link, addr, NULL);
 }
 
 /* A UDP socket needs an address: a name is resolved whatever the strategy. */
@@ -163,17 +159,20 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     if (info->network == VREV_NET_UDP)
         return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, udp_resolved, f)
                     : vrev__udp_flow_start(ob->engine, link, &target);
-    bool state = f->proxy_protocol || !link; /* a handoff's is kept there too */
-    struct pp_dial *d = state ? pp_new(f, info) : NULL;
-    if (state && !d) {
-        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM);
+    struct fdial *d = fdial_new(f, info, link);
+    if (!d) {
+        vrev__outbound_finish(ob, link, info->handoff, NULL, VREV_ERR_NOMEM, info->conn_id);
         return VREV_ERR_NOMEM;
     }
-    if (name && f->domain_strategy != VREV_DS_AS_IS)
-        return vrev__engine_resolve_for(ob->engine, link, &target, family,
-                                        d ? tcp_resolved_pp : tcp_resolved, d ? (void *)d : f);
+    vrev__outbound_log_dial(ob, info, &target);
+    if (name && f->domain_strategy != VREV_DS_AS_IS) {
+        int rc = vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, d);
+        if (rc < 0) /* tcp_resolved not called */
+            fdial_free(d);
+        return rc;
+    }
     /* counted for the link's owner (a bridge's dials per tunnel) while in progress */
-    return dial(f, link, &target, info, d);
+    return dial(d, link, &target, info);
 }
 
 static int freedom_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
@@ -191,7 +190,7 @@ static void freedom_destroy(struct vrev__outbound *ob)
 {
     struct freedom *f = (struct freedom *)ob;
     while (f->dials)
-        pp_free(f->dials);
+        fdial_free(f->dials);
     vrev__outbound_cleanup(ob);
     vrev__free(ob->engine->ctx, ob);
 }

@@ -255,8 +255,8 @@ void vrev__handshake_log(struct vrev__handshake *h, const char *component, const
 {
     char src[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&h->source, src, sizeof(src));
-    vrev__log(h->engine->ctx, VREV_LOG_INFO, component, "[%s] %s %s: %s",
-              h->in && h->in->tag ? h->in->tag : "", verb, src, why);
+    vrev__log(h->engine->ctx, VREV_LOG_INFO, component, VREV__CONN_FMT "[%s] %s %s: %s",
+              VREV__CONN_ARG(h->conn_id), h->in && h->in->tag ? h->in->tag : "", verb, src, why);
     if (!h->failed && h->in)
         h->in->failures.rejected++;
     h->failed = true;
@@ -304,6 +304,18 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     handshake_free(h, NOW);
 }
 
+/* The first line of a connection's life (at debug level): its id, where it came in, from whom. */
+static void log_accepted(const struct vrev__inbound *in, uint64_t id, const struct vrev__addr *src)
+{
+    vrev_ctx *ctx = in->engine->ctx;
+    if (!vrev__log_enabled(ctx, VREV_LOG_DEBUG))
+        return;
+    char from[VREV_MUX_TARGET_MAX];
+    vrev__addr_target_text(src, from, sizeof(from));
+    vrev__log(ctx, VREV_LOG_DEBUG, LOG_COMPONENT, VREV__CONN_FMT "[%s] accepted from %s",
+              VREV__CONN_ARG(id), in->tag ? in->tag : "", from);
+}
+
 /* A handshake with a place in the pool and its deadline timer, not yet armed; NULL on failure
  * (no place: out of memory). */
 static struct vrev__handshake *handshake_alloc(struct vrev__inbound *in,
@@ -316,6 +328,8 @@ static struct vrev__handshake *handshake_alloc(struct vrev__inbound *in,
     h->in = in;
     h->engine = e;
     vrev__addr_from_sockaddr(&h->source, peer);
+    h->conn_id = vrev__conn_id(e->ctx);
+    log_accepted(in, h->conn_id, &h->source);
     if (!vrev__preauth_admit(in, h)) {
         vrev__free(e->ctx, h);
         return NULL;
@@ -402,12 +416,14 @@ static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int
     vrev__bev_read_now(bev);
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__conn_id(e->ctx);
     info.inbound_tag = in->tag;
     info.network = VREV_NET_TCP;
     info.target = in->target;
     vrev__addr_from_sockaddr(&info.source, peer);
     info.has_source = true;
     local_addr(in, fd, &info);
+    log_accepted(in, info.conn_id, &info.source);
     vrev__dispatch(e, &info, bev);
 }
 

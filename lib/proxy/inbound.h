@@ -81,6 +81,7 @@ struct vrev__handshake {
     struct bufferevent *bev;
     struct event *deadline;
     struct vrev__addr source;
+    uint64_t conn_id; /* the connection's id (vrev__conn_id): its link's, once it has one */
     void (*wipe)(struct vrev__handshake *h); /* protocol state to erase on free; may be NULL */
     int64_t until_ms;                        /* the deadline, on the monotonic clock */
     /* its place in the inbound's pre-auth pool (preauth.c); src NULL: holds none */

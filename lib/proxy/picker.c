@@ -76,14 +76,14 @@ void vrev__picked_req_release(void *req) /* the engine stopped before the dial e
     vrev__free(r->ob->engine->ctx, r);
 }
 
-void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component,
+void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component, uint64_t conn_id,
                              struct bufferevent *link, struct vrev__handoff *h,
                              struct bufferevent *bev, int err)
 {
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, component, "[%s] %s", ob->tag ? ob->tag : "",
-                  vrev_strerror(err));
+        vrev__log(ob->engine->ctx, VREV_LOG_WARN, component, VREV__CONN_FMT "[%s] %s",
+                  VREV__CONN_ARG(conn_id), ob->tag ? ob->tag : "", vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
-    vrev__outbound_finish(ob, link, h, NULL, err);
+    vrev__outbound_finish(ob, link, h, NULL, err, conn_id);
 }

@@ -20,6 +20,10 @@ struct vrev__tls_ctx;
 
 /* What the router sees of one connection. */
 struct vrev__link_info {
+    /* The connection's id (vrev__conn_id), given once where it was accepted or where a bridge
+     * was asked to open it, carried along for log lines ("c17 dial 127.0.0.1:8080"); 0: none
+     * (a link of the library's own, such as a bridge's tunnel before it has one). */
+    uint64_t conn_id;
     const char *inbound_tag; /* may be NULL */
     int network;             /* VREV_NET_TCP or VREV_NET_UDP */
     struct vrev__addr target;
@@ -121,8 +125,8 @@ struct vrev__engine_stats {
     uint64_t relays_ok;      /* relays that ended cleanly */
     uint64_t relays_failed;  /* relays that ended with an error or timeout */
     uint64_t dial_failures;  /* outbound dials that gave up */
-    uint64_t bytes_up;
-    uint64_t bytes_down;
+    uint64_t bytes_up;       /* relayed link -> target: up, toward the service */
+    uint64_t bytes_down;     /* relayed target -> link: down, back toward the client */
     uint64_t relays_live; /* relays running now (vrev__engine_relay) */
 };
 
@@ -182,16 +186,19 @@ int vrev__dispatch(struct vrev__engine *e, const struct vrev__link_info *info,
  * finished in every case, possibly before this returns (then with the error returned). */
 int vrev__engine_open(struct vrev__engine *e, const struct vrev__link_info *info);
 
-/* The end of an outbound's work for a link: relay `link` with `stream` (vrev__engine_relay),
+/* The end of an outbound's work for a link: relay `link` with `stream` (vrev__engine_relay, its end
+ * logged with conn_id),
  * or, for a link without a bufferevent (link NULL), hand `stream` to `h`
  * (vrev__handoff_finish). On err < 0 (stream NULL) the link is closed with an error, or the
  * handoff told. */
 void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
-                           struct vrev__handoff *h, struct bufferevent *stream, int err);
+                           struct vrev__handoff *h, struct bufferevent *stream, int err,
+                           uint64_t conn_id);
 
-/* Relay `link` and `target` under the engine's policy, tracked and counted. */
-int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link,
-                       struct bufferevent *target);
+/* Relay `link` and `target` under the engine's policy, tracked and counted; its end is logged
+ * (debug) with the link's conn_id and the bytes moved each way. */
+int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target,
+                       uint64_t conn_id);
 
 typedef void (*vrev__link_dialed_fn)(struct bufferevent *link, struct bufferevent *bev, int err,
                                      void *user);
@@ -285,6 +292,10 @@ void vrev__outbound_free_picked(struct vrev__outbound *ob, struct vrev__picker *
 int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *picker,
                                const void *ent, size_t n, size_t stride, int rc,
                                struct vrev__outbound **out);
+/* The debug line of an outbound dialing `to` for a link: "c17 [tag] dial 127.0.0.1:8080", and
+ * " for HOST:PORT" (the link's target) when `to` is another address (a proxy server). */
+void vrev__outbound_log_dial(const struct vrev__outbound *ob, const struct vrev__link_info *info,
+                             const struct vrev__addr *to);
 /* A zeroed request of `size` bytes for a link the outbound handles, or NULL with the link
  * closed, or its handoff (info->handoff, link NULL) finished (out of memory). */
 void *vrev__outbound_req_new(struct vrev__outbound *ob, struct bufferevent *link,
@@ -312,10 +323,11 @@ void *vrev__picked_req_new(struct vrev__outbound *ob, struct vrev__picker *picke
                            size_t stride, struct bufferevent *link,
                            const struct vrev__link_info *info, size_t size);
 void vrev__picked_req_release(void *req);
-/* A picking outbound's dial or request failed with err: a warning under `component` (not for
- * a refused or timed-out dial), bev freed (may be NULL), the link closed, or for a link without
- * a bufferevent (link NULL) the handoff `h` finished with err (vrev__outbound_finish). */
-void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component,
+/* A picking outbound's dial or request for connection conn_id failed with err: a warning under
+ * `component` (not for a refused or timed-out dial), bev freed (may be NULL), the link closed,
+ * or for a link without a bufferevent (link NULL) the handoff `h` finished with err
+ * (vrev__outbound_finish). */
+void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component, uint64_t conn_id,
                              struct bufferevent *link, struct vrev__handoff *h,
                              struct bufferevent *bev, int err);
 

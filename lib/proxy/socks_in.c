@@ -108,6 +108,7 @@ static void accepted(struct handshake *h, const struct vrev__addr *target)
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = h->base.conn_id;
     info.inbound_tag = in->tag;
     info.network = VREV_NET_TCP;
     info.target = *target;
@@ -209,8 +210,8 @@ static int associate(struct handshake *h)
     a->client = h->base.source;
     char who[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&a->client, who, sizeof(who));
-    vrev__log(e->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] UDP associated for %s",
-              in->tag ? in->tag : "", who);
+    vrev__log(e->ctx, VREV_LOG_INFO, LOG_COMPONENT, VREV__CONN_FMT "[%s] UDP associated for %s",
+              VREV__CONN_ARG(h->base.conn_id), in->tag ? in->tag : "", who);
     a->bev = vrev__handshake_take(&h->base);
     vrev__engine_track(e, &a->conn, assoc_close);
     bufferevent_setcb(a->bev, vrev__bev_discard_input, NULL, assoc_event, a);

@@ -52,6 +52,7 @@ struct socks_req {
     struct event *deadline;
     struct vrev__addr target;
     struct vrev__addr relay; /* UDP: from the reply */
+    uint64_t conn_id;
     bool udp;
     enum step step;
     struct vrev__hdr_reader rd;
@@ -67,7 +68,7 @@ static void req_free(struct socks_req *r, bool close, int err)
     if (close && r->bev)
         vrev__bev_close(r->bev, 1);
     if (close && (r->link || r->handoff))
-        vrev__outbound_finish(&r->ob->base, r->link, r->handoff, NULL, err);
+        vrev__outbound_finish(&r->ob->base, r->link, r->handoff, NULL, err, r->conn_id);
     vrev__free(ctx, r);
 }
 
@@ -81,8 +82,9 @@ static void fail(struct socks_req *r, int err)
     struct vrev__engine *e = r->ob->base.engine;
     char t[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&r->target, t, sizeof(t));
-    vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s: %s",
-              r->ob->base.tag ? r->ob->base.tag : "", t, vrev_strerror(err));
+    vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s: %s",
+              VREV__CONN_ARG(r->conn_id), r->ob->base.tag ? r->ob->base.tag : "", t,
+              vrev_strerror(err));
     vrev__engine_untrack(e, &r->conn);
     req_free(r, true, err);
 }
@@ -112,6 +114,7 @@ static void connected(struct socks_req *r)
     struct vrev__outbound *ob = &r->ob->base;
     struct vrev__addr relay, target = r->target;
     bool udp = r->udp;
+    uint64_t id = r->conn_id;
     if (udp)
         relay_address(r, &relay);
     r->link = r->bev = NULL;
@@ -121,11 +124,12 @@ static void connected(struct socks_req *r)
     if (udp && relay.type != VREV_ADDR_DOMAIN)
         vrev__udp_flow_start_socks(e, link, &relay, bev, &target);
     else if (udp) { /* a name and no socket to take an address from */
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "UDP relay address unusable");
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "UDP relay address unusable",
+                  VREV__CONN_ARG(id));
         vrev__bev_close(link, 1);
         vrev__bev_close(bev, 1);
     } else /* bytes after the reply move when the relay starts, or wait for the handoff's owner */
-        vrev__outbound_finish(ob, link, h, bev, 0);
+        vrev__outbound_finish(ob, link, h, bev, 0, id);
 }
 
 static int send_greeting(struct socks_req *r)
@@ -263,7 +267,9 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->target = info->target;
     r->udp = info->network == VREV_NET_UDP;
     r->handoff = link ? NULL : info->handoff;
+    r->conn_id = info->conn_id;
     vrev__hdr_reader_init(&r->rd);
+    vrev__outbound_log_dial(ob, info, &r->ent->server);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
 }

@@ -234,6 +234,7 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
     bufferevent_enable(p->bev, EV_READ | EV_WRITE);
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = vrev__conn_id(e->ctx); /* a flow: one source's datagrams */
     info.inbound_tag = u->tag;
     info.network = VREV_NET_UDP;
     info.target = *dest;

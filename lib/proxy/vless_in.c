@@ -76,13 +76,14 @@ static void accepted(struct handshake *h, const struct vrev__vless_request *req)
     if (!why && send_response_header(h->base.bev) < 0)
         why = vrev_strerror(VREV_ERR_NOMEM);
     if (why) {
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s; closed", in->tag ? in->tag : "",
-                  why);
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s; closed",
+                  VREV__CONN_ARG(h->base.conn_id), in->tag ? in->tag : "", why);
         vrev__handshake_end(&h->base);
         return;
     }
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = h->base.conn_id;
     info.inbound_tag = in->tag;
     info.network = req->command == VREV_VLESS_UDP ? VREV_NET_UDP : VREV_NET_TCP;
     info.target = req->target;

@@ -43,6 +43,7 @@ struct vless_req {
     struct vrev__picked_req h; /* first: the outbound, the server and user picked */
     struct vrev__addr target;
     uint8_t command; /* VREV_VLESS_TCP or VREV_VLESS_UDP */
+    uint64_t conn_id;
 };
 
 /* Write a header so that it leaves in one TCP segment with the first payload, as a 4.34 peer
@@ -120,14 +121,15 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     struct vrev__outbound *ob = r->h.ob;
     struct vrev__engine *e = ob->engine;
     struct vrev__handoff *h = r->h.handoff;
+    uint64_t id = r->conn_id;
     if (err == 0)
         err = start_stream(bev, r);
     vrev__free(e->ctx, r);
     if (err == 0) {
-        vrev__outbound_finish(ob, link, h, bev, 0);
+        vrev__outbound_finish(ob, link, h, bev, 0, id);
         return;
     }
-    vrev__picked_req_failed(ob, LOG_COMPONENT, link, h, bev, err);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, id, link, h, bev, err);
 }
 
 static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info *info,
@@ -140,6 +142,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
         return VREV_ERR_NOMEM;
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
+    r->conn_id = info->conn_id;
+    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VLESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
 }

@@ -30,6 +30,7 @@ static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
     struct vrev__engine *e = in->engine;
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
+    info.conn_id = h->base.conn_id;
     info.inbound_tag = in->tag;
     info.network = req->command == VREV_VMESS_CMD_UDP ? VREV_NET_UDP : VREV_NET_TCP;
     info.target = req->target;
@@ -38,8 +39,8 @@ static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
     info.user = in->emails ? in->emails[h->rd.user] : NULL;
     if (req->command == VREV_VMESS_CMD_MUX) {
         vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "[%s] VMess Mux command (outbound mux) is not supported; closed",
-                  in->tag ? in->tag : "");
+                  VREV__CONN_FMT "[%s] VMess Mux command (outbound mux) is not supported; closed",
+                  VREV__CONN_ARG(info.conn_id), in->tag ? in->tag : "");
         vrev__handshake_end(&h->base);
         return;
     }
@@ -47,8 +48,8 @@ static void accepted(struct handshake *h, const struct vrev__vmess_request *req)
     int err;
     struct bufferevent *stream = vrev__vmess_stream_server(e->ctx, lower, req, &err);
     if (!stream) {
-        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] %s", in->tag ? in->tag : "",
-                  vrev_strerror(err));
+        vrev__log(e->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "[%s] %s",
+                  VREV__CONN_ARG(info.conn_id), in->tag ? in->tag : "", vrev_strerror(err));
         return;
     }
     vrev__dispatch(e, &info, stream);

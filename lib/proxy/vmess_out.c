@@ -56,11 +56,12 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     if (!stream)
         goto fail;
     struct vrev__handoff *h = r->h.handoff;
+    uint64_t id = r->info.conn_id;
     vrev__free(e->ctx, r);
-    vrev__outbound_finish(ob, link, h, stream, 0);
+    vrev__outbound_finish(ob, link, h, stream, 0, id);
     return;
 fail:
-    vrev__picked_req_failed(ob, LOG_COMPONENT, link, r->h.handoff, bev, err);
+    vrev__picked_req_failed(ob, LOG_COMPONENT, r->info.conn_id, link, r->h.handoff, bev, err);
     vrev__free(e->ctx, r);
 }
 
@@ -75,6 +76,7 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
+    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VMESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
 }

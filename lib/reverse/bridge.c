@@ -49,6 +49,7 @@ struct bworker {
     struct vrev__bridge *bridge;
     struct vrev__handoff *opening; /* while the outbound dials the tunnel; then NULL */
     struct vrev__muxconn *mc;      /* NULL until the tunnel's stream has come */
+    uint64_t conn_id;              /* the tunnel's connection id (its lines, its sessions') */
     struct bufferevent *stream;    /* the tunnel's stream, the muxconn's transport */
     struct vrev__gauge *dialing;   /* this tunnel's sessions' dials in progress */
     unsigned sessions;             /* bound to a local side (opened, not yet closed) */
@@ -117,10 +118,10 @@ static void worker_free(struct bworker *w)
     vrev__handoff_cancel(w->opening); /* a stream that comes now is closed */
     VREV__RING_REMOVE(w);
     if (w->mc) {
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        b->stats.bytes_up += rx;
-        b->stats.bytes_down += tx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        b->stats.bytes_up += up;
+        b->stats.bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &b->stats.mux);
         vrev__muxconn_free(w->mc);
     }
@@ -220,7 +221,8 @@ static void refuse(struct vrev__bridge *b, const char *host, const struct vrev__
         b->notify(VREV_EVENT_SESSION_REFUSED, host, 0, 0, b->notify_user);
     char t[VREV_MUX_TARGET_MAX];
     vrev__addr_target_text(&info->target, t, sizeof(t));
-    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "[%s] refused session to %s:%s: %s",
+    vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+              VREV__CONN_FMT "[%s] refused session to %s:%s: %s", VREV__CONN_ARG(info->conn_id),
               b->tag ? b->tag : "", info->network == VREV_NET_UDP ? "udp" : "tcp", t, why);
 }
 
@@ -314,7 +316,9 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const
         w->control = true;
         return NULL;
     }
-    struct vrev__link_info info = {.inbound_tag = b->tag, .network = vrev_mux_frame_network(f)};
+    struct vrev__link_info info = {.conn_id = vrev__muxconn_opening_id(mc),
+                                   .inbound_tag = b->tag,
+                                   .network = vrev_mux_frame_network(f)};
     if (n < 0 || vrev__addr_from_text(&info.target, host, vrev_mux_frame_port(f)) < 0)
         return NULL;
     /* a vrev portal says who the session is for: routing by source, logs, a PROXY header */
@@ -360,20 +364,20 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
 
 static void on_frame(struct vrev__muxconn *mc, void *user)
 {
-    (void)mc;
     struct bworker *w = user;
     event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
     if (!w->heard) {
         w->heard = true;
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
-        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up",
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+                  VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(vrev__muxconn_conn_id(mc)),
                   w->bridge->tag ? w->bridge->tag : "");
         notify(w->bridge, VREV_EVENT_TUNNEL_UP);
     }
 }
 
-static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user)
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
 {
     struct bworker *w = user;
     struct vrev__bridge *b = w->bridge;
@@ -383,8 +387,8 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
         w->sessions++;
     else if (event == VREV_EVENT_SESSION_CLOSE && w->sessions)
         w->sessions--;
-    if (b->notify) /* the public client's bytes come in (rx) from the portal */
-        b->notify(event, target, rx, tx, b->notify_user);
+    if (b->notify)
+        b->notify(event, target, up, down, b->notify_user);
 }
 
 /* The tunnel ended, or its dial failed: redial now or soon, not at the next tick. */
@@ -432,9 +436,11 @@ static int start_mux(struct bworker *w, struct bufferevent *stream)
                                &w->mc);
     if (rc == 0) /* the codec's default (1024) is far below what a portal may send */
         rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), b->opts.max_sessions);
-    if (rc == 0) /* the engine's limits: a JSON configuration's "vrev" object may set them */
+    if (rc == 0) { /* the engine's limits: a JSON configuration's "vrev" object may set them */
         vrev__muxconn_set_session_rate(w->mc, b->engine->limits.session_rate,
                                        b->engine->limits.session_burst);
+        vrev__muxconn_set_conn_id(w->mc, w->conn_id);
+    }
     return rc;
 }
 
@@ -476,7 +482,9 @@ static int new_tunnel(struct vrev__bridge *b)
     b->n_workers++;
     VREV__RING_PUSH_FRONT(&b->workers, w);
     b->stats.tunnels_opened++;
+    w->conn_id = vrev__conn_id(ctx);
     struct vrev__link_info info = {
+        .conn_id = w->conn_id,
         .inbound_tag = b->tag,
         .network = VREV_NET_TCP,
         .dial_once = true, /* our own backoff redials, sooner than the dialer's retries */
@@ -702,10 +710,10 @@ void vrev__bridge_get_stats(const struct vrev__bridge *b, struct vrev__bridge_st
     for (const struct bworker *w = b->workers.next; w != &b->workers; w = w->next) {
         if (!w->mc) /* its tunnel still being dialed */
             continue;
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        st->bytes_up += rx;
-        st->bytes_down += tx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        st->bytes_up += up;
+        st->bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && w->control ? 1 : 0);

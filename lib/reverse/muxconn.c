@@ -4,7 +4,7 @@
  * Stream payload is moved, not copied, both ways. Sending, a session's input becomes Keep
  * frames written straight into the transport's output, each a header followed by whole
  * evbuffer chains (up to VREV_MUX_DATA_MAX bytes: a socket read's chain, see lib/net/tcp.c).
- * Receiving, the codec hands stream payload over in pieces (vrev_mux_set_partial_data) that
+ * Receiving, the codec hands stream payload over in pieces (vrev__mux_set_partial_data) that
  * point into the transport's input; each piece is moved to the session's output with
  * evbuffer_remove_buffer, which relinks whole chains and copies only a chain shared with the
  * next frame. Datagrams, control messages and the codec's own frames (New, End) are copied. */
@@ -13,6 +13,7 @@
 #include "codec/mux_ext.h"
 #include "codec/mux_frame.h"
 #include "codec/mux_guard.h"
+#include "codec/mux_internal.h"
 #include "core/budget.h"
 #include "core/core.h"
 #include "core/list.h"
@@ -37,10 +38,11 @@ struct msession {
     struct vrev__muxconn *mc;
     struct bufferevent *local; /* NULL: internal */
     uint16_t sid;
+    uint64_t conn_id; /* the connection it carries (vrev__conn_id); 0: none (internal) */
     bool udp;
     bool attached;                    /* still in the codec's table */
     struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
-    uint64_t rx, tx;                  /* payload delivered to / read from the local side */
+    uint64_t rx, tx; /* payload delivered to / read from the local side (up_down() names them) */
     bool flow;                        /* flow-controlled (a vrev peer): never stops the tunnel */
     bool eof_pending;                 /* the local side ended; bytes wait for credit before End */
     bool withheld;                    /* a grant is due but the tunnel is over its cap */
@@ -52,6 +54,9 @@ struct msession {
 struct vrev__muxconn {
     vrev_ctx *ctx;
     vrev_mux *mux;
+    int role;            /* VREV_MUX_CLIENT (a portal) or VREV_MUX_SERVER (a bridge) */
+    uint64_t conn_id;    /* the tunnel's, for log lines (vrev__muxconn_set_conn_id) */
+    uint64_t opening_id; /* SERVER: the id of the session on_open is asked about */
     struct bufferevent *transport;
     struct vrev__muxconn_cbs cbs;
     void *user;
@@ -156,7 +161,9 @@ static bool over_reply_allowance(struct vrev__muxconn *mc)
     mc->reply_hold = true;
     mc->stats.reply_holds++;
     vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-              "the peer does not read the answers to its frames: tunnel not read until it does");
+              VREV__CONN_FMT
+              "the peer does not read the answers to its frames: tunnel not read until it does",
+              VREV__CONN_ARG(mc->conn_id));
     return true;
 }
 
@@ -189,11 +196,43 @@ static void set_target(struct msession *s, const char *host)
     s->target[n] = '\0';
 }
 
+/* Bytes delivered to (rx) and read from (tx) the local sides, as directions: up is toward the
+ * service behind the bridge, down back toward the public client. A CLIENT's local side is the
+ * public client (a portal): what it reads goes up. A SERVER's is the service (a bridge): what
+ * it delivers goes up. */
+static void up_down(const struct vrev__muxconn *mc, uint64_t rx, uint64_t tx, uint64_t *up,
+                    uint64_t *down)
+{
+    bool server = mc->role == VREV_MUX_SERVER;
+    *up = server ? rx : tx;
+    *down = server ? tx : rx;
+}
+
+/* A session's debug lines, which the portal's and the bridge's share: the mux id and the
+ * tunnel it is on (so that the two sides of one connection can be matched), its bytes. */
+static void log_session(const struct msession *s, int event, uint64_t up, uint64_t down)
+{
+    const struct vrev__muxconn *mc = s->mc;
+    if (event == VREV_EVENT_SESSION_OPEN)
+        vrev__log(mc->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+                  VREV__CONN_FMT "sid %u on tunnel c%llu to %s:%s", VREV__CONN_ARG(s->conn_id),
+                  s->sid, (unsigned long long)mc->conn_id, s->udp ? "udp" : "tcp", s->target);
+    else
+        vrev__log(mc->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+                  VREV__CONN_FMT "sid %u closed: up %llu, down %llu bytes",
+                  VREV__CONN_ARG(s->conn_id), s->sid, (unsigned long long)up,
+                  (unsigned long long)down);
+}
+
 static void session_event(struct msession *s, int event)
 {
     struct vrev__muxconn *mc = s->mc;
+    uint64_t up, down;
+    up_down(mc, s->rx, s->tx, &up, &down);
+    if (s->local && vrev__log_enabled(mc->ctx, VREV_LOG_DEBUG))
+        log_session(s, event, up, down);
     if (s->local && mc->cbs.on_session)
-        mc->cbs.on_session(mc, event, s->target, s->rx, s->tx, mc->user);
+        mc->cbs.on_session(mc, event, s->target, up, down, mc->user);
 }
 
 static void touch(struct msession *s)
@@ -611,18 +650,22 @@ static int mux_open(vrev_mux *mux, uint16_t sid, const vrev_mux_frame *f, void *
     if (!take_token(mc)) { /* "Rapid Reset": nothing is dialled or allocated for it */
         mc->stats.refused_rate++;
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "session %u refused: the peer opens more than %llu sessions a second "
-                  "(burst %llu); %llu refused so far",
-                  sid, (unsigned long long)mc->session_rate, (unsigned long long)mc->session_burst,
+                  VREV__CONN_FMT "tunnel refused sid %u: the peer opens more than %llu "
+                                 "sessions a second (burst %llu); %llu refused so far",
+                  VREV__CONN_ARG(mc->conn_id), sid, (unsigned long long)mc->session_rate,
+                  (unsigned long long)mc->session_burst,
                   (unsigned long long)mc->stats.refused_rate);
         return refuse(mc, sid);
     }
+    mc->opening_id = 0; /* given when on_open asks for it (not to a control session) */
     struct bufferevent *local = mc->cbs.on_open ? mc->cbs.on_open(mc, sid, f, mc->user) : NULL;
     if (vrev_mux_session_user(mux, sid)) /* kept internal */
         return 0;
     if (!local)
         return refuse(mc, sid);
     struct msession *s = session_new(mc, sid, local, vrev_mux_frame_network(f) == VREV_NET_UDP);
+    if (s)
+        s->conn_id = mc->opening_id;
     if (!s) {
         vrev__bev_close(local, 1);
         return vrev_mux_end(mux, sid, 1);
@@ -659,7 +702,7 @@ static void check_rx(struct vrev__muxconn *mc, struct msession *s)
     } else {
         return;
     }
-    vrev_mux_pause(mc->mux);
+    vrev__mux_pause(mc->mux);
     arm_stall(mc);
 }
 
@@ -684,7 +727,8 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
     }
     if (s->flow && vrev__flow_received(&s->fc, len) < 0) {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "session %u: the peer sent past its window: reset", sid);
+                  VREV__CONN_FMT "sid %u: the peer sent past its window: reset",
+                  VREV__CONN_ARG(s->conn_id), sid);
         reset_session(s); /* that session, never the tunnel */
         return 0;
     }
@@ -697,7 +741,7 @@ static int mux_data(vrev_mux *mux, uint16_t sid, const uint8_t *data, size_t len
         mc->piece_to = s;
         mc->piece_off = (size_t)(data - mc->seg);
         mc->piece_len = len;
-        vrev_mux_pause(mux);
+        vrev__mux_pause(mux);
         return 0;
     }
     if (s->udp) {
@@ -764,8 +808,8 @@ static void transport_read(struct bufferevent *bev, void *arg)
             evbuffer_drain(in, used);
         mc->seg = NULL;
         if (rc < 0) {
-            vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT, "closing tunnel: %s",
-                      vrev_strerror(rc));
+            vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT, VREV__CONN_FMT "closing tunnel: %s",
+                      VREV__CONN_ARG(mc->conn_id), vrev_strerror(rc));
             fail(mc, rc);
             break;
         }
@@ -843,8 +887,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
             n = (size_t)s->fc.send_credit; /* what the peer's window allows */
         if (n == 0)
             break;
-        int hl =
-            vrev_mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, n);
+        int hl = vrev__mux_encode_header(hdr, sizeof(hdr), s->sid, VREV_MUX_KEEP, 0, 0, NULL, 1, n);
         if (hl < 0)
             return hl;
         if (evbuffer_add(out, hdr, (size_t)hl) < 0 ||
@@ -975,8 +1018,9 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
         timeradd(&s->last, &idle, &due);
         if (!s->local || timercmp(&now, &due, <))
             continue;
-        vrev__log(mc->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "session %u idle for %u ms: ended",
-                  s->sid, mc->idle_ms);
+        vrev__log(mc->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+                  VREV__CONN_FMT "sid %u idle for %u ms: ended", VREV__CONN_ARG(s->conn_id), s->sid,
+                  mc->idle_ms);
         if (s->attached)
             vrev_mux_end(mc->mux, s->sid, 1);
         s->attached = false;
@@ -1028,12 +1072,14 @@ static void stalled(evutil_socket_t fd, short what, void *arg)
     mc->busy++;
     if (mc->blocked) {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "session %u stalled the tunnel for %u ms: reset", mc->blocked->sid, mc->stall_ms);
+                  VREV__CONN_FMT "sid %u stalled the tunnel for %u ms: reset",
+                  VREV__CONN_ARG(mc->blocked->conn_id), mc->blocked->sid, mc->stall_ms);
         reset_session(mc->blocked); /* unblocks */
     } else {
         vrev__log(mc->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "local sides held %zu bytes (cap %zu) for %u ms: resetting the largest", mc->held,
-                  mc->held_cap, mc->stall_ms);
+                  VREV__CONN_FMT "local sides held %zu bytes (cap %zu) for %u ms: resetting the "
+                                 "largest",
+                  VREV__CONN_ARG(mc->conn_id), mc->held, mc->held_cap, mc->stall_ms);
         struct msession *big; /* the last one resumes reading and granting */
         while (!mc->closed && (mc->over_cap || mc->over_budget || mc->withheld) &&
                (big = largest_holder(mc)))
@@ -1053,8 +1099,11 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
                       const struct vrev__policy *policy, const struct vrev__muxconn_cbs *cbs,
                       void *user, struct vrev__muxconn **out)
 {
-    static const vrev_mux_callbacks mcb = {VREV_MUX_CALLBACKS_ABI, mux_frame, mux_open, mux_data,
-                                           mux_close};
+    static const vrev_mux_callbacks mcb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                                           .on_frame = mux_frame,
+                                           .on_open = mux_open,
+                                           .on_data = mux_data,
+                                           .on_close = mux_close};
     struct vrev__muxconn *mc = vrev__calloc(ctx, 1, sizeof(*mc));
     int rc = mc ? vrev_mux_new(&mc->mux, ctx, role, &mcb, mc) : VREV_ERR_NOMEM;
     if (rc < 0) {
@@ -1063,6 +1112,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         return rc;
     }
     mc->ctx = ctx;
+    mc->role = role;
     mc->transport = transport;
     mc->cbs = *cbs;
     mc->user = user;
@@ -1093,7 +1143,7 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         struct timeval tv = {0, 10000};
         evtimer_add(mc->sweep, &tv);
     }
-    vrev_mux_set_partial_data(mc->mux, 1);
+    vrev__mux_set_partial_data(mc->mux, 1);
     vrev__mux_set_empty_cap(mc->mux, EMPTY_FRAMES_MAX);
     mc->session_rate = ctx->limits.session_rate;
     mc->session_burst = ctx->limits.session_burst;
@@ -1128,12 +1178,12 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
                        struct bufferevent *local, const uint8_t *first, size_t first_len,
                        uint16_t *sid)
 {
-    return vrev__muxconn_open_from(mc, network, target, NULL, local, first, first_len, sid);
+    return vrev__muxconn_open_from(mc, network, target, NULL, local, first, first_len, 0, sid);
 }
 
 int vrev__muxconn_open_from(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
                             const struct vrev__addr *const client[2], struct bufferevent *local,
-                            const uint8_t *first, size_t first_len, uint16_t *sid)
+                            const uint8_t *first, size_t first_len, uint64_t conn_id, uint16_t *sid)
 {
     char host[VREV_ADDR_DOMAIN_MAX + 1];
     int rc = mc->closed ? VREV_ERR_MUX_CLOSED : vrev__addr_host_text(target, host, sizeof(host));
@@ -1160,6 +1210,7 @@ int vrev__muxconn_open_from(struct vrev__muxconn *mc, int network, const struct 
             }
             vrev_mux_session_set_user(mc->mux, *sid, s);
             set_target(s, host);
+            s->conn_id = conn_id;
             session_event(s, VREV_EVENT_SESSION_OPEN);
             struct evbuffer *in = local && !s->udp ? bufferevent_get_input(local) : NULL;
             if (in && evbuffer_get_length(in)) { /* read already (vrev__bev_read_now): the */
@@ -1223,7 +1274,7 @@ void vrev__muxconn_hold(struct vrev__muxconn *mc)
     if (mc->owner_hold || mc->closed)
         return;
     mc->owner_hold = true;
-    vrev_mux_pause(mc->mux); /* no-op outside vrev_mux_feed() */
+    vrev__mux_pause(mc->mux); /* no-op outside vrev_mux_feed() */
     bufferevent_disable(mc->transport, EV_READ);
 }
 
@@ -1276,10 +1327,28 @@ uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc)
     return vrev_mux_total_sessions(mc->mux);
 }
 
-void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx)
+void vrev__muxconn_set_conn_id(struct vrev__muxconn *mc, uint64_t conn_id)
 {
-    *rx = mc ? mc->rx_bytes : 0;
-    *tx = mc ? mc->tx_bytes : 0;
+    mc->conn_id = conn_id;
+}
+
+uint64_t vrev__muxconn_conn_id(const struct vrev__muxconn *mc)
+{
+    return mc->conn_id;
+}
+
+uint64_t vrev__muxconn_opening_id(struct vrev__muxconn *mc)
+{
+    if (!mc->opening_id)
+        mc->opening_id = vrev__conn_id(mc->ctx);
+    return mc->opening_id;
+}
+
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *up, uint64_t *down)
+{
+    *up = *down = 0;
+    if (mc)
+        up_down(mc, mc->rx_bytes, mc->tx_bytes, up, down);
 }
 
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc)

@@ -30,10 +30,11 @@ struct vrev__muxconn_cbs {
     /* Every frame received (liveness bookkeeping); may be NULL. */
     void (*on_frame)(struct vrev__muxconn *mc, void *user);
     /* A session bound to a local side opened (VREV_EVENT_SESSION_OPEN) or ended
-     * (VREV_EVENT_SESSION_CLOSE, with its payload bytes: rx peer -> local, tx local -> peer).
-     * `target` is the session's target host as text. May be NULL. */
-    void (*on_session)(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user);
+     * (VREV_EVENT_SESSION_CLOSE, with its payload bytes: up toward the service behind the
+     * bridge, down back toward the public client; the same in both roles). `target` is the
+     * session's target host as text. May be NULL. */
+    void (*on_session)(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user);
     /* The transport ended (err 0: clean EOF) or failed; every session has been aborted. The
      * muxconn is still allocated: free it from here or later. */
     void (*on_closed)(struct vrev__muxconn *mc, int err, void *user);
@@ -67,10 +68,21 @@ int vrev__muxconn_open(struct vrev__muxconn *mc, int network, const struct vrev_
 
 /* The same, saying who the session is for: client[0] the public client's address, client[1]
  * the one it connected to (IP addresses; NULL: unknown). They go to the peer in the New frame
- * (CLIENT, docs/extensions.md) if its HELLO asked for them, for a TCP session. */
+ * (CLIENT, docs/extensions.md) if its HELLO asked for them, for a TCP session. conn_id: the
+ * connection the session carries (its log lines start with it; 0: none). */
 int vrev__muxconn_open_from(struct vrev__muxconn *mc, int network, const struct vrev__addr *target,
                             const struct vrev__addr *const client[2], struct bufferevent *local,
-                            const uint8_t *first, size_t first_len, uint16_t *sid);
+                            const uint8_t *first, size_t first_len, uint64_t conn_id,
+                            uint16_t *sid);
+
+/* The tunnel's own connection id, named in its sessions' debug lines ("c17 sid 5 on tunnel
+ * c3"): the id of the link it runs on. 0 until set. */
+void vrev__muxconn_set_conn_id(struct vrev__muxconn *mc, uint64_t conn_id);
+uint64_t vrev__muxconn_conn_id(const struct vrev__muxconn *mc);
+/* SERVER, from on_open: the connection id of the session being opened (given on the first
+ * call for it, from the context's counter), for the link the owner makes of it. A session
+ * whose on_open never asks (a control session) has none. */
+uint64_t vrev__muxconn_opening_id(struct vrev__muxconn *mc);
 
 /* SERVER, from on_open: the public client's address and the one it connected to, if the
  * peer sent them in the New frame `f` (after asking for them: its HELLO). False: unknown. */
@@ -106,8 +118,8 @@ bool vrev__muxconn_holding(const struct vrev__muxconn *mc);
 unsigned vrev__muxconn_active(const struct vrev__muxconn *mc);
 uint64_t vrev__muxconn_total(const struct vrev__muxconn *mc);
 vrev_mux *vrev__muxconn_codec(struct vrev__muxconn *mc);
-/* Session payload delivered to local sides (rx) and sent from them (tx), internal sessions
- * excluded. */
-void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *rx, uint64_t *tx);
+/* Session payload, internal sessions excluded: up toward the service behind the bridge (what
+ * a CLIENT read from its local sides, what a SERVER delivered to them), down the other way. */
+void vrev__muxconn_bytes(const struct vrev__muxconn *mc, uint64_t *up, uint64_t *down);
 
 #endif

@@ -38,6 +38,7 @@ struct client {
 struct waiter {
     struct waiter *next;
     struct bufferevent *link;
+    uint64_t conn_id;
     struct vrev__addr target;
     int network;
     struct client client;
@@ -48,6 +49,7 @@ struct pworker {
     struct pworker *prev, *next;
     struct portal *portal;
     struct vrev__muxconn *mc;
+    uint64_t conn_id;    /* the tunnel's link's (its log lines start with it) */
     struct event *timer; /* heartbeat, then (draining) the idle check */
     uint16_t control_sid;
     bool draining;
@@ -87,10 +89,10 @@ static void worker_free(struct pworker *w)
     if (w->timer)
         event_free(w->timer);
     w->timer = NULL; /* freeing the mux below ends its sessions: nothing may arm it then */
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w->mc, &rx, &tx);
-    p->stats.bytes_up += tx;
-    p->stats.bytes_down += rx;
+    uint64_t up, down;
+    vrev__muxconn_bytes(w->mc, &up, &down);
+    p->stats.bytes_up += up;
+    p->stats.bytes_down += down;
     vrev__muxconn_add_stats(w->mc, &p->stats.mux);
     vrev__muxconn_free(w->mc);
     p->stats.tunnels_closed++;
@@ -144,9 +146,9 @@ static void drain(struct pworker *w, const char *why)
     w->draining = true;
     vrev__muxconn_end(w->mc, w->control_sid, 0);
     vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-              "[%s] tunnel drained after %llu sessions (%s, %u live)",
-              p->base.tag ? p->base.tag : "", (unsigned long long)vrev__muxconn_total(w->mc), why,
-              vrev__muxconn_active(w->mc));
+              VREV__CONN_FMT "[%s] tunnel drained after %llu sessions (%s, %u live)",
+              VREV__CONN_ARG(w->conn_id), p->base.tag ? p->base.tag : "",
+              (unsigned long long)vrev__muxconn_total(w->mc), why, vrev__muxconn_active(w->mc));
     arm(w, DRAIN_CHECK_MS);
 }
 
@@ -173,14 +175,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     arm(w, p->heartbeat_ms);
 }
 
-static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t rx,
-                       uint64_t tx, void *user)
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
 {
     (void)mc;
     struct pworker *w = user;
     struct portal *p = w->portal;
-    if (p->notify) /* the public client's bytes go out (tx) to the bridge */
-        p->notify(event, target, tx, rx, p->notify_user);
+    if (p->notify)
+        p->notify(event, target, up, down, p->notify_user);
     if (event == VREV_EVENT_SESSION_CLOSE) /* the session is still counted: check from the loop */
         recheck_soon(w);
 }
@@ -189,13 +191,14 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
 {
     (void)mc;
     struct pworker *w = user;
-    vrev__log(w->portal->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel closed%s%s",
+    vrev__log(w->portal->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+              VREV__CONN_FMT "[%s] tunnel closed%s%s", VREV__CONN_ARG(w->conn_id),
               w->portal->base.tag ? w->portal->base.tag : "", err ? ": " : "",
               err ? vrev_strerror(err) : "");
     worker_free(w);
 }
 
-static int new_tunnel(struct portal *p, struct bufferevent *link)
+static int new_tunnel(struct portal *p, struct bufferevent *link, uint64_t conn_id)
 {
     vrev_ctx *ctx = p->base.engine->ctx;
     struct pworker *w = vrev__calloc(ctx, 1, sizeof(*w));
@@ -206,8 +209,9 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
         vrev__bev_close(link, 1);
         return VREV_ERR_NOMEM;
     }
-    static const struct vrev__muxconn_cbs cbs = {NULL, NULL, NULL, on_session, on_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_session = on_session, .on_closed = on_closed};
     w->portal = p;
+    w->conn_id = conn_id;
     VREV__RING_PUSH_FRONT(&p->workers, w);
     p->stats.tunnels_opened++;
     p->stats.tunnels_live++;
@@ -215,6 +219,8 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
                                &w->mc);
     if (rc == 0) /* the codec's default (1024) would refuse sessions long before the ids end */
         rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), p->max_sessions);
+    if (rc == 0)
+        vrev__muxconn_set_conn_id(w->mc, conn_id);
     struct vrev__addr control;
     uint8_t msg[128];
     int n = rc < 0 ? rc : control_message(VREV_CONTROL_ACTIVE, msg, sizeof(msg));
@@ -231,10 +237,10 @@ static int new_tunnel(struct portal *p, struct bufferevent *link)
     evutil_socket_t fd = vrev__bev_tcp_fd(link);
     if (fd < 0 || vrev__tcp_set_user_timeout(fd, p->dead_after_ms) < 0)
         vrev__log(ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
-                  "[%s] tunnel not over a TCP socket: no dead-bridge timeout",
-                  p->base.tag ? p->base.tag : "");
-    vrev__log(ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] tunnel up (%u live)",
-              p->base.tag ? p->base.tag : "", p->stats.tunnels_live);
+                  VREV__CONN_FMT "[%s] tunnel not over a TCP socket: no dead-bridge timeout",
+                  VREV__CONN_ARG(conn_id), p->base.tag ? p->base.tag : "");
+    vrev__log(ctx, VREV_LOG_INFO, LOG_COMPONENT, VREV__CONN_FMT "[%s] tunnel up (%u live)",
+              VREV__CONN_ARG(conn_id), p->base.tag ? p->base.tag : "", p->stats.tunnels_live);
     arm(w, p->heartbeat_ms);
     w->announced = true;
     notify(p, VREV_EVENT_TUNNEL_UP);
@@ -273,11 +279,12 @@ static bool is_portal_domain(const struct portal *p, const struct vrev__addr *t)
            memcmp(t->host, p->domain, t->len) == 0;
 }
 
-static void refuse(struct portal *p, struct bufferevent *link, const char *why)
+static void refuse(struct portal *p, struct bufferevent *link, uint64_t conn_id, const char *why)
 {
     p->stats.no_tunnel++;
     notify(p, VREV_EVENT_SESSION_REFUSED);
-    vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT, "[%s] %s; connection refused",
+    vrev__log(p->base.engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
+              VREV__CONN_FMT "[%s] %s; connection refused", VREV__CONN_ARG(conn_id),
               p->base.tag ? p->base.tag : "", why);
     vrev__bev_close(link, 1);
 }
@@ -293,13 +300,13 @@ static void client_of(const struct vrev__link_info *info, struct client *c)
 
 static int open_session(struct portal *p, struct pworker *w, int network,
                         const struct vrev__addr *target, const struct client *c,
-                        struct bufferevent *link)
+                        struct bufferevent *link, uint64_t conn_id)
 {
     uint64_t closed = p->stats.tunnels_closed;
     uint16_t sid;
     const struct vrev__addr *const addrs[2] = {&c->src, &c->dst};
     int rc = vrev__muxconn_open_from(w->mc, network, target, c->known ? addrs : NULL, link, NULL, 0,
-                                     &sid);
+                                     conn_id, &sid);
     if (rc == 0)
         p->stats.sessions++;
     if (p->stats.tunnels_closed != closed) /* the tunnel failed meanwhile: w is gone */
@@ -342,12 +349,13 @@ static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
     vrev_ctx *ctx = p->base.engine->ctx;
     struct waiter *q = p->n_waiting < WAIT_MAX ? vrev__calloc(ctx, 1, sizeof(*q)) : NULL;
     if (!q) {
-        refuse(p, link,
+        refuse(p, link, info->conn_id,
                p->n_waiting < WAIT_MAX ? "no memory to wait for a tunnel"
                                        : "too many connections wait for a tunnel");
         return VREV_ERR_STATE;
     }
     q->link = link;
+    q->conn_id = info->conn_id;
     q->target = info->target;
     q->network = info->network;
     client_of(info, &q->client);
@@ -361,6 +369,8 @@ static int wait_for_tunnel(struct portal *p, const struct vrev__link_info *info,
     if (p->n_waiting++ == 0)
         arm_wait(p);
     p->stats.waited++;
+    vrev__log(ctx, VREV_LOG_DEBUG, LOG_COMPONENT, VREV__CONN_FMT "[%s] waits for a tunnel",
+              VREV__CONN_ARG(q->conn_id), p->base.tag ? p->base.tag : "");
     return 0;
 }
 
@@ -372,7 +382,7 @@ static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
     event_base_gettimeofday_cached(p->base.engine->ctx->base, &now);
     while (p->wait_head && !timercmp(&p->wait_head->until, &now, >)) {
         struct waiter *q = pop_waiter(p);
-        refuse(p, q->link, "no usable tunnel came in time");
+        refuse(p, q->link, q->conn_id, "no usable tunnel came in time");
         vrev__free(p->base.engine->ctx, q);
     }
     arm_wait(p);
@@ -384,7 +394,7 @@ static void serve_waiting(struct portal *p)
     struct pworker *w;
     while (p->wait_head && (w = pick(p))) {
         struct waiter *q = pop_waiter(p);
-        open_session(p, w, q->network, &q->target, &q->client, q->link);
+        open_session(p, w, q->network, &q->target, &q->client, q->link, q->conn_id);
         vrev__free(p->base.engine->ctx, q);
     }
     arm_wait(p);
@@ -395,13 +405,13 @@ static int portal_handle(struct vrev__outbound *ob, const struct vrev__link_info
 {
     struct portal *p = (struct portal *)ob;
     if (is_portal_domain(p, &info->target))
-        return new_tunnel(p, link);
+        return new_tunnel(p, link, info->conn_id);
     struct pworker *w = p->wait_head ? NULL : pick(p); /* first come, first served */
     if (!w)
         return wait_for_tunnel(p, info, link);
     struct client c;
     client_of(info, &c);
-    return open_session(p, w, info->network, &info->target, &c, link);
+    return open_session(p, w, info->network, &info->target, &c, link, info->conn_id);
 }
 
 static void portal_destroy(struct vrev__outbound *ob)
@@ -465,10 +475,10 @@ void vrev__portal_get_stats(const struct vrev__outbound *ob, struct vrev__portal
     *st = p->stats;
     st->sessions_active = 0;
     for (const struct pworker *w = p->workers.next; w != &p->workers; w = w->next) {
-        uint64_t rx, tx;
-        vrev__muxconn_bytes(w->mc, &rx, &tx);
-        st->bytes_up += tx;
-        st->bytes_down += rx;
+        uint64_t up, down;
+        vrev__muxconn_bytes(w->mc, &up, &down);
+        st->bytes_up += up;
+        st->bytes_down += down;
         vrev__muxconn_add_stats(w->mc, &st->mux);
         unsigned n = vrev__muxconn_active(w->mc);
         st->sessions_active += n - (n && !w->draining ? 1 : 0); /* not the control session */

@@ -148,7 +148,7 @@ void vrev__arena_rollback(struct vrev__arena *a, struct vrev__arena_mark m)
 
 void vrev__arena_free(struct vrev__arena *a)
 {
-    struct vrev__arena_mark none = {NULL, 0};
+    struct vrev__arena_mark none = {0};
     vrev__arena_rollback(a, none);
 }
 
@@ -372,7 +372,10 @@ static int build_rule(const struct vrev__route_build *b, const struct vrev__rule
 int vrev__router_add_rule(struct vrev__router *r, const struct vrev__rule_spec *spec, char *err,
                           size_t err_len)
 {
-    struct vrev__route_build b = {r ? &r->arena : NULL, r ? &r->regexes : NULL, err, err_len};
+    struct vrev__route_build b = {.arena = r ? &r->arena : NULL,
+                                  .regexes = r ? &r->regexes : NULL,
+                                  .err = err,
+                                  .err_len = err_len};
     if (!r || !spec)
         return vrev__route_fail(&b, VREV_ERR_INVAL, "no router or rule");
     if (r->finished)
@@ -420,7 +423,7 @@ static int build_balancer(const struct vrev__route_build *b, const char *tag,
 int vrev__router_add_balancer(struct vrev__router *r, const char *tag,
                               const struct vrev__strlist *selectors, char *err, size_t err_len)
 {
-    struct vrev__route_build b = {r ? &r->arena : NULL, NULL, err, err_len};
+    struct vrev__route_build b = {.arena = r ? &r->arena : NULL, .err = err, .err_len = err_len};
     if (!r)
         return vrev__route_fail(&b, VREV_ERR_INVAL, "no router");
     if (r->finished)
@@ -526,12 +529,12 @@ static int resolve_rule(const struct vrev__route_build *b, struct vrev__router *
 int vrev__router_finish(struct vrev__router *r, const struct vrev__strlist *outbound_tags,
                         char *err, size_t err_len)
 {
-    struct vrev__route_build b = {r ? &r->arena : NULL, NULL, err, err_len};
+    struct vrev__route_build b = {.arena = r ? &r->arena : NULL, .err = err, .err_len = err_len};
     if (!r)
         return vrev__route_fail(&b, VREV_ERR_INVAL, "no router");
     if (r->finished)
         return vrev__route_fail(&b, VREV_ERR_STATE, "router already finished");
-    struct vrev__strlist none = {NULL, 0};
+    struct vrev__strlist none = {0};
     const struct vrev__strlist *tags = outbound_tags && outbound_tags->v ? outbound_tags : &none;
     int rc;
     for (size_t i = 0; i < r->n_balancers; i++)

@@ -88,7 +88,7 @@ static void ws_server_handshake(struct peer *pr, const uint8_t *p, size_t n)
     struct vrev__ws_request w = {0};
     int len = rc < 0 ? vrev__http1_write_unreadable(pr->pre, sizeof(pr->pre), rc) : 0;
     if (rc > 0) {
-        struct vrev__ws_server_opts o = {"/ray", NULL};
+        struct vrev__ws_server_opts o = {.path = "/ray"};
         int status = vrev__ws_check_request(&pr->reader->head, &o, &w);
         len = status == 101 ? vrev__ws_write_101(pr->pre, sizeof(pr->pre), &w)
                             : vrev__http1_write_error(pr->pre, sizeof(pr->pre), status, NULL);
@@ -197,7 +197,8 @@ static void h2_close(void *u, int32_t sid, int err)
     (void)sid;
 }
 
-static const struct vrev__h2_callbacks H2_CB = {h2_open, h2_data, h2_end, h2_close};
+static const struct vrev__h2_callbacks H2_CB = {
+    .on_open = h2_open, .on_data = h2_data, .on_end = h2_end, .on_close = h2_close};
 
 static void h2_step(struct peer *pr)
 {

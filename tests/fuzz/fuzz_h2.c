@@ -64,7 +64,8 @@ static void on_close(void *u, int32_t sid, int err)
     (void)u, (void)sid, (void)err;
 }
 
-static const struct vrev__h2_callbacks CB = {on_open, on_data, on_end, on_close};
+static const struct vrev__h2_callbacks CB = {
+    .on_open = on_open, .on_data = on_data, .on_end = on_end, .on_close = on_close};
 static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
 static vrev_ctx *ctx;
 
@@ -80,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .authority = "h2.example.com",
                               .hosts = hosts,
                               .n_hosts = 1};
-    struct world w = {NULL, data, size, 0};
+    struct world w = {.script = data, .script_len = size};
     if (vrev__h2_new(ctx, &w.h2, &o, &CB, &w) != 0)
         abort();
     int32_t sid;

@@ -38,7 +38,8 @@ static void check_head(const struct vrev__http1_reader *r)
 
 static void check_answers(const struct vrev__http1_head *h)
 {
-    static const struct vrev__ws_server_opts opts[] = {{"/ray", NULL}, {"/", "a.example"}};
+    static const struct vrev__ws_server_opts opts[] = {{.path = "/ray"},
+                                                       {.path = "/", .host = "a.example"}};
     char out[1024];
     for (size_t k = 0; k < 2; k++) {
         struct vrev__ws_request w;

@@ -1,5 +1,5 @@
 /* F1: the Mux.Cool decoder, both roles, with input split at points chosen by the input, with
- * whole frames and with stream payload in pieces (vrev_mux_set_partial_data).
+ * whole frames and with stream payload in pieces (vrev__mux_set_partial_data).
  *
  * Input: byte 0 = role (bit 0) and split seed; the rest is the stream. Oracles beyond the
  * sanitizers: feeding the stream whole and feeding it in random pieces must give the same
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/mux_internal.h"
 #include "vrev.h"
 
 struct trace {
@@ -83,13 +84,17 @@ static int run(const uint8_t *data, size_t size, int role, int pieces, unsigned 
 {
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, on_frame, on_open, on_data, on_close};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                             .on_frame = on_frame,
+                             .on_open = on_open,
+                             .on_data = on_data,
+                             .on_close = on_close};
     if (vrev_ctx_new(&ctx, NULL) < 0)
         abort();
     if (vrev_mux_new(&m, ctx, role, &cb, t) < 0)
         abort();
     vrev_mux_set_max_sessions(m, 64);
-    if (vrev_mux_set_partial_data(m, pieces) < 0)
+    if (vrev__mux_set_partial_data(m, pieces) < 0)
         abort();
     int rc = 0;
     size_t off = 0;

@@ -139,7 +139,7 @@ static int grab_handle(struct vrev__outbound *ob, const struct vrev__link_info *
 {
     (void)info;
     struct world *w = ((struct grab *)ob)->w;
-    static const struct vrev__muxconn_cbs cbs = {mc_open, NULL, NULL, NULL, mc_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_open = mc_open, .on_closed = mc_closed};
     assert_true(w->n_tunnels < MAX_TUNNELS);
     struct vrev__muxconn *mc;
     assert_int_equal(vrev__muxconn_new(w->ctx, VREV_MUX_CLIENT, link, &w->pe.policy, &cbs, w, &mc),
@@ -158,7 +158,8 @@ static void grab_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops grab_ops = {.protocol = "grab", .handle = grab_handle, .destroy = grab_destroy};
+static const struct vrev__outbound_ops grab_ops = {
+    .protocol = "grab", .handle = grab_handle, .destroy = grab_destroy};
 
 static void portal_up(struct world *w)
 {
@@ -168,7 +169,7 @@ static void portal_up(struct world *w)
     assert_int_equal(vrev__outbound_init(&g->base, &w->pe, &grab_ops, "grab"), 0);
     g->w = w;
     assert_int_equal(vrev__engine_add_outbound(&w->pe, &g->base), 0);
-    struct vrev__in_user u = {{0}, NULL};
+    struct vrev__in_user u = {0};
     memcpy(u.uuid, uuid, 16);
     struct vrev__in_user_opts vi = {"127.0.0.1", 0, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&w->pe, "interconn", &vi, &w->interconn), 0);
@@ -208,7 +209,7 @@ static void bridge_up(struct world *w, const char *target)
 {
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__inbound_port(w->interconn));
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);

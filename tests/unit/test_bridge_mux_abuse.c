@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "codec/mux_internal.h"
 #include "proxy/inbound.h"
 #include "reverse/reverse.h"
 #include "testutil.h"
@@ -47,8 +48,8 @@ static void service_accept(evutil_socket_t fd, const struct sockaddr *sa, int le
 static void put(struct evbuffer *out, uint16_t sid, int status, int with_data, size_t len)
 {
     uint8_t b[64];
-    int n = vrev_mux_encode_header(b, sizeof(b), sid, status, 0, VREV_NET_TCP, "127.0.0.1", 80,
-                                   with_data, len);
+    int n = vrev__mux_encode_header_text(b, sizeof(b), sid, status, 0, VREV_NET_TCP, "127.0.0.1",
+                                         80, with_data, len);
     assert_true(n > 0);
     memset(b + n, 'x', len);
     evbuffer_add(out, b, (size_t)n + len);

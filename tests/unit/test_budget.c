@@ -138,8 +138,8 @@ static void test_tunnel_budget(void **state)
     struct world w;
     world_init(&w);
     assert_int_equal(bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE, w.t), 0);
-    static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
-    static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
+    static const struct vrev__muxconn_cbs client_cbs = {0};
+    static const struct vrev__muxconn_cbs server_cbs = {.on_open = on_open};
     assert_int_equal(
         vrev__muxconn_new(w.ctx, VREV_MUX_CLIENT, w.t[0], &w.policy, &client_cbs, &w, &w.mc[0]), 0);
     assert_int_equal(

@@ -367,7 +367,7 @@ static size_t raw_accept(struct world *w, int fd, uint8_t *got, size_t cap, cons
     vrev__http1_reader_init(r, false);
     size_t used;
     assert_true(vrev__http1_reader_feed(r, got, have, &used) > 0);
-    struct vrev__ws_server_opts so = {path, NULL};
+    struct vrev__ws_server_opts so = {.path = path};
     struct vrev__ws_request req;
     assert_int_equal(vrev__ws_check_request(&r->head, &so, &req), 101);
     assert_non_null(vrev__http1_get(&r->head, "Host"));
@@ -779,7 +779,8 @@ static void h2srv_write(struct bufferevent *bev, void *arg)
 static void test_h2_client(void **state)
 {
     (void)state;
-    static const struct vrev__h2_callbacks cb = {h2srv_open, h2srv_data, h2srv_end, h2srv_close};
+    static const struct vrev__h2_callbacks cb = {
+        .on_open = h2srv_open, .on_data = h2srv_data, .on_end = h2srv_end, .on_close = h2srv_close};
     struct world w;
     int fds[2];
     world_init(&w, false);
@@ -928,7 +929,7 @@ static void test_options_copied(void **state)
                                    .header_names = names,
                                    .header_values = values,
                                    .n_headers = 1};
-    struct vrev__carrier c = {{0}, NULL};
+    struct vrev__carrier c = {0};
     assert_int_equal(vrev__carrier_set(ctx, &c, &o), 0);
     memset(path, 0, sizeof(path));
     memset(host, 0, sizeof(host));

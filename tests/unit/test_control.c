@@ -81,7 +81,7 @@ static struct walk walk_capture(const char *path)
     uint8_t *raw = tu_load(path, &n);
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, on_frame, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = on_frame};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, VREV_MUX_SERVER, &cb, &w), 0);
     assert_int_equal(vrev_mux_feed(m, raw + 12, n - 12, NULL), 0); /* after SOCKS5 bytes */

@@ -20,6 +20,10 @@ static void test_error_table(void **state)
     (void)state;
     assert_string_equal(vrev_strerror(0), "success");
     assert_string_equal(vrev_err_name(0), "OK");
+    assert_int_equal(VREV_OK, 0);
+    assert_string_equal(vrev_err_name(VREV_OK), "OK");
+    assert_int_equal(VREV_ERR_NOMEM, -1); /* the enum follows the table */
+    assert_int_equal(VREV_ERR_PROXY_HEADER, -320);
     assert_string_equal(vrev_err_name(VREV_ERR_NOMEM), "NOMEM");
     assert_string_equal(vrev_strerror(VREV_ERR_NOMEM), "out of memory");
     assert_string_equal(vrev_err_name(VREV_ERR_MUX_META_LEN), "MUX_META_LEN");
@@ -83,7 +87,7 @@ static void test_ctx_args(void **state)
     (void)state;
     vrev_ctx *ctx = (vrev_ctx *)1;
     assert_int_equal(vrev_ctx_new(NULL, NULL), VREV_ERR_INVAL);
-    vrev_allocator bad = {VREV_ALLOCATOR_ABI + 1, NULL, NULL, NULL, NULL};
+    vrev_allocator bad = {.abi = VREV_ALLOCATOR_ABI + 1};
     assert_int_equal(vrev_ctx_new2(&ctx, NULL, &bad), VREV_ERR_INVAL);
     assert_null(ctx);
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);

@@ -104,7 +104,7 @@ static void world_init(struct world *w, int free_side, int free_on)
     w->echo_conn = -1;
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);

@@ -89,7 +89,8 @@ static void on_close(void *u, int32_t sid, int err)
     e->close_err[slot(sid)] = err;
 }
 
-static const struct vrev__h2_callbacks CB = {on_open, on_data, on_end, on_close};
+static const struct vrev__h2_callbacks CB = {
+    .on_open = on_open, .on_data = on_data, .on_end = on_end, .on_close = on_close};
 
 static vrev_ctx *ctx;
 

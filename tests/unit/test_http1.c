@@ -155,7 +155,7 @@ static void test_v2ray_request_every_split(void **state)
     assert_int_equal(host->len, 14);
     assert_memory_equal(host->p, "ws.example.com", 14);
 
-    struct vrev__ws_server_opts o = {"/ray", NULL};
+    struct vrev__ws_server_opts o = {.path = "/ray"};
     struct vrev__ws_request w;
     assert_int_equal(vrev__ws_check_request(h, &o, &w), 101);
     o.host = "ws.example.com";

@@ -129,7 +129,7 @@ static void test_errors(void **state)
     assert_int_equal(vrev_ctx_run(ctx, 0), VREV_ERR_STATE);
     vrev_ctx_stop(ctx);
     vrev_ctx_free(ctx);
-    vrev_allocator bad = {VREV_ALLOCATOR_ABI + 1, NULL, NULL, NULL, NULL};
+    vrev_allocator bad = {.abi = VREV_ALLOCATOR_ABI + 1};
     assert_int_equal(vrev_ctx_new_loop(&ctx, &bad), VREV_ERR_INVAL);
     assert_null(ctx);
     assert_int_equal(vrev_instance_stop(NULL), VREV_ERR_INVAL);

@@ -65,7 +65,7 @@ static vrev_portal *portal_on(struct world *w, const char *listen)
     char err[256];
     vrev_tunnel_opts *o;
     vrev_portal *p = NULL;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, listen), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), 0);
@@ -185,7 +185,7 @@ static void world_init(struct world *w)
     echo_up(w);
     char err[256], hp[64], to[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "localhost:%u", w->port);
     assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);
@@ -322,7 +322,7 @@ static void test_reload_keeps_address_legs(void **state)
     assert_int_equal(vrev_bridge_start(w.bridge), 0);
     wait_tunnels(&w, 1, 1);
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w.ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "localhost:%u", w.port);
     assert_int_equal(vrev_tunnel_opts_add_portal(o, hp), 0);

@@ -25,7 +25,7 @@ static void test_portal_options(void **state)
     (void)state;
     vrev_tunnel_opts *o;
     char buf[8192];
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080"), 0);
     assert_int_equal(vrev_tunnel_opts_add_portal(o, "nope"), VREV_ERR_INVAL);
@@ -105,7 +105,7 @@ static void portal_up(struct world *w, int i)
 {
     char err[256], hp[32];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", w->port[i]);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, hp), 0);
@@ -120,7 +120,7 @@ static void portal_up(struct world *w, int i)
 static vrev_tunnel_opts *bridge_opts(struct world *w, unsigned mask)
 {
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     for (int i = 0; i < NP; i++)
         if (mask & (1u << i))

@@ -1,7 +1,7 @@
 /* lib/codec/mux: Mux.Cool against the streams captured from V2Ray 4.34 (frame lists from
  * decoded.txt, byte-identical re-encoding, any input split), the WIRE-SPEC §10.8 vectors,
  * malformed input, and the session rules of WIRE-SPEC §2.8; the captures, malformed input and
- * session rules again with stream payload delivered in pieces (vrev_mux_set_partial_data),
+ * session rules again with stream payload delivered in pieces (vrev__mux_set_partial_data),
  * and the pieces themselves. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "codec/mux_guard.h"
+#include "codec/mux_internal.h"
 #include "testutil.h"
 #include "vrev.h"
 
@@ -113,11 +114,12 @@ static int decode(const uint8_t *p, size_t len, int role, size_t step, size_t sp
 {
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, record_frame, NULL,
-                             g_pieces ? record_piece : NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI,
+                             .on_frame = record_frame,
+                             .on_data = g_pieces ? record_piece : NULL};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, role, &cb, r), 0);
-    assert_int_equal(vrev_mux_set_partial_data(m, g_pieces), 0);
+    assert_int_equal(vrev__mux_set_partial_data(m, g_pieces), 0);
     int rc = 0;
     if (step) {
         for (size_t off = 0; off < len && rc == 0; off += step) {
@@ -278,9 +280,10 @@ static void test_captures_reencode_identically(void **state)
         for (size_t k = 0; k < got.n; k++) {
             const struct frame_rec *x = &got.f[k];
             uint8_t hdr[VREV_MUX_HEADER_MAX];
-            int hl = vrev_mux_encode_header(hdr, sizeof(hdr), (uint16_t)x->sid, (int)x->status,
-                                            (int)(x->opt & ~VREV_MUX_OPT_DATA), (int)x->net,
-                                            x->host, (uint16_t)x->port, x->has_data, x->data_len);
+            int hl =
+                vrev__mux_encode_header_text(hdr, sizeof(hdr), (uint16_t)x->sid, (int)x->status,
+                                             (int)(x->opt & ~VREV_MUX_OPT_DATA), (int)x->net,
+                                             x->host, (uint16_t)x->port, x->has_data, x->data_len);
             assert_true(hl > 0);
             assert_true(off + (size_t)hl + x->data_len <= len);
             memcpy(out + off, hdr, (size_t)hl);
@@ -347,33 +350,35 @@ static void test_encode_vectors(void **state)
 {
     (void)state;
     uint8_t h[VREV_MUX_HEADER_MAX];
-    int n = vrev_mux_encode_header(h, sizeof(h), 1, VREV_MUX_NEW, 0, VREV_NET_UDP,
-                                   "reverse.internal.v2ray.com", 0, 1, 11);
+    int n = vrev__mux_encode_header_text(h, sizeof(h), 1, VREV_MUX_NEW, 0, VREV_NET_UDP,
+                                         "reverse.internal.v2ray.com", 0, 1, 11);
     expect_frame(h, (size_t)n,
                  "0023 0001 01 01 02 0000 02 1a 726576657273652e696e7465726e616c2e"
                  "76327261792e636f6d 000b");
-    n = vrev_mux_encode_header(h, sizeof(h), 3, VREV_MUX_NEW, 0, VREV_NET_TCP, "example.com", 443,
-                               0, 0);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 3, VREV_MUX_NEW, 0, VREV_NET_TCP, "example.com",
+                                     443, 0, 0);
     expect_frame(h, (size_t)n, "0014 0003 01 00 01 01bb 02 0b 6578616d706c652e636f6d");
-    n = vrev_mux_encode_header(h, sizeof(h), 4, VREV_MUX_NEW, 0, VREV_NET_UDP, "::1", 53, 0, 0);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 4, VREV_MUX_NEW, 0, VREV_NET_UDP, "::1", 53, 0,
+                                     0);
     expect_frame(h, (size_t)n, "0018 0004 01 00 02 0035 03 00000000000000000000000000000001");
-    n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, 17);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, 17);
     expect_frame(h, (size_t)n, "0004 0002 02 01 0011");
-    n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0);
     expect_frame(h, (size_t)n, "000400020300");
-    n = vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_END, VREV_MUX_OPT_ERROR, 0, NULL, 0, 0, 0);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 2, VREV_MUX_END, VREV_MUX_OPT_ERROR, 0, NULL, 0,
+                                     0, 0);
     expect_frame(h, (size_t)n, "000400020302");
-    n = vrev_mux_encode_header(h, sizeof(h), 0, VREV_MUX_KEEPALIVE, 0, 0, NULL, 0, 0, 0);
+    n = vrev__mux_encode_header_text(h, sizeof(h), 0, VREV_MUX_KEEPALIVE, 0, 0, NULL, 0, 0, 0);
     expect_frame(h, (size_t)n, "000400000400");
-    assert_int_equal(vrev_mux_encode_header(h, 5, 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0),
+    assert_int_equal(vrev__mux_encode_header_text(h, 5, 2, VREV_MUX_END, 0, 0, NULL, 0, 0, 0),
                      VREV_ERR_NOSPACE);
     assert_int_equal(
-        vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, 70000),
+        vrev__mux_encode_header_text(h, sizeof(h), 2, VREV_MUX_KEEP, 0, 0, NULL, 0, 1, 70000),
         VREV_ERR_RANGE);
-    assert_int_equal(vrev_mux_encode_header(h, sizeof(h), 2, 9, 0, 0, NULL, 0, 0, 0),
+    assert_int_equal(vrev__mux_encode_header_text(h, sizeof(h), 2, 9, 0, 0, NULL, 0, 0, 0),
                      VREV_ERR_INVAL);
     assert_int_equal(
-        vrev_mux_encode_header(h, sizeof(h), 2, VREV_MUX_NEW, 0, VREV_NET_TCP, "", 1, 0, 0),
+        vrev__mux_encode_header_text(h, sizeof(h), 2, VREV_MUX_NEW, 0, VREV_NET_TCP, "", 1, 0, 0),
         VREV_ERR_ADDR_DOMAIN);
 }
 
@@ -419,7 +424,7 @@ static int h_data(vrev_mux *m, uint16_t sid, const uint8_t *d, size_t n, void *u
     h->data_bytes += n;
     h->last_sid = sid;
     if (h->pause_in_data)
-        vrev_mux_pause(m);
+        vrev__mux_pause(m);
     return 0;
 }
 
@@ -440,10 +445,11 @@ static int h_close(vrev_mux *m, uint16_t sid, int error, void *session_user, voi
 static void h_init(struct harness *h, int role)
 {
     memset(h, 0, sizeof(*h));
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, NULL, h_open, h_data, h_close};
+    vrev_mux_callbacks cb = {
+        .abi = VREV_MUX_CALLBACKS_ABI, .on_open = h_open, .on_data = h_data, .on_close = h_close};
     assert_int_equal(vrev_ctx_new(&h->ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&h->mux, h->ctx, role, &cb, h), 0);
-    assert_int_equal(vrev_mux_set_partial_data(h->mux, g_pieces), 0);
+    assert_int_equal(vrev__mux_set_partial_data(h->mux, g_pieces), 0);
 }
 
 static void h_done(struct harness *h)
@@ -901,7 +907,7 @@ static void test_callback_error_closes(void **state)
     (void)state;
     vrev_ctx *ctx;
     vrev_mux *m;
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, fail_cb, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = fail_cb};
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
     assert_int_equal(vrev_mux_new(&m, ctx, VREV_MUX_SERVER, &cb, NULL), 0);
     assert_int_equal(vrev_mux_feed(m, (const uint8_t *)"\x00\x04\x00\x00\x04\x00", 6, NULL),
@@ -951,7 +957,7 @@ static void test_allocation_failures(void **state)
     free(s);
 }
 
-/* ---- stream payload in pieces (vrev_mux_set_partial_data) ---------------------------------- */
+/* ---- stream payload in pieces (vrev__mux_set_partial_data) ---------------------------------- */
 
 static int pieces_on(void **state)
 {
@@ -1015,14 +1021,14 @@ static void test_pieces_delivery(void **state)
     assert_ptr_equal(h.last_data, p2 + 6);
     assert_int_equal(h.last_len, 4984);
     assert_true(vrev_mux_buffered(h.mux) > 0); /* inside the frame */
-    assert_int_equal(vrev_mux_set_partial_data(h.mux, 0), VREV_ERR_STATE);
+    assert_int_equal(vrev__mux_set_partial_data(h.mux, 0), VREV_ERR_STATE);
     assert_int_equal(vrev_mux_feed(h.mux, p3, n - 5000, &used), 0);
     assert_int_equal(h.datas, 2);
     assert_ptr_equal(h.last_data, p3);
     assert_int_equal(h.data_bytes, BIG);
     assert_memory_equal(got, b + 16, BIG);
     assert_int_equal(vrev_mux_buffered(h.mux), 0);
-    assert_int_equal(vrev_mux_set_partial_data(h.mux, 0), 0);
+    assert_int_equal(vrev__mux_set_partial_data(h.mux, 0), 0);
     h_done(&h);
     free(p1), free(p2), free(p3);
 
@@ -1127,7 +1133,7 @@ static void test_pieces_truncated(void **state)
     assert_int_equal(h.data_bytes, 3);
     assert_true(vrev_mux_buffered(h.mux) > 0);
     h_done(&h);
-    assert_int_equal(vrev_mux_set_partial_data(NULL, 1), VREV_ERR_INVAL);
+    assert_int_equal(vrev__mux_set_partial_data(NULL, 1), VREV_ERR_INVAL);
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 
+#include "codec/mux_internal.h"
 #include "reverse/muxconn.h"
 #include "testutil.h"
 
@@ -74,8 +75,8 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
 static void put(struct evbuffer *out, uint16_t sid, int status, int with_data, size_t len)
 {
     uint8_t b[64];
-    int n = vrev_mux_encode_header(b, sizeof(b), sid, status, 0, VREV_NET_TCP, "127.0.0.1", 80,
-                                   with_data, len);
+    int n = vrev__mux_encode_header_text(b, sizeof(b), sid, status, 0, VREV_NET_TCP, "127.0.0.1",
+                                         80, with_data, len);
     assert_true(n > 0);
     memset(b + n, 'x', len);
     evbuffer_add(out, b, (size_t)n + len);
@@ -142,9 +143,9 @@ static void track_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 static void hostile_start(struct hostile *h, int reads)
 {
     assert_int_equal(bufferevent_pair_new(h->base, BEV_OPT_CLOSE_ON_FREE, h->t), 0);
-    vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, count_end, NULL, NULL, NULL};
+    vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = count_end};
     assert_int_equal(vrev_mux_new(&h->decoder, h->ctx, VREV_MUX_CLIENT, &cb, h), 0);
-    static const struct vrev__muxconn_cbs cbs = {on_open, NULL, NULL, NULL, on_closed};
+    static const struct vrev__muxconn_cbs cbs = {.on_open = on_open, .on_closed = on_closed};
     evbuffer_add_cb(bufferevent_get_output(h->t[0]), track_out, h);
     /* like a socket, whose kernel buffers hold so much: a pair hands over all it has */
     bufferevent_setwatermark(h->t[0], EV_READ, 0, 256 * 1024);

@@ -15,6 +15,7 @@
 #include "codec/mux_frame.h"
 #include "reverse/muxconn.h"
 #include "testutil.h"
+#include "vrev/tunnel.h"
 
 #define BULK (3u << 20)
 
@@ -42,6 +43,9 @@ struct world {
     /* what the server's on_open learnt of the last session's client (CLIENT) */
     int got_client; /* -1: no session yet */
     struct vrev__addr client_src, client_dst;
+    /* the bytes the last SESSION_CLOSE reported, per side (0 client, 1 server) */
+    int closes[2];
+    uint64_t closed_up[2], closed_down[2];
 };
 
 static int check_frame(vrev_mux *m, const vrev_mux_frame *f, void *user)
@@ -105,6 +109,19 @@ static struct bufferevent *on_open(struct vrev__muxconn *mc, uint16_t sid, const
     return pair[0];
 }
 
+static void on_session(struct vrev__muxconn *mc, int event, const char *target, uint64_t up,
+                       uint64_t down, void *user)
+{
+    (void)target;
+    struct world *w = user;
+    int i = mc == w->mc[1];
+    if (event != VREV_EVENT_SESSION_CLOSE)
+        return;
+    w->closes[i]++;
+    w->closed_up[i] = up;
+    w->closed_down[i] = down;
+}
+
 static void app_fill(struct world *w)
 {
     tu_pattern_fill(bufferevent_get_output(w->app), &w->sent, BULK, 256 * 1024);
@@ -133,13 +150,14 @@ static void world_init_policies(struct world *w, const struct vrev__policy *poli
     assert_non_null(w->base);
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
     w->policy = *policy;
-    static const struct vrev__muxconn_cbs client_cbs = {NULL, NULL, NULL, NULL, NULL};
-    static const struct vrev__muxconn_cbs server_cbs = {on_open, NULL, NULL, NULL, NULL};
+    static const struct vrev__muxconn_cbs client_cbs = {.on_session = on_session};
+    static const struct vrev__muxconn_cbs server_cbs = {.on_open = on_open,
+                                                        .on_session = on_session};
     for (int i = 0; i < 2; i++) {
         assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, w->t[i]), 0);
         bufferevent_setcb(w->t[i][1], tap_read, NULL, NULL, w);
         bufferevent_enable(w->t[i][1], EV_READ | EV_WRITE);
-        vrev_mux_callbacks cb = {VREV_MUX_CALLBACKS_ABI, check_frame, NULL, NULL, NULL};
+        vrev_mux_callbacks cb = {.abi = VREV_MUX_CALLBACKS_ABI, .on_frame = check_frame};
         assert_int_equal(vrev_mux_new(&w->dir[i].check, w->ctx,
                                       i ? VREV_MUX_CLIENT : VREV_MUX_SERVER, &cb, &w->dir[i]),
                          0);
@@ -236,10 +254,56 @@ static void test_stream_echo(void **state)
         assert_true(w.dir[i].max_data > 8192); /* chains go out whole */
         assert_true(w.dir[i].max_data <= VREV_MUX_DATA_MAX);
     }
-    uint64_t rx, tx;
-    vrev__muxconn_bytes(w.mc[0], &rx, &tx);
-    assert_int_equal(rx, BULK);
-    assert_int_equal(tx, BULK);
+    uint64_t up, down;
+    vrev__muxconn_bytes(w.mc[0], &up, &down);
+    assert_int_equal(up, BULK);
+    assert_int_equal(down, BULK);
+    world_done(&w);
+}
+
+static void run_ms(struct world *w, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    event_base_loopexit(w->base, &tv);
+    event_base_dispatch(w->base);
+}
+
+/* One vocabulary in both roles: up is toward the service (the server's local side: a bridge's),
+ * down back toward the client's application (a portal's public client). 10 bytes go up and 3
+ * come down; both muxconns say so, in their totals and in the session's close event. */
+static void test_up_down_in_both_roles(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 0, 0);
+    open_session(&w, &w.app);
+    bufferevent_enable(w.app, EV_READ | EV_WRITE);
+    evbuffer_add(bufferevent_get_output(w.app), "0123456789", 10);
+    for (int i = 0; i < 200 && !(w.n_service == 1 &&
+                                 evbuffer_get_length(bufferevent_get_input(w.service[0])) == 10);
+         i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(w.service[0])), 10);
+    evbuffer_add(bufferevent_get_output(w.service[0]), "abc", 3);
+    for (int i = 0; i < 200 && evbuffer_get_length(bufferevent_get_input(w.app)) < 3; i++)
+        run_ms(&w, 10);
+    assert_int_equal(evbuffer_get_length(bufferevent_get_input(w.app)), 3);
+    for (int i = 0; i < 2; i++) {
+        uint64_t up, down;
+        vrev__muxconn_bytes(w.mc[i], &up, &down);
+        assert_int_equal(up, 10);
+        assert_int_equal(down, 3);
+    }
+    /* both ends finish: the session closes on both sides */
+    bufferevent_flush(w.app, EV_WRITE, BEV_FINISHED);
+    bufferevent_flush(w.service[0], EV_WRITE, BEV_FINISHED);
+    for (int i = 0; i < 200 && !(w.closes[0] && w.closes[1]); i++)
+        run_ms(&w, 10);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w.closes[i], 1);
+        assert_int_equal(w.closed_up[i], 10);
+        assert_int_equal(w.closed_down[i], 3);
+    }
     world_done(&w);
 }
 
@@ -282,13 +346,6 @@ static void watch_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
         ((struct watch *)arg)->closed = 1;
-}
-
-static void run_ms(struct world *w, int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    event_base_loopexit(w->base, &tv);
-    event_base_dispatch(w->base);
 }
 
 /* policy connIdle: a session with no payload either way is ended on both sides, a busy one
@@ -610,7 +667,7 @@ static void open_from(struct world *w, int network, const char *src, uint16_t sp
     assert_int_equal(bufferevent_pair_new(w->base, BEV_OPT_CLOSE_ON_FREE, pair), 0);
     w->got_client = -1;
     assert_int_equal(
-        vrev__muxconn_open_from(w->mc[0], network, &target, client, pair[0], NULL, 0, &sid), 0);
+        vrev__muxconn_open_from(w->mc[0], network, &target, client, pair[0], NULL, 0, 0, &sid), 0);
     bufferevent_free(pair[1]);
     run_ms(w, 30);
     assert_int_not_equal(w->got_client, -1); /* the server saw the New frame */
@@ -734,6 +791,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_echo),
+        cmocka_unit_test(test_up_down_in_both_roles),
         cmocka_unit_test(test_blocked_session_goes_away),
         cmocka_unit_test(test_idle_sessions_end),
         cmocka_unit_test(test_blocked_session_eof_with_error),

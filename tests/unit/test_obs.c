@@ -241,7 +241,7 @@ static void test_server_args(void **state)
     assert_int_equal(vrev_metrics_server_add_instance(s, NULL), VREV_ERR_INVAL);
     /* a bridge not started: no tunnel, not ready */
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5"), 0);
     assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:9"), 0);
     assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);

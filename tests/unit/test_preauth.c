@@ -46,7 +46,7 @@ static void world_init_at(struct world *w, uint32_t max, uint32_t per_source, co
     struct vrev__outbound *ob;
     assert_int_equal(vrev__blackhole_new(&w->engine, "out", false, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(&w->engine, ob), 0);
-    struct vrev__socks_in_opts o = {listen ? listen : "127.0.0.1", 0, NULL, 0, false, NULL};
+    struct vrev__socks_in_opts o = {.listen = listen ? listen : "127.0.0.1"};
     assert_int_equal(vrev__socks_in_new(&w->engine, "socks", &o, &w->in), 0);
     w->port = vrev__inbound_port(w->in);
 }
@@ -241,7 +241,7 @@ static void test_inbounds_do_not_share(void **state)
     (void)state;
     struct world w;
     world_init(&w, 4, 4);
-    struct vrev__socks_in_opts o = {"127.0.0.1", 0, NULL, 0, false, NULL};
+    struct vrev__socks_in_opts o = {.listen = "127.0.0.1"};
     assert_int_equal(vrev__socks_in_new(&w.engine, "tunnel", &o, &w.in2), 0);
     w.port2 = vrev__inbound_port(w.in2);
     int quiet[2], flood[12];

@@ -299,7 +299,7 @@ static struct vrev__outbound *make_proxy_to_closed_port(struct world *w)
         struct vrev__user_out_opts o = {"127.0.0.1", port, {1}, 0};
         assert_int_equal(vrev__vless_out_new(&w->engine, "out", &o, 1, &ob), 0);
     } else {
-        struct vrev__socks_out_opts o = {"127.0.0.1", port, NULL, NULL};
+        struct vrev__socks_out_opts o = {.address = "127.0.0.1", .port = port};
         assert_int_equal(vrev__socks_out_new(&w->engine, "out", &o, 1, &ob), 0);
     }
     return ob;

@@ -260,7 +260,8 @@ static void rec_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops rec_ops = {.protocol = "recorder", .handle = rec_handle, .destroy = rec_destroy};
+static const struct vrev__outbound_ops rec_ops = {
+    .protocol = "recorder", .handle = rec_handle, .destroy = rec_destroy};
 
 /* ---- worlds ----------------------------------------------------------------------------- */
 
@@ -304,8 +305,8 @@ static void server_vless(struct world *w, uint32_t handshake_ms)
 static void server_socks(struct world *w, bool password)
 {
     static const struct vrev__socks_in_account acc[2] = {{"other", "x"}, {"fwd", "secret 1"}};
-    struct vrev__socks_in_opts o = {"127.0.0.1", 0, password ? acc : NULL, password ? 2 : 0,
-                                    false, NULL};
+    struct vrev__socks_in_opts o = {
+        .listen = "127.0.0.1", .accounts = password ? acc : NULL, .n_accounts = password ? 2 : 0};
     assert_int_equal(vrev__socks_in_new(&w->server_engine, "in", &o, &w->server_in), 0);
 }
 

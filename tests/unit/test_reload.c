@@ -198,7 +198,7 @@ static void test_allocation_failures(void **state)
 static vrev_tunnel_opts *tunnel_opts(const char *id, const char *portal, bool more)
 {
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, id), 0);
     if (portal) {
         assert_int_equal(vrev_tunnel_opts_set_portal(o, portal), 0);

@@ -171,7 +171,7 @@ static void world_init(struct world *w, int strategy)
     event_add(w->udp_ev, NULL);
     /* freedom with the strategy */
     struct vrev__outbound *ob;
-    struct vrev__freedom_opts f = {NULL, 0, strategy};
+    struct vrev__freedom_opts f = {.domain_strategy = strategy};
     assert_int_equal(vrev__freedom_new(&w->engine, "direct", &f, &ob), 0);
     assert_int_equal(vrev__engine_add_outbound(&w->engine, ob), 0);
 }

@@ -83,15 +83,17 @@ static void echo_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, 
 static void portal_up(struct world *w)
 {
     assert_int_equal(vrev__engine_init(&w->portal_engine, w->ctx), 0);
-    struct vrev__portal_opts po = {DOMAIN,           NULL, w->heartbeat_ms,
-                                   w->drain_after,   0,    w->portal_max_sessions,
-                                   w->portal_wait_ms};
+    struct vrev__portal_opts po = {.domain = DOMAIN,
+                                   .heartbeat_ms = w->heartbeat_ms,
+                                   .drain_after = w->drain_after,
+                                   .max_sessions = w->portal_max_sessions,
+                                   .wait_ms = w->portal_wait_ms};
     assert_int_equal(vrev__portal_new(&w->portal_engine, "portal", &po, &w->portal), 0);
     assert_int_equal(vrev__engine_add_outbound(&w->portal_engine, w->portal), 0);
     /* the target the portal puts in its New frames; the bridge's freedom redirects anyway */
     struct vrev__dokodemo_opts d = {"127.0.0.1", 0, "127.0.0.1", 18000, VREV_ROUTE_TCP};
     assert_int_equal(vrev__dokodemo_new(&w->portal_engine, "external", &d, &w->external), 0);
-    struct vrev__in_user u = {{0}, NULL};
+    struct vrev__in_user u = {0};
     memcpy(u.uuid, uuid, 16);
     struct vrev__in_user_opts vi = {"127.0.0.1", w->interconn_port, &u, 1};
     assert_int_equal(vrev__vmess_in_new(&w->portal_engine, "interconn", &vi, &w->interconn), 0);

@@ -668,7 +668,7 @@ static void test_balancer_errors(void **state)
 {
     struct fx *f = *state;
     struct vrev__strlist sel = LIST("nothing-");
-    struct vrev__strlist none = {NULL, 0};
+    struct vrev__strlist none = {0};
     assert_int_equal(vrev__router_add_balancer(f->r, "", &sel, f->err, sizeof(f->err)),
                      VREV_ERR_INVAL);
     assert_int_equal(vrev__router_add_balancer(f->r, "b", &none, f->err, sizeof(f->err)),

@@ -89,8 +89,8 @@ static void xor_free(void *state)
     ((struct xor_state *)state)->freed++;
 }
 
-static const vrev_transport_ops xor_ops = {VREV_TRANSPORT_OPS_ABI, "xor-demo", xor_wrap,
-                                           xor_free};
+static const vrev_transport_ops xor_ops = {
+    .abi = VREV_TRANSPORT_OPS_ABI, .name = "xor-demo", .wrap = xor_wrap, .free_state = xor_free};
 
 static struct bufferevent *never_wrap(void *state, struct bufferevent *lower, int role,
                                       const char *peer_name, int *err)
@@ -111,7 +111,8 @@ static void test_register(void **state)
     assert_int_equal(vrev_ctx_add_transport(ctx, NULL, &x), VREV_ERR_INVAL);
     assert_int_equal(vrev_ctx_add_transport(ctx, &xor_ops, &x), 0);
     assert_int_equal(vrev_ctx_add_transport(ctx, &xor_ops, &x), VREV_ERR_INVAL); /* taken */
-    vrev_transport_ops bad = {VREV_TRANSPORT_OPS_ABI, "other", never_wrap, xor_free};
+    vrev_transport_ops bad = {
+        .abi = VREV_TRANSPORT_OPS_ABI, .name = "other", .wrap = never_wrap, .free_state = xor_free};
     const char *refused[] = {"tls", "TLS", "none", "None", "",
                              "a-name-of-thirty-two-characters!"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
@@ -407,7 +408,7 @@ static void test_reverse_over_layer(void **state)
 /* The JSON-free tunnel API over the layer: vrev_tunnel_opts_set_transport on both ends. */
 static int tunnel_opts(vrev_tunnel_opts **o, const char *transport)
 {
-    assert_int_equal(vrev_tunnel_opts_new(o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(*o, UUID), 0);
     return vrev_tunnel_opts_set_transport(*o, transport);
 }

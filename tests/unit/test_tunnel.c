@@ -1,9 +1,11 @@
 /* The JSON-free tunnel API (include/vrev/tunnel.h): options validation, a portal and a bridge
  * in one loop with events and counters, refusal of unknown targets, allocation failures, and a
  * portal giving up the tunnel of a bridge that has stopped. */
+#include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,7 +24,7 @@ static void test_options(void **state)
 {
     (void)state;
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_string_equal(vrev_tunnel_opts_error(o), "");
     assert_int_equal(vrev_tunnel_opts_set_id(o, "nope"), VREV_ERR_INVAL);
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "UUID"));
@@ -89,7 +91,7 @@ static void test_carrier_options(void **state)
     (void)state;
     vrev_tunnel_opts *o;
     char buf[4096];
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_carrier(o, "kcp"), VREV_ERR_INVAL);
     assert_non_null(strstr(vrev_tunnel_opts_error(o), "tcp, ws or h2"));
@@ -121,9 +123,19 @@ static void test_carrier_options(void **state)
 
 /* --- a portal and a bridge in one loop ------------------------------------------------------ */
 
+/* A log line of the portal's (side 0) or the bridge's context (1): test_connection_ids. */
+struct log_line {
+    int side;
+    char text[300];
+};
+#define MAX_LINES 400
+
 struct world {
     struct event_base *base;
     vrev_ctx *ctx;
+    vrev_ctx *bctx; /* the bridge's when it has a context of its own (world_init2); else NULL */
+    struct log_line *lines; /* MAX_LINES of them, when logging (test_connection_ids) */
+    int n_lines;
     struct vrev__listener *echo;
     struct bufferevent *echo_conn;
     vrev_portal *portal;
@@ -195,16 +207,19 @@ static void run_ms(struct world *w, int ms)
     event_base_dispatch(w->base);
 }
 
-static void world_init(struct world *w, const char *bridge_target_name)
+/* own_ctx: the bridge gets a context of its own (its connection ids count apart). */
+static void world_init2(struct world *w, const char *bridge_target_name, bool own_ctx)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
     assert_int_equal(vrev_ctx_new(&w->ctx, w->base), 0);
+    if (own_ctx)
+        assert_int_equal(vrev_ctx_new(&w->bctx, w->base), 0);
     assert_int_equal(vrev__listener_new(w->ctx, "127.0.0.1", 0, echo_accept, w, &w->echo), 0);
     w->got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);
@@ -214,7 +229,8 @@ static void world_init(struct world *w, const char *bridge_target_name)
     assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev__listener_port(w->echo));
     assert_int_equal(vrev_tunnel_opts_add_target(o, bridge_target_name, hp), 0);
-    assert_int_equal(vrev_bridge_new(&w->bridge, w->ctx, o, err, sizeof(err)), 0);
+    assert_int_equal(vrev_bridge_new(&w->bridge, w->bctx ? w->bctx : w->ctx, o, err, sizeof(err)),
+                     0);
     vrev_tunnel_opts_free(o);
     vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
     assert_int_equal(vrev_bridge_start(w->bridge), 0);
@@ -224,6 +240,11 @@ static void world_init(struct world *w, const char *bridge_target_name)
     assert_int_equal(w->up[1], 1);
     assert_int_equal(vrev_portal_counter(w->portal, VREV_COUNTER_TUNNELS), 1);
     assert_int_equal(vrev_bridge_counter(w->bridge, VREV_COUNTER_TUNNELS), 1);
+}
+
+static void world_init(struct world *w, const char *bridge_target_name)
+{
+    world_init2(w, bridge_target_name, false);
 }
 
 static void world_done(struct world *w)
@@ -239,6 +260,8 @@ static void world_done(struct world *w)
     event_base_loop(w->base, EVLOOP_NONBLOCK);
     event_base_free(w->base);
     vrev_ctx_free(w->ctx);
+    vrev_ctx_free(w->bctx);
+    free(w->lines);
 }
 
 static void client_read(struct bufferevent *bev, void *arg)
@@ -313,7 +336,7 @@ static void test_drain_after_option(void **state)
     w.got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w.ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_drain_after(o, 1), 0);
     assert_int_equal(vrev_tunnel_opts_set_heartbeat_ms(o, 50), 0);
@@ -369,7 +392,7 @@ static void handler_world(struct world *w, vrev_bridge_accept_cb accept)
     w->got = evbuffer_new();
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, w->ctx), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "app"), 0);
@@ -482,7 +505,7 @@ static void test_new_errors(void **state)
     vrev_bridge *b;
     char err[256];
     assert_int_equal(vrev_ctx_new(&ctx, NULL), 0);
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
     assert_int_equal(vrev_portal_new(&p, ctx, o, err, sizeof(err)), VREV_ERR_INVAL);
     assert_non_null(strstr(err, "--id"));
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
@@ -493,6 +516,115 @@ static void test_new_errors(void **state)
     assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), VREV_ERR_STATE);
     vrev_tunnel_opts_free(o);
     vrev_ctx_free(ctx);
+}
+
+/* An allocator that counts calls and the bytes it has out (each block prefixed with its
+ * size): a block it did not allocate, freed through it, or one of its blocks freed by the C
+ * library, breaks the count or the heap. */
+struct counting {
+    unsigned calls;
+    long blocks;
+    size_t bytes;
+};
+#define CA_HEAD 16 /* keeps the caller's block aligned as malloc's */
+
+static void *ca_realloc(void *ptr, size_t size, void *user)
+{
+    struct counting *c = user;
+    uint8_t *old = ptr ? (uint8_t *)ptr - CA_HEAD : NULL;
+    size_t was = 0;
+    if (old)
+        memcpy(&was, old, sizeof(was));
+    uint8_t *p = realloc(old, CA_HEAD + size);
+    c->calls++;
+    if (!p)
+        return NULL;
+    memcpy(p, &size, sizeof(size));
+    c->blocks += old ? 0 : 1;
+    c->bytes += size - was;
+    return p + CA_HEAD;
+}
+
+static void *ca_malloc(size_t size, void *user)
+{
+    return ca_realloc(NULL, size, user);
+}
+
+static void ca_free(void *ptr, void *user)
+{
+    struct counting *c = user;
+    if (!ptr)
+        return;
+    size_t was;
+    memcpy(&was, (uint8_t *)ptr - CA_HEAD, sizeof(was));
+    c->blocks--;
+    c->bytes -= was;
+    free((uint8_t *)ptr - CA_HEAD);
+}
+
+/* Set a string option and check that its copy (at least the string and its NUL) was taken
+ * from the counting allocator. */
+#define CA_SET(c, call, str)                                                                       \
+    do {                                                                                           \
+        size_t before_ = (c)->bytes;                                                               \
+        assert_int_equal((call), 0);                                                               \
+        assert_true((c)->bytes >= before_ + strlen(str) + 1);                                      \
+    } while (0)
+
+/* vrev_tunnel_opts_new(&o, ctx): the options, every string they copy and every list they grow
+ * come from the context's allocator, and all of it goes back to it; the allocator is copied,
+ * so the options may outlive the context. */
+static void test_opts_allocator(void **state)
+{
+    (void)state;
+    struct counting c = {0, 0, 0};
+    vrev_allocator a = {VREV_ALLOCATOR_ABI, ca_malloc, ca_realloc, ca_free, &c};
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new2(&ctx, NULL, &a), 0);
+    long ctx_blocks = c.blocks;
+    size_t ctx_bytes = c.bytes;
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
+    assert_true(c.blocks == ctx_blocks + 1 && c.bytes > ctx_bytes); /* the object itself */
+    assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
+    CA_SET(&c, vrev_tunnel_opts_set_domain(o, "tunnel.example.internal"),
+           "tunnel.example.internal");
+    CA_SET(&c, vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), "127.0.0.1:0");
+    CA_SET(&c, vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "web"), "127.0.0.1:0web");
+    CA_SET(&c, vrev_tunnel_opts_add_public(o, "[::1]:0", "ssh"), "[::1]:0ssh");
+    CA_SET(&c, vrev_tunnel_opts_set_portal(o, "portal.example.net:443"), "portal.example.net:443");
+    CA_SET(&c, vrev_tunnel_opts_add_portal(o, "127.0.0.2:443"), "127.0.0.2:443");
+    CA_SET(&c, vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:8080"), "web127.0.0.1:8080");
+    CA_SET(&c, vrev_tunnel_opts_add_target(o, "ssh", "127.0.0.1:22"), "ssh127.0.0.1:22");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_cert(o, "cert.pem", "key.pem"), "cert.pemkey.pem");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_ca(o, "ca.pem"), "ca.pem");
+    CA_SET(&c, vrev_tunnel_opts_set_tls_sni(o, "portal.example.net"), "portal.example.net");
+    size_t before = c.bytes;
+    assert_int_equal(vrev_tunnel_opts_add_tls_pin(o, "sha256:00112233445566778899aabbccddeeff"
+                                                     "00112233445566778899aabbccddeeff"),
+                     0);
+    assert_true(c.bytes >= before + 32); /* the list of 32-byte hashes grew */
+    CA_SET(&c, vrev_tunnel_opts_set_transport(o, "my-layer"), "my-layer");
+    CA_SET(&c, vrev_tunnel_opts_set_carrier_path(o, "/tunnel"), "/tunnel");
+    CA_SET(&c, vrev_tunnel_opts_set_carrier_host(o, "www.example.com"), "www.example.com");
+    /* replacing a value frees the old copy through the allocator as well */
+    before = c.bytes;
+    assert_int_equal(vrev_tunnel_opts_set_domain(o, "b.internal"), 0);
+    assert_int_equal(c.bytes, before - sizeof("tunnel.example.internal") + sizeof("b.internal"));
+    long opts_blocks = c.blocks - ctx_blocks;
+    vrev_ctx_free(ctx); /* first: the options keep a copy of the allocator */
+    assert_int_equal(c.blocks, opts_blocks);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(c.blocks, 0);
+    assert_int_equal(c.bytes, 0);
+
+    /* No context: the C library's allocator, nothing through this one. */
+    unsigned calls = c.calls;
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
+    assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(c.calls, calls);
+    assert_int_equal(vrev_tunnel_opts_new(NULL, NULL), VREV_ERR_INVAL);
 }
 
 /* Every allocation of building a portal and a bridge may fail: a clean error, no leak. */
@@ -510,13 +642,19 @@ static void test_allocation_failures(void **state)
         vrev_bridge *b = NULL;
         char err[256];
         int rc = vrev_ctx_new2(&ctx, base, &a);
-        assert_int_equal(vrev_tunnel_opts_new(&o), 0);
-        /* The options come from the C heap, not the failing allocator: every setter works. */
-        assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
-        assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
-        assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", NULL), 0);
-        assert_int_equal(vrev_tunnel_opts_set_portal(o, "127.0.0.1:9"), 0);
-        assert_int_equal(vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:9"), 0);
+        /* The options on the context's (failing) allocator too: any setter may be refused. */
+        if (rc == 0)
+            rc = vrev_tunnel_opts_new(&o, ctx);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_id(o, UUID);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_listen(o, "127.0.0.1:0");
+        if (rc == 0)
+            rc = vrev_tunnel_opts_add_public(o, "127.0.0.1:0", NULL);
+        if (rc == 0)
+            rc = vrev_tunnel_opts_set_portal(o, "127.0.0.1:9");
+        if (rc == 0)
+            rc = vrev_tunnel_opts_add_target(o, NULL, "127.0.0.1:9");
         if (rc == 0)
             rc = vrev_portal_new(&p, ctx, o, err, sizeof(err));
         if (rc == 0)
@@ -593,7 +731,7 @@ static int frozen_bridge(unsigned dead_after_ms, int wait_ms)
     assert_int_equal(vrev_ctx_new(&f.bctx, f.bbase), 0);
     char err[256], hp[64];
     vrev_tunnel_opts *o;
-    assert_int_equal(vrev_tunnel_opts_new(&o), 0);
+    assert_int_equal(vrev_tunnel_opts_new(&o, NULL), 0);
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_dead_after_ms(o, dead_after_ms), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
@@ -641,6 +779,143 @@ static void test_portal_gives_up_a_frozen_bridge(void **state)
     assert_int_equal(frozen_bridge(3600 * 1000, 3000), 0);
 }
 
+struct side_log {
+    struct world *w;
+    int side;
+};
+
+static void on_log(int level, const char *component, const char *message, void *user)
+{
+    (void)level, (void)component;
+    struct side_log *s = user;
+    struct world *w = s->w;
+    assert_true(w->n_lines < MAX_LINES); /* bounded: a flood of lines is a failure too */
+    w->lines[w->n_lines].side = s->side;
+    snprintf(w->lines[w->n_lines].text, sizeof(w->lines[0].text), "%s", message);
+    w->n_lines++;
+}
+
+/* Lines of `side` from `from` on that contain `needle`. */
+static int count(const struct world *w, int from, int side, const char *needle)
+{
+    int n = 0;
+    for (int i = from; i < w->n_lines; i++)
+        n += w->lines[i].side == side && strstr(w->lines[i].text, needle) != NULL;
+    return n;
+}
+
+/* The id a line starts with ("c17 ..."); 0: none. */
+static unsigned long long id_of(const char *text)
+{
+    unsigned long long id = 0;
+    int end = 0;
+    if (sscanf(text, "c%llu %n", &id, &end) < 1 || end == 0)
+        return 0;
+    return id;
+}
+
+/* The line of `side` from `from` on containing `needle`, which must be there once. */
+static const char *find(const struct world *w, int from, int side, const char *needle)
+{
+    const char *found = NULL;
+    for (int i = from; i < w->n_lines; i++)
+        if (w->lines[i].side == side && strstr(w->lines[i].text, needle)) {
+            if (found)
+                fail_msg("twice: '%s'\n  %s\n  %s", needle, found, w->lines[i].text);
+            found = w->lines[i].text;
+        }
+    if (!found)
+        fail_msg("no line with '%s'", needle);
+    return found;
+}
+
+/* The ids one connection had on each side. */
+struct conn_ids {
+    unsigned long long portal, bridge;
+    unsigned sid;
+};
+
+/* One connection through the tunnel, its lines checked: returns its ids. */
+static struct conn_ids one_connection(struct world *w)
+{
+    int from = w->n_lines, closes0 = w->closes[0], closes1 = w->closes[1];
+    evbuffer_drain(w->got, evbuffer_get_length(w->got));
+    connect_client(w);
+    for (int i = 0; i < 300 && evbuffer_get_length(w->got) < 10; i++)
+        run_ms(w, 10);
+    assert_int_equal(evbuffer_get_length(w->got), 10);
+    char port[16];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    assert_int_equal(getsockname(bufferevent_getfd(w->client), (struct sockaddr *)&ss, &sl), 0);
+    snprintf(port, sizeof(port), ":%u", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    bufferevent_free(w->client); /* the client leaves: the session ends, the relay after it */
+    w->client = NULL;
+    for (int i = 0; i < 300 && !(w->closes[0] > closes0 && w->closes[1] > closes1 &&
+                                 count(w, from, 1, "relay closed") == 1);
+         i++)
+        run_ms(w, 10);
+
+    struct conn_ids ids;
+    /* the portal: accepted (from the client's port), routed, a session on the tunnel, closed */
+    char want[128];
+    snprintf(want, sizeof(want), "accepted from 127.0.0.1%s", port);
+    ids.portal = id_of(find(w, from, 0, want));
+    assert_true(ids.portal > 0);
+    unsigned long long tunnel = 0;
+    const char *open = find(w, from, 0, "to tcp:echo");
+    assert_int_equal(sscanf(open, "c%*u sid %u on tunnel c%llu", &ids.sid, &tunnel), 2);
+    assert_int_equal(id_of(open), ids.portal);
+    assert_true(tunnel > 0 && tunnel != ids.portal);
+    assert_int_equal(id_of(find(w, from, 0, "tcp:echo:0 -> [portal]")), ids.portal);
+    snprintf(want, sizeof(want), "sid %u closed: up 10, down 10 bytes", ids.sid);
+    assert_int_equal(id_of(find(w, from, 0, want)), ids.portal);
+    /* the bridge: the same sid opened, routed, dialed, relayed, closed, under one id */
+    snprintf(want, sizeof(want), "sid %u on tunnel", ids.sid);
+    ids.bridge = id_of(find(w, from, 1, want));
+    assert_true(ids.bridge > 0);
+    assert_int_equal(id_of(find(w, from, 1, "tcp:echo:0 -> [")), ids.bridge);
+    char echo[32];
+    snprintf(echo, sizeof(echo), "dial 127.0.0.1:%u", vrev__listener_port(w->echo));
+    assert_int_equal(id_of(find(w, from, 1, echo)), ids.bridge);
+    assert_int_equal(id_of(find(w, from, 1, "relay closed: up 10, down 10 bytes")), ids.bridge);
+    snprintf(want, sizeof(want), "sid %u closed: up 10, down 10 bytes", ids.sid);
+    assert_int_equal(id_of(find(w, from, 1, want)), ids.bridge);
+    /* every line logged meanwhile is about this connection, and says so */
+    for (int i = from; i < w->n_lines; i++) {
+        unsigned long long id = id_of(w->lines[i].text);
+        if (id != (w->lines[i].side ? ids.bridge : ids.portal))
+            fail_msg("a line without the connection's id (c%llu / c%llu): %s", ids.portal,
+                     ids.bridge, w->lines[i].text);
+    }
+    return ids;
+}
+
+/* Connection ids in the debug log: the portal and the bridge each with a context of its own
+ * (ids count per context); two public connections, one after the other. Each connection's
+ * lines on each side start with its id ("c17 ..."), from its acceptance (on the bridge: the
+ * New frame) to its end with the bytes moved each way; both sides name the same mux session
+ * id; ids are not reused. */
+static void test_connection_ids(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init2(&w, "echo", true);
+    w.lines = calloc(MAX_LINES, sizeof(*w.lines));
+    assert_non_null(w.lines);
+    static struct side_log logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = (struct side_log){.w = &w, .side = i};
+        vrev_ctx_set_log(i ? w.bctx : w.ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
+        vrev_ctx_set_log_rate(i ? w.bctx : w.ctx, 0, 0);
+    }
+    struct conn_ids a = one_connection(&w), b = one_connection(&w);
+    assert_true(a.portal != b.portal); /* one id per connection, never reused */
+    assert_true(a.bridge != b.bridge);
+    assert_true(a.sid != b.sid);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,8 +928,10 @@ int main(void)
         cmocka_unit_test(test_bridge_freed_under_a_handler_stream),
         cmocka_unit_test(test_bridge_handler_closes_at_once),
         cmocka_unit_test(test_new_errors),
+        cmocka_unit_test(test_opts_allocator),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
+        cmocka_unit_test(test_connection_ids),
     };
     return cmocka_run_group_tests_name("tunnel", tests, NULL, NULL);
 }

@@ -58,7 +58,8 @@ static void stall_destroy(struct vrev__outbound *ob)
     vrev__free(ob->engine->ctx, ob);
 }
 
-static const struct vrev__outbound_ops stall_ops = {.protocol = "stall", .handle = stall_handle, .destroy = stall_destroy};
+static const struct vrev__outbound_ops stall_ops = {
+    .protocol = "stall", .handle = stall_handle, .destroy = stall_destroy};
 
 static void run_once(struct world *w)
 {
