@@ -42,7 +42,7 @@ static void set_control(struct dump *d, uint16_t sid, bool on)
     if (on)
         d->control[sid / 8] |= (uint8_t)(1u << (sid % 8));
     else
-        d->control[sid / 8] &= (uint8_t)~(1u << (sid % 8));
+        d->control[sid / 8] &= (uint8_t) ~(1u << (sid % 8));
 }
 
 static bool get_control(const struct dump *d, uint16_t sid)

@@ -74,8 +74,7 @@ static int parse(const char *cmd, int argc, char **argv, struct run_opts *o)
         }
         if (!strcmp(a, "--help") || !strcmp(a, "-h"))
             return usage(cmd, stdout) + 100;
-        if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) &&
-            i + 1 < argc) {
+        if ((!strcmp(a, "-c") || !strcmp(a, "-config") || !strcmp(a, "--config")) && i + 1 < argc) {
             o->config = argv[++i];
         } else if (!strcmp(a, "--pid-file") && i + 1 < argc) {
             o->pid_file = argv[++i];
@@ -172,8 +171,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         vrev_ctx_set_log(r->ctx, vrev_instance_log_level(r->inst), vrev_cli_log, NULL);
     struct vrev_cli_obs want = {.json = r->o->obs.json};
     int console = log_targets(r->inst, &want.error_log, &want.access_log);
-    want.metrics =
-        r->o->metrics_cli ? r->o->obs.metrics : vrev_instance_metrics_address(r->inst);
+    want.metrics = r->o->metrics_cli ? r->o->obs.metrics : vrev_instance_metrics_address(r->inst);
     vrev_cli_obs_retarget(&r->o->obs, r->ctx, r->inst, NULL, NULL, &want, console);
 }
 
@@ -240,8 +238,7 @@ static int run_or_test(const char *cmd, int argc, char **argv, int only_test)
     rc = vrev_ctx_new_loop(&ctx, vrev_cli_allocator()); /* the context frees its loop */
     struct event_base *base = vrev_ctx_base(ctx);
     if (rc == 0) {
-        vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log,
-                         NULL);
+        vrev_ctx_set_log(ctx, o.log_level >= -1 ? o.log_level : VREV_LOG_WARN, vrev_cli_log, NULL);
         rc = vrev_cli_limits_apply(&o.limits, ctx);
     }
     if (rc == 0)

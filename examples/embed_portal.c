@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     }
     vrev_portal_free(portal);
     vrev_tunnel_opts_free(o);
-    vrev_ctx_close_lingering(ctx); /* TLS connections still finishing their close */
+    vrev_ctx_close_lingering(ctx);          /* TLS connections still finishing their close */
     event_base_loop(base, EVLOOP_NONBLOCK); /* let libevent finish closing */
     event_base_free(base);
     vrev_ctx_free(ctx);

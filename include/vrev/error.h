@@ -93,7 +93,7 @@ extern "C" {
     XX(CONFIG_SYNTAX, -200, "config is not valid JSON (after comment removal)")                    \
     XX(CONFIG_INVALID, -201, "invalid config value")                                               \
     XX(CONFIG_UNSUPPORTED, -202, "config uses a feature libvrev does not support")                 \
-    XX(CONFIG_LIMIT, -203, "config larger than 1 MiB or nested deeper than 64 levels")            \
+    XX(CONFIG_LIMIT, -203, "config larger than 1 MiB or nested deeper than 64 levels")             \
     XX(HTTP_HEAD, -300, "malformed HTTP/1.1 message head")                                         \
     XX(HTTP_HEAD_SIZE, -301, "HTTP/1.1 head over the size or header-count limit")                  \
     XX(WS_HANDSHAKE, -302, "WebSocket upgrade refused or invalid")                                 \

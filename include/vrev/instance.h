@@ -29,8 +29,7 @@ typedef struct vrev_instance vrev_instance;
  *  The context must have an event_base. Returns 0, VREV_ERR_INVAL, VREV_ERR_STATE (no
  *  event_base), VREV_ERR_NOMEM, VREV_ERR_CONFIG_* or an error from binding a listener. */
 VREV_API int vrev_instance_new_json(vrev_instance **out, vrev_ctx *ctx, const char *text,
-                                    size_t len, const char *filename, char *err,
-                                    size_t err_len);
+                                    size_t len, const char *filename, char *err, size_t err_len);
 
 /** Start what runs by itself (the bridges dial their first tunnels). Returns 0,
  *  VREV_ERR_INVAL or VREV_ERR_STATE (stopped). */

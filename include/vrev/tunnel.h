@@ -237,10 +237,10 @@ enum vrev_tunnel_counter {
     VREV_COUNTER_TUNNELS_OPENED = 2, /* since creation */
     VREV_COUNTER_SESSIONS = 3,       /* sessions opened since creation */
     VREV_COUNTER_SESSIONS_ACTIVE = 4,
-    VREV_COUNTER_REFUSED = 5, /* sessions refused (bridge: a target outside its
-                                 targets, dialsPerTunnel dials in progress for more
-                                 than a second, or over sessionRate; portal: no
-                                 tunnel) */
+    VREV_COUNTER_REFUSED = 5,  /* sessions refused (bridge: a target outside its
+                                  targets, dialsPerTunnel dials in progress for more
+                                  than a second, or over sessionRate; portal: no
+                                  tunnel) */
     VREV_COUNTER_BYTES_UP = 6, /* up: public clients -> services behind the bridge */
     VREV_COUNTER_BYTES_DOWN = 7
 };

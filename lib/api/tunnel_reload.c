@@ -441,8 +441,8 @@ static int bridge_commit(vrev_bridge *b, struct bridge_plan *pl, bool resolved)
         snprintf(more, sizeof(more), ", tunnels renewed to %zu (the old ones close once idle)",
                  renewed);
     if (closed)
-        snprintf(more + strlen(more), sizeof(more) - strlen(more),
-                 ", tunnels closed to %u removed", closed);
+        snprintf(more + strlen(more), sizeof(more) - strlen(more), ", tunnels closed to %u removed",
+                 closed);
     vrev__log(b->ctx, resolved ? VREV_LOG_DEBUG : VREV_LOG_INFO, "reload",
               "reloaded: %zu targets, %zu portals: tunnels kept to %u%s", pl->n_obs - pl->n_legs,
               pl->n_legs, kept, more);

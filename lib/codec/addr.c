@@ -21,8 +21,8 @@ static void set_ip(struct vrev__addr *a, int type, const uint8_t *ip)
 
 static bool domain_char(uint8_t c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
 }
 
 /* Try name as an IP literal ("1.2.3.4", "::1", "[::1]"). */
@@ -180,8 +180,7 @@ int vrev__addr_host_text(const struct vrev__addr *a, char *buf, size_t cap)
         memcpy(tmp, a->host, a->len);
         len = a->len;
     } else if (a->type == VREV_ADDR_IPV4 || a->type == VREV_ADDR_IPV6) {
-        if (!inet_ntop(a->type == VREV_ADDR_IPV4 ? AF_INET : AF_INET6, a->host, tmp,
-                       sizeof(tmp)))
+        if (!inet_ntop(a->type == VREV_ADDR_IPV4 ? AF_INET : AF_INET6, a->host, tmp, sizeof(tmp)))
             return VREV_ERR_ADDR_TYPE;
         len = strlen(tmp);
     } else {
@@ -201,8 +200,7 @@ int vrev__addr_target_text(const struct vrev__addr *a, char *buf, size_t cap)
     if (n < 0)
         return n;
     bool v6 = a->type == VREV_ADDR_IPV6;
-    int w = snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "",
-                     (unsigned)a->port);
+    int w = snprintf(buf, cap, "%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", (unsigned)a->port);
     if (w < 0 || (size_t)w >= cap)
         return VREV_ERR_NOSPACE;
     return w;

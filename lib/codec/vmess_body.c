@@ -193,8 +193,8 @@ static void iov_copy(uint8_t *dst, const struct vrev__iov *v, size_t nv)
 }
 
 /* AEAD and UDP-none chunks: LenField, payload (sealed straight from the pieces), padding. */
-static int seal_padded(struct vrev__vmess_body *b, const struct vrev__iov *v, size_t nv,
-                       size_t n, uint8_t *out)
+static int seal_padded(struct vrev__vmess_body *b, const struct vrev__iov *v, size_t nv, size_t n,
+                       uint8_t *out)
 {
     size_t tag = b->mode == VREV_VMESS_BODY_AEAD ? TAG : 0;
     size_t pad = b->padding ? draw(b) % 64 : 0;
@@ -438,9 +438,8 @@ int vrev__vmess_body_open(struct vrev__vmess_body *b, const uint8_t *p, size_t n
     return open_any(b, p, n, used, out, out_len);
 }
 
-int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
-                             size_t *used, uint8_t *dst, size_t dst_cap, const uint8_t **out,
-                             size_t *out_len)
+int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
+                             uint8_t *dst, size_t dst_cap, const uint8_t **out, size_t *out_len)
 {
     b->room_mode = true;
     b->dst = dst;

@@ -57,9 +57,9 @@ struct vrev__vmess_body {
     int err;
     uint8_t len_buf[2];
     size_t len_have;
-    size_t need; /* bytes to gather into buf, or payload left in STREAM mode */
-    size_t pad;  /* padding bytes of the current chunk still to skip */
-    bool last;   /* the chunk being gathered is the end-of-stream chunk */
+    size_t need;  /* bytes to gather into buf, or payload left in STREAM mode */
+    size_t pad;   /* padding bytes of the current chunk still to skip */
+    bool last;    /* the chunk being gathered is the end-of-stream chunk */
     uint8_t *buf; /* gathers a chunk split across inputs; allocated when first needed */
     size_t buf_cap;
     size_t have;
@@ -124,8 +124,7 @@ int vrev__vmess_body_open(struct vrev__vmess_body *b, const uint8_t *p, size_t n
  * does not fit, returns VREV_VMESS_BODY_ROOM with *out_len = the room it needs (*used says
  * what was taken; *out is NULL): call again with that much room. dst may be NULL (no room).
  * Other modes behave as in _open. */
-int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n,
-                             size_t *used, uint8_t *dst, size_t dst_cap, const uint8_t **out,
-                             size_t *out_len);
+int vrev__vmess_body_open_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n, size_t *used,
+                             uint8_t *dst, size_t dst_cap, const uint8_t **out, size_t *out_len);
 
 #endif

@@ -644,8 +644,8 @@ static void check_trailing(vrev__cfg_loader *L, size_t end)
         return;
     unsigned line, col;
     vrev__json_pos_linecol(L->text, L->len, end, &line, &col);
-    vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: text after the JSON object is ignored",
-              L->file, line, col);
+    vrev__log_all(L->ctx, VREV_LOG_WARN, "config",
+                  "%s:%u:%u: text after the JSON object is ignored", L->file, line, col);
 }
 
 /* jansson's copies of the text: UUIDs, passwords and inline private keys are string values

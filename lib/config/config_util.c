@@ -159,7 +159,7 @@ void vrev__cfg_warn(vrev__cfg_loader *L, bool at_key, const char *fmt, ...)
     unsigned line, col;
     position(L, at_key, &line, &col);
     vrev__log_all(L->ctx, VREV_LOG_WARN, "config", "%s:%u:%u: %s%s%s", L->file, line, col, path,
-              path[0] ? ": " : "", msg);
+                  path[0] ? ": " : "", msg);
 }
 
 /* ---- member access ---- */

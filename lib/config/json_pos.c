@@ -426,8 +426,7 @@ static size_t scan_value(struct dup_scan *d, size_t i, vrev_ctx *ctx, bool *stop
     return i < d->len ? i + 1 : d->len;
 }
 
-bool vrev__json_dup_keys(vrev_ctx *ctx, const char *s, size_t len, vrev__json_dup_fn fn,
-                         void *user)
+bool vrev__json_dup_keys(vrev_ctx *ctx, const char *s, size_t len, vrev__json_dup_fn fn, void *user)
 {
     struct dup_scan d = {.s = s, .len = len, .budget = DUP_BUDGET, .fn = fn, .user = user};
     bool stop = false;

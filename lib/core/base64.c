@@ -57,4 +57,3 @@ int vrev__base64_decode(const char *p, size_t n, uint8_t *out, size_t cap, bool 
     }
     return (int)len;
 }
-

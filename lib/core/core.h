@@ -8,10 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "limits.h"
 #include "vrev/ctx.h"
 #include "vrev/error.h"
 #include "vrev/transport.h"
-#include "limits.h"
 
 struct bufferevent;
 struct vrev__lingering;
@@ -30,9 +30,9 @@ struct vrev__transport {
 #define VREV__LOG_BUCKETS 16
 struct vrev__log_bucket {
     char component[16];
-    int64_t last_ms;      /* last refill */
-    uint32_t milli;       /* tokens x 1000 */
-    uint64_t suppressed;  /* lines dropped since the last one written */
+    int64_t last_ms;     /* last refill */
+    uint32_t milli;      /* tokens x 1000 */
+    uint64_t suppressed; /* lines dropped since the last one written */
 };
 
 struct vrev_ctx {

@@ -12,7 +12,7 @@ struct limit_def {
 };
 
 static const struct limit_def defs[] = {
-#define VREV__LIMIT_DEF(f, n, d, lo, hi, w) \
+#define VREV__LIMIT_DEF(f, n, d, lo, hi, w)                                                        \
     {n, offsetof(struct vrev__limits, f), (uint64_t)(d), (uint64_t)(lo), (uint64_t)(hi), w},
     VREV__LIMITS(VREV__LIMIT_DEF)
 #undef VREV__LIMIT_DEF
@@ -77,8 +77,7 @@ int vrev_ctx_get_limit(const vrev_ctx *ctx, const char *name, uint64_t *value)
     return ctx ? vrev__limits_get(&ctx->limits, name, value) : VREV_ERR_INVAL;
 }
 
-const char *vrev_limit_info(size_t i, uint64_t *def, uint64_t *lo, uint64_t *hi,
-                            const char **what)
+const char *vrev_limit_info(size_t i, uint64_t *def, uint64_t *lo, uint64_t *hi, const char **what)
 {
     if (i >= N_DEFS)
         return NULL;

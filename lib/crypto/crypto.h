@@ -56,8 +56,8 @@ int vrev__aead_seal_iov(struct vrev__aead *a, const uint8_t nonce[12], const str
 /* Verify `tag` and decrypt in[0..len) into out (no AAD). out may equal in; otherwise the two
  * must not overlap. Lets a reader open a chunk straight from its input into its output. Returns
  * 0 or VREV_ERR_AUTH (out content is then unspecified), VREV_ERR_CRYPTO. */
-int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
-                       size_t len, const uint8_t tag[16], uint8_t *out);
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in, size_t len,
+                       const uint8_t tag[16], uint8_t *out);
 
 /* --- AES-128 single block (VMess auth ID) --------------------------------------------------- */
 

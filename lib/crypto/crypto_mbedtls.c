@@ -159,8 +159,8 @@ int vrev__aead_seal_iov(struct vrev__aead *a, const uint8_t nonce[12], const str
     return aead_encrypt(a, nonce, NULL, 0, out, len, out, tag);
 }
 
-int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
-                       size_t len, const uint8_t tag[16], uint8_t *out)
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in, size_t len,
+                       const uint8_t tag[16], uint8_t *out)
 {
     return aead_decrypt(a, nonce, NULL, 0, in, len, tag, out);
 }

@@ -168,8 +168,8 @@ int vrev__aead_open(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t
     return aead_decrypt(a, nonce, aad, aad_len, buf, len, tag, buf);
 }
 
-int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in,
-                       size_t len, const uint8_t tag[16], uint8_t *out)
+int vrev__aead_open_to(struct vrev__aead *a, const uint8_t nonce[12], const uint8_t *in, size_t len,
+                       const uint8_t tag[16], uint8_t *out)
 {
     return aead_decrypt(a, nonce, NULL, 0, in, len, tag, out);
 }
@@ -317,8 +317,8 @@ int vrev__sha1(const struct vrev__iov *v, size_t n, uint8_t out[20])
  * the VMess KDF nests HMACs: a path of n elements costs 2^n base HMACs, some 40 per handshake. */
 #define HMAC_BLOCK 64 /* the block size of SHA-256 and MD5 */
 
-static int hmac_run(struct md_job *j, const uint8_t *key, size_t key_len,
-                    const struct vrev__iov *v, size_t n, uint8_t *out, size_t out_len)
+static int hmac_run(struct md_job *j, const uint8_t *key, size_t key_len, const struct vrev__iov *v,
+                    size_t n, uint8_t *out, size_t out_len)
 {
     uint8_t pad[HMAC_BLOCK] = {0}, inner[EVP_MAX_MD_SIZE];
     struct vrev__iov kv = {key, key_len}, iv = {inner, out_len};

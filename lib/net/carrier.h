@@ -27,8 +27,8 @@ enum vrev__carrier_kind {
 /* What a configuration says of its carrier (strings borrowed for the call that takes them;
  * whoever keeps the options copies them). */
 struct vrev__carrier_opts {
-    int kind;             /* enum vrev__carrier_kind */
-    const char *path;     /* ws: wsSettings.path; h2: httpSettings.path; NULL: "/" */
+    int kind;         /* enum vrev__carrier_kind */
+    const char *path; /* ws: wsSettings.path; h2: httpSettings.path; NULL: "/" */
     /* ws client: the Host header (wsSettings.headers.Host; NULL: the dialed host);
      * h2: httpSettings.host (client: one picked per connection; server: :authority must be
      * one of them; none: "www.example.com", as V2Ray) */

@@ -158,8 +158,8 @@ static bool admit(struct vrev__listener *l, evutil_socket_t fd, const struct soc
     return false;
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
 {
     (void)lev;
     struct vrev__listener *l = arg;
@@ -194,8 +194,7 @@ static void on_error(struct evconnlistener *lev, void *arg)
               strerror(e));
 }
 
-static int bind_address(const char *host, uint16_t port, struct sockaddr_storage *ss,
-                        int *len)
+static int bind_address(const char *host, uint16_t port, struct sockaddr_storage *ss, int *len)
 {
     struct vrev__addr a;
     memset(ss, 0, sizeof(*ss));

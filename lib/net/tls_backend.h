@@ -18,7 +18,7 @@
 #include "tls_pin.h"
 
 /* Engine results besides a byte count > 0 (read, write) or 0 (handshake, close_notify done). */
-#define VREV__TLS_AGAIN (-1) /* blocked: more input needed below (or, tests, the chaos hook) */
+#define VREV__TLS_AGAIN (-1)  /* blocked: more input needed below (or, tests, the chaos hook) */
 #define VREV__TLS_CLOSED (-2) /* read: the peer's close_notify */
 #define VREV__TLS_FAILED (-3) /* fatal; the reason is vrev__tls_engine_error() */
 

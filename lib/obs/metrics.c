@@ -97,8 +97,7 @@ void vrev__metrics_inbound(const struct vrev__metrics *m, const struct vrev__inb
         drop(m, "connsPerListener", "inbound", tag, all - by_source);
         drop(m, "connsPerSource", "inbound", tag, by_source);
     }
-    drop(m, "preauthPerInbound", "inbound", tag,
-         in->preauth.evicted - in->preauth.evicted_source);
+    drop(m, "preauthPerInbound", "inbound", tag, in->preauth.evicted - in->preauth.evicted_source);
     drop(m, "preauthPerSource", "inbound", tag, in->preauth.evicted_source);
     if (in->udp) {
         uint64_t client, inbound, budget;

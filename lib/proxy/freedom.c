@@ -106,8 +106,8 @@ static void fdial_release(void *user) /* the dial was cancelled */
 static int dial(struct fdial *d, struct bufferevent *link, const struct vrev__addr *target,
                 const struct vrev__link_info *info)
 {
-    int rc = vrev__outbound_dial(&d->f->base, link, target, FREEDOM_RETRY_STEP_MS, info,
-                                 on_dialed, fdial_release, d);
+    int rc = vrev__outbound_dial(&d->f->base, link, target, FREEDOM_RETRY_STEP_MS, info, on_dialed,
+                                 fdial_release, d);
     if (rc < 0) /* neither called */
         fdial_free(d);
     return rc;
@@ -136,7 +136,7 @@ static void udp_resolved(struct bufferevent *link, const struct vrev__addr *addr
 
 static int family_for(int strategy)
 {
-    return strategy == VREV_DS_USE_IPV4 ? AF_INET
+    return strategy == VREV_DS_USE_IPV4   ? AF_INET
            : strategy == VREV_DS_USE_IPV6 ? AF_INET6
                                           : AF_UNSPEC;
 }

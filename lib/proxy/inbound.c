@@ -44,8 +44,7 @@ static void h2_unlink(struct vrev__h2_link *l)
 }
 
 /* A stream passed the host and path checks: it starts its handshake as a connection would. */
-static void h2_on_stream(struct bufferevent *stream, const struct vrev__h2_request *req,
-                         void *user)
+static void h2_on_stream(struct bufferevent *stream, const struct vrev__h2_request *req, void *user)
 {
     (void)req;
     struct vrev__h2_link *l = user;
@@ -402,8 +401,7 @@ static void local_addr(const struct vrev__inbound *in, evutil_socket_t fd,
     }
 }
 
-static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len,
-                            void *user)
+static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
     (void)len;
     struct vrev__inbound *in = user;

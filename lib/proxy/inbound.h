@@ -44,11 +44,11 @@ struct vrev__inbound {
     struct vrev__engine *engine;
     char *tag;
     struct vrev__listener *listener;
-    struct vrev__tls_ctx *tls; /* streamSettings.security "tls"; NULL: none */
+    struct vrev__tls_ctx *tls;           /* streamSettings.security "tls"; NULL: none */
     const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
-    struct vrev__carrier carrier; /* ws / h2 above TLS (protocol inbounds); kind 0: none */
-    vrev__accept_cb proto_accept; /* the protocol's accept (vrev__inbound_listen) */
-    struct bufferevent *stream;   /* an h2 stream being accepted (vrev__handshake_new, fd -1) */
+    struct vrev__carrier carrier;        /* ws / h2 above TLS (protocol inbounds); kind 0: none */
+    vrev__accept_cb proto_accept;        /* the protocol's accept (vrev__inbound_listen) */
+    struct bufferevent *stream;     /* an h2 stream being accepted (vrev__handshake_new, fd -1) */
     struct vrev__h2_link *h2_conns; /* its h2 connections (inbound.c) */
     /* dokodemo-door */
     struct vrev__addr target;

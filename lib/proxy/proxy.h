@@ -103,7 +103,7 @@ struct vrev__outbound {
     char *tag;
     struct vrev__tls_ctx *tls; /* streamSettings.security "tls": dials are wrapped; NULL: none */
     const struct vrev__transport *layer; /* an embedder's transport instead; NULL: none */
-    struct vrev__carrier carrier; /* ws / h2 above TLS; kind 0 (tcp): none */
+    struct vrev__carrier carrier;        /* ws / h2 above TLS; kind 0 (tcp): none */
 };
 
 /* --- connections tracked by the engine (so that stopping it frees everything) ------------- */
@@ -121,13 +121,13 @@ void vrev__engine_untrack(struct vrev__engine *e, struct vrev__conn *c);
 /* --- the engine ---------------------------------------------------------------------------- */
 
 struct vrev__engine_stats {
-    uint64_t links;          /* links dispatched */
-    uint64_t relays_ok;      /* relays that ended cleanly */
-    uint64_t relays_failed;  /* relays that ended with an error or timeout */
-    uint64_t dial_failures;  /* outbound dials that gave up */
-    uint64_t bytes_up;       /* relayed link -> target: up, toward the service */
-    uint64_t bytes_down;     /* relayed target -> link: down, back toward the client */
-    uint64_t relays_live; /* relays running now (vrev__engine_relay) */
+    uint64_t links;         /* links dispatched */
+    uint64_t relays_ok;     /* relays that ended cleanly */
+    uint64_t relays_failed; /* relays that ended with an error or timeout */
+    uint64_t dial_failures; /* outbound dials that gave up */
+    uint64_t bytes_up;      /* relayed link -> target: up, toward the service */
+    uint64_t bytes_down;    /* relayed target -> link: down, back toward the client */
+    uint64_t relays_live;   /* relays running now (vrev__engine_relay) */
 };
 
 /* Links dispatched per (inbound tag, outbound): for the metrics (lib/obs). Pairs come from the
@@ -142,14 +142,14 @@ struct vrev__route_count {
 
 struct vrev__engine {
     vrev_ctx *ctx;
-    struct evdns_base *dns; /* created on first use */
+    struct evdns_base *dns;      /* created on first use */
     struct vrev__router *router; /* NULL: everything goes to outbound 0 */
     struct vrev__outbound **outbounds;
     size_t n_outbounds;
     struct vrev__policy policy;
     struct vrev__limits limits; /* the context's when made (vrev_ctx_set_limit); may be
                                    overridden before anything is built on the engine */
-    struct vrev__conn live; /* list head */
+    struct vrev__conn live;     /* list head */
     struct vrev__engine_stats stats;
     struct vrev__route_count *routes; /* n_routes of them */
     size_t n_routes;
@@ -392,8 +392,8 @@ int vrev__socks_out_new(struct vrev__engine *e, const char *tag,
 struct vrev__inbound;
 
 struct vrev__dokodemo_opts {
-    const char *listen; /* IP literal; NULL: 0.0.0.0 */
-    uint16_t port;      /* 0: any free port */
+    const char *listen;  /* IP literal; NULL: 0.0.0.0 */
+    uint16_t port;       /* 0: any free port */
     const char *address; /* target host */
     uint16_t target_port;
     unsigned networks; /* VREV_ROUTE_TCP | VREV_ROUTE_UDP */

@@ -303,8 +303,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void socks_accept(evutil_socket_t fd, const struct sockaddr *peer, int len, void *user)
 {
     (void)len;
-    struct handshake *h = (struct handshake *)vrev__handshake_new(user, fd, peer,
-                                                                   sizeof(struct handshake), wipe);
+    struct handshake *h =
+        (struct handshake *)vrev__handshake_new(user, fd, peer, sizeof(struct handshake), wipe);
     if (!h)
         return;
     h->account = SIZE_MAX;
@@ -351,8 +351,8 @@ int vrev__socks_in_new(struct vrev__engine *e, const char *tag,
     if (rc == 0)
         rc = vrev__inbound_listen(in, opts->listen, opts->port, socks_accept);
     if (rc == 0 && opts->udp) /* the relay listens on the same port, as 4.34's */
-        rc = vrev__udp_in_new_socks(e, in->tag, opts->listen,
-                                    vrev__listener_port(in->listener), &in->udp);
+        rc = vrev__udp_in_new_socks(e, in->tag, opts->listen, vrev__listener_port(in->listener),
+                                    &in->udp);
     if (rc == 0 && opts->udp_ip && *opts->udp_ip) {
         rc = vrev__addr_from_text(&in->announce, opts->udp_ip, 0);
         in->has_announce = rc == 0;

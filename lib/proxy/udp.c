@@ -175,8 +175,8 @@ static void peer_read(struct bufferevent *bev, void *arg)
     uint8_t hdr[VREV_SOCKS5_UDP_HEADER_MAX];
     int hlen = p->u->socks ? vrev__socks5_udp_header_encode(hdr, sizeof(hdr), &p->dest) : 0;
     struct iovec iov[2] = {{hdr, hlen > 0 ? (size_t)hlen : 0}, {scratch, 0}};
-    struct msghdr m = {.msg_name = &p->addr, .msg_namelen = p->alen, .msg_iov = iov,
-                       .msg_iovlen = 2};
+    struct msghdr m = {
+        .msg_name = &p->addr, .msg_namelen = p->alen, .msg_iov = iov, .msg_iovlen = 2};
     size_t n;
     while (vrev__packet_take(bufferevent_get_input(bev), scratch, sizeof(scratch), &n)) {
         iov[1].iov_len = n;
@@ -211,8 +211,8 @@ static struct udp_peer *peer_new(struct vrev__udp_in *u, const struct sockaddr_s
     struct udp_peer *p = vrev__calloc(e->ctx, 1, sizeof(*p));
     if (!p)
         return NULL;
-    if (bufferevent_pair_new(e->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
-                             pair) < 0) {
+    if (bufferevent_pair_new(e->ctx->base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair) <
+        0) {
         vrev__free(e->ctx, p);
         return NULL;
     }
@@ -386,8 +386,8 @@ static int udp_in_new(struct vrev__engine *e, const char *tag, const char *liste
     return 0;
 }
 
-int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
-                     uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out)
+int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen, uint16_t port,
+                     const struct vrev__addr *target, struct vrev__udp_in **out)
 {
     return udp_in_new(e, tag, listen, port, target, out);
 }

@@ -9,8 +9,8 @@ struct vrev__udp_in;
 /* Listen for datagrams on listen:port; each client address becomes a packet link to
  * `target` dispatched with network UDP and inbound tag `tag` (borrowed: it must outlive the
  * listener). */
-int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen,
-                     uint16_t port, const struct vrev__addr *target, struct vrev__udp_in **out);
+int vrev__udp_in_new(struct vrev__engine *e, const char *tag, const char *listen, uint16_t port,
+                     const struct vrev__addr *target, struct vrev__udp_in **out);
 /* The same as a SOCKS5 UDP relay: each datagram carries its destination in a SOCKS header
  * (the link per client address and destination), replies get one naming that destination.
  * Datagrams are taken only from client IPs with an open association. */

@@ -45,8 +45,8 @@ static void on_dialed(struct bufferevent *link, struct bufferevent *bev, int err
     req.security = ent->security;
     /* 4.34 clients send ChunkStream|ChunkMasking, plus GlobalPadding for the AEAD ciphers;
      * never GlobalPadding without masking (it crashes a 4.34 server). */
-    req.options = ent->security == VREV_VMESS_SEC_NONE ? VREV_VMESS_OPT_DEFAULT_NONE
-                                                       : VREV_VMESS_OPT_DEFAULT;
+    req.options =
+        ent->security == VREV_VMESS_SEC_NONE ? VREV_VMESS_OPT_DEFAULT_NONE : VREV_VMESS_OPT_DEFAULT;
     req.command = r->info.network == VREV_NET_UDP ? VREV_VMESS_CMD_UDP : VREV_VMESS_CMD_TCP;
     req.target = r->info.target;
     struct bufferevent *stream =

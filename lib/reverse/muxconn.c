@@ -42,10 +42,10 @@ struct msession {
     bool udp;
     bool attached;                    /* still in the codec's table */
     struct evbuffer_cb_entry *out_cb; /* counts the local side's output in mc->held */
-    uint64_t rx, tx; /* payload delivered to / read from the local side (up_down() names them) */
-    bool flow;                        /* flow-controlled (a vrev peer): never stops the tunnel */
-    bool eof_pending;                 /* the local side ended; bytes wait for credit before End */
-    bool withheld;                    /* a grant is due but the tunnel is over its cap */
+    uint64_t rx, tx;  /* payload delivered to / read from the local side (up_down() names them) */
+    bool flow;        /* flow-controlled (a vrev peer): never stops the tunnel */
+    bool eof_pending; /* the local side ended; bytes wait for credit before End */
+    bool withheld;    /* a grant is due but the tunnel is over its cap */
     struct vrev__flow fc;
     struct timeval last; /* last payload either way (policy connIdle) */
     char target[64];     /* target host, for events (truncated) */

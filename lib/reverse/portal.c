@@ -215,8 +215,8 @@ static int new_tunnel(struct portal *p, struct bufferevent *link, uint64_t conn_
     VREV__RING_PUSH_FRONT(&p->workers, w);
     p->stats.tunnels_opened++;
     p->stats.tunnels_live++;
-    int rc = vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w,
-                               &w->mc);
+    int rc =
+        vrev__muxconn_new(ctx, VREV_MUX_CLIENT, link, &p->base.engine->policy, &cbs, w, &w->mc);
     if (rc == 0) /* the codec's default (1024) would refuse sessions long before the ids end */
         rc = vrev_mux_set_max_sessions(vrev__muxconn_codec(w->mc), p->max_sessions);
     if (rc == 0)
@@ -436,8 +436,8 @@ static void portal_destroy(struct vrev__outbound *ob)
 static const struct vrev__outbound_ops portal_ops = {
     .protocol = "portal", .handle = portal_handle, .destroy = portal_destroy};
 
-int vrev__portal_new(struct vrev__engine *e, const char *tag,
-                     const struct vrev__portal_opts *opts, struct vrev__outbound **out)
+int vrev__portal_new(struct vrev__engine *e, const char *tag, const struct vrev__portal_opts *opts,
+                     struct vrev__outbound **out)
 {
     struct vrev__addr check;
     if (!opts || !opts->domain || vrev__addr_from_text(&check, opts->domain, 0) < 0 ||

@@ -46,8 +46,8 @@ struct vrev__portal_stats {
     struct vrev__muxconn_stats mux; /* over every tunnel, closed ones included */
 };
 
-int vrev__portal_new(struct vrev__engine *e, const char *tag,
-                     const struct vrev__portal_opts *opts, struct vrev__outbound **out);
+int vrev__portal_new(struct vrev__engine *e, const char *tag, const struct vrev__portal_opts *opts,
+                     struct vrev__outbound **out);
 void vrev__portal_get_stats(const struct vrev__outbound *portal, struct vrev__portal_stats *st);
 
 struct vrev__bridge_opts {
@@ -81,22 +81,22 @@ struct vrev__bridge_opts {
 struct vrev__bridge_stats {
     uint64_t tunnels_opened;
     uint64_t tunnels_closed;
-    uint64_t tunnels_dead;   /* closed for missed heartbeats */
+    uint64_t tunnels_dead; /* closed for missed heartbeats */
     uint64_t sessions;
     uint64_t refused;        /* sessions to targets outside allowed_targets */
     uint64_t dials_refused;  /* sessions refused: limits.dials_per_tunnel dials in progress */
     uint64_t tunnels_capped; /* tunnels wanted but not opened: limits.tunnels_per_bridge */
     uint64_t drains;         /* DRAIN messages received */
     unsigned tunnels_active;
-    uint64_t bytes_up;       /* portal -> local services */
-    uint64_t bytes_down;     /* local services -> portal */
+    uint64_t bytes_up;   /* portal -> local services */
+    uint64_t bytes_down; /* local services -> portal */
     unsigned sessions_active;
     struct vrev__muxconn_stats mux; /* over every tunnel, closed ones included */
 };
 
 struct vrev__bridge;
-int vrev__bridge_new(struct vrev__engine *e, const char *tag,
-                     const struct vrev__bridge_opts *opts, struct vrev__bridge **out);
+int vrev__bridge_new(struct vrev__engine *e, const char *tag, const struct vrev__bridge_opts *opts,
+                     struct vrev__bridge **out);
 /* Start the monitor (the first tunnel is dialled at once). */
 int vrev__bridge_start(struct vrev__bridge *b);
 void vrev__bridge_free(struct vrev__bridge *b);
@@ -120,10 +120,9 @@ bool vrev__bridge_idle(const struct vrev__bridge *b);
 
 /* Events for the public API (VREV_EVENT_*): tunnels up/down, sessions opened/closed (with the
  * target name and bytes: up = public client -> service, down = service -> client), refused. */
-typedef void (*vrev__reverse_notify_fn)(int event, const char *name, uint64_t up,
-                                        uint64_t down, void *user);
-void vrev__portal_set_notify(struct vrev__outbound *portal, vrev__reverse_notify_fn fn,
-                             void *user);
+typedef void (*vrev__reverse_notify_fn)(int event, const char *name, uint64_t up, uint64_t down,
+                                        void *user);
+void vrev__portal_set_notify(struct vrev__outbound *portal, vrev__reverse_notify_fn fn, void *user);
 void vrev__bridge_set_notify(struct vrev__bridge *b, vrev__reverse_notify_fn fn, void *user);
 
 /* Read one allowed target, "[tcp:|udp:]HOST:PORT" (see struct vrev__bridge_opts): *network

@@ -43,9 +43,9 @@ struct vrev__rule_spec {
 /* What a connection looks like to the router. Any pointer may be NULL (unknown). */
 struct vrev__route_ctx {
     const char *inbound_tag;
-    unsigned network;                 /* VREV_ROUTE_TCP or VREV_ROUTE_UDP */
-    const struct vrev__addr *target;  /* domain or IP, with port */
-    const struct vrev__addr *source;  /* IP with port */
+    unsigned network;                /* VREV_ROUTE_TCP or VREV_ROUTE_UDP */
+    const struct vrev__addr *target; /* domain or IP, with port */
+    const struct vrev__addr *source; /* IP with port */
     const char *user;
     const char *protocol;
 };
@@ -57,8 +57,8 @@ void vrev__router_free(struct vrev__router *r);
 
 /* Add a rule. On a bad rule returns VREV_ERR_INVAL (or VREV_ERR_UNSUPPORTED for geoip:,
  * geosite:, ext: and similar) and writes a message naming the bad value into err. */
-int vrev__router_add_rule(struct vrev__router *r, const struct vrev__rule_spec *spec,
-                          char *err, size_t err_len);
+int vrev__router_add_rule(struct vrev__router *r, const struct vrev__rule_spec *spec, char *err,
+                          size_t err_len);
 
 /* A balancer: candidates are the outbound tags starting with any selector (random pick). */
 int vrev__router_add_balancer(struct vrev__router *r, const char *tag,

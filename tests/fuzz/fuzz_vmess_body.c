@@ -150,8 +150,7 @@ static void mode_round_trip(vrev_ctx *ctx, int sec, int opt, int cmd, const uint
     struct result r;
     static const uint8_t none[1];
     const uint8_t *w = wire.data ? wire.data + wire.start : none; /* raw mode, no payload */
-    decode(ctx, sec, opt, cmd, w, vrev__buf_len(&wire), seed, seed & 1 ? NO_ROOM : seed * 64u,
-           &r);
+    decode(ctx, sec, opt, cmd, w, vrev__buf_len(&wire), seed, seed & 1 ? NO_ROOM : seed * 64u, &r);
     bool raw = sec == 5 && !(opt & 0x01);
     if (r.end != (raw ? VREV_VMESS_BODY_MORE : VREV_VMESS_BODY_EOF) || r.len != n ||
         (n && memcmp(r.out, p, n)))

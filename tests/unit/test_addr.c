@@ -1,7 +1,7 @@
 /* lib/codec/addr: the port-first address codec and its V2Ray reading rules. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -160,9 +160,9 @@ static void test_from_hostport(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decode_types),   cmocka_unit_test(test_decode_normalises_like_v2ray),
-        cmocka_unit_test(test_decode_errors),  cmocka_unit_test(test_domain_lengths),
-        cmocka_unit_test(test_from_text),      cmocka_unit_test(test_from_hostport),
+        cmocka_unit_test(test_decode_types),  cmocka_unit_test(test_decode_normalises_like_v2ray),
+        cmocka_unit_test(test_decode_errors), cmocka_unit_test(test_domain_lengths),
+        cmocka_unit_test(test_from_text),     cmocka_unit_test(test_from_hostport),
     };
     return cmocka_run_group_tests_name("addr", tests, NULL, NULL);
 }

@@ -505,7 +505,7 @@ static void test_dials_capped(void **state)
     }
     assert_true(most >= 8);  /* the dials did start, and stay in progress */
     assert_true(most <= 16); /* but no more than the cap */
-    if (ms < 900) { /* a loaded machine may have taken longer: then the hold may be over */
+    if (ms < 900) {          /* a loaded machine may have taken longer: then the hold may be over */
         assert_int_equal(vrev_bridge_counter(w.bridge, VREV_COUNTER_REFUSED), 0);
         assert_int_equal(w.cap_lines, 0);
     }
@@ -562,7 +562,7 @@ static void test_reset_cancels_dial(void **state)
             probe_open(&w, VREV_NET_TCP, "127.0.0.1", port);
         for (int i = 0; i < 50 && syn_sent_to(port) < 16; i++)
             run_ms(&w, 10);
-        assert_true(syn_sent_to(port) >= 16); /* (the count is machine-wide: >=) */
+        assert_true(syn_sent_to(port) >= 16);      /* (the count is machine-wide: >=) */
         for (int i = first; i < w.n_probes; i++) { /* the portal resets them: End|Error */
             vrev__bev_close(w.probes[i].bev, 1);
             w.probes[i].bev = NULL;

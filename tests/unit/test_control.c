@@ -1,8 +1,8 @@
 /* lib/codec/control: the reverse Control protobuf, against WIRE-SPEC §3.3/§10.9 and the
  * heartbeats and DRAIN captured from V2Ray 4.34. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,7 +167,7 @@ static void test_encoder_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand_vectors),    cmocka_unit_test(test_captured_drain),
+        cmocka_unit_test(test_hand_vectors),        cmocka_unit_test(test_captured_drain),
         cmocka_unit_test(test_captured_heartbeats), cmocka_unit_test(test_decoder_rules),
         cmocka_unit_test(test_encoder_limits),
     };

@@ -138,7 +138,7 @@ static void test_shake128_vmess(void **state)
         iv[i] = (uint8_t)i;
     shake(iv, 16, out, 16);
     assert_hex(out, 16, "98481946de85c670a7a84432ab4091a8");
-    assert_int_equal(vrev__get_u16(out) % 64, 8);   /* chunk 0 Pad */
+    assert_int_equal(vrev__get_u16(out) % 64, 8);     /* chunk 0 Pad */
     assert_int_equal(vrev__get_u16(out + 2), 0x1946); /* chunk 0 Mask */
     unhex("be45cb2605bf36bebde684841a28f0fd", iv, sizeof(iv));
     shake(iv, 16, out, 16);
@@ -403,8 +403,8 @@ struct aead_kat {
 
 static const struct aead_kat aead_kats[] = {
     /* GCM spec (McGrew & Viega) test cases 1, 3 and 4; NIST's gcmEncryptExtIV128 has them */
-    {VREV_AEAD_AES_128_GCM, "00000000000000000000000000000000", "000000000000000000000000", "",
-     "", "", "58e2fccefa7e3061367f1d57a4e7455a"},
+    {VREV_AEAD_AES_128_GCM, "00000000000000000000000000000000", "000000000000000000000000", "", "",
+     "", "58e2fccefa7e3061367f1d57a4e7455a"},
     {VREV_AEAD_AES_128_GCM, "feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888", "",
      "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
      "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
@@ -420,8 +420,8 @@ static const struct aead_kat aead_kats[] = {
      "5bc94fbc3221a5db94fae95ae7121a47"},
     /* RFC 8439 §2.8.2 */
     {VREV_AEAD_CHACHA20_POLY1305,
-     "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f",
-     "070000004041424344454647", "50515253c0c1c2c3c4c5c6c7",
+     "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f", "070000004041424344454647",
+     "50515253c0c1c2c3c4c5c6c7",
      "4c616469657320616e642047656e746c656d656e206f662074686520636c6173"
      "73206f66202739393a204966204920636f756c64206f6666657220796f75206f"
      "6e6c79206f6e652074697020666f7220746865206675747572652c2073756e73"
@@ -464,8 +464,7 @@ static struct vrev__aead *new_aead(vrev_ctx *ctx, int alg)
     for (size_t i = 0; i < sizeof(key); i++)
         key[i] = (uint8_t)(0x40 + i);
     struct vrev__aead *a = NULL;
-    assert_int_equal(vrev__aead_new(ctx, &a, alg, key, alg == VREV_AEAD_AES_128_GCM ? 16 : 32),
-                     0);
+    assert_int_equal(vrev__aead_new(ctx, &a, alg, key, alg == VREV_AEAD_AES_128_GCM ? 16 : 32), 0);
     return a;
 }
 
@@ -598,8 +597,7 @@ static void test_aead_invalid(void **state)
     struct vrev__aead *a = (struct vrev__aead *)&a; /* must be reset to NULL on failure */
     assert_int_equal(vrev__aead_new(ctx, &a, VREV_AEAD_AES_128_GCM, key, 32), VREV_ERR_INVAL);
     assert_null(a);
-    assert_int_equal(vrev__aead_new(ctx, &a, VREV_AEAD_CHACHA20_POLY1305, key, 16),
-                     VREV_ERR_INVAL);
+    assert_int_equal(vrev__aead_new(ctx, &a, VREV_AEAD_CHACHA20_POLY1305, key, 16), VREV_ERR_INVAL);
     assert_int_equal(vrev__aead_new(ctx, &a, 0, key, 16), VREV_ERR_INVAL);
     assert_int_equal(vrev__aead_new(ctx, &a, 3, key, 32), VREV_ERR_INVAL);
     assert_int_equal(vrev__aead_new(ctx, &a, VREV_AEAD_AES_128_GCM, NULL, 16), VREV_ERR_INVAL);

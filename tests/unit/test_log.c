@@ -1,8 +1,8 @@
 /* Log rate limits (vrev_ctx_set_log_rate): per component, a burst then a steady rate; what is
  * dropped is counted in the next line; debug lines are never limited. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,9 @@
 /* A context with a loop of its own (vrev_ctx_new_loop, vrev_ctx_run, vrev_ctx_stop) running a
  * V2Ray JSON instance, with no libevent call in the program; vrev_instance_stop. */
+#include <errno.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,9 +60,8 @@ static void test_own_loop_runs_an_instance(void **state)
     assert_non_null(vrev_ctx_base(ctx));
     vrev_instance *inst;
     char err[256];
-    assert_int_equal(vrev_instance_new_json(&inst, ctx, config, strlen(config), "t.json", err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        vrev_instance_new_json(&inst, ctx, config, strlen(config), "t.json", err, sizeof(err)), 0);
     assert_int_equal(vrev_instance_start(inst), 0);
     unsigned port = vrev_instance_inbound_port(inst, "in");
     assert_true(port > 0);
@@ -107,8 +106,7 @@ static void test_stop_from_a_callback(void **state)
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
     vrev_instance *inst;
-    assert_int_equal(vrev_instance_new_json(&inst, ctx, config, strlen(config), NULL, NULL, 0),
-                     0);
+    assert_int_equal(vrev_instance_new_json(&inst, ctx, config, strlen(config), NULL, NULL, 0), 0);
     struct event *t = evtimer_new(vrev_ctx_base(ctx), stop_from_callback, ctx);
     struct timeval tv = {0, 50000};
     evtimer_add(t, &tv);
@@ -168,8 +166,7 @@ static void test_instance_stop(void **state)
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new_loop(&ctx, NULL), 0);
     vrev_instance *inst;
-    assert_int_equal(vrev_instance_new_json(&inst, ctx, config, strlen(config), NULL, NULL, 0),
-                     0);
+    assert_int_equal(vrev_instance_new_json(&inst, ctx, config, strlen(config), NULL, NULL, 0), 0);
     unsigned port = vrev_instance_inbound_port(inst, "in");
     int held = connect_to(port); /* a connection open at the stop is closed */
     for (int i = 0; i < 10; i++)

@@ -596,7 +596,7 @@ static void test_flow_slow_reader_stops_only_itself(void **state)
     /* and the server's session holds at most a high-water mark of what it may not send yet */
     struct bufferevent *local = bufferevent_pair_get_partner(w.service[0]);
     assert_true(evbuffer_get_length(bufferevent_get_input(local)) <= 64 * 1024);
-    run_ms(&w, 600);            /* twice the stall timeout */
+    run_ms(&w, 600); /* twice the stall timeout */
     assert_false(ws.closed);
     assert_int_equal(vrev__muxconn_active(w.mc[0]), 2);
     struct app_reader c = {&w, 0, total, 0};

@@ -1,9 +1,9 @@
 /* Packet links (lib/net/packet.h): datagram boundaries survive the u16be framing, oversized
  * datagrams are dropped on the way, and a datagram appears in a buffer in one piece: an
  * output callback (a VMess layer's, say) never sees a length without its bytes. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,7 +69,10 @@ static void test_incomplete_waits(void **state)
     struct evbuffer *b = evbuffer_new();
     uint8_t out[16];
     size_t n;
-    evbuffer_add(b, "\x00\x05" "abc", 5);
+    evbuffer_add(b,
+                 "\x00\x05"
+                 "abc",
+                 5);
     assert_int_equal(vrev__packet_take(b, out, sizeof(out), &n), 0);
     assert_int_equal(evbuffer_get_length(b), 5); /* nothing consumed */
     evbuffer_add(b, "de", 2);

@@ -1,8 +1,8 @@
 /* Several servers and users on one outbound (lib/proxy/picker.c): consecutive entries of one
  * server are its users; servers are used in turn, a user of the server at random. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,9 +31,9 @@ static void test_in_turn_with_random_users(void **state)
     set(&e[0], "127.0.0.1", 1000, 0); /* server A: users 0, 1, 2 */
     set(&e[1], "127.0.0.1", 1000, 1);
     set(&e[2], "127.0.0.1", 1000, 2);
-    set(&e[3], "127.0.0.1", 2000, 3); /* server B: user 3 */
+    set(&e[3], "127.0.0.1", 2000, 3);    /* server B: user 3 */
     set(&e[4], "example.test", 1000, 4); /* server C: user 4 */
-    set(&e[5], "127.0.0.1", 1000, 5); /* A again, listed apart: a server of its own */
+    set(&e[5], "127.0.0.1", 1000, 5);    /* A again, listed apart: a server of its own */
     struct vrev__picker p;
     assert_int_equal(vrev__picker_init(&p, ctx, e, 6, sizeof(e[0])), 0);
     assert_int_equal(p.n_servers, 4);

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -414,7 +414,7 @@ static void test_tls_handshakes_end_at_the_deadline(void **state)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     spin(&w);
     assert_int_equal(tu_count_fds(), base + 2 * N); /* ours and theirs */
-    for (int t = 0; t < 12; t++) {               /* 1.2 s: three times the deadline */
+    for (int t = 0; t < 12; t++) {                  /* 1.2 s: three times the deadline */
         for (int i = 0; i < N; i++)
             if (t < (int)sizeof(hello))
                 (void)send(fd[i], &hello[t], 1, MSG_NOSIGNAL);

@@ -2,13 +2,13 @@
  * server; blackhole; dial failure; stopping the engine with live connections or with dials
  * under way; live links armed to reset if the process dies. Every test ends with nothing left
  * allocated through the context. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdlib.h>
-#include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -456,14 +456,10 @@ static void test_vmess_half_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dokodemo_to_freedom),
-        cmocka_unit_test(test_live_links_are_armed),
-        cmocka_unit_test(test_blackhole),
-        cmocka_unit_test(test_freedom_gives_up),
-        cmocka_unit_test(test_stop_while_dialing),
-        cmocka_unit_test(test_vmess_chain_aes),
-        cmocka_unit_test(test_vmess_chain_chacha),
-        cmocka_unit_test(test_vmess_chain_none),
+        cmocka_unit_test(test_dokodemo_to_freedom), cmocka_unit_test(test_live_links_are_armed),
+        cmocka_unit_test(test_blackhole),           cmocka_unit_test(test_freedom_gives_up),
+        cmocka_unit_test(test_stop_while_dialing),  cmocka_unit_test(test_vmess_chain_aes),
+        cmocka_unit_test(test_vmess_chain_chacha),  cmocka_unit_test(test_vmess_chain_none),
         cmocka_unit_test(test_vmess_half_close),
     };
     return cmocka_run_group_tests_name("proxy", tests, NULL, NULL);

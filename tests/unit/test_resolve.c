@@ -8,9 +8,9 @@
  *
  * Two TCP servers share one port, one on 127.0.0.1 answering "v4", one on [::1] answering
  * "v6", so the address family freedom dialled shows in what comes back. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -37,7 +37,7 @@ struct world {
     struct event *udp_ev;
     struct evdns_server_port *dns;
     struct evdns_server_request *held; /* the unanswered query */
-    struct evconnlistener *tcp[2]; /* v4, v6 */
+    struct evconnlistener *tcp[2];     /* v4, v6 */
     uint16_t tcp_port, udp_port;
     struct bufferevent *client; /* our end of the link */
     struct evbuffer *got;
@@ -71,10 +71,11 @@ static void on_query(struct evdns_server_request *req, void *arg)
     evdns_server_request_respond(req, err);
 }
 
-/* --- the two TCP servers and the UDP echo ------------------------------------------------------ */
+/* --- the two TCP servers and the UDP echo ------------------------------------------------------
+ */
 
-static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                       int len, void *arg)
+static void tcp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                       void *arg)
 {
     (void)l, (void)len, (void)arg;
     const char *who = sa->sa_family == AF_INET6 ? "v6" : "v4";
@@ -309,7 +310,10 @@ static void test_udp_to_a_name(void **state)
     vrev__packet_put(bufferevent_get_output(w.client), (const uint8_t *)"datagram", 8);
     run_until_closed(&w, 10);
     assert_int_equal(evbuffer_get_length(w.got), 10);
-    assert_memory_equal(evbuffer_pullup(w.got, -1), "\x00\x08" "datagram", 10);
+    assert_memory_equal(evbuffer_pullup(w.got, -1),
+                        "\x00\x08"
+                        "datagram",
+                        10);
     world_done(&w);
 }
 

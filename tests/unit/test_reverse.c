@@ -3,9 +3,9 @@
  * reaches an echo server next to the bridge. Also: drain and replacement tunnels, and the
  * bridge coming back after the portal restarts; full tunnels (the portal drains them, the
  * bridge opens another), links waiting for a tunnel, the immediate first redial. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +108,7 @@ static void portal_down(struct world *w)
     w->portal = NULL;
 }
 
-#define LIST(...)                                                                                 \
+#define LIST(...)                                                                                  \
     ((struct vrev__strlist){(const char *const[]){__VA_ARGS__},                                    \
                             sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)})
 
@@ -602,7 +602,7 @@ static void test_reverse_dial_failure_backs_off(void **state)
     struct vrev__bridge_stats st = bridge_stats(&w);
     print_message("%llu dials in about 1 s (4 after %ld ms)\n",
                   (unsigned long long)st.tunnels_opened, ms);
-    assert_true(ms >= 100); /* the retries waited: 25, 50, 100 ms, +-20 % */
+    assert_true(ms >= 100);               /* the retries waited: 25, 50, 100 ms, +-20 % */
     assert_true(st.tunnels_opened <= 30); /* about 1 s at 100 ms: no busy loop */
     assert_true(st.tunnels_closed + 1 >= st.tunnels_opened);
     assert_true(w.bridge_engine.stats.dial_failures >= 3);

@@ -2,9 +2,9 @@
  * named in V2Ray JSON streamSettings.security, carries VMess — forward, and a reverse tunnel
  * (portal + bridge) — and is really in the path: a peer without it cannot talk to one with it.
  * Also: registration rules, a layer that fails, unknown names refused at load. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,7 @@
 
 /* The layer: every byte XOR 0x5a, both ways (a stand-in for an obfuscation layer). */
 struct xor_state {
-    int wraps[2]; /* by role: client, server */
+    int wraps[2];  /* by role: client, server */
     int bytes_out; /* bytes it transformed on their way to the socket */
     int fail;      /* refuse to wrap */
     int freed;
@@ -113,8 +113,7 @@ static void test_register(void **state)
     assert_int_equal(vrev_ctx_add_transport(ctx, &xor_ops, &x), VREV_ERR_INVAL); /* taken */
     vrev_transport_ops bad = {
         .abi = VREV_TRANSPORT_OPS_ABI, .name = "other", .wrap = never_wrap, .free_state = xor_free};
-    const char *refused[] = {"tls", "TLS", "none", "None", "",
-                             "a-name-of-thirty-two-characters!"};
+    const char *refused[] = {"tls", "TLS", "none", "None", "", "a-name-of-thirty-two-characters!"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         bad.name = refused[i];
         assert_int_equal(vrev_ctx_add_transport(ctx, &bad, NULL), VREV_ERR_INVAL);
@@ -256,8 +255,8 @@ static void world_done(struct world *w)
 static void start(struct world *w, int i, const char *cfg)
 {
     char err[512];
-    if (vrev_instance_new_json(&w->inst[i], w->ctx, cfg, strlen(cfg), "t.json", err,
-                               sizeof(err)) < 0)
+    if (vrev_instance_new_json(&w->inst[i], w->ctx, cfg, strlen(cfg), "t.json", err, sizeof(err)) <
+        0)
         fail_msg("%s", err);
     assert_int_equal(vrev_instance_start(w->inst[i]), 0);
 }
@@ -452,13 +451,11 @@ static void test_tunnel_api_over_layer(void **state)
     assert_true(w.x.wraps[0] >= 1 && w.x.wraps[0] == w.x.wraps[1]);
     /* errors: an unknown name, TLS as well, a bad name */
     assert_int_equal(vrev_tunnel_opts_set_transport(bo, "nope"), 0);
-    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)),
-                     VREV_ERR_INVAL);
+    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)), VREV_ERR_INVAL);
     assert_string_equal(err, "no transport named 'nope' is registered on the context");
     assert_int_equal(vrev_tunnel_opts_set_transport(bo, "xor-demo"), 0);
     assert_int_equal(vrev_tunnel_opts_set_tls(bo, 1), 0);
-    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)),
-                     VREV_ERR_INVAL);
+    assert_int_equal(vrev_bridge_new(&other, w.ctx, bo, err, sizeof(err)), VREV_ERR_INVAL);
     assert_string_equal(err, "TLS and a custom transport exclude each other");
     assert_int_equal(vrev_tunnel_opts_set_transport(bo, "a\"b"), VREV_ERR_INVAL);
     assert_int_equal(vrev_tunnel_opts_set_transport(bo, NULL), 0); /* none again */
@@ -481,18 +478,17 @@ static void test_unknown_name(void **state)
     struct event_base *base = event_base_new();
     vrev_ctx *ctx;
     assert_int_equal(vrev_ctx_new(&ctx, base), 0);
-    assert_int_equal(vrev_instance_new_json(&inst, ctx, cfg, strlen(cfg), "t.json", err,
-                                            sizeof(err)),
-                     VREV_ERR_CONFIG_UNSUPPORTED);
+    assert_int_equal(
+        vrev_instance_new_json(&inst, ctx, cfg, strlen(cfg), "t.json", err, sizeof(err)),
+        VREV_ERR_CONFIG_UNSUPPORTED);
     assert_string_equal(err, "t.json:1:71: outbounds[0].streamSettings.security: security "
                              "\"xor-demo\" is not supported (use \"tls\", \"none\" or a "
                              "registered transport)");
     struct xor_state x;
     memset(&x, 0, sizeof(x));
     assert_int_equal(vrev_ctx_add_transport(ctx, &xor_ops, &x), 0);
-    assert_int_equal(vrev_instance_new_json(&inst, ctx, cfg, strlen(cfg), "t.json", err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        vrev_instance_new_json(&inst, ctx, cfg, strlen(cfg), "t.json", err, sizeof(err)), 0);
     vrev_instance_free(inst);
     event_base_loop(base, EVLOOP_NONBLOCK);
     event_base_free(base);

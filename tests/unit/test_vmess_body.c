@@ -587,8 +587,8 @@ static void decode_to(struct vrev__vmess_body *b, const uint8_t *p, size_t n, co
             uint8_t *dst = room ? malloc(room) : NULL; /* exact size: ASan sees overruns */
             size_t used, out_len;
             const uint8_t *out;
-            int rc = vrev__vmess_body_open_to(b, piece + at, k - at, &used, dst, room, &out,
-                                              &out_len);
+            int rc =
+                vrev__vmess_body_open_to(b, piece + at, k - at, &used, dst, room, &out, &out_len);
             assert_true(used <= k - at);
             at += used;
             if (rc == VREV_VMESS_BODY_ROOM) {
@@ -642,8 +642,8 @@ static void test_open_to(void **state)
                 init(&dec, ctx, secs[s], 0x0d, VREV_VMESS_CMD_TCP, req_key, req_iv);
                 struct decoded d;
                 size_t asks;
-                decode_to(&dec, w.data + w.start, vrev__buf_len(&w), split ? odd : NULL,
-                          rooms[r], &d, &asks);
+                decode_to(&dec, w.data + w.start, vrev__buf_len(&w), split ? odd : NULL, rooms[r],
+                          &d, &asks);
                 assert_int_equal(d.end, VREV_VMESS_BODY_EOF);
                 assert_int_equal(d.len, total);
                 assert_memory_equal(d.data, plain, total);
@@ -742,7 +742,7 @@ int main(void)
         cmocka_unit_test(test_every_split),    cmocka_unit_test(test_bit_flips),
         cmocka_unit_test(test_bad_lengths),    cmocka_unit_test(test_init_refusals),
         cmocka_unit_test(test_raw_mode),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_alloc_failure), cmocka_unit_test(test_open_to),
+        cmocka_unit_test(test_alloc_failure),  cmocka_unit_test(test_open_to),
         cmocka_unit_test(test_seal_iov),
     };
     return cmocka_run_group_tests_name("vmess_body", tests, NULL, NULL);

@@ -238,7 +238,11 @@ static void test_datagram_in_pieces(void **state)
     bufferevent_enable(s, EV_READ | EV_WRITE);
     bufferevent_enable(pair[1], EV_READ | EV_WRITE);
     alarm(10);
-    assert_int_equal(bufferevent_write(s, "\x00\x05" "ab", 4), 0); /* half a datagram */
+    assert_int_equal(bufferevent_write(s,
+                                       "\x00\x05"
+                                       "ab",
+                                       4),
+                     0); /* half a datagram */
     run(base, 20);
     size_t before = evbuffer_get_length(peer.got);
     assert_int_equal(bufferevent_write(s, "cde", 3), 0);
