@@ -228,7 +228,7 @@ check: deps
 
 check-run: $(UNIT_BINS) $(REPLAY_BINS) $(VREV_BIN) $(EXAMPLE_BINS) $(BUILD)/$(SONAME) \
 		$(BUILD)/libvrev.so $(BUILD)/tests/carrier_peer $(BUILD)/tests/layer_peer
-	@$(MAKE) --no-print-directory -j1 layers units manlint unit replay clitest exports headers run-examples
+	@$(MAKE) --no-print-directory -j1 layers format units manlint unit replay clitest exports headers run-examples
 	@echo "check: all suites passed ($(CRYPTO) backend)"
 
 unit: $(UNIT_BINS)
