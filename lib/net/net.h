@@ -178,13 +178,16 @@ int vrev__relay_start(vrev_ctx *ctx, struct bufferevent *a, struct bufferevent *
                       const struct vrev__policy *policy, vrev__relay_done_cb done, void *user,
                       struct vrev__relay **out);
 
+/* The connection id the relay's lines carry (core.h's "c<N> "; 0 until set). */
+void vrev__relay_set_conn_id(struct vrev__relay *r, uint64_t conn_id);
+
 /* Stop a relay now (both sides closed, with RST when abort is set); `done` is not called. */
 void vrev__relay_abort(struct vrev__relay *r, int abort);
 
-/* Log (warning, under the layer's name) why a layer of `bev`'s stack failed (TLS: a
- * certificate, a name, an alert), if one did: for whoever sees a stack fail (a relay, a
- * bridge's tunnel). */
-void vrev__log_layer_failure(vrev_ctx *ctx, struct bufferevent *bev);
+/* Log (warning, under the layer's name, with connection conn_id) why a layer of `bev`'s stack
+ * failed (TLS: a certificate, a name, an alert), if one did: for whoever sees a stack fail (a
+ * relay, a bridge's tunnel). */
+void vrev__log_layer_failure(vrev_ctx *ctx, uint64_t conn_id, struct bufferevent *bev);
 
 /* The libevent library at run time (event_get_version()), as snprintf into buf. */
 int vrev__net_libevent_version(char *buf, size_t cap);

@@ -30,7 +30,8 @@ struct vrev__relay {
     struct event *timer;
     struct timeval last; /* last byte moved */
     uint64_t bytes[2];
-    bool flushing; /* both ways ended: waiting for the stacks to write what they hold */
+    uint64_t conn_id; /* for its lines */
+    bool flushing;    /* both ways ended: waiting for the stacks to write what they hold */
     struct timeval flush_until;
 };
 
@@ -227,12 +228,18 @@ static void on_write(struct bufferevent *bev, void *arg)
     pass_eof(r, !j);
 }
 
-void vrev__log_layer_failure(vrev_ctx *ctx, struct bufferevent *bev)
+void vrev__log_layer_failure(vrev_ctx *ctx, uint64_t conn_id, struct bufferevent *bev)
 {
     char why[256];
     const char *layer = vrev__layer_failure(bev, why, sizeof(why));
     if (layer)
-        vrev__log(ctx, VREV_LOG_WARN, layer, "connection failed: %s", why);
+        vrev__log(ctx, VREV_LOG_WARN, layer, VREV__CONN_FMT "connection failed: %s",
+                  VREV__CONN_ARG(conn_id), why);
+}
+
+void vrev__relay_set_conn_id(struct vrev__relay *r, uint64_t conn_id)
+{
+    r->conn_id = conn_id;
 }
 
 static void on_event(struct bufferevent *bev, short events, void *arg)
@@ -240,7 +247,7 @@ static void on_event(struct bufferevent *bev, short events, void *arg)
     struct vrev__relay *r = arg;
     int i = which(r, bev);
     if (events & BEV_EVENT_ERROR || (events & BEV_EVENT_EOF && events & BEV_EVENT_WRITING)) {
-        vrev__log_layer_failure(r->ctx, bev);
+        vrev__log_layer_failure(r->ctx, r->conn_id, bev);
         finish(r, VREV_ERR_IO, 1); /* truncation must never look like a clean end */
         return;
     }

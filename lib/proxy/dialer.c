@@ -29,6 +29,7 @@ struct link_dial {
     struct vrev__dial *dial;
     struct event *retry;
     struct vrev__gauge *dialing; /* counted on while in progress; NULL: not counted */
+    uint64_t conn_id;            /* the link's, for the lines */
     vrev__link_dialed_fn done;
     void (*release)(void *user);
     void *user;
@@ -112,8 +113,9 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
         vrev__addr_target_text(&d->target, t, sizeof(t));
         /* a single attempt's owner retries soon and says so itself */
         vrev__log(e->ctx, d->step_ms ? VREV_LOG_INFO : VREV_LOG_DEBUG, "dial",
-                  "%s: gave up after %d attempts: %s%s%s", t, d->step_ms ? DIAL_ATTEMPTS : 1,
-                  vrev_strerror(err), sys ? ": " : "", sys ? strerror(sys) : "");
+                  VREV__CONN_FMT "%s: gave up after %d attempts: %s%s%s",
+                  VREV__CONN_ARG(d->conn_id), t, d->step_ms ? DIAL_ATTEMPTS : 1, vrev_strerror(err),
+                  sys ? ": " : "", sys ? strerror(sys) : "");
         e->stats.dial_failures++;
     }
     vrev__engine_untrack(e, &d->conn);
@@ -197,6 +199,7 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                             .carrier = &ob->carrier.o,
                             .step_ms = info && info->dial_once ? 0 : step_ms,
                             .retry = d->retry,
+                            .conn_id = info ? info->conn_id : 0,
                             .done = done,
                             .release = release,
                             .user = user};

@@ -325,6 +325,7 @@ int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct 
         vrev__free(e->ctx, t);
         return rc;
     }
+    vrev__relay_set_conn_id(t->relay, conn_id);
     vrev__engine_track(e, &t->conn, relay_close);
     e->stats.relays_live++;
     return 0;

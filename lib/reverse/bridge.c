@@ -266,9 +266,9 @@ static void on_hold_timeout(evutil_socket_t fd, short what, void *arg)
     struct vrev__bridge *b = w->bridge;
     w->busy = true;
     vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-              "[%s] %u dials in progress on a tunnel for %u ms (dialsPerTunnel): refusing "
-              "sessions until one ends",
-              b->tag ? b->tag : "", w->dialing->n, DIALS_HOLD_MS);
+              VREV__CONN_FMT "[%s] %u dials in progress on a tunnel for %u ms (dialsPerTunnel): "
+                             "refusing sessions until one ends",
+              VREV__CONN_ARG(w->conn_id), b->tag ? b->tag : "", w->dialing->n, DIALS_HOLD_MS);
     dial_release(w);
 }
 
@@ -349,7 +349,8 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
     int state;
     int rc = vrev_control_decode(data, len, &state);
     if (rc < 0) { /* logged and skipped, as V2Ray does; the control session goes on */
-        vrev__log(w->bridge->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT, "bad control message: %s",
+        vrev__log(w->bridge->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
+                  VREV__CONN_FMT "bad control message: %s", VREV__CONN_ARG(w->conn_id),
                   vrev_strerror(rc));
         return;
     }
@@ -357,20 +358,22 @@ static void on_control(struct vrev__muxconn *mc, uint16_t sid, const uint8_t *da
         w->active = false;
         w->bridge->stats.drains++;
         vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                  "tunnel drained by the portal; opening a replacement");
+                  VREV__CONN_FMT "tunnel drained by the portal; opening a replacement",
+                  VREV__CONN_ARG(w->conn_id));
         schedule(w->bridge, 0);
     }
 }
 
 static void on_frame(struct vrev__muxconn *mc, void *user)
 {
+    (void)mc;
     struct bworker *w = user;
     event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
     if (!w->heard) {
         w->heard = true;
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
         vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                  VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(vrev__muxconn_conn_id(mc)),
+                  VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(w->conn_id),
                   w->bridge->tag ? w->bridge->tag : "");
         notify(w->bridge, VREV_EVENT_TUNNEL_UP);
     }
@@ -411,7 +414,7 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
     (void)mc;
     struct bworker *w = user;
     if (err < 0) /* a layer's handshake ends after the handoff (TLS: a certificate, a name) */
-        vrev__log_layer_failure(w->bridge->engine->ctx, w->stream);
+        vrev__log_layer_failure(w->bridge->engine->ctx, w->conn_id, w->stream);
     tunnel_lost(w);
 }
 
@@ -557,16 +560,17 @@ static void on_monitor(evutil_socket_t fd, short what, void *arg)
         next = w->next;
         if (w->active && dead(b, w, &now)) {
             vrev__log(b->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                      "[%s] tunnel silent for %u ms: closing it", b->tag ? b->tag : "",
-                      b->opts.dead_after_ms);
+                      VREV__CONN_FMT "[%s] tunnel silent for %u ms: closing it",
+                      VREV__CONN_ARG(w->conn_id), b->tag ? b->tag : "", b->opts.dead_after_ms);
             b->stats.tunnels_dead++;
             worker_free(w);
             continue;
         }
         if (w->retired && w->sessions == 0) {
             vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                      "[%s] a tunnel of the old settings carries no session: closing it",
-                      b->tag ? b->tag : "");
+                      VREV__CONN_FMT "[%s] a tunnel of the old settings carries no session: "
+                                     "closing it",
+                      VREV__CONN_ARG(w->conn_id), b->tag ? b->tag : "");
             worker_free(w);
             continue;
         }
