@@ -169,6 +169,7 @@ int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
                             uint32_t step_ms, vrev__link_dialed_fn done,
                             void (*release)(void *user), void *req)
 {
+    vrev__outbound_log_dial(ob, info, server);
     int rc = vrev__outbound_dial(ob, link, server, step_ms, info, done, release, req);
     if (rc < 0)
         vrev__free(ob->engine->ctx, req);

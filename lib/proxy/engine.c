@@ -378,6 +378,13 @@ int vrev__outbound_picked_done(struct vrev__outbound *ob, struct vrev__picker *p
     return 0;
 }
 
+int vrev__outbound_open_stream(struct vrev__outbound *ob, const struct vrev__link_info *info)
+{
+    if (info->network == VREV_NET_UDP)
+        return VREV_ERR_UNSUPPORTED;
+    return ob->ops->handle(ob, info, NULL);
+}
+
 void vrev__outbound_log_dial(const struct vrev__outbound *ob, const struct vrev__link_info *info,
                              const struct vrev__addr *to)
 {

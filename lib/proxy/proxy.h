@@ -195,6 +195,11 @@ void vrev__outbound_finish(struct vrev__outbound *ob, struct bufferevent *link,
                            struct vrev__handoff *h, struct bufferevent *stream, int err,
                            uint64_t conn_id);
 
+/* An ops->open for an outbound whose handle() dials a stream (vmess, vless, socks): a TCP link
+ * goes through handle() with no link bufferevent, the stream to info->handoff; a datagram link
+ * is VREV_ERR_UNSUPPORTED (it relays a pair). */
+int vrev__outbound_open_stream(struct vrev__outbound *ob, const struct vrev__link_info *info);
+
 /* Relay `link` and `target` under the engine's policy, tracked and counted; its end is logged
  * (debug) with the link's conn_id and the bytes moved each way. */
 int vrev__engine_relay(struct vrev__engine *e, struct bufferevent *link, struct bufferevent *target,
@@ -221,9 +226,9 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                         const struct vrev__link_info *info, vrev__link_dialed_fn done,
                         void (*release)(void *user), void *user);
 
-/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator);
- * req is freed here if the dial cannot start (the error returned). For the outbounds that
- * dial a picked server (vmess, vless, socks). */
+/* vrev__outbound_dial for a link's request `req` (allocated with the engine's allocator), after
+ * the debug "dial" line (vrev__outbound_log_dial); req is freed here if the dial cannot start
+ * (the error returned). For the outbounds that dial a picked server (vmess, vless, socks). */
 int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
                             const struct vrev__link_info *info, const struct vrev__addr *server,
                             uint32_t step_ms, vrev__link_dialed_fn done,

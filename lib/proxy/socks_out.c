@@ -269,16 +269,8 @@ static int socks_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->handoff = link ? NULL : info->handoff;
     r->conn_id = info->conn_id;
     vrev__hdr_reader_init(&r->rd);
-    vrev__outbound_log_dial(ob, info, &r->ent->server);
     return vrev__outbound_dial_req(ob, link, info, &r->ent->server, SOCKS_RETRY_STEP_MS, on_dialed,
                                    req_release, r);
-}
-
-static int socks_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
-{
-    if (info->network == VREV_NET_UDP) /* a datagram link relays its flow */
-        return VREV_ERR_UNSUPPORTED;
-    return socks_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void socks_destroy(struct vrev__outbound *ob)
@@ -287,8 +279,10 @@ static void socks_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &s->picker, s->ent, s->n * sizeof(s->ent[0]));
 }
 
-static const struct vrev__outbound_ops socks_ops = {
-    .protocol = "socks", .handle = socks_handle, .destroy = socks_destroy, .open = socks_open};
+static const struct vrev__outbound_ops socks_ops = {.protocol = "socks",
+                                                    .handle = socks_handle,
+                                                    .destroy = socks_destroy,
+                                                    .open = vrev__outbound_open_stream};
 
 static int set_credentials(struct socks_entry *s, const struct vrev__socks_out_opts *opts)
 {

@@ -143,16 +143,8 @@ static int vless_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->target = info->target;
     r->command = info->network == VREV_NET_UDP ? VREV_VLESS_UDP : VREV_VLESS_TCP;
     r->conn_id = info->conn_id;
-    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VLESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
-}
-
-static int vless_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
-{
-    if (info->network == VREV_NET_UDP) /* a datagram link relays its packets */
-        return VREV_ERR_UNSUPPORTED;
-    return vless_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void vless_destroy(struct vrev__outbound *ob)
@@ -161,8 +153,10 @@ static void vless_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, v->ent, v->n * sizeof(v->ent[0]));
 }
 
-static const struct vrev__outbound_ops vless_ops = {
-    .protocol = "vless", .handle = vless_handle, .destroy = vless_destroy, .open = vless_open};
+static const struct vrev__outbound_ops vless_ops = {.protocol = "vless",
+                                                    .handle = vless_handle,
+                                                    .destroy = vless_destroy,
+                                                    .open = vrev__outbound_open_stream};
 
 int vrev__vless_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__user_out_opts *opts, size_t n,

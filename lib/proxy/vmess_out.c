@@ -76,16 +76,8 @@ static int vmess_handle(struct vrev__outbound *ob, const struct vrev__link_info 
     r->info = *info;
     r->info.inbound_tag = NULL; /* not needed past routing; it may not outlive the call */
     r->info.user = NULL;
-    vrev__outbound_log_dial(ob, info, r->h.ent);
     return vrev__outbound_dial_req(ob, link, info, r->h.ent, VMESS_RETRY_STEP_MS, on_dialed,
                                    vrev__picked_req_release, r);
-}
-
-static int vmess_open(struct vrev__outbound *ob, const struct vrev__link_info *info)
-{
-    if (info->network == VREV_NET_UDP) /* a datagram link relays its packets */
-        return VREV_ERR_UNSUPPORTED;
-    return vmess_handle(ob, info, NULL); /* the stream goes to info->handoff */
 }
 
 static void vmess_destroy(struct vrev__outbound *ob)
@@ -96,8 +88,10 @@ static void vmess_destroy(struct vrev__outbound *ob)
     vrev__outbound_free_picked(ob, &v->picker, NULL, 0); /* the users are wiped above */
 }
 
-static const struct vrev__outbound_ops vmess_ops = {
-    .protocol = "vmess", .handle = vmess_handle, .destroy = vmess_destroy, .open = vmess_open};
+static const struct vrev__outbound_ops vmess_ops = {.protocol = "vmess",
+                                                    .handle = vmess_handle,
+                                                    .destroy = vmess_destroy,
+                                                    .open = vrev__outbound_open_stream};
 
 int vrev__vmess_out_new(struct vrev__engine *e, const char *tag,
                         const struct vrev__user_out_opts *opts, size_t n,
