@@ -233,8 +233,10 @@ typedef void (*vrev_tunnel_event_cb)(int event, const char *name, uint64_t bytes
                                      uint64_t bytes_down, void *user);
 
 enum vrev_tunnel_counter {
-    VREV_COUNTER_TUNNELS = 1,        /* tunnels open now */
-    VREV_COUNTER_TUNNELS_OPENED = 2, /* since creation */
+    VREV_COUNTER_TUNNELS = 1,        /* tunnels up now (bridge: its portal was heard, as
+                                        VREV_EVENT_TUNNEL_UP says; a dial in progress, or a
+                                        connection the portal never answered, is not up) */
+    VREV_COUNTER_TUNNELS_OPENED = 2, /* tunnels that came up since creation */
     VREV_COUNTER_SESSIONS = 3,       /* sessions opened since creation */
     VREV_COUNTER_SESSIONS_ACTIVE = 4,
     VREV_COUNTER_REFUSED = 5,  /* sessions refused (bridge: a target outside its

@@ -808,8 +808,8 @@ void vrev_bridge_set_event_cb(vrev_bridge *b, vrev_tunnel_event_cb cb, void *use
 
 static void add_counters(struct vrev__tunnel_counters *c, const struct vrev__bridge_stats *st)
 {
-    c->tunnels += st->tunnels_opened - st->tunnels_closed;
-    c->opened += st->tunnels_opened;
+    c->tunnels += st->tunnels_up; /* as the events count them: dials in progress are not */
+    c->opened += st->tunnels_up_total;
     c->sessions += st->sessions;
     c->active += st->sessions_active;
     c->refused += st->refused + st->dials_refused + st->mux.refused_rate;

@@ -46,7 +46,7 @@ int vrev_instance_ready(const vrev_instance *inst)
     for (size_t i = 0; i < v.n_bridges; i++) {
         struct vrev__bridge_stats st;
         vrev__bridge_get_stats(v.bridges[i], &st);
-        if (st.tunnels_opened == st.tunnels_closed)
+        if (!st.tunnels_up) /* a tunnel dialled but not yet heard from carries nothing */
             return 0;
     }
     for (size_t i = 0; i < v.engine->n_outbounds; i++) {

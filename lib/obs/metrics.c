@@ -167,10 +167,15 @@ void vrev__metrics_bridge(const struct vrev__metrics *m, const struct vrev__brid
     memset(&st, 0, sizeof(st));
     vrev__bridge_get_stats(b, &st);
     const char *tag = vrev__bridge_tag(b);
-    struct reverse_counts c = {
-        "bridge",          tag,           st.tunnels_opened - st.tunnels_closed,
-        st.tunnels_opened, st.sessions,   st.sessions_active,
-        st.bytes_up,       st.bytes_down, &st.mux};
+    struct reverse_counts c = {.role = "bridge",
+                               .tag = tag,
+                               .tunnels = st.tunnels_up, /* dials in progress are not up */
+                               .opened = st.tunnels_up_total,
+                               .sessions = st.sessions,
+                               .active = st.sessions_active,
+                               .up = st.bytes_up,
+                               .down = st.bytes_down,
+                               .mux = &st.mux};
     reverse_metrics(m, &c);
     vrev__metric(m, "vrev_sessions_refused_total", COUNTER, help_refused, st.refused, "role",
                  "bridge", "tag", tag, "reason", "target", NULL);

@@ -80,9 +80,12 @@ void vrev__picked_req_failed(struct vrev__outbound *ob, const char *component, u
                              struct bufferevent *link, struct vrev__handoff *h,
                              struct bufferevent *bev, int err)
 {
+    /* A stream opener (a bridge's tunnel: h) says why once per outage itself; its redials
+     * would otherwise repeat this line several times a second. */
     if (err != VREV_ERR_CONNREFUSED && err != VREV_ERR_TIMEOUT)
-        vrev__log(ob->engine->ctx, VREV_LOG_WARN, component, VREV__CONN_FMT "[%s] %s",
-                  VREV__CONN_ARG(conn_id), ob->tag ? ob->tag : "", vrev_strerror(err));
+        vrev__log(ob->engine->ctx, h ? VREV_LOG_DEBUG : VREV_LOG_WARN, component,
+                  VREV__CONN_FMT "[%s] %s", VREV__CONN_ARG(conn_id), ob->tag ? ob->tag : "",
+                  vrev_strerror(err));
     if (bev)
         bufferevent_free(bev);
     vrev__outbound_finish(ob, link, h, NULL, err, conn_id);

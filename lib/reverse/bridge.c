@@ -129,8 +129,10 @@ static void worker_free(struct bworker *w)
     b->stats.tunnels_closed++;
     b->n_workers--;
     vrev__free(b->engine->ctx, w);
-    if (was_up)
+    if (was_up) {
+        b->stats.tunnels_up--;
         notify(b, VREV_EVENT_TUNNEL_DOWN);
+    }
 }
 
 static void schedule(struct vrev__bridge *b, uint32_t ms)
@@ -371,6 +373,8 @@ static void on_frame(struct vrev__muxconn *mc, void *user)
     event_base_gettimeofday_cached(w->bridge->engine->ctx->base, &w->last_rx);
     if (!w->heard) {
         w->heard = true;
+        w->bridge->stats.tunnels_up++;
+        w->bridge->stats.tunnels_up_total++;
         w->bridge->backoff_ms = w->bridge->opts.backoff_min_ms; /* the portal answers again */
         vrev__log(w->bridge->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
                   VREV__CONN_FMT "[%s] tunnel up", VREV__CONN_ARG(w->conn_id),
@@ -395,7 +399,7 @@ static void on_session(struct vrev__muxconn *mc, int event, const char *target, 
 }
 
 /* The tunnel ended, or its dial failed: redial now or soon, not at the next tick. */
-static void tunnel_lost(struct bworker *w)
+static void tunnel_lost(struct bworker *w, int err)
 {
     struct vrev__bridge *b = w->bridge;
     bool was_active = w->active, was_up = w->heard;
@@ -404,7 +408,8 @@ static void tunnel_lost(struct bworker *w)
         return;
     if (!was_up && !b->failing) /* once per outage: the dials go on every 100 ms or so */
         vrev__log(b->engine->ctx, VREV_LOG_INFO, LOG_COMPONENT,
-                  "[%s] no tunnel to the portal: redialling", b->tag ? b->tag : "");
+                  "[%s] no tunnel to the portal (%s): redialling", b->tag ? b->tag : "",
+                  err < 0 ? vrev_strerror(err) : "closed");
     b->failing = !was_up;
     schedule(b, redial_delay(b, was_up));
 }
@@ -415,7 +420,7 @@ static void on_closed(struct vrev__muxconn *mc, int err, void *user)
     struct bworker *w = user;
     if (err < 0) /* a layer's handshake ends after the handoff (TLS: a certificate, a name) */
         vrev__log_layer_failure(w->bridge->engine->ctx, w->conn_id, w->stream);
-    tunnel_lost(w);
+    tunnel_lost(w, err);
 }
 
 /* --- the monitor --------------------------------------------------------------------------- */
@@ -457,7 +462,7 @@ static void on_tunnel_open(struct bufferevent *stream, int err, void *user)
     if (err == 0)
         err = start_mux(w, stream);
     if (err < 0)
-        tunnel_lost(w);
+        tunnel_lost(w, err);
 }
 
 static int new_tunnel(struct vrev__bridge *b)

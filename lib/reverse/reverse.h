@@ -79,9 +79,11 @@ struct vrev__bridge_opts {
 };
 
 struct vrev__bridge_stats {
-    uint64_t tunnels_opened;
-    uint64_t tunnels_closed;
-    uint64_t tunnels_dead; /* closed for missed heartbeats */
+    uint64_t tunnels_opened;   /* dialled */
+    uint64_t tunnels_closed;   /* dialled and gone, whether they came up or not */
+    uint64_t tunnels_up_total; /* came up: the portal was heard (VREV_EVENT_TUNNEL_UP) */
+    unsigned tunnels_up;       /* up now: heard and not closed (what readiness counts) */
+    uint64_t tunnels_dead;     /* closed for missed heartbeats */
     uint64_t sessions;
     uint64_t refused;        /* sessions to targets outside allowed_targets */
     uint64_t dials_refused;  /* sessions refused: limits.dials_per_tunnel dials in progress */

@@ -190,4 +190,8 @@ def test_a_name_that_does_not_resolve(procs, backend):
                       procs.log(bridge), 30), procs.log(bridge)
     time.sleep(2)  # retried meanwhile (backoff), the bridge goes on
     assert bridge.poll() is None, procs.log(bridge)
-    assert procs.log(bridge).count("does not resolve") == 1  # logged once, not per retry
+    log = procs.log(bridge)
+    assert log.count("does not resolve") == 1, log  # logged once, not per retry
+    # the tunnel's dials (by name meanwhile) fail as often as they are retried: said once too
+    assert log.count("no tunnel to the portal (host name resolution failed)") == 1, log
+    assert log.count("host name resolution failed") == 2, log  # these two lines only

@@ -301,12 +301,79 @@ static void test_obs_reload(void **state)
     event_base_free(base);
 }
 
+/* A portal that takes the connection but never speaks (a listener that accepts nothing): the
+ * bridge's tunnel is dialled, connected, never heard from. It is not up: no tunnel counted,
+ * in the counters or the metrics, and neither the bridge nor an instance's bridge is ready. */
+static void test_unheard_tunnel_not_ready(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, len), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    unsigned port = ntohs(sa.sin_port);
+
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx;
+    assert_int_equal(vrev_ctx_new(&ctx, base), 0);
+    char err[256], hp[64];
+    vrev_tunnel_opts *o;
+    assert_int_equal(vrev_tunnel_opts_new(&o, ctx), 0);
+    assert_int_equal(vrev_tunnel_opts_set_id(o, "5783a3e7-e373-51cd-8642-c83782b807c5"), 0);
+    snprintf(hp, sizeof(hp), "127.0.0.1:%u", port);
+    assert_int_equal(vrev_tunnel_opts_set_portal(o, hp), 0);
+    assert_int_equal(vrev_tunnel_opts_add_target(o, "web", "127.0.0.1:9"), 0);
+    vrev_bridge *b;
+    assert_int_equal(vrev_bridge_new(&b, ctx, o, err, sizeof(err)), 0);
+    vrev_tunnel_opts_free(o);
+    assert_int_equal(vrev_bridge_start(b), 0);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"reverse\": {\"bridges\": [{\"tag\": \"bridge\", \"domain\": \"r.test\"}]},"
+             " \"outbounds\": [{\"tag\": \"tunnel\", \"protocol\": \"vmess\", \"settings\":"
+             " {\"vnext\": [{\"address\": \"127.0.0.1\", \"port\": %u, \"users\":"
+             " [{\"id\": \"5783a3e7-e373-51cd-8642-c83782b807c5\"}]}]}},"
+             " {\"tag\": \"out\", \"protocol\": \"freedom\"}],"
+             " \"routing\": {\"rules\": [{\"type\": \"field\", \"inboundTag\": [\"bridge\"],"
+             " \"domain\": [\"full:r.test\"], \"outboundTag\": \"tunnel\"}]}}",
+             port);
+    vrev_instance *inst;
+    assert_int_equal(
+        vrev_instance_new_json(&inst, ctx, json, strlen(json), "t.json", err, sizeof(err)), 0);
+    for (int i = 0; i < 300; i++) /* 300 ms: both tunnels connected (the backlog takes them) */
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    assert_int_equal(vrev_bridge_counter(b, VREV_COUNTER_TUNNELS), 0);
+    assert_int_equal(vrev_bridge_counter(b, VREV_COUNTER_TUNNELS_OPENED), 0);
+    assert_int_equal(vrev_bridge_ready(b), 0);
+    assert_int_equal(vrev_instance_ready(inst), 0);
+    vrev_metrics_server *s;
+    assert_int_equal(vrev_metrics_server_new(&s, ctx, "127.0.0.1:0", NULL, 0), 0);
+    assert_int_equal(vrev_metrics_server_add_bridge(s, b), 0);
+    assert_int_equal(vrev_metrics_server_add_instance(s, inst), 0);
+    char text[16384];
+    int n = vrev_metrics_server_render(s, text, sizeof(text));
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    assert_non_null(strstr(text, "\nvrev_tunnels{role=\"bridge\",tag=\"bridge\"} 0\n"));
+    assert_null(strstr(text, "\nvrev_tunnels{role=\"bridge\",tag=\"bridge\"} 1\n"));
+    assert_non_null(strstr(text, "\nvrev_ready 0\n"));
+    vrev_metrics_server_free(s);
+    vrev_instance_free(inst);
+    vrev_bridge_free(b);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    vrev_ctx_free(ctx);
+    event_base_free(base);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_access_format),      cmocka_unit_test(test_instance_metrics),
         cmocka_unit_test(test_metrics_key_errors), cmocka_unit_test(test_server_args),
-        cmocka_unit_test(test_obs_reload),
+        cmocka_unit_test(test_obs_reload),         cmocka_unit_test(test_unheard_tunnel_not_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
