@@ -268,6 +268,7 @@ struct vrev__dial {
     vrev__dial_cb cb;
     void *user;
     bool loopback;
+    uint16_t port; /* the target's */
 };
 
 /* Keep-alive probes find peers that vanished without a word; on loopback the kernel knows
@@ -298,15 +299,40 @@ static int errno_to_vrev(int e)
     }
 }
 
+/* A dial to a local address where nothing listens can meet itself: the kernel may pick the
+ * target's port as the source port, and TCP's simultaneous open then connects the socket to
+ * itself. Nothing answers on such a connection, and it holds the port that a listener (a
+ * portal restarting on its port) is about to bind. One system call when, as nearly always,
+ * the source port differs. */
+static bool self_connected(evutil_socket_t fd, uint16_t port)
+{
+    struct sockaddr_storage here, there;
+    socklen_t here_len = sizeof(here), there_len = sizeof(there);
+    struct vrev__addr a;
+    if (getsockname(fd, (struct sockaddr *)&here, &here_len) < 0)
+        return false;
+    vrev__addr_from_sockaddr(&a, (struct sockaddr *)&here);
+    if (a.port != port || getpeername(fd, (struct sockaddr *)&there, &there_len) < 0)
+        return false;
+    return here_len == there_len && !memcmp(&here, &there, here_len);
+}
+
 static void dial_finish(struct vrev__dial *d, short events)
 {
     struct bufferevent *bev = d->bev;
     vrev__dial_cb cb = d->cb;
     void *user = d->user;
     bool loopback = d->loopback;
+    uint16_t port = d->port;
     int sys = EVUTIL_SOCKET_ERROR();
     event_free(d->deadline);
     vrev__free(d->ctx, d);
+    if ((events & BEV_EVENT_CONNECTED) && self_connected(bufferevent_getfd(bev), port)) {
+        /* as if refused: what the address would have said */
+        vrev__bev_close(bev, 1); /* reset: no TIME_WAIT holding the port for a minute */
+        cb(NULL, VREV_ERR_CONNREFUSED, ECONNREFUSED, user);
+        return;
+    }
     if (events & BEV_EVENT_CONNECTED) {
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         vrev__tcp_tune(bufferevent_getfd(bev), !loopback);
@@ -354,6 +380,7 @@ int vrev__tcp_dial(vrev_ctx *ctx, struct evdns_base *dns, const struct vrev__add
     d->cb = cb;
     d->user = user;
     d->loopback = is_loopback(target);
+    d->port = target->port;
     d->bev = bufferevent_socket_new(ctx->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     d->deadline = evtimer_new(ctx->base, dial_expired, d);
     if (!d->bev || !d->deadline) {

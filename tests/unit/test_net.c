@@ -1,16 +1,22 @@
 /* lib/net on loopback: dial, listen, relay (bulk both ways, half-close, idle timeout,
- * refused dials), large socket reads, writes in the pass that queued them, reading at accept.
- * Every test runs its own event_base with a hard deadline. */
+ * refused dials, a dial that meets itself), large socket reads, writes in the pass that queued
+ * them, reading at accept. Every test runs its own event_base with a hard deadline. */
+#define _GNU_SOURCE /* unshare */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -816,6 +822,79 @@ static void test_listener_caps(void **state)
     vrev_ctx_free(ctx);
 }
 
+/* --- a dial that meets itself ------------------------------------------------------------ */
+
+static void self_dialed(struct bufferevent *bev, int err, int sys, void *arg)
+{
+    (void)sys;
+    int *out = arg;
+    *out = err ? err : 1;
+    if (bev)
+        bufferevent_free(bev);
+}
+
+/* In a network namespace of its own (exit 77 when one cannot be made): the only source port
+ * is the target's, so the kernel's pick makes TCP's simultaneous open connect the socket to
+ * itself. The dial must fail as refused and leave the port free to listen on. */
+static int self_dial_child(void)
+{
+    const unsigned port = 40001;
+    if (unshare(CLONE_NEWNET) < 0)
+        return 77;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        return 77;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        return 77;
+    close(s);
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "w");
+    if (!f || fprintf(f, "%u %u\n", port, port) < 0 || fclose(f) != 0)
+        return 77;
+    struct event_base *base = event_base_new();
+    vrev_ctx *ctx;
+    if (!base || vrev_ctx_new(&ctx, base) < 0)
+        return 2;
+    struct vrev__addr t;
+    int got = 0;
+    if (vrev__addr_from_text(&t, "127.0.0.1", port) < 0 ||
+        vrev__tcp_dial(ctx, NULL, &t, 2000, self_dialed, &got, NULL) < 0)
+        return 3;
+    for (int i = 0; i < 2000 && !got; i++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    if (got != VREV_ERR_CONNREFUSED)
+        return got == 1 ? 4 : 5;            /* 4: connected (to itself) */
+    event_base_loop(base, EVLOOP_NONBLOCK); /* the socket's deferred close */
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(l, 1) < 0)
+        return 6; /* the port is still held */
+    close(l);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    event_base_free(base);
+    vrev_ctx_free(ctx);
+    return 0;
+}
+
+static void test_dial_never_meets_itself(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(self_dial_child());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77)
+        skip(); /* no network namespace here (not root) */
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -830,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_dial_bound_ends_with_connect),
         cmocka_unit_test(test_bev_tcp_fd),
         cmocka_unit_test(test_listener_caps),
+        cmocka_unit_test(test_dial_never_meets_itself),
     };
     return cmocka_run_group_tests_name("net", tests, NULL, NULL);
 }
