@@ -39,12 +39,7 @@ static void link_dial_free(struct link_dial *d, bool close_link)
 {
     vrev_ctx *ctx = d->engine->ctx;
     vrev__tcp_dial_cancel(d->dial);
-    if (d->dialing) {
-        d->dialing->n--;
-        if (d->dialing->on_drop)
-            d->dialing->on_drop(d->dialing->drop_arg);
-        vrev__gauge_unref(d->dialing);
-    }
+    vrev__gauge_end(d->dialing);
     if (d->retry)
         event_free(d->retry);
     if (close_link && d->link)
@@ -164,6 +159,23 @@ void vrev__gauge_unref(struct vrev__gauge *g)
         vrev__free(g->ctx, g);
 }
 
+struct vrev__gauge *vrev__gauge_start(struct vrev__gauge *g)
+{
+    if (g)
+        g->n++;
+    return g ? vrev__gauge_ref(g) : NULL;
+}
+
+void vrev__gauge_end(struct vrev__gauge *g)
+{
+    if (!g)
+        return;
+    g->n--;
+    if (g->on_drop)
+        g->on_drop(g->drop_arg);
+    vrev__gauge_unref(g);
+}
+
 int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
                             const struct vrev__link_info *info, const struct vrev__addr *server,
                             uint32_t step_ms, vrev__link_dialed_fn done,
@@ -204,10 +216,7 @@ int vrev__outbound_dial(struct vrev__outbound *ob, struct bufferevent *link,
                             .done = done,
                             .release = release,
                             .user = user};
-    if (info && info->dialing) {
-        d->dialing = vrev__gauge_ref(info->dialing);
-        info->dialing->n++;
-    }
+    d->dialing = vrev__gauge_start(info ? info->dialing : NULL);
     vrev__engine_track(e, &d->conn, link_dial_close);
     if (link)
         bufferevent_setcb(link, NULL, NULL, on_link_event, d);

@@ -36,10 +36,15 @@ struct fdial {
     struct vrev__addr src, dst;
     bool has_src, has_dst;
     struct vrev__handoff *handoff; /* NULL: a link bufferevent */
+    bool dial_once;
+    /* A name resolved first (UseIP*): the owner's count of dials in progress, held from the
+     * question on, resolving being part of the dial (the dialer is not given it then) */
+    struct vrev__gauge *dialing;
 };
 
 static void fdial_free(struct fdial *d)
 {
+    vrev__gauge_end(d->dialing);
     VREV__LIST_REMOVE(d->f->dials, d);
     vrev__free(d->f->base.engine->ctx, d);
 }
@@ -93,6 +98,7 @@ static struct fdial *fdial_new(struct freedom *f, const struct vrev__link_info *
     d->has_dst = info->has_local;
     d->dst = info->local;
     d->handoff = link ? NULL : info->handoff;
+    d->dial_once = info->dial_once;
     VREV__LIST_PUSH(f->dials, d);
     return d;
 }
@@ -119,7 +125,13 @@ static void tcp_resolved(struct bufferevent *link, const struct vrev__addr *addr
                          void *user)
 {
     (void)err;
-    dial(user, link, addr, NULL);
+    struct fdial *d = user;
+    struct vrev__link_info info = {.conn_id = d->conn_id,
+                                   .network = VREV_NET_TCP,
+                                   .target = *addr,
+                                   .dial_once = d->dial_once,
+                                   .handoff = d->handoff}; /* still counted by d */
+    dial(d, link, addr, &info);
 }
 
 /* A UDP socket needs an address: a name is resolved whatever the strategy. */
@@ -157,7 +169,8 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     int family = family_for(f->domain_strategy);
     bool name = target.type == VREV_ADDR_DOMAIN;
     if (info->network == VREV_NET_UDP)
-        return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, udp_resolved, f)
+        return name ? vrev__engine_resolve_for(ob->engine, link, &target, family, info->conn_id,
+                                               udp_resolved, f)
                     : vrev__udp_flow_start(ob->engine, link, &target);
     struct fdial *d = fdial_new(f, info, link);
     if (!d) {
@@ -166,7 +179,9 @@ static int freedom_handle(struct vrev__outbound *ob, const struct vrev__link_inf
     }
     vrev__outbound_log_dial(ob, info, &target);
     if (name && f->domain_strategy != VREV_DS_AS_IS) {
-        int rc = vrev__engine_resolve_for(ob->engine, link, &target, family, tcp_resolved, d);
+        d->dialing = vrev__gauge_start(info->dialing); /* from the question on */
+        int rc = vrev__engine_resolve_for(ob->engine, link, &target, family, info->conn_id,
+                                          tcp_resolved, d);
         if (rc < 0) /* tcp_resolved not called */
             fdial_free(d);
         return rc;

@@ -60,6 +60,10 @@ struct vrev__gauge {
 struct vrev__gauge *vrev__gauge_new(vrev_ctx *ctx); /* n 0, one reference; NULL: no memory */
 struct vrev__gauge *vrev__gauge_ref(struct vrev__gauge *g);
 void vrev__gauge_unref(struct vrev__gauge *g); /* NULL: no-op */
+/* One dial in progress on g, which it holds a reference to; returns g (NULL: not counted). */
+struct vrev__gauge *vrev__gauge_start(struct vrev__gauge *g);
+/* That dial ended: counted down, the owner told (on_drop), the reference dropped (NULL: no-op). */
+void vrev__gauge_end(struct vrev__gauge *g);
 
 /* A link's owner that wants the stream an outbound dials and sets up for it, instead of a
  * relay between that stream and a bufferevent of its own (a bridge runs its mux on its
@@ -244,7 +248,7 @@ int vrev__outbound_dial_req(struct vrev__outbound *ob, struct bufferevent *link,
 typedef void (*vrev__link_resolved_fn)(struct bufferevent *link, const struct vrev__addr *addr,
                                        int err, void *user);
 int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
-                             const struct vrev__addr *target, int family,
+                             const struct vrev__addr *target, int family, uint64_t conn_id,
                              vrev__link_resolved_fn done, void *user);
 
 /* Every IPv4 and IPv6 address of `host` (the hosts file, then the name servers), at most

@@ -15,14 +15,16 @@
 #define LOG_COMPONENT "dns"
 
 struct resolving {
-    struct vrev__conn conn; /* first */
-    struct vrev__engine *engine;
+    struct vrev__conn conn;      /* first */
+    struct vrev__engine *engine; /* not once stopped: it may be gone (a bridge freed) */
+    vrev_ctx *ctx;
     struct bufferevent *link;
     struct vrev__addr target;
     int family;
-    bool calling;  /* inside evdns_getaddrinfo: an answer from the hosts file waits for it */
-    bool answered; /* the answer below is set */
-    bool stopped;  /* the engine stopped meanwhile: the link is closed, nobody is told */
+    uint64_t conn_id; /* the link's, for the line */
+    bool calling;     /* inside evdns_getaddrinfo: an answer from the hosts file waits for it */
+    bool answered;    /* the answer below is set */
+    bool stopped;     /* the engine stopped meanwhile: the link is closed, nobody is told */
     int err;
     struct vrev__addr ip;
     vrev__link_resolved_fn cb;
@@ -63,7 +65,8 @@ static void finish(struct resolving *q)
     if (q->err < 0) {
         char host[VREV_ADDR_DOMAIN_MAX + 1];
         vrev__addr_host_text(&q->target, host, sizeof(host));
-        vrev__log(e->ctx, VREV_LOG_INFO, LOG_COMPONENT, "%s: not resolved%s", host,
+        vrev__log(e->ctx, VREV_LOG_INFO, LOG_COMPONENT, VREV__CONN_FMT "%s: not resolved%s",
+                  VREV__CONN_ARG(q->conn_id), host,
                   q->family == AF_INET    ? " to an IPv4 address"
                   : q->family == AF_INET6 ? " to an IPv6 address"
                                           : "");
@@ -85,7 +88,7 @@ static void answered(int result, struct evutil_addrinfo *res, void *arg)
     if (res)
         evutil_freeaddrinfo(res);
     if (q->stopped) {
-        vrev__free(q->engine->ctx, q);
+        vrev__free(q->ctx, q); /* the answer "shut down" comes from the loop, later */
         return;
     }
     q->answered = true;
@@ -118,7 +121,7 @@ static bool ask(struct evdns_base *dns, const char *host, int family, evdns_geta
 }
 
 int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
-                             const struct vrev__addr *target, int family,
+                             const struct vrev__addr *target, int family, uint64_t conn_id,
                              vrev__link_resolved_fn done, void *user)
 {
     struct evdns_base *dns = vrev__engine_dns(e);
@@ -131,9 +134,11 @@ int vrev__engine_resolve_for(struct vrev__engine *e, struct bufferevent *link,
         return !dns ? VREV_ERR_RESOLVE : q ? VREV_ERR_INVAL : VREV_ERR_NOMEM;
     }
     q->engine = e;
+    q->ctx = e->ctx;
     q->link = link;
     q->target = *target;
     q->family = family;
+    q->conn_id = conn_id;
     q->cb = done;
     q->user = user;
     vrev__engine_track(e, &q->conn, resolve_close);

@@ -210,8 +210,10 @@ static void client_event(struct bufferevent *bev, short what, void *arg)
         ((struct world *)arg)->closed = 1;
 }
 
-/* Dispatch a link to host:port; our end of it is w->client. */
-static void dispatch(struct world *w, int network, const char *host, uint16_t port)
+/* Dispatch a link to host:port, its dial counted on `dialing` (NULL: not counted) and its
+ * lines naming connection `conn_id`; our end of it is w->client. */
+static void dispatch_as(struct world *w, int network, const char *host, uint16_t port,
+                        struct vrev__gauge *dialing, uint64_t conn_id)
 {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -224,9 +226,16 @@ static void dispatch(struct world *w, int network, const char *host, uint16_t po
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
     info.network = network;
+    info.dialing = dialing;
+    info.conn_id = conn_id;
     assert_int_equal(vrev__addr_from_text(&info.target, host, port), 0);
     assert_int_equal(info.target.type, VREV_ADDR_DOMAIN);
     vrev__dispatch(&w->engine, &info, link);
+}
+
+static void dispatch(struct world *w, int network, const char *host, uint16_t port)
+{
+    dispatch_as(w, network, host, port, NULL, 0);
 }
 
 static void run_until_closed(struct world *w, size_t want)
@@ -330,7 +339,8 @@ static void test_udp_to_an_unknown_name(void **state)
 }
 
 /* The engine stops while a name is being resolved: the query is cancelled, the link closed,
- * nothing leaks (ASan) and nothing is called afterwards. */
+ * nothing leaks (ASan) and nothing is called afterwards; the answer ("shut down", from the
+ * loop) does not touch the engine, whose memory may be gone by then (a bridge freed). */
 static void test_stop_while_resolving(void **state)
 {
     (void)state;
@@ -344,9 +354,81 @@ static void test_stop_while_resolving(void **state)
     }
     assert_non_null(w.held);
     vrev__engine_cleanup(&w.engine);
-    assert_int_equal(vrev__engine_init(&w.engine, w.ctx), 0); /* for world_done */
+    memset(&w.engine, 0xa5, sizeof(w.engine)); /* gone */
     run_until_closed(&w, 1);
     assert_true(w.closed);
+    memset(&w.engine, 0, sizeof(w.engine)); /* cleaned up: world_done's cleanup does nothing */
+    world_done(&w);
+}
+
+/* --- a dial counted for its owner (a bridge's dialsPerTunnel) ------------------------------ */
+
+static void dial_dropped(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+struct line_seen {
+    char line[256];
+};
+
+static void note_line(int level, const char *component, const char *message, void *user)
+{
+    (void)level, (void)component;
+    struct line_seen *l = user;
+    if (strstr(message, "not resolved"))
+        snprintf(l->line, sizeof(l->line), "%s", message);
+}
+
+/* A name resolved first (UseIP*) is a dial in progress from the question on: the owner's
+ * count holds it while the name is resolved and while the address is dialled, and lets go
+ * once, at the end. A name that does not resolve says so with the link's id. */
+static void test_resolving_counts_as_dialling(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, VREV_DS_USE_IPV4);
+    int drops = 0;
+    struct vrev__gauge *g = vrev__gauge_new(w.ctx);
+    g->on_drop = dial_dropped;
+    g->drop_arg = &drops;
+    dispatch_as(&w, VREV_NET_TCP, "slow.vrev.test", w.tcp_port, g, 0);
+    for (int i = 0; i < 300 && !w.held; i++) {
+        struct timeval tv = {0, 10000};
+        event_base_loopexit(w.base, &tv);
+        event_base_dispatch(w.base);
+    }
+    assert_non_null(w.held);
+    assert_int_equal(g->n, 1); /* the question is out: counted */
+    assert_int_equal(drops, 0);
+    vrev__engine_cleanup(&w.engine); /* stopped while resolving: counted down, once */
+    assert_int_equal(g->n, 0);
+    assert_int_equal(drops, 1);
+    assert_int_equal(g->refs, 1);
+    vrev__gauge_unref(g);
+    world_done(&w);
+
+    world_init(&w, VREV_DS_USE_IPV4); /* resolved and dialled: counted down once, at the end */
+    g = vrev__gauge_new(w.ctx);
+    drops = 0;
+    g->on_drop = dial_dropped;
+    g->drop_arg = &drops;
+    dispatch_as(&w, VREV_NET_TCP, "dual.vrev.test", w.tcp_port, g, 0);
+    assert_int_equal(g->n, 1);
+    run_until_closed(&w, 2);
+    assert_memory_equal(evbuffer_pullup(w.got, -1), "v4", 2);
+    assert_int_equal(g->n, 0);
+    assert_int_equal(drops, 1);
+    assert_int_equal(g->refs, 1);
+    vrev__gauge_unref(g);
+    world_done(&w);
+
+    world_init(&w, VREV_DS_USE_IPV4);
+    struct line_seen seen = {""};
+    vrev_ctx_set_log(w.ctx, VREV_LOG_INFO, note_line, &seen);
+    dispatch_as(&w, VREV_NET_TCP, "nowhere.vrev.test", w.tcp_port, NULL, 77);
+    run_until_closed(&w, 1);
+    assert_non_null(strstr(seen.line, "c77 nowhere.vrev.test: not resolved"));
     world_done(&w);
 }
 
@@ -361,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_udp_to_a_name),
         cmocka_unit_test(test_udp_to_an_unknown_name),
         cmocka_unit_test(test_stop_while_resolving),
+        cmocka_unit_test(test_resolving_counts_as_dialling),
     };
     return cmocka_run_group_tests_name("resolve", tests, NULL, NULL);
 }
