@@ -154,21 +154,22 @@ void vrev__bev_kick_input(struct bufferevent *bev)
 
 struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
                                          struct bufferevent *lower, int role, const char *peer_name,
-                                         int *err)
+                                         uint64_t conn_id, int *err)
 {
     *err = 0;
     const char *side = role == VREV_TRANSPORT_SERVER ? "server" : "client";
     struct bufferevent *top = t->wrap(t->state, lower, role, peer_name, err);
     if (top && top != lower && vrev__layer_lower(top) != lower)
         vrev__log(ctx, VREV_LOG_DEBUG, "transport",
-                  "%s (%s side) hides the connection below it: no socket options or resets "
-                  "reach its socket",
-                  t->name, side);
+                  VREV__CONN_FMT "%s (%s side) hides the connection below it: no socket options "
+                                 "or resets reach its socket",
+                  VREV__CONN_ARG(conn_id), t->name, side);
     if (top)
         return top;
     if (*err >= 0) /* the layer forgot to say why */
         *err = VREV_ERR_IO;
-    vrev__log(ctx, VREV_LOG_INFO, "transport", "%s: could not set up the layer (%s side): %s",
-              t->name, side, vrev_strerror(*err));
+    vrev__log(ctx, VREV_LOG_INFO, "transport",
+              VREV__CONN_FMT "%s: could not set up the layer (%s side): %s",
+              VREV__CONN_ARG(conn_id), t->name, side, vrev_strerror(*err));
     return NULL;
 }

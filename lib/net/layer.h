@@ -98,7 +98,7 @@ struct vrev__layer *vrev__layer_of(struct bufferevent *bev);
  * socket below it is out of reach (no socket options, an abort is a plain close): logged. */
 struct bufferevent *vrev__transport_wrap(vrev_ctx *ctx, const struct vrev__transport *t,
                                          struct bufferevent *lower, int role, const char *peer_name,
-                                         int *err);
+                                         uint64_t conn_id, int *err);
 
 /* --- asking a stack ------------------------------------------------------------------------- */
 

@@ -35,6 +35,7 @@ enum { ST_HANDSHAKE, ST_OPEN, ST_FAILED };
 struct tconn {
     struct vrev__layer layer; /* first: the mark's argument is the connection */
     vrev_ctx *ctx;
+    uint64_t conn_id;        /* for the lines; 0: none */
     struct vrev__tls_ctx *t; /* a reference */
     struct vrev__tls_engine *eng;
     struct vrev__tls_io io;
@@ -140,7 +141,8 @@ static void fail(struct tconn *c, short what, const char *reason)
     c->state = ST_FAILED;
     snprintf(c->err, sizeof(c->err), "%s", reason && *reason ? reason : "TLS failure");
     set_lower_reading(c, false);
-    vrev__log(c->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "connection failed: %s", c->err);
+    vrev__log(c->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, VREV__CONN_FMT "connection failed: %s",
+              VREV__CONN_ARG(c->conn_id), c->err);
     raise_event(c, (short)(BEV_EVENT_ERROR | what));
 }
 
@@ -168,7 +170,8 @@ static void handshake(struct tconn *c)
     if (vrev__log_enabled(c->ctx, VREV_LOG_DEBUG)) {
         char d[128];
         vrev__tls_engine_describe(c->eng, d, sizeof(d));
-        vrev__log(c->ctx, VREV_LOG_DEBUG, LOG_COMPONENT, "handshake done: %s, ALPN %s", d,
+        vrev__log(c->ctx, VREV_LOG_DEBUG, LOG_COMPONENT,
+                  VREV__CONN_FMT "handshake done: %s, ALPN %s", VREV__CONN_ARG(c->conn_id), d,
                   c->alpn[0] ? c->alpn : "none");
     }
 }
@@ -584,7 +587,7 @@ static void start(struct tconn *c)
 }
 
 struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *lower,
-                                   const char *name, int *err)
+                                   const char *name, uint64_t conn_id, int *err)
 {
     int rc = t && lower ? 0 : VREV_ERR_INVAL;
     struct tconn *c = NULL;
@@ -598,6 +601,7 @@ struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *
     if (rc == 0) {
         c->layer.ops = &tls_layer;
         c->ctx = vrev__tls_common_of(t)->ctx;
+        c->conn_id = conn_id;
         c->linger_ms = LINGER_MS;
         c->lower = lower;
         c->io.in = bufferevent_get_input(lower);

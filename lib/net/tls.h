@@ -88,10 +88,11 @@ void vrev__tls_ctx_free(struct vrev__tls_ctx *t);
  * its callbacks and watermarks are the layer's). Client: the name sent as SNI and verified is
  * the context's server_name, else `name` (V2Ray passes the destination), else the peer's IP;
  * an IP literal is never sent as SNI and is checked against the IP SANs. Server: `name` is
- * ignored. Returns the bufferevent the user reads and writes (free it with bufferevent_free),
+ * ignored. conn_id: the connection's, for the layer's lines (0: none). Returns the
+ * bufferevent the user reads and writes (free it with bufferevent_free),
  * or NULL with *err = VREV_ERR_NOMEM / VREV_ERR_CRYPTO / VREV_ERR_INVAL (no name to verify). */
 struct bufferevent *vrev__tls_wrap(struct vrev__tls_ctx *t, struct bufferevent *lower,
-                                   const char *name, int *err);
+                                   const char *name, uint64_t conn_id, int *err);
 
 /* After an error event: a short reason for logs, e.g. "certificate verify failed: unable to
  * get local issuer certificate", or "" when there was none. Returns buf. */

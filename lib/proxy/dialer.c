@@ -91,10 +91,10 @@ static void on_dialed(struct bufferevent *bev, int err, int sys, void *user)
         if (d->target.type == VREV_ADDR_DOMAIN)
             vrev__addr_host_text(&d->target, host, sizeof(host));
         if (d->tls)
-            bev = vrev__tls_wrap(d->tls, bev, host[0] ? host : NULL, &err);
+            bev = vrev__tls_wrap(d->tls, bev, host[0] ? host : NULL, d->conn_id, &err);
         else
             bev = vrev__transport_wrap(e->ctx, d->layer, bev, VREV_TRANSPORT_CLIENT,
-                                       host[0] ? host : NULL, &err);
+                                       host[0] ? host : NULL, d->conn_id, &err);
     }
     if (!err && d->carrier && d->carrier->kind != VREV_CARRIER_TCP) {
         char name[VREV_ADDR_DOMAIN_MAX + 1], host[VREV_ADDR_DOMAIN_MAX + 16];

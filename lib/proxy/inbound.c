@@ -62,7 +62,8 @@ static void h2_gone(struct vrev__h2_conn *conn, void *user)
     h2_unlink(user);
 }
 
-static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd);
+static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd,
+                                        uint64_t conn_id);
 
 /* The listener's accept: an h2 connection is served here, its streams enter the protocol. A
  * connection is closed when it has held no stream for the handshake deadline
@@ -76,7 +77,8 @@ static void inbound_accept(evutil_socket_t fd, const struct sockaddr *peer, int 
     }
     vrev_ctx *ctx = in->engine->ctx;
     struct vrev__h2_link *l = vrev__calloc(ctx, 1, sizeof(*l));
-    struct bufferevent *bev = l ? socket_below(in, fd) : NULL;
+    /* the connection's id names its TLS lines; each stream gets one of its own */
+    struct bufferevent *bev = l ? socket_below(in, fd, vrev__conn_id(ctx)) : NULL;
     if (!bev) {
         if (!l)
             evutil_closesocket(fd);
@@ -145,21 +147,23 @@ int vrev__inbound_listen(struct vrev__inbound *in, const char *host, uint16_t po
 }
 
 /* The socket with TLS (or an embedder's transport) on. */
-static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd)
+static struct bufferevent *socket_below(struct vrev__inbound *in, evutil_socket_t fd,
+                                        uint64_t conn_id)
 {
     vrev_ctx *ctx = in->engine->ctx;
     struct bufferevent *bev = vrev__bev_socket(ctx, fd);
     int err;
     if (bev && in->tls) /* these wraps free bev on failure */
-        bev = vrev__tls_wrap(in->tls, bev, NULL, &err);
+        bev = vrev__tls_wrap(in->tls, bev, NULL, conn_id, &err);
     else if (bev && in->layer)
-        bev = vrev__transport_wrap(ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL, &err);
+        bev = vrev__transport_wrap(ctx, in->layer, bev, VREV_TRANSPORT_SERVER, NULL, conn_id, &err);
     return bev;
 }
 
-struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd)
+struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd,
+                                         uint64_t conn_id)
 {
-    struct bufferevent *bev = socket_below(in, fd);
+    struct bufferevent *bev = socket_below(in, fd, conn_id);
     int err;
     if (bev && in->carrier.o.kind == VREV_CARRIER_WS)
         bev = vrev__carrier_server(in->engine->ctx, bev, &in->carrier.o, &err);
@@ -365,7 +369,7 @@ struct vrev__handshake *vrev__handshake_new(struct vrev__inbound *in, evutil_soc
         h->bev = in->stream;
         in->stream = NULL;
     } else {
-        h->bev = vrev__inbound_socket(in, fd);
+        h->bev = vrev__inbound_socket(in, fd, h->conn_id);
     }
     if (!h->bev) {
         handshake_free(h, KEEP);
@@ -406,7 +410,8 @@ static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int
     (void)len;
     struct vrev__inbound *in = user;
     struct vrev__engine *e = in->engine;
-    struct bufferevent *bev = vrev__inbound_socket(in, fd);
+    uint64_t id = vrev__conn_id(e->ctx);
+    struct bufferevent *bev = vrev__inbound_socket(in, fd, id);
     if (!bev)
         return;
     /* A client that speaks first has often sent its request by the time it is accepted: what
@@ -414,7 +419,7 @@ static void dokodemo_accept(evutil_socket_t fd, const struct sockaddr *peer, int
     vrev__bev_read_now(bev);
     struct vrev__link_info info;
     memset(&info, 0, sizeof(info));
-    info.conn_id = vrev__conn_id(e->ctx);
+    info.conn_id = id;
     info.inbound_tag = in->tag;
     info.network = VREV_NET_TCP;
     info.target = in->target;

@@ -186,8 +186,9 @@ void vrev__inbound_set_accept_proxy(struct vrev__inbound *in, bool on);
  * then hand the socket on to `next` with the header's source. */
 void vrev__pp_accept(struct vrev__inbound *in, evutil_socket_t fd, const struct sockaddr *peer,
                      int len, vrev__accept_cb next);
-/* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on.
- * NULL on failure (the socket is then closed). */
-struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd);
+/* A bufferevent for an accepted socket, with the inbound's TLS then its carrier layered on
+ * (their lines name connection conn_id). NULL on failure (the socket is then closed). */
+struct bufferevent *vrev__inbound_socket(struct vrev__inbound *in, evutil_socket_t fd,
+                                         uint64_t conn_id);
 
 #endif

@@ -96,16 +96,18 @@ static bool buckets_for(struct vrev__inbound *in, uint32_t n)
 }
 
 static void note_eviction(struct vrev__inbound *in, const struct vrev__preauth_source *victim,
-                          const char *why)
+                          const struct vrev__handshake *newcomer, const char *why)
 {
     struct vrev__preauth *p = &in->preauth;
     if (p->evicted++ % 100 == 0) { /* rate-limited: a flood must not flood the log */
         char who[64];
         vrev__source_key_text(&victim->base.key, who, sizeof(who));
         vrev__log(in->engine->ctx, VREV_LOG_WARN, LOG_COMPONENT,
-                  "[%s] closed a connection still in its handshake from %s for a newcomer: %s "
-                  "(%llu so far)",
-                  in->tag ? in->tag : "", who, why, (unsigned long long)p->evicted);
+                  VREV__CONN_FMT "[%s] closed a connection still in its handshake (c%llu, from "
+                                 "%s) for this newcomer: %s (%llu so far)",
+                  VREV__CONN_ARG(newcomer->conn_id), in->tag ? in->tag : "",
+                  (unsigned long long)victim->oldest->conn_id, who, why,
+                  (unsigned long long)p->evicted);
     }
 }
 
@@ -119,11 +121,11 @@ bool vrev__preauth_admit(struct vrev__inbound *in, struct vrev__handshake *h)
     /* Make room first: the victim's source may be this one, and may go with its last place. */
     if (s && s->base.n >= p->per_source) {
         in->preauth.evicted_source++;
-        note_eviction(in, s, "too many from that address");
+        note_eviction(in, s, h, "too many from that address");
         vrev__handshake_evict(s->oldest);
     } else if (p->n >= p->max && p->top) {
         struct vrev__preauth_source *victim = p->by_count[p->top].head;
-        note_eviction(in, victim, "all places taken");
+        note_eviction(in, victim, h, "all places taken");
         vrev__handshake_evict(victim->oldest);
     }
     s = (struct vrev__preauth_source *)vrev__sources_get(&p->sources, &key);

@@ -172,7 +172,7 @@ static void on_accept_h2(evutil_socket_t fd, const struct sockaddr *peer, int le
 {
     (void)peer, (void)len, (void)user;
     int err;
-    struct bufferevent *bev = vrev__tls_wrap(tls, vrev__bev_socket(ctx, fd), NULL, &err);
+    struct bufferevent *bev = vrev__tls_wrap(tls, vrev__bev_socket(ctx, fd), NULL, 0, &err);
     if (bev)
         vrev__h2_serve(ctx, bev, &h2_server_opts, 0, 0, on_stream, NULL, NULL, &err);
 }

@@ -116,7 +116,7 @@ static struct bufferevent *stack(struct world *w, int fd, bool client,
     struct bufferevent *bev = vrev__bev_socket(w->ctx, fd);
     assert_non_null(bev);
     if (w->stls)
-        bev = vrev__tls_wrap(client ? w->ctls : w->stls, bev, client ? "localhost" : NULL, &err);
+        bev = vrev__tls_wrap(client ? w->ctls : w->stls, bev, client ? "localhost" : NULL, 0, &err);
     assert_non_null(bev);
     bev = client ? vrev__carrier_client(w->ctx, bev, o, "localhost", &err)
                  : vrev__carrier_server(w->ctx, bev, o, &err);
@@ -837,7 +837,7 @@ static void serve_on(struct world *w, int fd, struct served *sv)
     struct bufferevent *lower = vrev__bev_socket(w->ctx, fd);
     int err = 0;
     if (w->stls)
-        lower = vrev__tls_wrap(w->stls, lower, NULL, &err);
+        lower = vrev__tls_wrap(w->stls, lower, NULL, 0, &err);
     assert_non_null(lower);
     assert_non_null(vrev__h2_serve(w->ctx, lower, &h2_opts, 0, 0, on_stream, NULL, sv, &err));
 }

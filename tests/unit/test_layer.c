@@ -33,7 +33,7 @@ static void test_stack_answers(void **state)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv2), 0);
     struct bufferevent *sock = vrev__bev_socket(w.ctx, sv[0]);
-    struct bufferevent *tls = vrev__tls_wrap(w.ctls, sock, "localhost", &err);
+    struct bufferevent *tls = vrev__tls_wrap(w.ctls, sock, "localhost", 0, &err);
     assert_non_null(tls);
     struct vrev__carrier_opts o = {.kind = VREV_CARRIER_WS, .path = "/"};
     struct bufferevent *ws = vrev__carrier_client(w.ctx, tls, &o, "localhost", &err);
@@ -95,7 +95,7 @@ static void on_dialed_filter(struct bufferevent *bev, int err, int sys, void *ar
     struct world *w = arg;
     assert_int_equal(err, 0);
     int fd = bufferevent_getfd(bev);
-    struct bufferevent *tls = vrev__tls_wrap(w->ctls, bev, w->name, &w->wrap_err);
+    struct bufferevent *tls = vrev__tls_wrap(w->ctls, bev, w->name, 0, &w->wrap_err);
     assert_non_null(tls);
     if (keep_open)
         vrev__layer_keep_open(tls);
@@ -229,7 +229,7 @@ static void ctx_closes_lingering(bool own_loop)
     struct bufferevent *tls[2];
     for (int i = 0; i < 2; i++) {
         tcp_pair(&cli[i], &srv[i]);
-        tls[i] = vrev__tls_wrap(ctls, vrev__bev_socket(ctx, cli[i]), "localhost", &err);
+        tls[i] = vrev__tls_wrap(ctls, vrev__bev_socket(ctx, cli[i]), "localhost", 0, &err);
         assert_non_null(tls[i]);
     }
     vrev__tls_ctx_free(ctls);                   /* the connections hold references */

@@ -165,8 +165,8 @@ static void test_over_pair(void **state)
     assert_int_equal(
         bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
     int err;
-    struct bufferevent *c = vrev__tls_wrap(w.ctls, pair[0], "localhost", &err);
-    struct bufferevent *s = vrev__tls_wrap(w.stls, pair[1], NULL, &err);
+    struct bufferevent *c = vrev__tls_wrap(w.ctls, pair[0], "localhost", 0, &err);
+    struct bufferevent *s = vrev__tls_wrap(w.stls, pair[1], NULL, 0, &err);
     assert_non_null(c);
     assert_non_null(s);
     assert_int_equal(vrev__bev_tcp_fd(c), -1); /* a pair below: no socket */
@@ -177,7 +177,7 @@ static void test_over_pair(void **state)
     /* no name and no socket to take the peer's address from */
     struct bufferevent *pair2[2];
     assert_int_equal(bufferevent_pair_new(w.base, 0, pair2), 0);
-    assert_null(vrev__tls_wrap(w.ctls, pair2[0], NULL, &err));
+    assert_null(vrev__tls_wrap(w.ctls, pair2[0], NULL, 0, &err));
     assert_int_equal(err, VREV_ERR_INVAL);
     bufferevent_free(pair2[1]);
     world_done(&w);
@@ -194,8 +194,8 @@ static void test_truncation(void **state)
     assert_int_equal(
         bufferevent_pair_new(w.base, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, pair), 0);
     int err;
-    peer_start(&w.c, vrev__tls_wrap(w.ctls, pair[0], "localhost", &err));
-    peer_start(&w.s, vrev__tls_wrap(w.stls, pair[1], NULL, &err));
+    peer_start(&w.c, vrev__tls_wrap(w.ctls, pair[0], "localhost", 0, &err));
+    peer_start(&w.s, vrev__tls_wrap(w.stls, pair[1], NULL, 0, &err));
     w.s.send_total = 1000;
     w.s.no_shut = true;
     fill(&w.s);
@@ -244,7 +244,7 @@ static void relay_accept(evutil_socket_t fd, const struct sockaddr *sa, int len,
     (void)sa, (void)len;
     struct world *w = arg;
     int err;
-    struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, &err);
+    struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, 0, &err);
     assert_non_null(tls);
     assert_int_equal(vrev__bev_tcp_fd(tls), fd); /* through the TLS layer */
     assert_int_equal(vrev__tcp_set_user_timeout(fd, 10000), 0);
@@ -307,7 +307,7 @@ static struct bufferevent *raw_server(struct world *w, int *client_fd)
     assert_true(fd >= 0);
     evutil_make_socket_nonblocking(fd);
     int err;
-    struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, &err);
+    struct bufferevent *tls = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, 0, &err);
     assert_non_null(tls);
     return tls;
 }

@@ -190,7 +190,7 @@ static void conv_dialed(struct bufferevent *bev, int err, int sys, void *arg)
     (void)sys;
     struct conv *c = arg;
     assert_int_equal(err, 0);
-    conv_start(c, vrev__tls_wrap(c->tls, bev, "localhost", &err));
+    conv_start(c, vrev__tls_wrap(c->tls, bev, "localhost", 0, &err));
 }
 
 static void conv_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *arg)
@@ -198,7 +198,7 @@ static void conv_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, 
     (void)sa, (void)len;
     struct conv *c = arg;
     int err;
-    conv_start(c, vrev__tls_wrap(c->tls, vrev__bev_socket(c->ctx, fd), NULL, &err));
+    conv_start(c, vrev__tls_wrap(c->tls, vrev__bev_socket(c->ctx, fd), NULL, 0, &err));
 }
 
 static void stop(evutil_socket_t fd, short what, void *arg)

@@ -208,7 +208,10 @@ static void run_ms(struct world *w, int ms)
 }
 
 /* own_ctx: the bridge gets a context of its own (its connection ids count apart). */
-static void world_init2(struct world *w, const char *bridge_target_name, bool own_ctx)
+static void world_start(struct world *w);
+
+/* tls: the tunnel over TLS (the portal's certificate from tests/vectors/tls, checked). */
+static void world_setup(struct world *w, const char *bridge_target_name, bool own_ctx, bool tls)
 {
     memset(w, 0, sizeof(*w));
     w->base = event_base_new();
@@ -223,6 +226,17 @@ static void world_init2(struct world *w, const char *bridge_target_name, bool ow
     assert_int_equal(vrev_tunnel_opts_set_id(o, UUID), 0);
     assert_int_equal(vrev_tunnel_opts_set_listen(o, "127.0.0.1:0"), 0);
     assert_int_equal(vrev_tunnel_opts_add_public(o, "127.0.0.1:0", "echo"), 0);
+    if (tls) {
+        const char *dir = getenv("VREV_VECTORS");
+        char cert[256], key[256], ca[256];
+        snprintf(cert, sizeof(cert), "%s/tls/server.crt", dir ? dir : "tests/vectors");
+        snprintf(key, sizeof(key), "%s/tls/server.key", dir ? dir : "tests/vectors");
+        snprintf(ca, sizeof(ca), "%s/tls/ca.crt", dir ? dir : "tests/vectors");
+        assert_int_equal(vrev_tunnel_opts_set_tls(o, 1), 0);
+        assert_int_equal(vrev_tunnel_opts_set_tls_cert(o, cert, key), 0);
+        assert_int_equal(vrev_tunnel_opts_set_tls_ca(o, ca), 0);
+        assert_int_equal(vrev_tunnel_opts_set_tls_sni(o, "localhost"), 0);
+    }
     assert_int_equal(vrev_portal_new(&w->portal, w->ctx, o, err, sizeof(err)), 0);
     vrev_portal_set_event_cb(w->portal, portal_event, w);
     snprintf(hp, sizeof(hp), "127.0.0.1:%u", vrev_portal_tunnel_port(w->portal));
@@ -233,6 +247,10 @@ static void world_init2(struct world *w, const char *bridge_target_name, bool ow
                      0);
     vrev_tunnel_opts_free(o);
     vrev_bridge_set_event_cb(w->bridge, bridge_event, w);
+}
+
+static void world_start(struct world *w)
+{
     assert_int_equal(vrev_bridge_start(w->bridge), 0);
     for (int i = 0; i < 300 && !(w->up[0] && w->up[1]); i++)
         run_ms(w, 10);
@@ -240,6 +258,12 @@ static void world_init2(struct world *w, const char *bridge_target_name, bool ow
     assert_int_equal(w->up[1], 1);
     assert_int_equal(vrev_portal_counter(w->portal, VREV_COUNTER_TUNNELS), 1);
     assert_int_equal(vrev_bridge_counter(w->bridge, VREV_COUNTER_TUNNELS), 1);
+}
+
+static void world_init2(struct world *w, const char *bridge_target_name, bool own_ctx)
+{
+    world_setup(w, bridge_target_name, own_ctx, false);
+    world_start(w);
 }
 
 static void world_init(struct world *w, const char *bridge_target_name)
@@ -916,6 +940,32 @@ static void test_connection_ids(void **state)
     world_done(&w);
 }
 
+/* The TLS layer's lines name the tunnel they are about: on the portal the id of the
+ * tunnel connection's acceptance, on the bridge the tunnel's (its "tunnel up" line). */
+static void test_connection_ids_tls(void **state)
+{
+    (void)state;
+    struct world w;
+    world_setup(&w, "echo", true, true);
+    w.lines = calloc(MAX_LINES, sizeof(*w.lines));
+    assert_non_null(w.lines);
+    static struct side_log logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = (struct side_log){.w = &w, .side = i};
+        vrev_ctx_set_log(i ? w.bctx : w.ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
+        vrev_ctx_set_log_rate(i ? w.bctx : w.ctx, 0, 0);
+    }
+    world_start(&w);
+    unsigned long long portal = id_of(find(&w, 0, 0, "accepted from 127.0.0.1:"));
+    unsigned long long bridge = id_of(find(&w, 0, 1, "tunnel up"));
+    assert_true(portal > 0 && bridge > 0);
+    assert_int_equal(id_of(find(&w, 0, 0, "handshake done: ")), portal);
+    assert_int_equal(id_of(find(&w, 0, 1, "handshake done: ")), bridge);
+    struct conn_ids a = one_connection(&w); /* and the sessions over it as without TLS */
+    assert_true(a.portal != portal && a.bridge != bridge);
+    world_done(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_portal_gives_up_a_frozen_bridge),
         cmocka_unit_test(test_connection_ids),
+        cmocka_unit_test(test_connection_ids_tls),
     };
     return cmocka_run_group_tests_name("tunnel", tests, NULL, NULL);
 }

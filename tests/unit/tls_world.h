@@ -215,7 +215,7 @@ TW void on_accept(evutil_socket_t fd, const struct sockaddr *sa, int len, void *
     struct world *w = arg;
     assert_null(w->s.bev);
     int err;
-    struct bufferevent *bev = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, &err);
+    struct bufferevent *bev = vrev__tls_wrap(w->stls, vrev__bev_socket(w->ctx, fd), NULL, 0, &err);
     assert_non_null(bev);
     peer_start(&w->s, bev);
 }
@@ -229,7 +229,7 @@ TW void on_dialed(struct bufferevent *bev, int err, int sys, void *arg)
         event_base_loopbreak(w->base);
         return;
     }
-    struct bufferevent *tls = vrev__tls_wrap(w->ctls, bev, w->name, &w->wrap_err);
+    struct bufferevent *tls = vrev__tls_wrap(w->ctls, bev, w->name, 0, &w->wrap_err);
     if (!tls) {
         event_base_loopbreak(w->base);
         return;
