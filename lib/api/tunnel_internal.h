@@ -102,7 +102,7 @@ void vrev__tunnel_retire_out(struct vrev__tunnel_reload *rs, struct vrev__outbou
 /* Free what reloads replaced (the engine's connections closed first) and the state. */
 void vrev__tunnel_reload_cleanup(struct vrev__engine *e, struct vrev__tunnel_reload *rs);
 
-/* --- the objects (tunnel.c builds them, tunnel_reload.c reloads them) --- */
+/* --- the objects (tunnel.c and tunnel_bridge.c build them, tunnel_reload.c reloads them) --- */
 
 struct events {
     vrev_tunnel_event_cb cb;
@@ -156,11 +156,46 @@ struct vrev_bridge {
     struct vrev__defer defer;
 };
 
-/* Builders shared with tunnel_reload.c (tunnel.c). On failure err gets the message. The
- * portal's tunnel listener and its i-th public listener (on engine.adopt's socket when set);
- * a public listener's "HOST:PORT=NAME"; the bridge's outbounds and router (added to its
- * engine) and its bridge object; the options each needs. */
+/* --- shared by the portal (tunnel.c) and the bridge (tunnel_bridge.c); in tunnel.c --- */
+
+/* rc, with err (len bytes; NULL: none) set to msg, or to vrev_strerror(rc) when msg is NULL. */
 int vrev__tunnel_fail(char *err, size_t len, int rc, const char *msg);
+/* The application's event callback (ev->cb, if any), during which freeing the object is
+ * deferred. */
+void vrev__tunnel_call_event(vrev_ctx *ctx, const struct events *ev, int event, const char *name,
+                             uint64_t up, uint64_t down);
+/* Split "HOST:PORT" (checked by the options) into a host text (cap bytes) and a port. */
+void vrev__tunnel_split_hostport(const char *hp, char *host, size_t cap, uint16_t *port);
+/* The custom transport the options name: *t (NULL for none). 0 or a failure (err filled). */
+int vrev__tunnel_custom_layer(vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                              const struct vrev__transport **t, char *err, size_t len);
+/* The carrier (vrev_tunnel_opts_set_carrier) on the portal's tunnel inbound `in` or the
+ * bridge's outbound `ob` (the other NULL); ws_host: the ws Host when the options set none
+ * (NULL: the default). 0 or a failure (err filled). */
+int vrev__tunnel_set_carrier(const vrev_tunnel_opts *o, struct vrev__inbound *in,
+                             struct vrev__outbound *ob, const char *ws_host, char *err, size_t len);
+/* What a reload compares, from the options the object is made with (portal != 0: a portal):
+ * the tunnel's key, the domain (copied on ctx), heartbeat, drain, dead-after. 0 or
+ * VREV_ERR_NOMEM. */
+int vrev__tunnel_remember(vrev_ctx *ctx, struct vrev__tunnel_reload *rs, const vrev_tunnel_opts *o,
+                          int portal);
+/* The start of vrev_portal_new and vrev_bridge_new: the options checked (check's err), then a
+ * zeroed object of `size` bytes from ctx's allocator; NULL with *rc the error. */
+void *vrev__tunnel_alloc(vrev_ctx *ctx, const vrev_tunnel_opts *o,
+                         int (*check)(const vrev_tunnel_opts *o, char *err, size_t len),
+                         size_t size, int *rc, char *err, size_t err_len);
+/* A portal's or bridge's engine started on ctx, and its deferred free (free_fn(obj), for a
+ * free from inside one of its callbacks) made ready. 0 or the error (err written). */
+int vrev__tunnel_engine_start(struct vrev__engine *e, struct vrev__defer *d, vrev_ctx *ctx,
+                              void (*free_fn)(void *), void *obj, char *err, size_t err_len);
+/* The value of VREV_COUNTER_* `counter` in c (0 for an unknown one). */
+uint64_t vrev__tunnel_counter_of(const struct vrev__tunnel_counters *c, int counter);
+
+/* Builders shared with tunnel_reload.c (tunnel.c: the portal's, tunnel_bridge.c: the
+ * bridge's). On failure err gets the message. The portal's tunnel listener and its i-th
+ * public listener (on engine.adopt's socket when set); a public listener's "HOST:PORT=NAME";
+ * the bridge's outbounds and router (added to its engine) and its bridge object; the options
+ * each needs. */
 int vrev__portal_make_tunnel(vrev_portal *p, const vrev_tunnel_opts *o, struct vrev__inbound **out,
                              char *err, size_t len);
 int vrev__portal_make_public(vrev_portal *p, const vrev_tunnel_opts *o, size_t i,

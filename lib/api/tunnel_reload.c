@@ -1,5 +1,5 @@
 /* Reloading a running portal or bridge (vrev_portal_reload, vrev_bridge_reload): new objects
- * planned beside the running ones, then swapped in (tunnel.c builds them). */
+ * planned beside the running ones, then swapped in (tunnel.c and tunnel_bridge.c build them). */
 #include <stdio.h>
 #include <string.h>
 
