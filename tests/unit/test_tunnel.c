@@ -819,6 +819,19 @@ static void on_log(int level, const char *component, const char *message, void *
     w->n_lines++;
 }
 
+/* Every line of both sides, debug ones too, unthrottled, into w->lines. */
+static void capture_lines(struct world *w)
+{
+    w->lines = calloc(MAX_LINES, sizeof(*w->lines));
+    assert_non_null(w->lines);
+    static struct side_log logs[2];
+    for (int i = 0; i < 2; i++) {
+        logs[i] = (struct side_log){.w = w, .side = i};
+        vrev_ctx_set_log(i ? w->bctx : w->ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
+        vrev_ctx_set_log_rate(i ? w->bctx : w->ctx, 0, 0);
+    }
+}
+
 /* Lines of `side` from `from` on that contain `needle`. */
 static int count(const struct world *w, int from, int side, const char *needle)
 {
@@ -925,14 +938,7 @@ static void test_connection_ids(void **state)
     (void)state;
     struct world w;
     world_init2(&w, "echo", true);
-    w.lines = calloc(MAX_LINES, sizeof(*w.lines));
-    assert_non_null(w.lines);
-    static struct side_log logs[2];
-    for (int i = 0; i < 2; i++) {
-        logs[i] = (struct side_log){.w = &w, .side = i};
-        vrev_ctx_set_log(i ? w.bctx : w.ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
-        vrev_ctx_set_log_rate(i ? w.bctx : w.ctx, 0, 0);
-    }
+    capture_lines(&w);
     struct conn_ids a = one_connection(&w), b = one_connection(&w);
     assert_true(a.portal != b.portal); /* one id per connection, never reused */
     assert_true(a.bridge != b.bridge);
@@ -947,14 +953,7 @@ static void test_connection_ids_tls(void **state)
     (void)state;
     struct world w;
     world_setup(&w, "echo", true, true);
-    w.lines = calloc(MAX_LINES, sizeof(*w.lines));
-    assert_non_null(w.lines);
-    static struct side_log logs[2];
-    for (int i = 0; i < 2; i++) {
-        logs[i] = (struct side_log){.w = &w, .side = i};
-        vrev_ctx_set_log(i ? w.bctx : w.ctx, VREV_LOG_DEBUG, on_log, &logs[i]);
-        vrev_ctx_set_log_rate(i ? w.bctx : w.ctx, 0, 0);
-    }
+    capture_lines(&w);
     world_start(&w);
     unsigned long long portal = id_of(find(&w, 0, 0, "accepted from 127.0.0.1:"));
     unsigned long long bridge = id_of(find(&w, 0, 1, "tunnel up"));
