@@ -58,6 +58,9 @@ struct vrev__muxconn {
     uint64_t conn_id;    /* the tunnel's, for log lines (vrev__muxconn_set_conn_id) */
     uint64_t opening_id; /* SERVER: the id of the session on_open is asked about */
     struct bufferevent *transport;
+    /* send_stream's frames, handed to the transport in one piece: a filter below (the VMess
+     * stream, a ws carrier) makes one chunk or frame of each addition to its output */
+    struct evbuffer *batch;
     struct vrev__muxconn_cbs cbs;
     void *user;
     size_t hwm;
@@ -594,6 +597,7 @@ static void destroy(struct vrev__muxconn *mc)
     vrev_mux_free(mc->mux);
     if (mc->transport)
         vrev__bev_close(mc->transport, 1);
+    evbuffer_free(mc->batch);
     vrev__free(mc->ctx, mc);
 }
 
@@ -873,11 +877,12 @@ static size_t frame_payload(struct evbuffer *in)
 }
 
 /* Stream data: Keep frames written into the transport's output behind whatever the codec has
- * queued (this session's New first), header then the payload's chains, moved. */
+ * queued (this session's New first), header then the payload's chains, moved: gathered in
+ * mc->batch, then moved to the output at once (one VMess chunk, not one per header). */
 static int send_stream(struct msession *s, struct evbuffer *in)
 {
     struct vrev__muxconn *mc = s->mc;
-    struct evbuffer *out = bufferevent_get_output(mc->transport);
+    struct evbuffer *out = mc->batch;
     uint8_t hdr[8];
     flush(mc);
     if (mc->closed)
@@ -892,6 +897,7 @@ static int send_stream(struct msession *s, struct evbuffer *in)
             return hl;
         if (evbuffer_add(out, hdr, (size_t)hl) < 0 ||
             evbuffer_remove_buffer(in, out, n) != (int)n) {
+            evbuffer_drain(out, evbuffer_get_length(out));
             fail(mc, VREV_ERR_NOMEM); /* a frame is cut: the tunnel cannot go on */
             return 0;
         }
@@ -900,6 +906,12 @@ static int send_stream(struct msession *s, struct evbuffer *in)
         touch(s);
         if (s->flow)
             vrev__flow_sent(&s->fc, n);
+    }
+    if (evbuffer_get_length(out) &&
+        evbuffer_add_buffer(bufferevent_get_output(mc->transport), out) < 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        fail(mc, VREV_ERR_NOMEM);
+        return 0;
     }
     if (s->flow && s->fc.send_credit == 0) {
         starve(s, in);
@@ -1130,8 +1142,11 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         mc->flow_window = VREV_MUX_EXT_WINDOW_MAX;
     mc->flow_max =
         policy->flow_window_max < mc->flow_window ? mc->flow_window : policy->flow_window_max;
-    if ((mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
+    if (!(mc->batch = evbuffer_new()) ||
+        (mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
         (mc->stall_ms && !(mc->stall = evtimer_new(ctx->base, stalled, mc)))) {
+        if (mc->batch)
+            evbuffer_free(mc->batch);
         if (mc->sweep)
             event_free(mc->sweep);
         vrev_mux_free(mc->mux);

@@ -268,6 +268,40 @@ static void run_ms(struct world *w, int ms)
     event_base_dispatch(w->base);
 }
 
+static void count_additions(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)b;
+    if (info->n_added)
+        ++*(int *)arg;
+}
+
+/* What a local side sends goes into the transport's output in one addition, the frame's
+ * header and payload together: a filter below (the VMess stream, a ws carrier) makes a chunk
+ * or a frame of each addition, so a header added alone cost a chunk of its own. */
+static void test_frames_go_out_whole(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 64 * 1024, 0, 0);
+    open_session(&w, &w.app);
+    bufferevent_enable(w.app, EV_READ | EV_WRITE);
+    run_ms(&w, 50);
+    assert_int_equal(w.n_service, 1); /* the session is open at the server */
+    struct evbuffer *out = bufferevent_get_output(w.t[0][0]);
+    int additions = 0;
+    struct evbuffer_cb_entry *cb = evbuffer_add_cb(out, count_additions, &additions);
+    char data[100];
+    memset(data, 'x', sizeof(data));
+    for (int i = 0; i < 3; i++) {
+        bufferevent_write(w.app, data, sizeof(data));
+        run_ms(&w, 20);
+        assert_int_equal(additions, i + 1); /* one per send: header and payload at once */
+    }
+    assert_int_equal(w.dir[0].payload, 3 * sizeof(data)); /* and valid frames */
+    evbuffer_remove_cb_entry(out, cb);
+    world_done(&w);
+}
+
 /* One vocabulary in both roles: up is toward the service (the server's local side: a bridge's),
  * down back toward the client's application (a portal's public client). 10 bytes go up and 3
  * come down; both muxconns say so, in their totals and in the session's close event. */
@@ -792,6 +826,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_echo),
         cmocka_unit_test(test_up_down_in_both_roles),
+        cmocka_unit_test(test_frames_go_out_whole),
         cmocka_unit_test(test_blocked_session_goes_away),
         cmocka_unit_test(test_idle_sessions_end),
         cmocka_unit_test(test_blocked_session_eof_with_error),
