@@ -58,9 +58,13 @@ struct vrev__muxconn {
     uint64_t conn_id;    /* the tunnel's, for log lines (vrev__muxconn_set_conn_id) */
     uint64_t opening_id; /* SERVER: the id of the session on_open is asked about */
     struct bufferevent *transport;
-    /* send_stream's frames, handed to the transport in one piece: a filter below (the VMess
-     * stream, a ws carrier) makes one chunk or frame of each addition to its output */
+    /* Every frame goes here first, and into the transport's output in one piece later in the
+     * same pass of the loop (cork, uncork()): a filter below (the VMess stream, a ws carrier)
+     * makes one chunk or frame of each addition to its output, and a TLS layer a record, so a
+     * session's New, data and End, or a frame's header and payload, each added alone, cost a
+     * seal and a record apiece. */
     struct evbuffer *batch;
+    struct event *cork;
     struct vrev__muxconn_cbs cbs;
     void *user;
     size_t hwm;
@@ -108,6 +112,7 @@ static void local_write(struct bufferevent *bev, void *arg);
 static void local_event(struct bufferevent *bev, short what, void *arg);
 static void local_out_changed(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 static void transport_read(struct bufferevent *bev, void *arg);
+static void fail(struct vrev__muxconn *mc, int err);
 static void grant(struct msession *s);
 static void release_withheld(struct vrev__muxconn *mc);
 static void arm_stall(struct vrev__muxconn *mc);
@@ -394,12 +399,32 @@ static void set_locals_reading(struct vrev__muxconn *mc, bool on)
 static void check_tx(struct vrev__muxconn *mc)
 {
     struct evbuffer *out = bufferevent_get_output(mc->transport);
-    if (!mc->tx_paused && evbuffer_get_length(out) >= mc->hwm) {
+    if (!mc->tx_paused && evbuffer_get_length(out) + evbuffer_get_length(mc->batch) >= mc->hwm) {
         mc->tx_paused = true;
         mc->replies_at_full = replies(mc);
         set_locals_reading(mc, false);
         bufferevent_setwatermark(mc->transport, EV_WRITE, mc->hwm / 2, 0);
     }
+}
+
+/* The frames gathered in mc->batch into the transport's output, at once. */
+static void uncork(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct vrev__muxconn *mc = arg;
+    if (mc->closed || !evbuffer_get_length(mc->batch))
+        return;
+    if (evbuffer_add_buffer(bufferevent_get_output(mc->transport), mc->batch) < 0) {
+        evbuffer_drain(mc->batch, evbuffer_get_length(mc->batch));
+        fail(mc, VREV_ERR_NOMEM); /* frames lost: the tunnel cannot go on */
+    }
+}
+
+/* Frames were added to mc->batch: they go out later in this pass of the loop. */
+static void corked(struct vrev__muxconn *mc)
+{
+    event_active(mc->cork, EV_WRITE, 1);
+    check_tx(mc);
 }
 
 /* Write the frames the codec has queued (New, End, datagrams, control). */
@@ -409,9 +434,12 @@ static void flush(struct vrev__muxconn *mc)
     size_t n = vrev_mux_pending(mc->mux, &p);
     if (n == 0 || mc->closed)
         return;
-    bufferevent_write(mc->transport, p, n);
+    if (evbuffer_add(mc->batch, p, n) < 0) {
+        fail(mc, VREV_ERR_NOMEM);
+        return;
+    }
     vrev_mux_consume(mc->mux, n);
-    check_tx(mc);
+    corked(mc);
 }
 
 static void transport_write(struct bufferevent *bev, void *arg)
@@ -597,6 +625,7 @@ static void destroy(struct vrev__muxconn *mc)
     vrev_mux_free(mc->mux);
     if (mc->transport)
         vrev__bev_close(mc->transport, 1);
+    event_free(mc->cork);
     evbuffer_free(mc->batch);
     vrev__free(mc->ctx, mc);
 }
@@ -876,9 +905,8 @@ static size_t frame_payload(struct evbuffer *in)
     return total;
 }
 
-/* Stream data: Keep frames written into the transport's output behind whatever the codec has
- * queued (this session's New first), header then the payload's chains, moved: gathered in
- * mc->batch, then moved to the output at once (one VMess chunk, not one per header). */
+/* Stream data: Keep frames written behind whatever the codec has queued (this session's New
+ * first), header then the payload's chains, moved into mc->batch (corked). */
 static int send_stream(struct msession *s, struct evbuffer *in)
 {
     struct vrev__muxconn *mc = s->mc;
@@ -907,12 +935,8 @@ static int send_stream(struct msession *s, struct evbuffer *in)
         if (s->flow)
             vrev__flow_sent(&s->fc, n);
     }
-    if (evbuffer_get_length(out) &&
-        evbuffer_add_buffer(bufferevent_get_output(mc->transport), out) < 0) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        fail(mc, VREV_ERR_NOMEM);
-        return 0;
-    }
+    if (evbuffer_get_length(out))
+        corked(mc);
     if (s->flow && s->fc.send_credit == 0) {
         starve(s, in);
         flush(mc);
@@ -1142,9 +1166,11 @@ int vrev__muxconn_new(vrev_ctx *ctx, int role, struct bufferevent *transport,
         mc->flow_window = VREV_MUX_EXT_WINDOW_MAX;
     mc->flow_max =
         policy->flow_window_max < mc->flow_window ? mc->flow_window : policy->flow_window_max;
-    if (!(mc->batch = evbuffer_new()) ||
+    if (!(mc->batch = evbuffer_new()) || !(mc->cork = event_new(ctx->base, -1, 0, uncork, mc)) ||
         (mc->idle_ms && !(mc->sweep = evtimer_new(ctx->base, sweep, mc))) ||
         (mc->stall_ms && !(mc->stall = evtimer_new(ctx->base, stalled, mc)))) {
+        if (mc->cork)
+            event_free(mc->cork);
         if (mc->batch)
             evbuffer_free(mc->batch);
         if (mc->sweep)
