@@ -276,8 +276,9 @@ static void count_additions(struct evbuffer *b, const struct evbuffer_cb_info *i
 }
 
 /* What a local side sends goes into the transport's output in one addition, the frame's
- * header and payload together: a filter below (the VMess stream, a ws carrier) makes a chunk
- * or a frame of each addition, so a header added alone cost a chunk of its own. */
+ * header and payload together, and so do the frames of one pass of the loop (a session's New
+ * and End): a filter below (the VMess stream, a ws carrier) makes a chunk or a frame of each
+ * addition, so a header added alone cost a chunk of its own. */
 static void test_frames_go_out_whole(void **state)
 {
     (void)state;
@@ -298,6 +299,13 @@ static void test_frames_go_out_whole(void **state)
         assert_int_equal(additions, i + 1); /* one per send: header and payload at once */
     }
     assert_int_equal(w.dir[0].payload, 3 * sizeof(data)); /* and valid frames */
+    struct bufferevent *app2;
+    uint16_t sid = open_session(&w, &app2); /* New, then End, in one pass */
+    assert_int_equal(vrev__muxconn_end(w.mc[0], sid, 0), 0);
+    run_ms(&w, 20);
+    assert_int_equal(additions, 4);
+    assert_int_equal(w.n_service, 2);
+    bufferevent_free(app2);
     evbuffer_remove_cb_entry(out, cb);
     world_done(&w);
 }
